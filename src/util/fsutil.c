@@ -1,0 +1,67 @@
+/* Directory fsync, mkdir and the flock-based data-dir lock. */
+#include "util/fsutil.h"
+#include "util/err.h"
+#include "util/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int rk_fs_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = rk_io_fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int rk_fs_mkdir(const char *dir)
+{
+    if (mkdir(dir, 0750) == 0 || errno == EEXIST)
+        return 0;
+    return -errno;
+}
+
+int rk_fs_lock_dir(const char *dir, int *fd_out, char *msg, size_t msglen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(msg, msglen, "open %s: %s", path, strerror(e));
+        return -e;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            snprintf(msg, msglen, "data dir %s is locked by pid %s", dir,
+                     pid[0] ? pid : "(unknown)");
+            return RK_ELOCKED;
+        }
+        snprintf(msg, msglen, "lock %s: %s", path, strerror(e));
+        return -e;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        int e = errno;
+        snprintf(msg, msglen, "write %s: %s", path, strerror(e));
+        close(fd);
+        return -e;
+    }
+    *fd_out = fd;
+    return 0;
+}
