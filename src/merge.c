@@ -121,7 +121,8 @@ static int plan(rk_storage *s, struct rk_merge *m)
             return rc;
         total += g->live_bytes + g->tomb_bytes;
     }
-    qsort_r(m->in, m->nin, sizeof(uint32_t), cmp_order, s->segs);
+    if (m->nin > 1)
+        qsort_r(m->in, m->nin, sizeof(uint32_t), cmp_order, s->segs);
     m->min_outside_order = UINT64_MAX;
     for (uint32_t i = 0; i < s->nsegs; i++) {
         const struct seg *g = &s->segs[i];
@@ -191,6 +192,7 @@ static int new_output(rk_storage *s, struct rk_merge *m)
     g->flags = RK_SEG_F_MERGED;
     g->fd = fd;
     g->state = SEG_OUTPUT;
+    g->tmp_name = true;
     g->end = sizeof(struct rk_seg_hdr);
     m->out[m->nout++] = slot;
     return 0;
@@ -373,7 +375,7 @@ static int sync_step(rk_storage *s, struct rk_merge *m)
             rc = -errno;
         if (rc < 0)
             return rc;
-        g->state = SEG_SEALED; /* renamed: seg_drop must now unlink the final name */
+        g->tmp_name = false;
         g->next_drop_ms = UINT64_MAX;
     }
     int rc = rk_fs_sync_dir(s->dir);
@@ -412,6 +414,9 @@ static int unlink_step(rk_storage *s, struct rk_merge *m)
 {
     for (uint32_t i = 0; i < m->nin; i++) /* ascending order: invariant 3 */
         rk_storage_seg_drop(s, m->in[i]);
+    /* Only now may hint jobs read the outputs' entries from the index. */
+    for (uint32_t i = 0; i < m->nout; i++)
+        s->segs[m->out[i]].state = SEG_SEALED;
     int rc = rk_fs_sync_dir(s->dir);
     s->st.merges++;
     s->st.merged_bytes_in += m->bytes_in;
@@ -433,7 +438,7 @@ int rk_merge_step(rk_storage *s)
         s->merge = m;
         int rc = plan(s, m);
         if (rc > 0)
-            rc = new_output(s, m);
+            rc = new_output(s, m) < 0 ? -1 : 1;
         if (rc <= 0) {
             merge_free(s);
             return rc;

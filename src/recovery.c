@@ -346,7 +346,8 @@ static int list_segments(const char *dir, uint64_t **ids, size_t *n)
         (*ids)[(*n)++] = id;
     }
     closedir(d);
-    qsort(*ids, *n, sizeof(uint64_t), cmp_u64);
+    if (*n > 1)
+        qsort(*ids, *n, sizeof(uint64_t), cmp_u64);
     return 0;
 }
 

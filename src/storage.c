@@ -104,7 +104,7 @@ void rk_storage_seg_drop(rk_storage *s, uint32_t slot)
         close(g->fd);
     rk_seg_path(path, sizeof(path), s->dir, g->id, "rkh");
     unlink(path);
-    rk_seg_path(path, sizeof(path), s->dir, g->id, g->state == SEG_OUTPUT ? "rks.tmp" : "rks");
+    rk_seg_path(path, sizeof(path), s->dir, g->id, g->tmp_name ? "rks.tmp" : "rks");
     unlink(path);
     memset(g, 0, sizeof(*g));
     g->fd = -1;
