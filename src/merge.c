@@ -76,7 +76,7 @@ static bool wanted(const rk_storage *s, const struct seg *g, uint64_t now, uint6
     if (s->o.compression && s->o.repack_below && g->nblocks &&
         g->raw_bytes / g->nblocks < s->o.repack_below && !(g->flags & RK_SEG_F_MERGED))
         return true;
-    return g->tomb_bytes > 0 && now >= g->next_drop_ms && g->order < tomb_limit;
+    return now >= g->next_drop_ms && g->order < tomb_limit;
 }
 
 static int add_input(struct rk_merge *m, uint32_t slot)
@@ -97,23 +97,24 @@ static int cmp_order(const void *a, const void *b, void *arg)
 }
 
 /* Choose inputs: the wanted segments, in order, up to about four segments
- * of input; when tombstones are due, every older segment too (invariant 3). */
+ * of input; when tombstones or expired records are due, every older
+ * segment too (invariant 3). */
 static int plan(rk_storage *s, struct rk_merge *m)
 {
     uint64_t now = rk_storage_now_ms(s), budget = 4 * s->o.segment_size, total = 0;
-    uint64_t tomb_order = 0, limit = UINT64_MAX;
+    uint64_t tomb_below = 0, limit = UINT64_MAX; /* tomb_below: merge every order below it */
     for (uint32_t i = 0; i < s->nsegs; i++)
         if (s->segs[i].state != SEG_FREE && s->segs[i].no_merge && s->segs[i].order < limit)
             limit = s->segs[i].order;
     for (uint32_t i = 0; i < s->nsegs; i++) {
         const struct seg *g = &s->segs[i];
-        if (wanted(s, g, now, limit) && g->tomb_bytes > 0 && now >= g->next_drop_ms &&
-            g->order < limit && g->order > tomb_order)
-            tomb_order = g->order;
+        if (wanted(s, g, now, limit) && now >= g->next_drop_ms &&
+            g->order < limit && g->order >= tomb_below)
+            tomb_below = g->order + 1;
     }
     for (uint32_t i = 0; i < s->nsegs; i++) {
         const struct seg *g = &s->segs[i];
-        bool older = g->state == SEG_HINTED && !g->no_merge && g->order <= tomb_order;
+        bool older = g->state == SEG_HINTED && !g->no_merge && g->order < tomb_below;
         if (!older && (!wanted(s, g, now, limit) || total >= budget))
             continue;
         int rc = add_input(m, i);

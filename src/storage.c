@@ -68,11 +68,14 @@ void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign)
     if (e->flags & RK_REC_TOMBSTONE) {
         g->tomb_bytes += d;
         s->ntomb += (uint64_t)(int64_t)sign;
-        if (sign > 0 && death_ms(e) + s->o.tombstone_grace_ms < g->next_drop_ms)
-            g->next_drop_ms = death_ms(e) + s->o.tombstone_grace_ms;
     } else {
         g->live_bytes += d;
     }
+    /* When a merge could first drop something here. Never raised on removal:
+     * a stale early time costs one needless merge, which recomputes it. */
+    if (sign > 0 && ((e->flags & RK_REC_TOMBSTONE) || e->expiry_s) &&
+        death_ms(e) + s->o.tombstone_grace_ms < g->next_drop_ms)
+        g->next_drop_ms = death_ms(e) + s->o.tombstone_grace_ms;
 }
 
 int rk_storage_seg_slot(rk_storage *s, uint32_t *slot)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine and runs every test:
+#   1. packaging/deps.sh installs what is missing (root);
+#   2. a -Werror build runs the whole ctest suite (unit, fuzz replay, ...);
+#   3. an ASan+UBSan build runs the unit tests again.
+# Build trees go to $RINGKV_BUILD_DIR (default: build/ in the checkout).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${RINGKV_BUILD_DIR:-$root/build}
+jobs=$(nproc)
+
+bash "$root/packaging/deps.sh"
+
+echo "== release build (-Werror), all tests"
+cmake -S "$root" -B "$build/release" -DRINGKV_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build/release" -j"$jobs"
+ctest --test-dir "$build/release" --output-on-failure -j"$jobs"
+
+echo "== ASan+UBSan build, unit tests"
+cmake -S "$root" -B "$build/asan" -DRINGKV_WERROR=ON -DCMAKE_BUILD_TYPE=Debug \
+  -DRINGKV_SANITIZER=address,undefined >/dev/null
+cmake --build "$build/asan" -j"$jobs"
+ctest --test-dir "$build/asan" --output-on-failure -j"$jobs" -L unit

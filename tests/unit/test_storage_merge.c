@@ -1,0 +1,468 @@
+/* Merge tests of the storage engine: rk_storage_step() reclaims dead bytes
+ * without changing what any key reads, drops tombstones and expired records
+ * only past tombstone_grace_ms (on a test-controlled clock) and without
+ * resurrecting older values, survives kill -9 at random moments, and keeps
+ * the newest values of puts interleaved with its steps. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "storage.h"
+#include "testutil.h"
+#include "util/err.h"
+
+struct fx {
+    char dir[512];
+    bool ok; /* set as the test's last statement */
+};
+
+static uint64_t now_ms;
+static uint64_t last_ver;
+
+static uint64_t fake_now(void)
+{
+    return now_ms;
+}
+
+static uint64_t next_ver(void)
+{
+    uint64_t v = now_ms << 16;
+    if (v <= last_ver)
+        v = last_ver + 1;
+    last_ver = v;
+    return v;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    if (!f || tu_mkdtemp(f->dir, sizeof(f->dir), "merge") < 0)
+        return -1;
+    now_ms = 1700000000000ull;
+    last_ver = 0;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    rk_log_set_sink(NULL, NULL);
+    if (f->ok)
+        tu_rmrf(f->dir);
+    else
+        fprintf(stderr, "test failed: data kept in %s\n", f->dir);
+    free(f);
+    return 0;
+}
+
+static void merge_opts(struct rk_storage_opts *o)
+{
+    rk_storage_opts_default(o);
+    o->now_ms = fake_now;
+    o->segment_size = 128 << 10;
+}
+
+static rk_storage *open_ok(const char *dir, const struct rk_storage_opts *o,
+                           struct rk_storage_report *rep)
+{
+    struct rk_storage_report r;
+    if (!rep)
+        rep = &r;
+    memset(rep, 0, sizeof(*rep));
+    rk_storage *s = NULL;
+    int rc = rk_storage_open(&s, dir, o, rep);
+    if (rc != 0)
+        fail_msg("open %s = %d (%s): %s", dir, rc, rk_strerror(rc), rep->error);
+    assert_non_null(s);
+    return s;
+}
+
+#define assert_model(s, m, flags)                                                             \
+    do {                                                                                      \
+        char why_[1024];                                                                      \
+        if (tu_check((s), (m), now_ms, (flags), why_, sizeof(why_)) != 0)                     \
+            fail_msg("%s", why_);                                                             \
+    } while (0)
+
+/* Run background work until idle; returns the number of steps. */
+static int step_all(rk_storage *s)
+{
+    int n = 0, rc;
+    while ((rc = rk_storage_step(s)) == 1) {
+        if (++n > 200000)
+            fail_msg("rk_storage_step still busy after %d steps", n);
+    }
+    assert_rc(rc, 0);
+    return n;
+}
+
+static uint64_t seg_file_bytes(const char *dir)
+{
+    struct tu_seg *segs = calloc(1024, sizeof(*segs));
+    int n = tu_segments(dir, segs, 1024);
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += (uint64_t)tu_file_size(segs[i].path);
+    free(segs);
+    return sum;
+}
+
+static void commit_every(rk_storage *s, uint32_t *ops, uint32_t every)
+{
+    if (++*ops % every == 0)
+        assert_rc(rk_storage_commit(s), 0);
+}
+
+/* 2000 keys; 80% overwritten three times; 5% deleted. Closed. */
+static void prepare(const char *dir, struct tu_model *m)
+{
+    struct rk_storage_opts o;
+    merge_opts(&o);
+    tu_model_init(m, 2000, 16, 100, 600);
+    rk_storage *s = open_ok(dir, &o, NULL);
+    uint32_t ops = 0;
+    for (uint32_t id = 0; id < m->n; id++) {
+        assert_rc(tu_put(s, m, id, next_ver(), 0), 0);
+        commit_every(s, &ops, 40);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (uint32_t id = 0; id < m->n; id++) {
+            if (id % 5 == 0)
+                continue;
+            assert_rc(tu_put(s, m, id, next_ver(), 0), 0);
+            commit_every(s, &ops, 40);
+        }
+    }
+    for (uint32_t id = 1; id < m->n; id += 20) {
+        assert_rc(tu_del(s, m, id, next_ver()), 0);
+        commit_every(s, &ops, 40);
+    }
+    assert_rc(rk_storage_commit(s), 0);
+    assert_rc(rk_storage_close(s), 0);
+}
+
+static void test_merge_reclaims_space(void **state)
+{
+    struct fx *f = *state;
+    struct tu_model m;
+    prepare(f->dir, &m);
+    struct rk_storage_opts o;
+    merge_opts(&o);
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    struct rk_storage_stats st0, st1;
+    rk_storage_stats(s, &st0);
+    uint64_t files0 = seg_file_bytes(f->dir);
+    assert_model(s, &m, 0);
+    if (st0.dead_bytes <= st0.live_bytes)
+        fail_msg("premise: dead_bytes %" PRIu64 " should exceed live_bytes %" PRIu64
+                 " before merging",
+                 st0.dead_bytes, st0.live_bytes);
+
+    int steps = step_all(s);
+    rk_storage_stats(s, &st1);
+    uint64_t files1 = seg_file_bytes(f->dir);
+    print_message("merge: %d steps; dead %" PRIu64 " -> %" PRIu64 ", disk %" PRIu64 " -> %" PRIu64
+                  ", files %" PRIu64 " -> %" PRIu64 ", segments %" PRIu64 " -> %" PRIu64 "\n",
+                  steps, st0.dead_bytes, st1.dead_bytes, st0.disk_bytes, st1.disk_bytes, files0,
+                  files1, st0.segments, st1.segments);
+    assert_true(st1.merges > st0.merges);
+    assert_true(st1.merged_bytes_in > st1.merged_bytes_out);
+    assert_true(st1.dead_bytes < st0.dead_bytes / 2);
+    assert_true(st1.disk_bytes < st0.disk_bytes);
+    assert_true(files1 < files0);
+    assert_int_equal(st1.keys, st0.keys);
+    assert_int_equal(st1.tombstones, st0.tombstones); /* within the grace period */
+    assert_int_equal(st1.live_bytes, st0.live_bytes);
+    assert_model(s, &m, 0);
+    assert_rc(rk_storage_close(s), 0);
+
+    struct rk_storage_report rep;
+    s = open_ok(f->dir, &o, &rep);
+    assert_int_equal(rep.keys, tu_live(&m, now_ms));
+    assert_model(s, &m, 0);
+    step_all(s); /* nothing left worth merging; must stay correct */
+    assert_model(s, &m, 0);
+    assert_rc(rk_storage_close(s), 0);
+    tu_model_free(&m);
+    f->ok = true;
+}
+
+static void test_merge_drops_old_tombstones_and_expired(void **state)
+{
+    struct fx *f = *state;
+    const uint64_t grace = 10000, ttl = 1000;
+    struct rk_storage_opts o;
+    merge_opts(&o);
+    o.tombstone_grace_ms = grace;
+    struct tu_model m;
+    tu_model_init(&m, 2000, 16, 100, 600);
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    uint32_t ops = 0;
+
+    /* 1: keys 0..999 without expiry */
+    for (uint32_t id = 0; id < 1000; id++) {
+        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+        commit_every(s, &ops, 40);
+    }
+    /* 2: delete a quarter, give another quarter a TTL (over older values
+     * that never expire), mixed with scratch keys overwritten in 3 so these
+     * segments are mostly dead */
+    uint32_t ndel = 0, nexp = 0;
+    for (uint32_t id = 0; id < 1000; id++) {
+        if (id % 4 == 0) {
+            assert_rc(tu_del(s, &m, id, next_ver()), 0);
+            ndel++;
+        } else if (id % 4 == 1) {
+            assert_rc(tu_put(s, &m, id, next_ver(), now_ms + ttl), 0);
+            nexp++;
+        } else {
+            continue;
+        }
+        for (uint32_t k = 0; k < 2; k++)
+            assert_rc(tu_put(s, &m, 1000 + (id / 4) * 2 + k, next_ver(), 0), 0);
+        commit_every(s, &ops, 20);
+    }
+    assert_rc(rk_storage_commit(s), 0);
+    /* 3: overwrite the scratch keys and another quarter of 1 */
+    for (uint32_t id = 0; id < 2000; id++) {
+        if (id >= 1000 || id % 4 == 2) {
+            assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+            commit_every(s, &ops, 40);
+        }
+    }
+    assert_rc(rk_storage_commit(s), 0);
+    assert_rc(rk_storage_close(s), 0); /* seal everything */
+
+    /* within the grace period a full merge keeps every tombstone and the
+     * records that have not expired */
+    s = open_ok(f->dir, &o, NULL);
+    struct rk_storage_stats st0, st1, st2;
+    rk_storage_stats(s, &st0);
+    assert_int_equal(st0.tombstones, ndel);
+    step_all(s);
+    rk_storage_stats(s, &st1);
+    assert_int_equal(st1.tombstones, ndel);
+    assert_int_equal(st1.keys, st0.keys);
+    assert_model(s, &m, 0);
+    assert_rc(rk_storage_close(s), 0);
+
+    /* past expiry + grace both go, and nothing older comes back */
+    now_ms += ttl + grace + 1000;
+    s = open_ok(f->dir, &o, NULL);
+    assert_model(s, &m, 0);
+    rk_storage_stats(s, &st1);
+    step_all(s);
+    rk_storage_stats(s, &st2);
+    print_message("past grace: tombstones %" PRIu64 " -> %" PRIu64 ", keys %" PRIu64 " -> %" PRIu64
+                  " (live %u)\n",
+                  st1.tombstones, st2.tombstones, st1.keys, st2.keys, tu_live(&m, now_ms));
+    if (st2.tombstones >= st1.tombstones)
+        fail_msg("tombstones older than the grace period were not dropped: %" PRIu64
+                 " -> %" PRIu64,
+                 st1.tombstones, st2.tombstones);
+    if (st2.keys >= st1.keys)
+        fail_msg("expired records were not dropped: keys %" PRIu64 " -> %" PRIu64, st1.keys,
+                 st2.keys);
+    assert_true(st2.keys >= tu_live(&m, now_ms));
+    assert_model(s, &m, TU_CHECK_PURGED_OK);
+    assert_rc(rk_storage_close(s), 0);
+
+    struct rk_storage_report rep;
+    s = open_ok(f->dir, &o, &rep);
+    assert_model(s, &m, TU_CHECK_PURGED_OK);
+    struct rk_storage_stats st3;
+    rk_storage_stats(s, &st3);
+    assert_int_equal(st3.tombstones, st2.tombstones);
+    step_all(s);
+    assert_model(s, &m, TU_CHECK_PURGED_OK);
+    assert_rc(rk_storage_close(s), 0);
+    tu_model_free(&m);
+    f->ok = true;
+}
+
+/* A child opens a copy of the prepared store and merges until killed. It
+ * writes 'O' once open and 'D' when the merge is done. */
+static void merge_child(const char *dir, int wfd)
+{
+    alarm(60);
+    struct rk_storage_opts o;
+    merge_opts(&o);
+    rk_storage *s = NULL;
+    struct rk_storage_report rep;
+    int rc = rk_storage_open(&s, dir, &o, &rep);
+    if (rc != 0) {
+        fprintf(stderr, "merge child: open: %s: %s\n", rk_strerror(rc), rep.error);
+        _exit(2);
+    }
+    if (write(wfd, "O", 1) != 1)
+        _exit(3);
+    while ((rc = rk_storage_step(s)) == 1) {
+    }
+    if (rc != 0) {
+        fprintf(stderr, "merge child: step: %d (%s)\n", rc, rk_strerror(rc));
+        _exit(4);
+    }
+    if (write(wfd, "D", 1) != 1)
+        _exit(5);
+    _exit(0);
+}
+
+static void test_kill9_during_merge(void **state)
+{
+    struct fx *f = *state;
+    uint64_t seed = tu_seed("kill9_merge"), rng = seed;
+    char data[600], orig[600];
+    snprintf(data, sizeof(data), "%s/data", f->dir);
+    snprintf(orig, sizeof(orig), "%s/orig", f->dir);
+    assert_int_equal(mkdir(orig, 0750), 0);
+    struct tu_model m;
+    prepare(orig, &m);
+    struct rk_storage_opts o;
+    merge_opts(&o);
+
+    /* how long a whole merge takes here */
+    assert_rc(tu_copy_dir(orig, data), 0);
+    rk_storage *s = open_ok(data, &o, NULL);
+    uint64_t t0 = tu_mono_us();
+    step_all(s);
+    uint64_t span = tu_mono_us() - t0 + 500;
+    assert_rc(rk_storage_close(s), 0);
+
+    int mid = 0, iters = 0;
+    while (mid < 20) {
+        if (++iters > 100)
+            fail_msg("seed %" PRIu64 ": only %d of %d kills landed during a merge", seed, mid,
+                     iters - 1);
+        assert_rc(tu_copy_dir(orig, data), 0);
+        int pfd[2];
+        assert_int_equal(pipe(pfd), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(pfd[0]);
+            merge_child(data, pfd[1]);
+        }
+        close(pfd[1]);
+        char c = 0;
+        ssize_t n = read(pfd[0], &c, 1);
+        uint64_t delay = tu_rand_below(&rng, span);
+        if (n == 1)
+            tu_usleep(delay);
+        kill(pid, SIGKILL);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        bool done = false;
+        while (read(pfd[0], &c, 1) == 1)
+            done |= c == 'D';
+        close(pfd[0]);
+        if (n != 1 || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
+            fail_msg("merge child failed before the kill: %s %d",
+                     WIFEXITED(status) ? "exit status" : "signal",
+                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        if (!done) {
+            mid++;
+        } else {
+            span = span * 3 / 4 + 1; /* finished first: aim earlier */
+        }
+
+        struct rk_storage_report rep;
+        memset(&rep, 0, sizeof(rep));
+        s = NULL;
+        int rc = rk_storage_open(&s, data, &o, &rep);
+        if (rc != 0)
+            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us: open = %d (%s): %s", seed,
+                     delay, rc, rk_strerror(rc), rep.error);
+        char why[1024];
+        if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
+            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us: %s", seed, delay, why);
+        assert_int_equal(rep.keys, tu_live(&m, now_ms));
+        step_all(s); /* finish what the killed merge left */
+        if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
+            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us, merge finished: %s", seed,
+                     delay, why);
+        assert_rc(rk_storage_close(s), 0);
+        s = open_ok(data, &o, NULL);
+        if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
+            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us, reopened: %s", seed, delay,
+                     why);
+        assert_rc(rk_storage_close(s), 0);
+    }
+    print_message("kill9 during merge: %d of %d kills mid-merge (full merge %" PRIu64 "us)\n",
+                  mid, iters, span);
+    tu_model_free(&m);
+    f->ok = true;
+}
+
+static void test_puts_interleaved_with_merge(void **state)
+{
+    struct fx *f = *state;
+    uint64_t seed = tu_seed("interleaved"), rng = seed;
+    struct tu_model m;
+    prepare(f->dir, &m);
+    struct rk_storage_opts o;
+    merge_opts(&o);
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    struct rk_storage_stats st;
+
+    int rc = 1, i;
+    for (i = 0; i < 3000 && (rc == 1 || i < 200); i++) {
+        rc = rk_storage_step(s);
+        if (rc < 0)
+            fail_msg("seed %" PRIu64 " iteration %d: step = %d (%s)", seed, i, rc,
+                     rk_strerror(rc));
+        for (int k = 0; k < 4; k++) {
+            uint32_t id = (uint32_t)tu_rand_below(&rng, m.n);
+            if (tu_rand_below(&rng, 8) == 0)
+                assert_rc(tu_del(s, &m, id, next_ver()), 0);
+            else
+                assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+        }
+        if (i % 2 == 0)
+            assert_rc(rk_storage_commit(s), 0); /* some steps see staged puts */
+        if (i % 25 == 0) {
+            char why[1024];
+            if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
+                fail_msg("seed %" PRIu64 " iteration %d (mid-merge): %s", seed, i, why);
+        }
+    }
+    rk_storage_stats(s, &st);
+    print_message("interleaved: %d iterations, %" PRIu64 " merges\n", i, st.merges);
+    assert_true(st.merges > 0);
+    assert_rc(rk_storage_commit(s), 0);
+    step_all(s);
+    assert_model(s, &m, 0);
+    assert_rc(rk_storage_close(s), 0);
+
+    s = open_ok(f->dir, &o, NULL);
+    assert_model(s, &m, 0);
+    assert_rc(rk_storage_close(s), 0);
+    tu_model_free(&m);
+    f->ok = true;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_merge_reclaims_space, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_drops_old_tombstones_and_expired, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_during_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_puts_interleaved_with_merge, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,156 @@
+/* Helpers shared by the storage unit tests: temporary data dirs, a seeded
+ * PRNG, deterministic JSON-like values, a model of what the store should
+ * hold, segment-file inspection and corruption, and log capture. Nothing
+ * here calls cmocka: the helpers also run in forked children, which must
+ * report through their exit status instead of longjmp-ing into the runner. */
+#ifndef RK_TESTUTIL_H
+#define RK_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage.h"
+#include "util/err.h"
+#include "util/log.h"
+
+/* cmocka assertion on a return code that names both codes on failure
+ * (assert_int_equal would print -10001 as a huge hex number). */
+#define assert_rc(expr, want)                                                                 \
+    do {                                                                                      \
+        int rc_ = (expr);                                                                     \
+        int want_ = (want);                                                                   \
+        if (rc_ != want_)                                                                     \
+            fail_msg("%s = %d (%s), want %d (%s)", #expr, rc_, rk_strerror(rc_), want_,       \
+                     rk_strerror(want_));                                                     \
+    } while (0)
+
+/* ---- temporary directories and files ---- */
+
+/* Create a fresh directory "$TMPDIR/ringkv-<tag>-XXXXXX" (TMPDIR defaults
+ * to /tmp). Returns 0 or -errno. */
+int tu_mkdtemp(char *out, size_t cap, const char *tag);
+/* rm -rf path (no error if it does not exist). Returns 0 or -errno. */
+int tu_rmrf(const char *path);
+/* Replace dst by a copy of the regular files of the flat directory src. */
+int tu_copy_dir(const char *src, const char *dst);
+/* Size of a file, or -1. */
+int64_t tu_file_size(const char *path);
+/* Hash of every file name, size and content in dir (sorted by name). */
+uint64_t tu_dir_digest(const char *dir);
+/* Number of directory entries whose name contains needle; with first set,
+ * the first such name is copied there. */
+int tu_count_names(const char *dir, const char *needle, char *first, size_t cap);
+/* Remove every file in dir whose name ends with suffix; returns how many. */
+int tu_remove_suffix(const char *dir, const char *suffix);
+
+/* ---- corruption ---- */
+
+int tu_flip_bit(const char *path, uint64_t off, unsigned bit);
+int tu_truncate(const char *path, uint64_t len);
+/* Overwrite len bytes at off with PRNG garbage. */
+int tu_garbage(const char *path, uint64_t off, uint64_t len, uint64_t *rng);
+
+/* ---- segment files (names only; see the block layout in the engine) ---- */
+
+struct tu_seg {
+    uint64_t id;
+    char name[64];  /* seg-<16 hex>.rks */
+    char path[1024]; /* dir/name */
+    char hint[1024]; /* dir/seg-<16 hex>.rkh (may not exist) */
+};
+
+/* The segment files of dir sorted by id (oldest first); returns the count
+ * (at most max) or -errno. */
+int tu_segments(const char *dir, struct tu_seg *out, int max);
+
+#define TU_SEG_HEADER 32u
+#define TU_BLOCK_HEADER 32u
+#define TU_BLOCK_MAGIC 0x4C424B52u
+#define TU_BLOCK_LZ4 0x1u
+#define TU_BLOCK_COMMIT 0x2u
+
+struct tu_block {
+    uint64_t off; /* of its header */
+    uint32_t flags, raw_len, stored_len, count;
+};
+
+/* Walk block headers from offset 32 until a header whose magic is not RKBL,
+ * or one running past the end of the file. Returns the count (at most max)
+ * or -errno. */
+int tu_blocks(const char *path, struct tu_block *out, int max);
+
+/* ---- randomness and values ---- */
+
+uint64_t tu_rand(uint64_t *state);      /* splitmix64 */
+uint64_t tu_rand_below(uint64_t *state, uint64_t n);
+/* A seed from RINGKV_SEED or the clock; printed to stderr with name. */
+uint64_t tu_seed(const char *name);
+uint64_t tu_hash(const void *p, size_t n, uint64_t seed); /* FNV-1a */
+
+/* JSON-like text of exactly len bytes, a pure function of seed. */
+void tu_json(char *buf, size_t len, uint64_t seed);
+
+/* ---- the model: keys "key-<id>", values derived from (id, version) ---- */
+
+#define TU_KEY_CAP 32
+#define TU_VAL_CAP 8192
+
+struct tu_kv {
+    uint64_t version;
+    uint64_t expiry;
+    bool present; /* ever written and not known to be purged */
+    bool tomb;
+};
+
+struct tu_model {
+    uint32_t n;
+    uint32_t partitions; /* partition of id = id % partitions */
+    uint32_t minlen, maxlen;
+    struct tu_kv *kv;
+};
+
+void tu_model_init(struct tu_model *m, uint32_t n, uint32_t partitions, uint32_t minlen,
+                   uint32_t maxlen);
+void tu_model_free(struct tu_model *m);
+void tu_model_copy(struct tu_model *dst, const struct tu_model *src);
+
+uint32_t tu_key(char *buf, uint32_t id);
+/* The value of (id, version): fills buf (TU_VAL_CAP) and returns its length. */
+uint32_t tu_val(const struct tu_model *m, char *buf, uint32_t id, uint64_t version);
+
+/* Stage a put / delete of id and record it in the model when it succeeds.
+ * Returns what rk_storage_put returned. */
+int tu_put(rk_storage *s, struct tu_model *m, uint32_t id, uint64_t version, uint64_t expiry);
+int tu_del(rk_storage *s, struct tu_model *m, uint32_t id, uint64_t version);
+
+#define TU_CHECK_PURGED_OK 1u /* tombstones and expired records may be gone */
+
+/* Compare every key of m with s at wall time now. Returns 0, or -1 with a
+ * one-line explanation in why. */
+int tu_check(rk_storage *s, const struct tu_model *m, uint64_t now, unsigned flags, char *why,
+             size_t whylen);
+/* The same for one key. */
+int tu_check_key(rk_storage *s, const struct tu_model *m, uint32_t id, uint64_t now,
+                 unsigned flags, char *why, size_t whylen);
+/* Live (present, not a tombstone, not expired at now) keys of m. */
+uint32_t tu_live(const struct tu_model *m, uint64_t now);
+
+/* ---- log capture ---- */
+
+struct tu_log {
+    char *buf;
+    size_t len, cap;
+};
+
+void tu_log_capture(struct tu_log *l); /* installs a sink appending lines */
+void tu_log_release(struct tu_log *l); /* restores stderr, frees */
+void tu_log_clear(struct tu_log *l);
+
+/* ---- processes ---- */
+
+/* Sleep for us microseconds (kill timing only; tests never sleep to wait). */
+void tu_usleep(uint64_t us);
+uint64_t tu_mono_us(void);
+
+#endif
