@@ -180,6 +180,21 @@ struct scan_result {
     bool corrupt;
 };
 
+/* A block whose header is sane but whose payload fails its checksum: note
+ * it, count its records, and step over it. */
+static bool skip_bad_block(struct rk_blkreader *r, uint64_t at, struct scan_result *res)
+{
+    struct rk_blk_hdr h;
+    if (rk_io_pread(r->fd, &h, sizeof(h), at) < 0 || rk_blk_check_hdr(&h, r->limit - at - sizeof(h)) != 0)
+        return false;
+    if (!res->corrupt)
+        res->bad_off = at;
+    res->corrupt = true;
+    res->records += h.count;
+    r->off = at + sizeof(h) + h.stored_len;
+    return true;
+}
+
 /* Read every block of a segment, verifying checksums; apply records of
  * committed batches when apply is set. */
 static int scan_blocks(rk_storage *s, uint32_t slot, uint64_t size, bool apply,
@@ -197,8 +212,11 @@ static int scan_blocks(rk_storage *s, uint32_t slot, uint64_t size, bool apply,
         const uint8_t *raw;
         uint64_t at = r.off;
         int n = rk_blkreader_next(&r, &h, &raw);
+        if (n == RK_ECORRUPT && !apply && skip_bad_block(&r, at, res))
+            continue; /* verifying: count what a damaged segment held */
         if (n <= 0) {
-            res->bad_off = at;
+            if (!res->corrupt)
+                res->bad_off = at;
             rc = n == RK_ECORRUPT ? 0 : n;
             break;
         }
@@ -224,8 +242,10 @@ static int scan_blocks(rk_storage *s, uint32_t slot, uint64_t size, bool apply,
     if (rc < 0)
         return rc;
     res->torn = last_nz - res->end;
-    if (valid_after)
+    if (valid_after && !res->corrupt) {
         res->corrupt = true;
+        res->bad_off = res->end;
+    }
     if (apply)
         g->rec_bytes = rec_bytes;
     return 0;
@@ -246,13 +266,22 @@ static int quarantine(rk_storage *s, uint32_t slot, struct rk_storage_report *re
                       uint64_t records, uint64_t bad_off)
 {
     struct seg *g = &s->segs[slot];
-    char from[4096], to[4200];
+    char from[4096], to[4200], hint[4096];
     rk_seg_path(from, sizeof(from), s->dir, g->id, "rks");
+    rk_seg_path(hint, sizeof(hint), s->dir, g->id, "rkh");
+    uint8_t *buf;
+    size_t len;
+    if (rk_hint_load(hint, g->id, &buf, &len) == 0) { /* the hint knows best */
+        struct rk_hint_hdr hh;
+        memcpy(&hh, buf, sizeof(hh));
+        if (hh.count > records)
+            records = hh.count;
+        free(buf);
+    }
     snprintf(to, sizeof(to), "%s.corrupt", from);
     if (rename(from, to) < 0)
         return -errno;
-    rk_seg_path(from, sizeof(from), s->dir, g->id, "rkh");
-    unlink(from);
+    unlink(hint);
     rk_error("storage", "segment %s is corrupt at offset %llu: moved to %s; %llu records lost "
                         "here (anti-entropy refills them from replicas)",
              from, (unsigned long long)bad_off, to, (unsigned long long)records);

@@ -153,16 +153,19 @@ static int block_raw(rk_storage *s, uint32_t seg, uint32_t block, const uint8_t 
     if (rc < 0) {
         if (dst)
             rk_cache_drop_block(&s->cache, seg, block);
-        if (rc == RK_ECORRUPT)
-            rk_error("storage", "corrupt block seg=%016llx offset=%u: checksum mismatch",
-                     (unsigned long long)g->id, block);
+        if (rc == RK_ECORRUPT && !g->corrupt_logged) {
+            rk_error("storage", "corrupt block in %s/seg-%016llx.rks offset=%u: checksum "
+                     "mismatch; reads of it fail (restart with repair to move the segment aside)",
+                     s->dir, (unsigned long long)g->id, block);
+            g->corrupt_logged = true;
+        }
         return rc;
     }
     *raw = dst;
     return 0;
 }
 
-static bool expired(const rk_storage *s, uint32_t expiry_s, uint64_t now)
+static bool expired(uint32_t expiry_s, uint64_t now)
 {
     return expiry_s && now >= (uint64_t)expiry_s * 1000;
 }
@@ -211,7 +214,7 @@ int rk_storage_get(rk_storage *s, const void *key, uint32_t klen, unsigned flags
             return RK_ENOTFOUND;
         return entry_record(s, e, false, out);
     }
-    if (expired(s, e->expiry_s, now))
+    if (expired(e->expiry_s, now))
         return RK_ENOTFOUND;
     int rc = entry_record(s, e, true, out);
     if (rc == 0 && out->expiry_ms && now >= out->expiry_ms)
@@ -666,7 +669,7 @@ int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_re
         const struct rk_ix_entry *e = rk_index_entry(&s->ix, it->next++);
         if (!e->key || (it->partition >= 0 && e->partition != (uint32_t)it->partition))
             continue;
-        if (!(e->flags & RK_REC_TOMBSTONE) && expired(s, e->expiry_s, now))
+        if (!(e->flags & RK_REC_TOMBSTONE) && expired(e->expiry_s, now))
             continue;
         int rc = entry_record(s, e, it->values, out);
         return rc < 0 ? rc : 1;
