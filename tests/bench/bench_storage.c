@@ -917,7 +917,7 @@ static const struct option longopts[] = {
     {"help", 0, 0, 'h'},    {0, 0, 0, 0},
 };
 
-/* Apply option o; -1 when its value is not a positive number. */
+/* Apply option o; -1 when its value is malformed. */
 static int set_opt(struct cfg *c, int o, const char *arg)
 {
     double v = 0;
