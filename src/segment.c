@@ -41,9 +41,12 @@ void rk_seg_path(char *out, size_t len, const char *dir, uint64_t id, const char
 int rk_seg_create(const char *dir, uint64_t id, uint64_t order, uint32_t flags,
                   uint64_t prealloc, bool tmp, int *fd_out)
 {
-    char path[4096];
-    rk_seg_path(path, sizeof(path), dir, id, tmp ? "rks.tmp" : "rks");
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    /* Built under a .tmp name and renamed once its header is durable, so a
+     * crash never leaves a segment file without a header. */
+    char path[4096], final[4096];
+    rk_seg_path(path, sizeof(path), dir, id, "rks.tmp");
+    rk_seg_path(final, sizeof(final), dir, id, "rks");
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return -errno;
     struct rk_seg_hdr h = {
@@ -53,11 +56,15 @@ int rk_seg_create(const char *dir, uint64_t id, uint64_t order, uint32_t flags,
         rc = rk_io_pwrite(fd, &h, sizeof(h), 0);
     if (rc == 0)
         rc = rk_io_fsync(fd);
+    if (rc == 0 && !tmp && rename(path, final) < 0)
+        rc = -errno;
     if (rc == 0)
         rc = rk_fs_sync_dir(dir);
     if (rc < 0) {
         close(fd);
         unlink(path);
+        if (!tmp)
+            unlink(final);
         return rc == -ENOSPC ? RK_ENOSPACE : rc;
     }
     *fd_out = fd;

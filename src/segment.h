@@ -15,8 +15,9 @@ enum { RK_SEG_F_MERGED = 1u << 0 }; /* written by merge: never the active segmen
 /* "seg-<16 hex>.rks" / ".rkh" inside dir. */
 void rk_seg_path(char *out, size_t len, const char *dir, uint64_t id, const char *ext);
 
-/* Create DIR/seg-ID.rks (or ".rks.tmp" when tmp) with its header, preallocate
- * prealloc bytes, fsync file and dir. Returns 0 with *fd, or -errno. */
+/* Create DIR/seg-ID.rks (or leave it as ".rks.tmp" when tmp) with its header,
+ * preallocate prealloc bytes, fsync file and dir. The final name appears
+ * only with a durable header. Returns 0 with *fd, -errno or RK_ENOSPACE. */
 int rk_seg_create(const char *dir, uint64_t id, uint64_t order, uint32_t flags,
                   uint64_t prealloc, bool tmp, int *fd);
 

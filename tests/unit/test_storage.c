@@ -97,11 +97,11 @@ static rk_storage *open_ok(const char *dir, const struct rk_storage_opts *o,
     return s;
 }
 
-#define assert_model(s, m, flags)                                                             \
-    do {                                                                                      \
-        char why_[1024];                                                                      \
-        if (tu_check((s), (m), now_ms, (flags), why_, sizeof(why_)) != 0)                     \
-            fail_msg("%s", why_);                                                             \
+#define assert_model(s, m, flags)                                                                  \
+    do {                                                                                           \
+        char why_[1024];                                                                           \
+        if (tu_check((s), (m), now_ms, (flags), why_, sizeof(why_)) != 0)                          \
+            fail_msg("%s", why_);                                                                  \
     } while (0)
 
 static int put_raw(rk_storage *s, const void *key, uint32_t klen, const void *val, uint32_t vlen,
@@ -446,8 +446,8 @@ static void test_binary_keys_and_empty_values(void **state)
 {
     struct fx *f = *state;
     static const struct bin b[] = {
-        {"a", 1, "plain a", 7},     {"a\0", 2, "a-nul", 5},   {"a\0b", 3, "", 0},
-        {"a\0c", 3, "x\0y", 3},     {"\0", 1, "", 0},         {"\0\0\0", 3, "three nuls", 10},
+        {"a", 1, "plain a", 7},    {"a\0", 2, "a-nul", 5}, {"a\0b", 3, "", 0},
+        {"a\0c", 3, "x\0y", 3},    {"\0", 1, "", 0},       {"\0\0\0", 3, "three nuls", 10},
         {"b\xff\x80", 3, "\0", 1},
     };
     const int nb = (int)(sizeof(b) / sizeof(b[0]));
@@ -459,8 +459,7 @@ static void test_binary_keys_and_empty_values(void **state)
     test_opts(&o);
     rk_storage *s = open_ok(f->dir, &o, NULL);
     for (int i = 0; i < nb; i++)
-        assert_rc(put_raw(s, b[i].key, b[i].klen, b[i].val, b[i].vlen, next_ver(), 0, 0, NULL),
-                  0);
+        assert_rc(put_raw(s, b[i].key, b[i].klen, b[i].val, b[i].vlen, next_ver(), 0, 0, NULL), 0);
     assert_rc(put_raw(s, big, 256, "", 0, next_ver(), 0, 0, NULL), 0);
     assert_rc(rk_storage_commit(s), 0);
     check_bins(s, b, nb, big);
@@ -538,8 +537,7 @@ static void test_limits(void **state)
         if (rc != RK_ETOOLARGE)
             fail_msg("max_key_size %u was accepted at open, and then a %u-byte key was "
                      "taken: put = %d (%s), commit = %d, close = %d",
-                     RK_STORAGE_KEY_MAX + 1, RK_STORAGE_KEY_MAX + 1, rc, rk_strerror(rc), rc2,
-                     rc3);
+                     RK_STORAGE_KEY_MAX + 1, RK_STORAGE_KEY_MAX + 1, rc, rk_strerror(rc), rc2, rc3);
     } else {
         assert_rc(rc, RK_EINVAL);
     }
@@ -867,14 +865,14 @@ static void test_fsync_error_makes_store_readonly(void **state)
  * checks that nothing committed was lost, grows the tmpfs and checks that
  * writes resume. Exit status 0 = pass, 77 = mount not permitted, other =
  * the failing step (described on stderr). */
-#define CHILD_CHECK(cond, code, ...)                                                          \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "enospc child: step %d failed: %s: ", code, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-            _exit(code);                                                              \
-        }                                                                                     \
+#define CHILD_CHECK(cond, code, ...)                                                               \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "enospc child: step %d failed: %s: ", code, #cond);                    \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            _exit(code);                                                                           \
+        }                                                                                          \
     } while (0)
 
 static int write_file(const char *path, const char *text)
@@ -1043,6 +1041,58 @@ static void test_group_commit_stats(void **state)
     f->ok = true;
 }
 
+static void test_fsync_interval_and_never(void **state)
+{
+    struct fx *f = *state;
+    struct rk_storage_opts o;
+    test_opts(&o);
+    o.fsync = RK_FSYNC_INTERVAL;
+    o.fsync_interval_ms = 600000; /* never due during this test */
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    struct tu_model m;
+    tu_model_init(&m, 30, 4, 10, 200);
+    struct rk_storage_stats st0, st1;
+    rk_storage_stats(s, &st0);
+    assert_true(rk_storage_sync_due_ms(s) == UINT64_MAX); /* nothing unsynced */
+    for (uint32_t id = 0; id < 10; id++)
+        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    assert_rc(rk_storage_commit(s), 0);
+    rk_storage_stats(s, &st1);
+    assert_int_equal(st1.fsyncs, st0.fsyncs); /* deferred to the timer */
+    uint64_t due = rk_storage_sync_due_ms(s);
+    assert_true(due > 0 && due <= 600000);
+    for (uint32_t id = 10; id < 20; id++)
+        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    assert_rc(rk_storage_commit(s), 0);
+    assert_rc(rk_storage_sync(s), 0);
+    rk_storage_stats(s, &st1);
+    assert_int_equal(st1.fsyncs, st0.fsyncs + 1);
+    assert_int_equal(st1.synced_puts, st0.synced_puts + 20);
+    assert_true(rk_storage_sync_due_ms(s) == UINT64_MAX);
+    assert_rc(rk_storage_sync(s), 0); /* nothing to do */
+    rk_storage_stats(s, &st0);
+    assert_int_equal(st0.fsyncs, st1.fsyncs);
+    assert_rc(rk_storage_close(s), 0);
+
+    test_opts(&o);
+    o.fsync = RK_FSYNC_NEVER;
+    s = open_ok(f->dir, &o, NULL);
+    assert_model(s, &m, 0);
+    rk_storage_stats(s, &st0);
+    for (uint32_t id = 20; id < 30; id++)
+        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    assert_rc(rk_storage_commit(s), 0);
+    rk_storage_stats(s, &st1);
+    assert_int_equal(st1.fsyncs, st0.fsyncs);
+    assert_true(rk_storage_sync_due_ms(s) == UINT64_MAX);
+    assert_rc(rk_storage_close(s), 0);
+    s = open_ok(f->dir, &o, NULL);
+    assert_model(s, &m, 0);
+    assert_rc(rk_storage_close(s), 0);
+    tu_model_free(&m);
+    f->ok = true;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1062,6 +1112,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fsync_error_makes_store_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_real_enospc_on_small_tmpfs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_interval_and_never, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

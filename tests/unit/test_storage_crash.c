@@ -31,7 +31,9 @@
 
 struct fx {
     char dir[512];
-    bool ok; /* set as the test's last statement */
+    bool ok;           /* set as the test's last statement */
+    struct tu_model m; /* freed by teardown, also when an assertion fails */
+    void *buf;         /* likewise */
 };
 
 static int setup(void **state)
@@ -49,6 +51,8 @@ static int teardown(void **state)
     for (int op = 0; op < RK_IO_NOPS; op++)
         rk_io_fault_arm((enum rk_io_op)op, 0, 0);
     rk_log_set_sink(NULL, NULL);
+    tu_model_free(&f->m);
+    free(f->buf);
     if (f->ok)
         tu_rmrf(f->dir);
     else
@@ -57,14 +61,14 @@ static int teardown(void **state)
     return 0;
 }
 
-#define CHILD_CHECK(cond, code, ...)                                                          \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "child %ld: step %d failed: %s: ", (long)getpid(), code, #cond);  \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-            _exit(code);                                                                      \
-        }                                                                                     \
+#define CHILD_CHECK(cond, code, ...)                                                               \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "child %ld: step %d failed: %s: ", (long)getpid(), code, #cond);       \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            _exit(code);                                                                           \
+        }                                                                                          \
     } while (0)
 
 static uint64_t wall_ms(void)
@@ -101,11 +105,11 @@ static void wait_child_ok(pid_t pid, const char *what)
 
 /* ==== torn tail ==== */
 
-#define TORN_FIRST 100u   /* keys written and closed in a first session */
-#define TORN_BATCHES 20u  /* committed batches in the crashing session */
-#define TORN_PER 10u      /* records per batch */
-#define TORN_LAST 40u     /* records of ~1 KiB in the torn batch: several blocks */
-#define TORN_TOTAL (TORN_FIRST + TORN_BATCHES * TORN_PER + TORN_LAST)
+#define TORN_FIRST       100u /* keys written and closed in a first session */
+#define TORN_BATCHES     20u  /* committed batches in the crashing session */
+#define TORN_PER         10u  /* records per batch */
+#define TORN_LAST        40u  /* records of ~1 KiB in the torn batch: several blocks */
+#define TORN_TOTAL       (TORN_FIRST + TORN_BATCHES * TORN_PER + TORN_LAST)
 #define TORN_VERSION(id) ((1700000000000ull << 16) + 1 + (id))
 
 static void torn_opts(struct rk_storage_opts *o)
@@ -143,8 +147,8 @@ static int torn_offsets(uint64_t *off, int cap, const struct tu_block *b, int nb
 {
     int n = 0;
     for (int i = 0; i < nb && n + 6 < cap; i++) {
-        uint64_t d[] = {b[i].off, b[i].off + 1, b[i].off + 31, b[i].off + 32, b[i].off + 33,
-                        b[i].off + 32 + b[i].stored_len - 1};
+        uint64_t d[] = {b[i].off,      b[i].off + 1,  b[i].off + 31,
+                        b[i].off + 32, b[i].off + 33, b[i].off + 32 + b[i].stored_len - 1};
         for (size_t j = 0; j < sizeof(d) / sizeof(d[0]); j++)
             off[n++] = d[j];
     }
@@ -268,8 +272,7 @@ static void test_torn_tail_all_or_nothing(void **state)
             fail_msg("%s at %" PRIu64 " (batch %" PRIu64 "..%" PRIu64 "): torn_bytes %" PRIu64,
                      garbage ? "garbage" : "truncate", off, first, end, rep.torn_bytes);
         if (!log_names(log.buf, newest->name, first))
-            fail_msg("%s at %" PRIu64 ": no log line names %s and offset %" PRIu64
-                     "; log:\n%s",
+            fail_msg("%s at %" PRIu64 ": no log line names %s and offset %" PRIu64 "; log:\n%s",
                      garbage ? "garbage" : "truncate", off, newest->name, first, log.buf);
         char why[1024];
         if (tu_check(t, &want, wall_ms(), 0, why, sizeof(why)) != 0)
@@ -335,8 +338,8 @@ static void crash_child(const char *dir, int wfd, uint64_t rng, uint64_t base, s
             a->version = base + ++seq;
             a->tomb = tu_rand_below(&rng, 10) == 0;
             rc = a->tomb ? tu_del(s, m, a->id, a->version) : tu_put(s, m, a->id, a->version, 0);
-            CHILD_CHECK(rc == 0, 3, "%s key %u version %" PRIu64 ": %s",
-                        a->tomb ? "del" : "put", a->id, a->version, rk_strerror(rc));
+            CHILD_CHECK(rc == 0, 3, "%s key %u version %" PRIu64 ": %s", a->tomb ? "del" : "put",
+                        a->id, a->version, rk_strerror(rc));
         }
         rc = rk_storage_commit(s);
         CHILD_CHECK(rc == 0, 4, "commit: %d (%s)", rc, rk_strerror(rc));
@@ -367,8 +370,8 @@ static void apply_acks(struct tu_model *acked, const unsigned char *buf, size_t 
 }
 
 /* Reads acknowledgements until deadline_us (0 = until EOF). */
-static void read_acks(int rfd, struct tu_model *acked, uint64_t deadline_us,
-                      unsigned char *pend, size_t *npend)
+static void read_acks(int rfd, struct tu_model *acked, uint64_t deadline_us, unsigned char *pend,
+                      size_t *npend)
 {
     for (;;) {
         int timeout = -1;
@@ -418,8 +421,8 @@ static void crash_verify(rk_storage *s, struct tu_model *acked, const struct cra
                      "acknowledged version %" PRIu64 " tombstone %d",
                      c->seed, c->cycle, c->delay_us, key, rc, rk_strerror(rc), kv->version,
                      kv->tomb);
-        if (kv->present && (r.version < kv->version ||
-                            (r.version == kv->version && r.tombstone != kv->tomb)))
+        if (kv->present &&
+            (r.version < kv->version || (r.version == kv->version && r.tombstone != kv->tomb)))
             fail_msg("seed %" PRIu64 " cycle %d delay %" PRIu64 "us: %s: found version %" PRIu64
                      " tombstone %d, acknowledged version %" PRIu64 " tombstone %d",
                      c->seed, c->cycle, c->delay_us, key, r.version, r.tombstone, kv->version,
@@ -486,8 +489,8 @@ static void test_kill9_keeps_acknowledged_writes(void **state)
         rk_storage *s = NULL;
         int rc = rk_storage_open(&s, f->dir, &o, &rep);
         if (rc != 0)
-            fail_msg("seed %" PRIu64 " cycle %d delay %" PRIu64 "us: open = %d (%s): %s",
-                     c.seed, c.cycle, c.delay_us, rc, rk_strerror(rc), rep.error);
+            fail_msg("seed %" PRIu64 " cycle %d delay %" PRIu64 "us: open = %d (%s): %s", c.seed,
+                     c.cycle, c.delay_us, rc, rk_strerror(rc), rep.error);
         crash_verify(s, &acked, &c);
         assert_rc(rk_storage_close(s), 0);
     }
@@ -503,7 +506,7 @@ static void test_kill9_keeps_acknowledged_writes(void **state)
 
 /* ==== a flipped bit in a sealed segment ==== */
 
-#define FLIP_KEYS 1500u
+#define FLIP_KEYS   1500u
 #define SEG_UNKNOWN UINT64_MAX
 
 static void flip_opts(struct rk_storage_opts *o, bool repair)
@@ -544,8 +547,8 @@ static void flip_build(const char *dir, struct tu_model *m, uint64_t *seg_of)
 
 /* After repair: keys of the quarantined segment are gone, keys elsewhere
  * are intact, keys of unknown place either. Returns the keys present. */
-static uint64_t flip_check_repaired(rk_storage *s, const struct tu_model *m,
-                                    const uint64_t *seg_of, uint64_t target)
+static uint64_t flip_check_repaired(rk_storage *s, const struct tu_model *m, const uint64_t *seg_of,
+                                    uint64_t target)
 {
     uint64_t present = 0;
     char why[1024];
@@ -567,24 +570,28 @@ static uint64_t flip_check_repaired(rk_storage *s, const struct tu_model *m,
     return present;
 }
 
+/* seg_records: the records in the damaged segment, from its block headers. */
 static void flip_repair_open(const char *dir, const struct tu_model *m, const uint64_t *seg_of,
-                             const struct tu_seg *target)
+                             const struct tu_seg *target, uint64_t seg_records)
 {
     struct rk_storage_opts o;
     flip_opts(&o, true);
     struct rk_storage_report rep;
     rk_storage *s = open_ok(dir, &o, &rep, "repair");
+    uint64_t present = flip_check_repaired(s, m, seg_of, target->id);
+    assert_rc(rk_storage_close(s), 0);
     assert_int_equal(rep.quarantined, 1);
+    assert_int_equal(rep.keys, present);
+    assert_true(present < m->n);
+    /* the whole segment is moved aside, so every record in it is lost */
     uint64_t in_target = 0;
     for (uint32_t id = 0; id < m->n; id++)
         in_target += seg_of[id] == target->id;
-    if (rep.records_lost < in_target)
-        fail_msg("records_lost %" PRIu64 ", but %" PRIu64 " keys were in %s", rep.records_lost,
-                 in_target, target->name);
-    uint64_t present = flip_check_repaired(s, m, seg_of, target->id);
-    assert_int_equal(rep.keys, present);
-    assert_true(present < m->n);
-    assert_rc(rk_storage_close(s), 0);
+    assert_true(seg_records >= in_target);
+    if (rep.records_lost != seg_records)
+        fail_msg("records_lost %" PRIu64 ", but %s, which was quarantined, held %" PRIu64
+                 " records (%" PRIu64 " keys known to be only there)",
+                 rep.records_lost, target->name, seg_records, in_target);
 
     /* moved aside, not deleted: the operator (or anti-entropy) decides */
     assert_true(tu_file_size(target->path) < 0);
@@ -612,10 +619,10 @@ static void test_bit_flip_in_sealed_segment(void **state)
     snprintf(data, sizeof(data), "%s/data", f->dir);
     snprintf(copy, sizeof(copy), "%s/flipped", f->dir);
     assert_int_equal(mkdir(data, 0750), 0);
-    struct tu_model m;
-    tu_model_init(&m, FLIP_KEYS, 16, 200, 800);
-    uint64_t *seg_of = calloc(FLIP_KEYS, sizeof(*seg_of));
-    flip_build(data, &m, seg_of);
+    struct tu_model *mp = &f->m;
+    tu_model_init(mp, FLIP_KEYS, 16, 200, 800);
+    uint64_t *seg_of = f->buf = calloc(FLIP_KEYS, sizeof(*seg_of));
+    flip_build(data, mp, seg_of);
 
     /* a sealed segment, not the newest, holding keys we can name */
     struct tu_seg segs[256];
@@ -635,6 +642,9 @@ static void test_bit_flip_in_sealed_segment(void **state)
     struct tu_block blk[256];
     int nb = tu_blocks(target->path, blk, 256);
     assert_true(nb > 0);
+    uint64_t seg_records = 0;
+    for (int i = 0; i < nb; i++)
+        seg_records += blk[i].count;
     const struct tu_block *b = &blk[tu_rand_below(&rng, (uint64_t)nb)];
     uint64_t at = b->off + TU_BLOCK_HEADER + tu_rand_below(&rng, b->stored_len);
     unsigned bit = (unsigned)tu_rand_below(&rng, 8);
@@ -652,8 +662,7 @@ static void test_bit_flip_in_sealed_segment(void **state)
     int rc = rk_storage_open(&s, data, &o, &rep);
     if (rc == RK_ECORRUPT) {
         if (!strstr(rep.error, target->name))
-            fail_msg("RK_ECORRUPT, but rep.error \"%s\" does not name %s", rep.error,
-                     target->name);
+            fail_msg("RK_ECORRUPT, but rep.error \"%s\" does not name %s", rep.error, target->name);
     } else {
         assert_rc(rc, 0);
         uint32_t bad = 0;
@@ -666,7 +675,7 @@ static void test_bit_flip_in_sealed_segment(void **state)
                 bad++;
                 continue;
             }
-            if (tu_check_key(s, &m, id, 0, 0, why, sizeof(why)) != 0)
+            if (tu_check_key(s, mp, id, 0, 0, why, sizeof(why)) != 0)
                 fail_msg("after a bit flip in %s: %s", target->name, why);
         }
         if (bad == 0)
@@ -676,7 +685,7 @@ static void test_bit_flip_in_sealed_segment(void **state)
     }
 
     /* 2. repair quarantines the segment */
-    flip_repair_open(data, &m, seg_of, target);
+    flip_repair_open(data, mp, seg_of, target, seg_records);
 
     /* 3. without its hint file, the damage is found at open */
     assert_rc(tu_copy_dir(copy, data), 0);
@@ -689,10 +698,64 @@ static void test_bit_flip_in_sealed_segment(void **state)
     assert_rc(rk_storage_open(&s, data, &o, &rep), RK_ECORRUPT);
     if (!strstr(rep.error, t2.name))
         fail_msg("rep.error \"%s\" does not name %s", rep.error, t2.name);
-    flip_repair_open(data, &m, seg_of, &t2);
+    flip_repair_open(data, mp, seg_of, &t2, seg_records);
 
-    free(seg_of);
-    tu_model_free(&m);
+    f->ok = true;
+}
+
+/* ==== regression: kill -9 while a new segment file is being created ====
+ * The kill -9 test found stores that would not open ("bad header") after
+ * the writer died between creating the next segment file and writing its
+ * header: the newest file was empty, or preallocated zeros. Such a file
+ * holds no acknowledged data; open must succeed with everything intact. */
+
+static void test_unfinished_segment_creation_after_crash(void **state)
+{
+    struct fx *f = *state;
+    char data[600];
+    snprintf(data, sizeof(data), "%s/data", f->dir);
+    assert_int_equal(mkdir(data, 0750), 0);
+    struct rk_storage_opts o;
+    crash_opts(&o);
+    struct tu_model *m = &f->m;
+    tu_model_init(m, 300, 8, 100, 2000);
+    rk_storage *s = open_ok(data, &o, NULL, "build");
+    for (uint32_t id = 0; id < m->n; id++) {
+        assert_rc(tu_put(s, m, id, (1700000000000ull << 16) + id, 0), 0);
+        if (id % 30 == 29)
+            assert_rc(rk_storage_commit(s), 0);
+    }
+    assert_rc(rk_storage_close(s), 0);
+
+    /* A new segment is built as seg-<id>.rks.tmp and renamed only once its
+     * header is durable: a kill -9 during creation leaves an empty or
+     * zero-filled .tmp file, which open must discard. */
+    for (int form = 0; form < 2; form++) {
+        struct tu_seg segs[64];
+        int ns = tu_segments(data, segs, 64);
+        assert_true(ns > 0);
+        char path[1100];
+        snprintf(path, sizeof(path), "%s/seg-%016" PRIx64 ".rks.tmp", data, segs[ns - 1].id + 1);
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        assert_true(fd >= 0);
+        if (form == 1)
+            assert_int_equal(ftruncate(fd, (off_t)o.segment_size), 0);
+        close(fd);
+
+        struct rk_storage_report rep;
+        memset(&rep, 0, sizeof(rep));
+        s = NULL;
+        int rc = rk_storage_open(&s, data, &o, &rep);
+        if (rc != 0)
+            fail_msg("open with %s newest segment (as left by kill -9 during its creation) "
+                     "= %d (%s): %s",
+                     form ? "a zero-filled" : "an empty", rc, rk_strerror(rc), rep.error);
+        char why[1024];
+        if (tu_check(s, m, wall_ms(), 0, why, sizeof(why)) != 0)
+            fail_msg("%s", why);
+        assert_int_equal(access(path, F_OK), -1); /* the stray .tmp is gone */
+        assert_rc(rk_storage_close(s), 0);
+    }
     f->ok = true;
 }
 
@@ -702,6 +765,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bit_flip_in_sealed_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unfinished_segment_creation_after_crash, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

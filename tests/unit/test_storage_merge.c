@@ -91,11 +91,11 @@ static rk_storage *open_ok(const char *dir, const struct rk_storage_opts *o,
     return s;
 }
 
-#define assert_model(s, m, flags)                                                             \
-    do {                                                                                      \
-        char why_[1024];                                                                      \
-        if (tu_check((s), (m), now_ms, (flags), why_, sizeof(why_)) != 0)                     \
-            fail_msg("%s", why_);                                                             \
+#define assert_model(s, m, flags)                                                                  \
+    do {                                                                                           \
+        char why_[1024];                                                                           \
+        if (tu_check((s), (m), now_ms, (flags), why_, sizeof(why_)) != 0)                          \
+            fail_msg("%s", why_);                                                                  \
     } while (0)
 
 /* Run background work until idle; returns the number of steps. */
@@ -271,8 +271,7 @@ static void test_merge_drops_old_tombstones_and_expired(void **state)
                   " (live %u)\n",
                   st1.tombstones, st2.tombstones, st1.keys, st2.keys, tu_live(&m, now_ms));
     if (st2.tombstones >= st1.tombstones)
-        fail_msg("tombstones older than the grace period were not dropped: %" PRIu64
-                 " -> %" PRIu64,
+        fail_msg("tombstones older than the grace period were not dropped: %" PRIu64 " -> %" PRIu64,
                  st1.tombstones, st2.tombstones);
     if (st2.keys >= st1.keys)
         fail_msg("expired records were not dropped: keys %" PRIu64 " -> %" PRIu64, st1.keys,
@@ -385,25 +384,24 @@ static void test_kill9_during_merge(void **state)
         s = NULL;
         int rc = rk_storage_open(&s, data, &o, &rep);
         if (rc != 0)
-            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us: open = %d (%s): %s", seed,
-                     delay, rc, rk_strerror(rc), rep.error);
+            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us: open = %d (%s): %s", seed, delay,
+                     rc, rk_strerror(rc), rep.error);
         char why[1024];
         if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
             fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us: %s", seed, delay, why);
         assert_int_equal(rep.keys, tu_live(&m, now_ms));
         step_all(s); /* finish what the killed merge left */
         if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
-            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us, merge finished: %s", seed,
-                     delay, why);
+            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us, merge finished: %s", seed, delay,
+                     why);
         assert_rc(rk_storage_close(s), 0);
         s = open_ok(data, &o, NULL);
         if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
-            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us, reopened: %s", seed, delay,
-                     why);
+            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us, reopened: %s", seed, delay, why);
         assert_rc(rk_storage_close(s), 0);
     }
-    print_message("kill9 during merge: %d of %d kills mid-merge (full merge %" PRIu64 "us)\n",
-                  mid, iters, span);
+    print_message("kill9 during merge: %d of %d kills mid-merge (full merge %" PRIu64 "us)\n", mid,
+                  iters, span);
     tu_model_free(&m);
     f->ok = true;
 }
@@ -423,8 +421,7 @@ static void test_puts_interleaved_with_merge(void **state)
     for (i = 0; i < 3000 && (rc == 1 || i < 200); i++) {
         rc = rk_storage_step(s);
         if (rc < 0)
-            fail_msg("seed %" PRIu64 " iteration %d: step = %d (%s)", seed, i, rc,
-                     rk_strerror(rc));
+            fail_msg("seed %" PRIu64 " iteration %d: step = %d (%s)", seed, i, rc, rk_strerror(rc));
         for (int k = 0; k < 4; k++) {
             uint32_t id = (uint32_t)tu_rand_below(&rng, m.n);
             if (tu_rand_below(&rng, 8) == 0)

@@ -336,8 +336,8 @@ uint64_t tu_seed(const char *name)
     } else {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        seed = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^
-               (uint64_t)getpid() << 32;
+        seed =
+            (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
     }
     fprintf(stderr, "%s: seed=%" PRIu64 " (set RINGKV_SEED to repeat)\n", name, seed);
     return seed;
@@ -354,9 +354,9 @@ uint64_t tu_hash(const void *p, size_t n, uint64_t h)
 }
 
 static const char *const words[] = {
-    "alpha", "bravo", "charlie", "delta", "echo",  "foxtrot", "golf",   "hotel",
-    "india", "juliet", "kilo",   "lima",  "mike",  "november", "oscar", "papa",
-    "user",  "order",  "status", "active", "pending", "shipped", "name", "email",
+    "alpha", "bravo",  "charlie", "delta",  "echo",    "foxtrot",  "golf",  "hotel",
+    "india", "juliet", "kilo",    "lima",   "mike",    "november", "oscar", "papa",
+    "user",  "order",  "status",  "active", "pending", "shipped",  "name",  "email",
 };
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
@@ -383,8 +383,8 @@ void tu_json(char *buf, size_t len, uint64_t seed)
             k = snprintf(tmp, sizeof(tmp), "\"id\":\"%016" PRIx64 "\",", tu_rand(&r));
             break;
         default:
-            k = snprintf(tmp, sizeof(tmp), "\"tags\":[\"%s\",\"%s\"],",
-                         words[(x >> 8) % NWORDS], words[(x >> 20) % NWORDS]);
+            k = snprintf(tmp, sizeof(tmp), "\"tags\":[\"%s\",\"%s\"],", words[(x >> 8) % NWORDS],
+                         words[(x >> 20) % NWORDS]);
             break;
         }
         size_t take = (size_t)k < len - n ? (size_t)k : len - n;
@@ -469,8 +469,8 @@ static bool expired(const struct tu_kv *kv, uint64_t now)
     return kv->expiry != 0 && kv->expiry < now;
 }
 
-int tu_check_key(rk_storage *s, const struct tu_model *m, uint32_t id, uint64_t now,
-                 unsigned flags, char *why, size_t whylen)
+int tu_check_key(rk_storage *s, const struct tu_model *m, uint32_t id, uint64_t now, unsigned flags,
+                 char *why, size_t whylen)
 {
     const struct tu_kv *kv = &m->kv[id];
     char key[TU_KEY_CAP];
@@ -481,8 +481,8 @@ int tu_check_key(rk_storage *s, const struct tu_model *m, uint32_t id, uint64_t 
     bool gone = !kv->present || kv->tomb || expired(kv, now);
     if (gone) {
         if (rc != RK_ENOTFOUND) {
-            snprintf(why, whylen, "%s: get = %d (%s) version %" PRIu64 ", want not found", key,
-                     rc, rk_strerror(rc), rc == 0 ? r.version : 0);
+            snprintf(why, whylen, "%s: get = %d (%s) version %" PRIu64 ", want not found", key, rc,
+                     rk_strerror(rc), rc == 0 ? r.version : 0);
             return -1;
         }
         if (!kv->present || !kv->tomb)
@@ -501,8 +501,8 @@ int tu_check_key(rk_storage *s, const struct tu_model *m, uint32_t id, uint64_t 
         return 0;
     }
     if (rc != 0) {
-        snprintf(why, whylen, "%s: get = %d (%s), want version %" PRIu64, key, rc,
-                 rk_strerror(rc), kv->version);
+        snprintf(why, whylen, "%s: get = %d (%s), want version %" PRIu64, key, rc, rk_strerror(rc),
+                 kv->version);
         return -1;
     }
     uint32_t vlen = tu_val(m, val, id, kv->version);

@@ -16,13 +16,13 @@
 
 /* cmocka assertion on a return code that names both codes on failure
  * (assert_int_equal would print -10001 as a huge hex number). */
-#define assert_rc(expr, want)                                                                 \
-    do {                                                                                      \
-        int rc_ = (expr);                                                                     \
-        int want_ = (want);                                                                   \
-        if (rc_ != want_)                                                                     \
-            fail_msg("%s = %d (%s), want %d (%s)", #expr, rc_, rk_strerror(rc_), want_,       \
-                     rk_strerror(want_));                                                     \
+#define assert_rc(expr, want)                                                                      \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        int want_ = (want);                                                                        \
+        if (rc_ != want_)                                                                          \
+            fail_msg("%s = %d (%s), want %d (%s)", #expr, rc_, rk_strerror(rc_), want_,            \
+                     rk_strerror(want_));                                                          \
     } while (0)
 
 /* ---- temporary directories and files ---- */
@@ -55,7 +55,7 @@ int tu_garbage(const char *path, uint64_t off, uint64_t len, uint64_t *rng);
 
 struct tu_seg {
     uint64_t id;
-    char name[64];  /* seg-<16 hex>.rks */
+    char name[64];   /* seg-<16 hex>.rks */
     char path[1024]; /* dir/name */
     char hint[1024]; /* dir/seg-<16 hex>.rkh (may not exist) */
 };
@@ -64,10 +64,10 @@ struct tu_seg {
  * (at most max) or -errno. */
 int tu_segments(const char *dir, struct tu_seg *out, int max);
 
-#define TU_SEG_HEADER 32u
+#define TU_SEG_HEADER   32u
 #define TU_BLOCK_HEADER 32u
-#define TU_BLOCK_MAGIC 0x4C424B52u
-#define TU_BLOCK_LZ4 0x1u
+#define TU_BLOCK_MAGIC  0x4C424B52u
+#define TU_BLOCK_LZ4    0x1u
 #define TU_BLOCK_COMMIT 0x2u
 
 struct tu_block {
@@ -82,7 +82,7 @@ int tu_blocks(const char *path, struct tu_block *out, int max);
 
 /* ---- randomness and values ---- */
 
-uint64_t tu_rand(uint64_t *state);      /* splitmix64 */
+uint64_t tu_rand(uint64_t *state); /* splitmix64 */
 uint64_t tu_rand_below(uint64_t *state, uint64_t n);
 /* A seed from RINGKV_SEED or the clock; printed to stderr with name. */
 uint64_t tu_seed(const char *name);
@@ -131,8 +131,8 @@ int tu_del(rk_storage *s, struct tu_model *m, uint32_t id, uint64_t version);
 int tu_check(rk_storage *s, const struct tu_model *m, uint64_t now, unsigned flags, char *why,
              size_t whylen);
 /* The same for one key. */
-int tu_check_key(rk_storage *s, const struct tu_model *m, uint32_t id, uint64_t now,
-                 unsigned flags, char *why, size_t whylen);
+int tu_check_key(rk_storage *s, const struct tu_model *m, uint32_t id, uint64_t now, unsigned flags,
+                 char *why, size_t whylen);
 /* Live (present, not a tombstone, not expired at now) keys of m. */
 uint32_t tu_live(const struct tu_model *m, uint64_t now);
 
