@@ -264,7 +264,7 @@ int tu_segments(const char *dir, struct tu_seg *out, int max)
             continue;
         struct tu_seg *s = &out[n++];
         s->id = id;
-        snprintf(s->name, sizeof(s->name), "%s", nm);
+        snprintf(s->name, sizeof(s->name), "%.63s", nm);
         snprintf(s->path, sizeof(s->path), "%s/%s", dir, nm);
         snprintf(s->hint, sizeof(s->hint), "%s/%.20s.rkh", dir, nm);
     }
