@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+uint8_t *rk_fuzz_seed(size_t *len);
 
 static char dir[256];
 
@@ -91,4 +92,55 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ;
     rk_storage_close(s);
     return 0;
+}
+
+/* A real sealed segment (a few batches of records, some tombstones) after a
+ * mode byte of 0. */
+uint8_t *rk_fuzz_seed(size_t *len)
+{
+    char sdir[256], path[600];
+    snprintf(sdir, sizeof(sdir), "/tmp/rk-seed-XXXXXX");
+    if (!mkdtemp(sdir))
+        return NULL;
+    struct rk_storage_opts o;
+    rk_storage_opts_default(&o);
+    o.fsync = RK_FSYNC_NEVER;
+    rk_storage *s;
+    if (rk_storage_open(&s, sdir, &o, NULL) != 0)
+        return NULL;
+    for (int i = 0; i < 300; i++) {
+        char k[32], v[200];
+        int kl = snprintf(k, sizeof(k), "key-%d", i % 200);
+        int vl = snprintf(v, sizeof(v), "{\"n\":%d,\"name\":\"user_%d\",\"ok\":true}", i, i * 7);
+        struct rk_record r = {.key = k, .klen = (uint32_t)kl, .val = v, .vlen = (uint32_t)vl,
+                              .version = (uint64_t)(i + 1) << 16, .tombstone = i % 17 == 0};
+        rk_storage_put(s, &r, NULL);
+        if (i % 40 == 39)
+            rk_storage_commit(s);
+    }
+    rk_storage_close(s);
+    snprintf(path, sizeof(path), "%s/seg-0000000000000000.rks", sdir);
+    uint8_t *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        buf = malloc((size_t)n + 1);
+        if (buf && fread(buf + 1, 1, (size_t)n, f) == (size_t)n) {
+            buf[0] = 0;
+            *len = (size_t)n + 1;
+        } else {
+            free(buf);
+            buf = NULL;
+        }
+        fclose(f);
+    }
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/seg-0000000000000000.rkh", sdir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/LOCK", sdir);
+    unlink(path);
+    rmdir(sdir);
+    return buf;
 }

@@ -1,0 +1,131 @@
+/* ringkv wire protocol, version 1: one binary message format for client,
+ * admin and (later) peer traffic. Pure functions, no I/O; the decoder is a
+ * fuzz target (tests/fuzz/fuzz_proto.c).
+ *
+ * Every message is a 16-byte header followed by fields, all little-endian:
+ *
+ *   offset size field
+ *   0      2    magic    0x4B52 ("RK" on the wire)
+ *   2      1    version  RK_PROTO_VERSION; another value gets UNSUPPORTED
+ *   3      1    opcode   enum rk_op
+ *   4      2    flags    RK_MSG_REPLY on replies
+ *   6      2    status   enum rk_status (0 in requests)
+ *   8      4    id       chosen by the requester, echoed in the reply
+ *   12     4    body_len bytes after the header; must be exactly the rest
+ *
+ *   body: fields, each [tag u8][len u32][len bytes], any order, each tag at
+ *   most once. Unknown tags are skipped (newer peers may add fields); a
+ *   known tag with the wrong length, a repeated tag, or a field running past
+ *   the end is MALFORMED. Integer fields are 8 bytes (u64) except R and W
+ *   (1 byte).
+ *
+ * Requests and replies by opcode (fields in brackets are optional):
+ *   PUT     req: KEY VALUE [TTL_MS] [R] [W]        rep: VERSION
+ *   GET     req: KEY [R]                            rep: VALUE VERSION [EXPIRY_MS]
+ *   DEL     req: KEY [W]                            rep: VERSION
+ *   STATUS, STATS, HEALTH, READY
+ *           req: -                                  rep: TEXT (one JSON object)
+ *   ECHO    req: anything                           rep: the same fields (transport benchmark)
+ * Any reply whose status is not OK may carry TEXT: a one-line error message.
+ */
+#ifndef RK_PROTO_H
+#define RK_PROTO_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RK_PROTO_MAGIC 0x4B52u
+#define RK_PROTO_VERSION 1u
+#define RK_PROTO_HDR 16u
+
+struct __attribute__((packed)) rk_proto_hdr {
+    uint16_t magic;
+    uint8_t version;
+    uint8_t opcode;
+    uint16_t flags;
+    uint16_t status;
+    uint32_t id;
+    uint32_t body_len;
+};
+static_assert(sizeof(struct rk_proto_hdr) == RK_PROTO_HDR, "wire header layout");
+static_assert(offsetof(struct rk_proto_hdr, id) == 8, "wire header layout");
+static_assert(offsetof(struct rk_proto_hdr, body_len) == 12, "wire header layout");
+
+enum rk_op {
+    RK_OP_PUT = 1,
+    RK_OP_GET = 2,
+    RK_OP_DEL = 3,
+    RK_OP_STATUS = 16,
+    RK_OP_STATS = 17,
+    RK_OP_HEALTH = 18,
+    RK_OP_READY = 19,
+    RK_OP_ECHO = 20,
+};
+
+enum { RK_MSG_REPLY = 1u << 0 };
+
+/* Reply status codes. Stable: scripts and other versions depend on them. */
+enum rk_status {
+    RK_ST_OK = 0,
+    RK_ST_NOT_FOUND = 1,
+    RK_ST_MALFORMED = 2,
+    RK_ST_UNSUPPORTED = 3,
+    RK_ST_BUSY = 4,
+    RK_ST_TOO_LARGE = 5,
+    RK_ST_NO_SPACE = 6,
+    RK_ST_READONLY = 7,
+    RK_ST_STALE = 8,
+    RK_ST_QUORUM = 9,
+    RK_ST_TIMEOUT = 10,
+    RK_ST_INTERNAL = 11,
+    RK_ST_UNAVAILABLE = 12, /* shutting down, or not ready */
+};
+
+enum rk_tag {
+    RK_TAG_KEY = 1,
+    RK_TAG_VALUE = 2,
+    RK_TAG_VERSION = 3,   /* u64 */
+    RK_TAG_TTL_MS = 4,    /* u64, relative */
+    RK_TAG_EXPIRY_MS = 5, /* u64, absolute wall ms */
+    RK_TAG_TEXT = 6,      /* UTF-8: error line or JSON object */
+    RK_TAG_R = 7,         /* u8 */
+    RK_TAG_W = 8,         /* u8 */
+};
+
+/* A decoded message. Byte fields point into the buffer that was decoded
+ * (borrowed: valid as long as that buffer). has_* says which were present. */
+struct rk_msg {
+    uint8_t opcode;
+    uint16_t flags;
+    uint16_t status;
+    uint32_t id;
+    const uint8_t *key, *val, *text;
+    uint32_t klen, vlen, tlen;
+    uint64_t version, ttl_ms, expiry_ms;
+    uint8_t r, w;
+    bool has_key, has_val, has_text, has_version, has_ttl, has_expiry, has_r, has_w;
+};
+
+/* Decode len bytes. 0 on success. RK_EMALFORMED for a bad magic, a short
+ * message, a body_len that disagrees with len, or a bad field.
+ * RK_EUNSUPPORTED for another protocol version or an unknown opcode: then
+ * m->opcode and m->id are still filled so the reply can echo them. */
+int rk_proto_decode(const void *buf, size_t len, struct rk_msg *m);
+
+/* Bytes rk_proto_encode will write for m (header included). */
+size_t rk_proto_size(const struct rk_msg *m);
+
+/* Encode m (the has_* fields choose what goes out) into buf, which holds at
+ * least rk_proto_size(m) bytes. Returns the bytes written. */
+size_t rk_proto_encode(const struct rk_msg *m, void *buf);
+
+/* Status code for an engine error (RK_E* / -errno), and back. */
+enum rk_status rk_proto_status(int err);
+int rk_proto_error(enum rk_status st);
+
+/* Short stable name of a status ("OK", "NOT_FOUND", "BUSY", ...). */
+const char *rk_proto_status_name(enum rk_status st);
+
+#endif
