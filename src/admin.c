@@ -1,7 +1,179 @@
-/* placeholder: being written */
-#include "util/err.h"
-int rk_placeholder_admin(void);
-int rk_placeholder_admin(void)
+/* Admin replies as JSON. Field names are stable: scripts parse them. */
+#include "admin.h"
+#include "util/clock.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STALL_NS (2ull * 1000000000) /* a loop silent this long is not turning */
+#define VERSION_STR "0.1.0"
+
+struct jbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static void jadd(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jadd(struct jbuf *b, const char *fmt, ...)
 {
-    return 0;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 512) + (size_t)n;
+        char *np = realloc(b->p, cap);
+        if (!np)
+            return;
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+/* A JSON string literal (config values are ASCII paths and addresses, but
+ * escape quotes, backslashes and control bytes anyway). */
+static void jstr(struct jbuf *b, const char *s)
+{
+    jadd(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            jadd(b, "\\%c", c);
+        else if (c < 0x20)
+            jadd(b, "\\u%04x", c);
+        else
+            jadd(b, "%c", c);
+    }
+    jadd(b, "\"");
+}
+
+static const char *stalled_worker(struct rk_shared *sh, uint32_t *idx)
+{
+    uint64_t now = rk_clock_mono_ns();
+    for (uint32_t i = 0; i < sh->nworkers; i++) {
+        if (now - rk_worker_heartbeat(sh->workers[i]) > STALL_NS) {
+            *idx = i;
+            return "a worker loop has not turned for over 2 s";
+        }
+    }
+    return NULL;
+}
+
+static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (uint32_t i = 0; i < sh->nworkers; i++) {
+        struct rk_worker_stats s;
+        rk_worker_stats(sh->workers[i], &s);
+        t->puts += s.puts, t->gets += s.gets, t->dels += s.dels, t->other += s.other;
+        t->busy += s.busy, t->errors += s.errors, t->forwarded += s.forwarded;
+        struct rk_storage_stats *a = &t->storage, *b = &s.storage;
+        a->keys += b->keys, a->tombstones += b->tombstones, a->segments += b->segments;
+        a->disk_bytes += b->disk_bytes, a->raw_bytes += b->raw_bytes;
+        a->live_bytes += b->live_bytes, a->dead_bytes += b->dead_bytes;
+        a->index_bytes += b->index_bytes, a->cache_bytes += b->cache_bytes;
+        a->commits += b->commits, a->fsyncs += b->fsyncs, a->synced_puts += b->synced_puts;
+        a->cache_hits += b->cache_hits, a->cache_misses += b->cache_misses;
+        a->merges += b->merges, a->stale_puts += b->stale_puts;
+    }
+}
+
+static void status_json(struct rk_shared *sh, struct jbuf *b)
+{
+    struct rk_worker_stats t;
+    sum_stats(sh, &t);
+    uint32_t idx;
+    const char *stall = stalled_worker(sh, &idx);
+    jadd(b, "{\"node\":");
+    jstr(b, sh->node_id);
+    jadd(b, ",\"version\":\"%s\",\"cluster\":", VERSION_STR);
+    jstr(b, sh->cfg.cluster_name);
+    jadd(b, ",\"state\":\"%s\",\"uptime_s\":%llu,\"workers\":%u,\"partitions\":%u,"
+            "\"keys\":%llu,\"inflight\":%u,\"data_dir\":",
+         atomic_load(&sh->stopping) ? "stopping" : stall ? "degraded" : "serving",
+         (unsigned long long)((rk_clock_wall_ms() - sh->start_ms) / 1000), sh->nworkers,
+         sh->partitions, (unsigned long long)t.storage.keys, atomic_load(&sh->inflight));
+    jstr(b, sh->cfg.data_dir);
+    jadd(b, ",\"listen\":{\"client\":");
+    jstr(b, sh->cfg.listen_client);
+    jadd(b, "}}");
+}
+
+static void stats_json(struct rk_shared *sh, struct jbuf *b)
+{
+    struct rk_worker_stats t;
+    sum_stats(sh, &t);
+    const struct rk_storage_stats *s = &t.storage;
+    jadd(b, "{\"node\":");
+    jstr(b, sh->node_id);
+    jadd(b, ",\"requests\":{\"put\":%llu,\"get\":%llu,\"del\":%llu,\"admin\":%llu},"
+            "\"busy\":%llu,\"errors\":%llu,\"forwarded\":%llu,\"inflight\":%u,",
+         (unsigned long long)t.puts, (unsigned long long)t.gets, (unsigned long long)t.dels,
+         (unsigned long long)t.other, (unsigned long long)t.busy, (unsigned long long)t.errors,
+         (unsigned long long)t.forwarded, atomic_load(&sh->inflight));
+    jadd(b, "\"storage\":{\"keys\":%llu,\"tombstones\":%llu,\"segments\":%llu,"
+            "\"disk_bytes\":%llu,\"raw_bytes\":%llu,\"compression_ratio\":%.2f,"
+            "\"live_bytes\":%llu,\"dead_bytes\":%llu,\"index_bytes\":%llu,\"cache_bytes\":%llu,"
+            "\"cache_hits\":%llu,\"cache_misses\":%llu,\"commits\":%llu,\"fsyncs\":%llu,"
+            "\"synced_puts\":%llu,\"puts_per_fsync\":%.2f,\"merges\":%llu,\"stale_puts\":%llu}}",
+         (unsigned long long)s->keys, (unsigned long long)s->tombstones,
+         (unsigned long long)s->segments, (unsigned long long)s->disk_bytes,
+         (unsigned long long)s->raw_bytes,
+         s->disk_bytes ? (double)s->raw_bytes / (double)s->disk_bytes : 0.0,
+         (unsigned long long)s->live_bytes, (unsigned long long)s->dead_bytes,
+         (unsigned long long)s->index_bytes, (unsigned long long)s->cache_bytes,
+         (unsigned long long)s->cache_hits, (unsigned long long)s->cache_misses,
+         (unsigned long long)s->commits, (unsigned long long)s->fsyncs,
+         (unsigned long long)s->synced_puts,
+         s->fsyncs ? (double)s->synced_puts / (double)s->fsyncs : 0.0,
+         (unsigned long long)s->merges, (unsigned long long)s->stale_puts);
+}
+
+static enum rk_status health_json(struct rk_shared *sh, struct jbuf *b)
+{
+    uint32_t idx = 0;
+    const char *stall = stalled_worker(sh, &idx);
+    if (stall) {
+        jadd(b, "{\"healthy\":false,\"reason\":\"worker %u: %s\"}", idx, stall);
+        return RK_ST_UNAVAILABLE;
+    }
+    jadd(b, "{\"healthy\":true,\"workers\":%u}", sh->nworkers);
+    return RK_ST_OK;
+}
+
+/* Ready once storage is recovered and the listener is bound, which is true
+ * of any node that can answer; a single node needs no peers. */
+static enum rk_status ready_json(struct rk_shared *sh, struct jbuf *b)
+{
+    if (atomic_load(&sh->stopping)) {
+        jadd(b, "{\"ready\":false,\"reason\":\"shutting down\"}");
+        return RK_ST_UNAVAILABLE;
+    }
+    jadd(b, "{\"ready\":true,\"reason\":\"storage recovered, listeners bound\"}");
+    return RK_ST_OK;
+}
+
+enum rk_status rk_admin_reply(struct rk_shared *sh, uint8_t op, char **text)
+{
+    struct jbuf b = {0};
+    enum rk_status st = RK_ST_OK;
+    switch (op) {
+    case RK_OP_STATUS: status_json(sh, &b); break;
+    case RK_OP_STATS: stats_json(sh, &b); break;
+    case RK_OP_HEALTH: st = health_json(sh, &b); break;
+    case RK_OP_READY: st = ready_json(sh, &b); break;
+    default:
+        jadd(&b, "opcode %u is not served by this node", op);
+        st = RK_ST_UNSUPPORTED;
+    }
+    *text = b.p;
+    return st;
 }

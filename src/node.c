@@ -1,7 +1,148 @@
-/* placeholder: being written */
+/* Data-dir identity and layout files: NODE_ID and LAYOUT, each written
+ * once (temp file, fsync, rename, dir fsync) and checked on every start. */
+#include "node.h"
 #include "util/err.h"
-int rk_placeholder_node(void);
-int rk_placeholder_node(void)
+#include "util/fsutil.h"
+#include "util/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* mkdir -p. */
+static int mkdirs(const char *dir)
 {
+    char p[1024];
+    snprintf(p, sizeof(p), "%s", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0750) < 0 && errno != EEXIST)
+            return -errno;
+        *s = '/';
+    }
+    return rk_fs_mkdir(p);
+}
+
+/* Read a small text file; 0, -ENOENT, or another -errno. Trailing newline cut. */
+static int read_small(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, len - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return -e;
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
     return 0;
+}
+
+static int write_small(const char *dir, const char *name, const char *text)
+{
+    char tmp[1200], path[1200];
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    int rc = rk_io_pwrite(fd, text, strlen(text), 0);
+    if (rc == 0)
+        rc = rk_io_fsync(fd);
+    close(fd);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = rk_fs_sync_dir(dir);
+    return rc;
+}
+
+static int check_id(const struct rk_config *c, char *id, size_t idlen, char *err, size_t errlen)
+{
+    char path[1100], stored[128];
+    snprintf(path, sizeof(path), "%s/NODE_ID", c->data_dir);
+    int rc = read_small(path, stored, sizeof(stored));
+    if (rc == 0) {
+        if (c->node_id[0] && strcmp(c->node_id, stored) != 0) {
+            snprintf(err, errlen,
+                     "data dir %s belongs to node \"%s\" but node.id is \"%s\" (set node.id = "
+                     "\"%s\", or use another data_dir)",
+                     c->data_dir, stored, c->node_id, stored);
+            return RK_EINVAL;
+        }
+        snprintf(id, idlen, "%s", stored);
+        return 0;
+    }
+    if (rc != -ENOENT) {
+        snprintf(err, errlen, "read %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (c->node_id[0])
+        snprintf(id, idlen, "%s", c->node_id);
+    else if (gethostname(id, idlen) != 0 || !id[0])
+        snprintf(id, idlen, "node-1");
+    char line[160];
+    snprintf(line, sizeof(line), "%s\n", id);
+    rc = write_small(c->data_dir, "NODE_ID", line);
+    if (rc < 0)
+        snprintf(err, errlen, "write %s: %s", path, strerror(-rc));
+    return rc;
+}
+
+static int check_layout(const struct rk_config *c, uint32_t nworkers, char *err, size_t errlen)
+{
+    char path[1100], stored[128], want[128];
+    snprintf(path, sizeof(path), "%s/LAYOUT", c->data_dir);
+    snprintf(want, sizeof(want), "workers=%u partitions=%u", nworkers, c->partitions);
+    int rc = read_small(path, stored, sizeof(stored));
+    if (rc == 0 && strcmp(stored, want) != 0) {
+        snprintf(err, errlen,
+                 "data dir %s holds data laid out as \"%s\" but this start wants \"%s\" (set "
+                 "node.workers and cluster.partitions to the stored values)",
+                 c->data_dir, stored, want);
+        return RK_EINVAL;
+    }
+    if (rc == 0)
+        return 0;
+    if (rc != -ENOENT) {
+        snprintf(err, errlen, "read %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    char line[160];
+    snprintf(line, sizeof(line), "%s\n", want);
+    rc = write_small(c->data_dir, "LAYOUT", line);
+    if (rc < 0)
+        snprintf(err, errlen, "write %s: %s", path, strerror(-rc));
+    return rc;
+}
+
+int rk_node_open(const struct rk_config *c, uint32_t nworkers, char *id, size_t idlen,
+                 int *lock_fd, char *err, size_t errlen)
+{
+    int rc = mkdirs(c->data_dir);
+    if (rc < 0) {
+        snprintf(err, errlen, "data dir %s: %s (is it writable by this user?)", c->data_dir,
+                 strerror(-rc));
+        return rc;
+    }
+    rc = rk_fs_lock_dir(c->data_dir, lock_fd, err, errlen);
+    if (rc == -EACCES || rc == -EROFS || rc == -ENOTDIR)
+        snprintf(err, errlen, "data dir %s: %s (is it writable by this user?)", c->data_dir,
+                 strerror(-rc));
+    if (rc < 0)
+        return rc;
+    rc = check_id(c, id, idlen, err, errlen);
+    if (rc == 0)
+        rc = check_layout(c, nworkers, err, errlen);
+    if (rc < 0) {
+        close(*lock_fd);
+        *lock_fd = -1;
+    }
+    return rc;
 }

@@ -25,6 +25,8 @@
  *   DEL     req: KEY [W]                            rep: VERSION
  *   STATUS, STATS, HEALTH, READY
  *           req: -                                  rep: TEXT (one JSON object)
+ *           HEALTH/READY answer OK for "yes" and UNAVAILABLE for "no" (the
+ *           JSON's "reason" says why), so probes need not parse JSON.
  *   ECHO    req: anything                           rep: the same fields (transport benchmark)
  * Any reply whose status is not OK may carry TEXT: a one-line error message.
  */
@@ -40,6 +42,8 @@
 #define RK_PROTO_VERSION 1u
 #define RK_PROTO_HDR 16u
 
+/* Pins the layout above; its fields are in host order, so the codec reads
+ * and writes the bytes little-endian itself rather than through this. */
 struct __attribute__((packed)) rk_proto_hdr {
     uint16_t magic;
     uint8_t version;
@@ -111,17 +115,29 @@ struct rk_msg {
 /* Decode len bytes. 0 on success. RK_EMALFORMED for a bad magic, a short
  * message, a body_len that disagrees with len, or a bad field.
  * RK_EUNSUPPORTED for another protocol version or an unknown opcode: then
- * m->opcode and m->id are still filled so the reply can echo them. */
+ * m->opcode and m->id are still filled so the reply can echo them.
+ * Checks run in this order: length >= 16 and magic (MALFORMED, m all zero);
+ * version (UNSUPPORTED); body_len (MALFORMED); opcode (UNSUPPORTED); fields
+ * (MALFORMED). Once the magic matched, opcode, flags, status and id are
+ * filled on every return, so a MALFORMED reply can echo the id too; on an
+ * error no body field is set. Decode does not check which fields an opcode
+ * requires (ECHO carries anything): handlers test has_*. */
 int rk_proto_decode(const void *buf, size_t len, struct rk_msg *m);
 
-/* Bytes rk_proto_encode will write for m (header included). */
+/* Bytes rk_proto_encode will write for m (header included), or 0 if m
+ * cannot be encoded: its body would exceed body_len's UINT32_MAX bytes. */
 size_t rk_proto_size(const struct rk_msg *m);
 
-/* Encode m (the has_* fields choose what goes out) into buf, which holds at
- * least rk_proto_size(m) bytes. Returns the bytes written. */
+/* Encode m (the has_* fields choose what goes out, in tag order) into buf,
+ * which holds at least rk_proto_size(m) bytes. Returns the bytes written:
+ * rk_proto_size(m), so 0 (nothing written) when m cannot be encoded. */
 size_t rk_proto_encode(const struct rk_msg *m, void *buf);
 
-/* Status code for an engine error (RK_E* / -errno), and back. */
+/* Status code for an engine error (RK_E* / -errno), and back. Each RK_E*
+ * with a status maps to it, -ESHUTDOWN to UNAVAILABLE, any other error to
+ * INTERNAL. Back: INTERNAL and statuses unknown to this version give -EIO,
+ * UNAVAILABLE gives -ESHUTDOWN; rk_proto_status(rk_proto_error(st)) == st
+ * for every status defined above. */
 enum rk_status rk_proto_status(int err);
 int rk_proto_error(enum rk_status st);
 

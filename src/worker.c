@@ -1,7 +1,565 @@
-/* placeholder: being written */
+/* Worker thread: request dispatch, the group-commit reply path, background
+ * storage work, and shutdown.
+ *
+ *   rx ready ─► on_rx (≤ RECV_BATCH msgs) ─► dispatch ─┬─ owner is us ─► serve ─► queue reply
+ *                                                      └─ else ─► owner's mailbox ─► serve ...
+ *   loop about to block ─► on_prepare: commit staged puts, fix failed write
+ *                          replies, send every queued reply
+ *
+ * Invariants: a queued reply to a write is sent only after the commit that
+ * made it durable; a reply is sent exactly once and then sh->inflight is
+ * decremented; requests beyond max_inflight are answered BUSY at once.
+ */
+#include "worker.h"
+#include "admin.h"
+#include "proto.h"
+#include "util/clock.h"
 #include "util/err.h"
-int rk_placeholder_worker(void);
-int rk_placeholder_worker(void)
+#include "util/log.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define RECV_BATCH 16      /* per wake-up, so one busy socket cannot starve the loop */
+#define MAILBOX_CAP 8192   /* forwarded requests waiting for this worker */
+#define TICK_S 0.1         /* heartbeat, stats and background-work cadence */
+
+enum { CTL_NONE, CTL_STOP_RX, CTL_EXIT };
+
+struct rk_worker {
+    struct rk_shared *sh;
+    uint32_t idx;
+    pthread_t thread;
+    bool started;
+    struct ev_loop *loop;
+    struct rk_mailbox mb;
+    rk_storage *store;
+    ev_io rx;
+    ev_prepare flush;
+    ev_timer tick, syncer;
+    ev_idle bg;
+    ev_async ctl;
+    atomic_int cmd;
+    nng_msg **out;       /* replies waiting for this turn's commit */
+    bool *out_write;     /* ... and whether each answers a write */
+    uint32_t nout, cout;
+    uint64_t last_version;
+    atomic_uint_fast64_t heartbeat;
+    pthread_mutex_t stats_lock;
+    struct rk_worker_stats stats, pub;
+};
+
+/* ---- replies ---- */
+
+/* Replace msg's body by the encoding of rep (msg keeps its routing header). */
+static int encode_into(nng_msg *msg, const struct rk_msg *rep)
 {
+    size_t n = rk_proto_size(rep);
+    if (nng_msg_realloc(msg, n) != 0)
+        return -ENOMEM;
+    rk_proto_encode(rep, nng_msg_body(msg));
     return 0;
+}
+
+static void queue_reply(struct rk_worker *w, nng_msg *msg, bool write)
+{
+    if (w->nout == w->cout) {
+        uint32_t c = w->cout ? w->cout * 2 : 64;
+        nng_msg **o = realloc(w->out, c * sizeof(*o));
+        bool *f = realloc(w->out_write, c * sizeof(*f));
+        if (o)
+            w->out = o;
+        if (f)
+            w->out_write = f;
+        if (!o || !f) { /* cannot queue: answer now rather than lose it */
+            if (nng_sendmsg(w->sh->sock, msg, 0) != 0)
+                nng_msg_free(msg);
+            atomic_fetch_sub(&w->sh->inflight, 1);
+            return;
+        }
+        w->cout = c;
+    }
+    w->out[w->nout] = msg;
+    w->out_write[w->nout++] = write;
+}
+
+/* Answer with a status and an optional one-line text. */
+static void reply_status(struct rk_worker *w, nng_msg *msg, uint8_t op, uint32_t id,
+                         enum rk_status st, const char *text)
+{
+    struct rk_msg rep = {.opcode = op, .flags = RK_MSG_REPLY, .status = (uint16_t)st, .id = id};
+    if (text) {
+        rep.text = (const uint8_t *)text;
+        rep.tlen = (uint32_t)strlen(text);
+        rep.has_text = true;
+    }
+    if (st != RK_ST_OK && st != RK_ST_NOT_FOUND)
+        w->stats.errors++;
+    if (encode_into(msg, &rep) < 0) {
+        nng_msg_free(msg);
+        atomic_fetch_sub(&w->sh->inflight, 1);
+        return;
+    }
+    queue_reply(w, msg, false);
+}
+
+static void send_all(struct rk_worker *w, int commit_rc)
+{
+    char text[320];
+    if (commit_rc < 0)
+        snprintf(text, sizeof(text), "write failed: %s%s%s", rk_strerror(commit_rc),
+                 rk_storage_write_error(w->store)[0] ? ": " : "",
+                 rk_storage_write_error(w->store));
+    for (uint32_t i = 0; i < w->nout; i++) {
+        nng_msg *m = w->out[i];
+        if (commit_rc < 0 && w->out_write[i]) {
+            struct rk_msg req;
+            rk_proto_decode(nng_msg_body(m), nng_msg_len(m), &req);
+            struct rk_msg rep = {.opcode = req.opcode, .flags = RK_MSG_REPLY, .id = req.id,
+                                 .status = (uint16_t)rk_proto_status(commit_rc),
+                                 .text = (const uint8_t *)text, .tlen = (uint32_t)strlen(text),
+                                 .has_text = true};
+            encode_into(m, &rep);
+        }
+        if (nng_sendmsg(w->sh->sock, m, 0) != 0)
+            nng_msg_free(m); /* the client's pipe is gone */
+    }
+    atomic_fetch_sub(&w->sh->inflight, w->nout);
+    w->nout = 0;
+}
+
+/* Prepare watcher: runs before the loop blocks, after every request of this
+ * turn was served: one commit (one write, at most one fdatasync) for them
+ * all, then the replies. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_worker *w = p->data;
+    int rc = 0;
+    if (rk_storage_staged(w->store) > 0) {
+        rc = rk_storage_commit(w->store);
+        if (!ev_is_active(&w->bg))
+            ev_idle_start(w->loop, &w->bg);
+    }
+    if (w->nout > 0)
+        send_all(w, rc);
+}
+
+/* ---- serving ---- */
+
+static uint64_t next_version(struct rk_worker *w)
+{
+    uint64_t v = rk_clock_wall_ms() << 16; /* HLC layout: 48-bit ms, 16-bit logical */
+    if (v <= w->last_version)
+        v = w->last_version + 1;
+    w->last_version = v;
+    return v;
+}
+
+static void too_large_text(struct rk_worker *w, const struct rk_msg *req, char *buf, size_t len)
+{
+    const struct rk_config *c = &w->sh->cfg;
+    if (req->klen > c->max_key_size)
+        snprintf(buf, len, "key of %u bytes is over storage.max_key_size = %u bytes; nothing written",
+                 req->klen, c->max_key_size);
+    else
+        snprintf(buf, len,
+                 "value of %u bytes is over storage.max_value_size = %u bytes; nothing written",
+                 req->vlen, c->max_value_size);
+}
+
+/* PUT and DEL: stage the record; the reply waits for the commit. */
+static void serve_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
+                        uint16_t part)
+{
+    bool del = req->opcode == RK_OP_DEL;
+    uint64_t now = rk_clock_wall_ms(), cur = 0;
+    struct rk_record r = {.key = req->key, .klen = req->klen, .val = req->val,
+                          .vlen = req->vlen, .partition = part, .tombstone = del};
+    if (!del && req->has_ttl && req->ttl_ms > 0)
+        r.expiry_ms = now + req->ttl_ms;
+    r.version = next_version(w);
+    int rc = rk_storage_put(w->store, &r, &cur);
+    if (rc == RK_ESTALE) { /* the stored version is ahead of our clock: go past it */
+        w->last_version = cur;
+        r.version = next_version(w);
+        rc = rk_storage_put(w->store, &r, &cur);
+    }
+    del ? w->stats.dels++ : w->stats.puts++;
+    if (rc < 0) {
+        char text[200];
+        if (rc == RK_ETOOLARGE)
+            too_large_text(w, req, text, sizeof(text));
+        else
+            snprintf(text, sizeof(text), "write refused: %s%s%s", rk_strerror(rc),
+                     rc == RK_EREADONLY ? ": " : "",
+                     rc == RK_EREADONLY ? rk_storage_write_error(w->store) : "");
+        reply_status(w, msg, req->opcode, req->id, rk_proto_status(rc), text);
+        return;
+    }
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .version = r.version, .has_version = true};
+    if (encode_into(msg, &rep) < 0) {
+        nng_msg_free(msg);
+        atomic_fetch_sub(&w->sh->inflight, 1);
+        return;
+    }
+    queue_reply(w, msg, true);
+}
+
+static void serve_get(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    struct rk_record r;
+    w->stats.gets++;
+    int rc = rk_storage_get(w->store, req->key, req->klen, 0, &r);
+    if (rc < 0) {
+        reply_status(w, msg, req->opcode, req->id, rk_proto_status(rc),
+                     rc == RK_ENOTFOUND ? NULL : rk_strerror(rc));
+        return;
+    }
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .val = r.val, .vlen = r.vlen, .has_val = true,
+                         .version = r.version, .has_version = true,
+                         .expiry_ms = r.expiry_ms, .has_expiry = r.expiry_ms != 0};
+    if (encode_into(msg, &rep) < 0) {
+        nng_msg_free(msg);
+        atomic_fetch_sub(&w->sh->inflight, 1);
+        return;
+    }
+    queue_reply(w, msg, false);
+}
+
+/* Serve a request whose partition this worker owns. msg is re-decoded here:
+ * it may come from another worker's mailbox. */
+static void serve_owned(struct rk_worker *w, nng_msg *msg)
+{
+    struct rk_msg req;
+    rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req); /* checked by dispatch */
+    uint16_t part = (uint16_t)(XXH3_64bits(req.key, req.klen) & (w->sh->partitions - 1));
+    if (req.opcode == RK_OP_GET)
+        serve_get(w, msg, &req);
+    else
+        serve_write(w, msg, &req, part);
+}
+
+static void on_mail(struct rk_mailbox *mb, void *item, void *arg)
+{
+    (void)mb;
+    serve_owned(arg, item);
+}
+
+static void serve_echo(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    /* The reply's fields live in the request body, which encode_into
+     * rewrites: copy the body first. */
+    size_t n = nng_msg_len(msg);
+    uint8_t *copy = malloc(n ? n : 1);
+    struct rk_msg rep;
+    if (!copy) {
+        reply_status(w, msg, req->opcode, req->id, RK_ST_INTERNAL, "out of memory");
+        return;
+    }
+    memcpy(copy, nng_msg_body(msg), n);
+    rk_proto_decode(copy, n, &rep);
+    rep.flags = RK_MSG_REPLY;
+    rep.status = RK_ST_OK;
+    int rc = encode_into(msg, &rep);
+    free(copy);
+    if (rc < 0) {
+        nng_msg_free(msg);
+        atomic_fetch_sub(&w->sh->inflight, 1);
+        return;
+    }
+    queue_reply(w, msg, false);
+}
+
+static void serve_admin(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    char *text = NULL;
+    enum rk_status st = rk_admin_reply(w->sh, req->opcode, &text);
+    w->stats.other++;
+    reply_status(w, msg, req->opcode, req->id, st, text ? text : "");
+    free(text);
+}
+
+/* Route one received request: answer what is malformed or over the limit,
+ * serve or forward data requests, answer admin requests here. */
+static void dispatch(struct rk_worker *w, nng_msg *msg)
+{
+    struct rk_shared *sh = w->sh;
+    struct rk_msg req;
+    unsigned n = atomic_fetch_add(&sh->inflight, 1);
+    int rc = rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req);
+    if (rc < 0 || (req.flags & RK_MSG_REPLY)) {
+        reply_status(w, msg, req.opcode, req.id,
+                     rc == RK_EUNSUPPORTED ? RK_ST_UNSUPPORTED : RK_ST_MALFORMED,
+                     rc == RK_EUNSUPPORTED ? "unsupported protocol version or opcode"
+                                           : "malformed message");
+        return;
+    }
+    if (n >= atomic_load(&sh->max_inflight) || atomic_load(&sh->stopping)) {
+        w->stats.busy++;
+        reply_status(w, msg, req.opcode, req.id,
+                     atomic_load(&sh->stopping) ? RK_ST_UNAVAILABLE : RK_ST_BUSY,
+                     atomic_load(&sh->stopping) ? "node is shutting down"
+                                                : "too many requests in flight; retry later");
+        return;
+    }
+    switch (req.opcode) {
+    case RK_OP_PUT:
+    case RK_OP_GET:
+    case RK_OP_DEL:
+        break;
+    case RK_OP_ECHO:
+        serve_echo(w, msg, &req);
+        return;
+    default:
+        serve_admin(w, msg, &req);
+        return;
+    }
+    if (!req.has_key || req.klen == 0 || (req.opcode == RK_OP_PUT && !req.has_val)) {
+        reply_status(w, msg, req.opcode, req.id, RK_ST_MALFORMED,
+                     req.opcode == RK_OP_PUT && req.has_key ? "put without a value"
+                                                            : "request without a key");
+        return;
+    }
+    uint64_t h = XXH3_64bits(req.key, req.klen);
+    struct rk_worker *owner = sh->workers[(h & (sh->partitions - 1)) % sh->nworkers];
+    if (owner == w) {
+        serve_owned(w, msg);
+    } else if (rk_mailbox_post(&owner->mb, msg) == 0) {
+        w->stats.forwarded++;
+    } else {
+        w->stats.busy++;
+        reply_status(w, msg, req.opcode, req.id, RK_ST_BUSY, "worker queue full; retry later");
+    }
+}
+
+static void on_rx(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_worker *w = io->data;
+    for (int i = 0; i < RECV_BATCH; i++) {
+        nng_msg *msg;
+        if (nng_recvmsg(w->sh->sock, &msg, NNG_FLAG_NONBLOCK) != 0)
+            return; /* another worker took it, or the queue is empty */
+        dispatch(w, msg);
+    }
+}
+
+/* ---- timers, background work, control ---- */
+
+static void publish(struct rk_worker *w)
+{
+    pthread_mutex_lock(&w->stats_lock);
+    w->pub = w->stats;
+    rk_storage_stats(w->store, &w->pub.storage);
+    pthread_mutex_unlock(&w->stats_lock);
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_worker *w = t->data;
+    atomic_store(&w->heartbeat, rk_clock_mono_ns());
+    publish(w);
+    if (!ev_is_active(&w->bg))
+        ev_idle_start(w->loop, &w->bg); /* hint files and merges, when idle */
+}
+
+/* fsync = "interval": make written data durable within fsync_interval. */
+static void on_syncer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_worker *w = t->data;
+    if (rk_storage_sync_due_ms(w->store) == 0)
+        rk_storage_sync(w->store);
+}
+
+static void on_idle(struct ev_loop *loop, ev_idle *i, int revents)
+{
+    (void)revents;
+    struct rk_worker *w = i->data;
+    int rc = rk_storage_step(w->store);
+    if (rc <= 0)
+        ev_idle_stop(loop, i);
+}
+
+static void finish(struct rk_worker *w)
+{
+    rk_mailbox_fini(&w->mb); /* serves what other workers forwarded */
+    on_prepare(w->loop, &w->flush, 0);
+    ev_prepare_stop(w->loop, &w->flush);
+    ev_idle_stop(w->loop, &w->bg);
+    ev_timer_stop(w->loop, &w->tick);
+    ev_timer_stop(w->loop, &w->syncer);
+    int rc = rk_storage_close(w->store);
+    w->store = NULL;
+    if (rc < 0)
+        rk_error("worker", "closing storage of worker %u: %s", w->idx, rk_strerror(rc));
+    ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void on_ctl(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)revents;
+    struct rk_worker *w = a->data;
+    int cmd = atomic_exchange(&w->cmd, CTL_NONE);
+    if (cmd == CTL_STOP_RX && ev_is_active(&w->rx)) {
+        ev_io_stop(loop, &w->rx);
+        atomic_fetch_add(&w->sh->rx_stopped, 1);
+    } else if (cmd == CTL_EXIT) {
+        finish(w);
+    }
+}
+
+/* ---- life cycle ---- */
+
+static void *thread_main(void *arg)
+{
+    struct rk_worker *w = arg;
+    ev_run(w->loop, 0);
+    return NULL;
+}
+
+static int open_store(struct rk_worker *w, char *err, size_t errlen)
+{
+    char dir[1100];
+    snprintf(dir, sizeof(dir), "%s/worker-%u", w->sh->cfg.data_dir, w->idx);
+    struct rk_storage_opts o;
+    struct rk_storage_report rep;
+    rk_config_storage_opts(&w->sh->cfg, &o);
+    int rc = rk_storage_open(&w->store, dir, &o, &rep);
+    if (rc < 0)
+        snprintf(err, errlen, "%s", rep.error[0] ? rep.error : rk_strerror(rc));
+    else if (rep.torn_bytes || rep.quarantined)
+        rk_warn("worker", "worker %u recovered: torn_bytes=%llu quarantined=%u records_lost=%llu",
+                w->idx, (unsigned long long)rep.torn_bytes, rep.quarantined,
+                (unsigned long long)rep.records_lost);
+    return rc;
+}
+
+static void watchers_init(struct rk_worker *w, int fd)
+{
+    ev_io_init(&w->rx, on_rx, fd, EV_READ);
+    ev_prepare_init(&w->flush, on_prepare);
+    ev_timer_init(&w->tick, on_tick, TICK_S, TICK_S);
+    double si = (double)w->sh->cfg.fsync_interval_ms / 1000.0;
+    ev_timer_init(&w->syncer, on_syncer, si, si);
+    ev_idle_init(&w->bg, on_idle);
+    ev_async_init(&w->ctl, on_ctl);
+    w->rx.data = w->flush.data = w->tick.data = w->syncer.data = w->bg.data = w->ctl.data = w;
+    ev_io_start(w->loop, &w->rx);
+    ev_prepare_start(w->loop, &w->flush);
+    ev_timer_start(w->loop, &w->tick);
+    if (w->sh->cfg.fsync == RK_FSYNC_INTERVAL)
+        ev_timer_start(w->loop, &w->syncer);
+    ev_async_start(w->loop, &w->ctl);
+}
+
+int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx, char *err,
+                     size_t errlen)
+{
+    struct rk_worker *w = calloc(1, sizeof(*w));
+    int fd;
+    if (!w)
+        return -ENOMEM;
+    w->sh = sh;
+    w->idx = idx;
+    pthread_mutex_init(&w->stats_lock, NULL);
+    w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    int rc = w->loop ? 0 : -ENOMEM;
+    if (rc == 0)
+        rc = rk_mailbox_init(&w->mb, w->loop, MAILBOX_CAP, on_mail, w);
+    if (rc == 0)
+        rc = open_store(w, err, errlen);
+    if (rc == 0 && nng_socket_get_int(sh->sock, NNG_OPT_RECVFD, &fd) != 0)
+        rc = -EIO;
+    if (rc < 0) {
+        if (!err[0])
+            snprintf(err, errlen, "worker %u: %s", idx, rk_strerror(rc));
+        rk_worker_destroy(w);
+        return rc;
+    }
+    watchers_init(w, fd);
+    atomic_store(&w->heartbeat, rk_clock_mono_ns());
+    publish(w);
+    *out = w;
+    return 0;
+}
+
+int rk_worker_start(struct rk_worker *w, bool pin)
+{
+    int rc = pthread_create(&w->thread, NULL, thread_main, w);
+    if (rc != 0)
+        return -rc;
+    w->started = true;
+    char name[16];
+    snprintf(name, sizeof(name), "rk-worker-%u", w->idx);
+    pthread_setname_np(w->thread, name);
+    if (pin) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET((int)(w->idx % (uint32_t)(ncpu > 0 ? ncpu : 1)), &set);
+        rc = pthread_setaffinity_np(w->thread, sizeof(set), &set);
+        if (rc != 0)
+            rk_warn("worker", "cannot pin worker %u: %s", w->idx, strerror(rc));
+    }
+    return 0;
+}
+
+void rk_worker_stop_rx(struct rk_worker *w)
+{
+    atomic_store(&w->cmd, CTL_STOP_RX);
+    ev_async_send(w->loop, &w->ctl);
+}
+
+void rk_worker_exit(struct rk_worker *w)
+{
+    atomic_store(&w->cmd, CTL_EXIT);
+    ev_async_send(w->loop, &w->ctl);
+}
+
+int rk_worker_join(struct rk_worker *w)
+{
+    if (!w->started)
+        return 0;
+    w->started = false;
+    return -pthread_join(w->thread, NULL);
+}
+
+void rk_worker_destroy(struct rk_worker *w)
+{
+    if (!w)
+        return;
+    if (w->store)
+        rk_storage_close(w->store);
+    if (w->loop) {
+        rk_mailbox_fini(&w->mb);
+        ev_loop_destroy(w->loop);
+    }
+    for (uint32_t i = 0; i < w->nout; i++)
+        nng_msg_free(w->out[i]);
+    free(w->out);
+    free(w->out_write);
+    pthread_mutex_destroy(&w->stats_lock);
+    free(w);
+}
+
+uint64_t rk_worker_heartbeat(const struct rk_worker *w)
+{
+    return atomic_load(&w->heartbeat);
+}
+
+void rk_worker_stats(struct rk_worker *w, struct rk_worker_stats *out)
+{
+    pthread_mutex_lock(&w->stats_lock);
+    *out = w->pub;
+    pthread_mutex_unlock(&w->stats_lock);
 }

@@ -1,0 +1,16 @@
+/* Admin requests (STATUS, STATS, HEALTH, READY): answered by whichever
+ * worker received them, from the shared state and the counters every
+ * worker publishes, as one JSON object per reply. */
+#ifndef RK_ADMIN_H
+#define RK_ADMIN_H
+
+#include "proto.h"
+#include "worker.h"
+
+/* Build the JSON reply for op into *text (malloc'd, caller frees). Returns
+ * the reply status: OK, or UNAVAILABLE when a probe says no (HEALTH: a
+ * worker loop has stalled; READY: not ready), or UNSUPPORTED for an opcode
+ * this node does not serve. Any thread. */
+enum rk_status rk_admin_reply(struct rk_shared *sh, uint8_t op, char **text);
+
+#endif
