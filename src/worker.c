@@ -60,6 +60,8 @@ struct rk_worker {
 static int encode_into(nng_msg *msg, const struct rk_msg *rep)
 {
     size_t n = rk_proto_size(rep);
+    if (n == 0)
+        return RK_ETOOLARGE; /* body over 4 GiB: cannot be encoded */
     if (nng_msg_realloc(msg, n) != 0)
         return -ENOMEM;
     rk_proto_encode(rep, nng_msg_body(msg));
