@@ -9,8 +9,14 @@ packages=(
   libev-dev libnng-dev liblz4-dev libxxhash-dev libncurses-dev libsystemd-dev
   libcmocka-dev python3 python3-pytest
   clang libclang-rt-14-dev   # libFuzzer targets (RINGKV_FUZZ) and clang sanitizers
+  systemd                    # systemd-analyze verify on systemd/ringkvd.service
   lz4                        # the storage benchmark compares with `lz4 -b1 -B16384`
 )
+
+# --bench: also what tests/bench/run_node_bench.sh compares against.
+if [[ ${1:-} == --bench ]]; then
+  packages+=(redis-server redis-tools)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

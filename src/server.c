@@ -69,6 +69,8 @@ static int open_socket(struct server *s)
         rv = nng_socket_set_size(sh->sock, NNG_OPT_RECVMAXSZ, maxsz);
     if (rv == 0)
         rv = nng_socket_set_int(sh->sock, NNG_OPT_SENDBUF, SEND_BUF);
+    if (rv == 0)
+        rv = nng_socket_set_int(sh->sock, NNG_OPT_RECVBUF, SEND_BUF);
     if (rv != 0)
         fatal("client socket: %s", nng_strerror(rv));
     return rv ? -1 : 0;
@@ -165,6 +167,13 @@ static void reload(struct server *s)
     if (live[0]) {
         rk_log_set_level(neu->log_level);
         atomic_store(&s->sh.max_inflight, neu->max_inflight);
+        /* Remember what was applied, so the next reload compares against the
+         * running values. Workers never read these fields of cfg. */
+        s->sh.cfg.log_level = neu->log_level;
+        s->sh.cfg.max_inflight = neu->max_inflight;
+        s->sh.cfg.client_rate = neu->client_rate;
+        s->sh.cfg.ae_interval_ms = neu->ae_interval_ms;
+        s->sh.cfg.ae_max_keys_per_second = neu->ae_max_keys_per_second;
         rk_info("server", "reloaded: %s", live);
     }
     if (restart[0])
