@@ -1,5 +1,1005 @@
-/* placeholder: being written */
-int main(void)
+/* kvctl: the ringkv command-line client (DESIGN §2). Parses arguments,
+ * runs one request through the client library and maps the outcome to an
+ * exit code and at most one error line on stderr. Admin replies (JSON in
+ * TEXT) are printed as aligned "key: value" lines by a small JSON walker,
+ * or passed through with --json. `kvctl bench` lives in bench.c. */
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "util/err.h"
+
+#define DEFAULT_ADDR       "tcp://127.0.0.1:7400"
+#define DEFAULT_TIMEOUT_MS 5000
+#define MAX_JSON_DEPTH     64 /* admin replies nest 2-3 levels; bounds the recursion */
+
+static const char usage_text[] =
+    "usage: kvctl [-a ADDR] [--json] [--timeout DUR] [-r R] [-w W] COMMAND ...\n"
+    "\n"
+    "commands:\n"
+    "  put KEY VALUE [--ttl DUR]  store VALUE under KEY; VALUE \"-\" reads stdin (binary-safe)\n"
+    "  get KEY                    print the value (raw bytes, no newline added)\n"
+    "  del KEY                    delete KEY\n"
+    "  status | stats             node status / statistics\n"
+    "  health | ready             probes: exit 0 yes, 1 no\n"
+    "  bench [OPTIONS]            load generator (see kvctl bench --help)\n"
+    "  (locate, members, ring, ae, repair, join, leave, remove: not in this version)\n"
+    "\n"
+    "options (before or after COMMAND):\n"
+    "  -a ADDR        node address (default $KVCTL_ADDR, else " DEFAULT_ADDR ")\n"
+    "  --json         print one JSON object per line\n"
+    "  --timeout DUR  per-request timeout: 250ms, 2s, 1m ... (default 5s)\n"
+    "  -r R, -w W     read / write quorum for this request (default: the node's)\n"
+    "  --             end of options (for a KEY or VALUE starting with '-')\n"
+    "\n"
+    "exit status: 0 ok, 1 not found / probe says no, 2 usage or bad input,\n"
+    "             3 cluster or network error (timeout, unreachable, busy, quorum)\n";
+
+/* ---- shared helpers (bench.h) ---- */
+
+void rk_kvctl_err(const char *fmt, ...)
 {
+    va_list ap;
+    fputs("kvctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int rk_kvctl_exit_code(int err)
+{
+    switch (err) {
+    case 0:
+        return RK_EXIT_OK;
+    case RK_ENOTFOUND:
+        return RK_EXIT_NO;
+    case RK_ETOOLARGE:
+    case RK_EINVAL:
+    case RK_EMALFORMED:
+    case RK_EUNSUPPORTED:
+        return RK_EXIT_USAGE;
+    default:
+        return RK_EXIT_CLUSTER;
+    }
+}
+
+int rk_kvctl_parse_duration(const char *s, uint64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
+    size_t n = strspn(s, "0123456789.");
+    char *end;
+    if (n == 0 || s[0] == '.')
+        return RK_EINVAL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end != s + n) /* rejects "1e3s", "0x10s", "1.2.3s" */
+        return RK_EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) != 0)
+            continue;
+        double t = v * units[i].ms;
+        if (!(t > 0) || t > 1e12) /* zero, or beyond 30 years */
+            return RK_EINVAL;
+        uint64_t u = (uint64_t)t;
+        *ms = (double)u < t ? u + 1 : u;
+        return 0;
+    }
+    return RK_EINVAL;
+}
+
+int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    if (s[0] < '0' || s[0] > '9')
+        return RK_EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return RK_EINVAL;
+    *out = v;
+    return 0;
+}
+
+int rk_kvctl_opt_value(const char *name, int argc, char **argv, int *i, const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        rk_kvctl_err("option %s needs a value (see kvctl --help)", name);
+        return -1;
+    }
+    *val = argv[++*i];
     return 1;
+}
+
+static int bad_value(const char *opt, const char *val, const char *want)
+{
+    rk_kvctl_err("bad value '%s' for %s: %s", val, opt, want);
+    return -1;
+}
+
+int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i)
+{
+    const char *v;
+    uint64_t u;
+    int rv;
+    if (strcmp(argv[*i], "--json") == 0) {
+        o->json = true;
+        return 1;
+    }
+    if ((rv = rk_kvctl_opt_value("-a", argc, argv, i, &v)) != 0 ||
+        (rv = rk_kvctl_opt_value("--addr", argc, argv, i, &v)) != 0) {
+        if (rv > 0)
+            o->addr = v;
+        return rv;
+    }
+    if ((rv = rk_kvctl_opt_value("--timeout", argc, argv, i, &v)) != 0) {
+        if (rv > 0 && rk_kvctl_parse_duration(v, &o->timeout_ms) != 0)
+            return bad_value("--timeout", v, "use a duration such as 250ms, 2s, 1m");
+        if (rv > 0 && o->timeout_ms > 24 * 3600 * 1000)
+            return bad_value("--timeout", v, "at most 24h");
+        return rv;
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "-r" : "-w";
+        if ((rv = rk_kvctl_opt_value(name, argc, argv, i, &v)) == 0)
+            continue;
+        if (rv > 0 && rk_kvctl_parse_uint(v, 1, 255, &u) != 0)
+            return bad_value(name, v, "use a replica count from 1 to 255");
+        if (rv > 0)
+            *(k == 0 ? &o->r : &o->w) = (unsigned)u;
+        return rv;
+    }
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid
+ * (overlong, surrogate, beyond U+10FFFF, truncated). */
+static size_t utf8_len(const uint8_t *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF)
+        len = 2, cp = p[0] & 0x1Fu;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+        len = 3, cp = p[0] & 0x0Fu;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+        len = 4, cp = p[0] & 0x07u;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3Fu);
+    }
+    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
+        return 0;
+    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
+        return 0;
+    return len;
+}
+
+bool rk_kvctl_json_string(FILE *f, const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+    bool valid = true;
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_len(p + i, n - i);
+        uint8_t c = p[i];
+        if (len > 1) {
+            fwrite(p + i, 1, len, f);
+            i += len;
+            continue;
+        }
+        valid = valid && len == 1;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c == '\r')
+            fputs("\\r", f);
+        else if (c < 0x20 || c >= 0x7F)
+            fprintf(f, "\\u%04x", c); /* invalid UTF-8 byte: as if Latin-1 */
+        else
+            fputc(c, f);
+        i++;
+    }
+    fputc('"', f);
+    return valid;
+}
+
+static void base64_string(FILE *f, const uint8_t *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    fputc('"', f);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        fputc(tab[v >> 18 & 63], f);
+        fputc(tab[v >> 12 & 63], f);
+        fputc(i + 1 < n ? tab[v >> 6 & 63] : '=', f);
+        fputc(i + 2 < n ? tab[v & 63] : '=', f);
+    }
+    fputc('"', f);
+}
+
+/* ---- a growable string and a small JSON walker for admin replies ---- */
+
+struct sbuf {
+    char *p;
+    size_t n, cap;
+};
+
+static void sb_putn(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            rk_kvctl_err("out of memory");
+            exit(RK_EXIT_CLUSTER);
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void sb_putc(struct sbuf *b, char c)
+{
+    sb_putn(b, &c, 1);
+}
+
+/* One flattened "key: value" line. */
+struct kvline {
+    char *key, *val;
+};
+
+struct jwalk {
+    const char *s;
+    size_t i, n;
+    int depth;
+    struct kvline *lines;
+    size_t nlines, cap;
+};
+
+static void jw_ws(struct jwalk *w)
+{
+    while (w->i < w->n && strchr(" \t\r\n", w->s[w->i]) != NULL && w->s[w->i] != '\0')
+        w->i++;
+}
+
+static bool jw_peek(struct jwalk *w, char c)
+{
+    jw_ws(w);
+    return w->i < w->n && w->s[w->i] == c;
+}
+
+static unsigned hex4(const char *s)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = s[k];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return 0x110000; /* not a code point: the caller rejects it */
+        v = v << 4 | (unsigned)d;
+    }
+    return v;
+}
+
+static void put_utf8(struct sbuf *b, unsigned cp)
+{
+    char u[4];
+    if (cp < 0x80) {
+        sb_putc(b, (char)cp);
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F));
+        sb_putn(b, u, 2);
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        sb_putn(b, u, 3);
+    } else {
+        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+        u[2] = (char)(0x80 | (cp >> 6 & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F));
+        sb_putn(b, u, 4);
+    }
+}
+
+/* A \u escape at s[i] (after the 'u'): decoded into out for display;
+ * control characters stay escaped so one value stays on one line. Returns
+ * the characters consumed after the 'u', or 0 if invalid. */
+static size_t jw_unicode(const char *s, size_t left, struct sbuf *out)
+{
+    if (left < 4)
+        return 0;
+    unsigned cp = hex4(s);
+    size_t used = 4;
+    if (cp >= 0xD800 && cp <= 0xDBFF && left >= 10 && s[4] == '\\' && s[5] == 'u') {
+        unsigned lo = hex4(s + 6);
+        if (lo >= 0xDC00 && lo <= 0xDFFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            used = 10;
+        }
+    }
+    if (cp > 0x10FFFF)
+        return 0;
+    if (out != NULL && (cp < 0x20 || (cp >= 0xD800 && cp <= 0xDFFF)))
+        sb_putn(out, s - 2, used + 2);
+    else if (out != NULL)
+        put_utf8(out, cp);
+    return used;
+}
+
+/* The string at w->i (which is '"'): decoded into out when out != NULL. */
+static bool jw_string(struct jwalk *w, struct sbuf *out)
+{
+    w->i++;
+    while (w->i < w->n) {
+        char c = w->s[w->i++];
+        if (c == '"')
+            return true;
+        if ((unsigned char)c < 0x20)
+            return false;
+        if (c != '\\') {
+            if (out != NULL)
+                sb_putc(out, c);
+            continue;
+        }
+        if (w->i >= w->n)
+            return false;
+        c = w->s[w->i++];
+        if (c == 'u') {
+            size_t used = jw_unicode(w->s + w->i, w->n - w->i, out);
+            if (used == 0)
+                return false;
+            w->i += used;
+        } else if (strchr("\"\\/", c) != NULL && c != '\0') {
+            if (out != NULL)
+                sb_putc(out, c);
+        } else if (strchr("bfnrt", c) != NULL && c != '\0') {
+            if (out != NULL)
+                sb_putn(out, w->s + w->i - 2, 2); /* keep \n etc. visible */
+        } else {
+            return false;
+        }
+    }
+    return false;
+}
+
+static bool jw_value(struct jwalk *w);
+
+/* '{' ... '}' or '[' ... ']' at w->i; with keys when close is '}'. */
+static bool jw_container(struct jwalk *w, char close)
+{
+    if (++w->depth > MAX_JSON_DEPTH)
+        return false;
+    w->i++;
+    if (jw_peek(w, close)) {
+        w->i++;
+        w->depth--;
+        return true;
+    }
+    for (;;) {
+        if (close == '}') {
+            if (!jw_peek(w, '"') || !jw_string(w, NULL) || !jw_peek(w, ':'))
+                return false;
+            w->i++;
+        }
+        if (!jw_value(w))
+            return false;
+        if (jw_peek(w, ',')) {
+            w->i++;
+            continue;
+        }
+        if (!jw_peek(w, close))
+            return false;
+        w->i++;
+        w->depth--;
+        return true;
+    }
+}
+
+/* Skip (and validate) one value of any type. */
+static bool jw_value(struct jwalk *w)
+{
+    jw_ws(w);
+    if (w->i >= w->n)
+        return false;
+    char c = w->s[w->i];
+    if (c == '{' || c == '[')
+        return jw_container(w, c == '{' ? '}' : ']');
+    if (c == '"')
+        return jw_string(w, NULL);
+    static const char *const lits[] = {"true", "false", "null"};
+    for (size_t k = 0; k < 3; k++) {
+        size_t len = strlen(lits[k]);
+        if (w->n - w->i >= len && memcmp(w->s + w->i, lits[k], len) == 0) {
+            w->i += len;
+            return true;
+        }
+    }
+    size_t start = w->i;
+    while (w->i < w->n && strchr("+-0123456789.eE", w->s[w->i]) != NULL && w->s[w->i] != '\0')
+        w->i++;
+    return w->i > start && (c == '-' || (c >= '0' && c <= '9'));
+}
+
+/* Copy valid JSON s[a, b) into out without the whitespace between tokens. */
+static void jw_compact(const char *s, size_t a, size_t b, struct sbuf *out)
+{
+    bool in_str = false;
+    for (size_t i = a; i < b; i++) {
+        char c = s[i];
+        if (in_str && c == '\\' && i + 1 < b) {
+            sb_putn(out, s + i, 2);
+            i++;
+            continue;
+        }
+        if (c == '"')
+            in_str = !in_str;
+        if (in_str || strchr(" \t\r\n", c) == NULL || c == '\0')
+            sb_putc(out, c);
+    }
+}
+
+static void jw_line(struct jwalk *w, const char *key, struct sbuf *val)
+{
+    if (w->nlines == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 32;
+        struct kvline *l = realloc(w->lines, cap * sizeof *l);
+        if (l == NULL) {
+            rk_kvctl_err("out of memory");
+            exit(RK_EXIT_CLUSTER);
+        }
+        w->lines = l;
+        w->cap = cap;
+    }
+    w->lines[w->nlines].key = strdup(key);
+    w->lines[w->nlines].val = val->p != NULL ? val->p : strdup("");
+    if (w->lines[w->nlines].key == NULL || w->lines[w->nlines].val == NULL) {
+        rk_kvctl_err("out of memory");
+        exit(RK_EXIT_CLUSTER);
+    }
+    w->nlines++;
+    *val = (struct sbuf){0};
+}
+
+static bool jw_flatten(struct jwalk *w, const char *prefix);
+
+/* One member value under the dotted name: objects recurse, strings are
+ * decoded, everything else is shown compactly as written. */
+static bool jw_member(struct jwalk *w, const char *name)
+{
+    struct sbuf val = {0};
+    jw_ws(w);
+    if (w->i < w->n && w->s[w->i] == '{')
+        return jw_flatten(w, name);
+    size_t start = w->i;
+    bool ok = w->i < w->n && w->s[w->i] == '"' ? jw_string(w, &val) : jw_value(w);
+    if (ok && (w->s[start] != '"'))
+        jw_compact(w->s, start, w->i, &val);
+    if (ok)
+        jw_line(w, name, &val);
+    free(val.p);
+    return ok;
+}
+
+/* The object at w->i, its members named prefix.key ("" at the top). */
+static bool jw_flatten(struct jwalk *w, const char *prefix)
+{
+    size_t start_lines = w->nlines;
+    if (++w->depth > MAX_JSON_DEPTH)
+        return false;
+    w->i++;
+    for (bool first = true;; first = false) {
+        if (jw_peek(w, '}') && first) {
+            w->i++;
+            break;
+        }
+        struct sbuf name = {0};
+        if (prefix[0] != '\0') {
+            sb_putn(&name, prefix, strlen(prefix));
+            sb_putc(&name, '.');
+        }
+        bool ok = jw_peek(w, '"') && jw_string(w, &name) && jw_peek(w, ':');
+        if (ok) {
+            w->i++;
+            ok = jw_member(w, name.p);
+        }
+        free(name.p);
+        if (!ok)
+            return false;
+        if (jw_peek(w, ',')) {
+            w->i++;
+            continue;
+        }
+        if (!jw_peek(w, '}'))
+            return false;
+        w->i++;
+        break;
+    }
+    if (w->nlines == start_lines && prefix[0] != '\0') {
+        struct sbuf v = {0};
+        sb_putn(&v, "{}", 2);
+        jw_line(w, prefix, &v);
+    }
+    w->depth--;
+    return true;
+}
+
+static void jw_free(struct jwalk *w)
+{
+    for (size_t k = 0; k < w->nlines; k++) {
+        free(w->lines[k].key);
+        free(w->lines[k].val);
+    }
+    free(w->lines);
+    w->lines = NULL;
+    w->nlines = 0;
+}
+
+/* Flatten a JSON object into w->lines. False if json is not one. */
+static bool flatten_json(const char *json, struct jwalk *w)
+{
+    *w = (struct jwalk){.s = json, .n = strlen(json)};
+    if (!jw_peek(w, '{') || !jw_flatten(w, "")) {
+        jw_free(w);
+        return false;
+    }
+    jw_ws(w);
+    if (w->i != w->n) {
+        jw_free(w);
+        return false;
+    }
+    return true;
+}
+
+/* Print an admin reply: one compact line with --json, else aligned
+ * "key: value" lines. Text that is not a JSON object prints as is. */
+static void print_admin(const char *json, bool as_json, const struct jwalk *w, bool parsed)
+{
+    if (!parsed) {
+        printf("%s\n", json);
+        return;
+    }
+    if (as_json) {
+        struct sbuf out = {0};
+        jw_compact(json, 0, strlen(json), &out);
+        printf("%s\n", out.p != NULL ? out.p : "{}");
+        free(out.p);
+        return;
+    }
+    int width = 0;
+    for (size_t k = 0; k < w->nlines; k++) {
+        int len = (int)strlen(w->lines[k].key) + 1;
+        width = len > width ? len : width;
+    }
+    for (size_t k = 0; k < w->nlines; k++)
+        printf("%s:%*s %s\n", w->lines[k].key, width - (int)strlen(w->lines[k].key) - 1, "",
+               w->lines[k].val);
+}
+
+/* ---- commands ---- */
+
+struct cmd;
+
+struct cmd_args {
+    const char *pos[2];
+    int npos;
+    const char *ttl;
+};
+
+typedef int cmd_fn(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a);
+
+struct cmd {
+    const char *name;
+    const char *synopsis; /* after "kvctl [OPTIONS] " */
+    const char *help;
+    int minpos, maxpos;
+    bool has_ttl;
+    int op; /* admin opcode */
+    cmd_fn *run;
+};
+
+static void cmd_usage(FILE *f, const struct cmd *cmd)
+{
+    fprintf(f, "usage: kvctl [-a ADDR] [--json] [--timeout DUR] [-r R] [-w W] %s\n\n%s\n",
+            cmd->synopsis, cmd->help);
+}
+
+/* Escaped, shortened key for error lines. */
+static const char *show_key(const char *k, char *buf, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; k[i] != '\0' && o + 8 < n; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (i == 48) {
+            o += (size_t)snprintf(buf + o, n - o, "...");
+            break;
+        }
+        if (c >= 0x20 && c < 0x7F)
+            buf[o++] = (char)c;
+        else
+            o += (size_t)snprintf(buf + o, n - o, "\\x%02x", c);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Open the client; on failure print the line and return NULL with *code. */
+static struct rk_client *open_client(const struct rk_kvctl_opts *o, const char *what, int *code)
+{
+    struct rk_client *c;
+    int rv = rk_client_open(&c, o->addr, (int)o->timeout_ms);
+    if (rv == 0)
+        rv = rk_client_set_quorum(c, o->r, o->w);
+    if (rv == 0)
+        return c;
+    rk_kvctl_err("%s: %s", what, c != NULL ? rk_client_error(c) : "out of memory");
+    *code = rk_kvctl_exit_code(rv);
+    rk_client_close(c);
+    return NULL;
+}
+
+/* All of stdin, binary-safe, bounded by the client's message limit. */
+static int read_stdin(char **out, size_t *len)
+{
+    struct sbuf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (b.n + n > RK_CLIENT_MAX_MSG) {
+            free(b.p);
+            rk_kvctl_err("put: value on stdin exceeds %u MiB; store a smaller value",
+                         RK_CLIENT_MAX_MSG >> 20);
+            return -1;
+        }
+        sb_putn(&b, chunk, n);
+    }
+    if (ferror(stdin)) {
+        free(b.p);
+        rk_kvctl_err("put: cannot read the value from stdin: %s", strerror(errno));
+        return -1;
+    }
+    *out = b.p;
+    *len = b.n;
+    return 0;
+}
+
+static void print_key_version(const char *key, uint64_t version)
+{
+    fputs("{\"key\":", stdout);
+    rk_kvctl_json_string(stdout, key, strlen(key));
+    printf(",\"version\":%llu}\n", (unsigned long long)version);
+}
+
+static int cmd_put(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char kb[256];
+    const char *key = a->pos[0];
+    uint64_t ttl = 0, version = 0;
+    char *val = NULL;
+    size_t vlen;
+    int code = RK_EXIT_OK;
+    if (a->ttl != NULL && rk_kvctl_parse_duration(a->ttl, &ttl) != 0) {
+        bad_value("--ttl", a->ttl, "use a duration such as 30s, 5m, 1h");
+        return RK_EXIT_USAGE;
+    }
+    if (strcmp(a->pos[1], "-") == 0) {
+        if (read_stdin(&val, &vlen) != 0)
+            return RK_EXIT_USAGE;
+    } else {
+        vlen = strlen(a->pos[1]);
+    }
+    struct rk_client *c = open_client(o, "put", &code);
+    if (c == NULL) {
+        free(val);
+        return code;
+    }
+    int rv = rk_client_put(c, key, strlen(key), val != NULL ? val : a->pos[1], vlen, ttl, &version);
+    if (rv != 0)
+        rk_kvctl_err("put %s: %s", show_key(key, kb, sizeof kb), rk_client_error(c));
+    else if (o->json)
+        print_key_version(key, version);
+    rk_client_close(c);
+    free(val);
+    return rk_kvctl_exit_code(rv);
+}
+
+static void print_get_json(const char *key, const char *val, size_t vlen, uint64_t version,
+                           uint64_t expiry)
+{
+    fputs("{\"key\":", stdout);
+    bool key_ok = rk_kvctl_json_string(stdout, key, strlen(key));
+    if (!key_ok) {
+        fputs(",\"key_base64\":", stdout);
+        base64_string(stdout, (const uint8_t *)key, strlen(key));
+    }
+    fputs(",\"value\":", stdout);
+    if (!rk_kvctl_json_string(stdout, val, vlen)) {
+        fputs(",\"value_base64\":", stdout);
+        base64_string(stdout, (const uint8_t *)val, vlen);
+    }
+    printf(",\"version\":%llu,\"expiry_ms\":", (unsigned long long)version);
+    if (expiry != 0)
+        printf("%llu}\n", (unsigned long long)expiry);
+    else
+        fputs("null}\n", stdout);
+}
+
+/* stdout is closed, full or a broken pipe: the value did not get out. */
+static int write_failed(const char *what, const char *key)
+{
+    char kb[256];
+    rk_kvctl_err("%s %s: cannot write the value to stdout: %s (check the output file or pipe)",
+                 what, show_key(key, kb, sizeof kb), strerror(errno));
+    return RK_EXIT_USAGE;
+}
+
+static int cmd_get(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char kb[256];
+    const char *key = a->pos[0];
+    void *val;
+    size_t vlen;
+    uint64_t version, expiry;
+    int code = RK_EXIT_OK;
+    struct rk_client *c = open_client(o, "get", &code);
+    if (c == NULL)
+        return code;
+    int rv = rk_client_get(c, key, strlen(key), &val, &vlen, &version, &expiry);
+    if (rv == RK_ENOTFOUND)
+        rk_kvctl_err("get %s: not found", show_key(key, kb, sizeof kb));
+    else if (rv != 0)
+        rk_kvctl_err("get %s: %s", show_key(key, kb, sizeof kb), rk_client_error(c));
+    else if (o->json)
+        print_get_json(key, val, vlen, version, expiry);
+    else if (fwrite(val, 1, vlen, stdout) != vlen || fflush(stdout) != 0)
+        code = write_failed("get", key);
+    rk_client_close(c);
+    if (rv == 0)
+        free(val);
+    return rv != 0 ? rk_kvctl_exit_code(rv) : code;
+}
+
+static int cmd_del(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char kb[256];
+    const char *key = a->pos[0];
+    uint64_t version = 0;
+    int code = RK_EXIT_OK;
+    struct rk_client *c = open_client(o, "del", &code);
+    if (c == NULL)
+        return code;
+    int rv = rk_client_del(c, key, strlen(key), &version);
+    if (rv != 0)
+        rk_kvctl_err("del %s: %s", show_key(key, kb, sizeof kb), rk_client_error(c));
+    else if (o->json)
+        print_key_version(key, version);
+    rk_client_close(c);
+    return rk_kvctl_exit_code(rv);
+}
+
+/* A probe reply that says no: a top-level "ready", "healthy", "ok" or
+ * "live" member that is false. */
+static bool probe_says_no(const struct jwalk *w)
+{
+    static const char *const names[] = {"ready", "healthy", "ok", "live"};
+    for (size_t k = 0; k < w->nlines; k++)
+        for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
+            if (strcmp(w->lines[k].key, names[j]) == 0 && strcmp(w->lines[k].val, "false") == 0)
+                return true;
+    return false;
+}
+
+/* The exit code of an admin command once a reply (or failure) is in. */
+static int admin_outcome(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct rk_client *c,
+                         int rv, const char *json)
+{
+    bool probe = cmd->op == RK_OP_HEALTH || cmd->op == RK_OP_READY;
+    enum rk_status st = rk_client_last_status(c);
+    bool replied = rv == 0 || st != RK_ST_OK;
+    if (!replied || (rv != 0 && !probe) || st == RK_ST_UNSUPPORTED || st == RK_ST_MALFORMED) {
+        rk_kvctl_err("%s: %s", cmd->name, rk_client_error(c));
+        return rk_kvctl_exit_code(rv);
+    }
+    struct jwalk w;
+    bool parsed = json != NULL && flatten_json(json, &w);
+    if (rv != 0 && !parsed) { /* a probe answered no, with a plain line */
+        rk_kvctl_err("%s: no: %s", cmd->name, rk_client_error(c));
+        return RK_EXIT_NO;
+    }
+    print_admin(json, o->json, &w, parsed);
+    bool no = rv != 0 || (probe && parsed && probe_says_no(&w));
+    if (parsed)
+        jw_free(&w);
+    return no ? RK_EXIT_NO : RK_EXIT_OK;
+}
+
+static int cmd_admin(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char *json = NULL;
+    int code = RK_EXIT_OK;
+    struct rk_client *c = open_client(o, cmd->name, &code);
+    if (c == NULL)
+        return code;
+    int rv = rk_client_admin(c, (enum rk_op)cmd->op, &json);
+    code = admin_outcome(o, cmd, c, rv, json);
+    free(json);
+    rk_client_close(c);
+    return code;
+}
+
+static const struct cmd commands[] = {
+    {"put", "put KEY VALUE [--ttl DUR]",
+     "Store VALUE under KEY. VALUE \"-\" reads the value from stdin (binary-safe).\n"
+     "  --ttl DUR   the key expires DUR after the write (30s, 5m, 1h)\n"
+     "Prints nothing; with --json {\"key\":..,\"version\":..}.",
+     2, 2, true, 0, cmd_put},
+    {"get", "get KEY",
+     "Print the value of KEY as raw bytes (no newline added); exit 1 if absent.\n"
+     "With --json: {\"key\",\"value\",\"value_base64\" (if not UTF-8),\"version\",\"expiry_ms\"}.",
+     1, 1, false, 0, cmd_get},
+    {"del", "del KEY", "Delete KEY (absent keys are not an error). --json prints the version.", 1,
+     1, false, 0, cmd_del},
+    {"status", "status", "Print the node's status.", 0, 0, false, RK_OP_STATUS, cmd_admin},
+    {"stats", "stats", "Print the node's statistics.", 0, 0, false, RK_OP_STATS, cmd_admin},
+    {"health", "health", "Probe: exit 0 if the node is healthy, 1 if not.", 0, 0, false,
+     RK_OP_HEALTH, cmd_admin},
+    {"ready", "ready", "Probe: exit 0 if the node is ready for traffic, 1 if not.", 0, 0, false,
+     RK_OP_READY, cmd_admin},
+};
+
+static const char *const unsupported[] = {"locate", "members", "ring",  "ae",
+                                          "repair", "join",    "leave", "remove"};
+
+/* Parse the words after the command; 0 ok, 1 help printed, -1 error. */
+static int parse_cmd_args(struct rk_kvctl_opts *o, const struct cmd *cmd, int argc, char **argv,
+                          struct cmd_args *a)
+{
+    bool opts = true;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (opts && s[0] == '-' && s[1] != '\0') {
+            if (strcmp(s, "--") == 0) {
+                opts = false;
+                continue;
+            }
+            if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+                cmd_usage(stdout, cmd);
+                return 1;
+            }
+            int rv = rk_kvctl_global_opt(o, argc, argv, &i);
+            if (rv == 0 && cmd->has_ttl)
+                rv = rk_kvctl_opt_value("--ttl", argc, argv, &i, &a->ttl);
+            if (rv == 0)
+                rk_kvctl_err("%s: unknown option '%s' (see kvctl %s --help; use -- before "
+                             "an argument that starts with '-')",
+                             cmd->name, s, cmd->name);
+            if (rv <= 0)
+                return -1;
+            continue;
+        }
+        if (a->npos == cmd->maxpos) {
+            rk_kvctl_err("%s: unexpected argument '%s' (usage: kvctl %s)", cmd->name, s,
+                         cmd->synopsis);
+            return -1;
+        }
+        a->pos[a->npos++] = s;
+    }
+    if (a->npos < cmd->minpos) {
+        rk_kvctl_err("%s: missing %s (usage: kvctl %s)", cmd->name, a->npos == 0 ? "KEY" : "VALUE",
+                     cmd->synopsis);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_command(struct rk_kvctl_opts *o, int argc, char **argv)
+{
+    const char *name = argv[0];
+    if (strcmp(name, "bench") == 0)
+        return rk_bench_main(o, argc, argv);
+    for (size_t k = 0; k < sizeof unsupported / sizeof unsupported[0]; k++) {
+        if (strcmp(name, unsupported[k]) == 0) {
+            rk_kvctl_err("%s is not supported by this version", name);
+            return RK_EXIT_USAGE;
+        }
+    }
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
+        if (strcmp(name, commands[k].name) != 0)
+            continue;
+        struct cmd_args a = {0};
+        int rv = parse_cmd_args(o, &commands[k], argc, argv, &a);
+        if (rv != 0)
+            return rv > 0 ? RK_EXIT_OK : RK_EXIT_USAGE;
+        if (a.npos > 0 && a.pos[0][0] == '\0') {
+            rk_kvctl_err("%s: the key is empty; give a non-empty KEY", name);
+            return RK_EXIT_USAGE;
+        }
+        return commands[k].run(o, &commands[k], &a);
+    }
+    rk_kvctl_err("unknown command '%s' (see kvctl --help)", name);
+    return RK_EXIT_USAGE;
+}
+
+/* With fd 0, 1 or 2 closed, nng's sockets would take those numbers and a
+ * value written to "stdout" would land in one of them: park /dev/null
+ * there first. */
+static void guard_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (n >= 0 && n != fd) { /* not expected: lower fds are open by now */
+            dup2(n, fd);
+            close(n);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    guard_std_fds();
+    const char *env = getenv("KVCTL_ADDR");
+    struct rk_kvctl_opts o = {.addr = env != NULL && env[0] != '\0' ? env : DEFAULT_ADDR,
+                              .timeout_ms = DEFAULT_TIMEOUT_MS};
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *s = argv[i];
+        if (s[0] != '-' || s[1] == '\0')
+            break;
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+            fputs(usage_text, stdout);
+            return RK_EXIT_OK;
+        }
+        int rv = rk_kvctl_global_opt(&o, argc, argv, &i);
+        if (rv == 0)
+            rk_kvctl_err("unknown option '%s' (see kvctl --help)", s);
+        if (rv <= 0)
+            return RK_EXIT_USAGE;
+    }
+    if (i == argc) {
+        rk_kvctl_err("no command given (see kvctl --help)");
+        return RK_EXIT_USAGE;
+    }
+    return run_command(&o, argc - i, argv + i);
 }

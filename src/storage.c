@@ -430,7 +430,8 @@ int rk_storage_datasync(rk_storage *s)
 
 static int roll(rk_storage *s);
 
-int rk_storage_commit(rk_storage *s)
+/* Write the staged batch; sync it here unless the caller syncs (nosync). */
+static int commit(rk_storage *s, bool nosync)
 {
     if (s->nundo == 0)
         return s->werr ? RK_EREADONLY : 0;
@@ -454,7 +455,7 @@ int rk_storage_commit(rk_storage *s)
         s->dirty_since_ns = rk_clock_mono_ns();
     s->dirty = true;
     s->unsynced_puts += s->nundo;
-    if (s->o.fsync == RK_FSYNC_ALWAYS ||
+    if ((s->o.fsync == RK_FSYNC_ALWAYS && !nosync) ||
         (s->o.fsync == RK_FSYNC_INTERVAL &&
          rk_clock_mono_ns() - s->dirty_since_ns >= s->o.fsync_interval_ms * 1000000)) {
         rc = rk_storage_datasync(s);
@@ -468,6 +469,44 @@ int rk_storage_commit(rk_storage *s)
     if (g->end >= s->o.segment_size)
         roll(s);
     return 0;
+}
+
+int rk_storage_commit(rk_storage *s)
+{
+    return commit(s, false);
+}
+
+int rk_storage_commit_nosync(rk_storage *s)
+{
+    return commit(s, true);
+}
+
+int rk_storage_sync_begin(rk_storage *s, int *fd, uint64_t *puts)
+{
+    *fd = -1;
+    *puts = 0;
+    if (s->werr)
+        return RK_EREADONLY;
+    if (!s->dirty)
+        return 0;
+    *fd = dup(s->segs[s->active].fd); /* stays valid even if the segment rolls meanwhile */
+    if (*fd < 0)
+        return -errno;
+    *puts = s->unsynced_puts;
+    s->unsynced_puts = 0;
+    s->dirty = false; /* later writes set it again and need a sync of their own */
+    return 0;
+}
+
+void rk_storage_sync_end(rk_storage *s, uint64_t puts, int rc)
+{
+    if (rc < 0) {
+        if (!s->werr)
+            refuse_writes(s, rc, "fdatasync");
+        return;
+    }
+    s->st.fsyncs++;
+    s->st.synced_puts += puts;
 }
 
 int rk_storage_sync(rk_storage *s)

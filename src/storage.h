@@ -106,6 +106,21 @@ int rk_storage_del(rk_storage *s, const void *key, uint32_t klen, uint16_t parti
  * refuses writes from now on (rk_storage_write_error says why). */
 int rk_storage_commit(rk_storage *s);
 
+/* Pipelined group commit (fsync "always" with the fdatasync off the loop):
+ * rk_storage_commit_nosync() is rk_storage_commit() without the fdatasync
+ * (same results; the staged puts are written, not yet durable, and must not
+ * be acknowledged). rk_storage_sync_begin() then hands out a dup of the
+ * active segment's fd (*fd = -1 when nothing is unsynced) and the number of
+ * puts it covers; any thread may fdatasync it, after which the owner closes
+ * it and reports the result with rk_storage_sync_end(): 0 makes every put
+ * written before sync_begin durable; an error makes the store refuse writes
+ * (never retried as success). Puts written while a sync runs need the next
+ * one. A failed sync does not undo the index: those puts may or may not be
+ * on disk, and their callers must be told they failed. */
+int rk_storage_commit_nosync(rk_storage *s);
+int rk_storage_sync_begin(rk_storage *s, int *fd, uint64_t *puts);
+void rk_storage_sync_end(rk_storage *s, uint64_t puts, int rc);
+
 /* Number of puts staged and not yet committed. */
 uint32_t rk_storage_staged(const rk_storage *s);
 

@@ -15,6 +15,7 @@
 #include "proto.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/io.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -31,6 +32,28 @@
 
 enum { CTL_NONE, CTL_STOP_RX, CTL_EXIT };
 
+struct replies {
+    nng_msg **m;
+    bool *write; /* answers a write: fails if its commit or sync fails */
+    uint32_t n, cap;
+};
+
+/* The fdatasync thread of a worker (fsync = "always"). fd, rc, done and
+ * quit are guarded by mu; busy, dupfd and puts belong to the worker loop. */
+struct syncer {
+    pthread_t th;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int fd;
+    int rc;
+    bool done, quit;
+    ev_async done_w;
+    bool busy;
+    int dupfd;
+    uint64_t puts;
+};
+
 struct rk_worker {
     struct rk_shared *sh;
     uint32_t idx;
@@ -45,9 +68,10 @@ struct rk_worker {
     ev_idle bg;
     ev_async ctl;
     atomic_int cmd;
-    nng_msg **out;       /* replies waiting for this turn's commit */
-    bool *out_write;     /* ... and whether each answers a write */
-    uint32_t nout, cout;
+    struct replies out;     /* this turn's replies, sent after its commit */
+    struct replies held;    /* write replies waiting for a sync to start */
+    struct replies syncing; /* write replies covered by the running sync */
+    struct syncer sync;
     uint64_t last_version;
     atomic_uint_fast64_t heartbeat;
     pthread_mutex_t stats_lock;
@@ -68,26 +92,62 @@ static int encode_into(nng_msg *msg, const struct rk_msg *rep)
     return 0;
 }
 
+static int replies_push(struct replies *r, nng_msg *m, bool write)
+{
+    if (r->n == r->cap) {
+        uint32_t c = r->cap ? r->cap * 2 : 64;
+        nng_msg **nm = realloc(r->m, c * sizeof(*nm));
+        if (nm)
+            r->m = nm;
+        bool *nw = realloc(r->write, c * sizeof(*nw));
+        if (nw)
+            r->write = nw;
+        if (!nm || !nw)
+            return -ENOMEM;
+        r->cap = c;
+    }
+    r->m[r->n] = m;
+    r->write[r->n++] = write;
+    return 0;
+}
+
+static void replies_free(struct replies *r)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        nng_msg_free(r->m[i]);
+    free(r->m);
+    free(r->write);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Send a reply; it is then no longer in flight. */
+static void send_one(struct rk_worker *w, nng_msg *m)
+{
+    if (nng_sendmsg(w->sh->sock, m, 0) != 0)
+        nng_msg_free(m); /* the client's pipe is gone */
+    atomic_fetch_sub(&w->sh->inflight, 1);
+}
+
+/* Turn the reply to a write into an error: its commit or sync failed. */
+static void fail_write(struct rk_worker *w, nng_msg *m, int rc)
+{
+    char text[320];
+    const char *why = rk_storage_write_error(w->store);
+    snprintf(text, sizeof(text), "write failed: %s%s%s", rk_strerror(rc), why[0] ? ": " : "",
+             why);
+    struct rk_msg rep;
+    rk_proto_decode(nng_msg_body(m), nng_msg_len(m), &rep); /* our own reply: valid */
+    struct rk_msg err = {.opcode = rep.opcode, .flags = RK_MSG_REPLY, .id = rep.id,
+                         .status = (uint16_t)rk_proto_status(rc), .text = (const uint8_t *)text,
+                         .tlen = (uint32_t)strlen(text), .has_text = true};
+    encode_into(m, &err);
+    w->stats.errors++;
+}
+
 static void queue_reply(struct rk_worker *w, nng_msg *msg, bool write)
 {
-    if (w->nout == w->cout) {
-        uint32_t c = w->cout ? w->cout * 2 : 64;
-        nng_msg **o = realloc(w->out, c * sizeof(*o));
-        bool *f = realloc(w->out_write, c * sizeof(*f));
-        if (o)
-            w->out = o;
-        if (f)
-            w->out_write = f;
-        if (!o || !f) { /* cannot queue: answer now rather than lose it */
-            if (nng_sendmsg(w->sh->sock, msg, 0) != 0)
-                nng_msg_free(msg);
-            atomic_fetch_sub(&w->sh->inflight, 1);
-            return;
-        }
-        w->cout = c;
-    }
-    w->out[w->nout] = msg;
-    w->out_write[w->nout++] = write;
+    if (replies_push(&w->out, msg, write) < 0)
+        send_one(w, msg); /* cannot queue: answer now rather than lose it */
 }
 
 /* Answer with a status and an optional one-line text. */
@@ -110,46 +170,131 @@ static void reply_status(struct rk_worker *w, nng_msg *msg, uint8_t op, uint32_t
     queue_reply(w, msg, false);
 }
 
-static void send_all(struct rk_worker *w, int commit_rc)
+/* ---- pipelined sync (fsync = "always") ----
+ * The loop writes batch N and hands its fdatasync to the syncer thread,
+ * then goes on serving; batch N+1 collects while N syncs, so one fdatasync
+ * covers everything that arrived during the previous one. Replies to
+ * writes wait in `held` until a sync that covers them has succeeded. */
+
+static void *syncer_main(void *arg)
 {
-    char text[320];
-    if (commit_rc < 0)
-        snprintf(text, sizeof(text), "write failed: %s%s%s", rk_strerror(commit_rc),
-                 rk_storage_write_error(w->store)[0] ? ": " : "",
-                 rk_storage_write_error(w->store));
-    for (uint32_t i = 0; i < w->nout; i++) {
-        nng_msg *m = w->out[i];
-        if (commit_rc < 0 && w->out_write[i]) {
-            struct rk_msg req;
-            rk_proto_decode(nng_msg_body(m), nng_msg_len(m), &req);
-            struct rk_msg rep = {.opcode = req.opcode, .flags = RK_MSG_REPLY, .id = req.id,
-                                 .status = (uint16_t)rk_proto_status(commit_rc),
-                                 .text = (const uint8_t *)text, .tlen = (uint32_t)strlen(text),
-                                 .has_text = true};
-            encode_into(m, &rep);
-        }
-        if (nng_sendmsg(w->sh->sock, m, 0) != 0)
-            nng_msg_free(m); /* the client's pipe is gone */
+    struct rk_worker *w = arg;
+    struct syncer *y = &w->sync;
+    pthread_mutex_lock(&y->mu);
+    for (;;) {
+        while (y->fd < 0 && !y->quit)
+            pthread_cond_wait(&y->cv, &y->mu);
+        if (y->fd < 0)
+            break;
+        int fd = y->fd;
+        pthread_mutex_unlock(&y->mu);
+        int rc = rk_io_datasync(fd);
+        pthread_mutex_lock(&y->mu);
+        y->rc = rc;
+        y->fd = -1;
+        y->done = true;
+        pthread_cond_broadcast(&y->cv);
+        ev_async_send(w->loop, &y->done_w);
     }
-    atomic_fetch_sub(&w->sh->inflight, w->nout);
-    w->nout = 0;
+    pthread_mutex_unlock(&y->mu);
+    return NULL;
+}
+
+/* Start syncing everything written so far, if nothing is syncing now. */
+static void sync_start(struct rk_worker *w)
+{
+    struct syncer *y = &w->sync;
+    if (y->busy || w->held.n == 0)
+        return;
+    int fd;
+    int rc = rk_storage_sync_begin(w->store, &fd, &y->puts);
+    for (uint32_t i = 0; i < w->held.n; i++) {
+        if (fd < 0 && rc < 0)
+            fail_write(w, w->held.m[i], rc);
+        if (fd < 0)
+            send_one(w, w->held.m[i]); /* durable already (a roll synced it), or failed */
+        else
+            replies_push(&w->syncing, w->held.m[i], true);
+    }
+    w->held.n = 0;
+    if (fd < 0)
+        return;
+    y->busy = true;
+    y->dupfd = fd;
+    pthread_mutex_lock(&y->mu);
+    y->fd = fd;
+    y->done = false;
+    pthread_cond_signal(&y->cv);
+    pthread_mutex_unlock(&y->mu);
+}
+
+static void sync_finished(struct rk_worker *w)
+{
+    struct syncer *y = &w->sync;
+    pthread_mutex_lock(&y->mu);
+    bool done = y->done;
+    int rc = y->rc;
+    y->done = false;
+    pthread_mutex_unlock(&y->mu);
+    if (!done)
+        return;
+    close(y->dupfd);
+    y->busy = false;
+    rk_storage_sync_end(w->store, y->puts, rc);
+    for (uint32_t i = 0; i < w->syncing.n; i++) {
+        if (rc < 0)
+            fail_write(w, w->syncing.m[i], RK_EREADONLY);
+        send_one(w, w->syncing.m[i]);
+    }
+    w->syncing.n = 0;
+    sync_start(w);
+}
+
+static void on_synced(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop, (void)revents;
+    sync_finished(a->data);
+}
+
+/* Block until the syncer is idle (shutdown), finishing what it did. */
+static void sync_drain(struct rk_worker *w)
+{
+    struct syncer *y = &w->sync;
+    while (y->busy || w->held.n > 0) {
+        pthread_mutex_lock(&y->mu);
+        while (y->busy && !y->done)
+            pthread_cond_wait(&y->cv, &y->mu);
+        pthread_mutex_unlock(&y->mu);
+        sync_finished(w);
+        sync_start(w);
+    }
 }
 
 /* Prepare watcher: runs before the loop blocks, after every request of this
- * turn was served: one commit (one write, at most one fdatasync) for them
- * all, then the replies. */
+ * turn was served: one commit (one write) for them all, then the replies:
+ * at once for reads and, unless the sync is pipelined, for writes too. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     (void)loop, (void)revents;
     struct rk_worker *w = p->data;
+    bool pipelined = w->sh->cfg.fsync == RK_FSYNC_ALWAYS;
     int rc = 0;
     if (rk_storage_staged(w->store) > 0) {
-        rc = rk_storage_commit(w->store);
+        rc = pipelined ? rk_storage_commit_nosync(w->store) : rk_storage_commit(w->store);
         if (!ev_is_active(&w->bg))
             ev_idle_start(w->loop, &w->bg);
     }
-    if (w->nout > 0)
-        send_all(w, rc);
+    for (uint32_t i = 0; i < w->out.n; i++) {
+        nng_msg *m = w->out.m[i];
+        if (w->out.write[i] && rc < 0)
+            fail_write(w, m, rc);
+        else if (w->out.write[i] && pipelined && replies_push(&w->held, m, true) == 0)
+            continue;
+        send_one(w, m);
+    }
+    w->out.n = 0;
+    if (pipelined)
+        sync_start(w);
 }
 
 /* ---- serving ---- */
@@ -396,10 +541,12 @@ static void finish(struct rk_worker *w)
 {
     rk_mailbox_fini(&w->mb); /* serves what other workers forwarded */
     on_prepare(w->loop, &w->flush, 0);
+    sync_drain(w);
     ev_prepare_stop(w->loop, &w->flush);
     ev_idle_stop(w->loop, &w->bg);
     ev_timer_stop(w->loop, &w->tick);
     ev_timer_stop(w->loop, &w->syncer);
+    ev_async_stop(w->loop, &w->sync.done_w);
     int rc = rk_storage_close(w->store);
     w->store = NULL;
     if (rc < 0)
@@ -455,6 +602,9 @@ static void watchers_init(struct rk_worker *w, int fd)
     ev_timer_init(&w->syncer, on_syncer, si, si);
     ev_idle_init(&w->bg, on_idle);
     ev_async_init(&w->ctl, on_ctl);
+    ev_async_init(&w->sync.done_w, on_synced);
+    w->sync.done_w.data = w;
+    ev_async_start(w->loop, &w->sync.done_w);
     w->rx.data = w->flush.data = w->tick.data = w->syncer.data = w->bg.data = w->ctl.data = w;
     ev_io_start(w->loop, &w->rx);
     ev_prepare_start(w->loop, &w->flush);
@@ -474,6 +624,9 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
     w->sh = sh;
     w->idx = idx;
     pthread_mutex_init(&w->stats_lock, NULL);
+    pthread_mutex_init(&w->sync.mu, NULL);
+    pthread_cond_init(&w->sync.cv, NULL);
+    w->sync.fd = -1;
     w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     int rc = w->loop ? 0 : -ENOMEM;
     if (rc == 0)
@@ -497,7 +650,11 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
 
 int rk_worker_start(struct rk_worker *w, bool pin)
 {
-    int rc = pthread_create(&w->thread, NULL, thread_main, w);
+    int rc = pthread_create(&w->sync.th, NULL, syncer_main, w);
+    if (rc != 0)
+        return -rc;
+    w->sync.started = true;
+    rc = pthread_create(&w->thread, NULL, thread_main, w);
     if (rc != 0)
         return -rc;
     w->started = true;
@@ -546,10 +703,18 @@ void rk_worker_destroy(struct rk_worker *w)
         rk_mailbox_fini(&w->mb);
         ev_loop_destroy(w->loop);
     }
-    for (uint32_t i = 0; i < w->nout; i++)
-        nng_msg_free(w->out[i]);
-    free(w->out);
-    free(w->out_write);
+    if (w->sync.started) {
+        pthread_mutex_lock(&w->sync.mu);
+        w->sync.quit = true;
+        pthread_cond_signal(&w->sync.cv);
+        pthread_mutex_unlock(&w->sync.mu);
+        pthread_join(w->sync.th, NULL);
+    }
+    pthread_mutex_destroy(&w->sync.mu);
+    pthread_cond_destroy(&w->sync.cv);
+    replies_free(&w->out);
+    replies_free(&w->held);
+    replies_free(&w->syncing);
     pthread_mutex_destroy(&w->stats_lock);
     free(w);
 }

@@ -1,0 +1,320 @@
+/* Client library against an in-process fake node: a rep0 socket on a
+ * thread that answers each opcode in a fixed way (one stored key, canned
+ * admin replies, a key that never gets an answer, a reply with the wrong
+ * id). Checks results, error codes, error lines and timeouts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "client.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "util/clock.h"
+#include "util/err.h"
+
+#define TIMEOUT_MS 300
+
+struct fake {
+    nng_socket sock;
+    pthread_t thread;
+    char addr[64];
+    atomic_bool stop;
+    uint8_t *key, *val;
+    size_t klen, vlen;
+    struct rk_msg last; /* scalars of the last request (r, w, ttl) */
+};
+
+static struct fake fk;
+
+static bool key_is(const struct rk_msg *m, const char *k)
+{
+    return m->klen == strlen(k) && memcmp(m->key, k, m->klen) == 0;
+}
+
+static void fake_store(const struct rk_msg *m)
+{
+    free(fk.key);
+    free(fk.val);
+    fk.key = malloc(m->klen + 1);
+    fk.val = malloc(m->vlen + 1);
+    memcpy(fk.key, m->key, m->klen);
+    memcpy(fk.val, m->val, m->vlen);
+    fk.klen = m->klen;
+    fk.vlen = m->vlen;
+}
+
+static void fake_text(struct rk_msg *rep, enum rk_status st, const char *text)
+{
+    rep->status = st;
+    if (text != NULL) {
+        rep->text = (const uint8_t *)text;
+        rep->tlen = (uint32_t)strlen(text);
+        rep->has_text = true;
+    }
+}
+
+/* Fill rep for req; false = send no reply at all. */
+static bool fake_answer(const struct rk_msg *req, struct rk_msg *rep)
+{
+    bool stored = fk.key != NULL && req->klen == fk.klen && memcmp(req->key, fk.key, fk.klen) == 0;
+    *rep = (struct rk_msg){.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id};
+    switch (req->opcode) {
+    case RK_OP_PUT:
+        fake_store(req);
+        rep->version = 42, rep->has_version = true;
+        return true;
+    case RK_OP_GET:
+        if (key_is(req, "slow"))
+            return false;
+        if (key_is(req, "badid"))
+            rep->id++;
+        if (!stored)
+            rep->status = RK_ST_NOT_FOUND;
+        rep->val = fk.val, rep->vlen = (uint32_t)fk.vlen, rep->has_val = stored;
+        rep->version = 42, rep->has_version = stored;
+        rep->expiry_ms = 1234, rep->has_expiry = stored;
+        return true;
+    case RK_OP_DEL:
+        rep->version = 43, rep->has_version = true;
+        return true;
+    case RK_OP_STATUS:
+        fake_text(rep, RK_ST_OK, "{\"node\":\"fake\"}");
+        return true;
+    case RK_OP_STATS:
+        fake_text(rep, RK_ST_BUSY, NULL);
+        return true;
+    case RK_OP_HEALTH:
+        fake_text(rep, RK_ST_QUORUM, "write quorum not met: 1 of 2 acks");
+        return true;
+    case RK_OP_READY:
+        fake_text(rep, RK_ST_UNAVAILABLE, "{\"ready\":false}");
+        return true;
+    default:
+        fake_text(rep, RK_ST_UNSUPPORTED, NULL);
+        return true;
+    }
+}
+
+static void fake_serve_one(nng_msg *msg)
+{
+    struct rk_msg req, rep;
+    nng_msg *out;
+    if (rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req) != 0 || !fake_answer(&req, &rep))
+        return;
+    fk.last = req;
+    if (nng_msg_alloc(&out, rk_proto_size(&rep)) != 0)
+        return;
+    rk_proto_encode(&rep, nng_msg_body(out));
+    if (nng_sendmsg(fk.sock, out, 0) != 0)
+        nng_msg_free(out);
+}
+
+static void *fake_main(void *arg)
+{
+    while (!atomic_load(&fk.stop)) {
+        nng_msg *msg;
+        if (nng_recvmsg(fk.sock, &msg, 0) != 0)
+            continue; /* receive timeout: look at stop again */
+        fake_serve_one(msg);
+        nng_msg_free(msg);
+    }
+    return NULL;
+}
+
+static int fake_start(void **state)
+{
+    nng_listener l;
+    int port;
+    memset(&fk, 0, sizeof fk);
+    assert_int_equal(nng_rep0_open(&fk.sock), 0);
+    assert_int_equal(nng_socket_set_ms(fk.sock, NNG_OPT_RECVTIMEO, 50), 0);
+    assert_int_equal(nng_listen(fk.sock, "tcp://127.0.0.1:0", &l, 0), 0);
+    assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+    snprintf(fk.addr, sizeof fk.addr, "tcp://127.0.0.1:%d", port);
+    assert_int_equal(pthread_create(&fk.thread, NULL, fake_main, NULL), 0);
+    return 0;
+}
+
+static int fake_stop(void **state)
+{
+    atomic_store(&fk.stop, true);
+    pthread_join(fk.thread, NULL);
+    nng_close(fk.sock);
+    free(fk.key);
+    free(fk.val);
+    return 0;
+}
+
+static struct rk_client *connect_fake(void)
+{
+    struct rk_client *c;
+    assert_int_equal(rk_client_open(&c, fk.addr, TIMEOUT_MS), 0);
+    return c;
+}
+
+static void test_put_get_del(void **state)
+{
+    struct rk_client *c = connect_fake();
+    uint8_t val[1000];
+    void *got;
+    size_t n;
+    uint64_t version = 0, expiry = 0;
+    for (size_t i = 0; i < sizeof val; i++)
+        val[i] = (uint8_t)(i * 7); /* NUL bytes and non-UTF-8 included */
+    assert_int_equal(rk_client_put(c, "k\0x", 3, val, sizeof val, 5000, &version), 0);
+    assert_int_equal(version, 42);
+    assert_true(fk.last.has_ttl);
+    assert_int_equal(fk.last.ttl_ms, 5000);
+    assert_false(fk.last.has_w);
+    assert_int_equal(rk_client_get(c, "k\0x", 3, &got, &n, &version, &expiry), 0);
+    assert_int_equal(n, sizeof val);
+    assert_memory_equal(got, val, n);
+    assert_int_equal(((char *)got)[n], '\0');
+    assert_int_equal(expiry, 1234);
+    free(got);
+    assert_int_equal(rk_client_del(c, "k\0x", 3, &version), 0);
+    assert_int_equal(version, 43);
+    assert_string_equal(rk_client_error(c), "");
+    rk_client_close(c);
+}
+
+static void test_not_found(void **state)
+{
+    struct rk_client *c = connect_fake();
+    void *got = (void *)1;
+    size_t n;
+    assert_int_equal(rk_client_get(c, "absent", 6, &got, &n, NULL, NULL), RK_ENOTFOUND);
+    assert_null(got);
+    assert_int_equal(rk_client_last_status(c), RK_ST_NOT_FOUND);
+    rk_client_close(c);
+}
+
+static void test_quorum_override(void **state)
+{
+    struct rk_client *c = connect_fake();
+    void *got;
+    size_t n;
+    assert_int_equal(rk_client_set_quorum(c, 2, 3), 0);
+    assert_int_equal(rk_client_put(c, "q", 1, "v", 1, 0, NULL), 0);
+    assert_true(fk.last.has_w && fk.last.w == 3 && !fk.last.has_r && !fk.last.has_ttl);
+    assert_int_equal(rk_client_get(c, "q", 1, &got, &n, NULL, NULL), 0);
+    free(got);
+    assert_true(fk.last.has_r && fk.last.r == 2 && !fk.last.has_w);
+    assert_int_equal(rk_client_set_quorum(c, 256, 1), RK_EINVAL);
+    rk_client_close(c);
+}
+
+static void test_admin(void **state)
+{
+    struct rk_client *c = connect_fake();
+    char *json;
+    assert_int_equal(rk_client_admin(c, RK_OP_STATUS, &json), 0);
+    assert_string_equal(json, "{\"node\":\"fake\"}");
+    free(json);
+    /* A non-OK reply with TEXT: the code, the text as error and as json. */
+    assert_int_equal(rk_client_admin(c, RK_OP_HEALTH, &json), RK_EQUORUM);
+    assert_string_equal(rk_client_error(c), "write quorum not met: 1 of 2 acks");
+    free(json);
+    assert_int_equal(rk_client_admin(c, RK_OP_READY, &json), -ESHUTDOWN);
+    assert_string_equal(json, "{\"ready\":false}");
+    free(json);
+    /* Without TEXT: a line naming the node and the status. */
+    assert_int_equal(rk_client_admin(c, RK_OP_STATS, &json), RK_EBUSY);
+    assert_null(json);
+    assert_non_null(strstr(rk_client_error(c), fk.addr));
+    assert_non_null(strstr(rk_client_error(c), "BUSY"));
+    assert_int_equal(rk_client_admin(c, RK_OP_PUT, &json), RK_EINVAL);
+    rk_client_close(c);
+}
+
+static void test_no_answer_is_timeout(void **state)
+{
+    struct rk_client *c = connect_fake();
+    void *got;
+    size_t n;
+    uint64_t t0 = rk_clock_mono_ns();
+    assert_int_equal(rk_client_get(c, "slow", 4, &got, &n, NULL, NULL), RK_ETIMEDOUT);
+    uint64_t ms = (rk_clock_mono_ns() - t0) / 1000000;
+    assert_in_range(ms, TIMEOUT_MS - 10, TIMEOUT_MS + 500);
+    assert_non_null(strstr(rk_client_error(c), "connected, but"));
+    assert_non_null(strstr(rk_client_error(c), "300ms"));
+    /* The socket is still usable afterwards. */
+    assert_int_equal(rk_client_put(c, "k", 1, "v", 1, 0, NULL), 0);
+    rk_client_close(c);
+}
+
+static void test_unreachable_is_timeout(void **state)
+{
+    struct rk_client *c;
+    void *got;
+    size_t n;
+    assert_int_equal(rk_client_open(&c, "tcp://127.0.0.1:1", TIMEOUT_MS), 0);
+    uint64_t t0 = rk_clock_mono_ns();
+    assert_int_equal(rk_client_get(c, "k", 1, &got, &n, NULL, NULL), RK_ETIMEDOUT);
+    uint64_t ms = (rk_clock_mono_ns() - t0) / 1000000;
+    assert_in_range(ms, TIMEOUT_MS - 10, TIMEOUT_MS + 500);
+    assert_non_null(strstr(rk_client_error(c), "tcp://127.0.0.1:1 within 300ms: not connected"));
+    rk_client_close(c);
+}
+
+static void test_bad_address(void **state)
+{
+    struct rk_client *c;
+    assert_int_equal(rk_client_open(&c, "nonsense", 1000), RK_EINVAL);
+    assert_non_null(strstr(rk_client_error(c), "bad address 'nonsense'"));
+    rk_client_close(c);
+    assert_int_equal(rk_client_open(&c, "tcp://127.0.0.1:7400", 0), RK_EINVAL);
+    rk_client_close(c);
+}
+
+static void test_mismatched_reply(void **state)
+{
+    struct rk_client *c = connect_fake();
+    void *got;
+    size_t n;
+    assert_int_equal(rk_client_get(c, "badid", 5, &got, &n, NULL, NULL), -EPROTO);
+    assert_non_null(strstr(rk_client_error(c), "does not match"));
+    rk_client_close(c);
+}
+
+static void test_generic_call(void **state)
+{
+    struct rk_client *c = connect_fake();
+    struct rk_msg req = {.opcode = RK_OP_DEL,
+                         .key = (const uint8_t *)"k",
+                         .klen = 1,
+                         .has_key = true,
+                         .id = 7},
+                  rep;
+    assert_int_equal(rk_client_call(c, &req, &rep), 0);
+    assert_true(rep.has_version && rep.version == 43);
+    assert_int_not_equal(fk.last.id, 7); /* the client chooses ids */
+    req = (struct rk_msg){.opcode = RK_OP_ECHO};
+    assert_int_equal(rk_client_call(c, &req, &rep), RK_EUNSUPPORTED); /* the fake has no ECHO */
+    assert_int_equal(rep.status, RK_ST_UNSUPPORTED);
+    assert_int_equal(rk_client_last_status(c), RK_ST_UNSUPPORTED);
+    assert_non_null(strstr(rk_client_error(c), "UNSUPPORTED"));
+    rk_client_close(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_get_del),          cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_quorum_override),      cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_no_answer_is_timeout), cmocka_unit_test(test_unreachable_is_timeout),
+        cmocka_unit_test(test_bad_address),          cmocka_unit_test(test_mismatched_reply),
+        cmocka_unit_test(test_generic_call),
+    };
+    return cmocka_run_group_tests(tests, fake_start, fake_stop);
+}
