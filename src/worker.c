@@ -559,7 +559,7 @@ static void on_ctl(struct ev_loop *loop, ev_async *a, int revents)
     (void)revents;
     struct rk_worker *w = a->data;
     int cmd = atomic_exchange(&w->cmd, CTL_NONE);
-    if (cmd == CTL_STOP_RX && ev_is_active(&w->rx)) {
+    if (cmd == CTL_STOP_RX) {
         ev_io_stop(loop, &w->rx);
         atomic_fetch_add(&w->sh->rx_stopped, 1);
     } else if (cmd == CTL_EXIT) {
