@@ -24,13 +24,14 @@
 
 #define SEND_BUF 128       /* NNG-NOTES: raw rep with SENDBUF 0 costs ~60% more CPU */
 #define STOP_POLL_S 0.005  /* how often shutdown checks that receiving stopped */
+#define STOP_DEADLINE_S 8.0 /* systemd and operators expect an exit within 10 s */
 
 struct server {
     struct rk_shared sh;
     const char *config_path;
     struct ev_loop *loop;
     ev_signal sigterm, sigint, sighup;
-    ev_timer watchdog, status, stop_poll;
+    ev_timer watchdog, status, stop_poll, stop_deadline;
     int lock_fd;
     bool listening;
 };
@@ -205,6 +206,17 @@ static void on_stop_poll(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* A worker that does not stop in time (stuck in I/O): leave without it.
+ * Acknowledged writes are already durable per the fsync policy; recovery
+ * rebuilds whatever hint files are missing. */
+static void on_stop_deadline(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)t, (void)revents;
+    rk_error("server", "workers did not stop within %.0f s; exiting without them",
+             STOP_DEADLINE_S);
+    _exit(1);
+}
+
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
@@ -216,6 +228,8 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     for (uint32_t i = 0; i < s->sh.nworkers; i++)
         rk_worker_stop_rx(s->sh.workers[i]);
     ev_timer_start(loop, &s->stop_poll);
+    ev_timer_init(&s->stop_deadline, on_stop_deadline, STOP_DEADLINE_S, 0.0);
+    ev_timer_start(loop, &s->stop_deadline);
 }
 
 static void watchers_start(struct server *s)
