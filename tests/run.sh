@@ -2,7 +2,7 @@
 # Sets up a fresh Debian 12 machine and runs every test:
 #   1. packaging/deps.sh installs what is missing (root);
 #   2. a -Werror build runs the whole ctest suite (unit, fuzz replay, ...);
-#   3. an ASan+UBSan build runs the unit tests again.
+#   3. an ASan+UBSan build runs the unit and cluster tests again.
 # Build trees go to $RINGKV_BUILD_DIR (default: build/ in the checkout).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,8 +16,8 @@ cmake -S "$root" -B "$build/release" -DRINGKV_WERROR=ON -DCMAKE_BUILD_TYPE=RelWi
 cmake --build "$build/release" -j"$jobs"
 ctest --test-dir "$build/release" --output-on-failure -j"$jobs"
 
-echo "== ASan+UBSan build, unit tests"
+echo "== ASan+UBSan build, unit and cluster tests"
 cmake -S "$root" -B "$build/asan" -DRINGKV_WERROR=ON -DCMAKE_BUILD_TYPE=Debug \
   -DRINGKV_SANITIZER=address,undefined >/dev/null
 cmake --build "$build/asan" -j"$jobs"
-ctest --test-dir "$build/asan" --output-on-failure -j"$jobs" -L unit
+ctest --test-dir "$build/asan" --output-on-failure -j"$jobs" -L 'unit|cluster'
