@@ -419,13 +419,22 @@ static void run_phase(struct bench *b, enum phase ph)
     b->phase = ph;
     b->t_start_ns = now_ns();
     b->t_end_ns = ph == PH_RUN ? b->t_start_ns + b->duration_ms * 1000000ull : UINT64_MAX;
-    uint64_t tick = b->t_start_ns + NS_PER_S;
+    uint64_t tick = b->t_start_ns + NS_PER_S, seen_ops = 0, seen_at = b->t_start_ns;
     atomic_store(&b->active, b->clients);
     for (unsigned i = 0; i < b->clients; i++)
         issue(&b->cl[i]);
     while (atomic_load(&b->active) > 0) {
         nng_msleep(20);
         uint64_t now = now_ns();
+        /* The preload has no end time: give up when nothing succeeds for a
+         * whole timeout (the node went away), rather than wait per key. */
+        uint64_t ops = atomic_load(&b->ops);
+        if (ops != seen_ops) {
+            seen_ops = ops;
+            seen_at = now;
+        } else if (ph == PH_PRELOAD && now > seen_at + grace && !atomic_load(&b->stop)) {
+            cancel_all(b);
+        }
         if (now >= tick && now < b->t_end_ns) {
             progress(b, now, &last_ops, tty);
             tick += NS_PER_S;

@@ -2,13 +2,6 @@
  * writes, versions, tombstones, TTL, limits, reopen with and without hint
  * files, the data-dir lock, iteration, group commit, and the write-error
  * paths (injected ENOSPC and fsync failures, and a real full tmpfs). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,88 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "storage.h"
-#include "testutil.h"
-#include "util/err.h"
-#include "util/io.h"
-
-/* ---- fixture: one temp data dir per test, kept when the test fails ---- */
-
-struct fx {
-    char dir[512];
-    bool ok; /* set as the test's last statement */
-};
-
-static uint64_t now_ms;   /* the engine's wall clock (opts.now_ms) */
-static uint64_t last_ver; /* last version handed out by next_ver */
-
-static uint64_t fake_now(void)
-{
-    return now_ms;
-}
-
-/* An HLC-like version: wall ms << 16 | logical, strictly increasing. */
-static uint64_t next_ver(void)
-{
-    uint64_t v = now_ms << 16;
-    if (v <= last_ver)
-        v = last_ver + 1;
-    last_ver = v;
-    return v;
-}
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    if (!f || tu_mkdtemp(f->dir, sizeof(f->dir), "storage") < 0)
-        return -1;
-    now_ms = 1700000000000ull;
-    last_ver = 0;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    for (int op = 0; op < RK_IO_NOPS; op++)
-        rk_io_fault_arm((enum rk_io_op)op, 0, 0);
-    rk_log_set_sink(NULL, NULL);
-    if (f->ok)
-        tu_rmrf(f->dir);
-    else
-        fprintf(stderr, "test failed: data dir kept in %s\n", f->dir);
-    free(f);
-    return 0;
-}
-
-static void test_opts(struct rk_storage_opts *o)
-{
-    rk_storage_opts_default(o);
-    o->now_ms = fake_now;
-}
-
-static rk_storage *open_ok(const char *dir, const struct rk_storage_opts *o,
-                           struct rk_storage_report *rep)
-{
-    struct rk_storage_report r;
-    if (!rep)
-        rep = &r;
-    memset(rep, 0, sizeof(*rep));
-    rk_storage *s = NULL;
-    int rc = rk_storage_open(&s, dir, o, rep);
-    if (rc != 0)
-        fail_msg("open %s = %d (%s): %s", dir, rc, rk_strerror(rc), rep->error);
-    assert_non_null(s);
-    return s;
-}
-
-#define assert_model(s, m, flags)                                                                  \
-    do {                                                                                           \
-        char why_[1024];                                                                           \
-        if (tu_check((s), (m), now_ms, (flags), why_, sizeof(why_)) != 0)                          \
-            fail_msg("%s", why_);                                                                  \
-    } while (0)
+#define SF_TAG "storage"
+#include "storage_fixture.h"
 
 static int put_raw(rk_storage *s, const void *key, uint32_t klen, const void *val, uint32_t vlen,
                    uint64_t version, uint64_t expiry, uint16_t partition, uint64_t *cur)
@@ -122,21 +35,19 @@ static int put_raw(rk_storage *s, const void *key, uint32_t klen, const void *va
  * committing every 50 operations; the model records the result. */
 static void fill(rk_storage *s, struct tu_model *m, uint32_t n)
 {
+    static const struct {
+        uint32_t from, step;
+        bool del;
+    } passes[] = {{0, 1, false}, {0, 3, false}, {1, 10, true}};
     uint32_t ops = 0;
-    for (uint32_t id = 0; id < n; id++) {
-        assert_rc(tu_put(s, m, id, next_ver(), 0), 0);
-        if (++ops % 50 == 0)
-            assert_rc(rk_storage_commit(s), 0);
-    }
-    for (uint32_t id = 0; id < n; id += 3) {
-        assert_rc(tu_put(s, m, id, next_ver(), 0), 0);
-        if (++ops % 50 == 0)
-            assert_rc(rk_storage_commit(s), 0);
-    }
-    for (uint32_t id = 1; id < n; id += 10) {
-        assert_rc(tu_del(s, m, id, next_ver()), 0);
-        if (++ops % 50 == 0)
-            assert_rc(rk_storage_commit(s), 0);
+    for (size_t p = 0; p < sizeof(passes) / sizeof(passes[0]); p++) {
+        for (uint32_t id = passes[p].from; id < n; id += passes[p].step) {
+            if (passes[p].del)
+                assert_rc(tu_del(s, m, id, next_ver()), 0);
+            else
+                assert_rc(tu_put(s, m, id, next_ver(), 0), 0);
+            commit_every(s, &ops, 50);
+        }
     }
     assert_rc(rk_storage_commit(s), 0);
 }
@@ -149,12 +60,44 @@ static uint32_t model_tombs(const struct tu_model *m)
     return n;
 }
 
+/* The stats of s, after checking its key and tombstone counts. */
+static struct rk_storage_stats stats_with(rk_storage *s, uint64_t keys, uint64_t tombstones)
+{
+    struct rk_storage_stats st;
+    rk_storage_stats(s, &st);
+    assert_int_equal(st.keys, keys);
+    assert_int_equal(st.tombstones, tombstones);
+    return st;
+}
+
+/* The number of records a full iteration with values returns; none of
+ * them may have the key absent (if set). */
+static int iter_count(rk_storage *s, const char *absent, uint32_t alen)
+{
+    struct rk_storage_iter it;
+    struct rk_record r;
+    rk_storage_iter_init(&it, -1, true);
+    int n = 0, rc;
+    while ((rc = rk_storage_iter_next(s, &it, &r)) == 1) {
+        if (absent)
+            assert_false(r.klen == alen && memcmp(r.key, absent, alen) == 0);
+        n++;
+    }
+    assert_rc(rc, 0);
+    return n;
+}
+
+static void seg64_opts(struct rk_storage_opts *o)
+{
+    test_opts(o);
+    o->segment_size = 64 << 10;
+}
+
 /* A store of several sealed segments (64 KiB each), closed cleanly. */
 static void build_segmented(const char *dir, struct tu_model *m, int *nsegs)
 {
     struct rk_storage_opts o;
-    test_opts(&o);
-    o.segment_size = 64 << 10;
+    seg64_opts(&o);
     tu_model_init(m, 3000, 16, 100, 1500);
     rk_storage *s = open_ok(dir, &o, NULL);
     fill(s, m, m->n);
@@ -176,19 +119,13 @@ static void test_round_trip(void **state)
     struct tu_model m;
     tu_model_init(&m, 200, 16, 1, 3000);
 
-    for (uint32_t id = 0; id < m.n; id++)
-        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    put_ids(s, &m, 0, m.n, 1);
     assert_int_equal(rk_storage_staged(s), 200);
     assert_model(s, &m, 0); /* staged puts are visible at once */
     assert_rc(rk_storage_commit(s), 0);
     assert_int_equal(rk_storage_staged(s), 0);
     assert_model(s, &m, 0);
-
-    struct rk_storage_stats st;
-    rk_storage_stats(s, &st);
-    assert_int_equal(st.keys, 200);
-    assert_int_equal(st.puts, 200);
-    assert_int_equal(st.tombstones, 0);
+    assert_int_equal(stats_with(s, 200, 0).puts, 200);
 
     char key[TU_KEY_CAP];
     struct rk_record r;
@@ -214,12 +151,10 @@ static void test_overwrite_newer_wins(void **state)
     struct tu_model m;
     tu_model_init(&m, 50, 4, 10, 500);
 
-    for (uint32_t id = 0; id < m.n; id++)
-        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    put_ids(s, &m, 0, m.n, 1);
     assert_rc(rk_storage_commit(s), 0);
     /* a newer version in a later commit */
-    for (uint32_t id = 0; id < m.n; id += 2)
-        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    put_ids(s, &m, 0, m.n, 2);
     assert_model(s, &m, 0);
     assert_rc(rk_storage_commit(s), 0);
     assert_model(s, &m, 0);
@@ -235,13 +170,18 @@ static void test_overwrite_newer_wins(void **state)
     rk_storage_stats(s, &st);
     assert_int_equal(st.keys, m.n);
     assert_true(st.dead_bytes > 0);
-    assert_rc(rk_storage_close(s), 0);
-
-    s = open_ok(f->dir, &o, NULL);
-    assert_model(s, &m, 0);
-    assert_rc(rk_storage_close(s), 0);
+    close_reopen_check(s, f->dir, &o, &m, 0);
     tu_model_free(&m);
     f->ok = true;
+}
+
+/* A put of key "k" (partition 3) at version that must be refused as stale,
+ * reporting want_cur as the version stored. */
+static void put_stale(rk_storage *s, const char *val, uint64_t version, uint64_t want_cur)
+{
+    uint64_t cur = 0;
+    assert_rc(put_raw(s, "k", 1, val, (uint32_t)strlen(val), version, 0, 3, &cur), RK_ESTALE);
+    assert_int_equal(cur, want_cur);
 }
 
 static void test_stale_put_rejected(void **state)
@@ -257,13 +197,9 @@ static void test_stale_put_rejected(void **state)
     struct rk_storage_stats st0, st1;
     rk_storage_stats(s, &st0);
 
+    put_stale(s, "first", v1, v2);
+    put_stale(s, "other", v2, v2); /* equal version */
     uint64_t cur = 0;
-    assert_rc(put_raw(s, "k", 1, "first", 5, v1, 0, 3, &cur), RK_ESTALE);
-    assert_int_equal(cur, v2);
-    cur = 0;
-    assert_rc(put_raw(s, "k", 1, "other", 5, v2, 0, 3, &cur), RK_ESTALE); /* equal version */
-    assert_int_equal(cur, v2);
-    cur = 0;
     assert_rc(rk_storage_del(s, "k", 1, 3, v1, &cur), RK_ESTALE);
     assert_int_equal(cur, v2);
     assert_rc(put_raw(s, "k", 1, "first", 5, v1, 0, 3, NULL), RK_ESTALE); /* cur may be NULL */
@@ -279,21 +215,29 @@ static void test_stale_put_rejected(void **state)
 
     /* staged but uncommitted versions count too */
     assert_rc(put_raw(s, "k", 1, "third", 5, v3, 0, 3, NULL), 0);
-    cur = 0;
-    assert_rc(put_raw(s, "k", 1, "again", 5, v3, 0, 3, &cur), RK_ESTALE);
-    assert_int_equal(cur, v3);
+    put_stale(s, "again", v3, v3);
     assert_rc(rk_storage_close(s), 0);
 
     /* and versions survive a reopen */
     s = open_ok(f->dir, &o, NULL);
-    cur = 0;
-    assert_rc(put_raw(s, "k", 1, "second", 6, v2, 0, 3, &cur), RK_ESTALE);
-    assert_int_equal(cur, v3);
+    put_stale(s, "second", v2, v3);
     assert_rc(rk_storage_get(s, "k", 1, 0, &r), 0);
     assert_int_equal(r.version, v3);
     assert_memory_equal(r.val, "third", 5);
     assert_rc(rk_storage_close(s), 0);
     f->ok = true;
+}
+
+/* key reads as absent, and with RK_GET_TOMBSTONES as a tombstone of
+ * version, which is left in *r. */
+static void get_tombstone(rk_storage *s, const char *key, uint32_t klen, uint64_t version,
+                          struct rk_record *r)
+{
+    assert_rc(rk_storage_get(s, key, klen, 0, r), RK_ENOTFOUND);
+    memset(r, 0, sizeof(*r));
+    assert_rc(rk_storage_get(s, key, klen, RK_GET_TOMBSTONES, r), 0);
+    assert_true(r->tombstone);
+    assert_int_equal(r->version, version);
 }
 
 static void test_delete_tombstone(void **state)
@@ -310,11 +254,7 @@ static void test_delete_tombstone(void **state)
     assert_rc(rk_storage_del(s, "doomed", 6, 7, v3, NULL), 0);
     assert_rc(rk_storage_get(s, "doomed", 6, 0, &r), RK_ENOTFOUND); /* staged delete */
     assert_rc(rk_storage_commit(s), 0);
-    assert_rc(rk_storage_get(s, "doomed", 6, 0, &r), RK_ENOTFOUND);
-    memset(&r, 0, sizeof(r));
-    assert_rc(rk_storage_get(s, "doomed", 6, RK_GET_TOMBSTONES, &r), 0);
-    assert_true(r.tombstone);
-    assert_int_equal(r.version, v3);
+    get_tombstone(s, "doomed", 6, v3, &r);
     assert_int_equal(r.partition, 7);
     assert_int_equal(r.klen, 6);
     assert_memory_equal(r.key, "doomed", 6);
@@ -328,22 +268,12 @@ static void test_delete_tombstone(void **state)
     /* deleting a key never written still records a tombstone */
     assert_rc(rk_storage_del(s, "never", 5, 1, v2, NULL), 0);
     assert_rc(rk_storage_commit(s), 0);
-    assert_rc(rk_storage_get(s, "never", 5, 0, &r), RK_ENOTFOUND);
-    assert_rc(rk_storage_get(s, "never", 5, RK_GET_TOMBSTONES, &r), 0);
-    assert_true(r.tombstone);
-    assert_int_equal(r.version, v2);
-
-    struct rk_storage_stats st;
-    rk_storage_stats(s, &st);
-    assert_int_equal(st.keys, 0);
-    assert_int_equal(st.tombstones, 2);
+    get_tombstone(s, "never", 5, v2, &r);
+    stats_with(s, 0, 2);
     assert_rc(rk_storage_close(s), 0);
 
     s = open_ok(f->dir, &o, NULL);
-    assert_rc(rk_storage_get(s, "doomed", 6, 0, &r), RK_ENOTFOUND);
-    assert_rc(rk_storage_get(s, "doomed", 6, RK_GET_TOMBSTONES, &r), 0);
-    assert_true(r.tombstone);
-    assert_int_equal(r.version, v3);
+    get_tombstone(s, "doomed", 6, v3, &r);
     /* a newer put brings the key back */
     assert_rc(put_raw(s, "doomed", 6, "reborn", 6, v4, 0, 7, NULL), 0);
     assert_rc(rk_storage_commit(s), 0);
@@ -351,9 +281,7 @@ static void test_delete_tombstone(void **state)
     assert_false(r.tombstone);
     assert_int_equal(r.version, v4);
     assert_memory_equal(r.val, "reborn", 6);
-    rk_storage_stats(s, &st);
-    assert_int_equal(st.keys, 1);
-    assert_int_equal(st.tombstones, 1);
+    stats_with(s, 1, 1);
     assert_rc(rk_storage_close(s), 0);
     f->ok = true;
 }
@@ -383,15 +311,7 @@ static void test_ttl_with_fake_clock(void **state)
     assert_rc(rk_storage_get(s, "forever", 7, 0, &r), 0);
 
     /* iteration skips the expired record */
-    struct rk_storage_iter it;
-    rk_storage_iter_init(&it, -1, true);
-    int n = 0, rc;
-    while ((rc = rk_storage_iter_next(s, &it, &r)) == 1) {
-        assert_false(r.klen == 5 && memcmp(r.key, "short", 5) == 0);
-        n++;
-    }
-    assert_rc(rc, 0);
-    assert_int_equal(n, 2);
+    assert_int_equal(iter_count(s, "short", 5), 2);
     assert_rc(rk_storage_close(s), 0);
 
     /* still expired after a reopen; the clock, not the open, decides */
@@ -463,15 +383,7 @@ static void test_binary_keys_and_empty_values(void **state)
     assert_rc(put_raw(s, big, 256, "", 0, next_ver(), 0, 0, NULL), 0);
     assert_rc(rk_storage_commit(s), 0);
     check_bins(s, b, nb, big);
-
-    struct rk_storage_iter it;
-    struct rk_record r;
-    rk_storage_iter_init(&it, -1, true);
-    int n = 0, rc;
-    while ((rc = rk_storage_iter_next(s, &it, &r)) == 1)
-        n++;
-    assert_rc(rc, 0);
-    assert_int_equal(n, nb + 1);
+    assert_int_equal(iter_count(s, NULL, 0), nb + 1);
     assert_rc(rk_storage_close(s), 0);
 
     s = open_ok(f->dir, &o, NULL);
@@ -525,8 +437,7 @@ static void test_limits(void **state)
     test_opts(&o);
     o.max_key_size = RK_STORAGE_KEY_MAX + 1;
     struct rk_storage_report rep;
-    s = NULL;
-    int rc = rk_storage_open(&s, f->dir, &o, &rep);
+    int rc = tu_open(&s, f->dir, &o, &rep);
     if (rc == 0) {
         char *huge = calloc(1, RK_STORAGE_KEY_MAX + 1);
         memset(huge, 'h', RK_STORAGE_KEY_MAX + 1);
@@ -546,6 +457,22 @@ static void test_limits(void **state)
 
 /* ---- reopen ---- */
 
+/* Open a store made by build_segmented and check its report (nsegs
+ * segments, of which scanned were read block by block and the others
+ * loaded from their hint files) and its contents. */
+static rk_storage *open_segmented(const char *dir, const struct rk_storage_opts *o,
+                                  const struct tu_model *m, int nsegs, int scanned,
+                                  struct rk_storage_report *rep)
+{
+    rk_storage *s = open_ok(dir, o, rep);
+    assert_int_equal(rep->segments, nsegs);
+    assert_int_equal(rep->scanned, scanned);
+    assert_int_equal(rep->from_hints, nsegs - scanned);
+    assert_int_equal(rep->keys, tu_live(m, now_ms));
+    assert_model(s, m, 0);
+    return s;
+}
+
 static void test_reopen_after_clean_close(void **state)
 {
     struct fx *f = *state;
@@ -554,28 +481,16 @@ static void test_reopen_after_clean_close(void **state)
     build_segmented(f->dir, &m, &nsegs);
 
     struct rk_storage_opts o;
-    test_opts(&o);
-    o.segment_size = 64 << 10;
+    seg64_opts(&o);
     struct rk_storage_report rep;
-    rk_storage *s = open_ok(f->dir, &o, &rep);
-    assert_int_equal(rep.segments, nsegs);
-    assert_int_equal(rep.from_hints, nsegs); /* every segment was sealed at close */
-    assert_int_equal(rep.scanned, 0);
+    /* every segment was sealed at close: none is scanned */
+    rk_storage *s = open_segmented(f->dir, &o, &m, nsegs, 0, &rep);
     assert_int_equal(rep.torn_bytes, 0);
     assert_int_equal(rep.quarantined, 0);
-    assert_int_equal(rep.keys, tu_live(&m, now_ms));
-    assert_model(s, &m, 0);
-    struct rk_storage_stats st;
-    rk_storage_stats(s, &st);
-    assert_int_equal(st.keys, tu_live(&m, now_ms));
-    assert_int_equal(st.tombstones, model_tombs(&m));
+    struct rk_storage_stats st = stats_with(s, tu_live(&m, now_ms), model_tombs(&m));
     assert_true(st.segments >= (uint64_t)nsegs);
-    assert_rc(rk_storage_close(s), 0);
-
     /* and once more, with the segment created by the previous open */
-    s = open_ok(f->dir, &o, &rep);
-    assert_model(s, &m, 0);
-    assert_rc(rk_storage_close(s), 0);
+    close_reopen_check(s, f->dir, &o, &m, 0);
     tu_model_free(&m);
     f->ok = true;
 }
@@ -589,21 +504,11 @@ static void test_reopen_without_hint_files(void **state)
     assert_int_equal(tu_remove_suffix(f->dir, ".rkh"), nsegs);
 
     struct rk_storage_opts o;
-    test_opts(&o);
-    o.segment_size = 64 << 10;
+    seg64_opts(&o);
     struct rk_storage_report rep;
-    rk_storage *s = open_ok(f->dir, &o, &rep);
-    assert_int_equal(rep.segments, nsegs);
-    assert_int_equal(rep.scanned, nsegs);
-    assert_int_equal(rep.from_hints, 0);
+    rk_storage *s = open_segmented(f->dir, &o, &m, nsegs, nsegs, &rep);
     assert_int_equal(rep.torn_bytes, 0);
-    assert_int_equal(rep.keys, tu_live(&m, now_ms));
-    assert_model(s, &m, 0);
-    assert_rc(rk_storage_close(s), 0);
-
-    s = open_ok(f->dir, &o, &rep);
-    assert_model(s, &m, 0);
-    assert_rc(rk_storage_close(s), 0);
+    close_reopen_check(s, f->dir, &o, &m, 0);
     tu_model_free(&m);
     f->ok = true;
 }
@@ -629,15 +534,9 @@ static void test_reopen_with_corrupt_hint_file(void **state)
     assert_rc(tu_flip_bit(h[2], 0, 7), 0);
 
     struct rk_storage_opts o;
-    test_opts(&o);
-    o.segment_size = 64 << 10;
+    seg64_opts(&o);
     struct rk_storage_report rep;
-    rk_storage *s = open_ok(f->dir, &o, &rep);
-    assert_int_equal(rep.segments, nsegs);
-    assert_int_equal(rep.scanned, 3);
-    assert_int_equal(rep.from_hints, nsegs - 3);
-    assert_int_equal(rep.keys, tu_live(&m, now_ms));
-    assert_model(s, &m, 0);
+    rk_storage *s = open_segmented(f->dir, &o, &m, nsegs, 3, &rep);
     assert_rc(rk_storage_close(s), 0);
     tu_model_free(&m);
     f->ok = true;
@@ -652,10 +551,9 @@ static void test_second_open_is_locked(void **state)
     assert_rc(put_raw(s, "k", 1, "v", 1, next_ver(), 0, 0, NULL), 0);
     assert_rc(rk_storage_commit(s), 0);
 
-    rk_storage *s2 = NULL;
+    rk_storage *s2;
     struct rk_storage_report rep;
-    memset(&rep, 0, sizeof(rep));
-    assert_rc(rk_storage_open(&s2, f->dir, &o, &rep), RK_ELOCKED);
+    assert_rc(tu_open(&s2, f->dir, &o, &rep), RK_ELOCKED);
     char want[64];
     snprintf(want, sizeof(want), "is locked by pid %ld", (long)getpid());
     if (!strstr(rep.error, want) || !strstr(rep.error, f->dir))
@@ -727,8 +625,7 @@ static void test_iteration(void **state)
 {
     struct fx *f = *state;
     struct rk_storage_opts o;
-    test_opts(&o);
-    o.segment_size = 64 << 10;
+    seg64_opts(&o);
     rk_storage *s = open_ok(f->dir, &o, NULL);
     struct tu_model m;
     tu_model_init(&m, 600, 8, 50, 1000);
@@ -767,8 +664,7 @@ static void test_commit_enospc_undoes_batch(void **state)
     rk_storage *s = open_ok(f->dir, &o, NULL);
     struct tu_model m, staged;
     tu_model_init(&m, 20, 4, 10, 400);
-    for (uint32_t id = 0; id < 10; id++)
-        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    put_ids(s, &m, 0, 10, 1);
     assert_rc(rk_storage_commit(s), 0);
 
     /* a batch of overwrites, new keys and a delete; its write fails */
@@ -795,11 +691,7 @@ static void test_commit_enospc_undoes_batch(void **state)
     assert_rc(tu_del(s, &m, 1, vers[1]), 0);
     assert_rc(rk_storage_commit(s), 0);
     assert_model(s, &m, 0);
-    assert_rc(rk_storage_close(s), 0);
-
-    s = open_ok(f->dir, &o, NULL);
-    assert_model(s, &m, 0);
-    assert_rc(rk_storage_close(s), 0);
+    close_reopen_check(s, f->dir, &o, &m, 0);
     tu_model_free(&m);
     f->ok = true;
 }
@@ -813,14 +705,12 @@ static void test_fsync_error_makes_store_readonly(void **state)
     rk_storage *s = open_ok(f->dir, &o, NULL);
     struct tu_model m, staged;
     tu_model_init(&m, 20, 4, 10, 400);
-    for (uint32_t id = 0; id < 10; id++)
-        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    put_ids(s, &m, 0, 10, 1);
     assert_rc(rk_storage_commit(s), 0);
     assert_string_equal(rk_storage_write_error(s), "");
 
     tu_model_copy(&staged, &m);
-    for (uint32_t id = 0; id < 20; id += 3)
-        assert_rc(tu_put(s, &staged, id, next_ver(), 0), 0);
+    put_ids(s, &staged, 0, 20, 3);
     rk_io_fault_arm(RK_IO_SYNC, 1, EIO);
     int rc = rk_storage_commit(s);
     rk_io_fault_arm(RK_IO_SYNC, 0, 0);
@@ -865,16 +755,6 @@ static void test_fsync_error_makes_store_readonly(void **state)
  * checks that nothing committed was lost, grows the tmpfs and checks that
  * writes resume. Exit status 0 = pass, 77 = mount not permitted, other =
  * the failing step (described on stderr). */
-#define CHILD_CHECK(cond, code, ...)                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "enospc child: step %d failed: %s: ", code, #cond);                    \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            _exit(code);                                                                           \
-        }                                                                                          \
-    } while (0)
-
 static int write_file(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -911,65 +791,65 @@ static void enospc_child(const char *mnt)
     }
     char dir[700];
     snprintf(dir, sizeof(dir), "%s/data", mnt);
-    CHILD_CHECK(mkdir(dir, 0750) == 0, 2, "%s", strerror(errno));
+    TU_CHILD_CHECK(mkdir(dir, 0750) == 0, 2, "%s", strerror(errno));
 
     struct rk_storage_opts o;
     test_opts(&o);
     o.segment_size = 256 << 10;
-    rk_storage *s = NULL;
+    rk_storage *s;
     struct rk_storage_report rep;
-    int rc = rk_storage_open(&s, dir, &o, &rep);
-    CHILD_CHECK(rc == 0, 3, "open: %s: %s", rk_strerror(rc), rep.error);
+    int rc = tu_open(&s, dir, &o, &rep);
+    TU_CHILD_CHECK(rc == 0, 3, "open: %s: %s", rk_strerror(rc), rep.error);
 
     struct tu_model m;
     tu_model_init(&m, 20000, 16, 800, 1200);
     uint32_t next = 0, batch = 8;
     for (;;) {
-        CHILD_CHECK(next + batch <= m.n, 4, "1 MiB tmpfs never filled after %u puts", next);
+        TU_CHILD_CHECK(next + batch <= m.n, 4, "1 MiB tmpfs never filled after %u puts", next);
         for (uint32_t i = 0; i < batch; i++) {
             rc = tu_put(s, &m, next + i, next_ver(), 0);
-            CHILD_CHECK(rc == 0, 5, "put: %s", rk_strerror(rc));
+            TU_CHILD_CHECK(rc == 0, 5, "put: %s", rk_strerror(rc));
         }
         rc = rk_storage_commit(s);
         if (rc == RK_ENOSPACE)
             break;
-        CHILD_CHECK(rc == 0, 6, "commit: %d (%s)", rc, rk_strerror(rc));
+        TU_CHILD_CHECK(rc == 0, 6, "commit: %d (%s)", rc, rk_strerror(rc));
         next += batch;
     }
     fprintf(stderr, "enospc child: disk full after %u committed puts\n", next);
-    CHILD_CHECK(next > 0, 7, "the first commit already failed");
-    CHILD_CHECK(rk_storage_staged(s) == 0, 8, "%u puts still staged", rk_storage_staged(s));
+    TU_CHILD_CHECK(next > 0, 7, "the first commit already failed");
+    TU_CHILD_CHECK(rk_storage_staged(s) == 0, 8, "%u puts still staged", rk_storage_staged(s));
     for (uint32_t i = 0; i < batch; i++)
         m.kv[next + i].present = false; /* the failed batch was undone */
     char why[1024];
-    CHILD_CHECK(tu_check(s, &m, now_ms, 0, why, sizeof(why)) == 0, 9, "%s", why);
-    CHILD_CHECK(rk_storage_write_error(s)[0] == '\0', 10, "write error \"%s\"",
-                rk_storage_write_error(s));
+    TU_CHILD_CHECK(tu_check(s, &m, now_ms, 0, why, sizeof(why)) == 0, 9, "%s", why);
+    TU_CHILD_CHECK(rk_storage_write_error(s)[0] == '\0', 10, "write error \"%s\"",
+                   rk_storage_write_error(s));
 
     /* free space; the failed batch and more go through */
-    CHILD_CHECK(mount(NULL, mnt, NULL, MS_REMOUNT, "size=16m") == 0, 11, "remount: %s",
-                strerror(errno));
+    TU_CHILD_CHECK(mount(NULL, mnt, NULL, MS_REMOUNT, "size=16m") == 0, 11, "remount: %s",
+                   strerror(errno));
     for (uint32_t round = 0; round < 20; round++) {
         for (uint32_t i = 0; i < batch; i++) {
             rc = tu_put(s, &m, next + i, next_ver(), 0);
-            CHILD_CHECK(rc == 0, 12, "put after remount: %s", rk_strerror(rc));
+            TU_CHILD_CHECK(rc == 0, 12, "put after remount: %s", rk_strerror(rc));
         }
         rc = rk_storage_commit(s);
-        CHILD_CHECK(rc == 0, 13, "commit after remount, round %u: %d (%s)", round, rc,
-                    rk_strerror(rc));
+        TU_CHILD_CHECK(rc == 0, 13, "commit after remount, round %u: %d (%s)", round, rc,
+                       rk_strerror(rc));
         next += batch;
     }
     int steps = 0;
     while ((rc = rk_storage_step(s)) == 1)
-        CHILD_CHECK(++steps < 100000, 14, "step never idles");
-    CHILD_CHECK(rc == 0, 14, "step: %d (%s)", rc, rk_strerror(rc));
-    CHILD_CHECK(tu_check(s, &m, now_ms, 0, why, sizeof(why)) == 0, 15, "%s", why);
+        TU_CHILD_CHECK(++steps < 100000, 14, "step never idles");
+    TU_CHILD_CHECK(rc == 0, 14, "step: %d (%s)", rc, rk_strerror(rc));
+    TU_CHILD_CHECK(tu_check(s, &m, now_ms, 0, why, sizeof(why)) == 0, 15, "%s", why);
     rc = rk_storage_close(s);
-    CHILD_CHECK(rc == 0, 16, "close: %s", rk_strerror(rc));
-    rc = rk_storage_open(&s, dir, &o, &rep);
-    CHILD_CHECK(rc == 0, 17, "reopen: %s: %s", rk_strerror(rc), rep.error);
-    CHILD_CHECK(tu_check(s, &m, now_ms, 0, why, sizeof(why)) == 0, 18, "%s", why);
-    CHILD_CHECK(rk_storage_close(s) == 0, 19, "close");
+    TU_CHILD_CHECK(rc == 0, 16, "close: %s", rk_strerror(rc));
+    rc = tu_open(&s, dir, &o, &rep);
+    TU_CHILD_CHECK(rc == 0, 17, "reopen: %s: %s", rk_strerror(rc), rep.error);
+    TU_CHILD_CHECK(tu_check(s, &m, now_ms, 0, why, sizeof(why)) == 0, 18, "%s", why);
+    TU_CHILD_CHECK(rk_storage_close(s) == 0, 19, "close");
     tu_model_free(&m);
     _exit(0);
 }
@@ -978,27 +858,33 @@ static void test_real_enospc_on_small_tmpfs(void **state)
 {
     struct fx *f = *state;
     char mnt[600];
-    snprintf(mnt, sizeof(mnt), "%s/mnt", f->dir);
-    assert_int_equal(mkdir(mnt, 0750), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    fx_path(f, "mnt", mnt, sizeof(mnt), true);
+    pid_t pid = fx_fork();
     if (pid == 0)
         enospc_child(mnt);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = fx_wait(pid);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
         f->ok = true;
         skip();
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("tmpfs ENOSPC child failed: %s %d (see its stderr)",
-                 WIFEXITED(status) ? "exit status" : "signal",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        fail_msg("tmpfs ENOSPC child failed: " TU_STATUS_FMT " (see its stderr)",
+                 TU_STATUS_ARGS(status));
     f->ok = true;
 }
 
 /* ---- stats ---- */
+
+/* The stats of s, after checking the fsyncs and synced puts since st0. */
+static struct rk_storage_stats synced_since(rk_storage *s, const struct rk_storage_stats *st0,
+                                            uint64_t fsyncs, uint64_t synced_puts)
+{
+    struct rk_storage_stats st;
+    rk_storage_stats(s, &st);
+    assert_int_equal(st.fsyncs, st0->fsyncs + fsyncs);
+    assert_int_equal(st.synced_puts, st0->synced_puts + synced_puts);
+    return st;
+}
 
 static void test_group_commit_stats(void **state)
 {
@@ -1009,15 +895,12 @@ static void test_group_commit_stats(void **state)
     rk_storage *s = open_ok(f->dir, &o, NULL);
     struct tu_model m;
     tu_model_init(&m, 64, 4, 100, 300);
-    struct rk_storage_stats st0, st1;
+    struct rk_storage_stats st0;
     rk_storage_stats(s, &st0);
-    for (uint32_t id = 0; id < 64; id++)
-        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    put_ids(s, &m, 0, 64, 1);
     assert_int_equal(rk_storage_staged(s), 64);
     assert_rc(rk_storage_commit(s), 0);
-    rk_storage_stats(s, &st1);
-    assert_int_equal(st1.fsyncs, st0.fsyncs + 1);
-    assert_int_equal(st1.synced_puts, st0.synced_puts + 64);
+    struct rk_storage_stats st1 = synced_since(s, &st0, 1, 64);
     assert_int_equal(st1.commits, st0.commits + 1);
     assert_int_equal(st1.puts, st0.puts + 64);
     assert_int_equal(st1.keys, 64);
@@ -1027,10 +910,7 @@ static void test_group_commit_stats(void **state)
 
     /* an empty commit syncs nothing */
     assert_rc(rk_storage_commit(s), 0);
-    struct rk_storage_stats st2;
-    rk_storage_stats(s, &st2);
-    assert_int_equal(st2.fsyncs, st1.fsyncs);
-    assert_int_equal(st2.synced_puts, st1.synced_puts);
+    struct rk_storage_stats st2 = synced_since(s, &st1, 0, 0);
 
     /* reads are counted */
     assert_model(s, &m, 0);
@@ -1054,20 +934,16 @@ static void test_fsync_interval_and_never(void **state)
     struct rk_storage_stats st0, st1;
     rk_storage_stats(s, &st0);
     assert_true(rk_storage_sync_due_ms(s) == UINT64_MAX); /* nothing unsynced */
-    for (uint32_t id = 0; id < 10; id++)
-        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    put_ids(s, &m, 0, 10, 1);
     assert_rc(rk_storage_commit(s), 0);
     rk_storage_stats(s, &st1);
     assert_int_equal(st1.fsyncs, st0.fsyncs); /* deferred to the timer */
     uint64_t due = rk_storage_sync_due_ms(s);
     assert_true(due > 0 && due <= 600000);
-    for (uint32_t id = 10; id < 20; id++)
-        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    put_ids(s, &m, 10, 20, 1);
     assert_rc(rk_storage_commit(s), 0);
     assert_rc(rk_storage_sync(s), 0);
-    rk_storage_stats(s, &st1);
-    assert_int_equal(st1.fsyncs, st0.fsyncs + 1);
-    assert_int_equal(st1.synced_puts, st0.synced_puts + 20);
+    st1 = synced_since(s, &st0, 1, 20);
     assert_true(rk_storage_sync_due_ms(s) == UINT64_MAX);
     assert_rc(rk_storage_sync(s), 0); /* nothing to do */
     rk_storage_stats(s, &st0);
@@ -1079,16 +955,12 @@ static void test_fsync_interval_and_never(void **state)
     s = open_ok(f->dir, &o, NULL);
     assert_model(s, &m, 0);
     rk_storage_stats(s, &st0);
-    for (uint32_t id = 20; id < 30; id++)
-        assert_rc(tu_put(s, &m, id, next_ver(), 0), 0);
+    put_ids(s, &m, 20, 30, 1);
     assert_rc(rk_storage_commit(s), 0);
     rk_storage_stats(s, &st1);
     assert_int_equal(st1.fsyncs, st0.fsyncs);
     assert_true(rk_storage_sync_due_ms(s) == UINT64_MAX);
-    assert_rc(rk_storage_close(s), 0);
-    s = open_ok(f->dir, &o, NULL);
-    assert_model(s, &m, 0);
-    assert_rc(rk_storage_close(s), 0);
+    close_reopen_check(s, f->dir, &o, &m, 0);
     tu_model_free(&m);
     f->ok = true;
 }
@@ -1096,23 +968,23 @@ static void test_fsync_interval_and_never(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overwrite_newer_wins, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_put_rejected, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_tombstone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ttl_with_fake_clock, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_binary_keys_and_empty_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_after_clean_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_without_hint_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_with_corrupt_hint_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_second_open_is_locked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_iteration, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_commit_enospc_undoes_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fsync_error_makes_store_readonly, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_real_enospc_on_small_tmpfs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit_stats, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fsync_interval_and_never, setup, teardown),
+        FX_TEST(test_round_trip),
+        FX_TEST(test_overwrite_newer_wins),
+        FX_TEST(test_stale_put_rejected),
+        FX_TEST(test_delete_tombstone),
+        FX_TEST(test_ttl_with_fake_clock),
+        FX_TEST(test_binary_keys_and_empty_values),
+        FX_TEST(test_limits),
+        FX_TEST(test_reopen_after_clean_close),
+        FX_TEST(test_reopen_without_hint_files),
+        FX_TEST(test_reopen_with_corrupt_hint_file),
+        FX_TEST(test_second_open_is_locked),
+        FX_TEST(test_iteration),
+        FX_TEST(test_commit_enospc_undoes_batch),
+        FX_TEST(test_fsync_error_makes_store_readonly),
+        FX_TEST(test_real_enospc_on_small_tmpfs),
+        FX_TEST(test_group_commit_stats),
+        FX_TEST(test_fsync_interval_and_never),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,13 +4,6 @@
  * bit in a sealed segment (refused, detected on read, or quarantined with
  * repair). Writers run in forked children, which report through their exit
  * status and never call cmocka. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,52 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "storage.h"
-#include "testutil.h"
-#include "util/err.h"
-#include "util/io.h"
-
-struct fx {
-    char dir[512];
-    bool ok;           /* set as the test's last statement */
-    struct tu_model m; /* freed by teardown, also when an assertion fails */
-    void *buf;         /* likewise */
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    if (!f || tu_mkdtemp(f->dir, sizeof(f->dir), "crash") < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    for (int op = 0; op < RK_IO_NOPS; op++)
-        rk_io_fault_arm((enum rk_io_op)op, 0, 0);
-    rk_log_set_sink(NULL, NULL);
-    tu_model_free(&f->m);
-    free(f->buf);
-    if (f->ok)
-        tu_rmrf(f->dir);
-    else
-        fprintf(stderr, "test failed: data kept in %s\n", f->dir);
-    free(f);
-    return 0;
-}
-
-#define CHILD_CHECK(cond, code, ...)                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "child %ld: step %d failed: %s: ", (long)getpid(), code, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            _exit(code);                                                                           \
-        }                                                                                          \
-    } while (0)
+#define SF_TAG "crash"
+#include "storage_fixture.h"
 
 static uint64_t wall_ms(void)
 {
@@ -78,29 +27,12 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static rk_storage *open_ok(const char *dir, const struct rk_storage_opts *o,
-                           struct rk_storage_report *rep, const char *ctx)
-{
-    struct rk_storage_report r;
-    if (!rep)
-        rep = &r;
-    memset(rep, 0, sizeof(*rep));
-    rk_storage *s = NULL;
-    int rc = rk_storage_open(&s, dir, o, rep);
-    if (rc != 0)
-        fail_msg("%s: open %s = %d (%s): %s", ctx, dir, rc, rk_strerror(rc), rep->error);
-    assert_non_null(s);
-    return s;
-}
-
 static void wait_child_ok(pid_t pid, const char *what)
 {
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = fx_wait(pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("%s child failed: %s %d (see its stderr)", what,
-                 WIFEXITED(status) ? "exit status" : "signal",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        fail_msg("%s child failed: " TU_STATUS_FMT " (see its stderr)", what,
+                 TU_STATUS_ARGS(status));
 }
 
 /* ==== torn tail ==== */
@@ -123,19 +55,19 @@ static void torn_child(const char *dir, struct tu_model *m)
 {
     struct rk_storage_opts o;
     torn_opts(&o);
-    rk_storage *s = NULL;
+    rk_storage *s;
     struct rk_storage_report rep;
-    int rc = rk_storage_open(&s, dir, &o, &rep);
-    CHILD_CHECK(rc == 0, 2, "open: %s: %s", rk_strerror(rc), rep.error);
+    int rc = tu_open(&s, dir, &o, &rep);
+    TU_CHILD_CHECK(rc == 0, 2, "open: %s: %s", rk_strerror(rc), rep.error);
     uint32_t id = TORN_FIRST;
     for (uint32_t b = 0; b <= TORN_BATCHES; b++) {
         uint32_t n = b < TORN_BATCHES ? TORN_PER : TORN_LAST;
         for (uint32_t i = 0; i < n; i++, id++) {
             rc = tu_put(s, m, id, TORN_VERSION(id), 0);
-            CHILD_CHECK(rc == 0, 3, "put: %s", rk_strerror(rc));
+            TU_CHILD_CHECK(rc == 0, 3, "put: %s", rk_strerror(rc));
         }
         rc = rk_storage_commit(s);
-        CHILD_CHECK(rc == 0, 4, "commit: %s", rk_strerror(rc));
+        TU_CHILD_CHECK(rc == 0, 4, "commit: %s", rk_strerror(rc));
     }
     _exit(0);
 }
@@ -189,23 +121,20 @@ static void test_torn_tail_all_or_nothing(void **state)
     struct fx *f = *state;
     uint64_t rng = tu_seed("torn_tail");
     char data[600], orig[600];
-    snprintf(data, sizeof(data), "%s/data", f->dir);
-    snprintf(orig, sizeof(orig), "%s/orig", f->dir);
-    assert_int_equal(mkdir(data, 0750), 0);
+    fx_path(f, "data", data, sizeof(data), true);
+    fx_path(f, "orig", orig, sizeof(orig), false);
 
     struct rk_storage_opts o;
     torn_opts(&o);
     struct tu_model m;
     tu_model_init(&m, TORN_TOTAL, 8, 900, 1100);
-    rk_storage *s = open_ok(data, &o, NULL, "first session");
+    rk_storage *s = open_ok_ctx(data, &o, NULL, "first session");
     for (uint32_t id = 0; id < TORN_FIRST; id++)
         assert_rc(tu_put(s, &m, id, TORN_VERSION(id), 0), 0);
     assert_rc(rk_storage_commit(s), 0);
     assert_rc(rk_storage_close(s), 0);
 
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = fx_fork();
     if (pid == 0)
         torn_child(data, &m);
     wait_child_ok(pid, "torn-tail writer");
@@ -257,27 +186,20 @@ static void test_torn_tail_all_or_nothing(void **state)
             assert_rc(tu_truncate(newest_data, off), 0);
 
         tu_log_clear(&log);
+        char ctx[128];
+        snprintf(ctx, sizeof(ctx), "%s at %" PRIu64 " (batch %" PRIu64 "..%" PRIu64 ")",
+                 garbage ? "garbage" : "truncate", off, first, end);
         struct rk_storage_report rep;
-        memset(&rep, 0, sizeof(rep));
-        rk_storage *t = NULL;
-        int rc = rk_storage_open(&t, data, &o, &rep);
-        if (rc != 0)
-            fail_msg("%s at %" PRIu64 " (batch %" PRIu64 "..%" PRIu64 "): open = %d (%s): %s",
-                     garbage ? "garbage" : "truncate", off, first, end, rc, rk_strerror(rc),
-                     rep.error);
+        rk_storage *t = open_ok_ctx(data, &o, &rep, ctx);
         /* all of [first, off) is cut; zero bytes at its very end look like
          * preallocation and need not be counted */
         if (rep.torn_bytes == 0 || (!garbage && rep.torn_bytes > off - first) ||
             rep.torn_bytes > end - first)
-            fail_msg("%s at %" PRIu64 " (batch %" PRIu64 "..%" PRIu64 "): torn_bytes %" PRIu64,
-                     garbage ? "garbage" : "truncate", off, first, end, rep.torn_bytes);
+            fail_msg("%s: torn_bytes %" PRIu64, ctx, rep.torn_bytes);
         if (!log_names(log.buf, newest->name, first))
-            fail_msg("%s at %" PRIu64 ": no log line names %s and offset %" PRIu64 "; log:\n%s",
-                     garbage ? "garbage" : "truncate", off, newest->name, first, log.buf);
-        char why[1024];
-        if (tu_check(t, &want, wall_ms(), 0, why, sizeof(why)) != 0)
-            fail_msg("%s at %" PRIu64 " (batch %" PRIu64 "..%" PRIu64 "): %s",
-                     garbage ? "garbage" : "truncate", off, first, end, why);
+            fail_msg("%s: no log line names %s and offset %" PRIu64 "; log:\n%s", ctx, newest->name,
+                     first, log.buf);
+        assert_model_at(t, &want, wall_ms(), 0, "%s", ctx);
         assert_int_equal(rep.keys, TORN_TOTAL - TORN_LAST);
 
         if (i % 10 == 0) {
@@ -285,11 +207,9 @@ static void test_torn_tail_all_or_nothing(void **state)
             assert_rc(tu_put(t, &want, 0, TORN_VERSION(TORN_TOTAL) + (uint64_t)i, 0), 0);
             assert_rc(rk_storage_commit(t), 0);
             assert_rc(rk_storage_close(t), 0);
-            t = open_ok(data, &o, &rep, "reopen after torn tail");
+            t = open_ok_ctx(data, &o, &rep, "reopen after torn tail");
             assert_int_equal(rep.torn_bytes, 0);
-            if (tu_check(t, &want, wall_ms(), 0, why, sizeof(why)) != 0)
-                fail_msg("reopen after %s at %" PRIu64 ": %s", garbage ? "garbage" : "truncate",
-                         off, why);
+            assert_model_at(t, &want, wall_ms(), 0, "reopen after %s", ctx);
             want.kv[0] = m.kv[0];
         }
         assert_rc(rk_storage_close(t), 0);
@@ -324,10 +244,10 @@ static void crash_child(const char *dir, int wfd, uint64_t rng, uint64_t base, s
     alarm(60); /* never outlive a parent that died */
     struct rk_storage_opts o;
     crash_opts(&o);
-    rk_storage *s = NULL;
+    rk_storage *s;
     struct rk_storage_report rep;
-    int rc = rk_storage_open(&s, dir, &o, &rep);
-    CHILD_CHECK(rc == 0, 2, "open: %s: %s", rk_strerror(rc), rep.error);
+    int rc = tu_open(&s, dir, &o, &rep);
+    TU_CHILD_CHECK(rc == 0, 2, "open: %s: %s", rk_strerror(rc), rep.error);
     uint64_t seq = 0;
     for (;;) {
         struct ack acks[16];
@@ -338,16 +258,16 @@ static void crash_child(const char *dir, int wfd, uint64_t rng, uint64_t base, s
             a->version = base + ++seq;
             a->tomb = tu_rand_below(&rng, 10) == 0;
             rc = a->tomb ? tu_del(s, m, a->id, a->version) : tu_put(s, m, a->id, a->version, 0);
-            CHILD_CHECK(rc == 0, 3, "%s key %u version %" PRIu64 ": %s", a->tomb ? "del" : "put",
-                        a->id, a->version, rk_strerror(rc));
+            TU_CHILD_CHECK(rc == 0, 3, "%s key %u version %" PRIu64 ": %s", a->tomb ? "del" : "put",
+                           a->id, a->version, rk_strerror(rc));
         }
         rc = rk_storage_commit(s);
-        CHILD_CHECK(rc == 0, 4, "commit: %d (%s)", rc, rk_strerror(rc));
+        TU_CHILD_CHECK(rc == 0, 4, "commit: %d (%s)", rc, rk_strerror(rc));
         ssize_t w = write(wfd, acks, n * sizeof(acks[0]));
-        CHILD_CHECK(w == (ssize_t)(n * sizeof(acks[0])), 5, "pipe write: %s", strerror(errno));
+        TU_CHILD_CHECK(w == (ssize_t)(n * sizeof(acks[0])), 5, "pipe write: %s", strerror(errno));
         rc = rk_storage_step(s);
-        CHILD_CHECK(rc >= 0, 6, "step: %d (%s)", rc, rk_strerror(rc));
-        CHILD_CHECK(seq < (1u << 23), 7, "never killed");
+        TU_CHILD_CHECK(rc >= 0, 6, "step: %d (%s)", rc, rk_strerror(rc));
+        TU_CHILD_CHECK(seq < (1u << 23), 7, "never killed");
     }
 }
 
@@ -355,6 +275,7 @@ struct crash_ctx {
     uint64_t seed;
     int cycle;
     uint64_t delay_us;
+    char text[96]; /* "seed S cycle C delay Dus", prefixes failure messages */
 };
 
 static void apply_acks(struct tu_model *acked, const unsigned char *buf, size_t len)
@@ -417,23 +338,19 @@ static void crash_verify(rk_storage *s, struct tu_model *acked, const struct cra
         if (rc == RK_ENOTFOUND && !kv->present)
             continue;
         if (rc != 0)
-            fail_msg("seed %" PRIu64 " cycle %d delay %" PRIu64 "us: %s: get = %d (%s), "
-                     "acknowledged version %" PRIu64 " tombstone %d",
-                     c->seed, c->cycle, c->delay_us, key, rc, rk_strerror(rc), kv->version,
-                     kv->tomb);
+            fail_msg("%s: %s: get = %d (%s), acknowledged version %" PRIu64 " tombstone %d",
+                     c->text, key, rc, rk_strerror(rc), kv->version, kv->tomb);
         if (kv->present &&
             (r.version < kv->version || (r.version == kv->version && r.tombstone != kv->tomb)))
-            fail_msg("seed %" PRIu64 " cycle %d delay %" PRIu64 "us: %s: found version %" PRIu64
-                     " tombstone %d, acknowledged version %" PRIu64 " tombstone %d",
-                     c->seed, c->cycle, c->delay_us, key, r.version, r.tombstone, kv->version,
-                     kv->tomb);
+            fail_msg("%s: %s: found version %" PRIu64 " tombstone %d, acknowledged version %" PRIu64
+                     " tombstone %d",
+                     c->text, key, r.version, r.tombstone, kv->version, kv->tomb);
         if (!r.tombstone) {
             uint32_t vlen = tu_val(acked, val, id, r.version);
             if (r.vlen != vlen || memcmp(r.val, val, vlen) != 0 || r.expiry_ms != 0 ||
                 r.partition != id % acked->partitions)
-                fail_msg("seed %" PRIu64 " cycle %d delay %" PRIu64 "us: %s version %" PRIu64
-                         ": wrong value (vlen %u, want %u) or metadata",
-                         c->seed, c->cycle, c->delay_us, key, r.version, r.vlen, vlen);
+                fail_msg("%s: %s version %" PRIu64 ": wrong value (vlen %u, want %u) or metadata",
+                         c->text, key, r.version, r.vlen, vlen);
         }
         *kv = (struct tu_kv){r.version, 0, true, r.tombstone};
     }
@@ -442,7 +359,7 @@ static void crash_verify(rk_storage *s, struct tu_model *acked, const struct cra
 static void test_kill9_keeps_acknowledged_writes(void **state)
 {
     struct fx *f = *state;
-    struct crash_ctx c = {tu_seed("kill9"), 0, 0};
+    struct crash_ctx c = {.seed = tu_seed("kill9")};
     uint64_t rng = c.seed;
     int cycles = 50;
     const char *env = getenv("RINGKV_CRASH_CYCLES");
@@ -460,12 +377,12 @@ static void test_kill9_keeps_acknowledged_writes(void **state)
         uint64_t b = wall_ms() << 16;
         base = b > base + (1u << 24) ? b : base + (1u << 24);
         c.delay_us = tu_rand_below(&rng, 50000);
+        snprintf(c.text, sizeof(c.text), "seed %" PRIu64 " cycle %d delay %" PRIu64 "us", c.seed,
+                 c.cycle, c.delay_us);
         uint64_t child_rng = tu_rand(&rng);
         int pfd[2];
         assert_int_equal(pipe(pfd), 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
+        pid_t pid = fx_fork();
         if (pid == 0) {
             close(pfd[0]);
             crash_child(f->dir, pfd[1], child_rng, base, &acked);
@@ -476,21 +393,13 @@ static void test_kill9_keeps_acknowledged_writes(void **state)
         kill(pid, SIGKILL);
         read_acks(pfd[0], &acked, 0, pend, &npend);
         close(pfd[0]);
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
+        int status = fx_wait(pid);
         if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
-            fail_msg("seed %" PRIu64 " cycle %d: writer ended by itself: %s %d (see stderr)",
-                     c.seed, c.cycle, WIFEXITED(status) ? "exit status" : "signal",
-                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            fail_msg("%s: writer ended by itself: " TU_STATUS_FMT " (see stderr)", c.text,
+                     TU_STATUS_ARGS(status));
         killed_mid++;
 
-        struct rk_storage_report rep;
-        memset(&rep, 0, sizeof(rep));
-        rk_storage *s = NULL;
-        int rc = rk_storage_open(&s, f->dir, &o, &rep);
-        if (rc != 0)
-            fail_msg("seed %" PRIu64 " cycle %d delay %" PRIu64 "us: open = %d (%s): %s", c.seed,
-                     c.cycle, c.delay_us, rc, rk_strerror(rc), rep.error);
+        rk_storage *s = open_ok_ctx(f->dir, &o, NULL, c.text);
         crash_verify(s, &acked, &c);
         assert_rc(rk_storage_close(s), 0);
     }
@@ -531,7 +440,7 @@ static void flip_build(const char *dir, struct tu_model *m, uint64_t *seg_of)
 {
     struct rk_storage_opts o;
     flip_opts(&o, false);
-    rk_storage *s = open_ok(dir, &o, NULL, "build");
+    rk_storage *s = open_ok_ctx(dir, &o, NULL, "build");
     for (uint32_t id = 0; id < m->n; id += 20) {
         uint64_t before = newest_seg(dir);
         uint32_t end = id + 20 < m->n ? id + 20 : m->n;
@@ -577,7 +486,7 @@ static void flip_repair_open(const char *dir, const struct tu_model *m, const ui
     struct rk_storage_opts o;
     flip_opts(&o, true);
     struct rk_storage_report rep;
-    rk_storage *s = open_ok(dir, &o, &rep, "repair");
+    rk_storage *s = open_ok_ctx(dir, &o, &rep, "repair");
     uint64_t present = flip_check_repaired(s, m, seg_of, target->id);
     assert_rc(rk_storage_close(s), 0);
     assert_int_equal(rep.quarantined, 1);
@@ -605,7 +514,7 @@ static void flip_repair_open(const char *dir, const struct tu_model *m, const ui
 
     /* a later plain open does not trip over it */
     flip_opts(&o, false);
-    s = open_ok(dir, &o, &rep, "open after repair");
+    s = open_ok_ctx(dir, &o, &rep, "open after repair");
     assert_int_equal(rep.quarantined, 0);
     assert_int_equal(flip_check_repaired(s, m, seg_of, target->id), present);
     assert_rc(rk_storage_close(s), 0);
@@ -616,9 +525,8 @@ static void test_bit_flip_in_sealed_segment(void **state)
     struct fx *f = *state;
     uint64_t rng = tu_seed("bit_flip");
     char data[600], copy[600];
-    snprintf(data, sizeof(data), "%s/data", f->dir);
-    snprintf(copy, sizeof(copy), "%s/flipped", f->dir);
-    assert_int_equal(mkdir(data, 0750), 0);
+    fx_path(f, "data", data, sizeof(data), true);
+    fx_path(f, "flipped", copy, sizeof(copy), false);
     struct tu_model *mp = &f->m;
     tu_model_init(mp, FLIP_KEYS, 16, 200, 800);
     uint64_t *seg_of = f->buf = calloc(FLIP_KEYS, sizeof(*seg_of));
@@ -657,9 +565,8 @@ static void test_bit_flip_in_sealed_segment(void **state)
     struct rk_storage_opts o;
     flip_opts(&o, false);
     struct rk_storage_report rep;
-    memset(&rep, 0, sizeof(rep));
-    rk_storage *s = NULL;
-    int rc = rk_storage_open(&s, data, &o, &rep);
+    rk_storage *s;
+    int rc = tu_open(&s, data, &o, &rep);
     if (rc == RK_ECORRUPT) {
         if (!strstr(rep.error, target->name))
             fail_msg("RK_ECORRUPT, but rep.error \"%s\" does not name %s", rep.error, target->name);
@@ -693,9 +600,7 @@ static void test_bit_flip_in_sealed_segment(void **state)
     snprintf(t2.path, sizeof(t2.path), "%s/%s", data, t2.name);
     snprintf(t2.hint, sizeof(t2.hint), "%s/%.20s.rkh", data, t2.name);
     assert_int_equal(unlink(t2.hint), 0);
-    memset(&rep, 0, sizeof(rep));
-    s = NULL;
-    assert_rc(rk_storage_open(&s, data, &o, &rep), RK_ECORRUPT);
+    assert_rc(tu_open(&s, data, &o, &rep), RK_ECORRUPT);
     if (!strstr(rep.error, t2.name))
         fail_msg("rep.error \"%s\" does not name %s", rep.error, t2.name);
     flip_repair_open(data, mp, seg_of, &t2, seg_records);
@@ -713,13 +618,12 @@ static void test_unfinished_segment_creation_after_crash(void **state)
 {
     struct fx *f = *state;
     char data[600];
-    snprintf(data, sizeof(data), "%s/data", f->dir);
-    assert_int_equal(mkdir(data, 0750), 0);
+    fx_path(f, "data", data, sizeof(data), true);
     struct rk_storage_opts o;
     crash_opts(&o);
     struct tu_model *m = &f->m;
     tu_model_init(m, 300, 8, 100, 2000);
-    rk_storage *s = open_ok(data, &o, NULL, "build");
+    rk_storage *s = open_ok_ctx(data, &o, NULL, "build");
     for (uint32_t id = 0; id < m->n; id++) {
         assert_rc(tu_put(s, m, id, (1700000000000ull << 16) + id, 0), 0);
         if (id % 30 == 29)
@@ -742,17 +646,12 @@ static void test_unfinished_segment_creation_after_crash(void **state)
             assert_int_equal(ftruncate(fd, (off_t)o.segment_size), 0);
         close(fd);
 
-        struct rk_storage_report rep;
-        memset(&rep, 0, sizeof(rep));
-        s = NULL;
-        int rc = rk_storage_open(&s, data, &o, &rep);
-        if (rc != 0)
-            fail_msg("open with %s newest segment (as left by kill -9 during its creation) "
-                     "= %d (%s): %s",
-                     form ? "a zero-filled" : "an empty", rc, rk_strerror(rc), rep.error);
-        char why[1024];
-        if (tu_check(s, m, wall_ms(), 0, why, sizeof(why)) != 0)
-            fail_msg("%s", why);
+        char ctx[96];
+        snprintf(ctx, sizeof(ctx),
+                 "with %s newest segment (as left by kill -9 during its creation)",
+                 form ? "a zero-filled" : "an empty");
+        s = open_ok_ctx(data, &o, NULL, ctx);
+        assert_model_at(s, m, wall_ms(), 0, "%s", ctx);
         assert_int_equal(access(path, F_OK), -1); /* the stray .tmp is gone */
         assert_rc(rk_storage_close(s), 0);
     }
@@ -762,11 +661,10 @@ static void test_unfinished_segment_creation_after_crash(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_torn_tail_all_or_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_writes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bit_flip_in_sealed_segment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unfinished_segment_creation_after_crash, setup,
-                                        teardown),
+        FX_TEST(test_torn_tail_all_or_nothing),
+        FX_TEST(test_kill9_keeps_acknowledged_writes),
+        FX_TEST(test_bit_flip_in_sealed_segment),
+        FX_TEST(test_unfinished_segment_creation_after_crash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,13 +3,6 @@
  * only past tombstone_grace_ms (on a test-controlled clock) and without
  * resurrecting older values, survives kill -9 at random moments, and keeps
  * the newest values of puts interleaved with its steps. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -20,83 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "storage.h"
-#include "testutil.h"
-#include "util/err.h"
-
-struct fx {
-    char dir[512];
-    bool ok; /* set as the test's last statement */
-};
-
-static uint64_t now_ms;
-static uint64_t last_ver;
-
-static uint64_t fake_now(void)
-{
-    return now_ms;
-}
-
-static uint64_t next_ver(void)
-{
-    uint64_t v = now_ms << 16;
-    if (v <= last_ver)
-        v = last_ver + 1;
-    last_ver = v;
-    return v;
-}
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    if (!f || tu_mkdtemp(f->dir, sizeof(f->dir), "merge") < 0)
-        return -1;
-    now_ms = 1700000000000ull;
-    last_ver = 0;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    rk_log_set_sink(NULL, NULL);
-    if (f->ok)
-        tu_rmrf(f->dir);
-    else
-        fprintf(stderr, "test failed: data kept in %s\n", f->dir);
-    free(f);
-    return 0;
-}
+#define SF_TAG "merge"
+#include "storage_fixture.h"
 
 static void merge_opts(struct rk_storage_opts *o)
 {
-    rk_storage_opts_default(o);
-    o->now_ms = fake_now;
+    test_opts(o);
     o->segment_size = 128 << 10;
 }
-
-static rk_storage *open_ok(const char *dir, const struct rk_storage_opts *o,
-                           struct rk_storage_report *rep)
-{
-    struct rk_storage_report r;
-    if (!rep)
-        rep = &r;
-    memset(rep, 0, sizeof(*rep));
-    rk_storage *s = NULL;
-    int rc = rk_storage_open(&s, dir, o, rep);
-    if (rc != 0)
-        fail_msg("open %s = %d (%s): %s", dir, rc, rk_strerror(rc), rep->error);
-    assert_non_null(s);
-    return s;
-}
-
-#define assert_model(s, m, flags)                                                                  \
-    do {                                                                                           \
-        char why_[1024];                                                                           \
-        if (tu_check((s), (m), now_ms, (flags), why_, sizeof(why_)) != 0)                          \
-            fail_msg("%s", why_);                                                                  \
-    } while (0)
 
 /* Run background work until idle; returns the number of steps. */
 static int step_all(rk_storage *s)
@@ -119,12 +43,6 @@ static uint64_t seg_file_bytes(const char *dir)
         sum += (uint64_t)tu_file_size(segs[i].path);
     free(segs);
     return sum;
-}
-
-static void commit_every(rk_storage *s, uint32_t *ops, uint32_t every)
-{
-    if (++*ops % every == 0)
-        assert_rc(rk_storage_commit(s), 0);
 }
 
 /* 2000 keys; 80% overwritten three times; 5% deleted. Closed. */
@@ -300,23 +218,15 @@ static void merge_child(const char *dir, int wfd)
     alarm(60);
     struct rk_storage_opts o;
     merge_opts(&o);
-    rk_storage *s = NULL;
+    rk_storage *s;
     struct rk_storage_report rep;
-    int rc = rk_storage_open(&s, dir, &o, &rep);
-    if (rc != 0) {
-        fprintf(stderr, "merge child: open: %s: %s\n", rk_strerror(rc), rep.error);
-        _exit(2);
-    }
-    if (write(wfd, "O", 1) != 1)
-        _exit(3);
+    int rc = tu_open(&s, dir, &o, &rep);
+    TU_CHILD_CHECK(rc == 0, 2, "open: %s: %s", rk_strerror(rc), rep.error);
+    TU_CHILD_CHECK(write(wfd, "O", 1) == 1, 3, "pipe write: %s", strerror(errno));
     while ((rc = rk_storage_step(s)) == 1) {
     }
-    if (rc != 0) {
-        fprintf(stderr, "merge child: step: %d (%s)\n", rc, rk_strerror(rc));
-        _exit(4);
-    }
-    if (write(wfd, "D", 1) != 1)
-        _exit(5);
+    TU_CHILD_CHECK(rc == 0, 4, "step: %d (%s)", rc, rk_strerror(rc));
+    TU_CHILD_CHECK(write(wfd, "D", 1) == 1, 5, "pipe write: %s", strerror(errno));
     _exit(0);
 }
 
@@ -325,9 +235,8 @@ static void test_kill9_during_merge(void **state)
     struct fx *f = *state;
     uint64_t seed = tu_seed("kill9_merge"), rng = seed;
     char data[600], orig[600];
-    snprintf(data, sizeof(data), "%s/data", f->dir);
-    snprintf(orig, sizeof(orig), "%s/orig", f->dir);
-    assert_int_equal(mkdir(orig, 0750), 0);
+    fx_path(f, "data", data, sizeof(data), false);
+    fx_path(f, "orig", orig, sizeof(orig), true);
     struct tu_model m;
     prepare(orig, &m);
     struct rk_storage_opts o;
@@ -349,9 +258,7 @@ static void test_kill9_during_merge(void **state)
         assert_rc(tu_copy_dir(orig, data), 0);
         int pfd[2];
         assert_int_equal(pipe(pfd), 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
+        pid_t pid = fx_fork();
         if (pid == 0) {
             close(pfd[0]);
             merge_child(data, pfd[1]);
@@ -363,41 +270,30 @@ static void test_kill9_during_merge(void **state)
         if (n == 1)
             tu_usleep(delay);
         kill(pid, SIGKILL);
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
+        int status = fx_wait(pid);
         bool done = false;
         while (read(pfd[0], &c, 1) == 1)
             done |= c == 'D';
         close(pfd[0]);
         if (n != 1 || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
-            fail_msg("merge child failed before the kill: %s %d",
-                     WIFEXITED(status) ? "exit status" : "signal",
-                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            fail_msg("merge child failed before the kill: " TU_STATUS_FMT, TU_STATUS_ARGS(status));
         if (!done) {
             mid++;
         } else {
             span = span * 3 / 4 + 1; /* finished first: aim earlier */
         }
 
+        char ctx[96];
+        snprintf(ctx, sizeof(ctx), "seed %" PRIu64 " kill after %" PRIu64 "us", seed, delay);
         struct rk_storage_report rep;
-        memset(&rep, 0, sizeof(rep));
-        s = NULL;
-        int rc = rk_storage_open(&s, data, &o, &rep);
-        if (rc != 0)
-            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us: open = %d (%s): %s", seed, delay,
-                     rc, rk_strerror(rc), rep.error);
-        char why[1024];
-        if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
-            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us: %s", seed, delay, why);
+        s = open_ok_ctx(data, &o, &rep, ctx);
+        assert_model_at(s, &m, now_ms, 0, "%s", ctx);
         assert_int_equal(rep.keys, tu_live(&m, now_ms));
         step_all(s); /* finish what the killed merge left */
-        if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
-            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us, merge finished: %s", seed, delay,
-                     why);
+        assert_model_at(s, &m, now_ms, 0, "%s, merge finished", ctx);
         assert_rc(rk_storage_close(s), 0);
         s = open_ok(data, &o, NULL);
-        if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
-            fail_msg("seed %" PRIu64 " kill after %" PRIu64 "us, reopened: %s", seed, delay, why);
+        assert_model_at(s, &m, now_ms, 0, "%s, reopened", ctx);
         assert_rc(rk_storage_close(s), 0);
     }
     print_message("kill9 during merge: %d of %d kills mid-merge (full merge %" PRIu64 "us)\n", mid,
@@ -431,11 +327,8 @@ static void test_puts_interleaved_with_merge(void **state)
         }
         if (i % 2 == 0)
             assert_rc(rk_storage_commit(s), 0); /* some steps see staged puts */
-        if (i % 25 == 0) {
-            char why[1024];
-            if (tu_check(s, &m, now_ms, 0, why, sizeof(why)) != 0)
-                fail_msg("seed %" PRIu64 " iteration %d (mid-merge): %s", seed, i, why);
-        }
+        if (i % 25 == 0)
+            assert_model_at(s, &m, now_ms, 0, "seed %" PRIu64 " iteration %d (mid-merge)", seed, i);
     }
     rk_storage_stats(s, &st);
     print_message("interleaved: %d iterations, %" PRIu64 " merges\n", i, st.merges);
@@ -443,11 +336,7 @@ static void test_puts_interleaved_with_merge(void **state)
     assert_rc(rk_storage_commit(s), 0);
     step_all(s);
     assert_model(s, &m, 0);
-    assert_rc(rk_storage_close(s), 0);
-
-    s = open_ok(f->dir, &o, NULL);
-    assert_model(s, &m, 0);
-    assert_rc(rk_storage_close(s), 0);
+    close_reopen_check(s, f->dir, &o, &m, 0);
     tu_model_free(&m);
     f->ok = true;
 }
@@ -455,11 +344,10 @@ static void test_puts_interleaved_with_merge(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_merge_reclaims_space, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_merge_drops_old_tombstones_and_expired, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_kill9_during_merge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_puts_interleaved_with_merge, setup, teardown),
+        FX_TEST(test_merge_reclaims_space),
+        FX_TEST(test_merge_drops_old_tombstones_and_expired),
+        FX_TEST(test_kill9_during_merge),
+        FX_TEST(test_puts_interleaved_with_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

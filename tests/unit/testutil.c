@@ -584,6 +584,16 @@ void tu_log_release(struct tu_log *l)
     memset(l, 0, sizeof(*l));
 }
 
+/* ---- opening a store ---- */
+
+int tu_open(rk_storage **s, const char *dir, const struct rk_storage_opts *o,
+            struct rk_storage_report *rep)
+{
+    *s = NULL;
+    memset(rep, 0, sizeof(*rep));
+    return rk_storage_open(s, dir, o, rep);
+}
+
 /* ---- processes ---- */
 
 void tu_usleep(uint64_t us)

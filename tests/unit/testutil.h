@@ -147,7 +147,32 @@ void tu_log_capture(struct tu_log *l); /* installs a sink appending lines */
 void tu_log_release(struct tu_log *l); /* restores stderr, frees */
 void tu_log_clear(struct tu_log *l);
 
+/* ---- opening a store ---- */
+
+/* rk_storage_open with *s and *rep cleared first (rep is always filled). */
+int tu_open(rk_storage **s, const char *dir, const struct rk_storage_opts *o,
+            struct rk_storage_report *rep);
+
 /* ---- processes ---- */
+
+/* In a forked child: unless cond holds, describe the failing step on stderr
+ * and _exit(code); the parent sees code as the exit status. These macros
+ * use <stdio.h>, <unistd.h> and <sys/wait.h>, which their users include. */
+#define TU_CHILD_CHECK(cond, code, ...)                                                            \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "child %ld: step %d failed: %s: ", (long)getpid(), code, #cond);       \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            _exit(code);                                                                           \
+        }                                                                                          \
+    } while (0)
+
+/* How a wait status ended, as printf arguments for TU_STATUS_FMT:
+ * "exit status N" or "signal N". */
+#define TU_STATUS_FMT "%s %d"
+#define TU_STATUS_ARGS(st)                                                                         \
+    (WIFEXITED(st) ? "exit status" : "signal"), (WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st))
 
 /* Sleep for us microseconds (kill timing only; tests never sleep to wait). */
 void tu_usleep(uint64_t us);
