@@ -346,7 +346,8 @@ def test_kvctl_against_a_down_node(cluster):
         assert r.rc in (want, 3), f"{args}: exit {r.rc}: {r}"
         if args != ["health"]:
             assert r.rc == 3, r
-        assert took < 2.0, f"{args}: took {took:.2f}s with --timeout 1s"
+        # The timeout plus kvctl's own start-up (slow in sanitizer builds).
+        assert took < 3.0, f"{args}: took {took:.2f}s with --timeout 1s"
         lines = r.err.strip().splitlines()
         assert len(lines) == 1 and n.client_addr in lines[0], f"{args}: stderr must name the address: {r.err!r}"
 
