@@ -63,63 +63,64 @@ static int write_small(const char *dir, const char *name, const char *text)
     return rc;
 }
 
+/* The stamp file DIR/NAME: when present, its text goes to stored and 1 is
+ * returned; when absent, want is written and 0 returned. -errno with err
+ * filled on I/O errors. */
+static int stamp(const char *dir, const char *name, const char *want, char *stored, size_t len,
+                 char *err, size_t errlen)
+{
+    char path[1100], line[160];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    const char *op = "read";
+    int rc = read_small(path, stored, len);
+    if (rc == 0)
+        return 1;
+    if (rc == -ENOENT) {
+        op = "write";
+        snprintf(line, sizeof(line), "%s\n", want);
+        rc = write_small(dir, name, line);
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "%s %s: %s", op, path, strerror(-rc));
+    return rc;
+}
+
 static int check_id(const struct rk_config *c, char *id, size_t idlen, char *err, size_t errlen)
 {
-    char path[1100], stored[128];
-    snprintf(path, sizeof(path), "%s/NODE_ID", c->data_dir);
-    int rc = read_small(path, stored, sizeof(stored));
-    if (rc == 0) {
-        if (c->node_id[0] && strcmp(c->node_id, stored) != 0) {
-            snprintf(err, errlen,
-                     "data dir %s belongs to node \"%s\" but node.id is \"%s\" (set node.id = "
-                     "\"%s\", or use another data_dir)",
-                     c->data_dir, stored, c->node_id, stored);
-            return RK_EINVAL;
-        }
-        snprintf(id, idlen, "%s", stored);
-        return 0;
-    }
-    if (rc != -ENOENT) {
-        snprintf(err, errlen, "read %s: %s", path, strerror(-rc));
-        return rc;
-    }
+    char stored[128];
     if (c->node_id[0])
         snprintf(id, idlen, "%s", c->node_id);
     else if (gethostname(id, idlen) != 0 || !id[0])
         snprintf(id, idlen, "node-1");
-    char line[160];
-    snprintf(line, sizeof(line), "%s\n", id);
-    rc = write_small(c->data_dir, "NODE_ID", line);
-    if (rc < 0)
-        snprintf(err, errlen, "write %s: %s", path, strerror(-rc));
-    return rc;
+    int rc = stamp(c->data_dir, "NODE_ID", id, stored, sizeof(stored), err, errlen);
+    if (rc <= 0)
+        return rc;
+    if (c->node_id[0] && strcmp(c->node_id, stored) != 0) {
+        snprintf(err, errlen,
+                 "data dir %s belongs to node \"%s\" but node.id is \"%s\" (set node.id = "
+                 "\"%s\", or use another data_dir)",
+                 c->data_dir, stored, c->node_id, stored);
+        return RK_EINVAL;
+    }
+    snprintf(id, idlen, "%s", stored); /* the stored id wins over the host name */
+    return 0;
 }
 
 static int check_layout(const struct rk_config *c, uint32_t nworkers, char *err, size_t errlen)
 {
-    char path[1100], stored[128], want[128];
-    snprintf(path, sizeof(path), "%s/LAYOUT", c->data_dir);
+    char stored[128], want[128];
     snprintf(want, sizeof(want), "workers=%u partitions=%u", nworkers, c->partitions);
-    int rc = read_small(path, stored, sizeof(stored));
-    if (rc == 0 && strcmp(stored, want) != 0) {
+    int rc = stamp(c->data_dir, "LAYOUT", want, stored, sizeof(stored), err, errlen);
+    if (rc <= 0)
+        return rc;
+    if (strcmp(stored, want) != 0) {
         snprintf(err, errlen,
                  "data dir %s holds data laid out as \"%s\" but this start wants \"%s\" (set "
                  "node.workers and cluster.partitions to the stored values)",
                  c->data_dir, stored, want);
         return RK_EINVAL;
     }
-    if (rc == 0)
-        return 0;
-    if (rc != -ENOENT) {
-        snprintf(err, errlen, "read %s: %s", path, strerror(-rc));
-        return rc;
-    }
-    char line[160];
-    snprintf(line, sizeof(line), "%s\n", want);
-    rc = write_small(c->data_dir, "LAYOUT", line);
-    if (rc < 0)
-        snprintf(err, errlen, "write %s: %s", path, strerror(-rc));
-    return rc;
+    return 0;
 }
 
 int rk_node_open(const struct rk_config *c, uint32_t nworkers, char *id, size_t idlen,

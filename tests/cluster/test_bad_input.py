@@ -177,6 +177,20 @@ def test_node_id_mismatch_names_both_ids(cluster):
     assert n.name in line and "someone-else" in line, line
 
 
+def test_layout_change_refused_and_data_kept(cluster):
+    (n,) = cluster.start(1, overrides={"node.workers": 2})
+    assert n.kvctl("put", "k", "v").rc == 0
+    assert n.stop() == 0
+    n.set_config({"node.workers": 1})
+    rc, out = start_must_fail(n)
+    assert rc == 1, f"exit {rc}, want 1:\n{out}"
+    line = one_error_line(out)
+    assert "workers=2" in line and "workers=1" in line, line
+    n.set_config({"node.workers": 2})
+    n.start()
+    assert n.kvctl("get", "k").out == b"v"
+
+
 # ---- oversized keys and values ---------------------------------------------
 
 def test_key_and_value_over_the_limit(cluster):
