@@ -79,14 +79,17 @@ def test_get_json_has_value_and_version(cluster):
 
 def test_ttl_expires(cluster):
     (n,) = cluster.start(1)
-    assert n.kvctl("put", "short", "lived", "--ttl", "1s").rc == 0
-    assert n.kvctl("put", "forever", "x").rc == 0
-    r = n.kvctl("get", "short")
-    assert r.rc == 0 and r.out == b"lived", r
-    j = last_json(n.kvctl("--json", "get", "short").out)
+    # 3 s: the reads right after the put must fall inside the TTL even in a
+    # slow sanitizer build, where each kvctl run takes a good part of a second.
+    assert n.kvctl("put", "short", "lived", "--ttl", "3s").rc == 0
+    r = n.kvctl("--json", "get", "short")
+    assert r.rc == 0, r
+    j = last_json(r.out)
+    assert j.get("value") == "lived", j
     assert j.get("expiry") or j.get("expiry_ms"), f"get --json shows no expiry for a TTL key: {j}"
+    assert n.kvctl("put", "forever", "x").rc == 0
 
-    wait_for(lambda: n.kvctl("get", "short").rc == 1, 6, "the 1s TTL key to read as absent")
+    wait_for(lambda: n.kvctl("get", "short").rc == 1, 10, "the 3s TTL key to read as absent")
     assert n.kvctl("get", "forever").out == b"x"
 
 
