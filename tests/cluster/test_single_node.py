@@ -114,17 +114,16 @@ def test_restart_after_sigterm_keeps_data(cluster):
     assert n.kvctl("get", "after").out == b"restart"
 
 
-def test_kill9_with_fsync_always_keeps_every_acked_put(cluster):
-    (n,) = cluster.start(1, overrides={"storage.fsync": "always"})
-    acked = {}
+def kill9_under_writers(n, acked, prefix, enough):
+    """Four kvctl writers put keys prefix-<writer>-<i> into n and record each
+    acknowledged one in acked; once enough() holds, kill -9 n."""
     stop = threading.Event()
 
     def writer(tid):
         i = 0
         while not stop.is_set():
-            key, val = f"w{tid}-{i}", f"value-{tid}-{i}-" + "x" * (i % 50)
-            r = n.kvctl("--timeout", "2s", "put", key, val, timeout=10)
-            if r.rc == 0:
+            key, val = f"{prefix}-{tid}-{i}", f"value-{prefix}-{tid}-{i}-" + "x" * (i % 64)
+            if n.kvctl("--timeout", "2s", "put", key, val, timeout=10).rc == 0:
                 acked[key] = val.encode()
             i += 1
 
@@ -132,19 +131,30 @@ def test_kill9_with_fsync_always_keeps_every_acked_put(cluster):
     for t in threads:
         t.start()
     try:
-        wait_for(lambda: len(acked) >= 60, 30, "60 acknowledged puts before kill -9")
+        wait_for(enough, 30, f"{prefix}: acknowledged puts before kill -9")
         assert n.kill() == -9
     finally:
         stop.set()
         for t in threads:
             t.join()
 
-    n.start()
+
+def lost_puts(n, acked):
+    """Acknowledged puts that n no longer returns exactly."""
     lost = []
     for key, val in acked.items():
         r = n.kvctl("get", key)
         if r.rc != 0 or r.out != val:
             lost.append((key, r.rc, r.out[:40]))
+    return lost
+
+
+def test_kill9_with_fsync_always_keeps_every_acked_put(cluster):
+    (n,) = cluster.start(1, overrides={"storage.fsync": "always"})
+    acked = {}
+    kill9_under_writers(n, acked, "w", lambda: len(acked) >= 60)
+    n.start()
+    lost = lost_puts(n, acked)
     assert not lost, f"{len(lost)} of {len(acked)} acknowledged puts lost after kill -9: {lost[:10]}"
 
 
@@ -157,29 +167,10 @@ def test_repeated_kill9_cycles_lose_nothing_acked(cluster):
     (n,) = cluster.start(1, overrides={"storage.fsync": "always"})
     acked = {}
     for cycle in range(6):
-        stop = threading.Event()
-
-        def writer(tid):
-            i = 0
-            while not stop.is_set():
-                key, val = f"c{cycle}-w{tid}-{i}", f"v{cycle}-{tid}-{i}-" + "y" * (i % 64)
-                if n.kvctl("--timeout", "2s", "put", key, val, timeout=10).rc == 0:
-                    acked[key] = val.encode()
-                i += 1
-
-        threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
-        for t in threads:
-            t.start()
-        try:
-            want = len(acked) + rng.randint(5, 40)
-            wait_for(lambda: len(acked) >= want, 30, f"cycle {cycle}: puts before kill -9")
-            assert n.kill() == -9
-        finally:
-            stop.set()
-            for t in threads:
-                t.join()
+        want = len(acked) + rng.randint(5, 40)
+        kill9_under_writers(n, acked, f"c{cycle}", lambda: len(acked) >= want)
         n.start()
-        lost = [k for k, v in acked.items() if n.kvctl("get", k).out != v]
+        lost = lost_puts(n, acked)
         assert not lost, f"cycle {cycle}: {len(lost)} of {len(acked)} acknowledged puts lost: {lost[:10]}"
 
 
