@@ -104,7 +104,11 @@ static void status_json(struct rk_shared *sh, struct jbuf *b)
     jstr(b, sh->cfg.data_dir);
     jadd(b, ",\"listen\":{\"client\":");
     jstr(b, sh->cfg.listen_client);
-    jadd(b, "}}");
+    jadd(b, ",\"gossip\":");
+    jstr(b, sh->cfg.listen_gossip);
+    jadd(b, "},\"members\":{\"total\":%u,\"alive\":%u,\"seen\":%u}}",
+         atomic_load(&sh->members_total), atomic_load(&sh->members_alive),
+         atomic_load(&sh->members_seen));
 }
 
 static void stats_json(struct rk_shared *sh, struct jbuf *b)
@@ -149,16 +153,114 @@ static enum rk_status health_json(struct rk_shared *sh, struct jbuf *b)
     return RK_ST_OK;
 }
 
-/* Ready once storage is recovered and the listener is bound, which is true
- * of any node that can answer; a single node needs no peers. */
+/* Ready once storage is recovered and the listeners are bound (true of
+ * any node that answers), and either the cluster is still forming (fewer
+ * than expect_nodes members ever seen, so nodes started one by one never
+ * wait for each other) or enough peers are alive for a write quorum. */
 static enum rk_status ready_json(struct rk_shared *sh, struct jbuf *b)
 {
+    unsigned seen = atomic_load(&sh->members_seen), alive = atomic_load(&sh->members_alive);
+    unsigned expect = sh->cfg.expect_nodes, need = sh->cfg.write_quorum - 1;
+    unsigned peers = alive ? alive - 1 : 0; /* alive counts this node */
     if (atomic_load(&sh->stopping)) {
         jadd(b, "{\"ready\":false,\"reason\":\"shutting down\"}");
         return RK_ST_UNAVAILABLE;
     }
-    jadd(b, "{\"ready\":true,\"reason\":\"storage recovered, listeners bound\"}");
-    return RK_ST_OK;
+    if (seen < expect) {
+        jadd(b, "{\"ready\":true,\"reason\":\"cluster forming: %u of %u expected members seen "
+                "(cluster.expect_nodes)\"}", seen, expect);
+        return RK_ST_OK;
+    }
+    if (peers >= need) {
+        jadd(b, "{\"ready\":true,\"reason\":\"%u peers alive; a write quorum of %u is "
+                "reachable\"}", peers, sh->cfg.write_quorum);
+        return RK_ST_OK;
+    }
+    jadd(b, "{\"ready\":false,\"reason\":\"%u peers alive; a write quorum of %u needs %u "
+            "(cluster.write_quorum)\"}", peers, sh->cfg.write_quorum, need);
+    return RK_ST_UNAVAILABLE;
+}
+
+static void member_json(struct jbuf *b, const struct rk_member *m, bool self, uint64_t now,
+                        uint64_t our_config)
+{
+    jadd(b, "{\"id\":");
+    jstr(b, m->id);
+    jadd(b, ",\"self\":%s,\"state\":\"%s\",\"incarnation\":%llu,\"heartbeat\":%llu,"
+            "\"client\":", self ? "true" : "false", rk_member_state_name(m->state),
+         (unsigned long long)m->incarnation, (unsigned long long)m->heartbeat);
+    jstr(b, m->client_addr);
+    jadd(b, ",\"peer\":");
+    jstr(b, m->peer_addr);
+    jadd(b, ",\"gossip\":");
+    jstr(b, m->gossip_addr);
+    jadd(b, ",\"last_heard_ms\":%llu,\"rtt_us\":%u,\"state_for_ms\":%llu,"
+            "\"config_digest\":\"%016llx\",\"config_match\":%s}",
+         (unsigned long long)(self || now < m->last_heard_ms ? 0 : now - m->last_heard_ms),
+         self ? 0 : m->rtt_us,
+         (unsigned long long)(now < m->state_since_ms ? 0 : now - m->state_since_ms),
+         (unsigned long long)m->config_digest, m->config_digest == our_config ? "true" : "false");
+}
+
+static void members_json(struct rk_shared *sh, const struct rk_gossip *g, struct jbuf *b)
+{
+    const struct rk_members *t = rk_gossip_members(g);
+    const struct rk_member *me = &t->m[t->self];
+    uint64_t now = rk_clock_wall_ms();
+    size_t c[RK_MEMBER_NSTATES];
+    rk_members_counts(t, c);
+    jadd(b, "{\"node\":");
+    jstr(b, sh->node_id);
+    jadd(b, ",\"cluster\":");
+    jstr(b, sh->cfg.cluster_name);
+    jadd(b, ",\"digest\":\"%016llx\",\"counts\":{", (unsigned long long)rk_members_digest(t));
+    for (unsigned s = 0; s < RK_MEMBER_NSTATES; s++)
+        jadd(b, "%s\"%s\":%zu", s ? "," : "", rk_member_state_name(s), c[s]);
+    jadd(b, "},\"members\":[");
+    for (size_t i = 0; i < t->n; i++) {
+        if (i)
+            jadd(b, ",");
+        member_json(b, &t->m[i], i == t->self, now, me->config_digest);
+    }
+    const struct rk_gossip_refusal *r;
+    size_t nr = rk_gossip_refusals(g, &r);
+    jadd(b, "],\"refused\":[");
+    for (size_t i = 0; i < nr; i++) {
+        jadd(b, "%s{\"id\":", i ? "," : "");
+        jstr(b, r[i].id);
+        jadd(b, ",\"peer\":");
+        jstr(b, r[i].addr);
+        jadd(b, ",\"setting\":");
+        jstr(b, r[i].setting);
+        jadd(b, ",\"theirs\":");
+        jstr(b, r[i].theirs);
+        jadd(b, ",\"ours\":");
+        jstr(b, r[i].ours);
+        jadd(b, ",\"ago_ms\":%llu}",
+             (unsigned long long)(now < r[i].at_ms ? 0 : now - r[i].at_ms));
+    }
+    jadd(b, "]}");
+}
+
+char *rk_admin_members(struct rk_shared *sh, const struct rk_gossip *g)
+{
+    struct jbuf b = {0};
+    members_json(sh, g, &b);
+    return b.p;
+}
+
+char *rk_admin_message(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    struct jbuf b = {0};
+    jadd(&b, "{\"message\":");
+    jstr(&b, line);
+    jadd(&b, "}");
+    return b.p;
 }
 
 enum rk_status rk_admin_reply(struct rk_shared *sh, uint8_t op, char **text)

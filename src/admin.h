@@ -4,6 +4,7 @@
 #ifndef RK_ADMIN_H
 #define RK_ADMIN_H
 
+#include "gossip.h"
 #include "proto.h"
 #include "worker.h"
 
@@ -12,5 +13,12 @@
  * worker loop has stalled; READY: not ready), or UNSUPPORTED for an opcode
  * this node does not serve. Any thread. */
 enum rk_status rk_admin_reply(struct rk_shared *sh, uint8_t op, char **text);
+
+/* The MEMBERS reply: the member table and recent refusals as one JSON
+ * object (malloc'd; NULL if out of memory). The gossip loop's thread. */
+char *rk_admin_members(struct rk_shared *sh, const struct rk_gossip *g);
+
+/* {"message": "<formatted line>"} (malloc'd; NULL if out of memory). */
+char *rk_admin_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -244,6 +244,7 @@ static const char *const status_hints[] = {
     [RK_ST_TIMEOUT] = "the node timed out waiting for replicas; check the other nodes, retry",
     [RK_ST_INTERNAL] = "internal error on the node; check its log",
     [RK_ST_UNAVAILABLE] = "the node is not ready or is shutting down; retry later",
+    [RK_ST_REFUSED] = "the node refused the request and sent no reason; check its log",
 };
 
 static const char *status_hint(unsigned st)
@@ -418,14 +419,47 @@ int rk_client_del(struct rk_client *c, const void *key, size_t klen, uint64_t *v
     return rv;
 }
 
-int rk_client_admin(struct rk_client *c, enum rk_op op, char **json)
+/* Admin opcodes, and whether each takes an argument (KEY). */
+static bool admin_op(enum rk_op op, bool *needs_arg)
 {
-    struct rk_msg m = {.opcode = (uint8_t)op};
+    *needs_arg = op == RK_OP_JOIN || op == RK_OP_REMOVE;
+    switch (op) {
+    case RK_OP_STATUS:
+    case RK_OP_STATS:
+    case RK_OP_HEALTH:
+    case RK_OP_READY:
+    case RK_OP_MEMBERS:
+    case RK_OP_JOIN:
+    case RK_OP_LEAVE:
+    case RK_OP_REMOVE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+int rk_client_admin_arg(struct rk_client *c, enum rk_op op, const char *arg, bool force,
+                        char **json)
+{
+    struct rk_msg m = {.opcode = (uint8_t)op, .force = 1, .has_force = force};
     struct rk_msg rep;
+    bool needs_arg;
     *json = NULL;
-    if (op != RK_OP_STATUS && op != RK_OP_STATS && op != RK_OP_HEALTH && op != RK_OP_READY) {
+    if (!admin_op(op, &needs_arg)) {
         seterr(c, "opcode %d is not an admin request", (int)op);
         return RK_EINVAL;
+    }
+    if (needs_arg != (arg != NULL)) {
+        seterr(c, "admin opcode %d %s an argument", (int)op, needs_arg ? "needs" : "takes no");
+        return RK_EINVAL;
+    }
+    if (arg != NULL) {
+        int rv = check_len(c, strlen(arg), 0);
+        if (rv != 0)
+            return rv;
+        m.key = (const uint8_t *)arg;
+        m.klen = (uint32_t)strlen(arg);
+        m.has_key = true;
     }
     int rv = rk_client_call(c, &m, &rep);
     if (rv != 0 && rk_client_last_status(c) == RK_ST_OK)
@@ -442,4 +476,9 @@ int rk_client_admin(struct rk_client *c, enum rk_op op, char **json)
     memcpy(*json, text, n);
     (*json)[n] = '\0';
     return rv;
+}
+
+int rk_client_admin(struct rk_client *c, enum rk_op op, char **json)
+{
+    return rk_client_admin_arg(c, op, NULL, false, json);
 }

@@ -14,6 +14,7 @@
 #ifndef RK_CLIENT_H
 #define RK_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,12 +64,21 @@ int rk_client_get(struct rk_client *c, const void *key, size_t klen, void **val,
  * tombstone's version. Deleting an absent key is not an error. */
 int rk_client_del(struct rk_client *c, const void *key, size_t klen, uint64_t *version);
 
-/* Admin request op = RK_OP_STATUS, RK_OP_STATS, RK_OP_HEALTH or
- * RK_OP_READY. On success *json is a malloc'd NUL-terminated copy of the
+/* Admin request op: RK_OP_STATUS, RK_OP_STATS, RK_OP_HEALTH, RK_OP_READY,
+ * RK_OP_MEMBERS, RK_OP_LEAVE (arg NULL) or RK_OP_JOIN (arg = a seed's
+ * gossip address), RK_OP_REMOVE (arg = a node id). arg goes out as KEY;
+ * force sends FORCE = 1 (REMOVE: take out a member that is not dead). Any
+ * other op, or arg NULL where one is needed or given where none is, is
+ * RK_EINVAL. On success *json is a malloc'd NUL-terminated copy of the
  * reply's TEXT (one JSON object; "{}" if the node sent none); the caller
- * frees it. On a non-OK status (e.g. READY answered UNAVAILABLE) the code is
- * returned and *json still gets the reply's TEXT if it carried one, else
- * NULL. */
+ * frees it. On a non-OK status (READY answered UNAVAILABLE, REMOVE answered
+ * REFUSED or NOT_FOUND, ...) the code is returned and *json still gets the
+ * reply's TEXT if it carried one, else NULL. The caller keeps arg. */
+int rk_client_admin_arg(struct rk_client *c, enum rk_op op, const char *arg, bool force,
+                        char **json);
+
+/* rk_client_admin_arg(c, op, NULL, false, json): the requests without an
+ * argument. */
 int rk_client_admin(struct rk_client *c, enum rk_op op, char **json);
 
 /* Generic exchange: encode req (its id is replaced by the client's next

@@ -90,6 +90,11 @@ void rk_config_diff(const struct rk_config *old, const struct rk_config *neu, ch
 /* Storage options for a worker's engine, from the config. */
 void rk_config_storage_opts(const struct rk_config *c, struct rk_storage_opts *o);
 
+/* Digest of the settings that should be equal on every node of a cluster
+ * (all but node.*, listen.*, security.* and cluster.seeds), for spotting
+ * configuration drift across members. Stable across hosts and builds. */
+uint64_t rk_config_digest(const struct rk_config *c);
+
 /* Dotted name of the i-th setting ("node.id", ...) in table order, or NULL
  * past the last: lets tests and tools walk every setting. */
 const char *rk_config_key_name(size_t i);

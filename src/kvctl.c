@@ -2,7 +2,8 @@
  * runs one request through the client library and maps the outcome to an
  * exit code and at most one error line on stderr. Admin replies (JSON in
  * TEXT) are printed as aligned "key: value" lines by a small JSON walker,
- * or passed through with --json. `kvctl bench` lives in bench.c. */
+ * or passed through with --json; `members` builds its table from the same
+ * walker's lines. `kvctl bench` lives in bench.c. */
 #include "bench.h"
 
 #include <errno.h>
@@ -28,8 +29,12 @@ static const char usage_text[] =
     "  del KEY                    delete KEY\n"
     "  status | stats             node status / statistics\n"
     "  health | ready             probes: exit 0 yes, 1 no\n"
+    "  members                    member table: state, last heard, RTT, addresses\n"
+    "  join SEED_ADDR             join the cluster through a member's gossip address\n"
+    "  leave                      announce the node's departure, then stop it\n"
+    "  remove NODE_ID [--force]   take a dead member out (--force: whatever its state)\n"
     "  bench [OPTIONS]            load generator (see kvctl bench --help)\n"
-    "  (locate, members, ring, ae, repair, join, leave, remove: not in this version)\n"
+    "  (locate, ring, ae, repair: not in this version)\n"
     "\n"
     "options (before or after COMMAND):\n"
     "  -a ADDR        node address (default $KVCTL_ADDR, else " DEFAULT_ADDR ")\n"
@@ -38,7 +43,8 @@ static const char usage_text[] =
     "  -r R, -w W     read / write quorum for this request (default: the node's)\n"
     "  --             end of options (for a KEY or VALUE starting with '-')\n"
     "\n"
-    "exit status: 0 ok, 1 not found / probe says no, 2 usage or bad input,\n"
+    "exit status: 0 ok, 1 not found / probe says no, 2 usage or bad input (also\n"
+    "             a membership change the node refuses, or an unknown member),\n"
     "             3 cluster or network error (timeout, unreachable, busy, quorum)\n";
 
 /* ---- shared helpers (bench.h) ---- */
@@ -403,50 +409,14 @@ static bool jw_string(struct jwalk *w, struct sbuf *out)
     return false;
 }
 
-static bool jw_value(struct jwalk *w);
-
-/* '{' ... '}' or '[' ... ']' at w->i; with keys when close is '}'. */
-static bool jw_container(struct jwalk *w, char close)
-{
-    if (++w->depth > MAX_JSON_DEPTH)
-        return false;
-    w->i++;
-    if (jw_peek(w, close)) {
-        w->i++;
-        w->depth--;
-        return true;
-    }
-    for (;;) {
-        if (close == '}') {
-            if (!jw_peek(w, '"') || !jw_string(w, NULL) || !jw_peek(w, ':'))
-                return false;
-            w->i++;
-        }
-        if (!jw_value(w))
-            return false;
-        if (jw_peek(w, ',')) {
-            w->i++;
-            continue;
-        }
-        if (!jw_peek(w, close))
-            return false;
-        w->i++;
-        w->depth--;
-        return true;
-    }
-}
-
-/* Skip (and validate) one value of any type. */
-static bool jw_value(struct jwalk *w)
+/* Skip (and validate) one literal or number; containers and strings are
+ * jw_flatten's and jw_string's. */
+static bool jw_scalar(struct jwalk *w)
 {
     jw_ws(w);
     if (w->i >= w->n)
         return false;
     char c = w->s[w->i];
-    if (c == '{' || c == '[')
-        return jw_container(w, c == '{' ? '}' : ']');
-    if (c == '"')
-        return jw_string(w, NULL);
     static const char *const lits[] = {"true", "false", "null"};
     for (size_t k = 0; k < 3; k++) {
         size_t len = strlen(lits[k]);
@@ -503,16 +473,16 @@ static void jw_line(struct jwalk *w, const char *key, struct sbuf *val)
 
 static bool jw_flatten(struct jwalk *w, const char *prefix);
 
-/* One member value under the dotted name: objects recurse, strings are
- * decoded, everything else is shown compactly as written. */
+/* One member value under the dotted name: objects and arrays recurse,
+ * strings are decoded, everything else is shown compactly as written. */
 static bool jw_member(struct jwalk *w, const char *name)
 {
     struct sbuf val = {0};
     jw_ws(w);
-    if (w->i < w->n && w->s[w->i] == '{')
+    if (w->i < w->n && (w->s[w->i] == '{' || w->s[w->i] == '['))
         return jw_flatten(w, name);
     size_t start = w->i;
-    bool ok = w->i < w->n && w->s[w->i] == '"' ? jw_string(w, &val) : jw_value(w);
+    bool ok = w->i < w->n && w->s[w->i] == '"' ? jw_string(w, &val) : jw_scalar(w);
     if (ok && (w->s[start] != '"'))
         jw_compact(w->s, start, w->i, &val);
     if (ok)
@@ -521,28 +491,41 @@ static bool jw_member(struct jwalk *w, const char *name)
     return ok;
 }
 
-/* The object at w->i, its members named prefix.key ("" at the top). */
+/* The name of the next element: prefix.key for an object, prefix.K (the
+ * index) for an array; "" prefix at the top. */
+static bool jw_name(struct jwalk *w, const char *prefix, char close, size_t k, struct sbuf *name)
+{
+    char idx[24];
+    sb_putn(name, prefix, strlen(prefix));
+    if (prefix[0] != '\0')
+        sb_putc(name, '.');
+    if (close == ']') {
+        snprintf(idx, sizeof idx, "%zu", k);
+        sb_putn(name, idx, strlen(idx));
+        return true;
+    }
+    if (!jw_peek(w, '"') || !jw_string(w, name) || !jw_peek(w, ':'))
+        return false;
+    w->i++;
+    return true;
+}
+
+/* The object or array at w->i, flattened into lines named by jw_name();
+ * an empty one is a line of its own, "{}" or "[]". */
 static bool jw_flatten(struct jwalk *w, const char *prefix)
 {
     size_t start_lines = w->nlines;
+    char close = w->s[w->i] == '[' ? ']' : '}';
     if (++w->depth > MAX_JSON_DEPTH)
         return false;
     w->i++;
-    for (bool first = true;; first = false) {
-        if (jw_peek(w, '}') && first) {
+    for (size_t k = 0;; k++) {
+        if (k == 0 && jw_peek(w, close)) {
             w->i++;
             break;
         }
         struct sbuf name = {0};
-        if (prefix[0] != '\0') {
-            sb_putn(&name, prefix, strlen(prefix));
-            sb_putc(&name, '.');
-        }
-        bool ok = jw_peek(w, '"') && jw_string(w, &name) && jw_peek(w, ':');
-        if (ok) {
-            w->i++;
-            ok = jw_member(w, name.p);
-        }
+        bool ok = jw_name(w, prefix, close, k, &name) && jw_member(w, name.p);
         free(name.p);
         if (!ok)
             return false;
@@ -550,14 +533,14 @@ static bool jw_flatten(struct jwalk *w, const char *prefix)
             w->i++;
             continue;
         }
-        if (!jw_peek(w, '}'))
+        if (!jw_peek(w, close))
             return false;
         w->i++;
         break;
     }
     if (w->nlines == start_lines && prefix[0] != '\0') {
         struct sbuf v = {0};
-        sb_putn(&v, "{}", 2);
+        sb_putn(&v, close == ']' ? "[]" : "{}", 2);
         jw_line(w, prefix, &v);
     }
     w->depth--;
@@ -589,6 +572,47 @@ static bool flatten_json(const char *json, struct jwalk *w)
         return false;
     }
     return true;
+}
+
+/* The value of the flattened key, or NULL. */
+static const char *jw_get(const struct jwalk *w, const char *key)
+{
+    for (size_t k = 0; k < w->nlines; k++)
+        if (strcmp(w->lines[k].key, key) == 0)
+            return w->lines[k].val;
+    return NULL;
+}
+
+/* The value of field in element k of the flattened array name, or NULL. */
+static const char *jw_elem(const struct jwalk *w, const char *name, size_t k, const char *field)
+{
+    char key[128]; /* name and field are ours and short */
+    snprintf(key, sizeof key, "%s.%zu.%s", name, k, field);
+    return jw_get(w, key);
+}
+
+/* Elements in the flattened array name: 1 + its largest index, 0 for "[]",
+ * -1 if there is no such array (or an index no array of these lines can
+ * have: each element makes at least one line). */
+static long jw_array_len(const struct jwalk *w, const char *name)
+{
+    size_t n = strlen(name);
+    long len = -1;
+    for (size_t k = 0; k < w->nlines; k++) {
+        const char *key = w->lines[k].key;
+        char *end;
+        if (strncmp(key, name, n) != 0)
+            continue;
+        if (key[n] == '\0' && strcmp(w->lines[k].val, "[]") == 0 && len < 0)
+            len = 0;
+        if (key[n] != '.' || key[n + 1] < '0' || key[n + 1] > '9')
+            continue;
+        unsigned long idx = strtoul(key + n + 1, &end, 10);
+        if (idx >= w->nlines || (*end != '.' && *end != '\0'))
+            return -1;
+        len = (long)idx >= len ? (long)idx + 1 : len;
+    }
+    return len;
 }
 
 /* Print an admin reply: one compact line with --json, else aligned
@@ -623,8 +647,12 @@ struct cmd;
 struct cmd_args {
     const char *pos[2];
     int npos;
-    const char *ttl;
+    const char *ttl; /* --ttl DUR (CMD_TTL) */
+    bool force;      /* --force (CMD_FORCE) */
 };
+
+/* The options a command takes besides the global ones (struct cmd.opts). */
+enum { CMD_TTL = 1u << 0, CMD_FORCE = 1u << 1 };
 
 typedef int cmd_fn(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a);
 
@@ -633,8 +661,8 @@ struct cmd {
     const char *synopsis; /* after "kvctl [OPTIONS] " */
     const char *help;
     int minpos, maxpos;
-    bool has_ttl;
-    int op; /* admin opcode */
+    unsigned opts; /* CMD_TTL | CMD_FORCE */
+    int op;        /* admin opcode */
     cmd_fn *run;
 };
 
@@ -867,28 +895,349 @@ static int cmd_admin(const struct rk_kvctl_opts *o, const struct cmd *cmd, struc
     return code;
 }
 
+/* ---- membership: members, join, leave, remove ---- */
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (p == NULL) {
+        rk_kvctl_err("out of memory");
+        exit(RK_EXIT_CLUSTER);
+    }
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+/* A duration of us microseconds in at most 2-3 digits: "250us", "1.2ms",
+ * "120ms", "3.2s", "45s", "5m07s", "2h05m". A tenth shows only while the
+ * whole part is one digit, and not when it is 0. */
+static char *fmt_us(uint64_t us)
+{
+    typedef unsigned long long ull;
+    if (us >= 3600000000u)
+        return xasprintf("%lluh%02llum", (ull)(us / 3600000000u), (ull)(us / 60000000u % 60));
+    if (us >= 60000000u)
+        return xasprintf("%llum%02llus", (ull)(us / 60000000u), (ull)(us / 1000000u % 60));
+    if (us < 1000)
+        return xasprintf("%lluus", (ull)us);
+    uint64_t unit = us < 1000000 ? 1000 : 1000000;
+    uint64_t whole = us / unit, tenth = us / (unit / 10) % 10;
+    if (whole < 10 && tenth != 0)
+        return xasprintf("%llu.%llu%s", (ull)whole, (ull)tenth, unit == 1000 ? "ms" : "s");
+    return xasprintf("%llu%s", (ull)whole, unit == 1000 ? "ms" : "s");
+}
+
+static const char *or_dash(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : "-";
+}
+
+static const char *member_field(const struct jwalk *w, size_t k, const char *field)
+{
+    return jw_elem(w, "members", k, field);
+}
+
+/* LAST-HEARD of member k: "-" if the node does not say (or for itself). */
+static char *heard_cell(const struct jwalk *w, size_t k)
+{
+    uint64_t ms;
+    const char *v = member_field(w, k, "last_heard_ms");
+    if (v == NULL || rk_kvctl_parse_uint(v, 0, UINT64_MAX, &ms) != 0)
+        return xasprintf("-");
+    if (ms == 0)
+        return xasprintf("0ms"); /* not fmt_us's "0us": ms is all the node measures */
+    return fmt_us(ms > UINT64_MAX / 1000 ? UINT64_MAX : ms * 1000);
+}
+
+/* RTT of member k: "-" if 0 (not measured yet, or itself) or missing. */
+static char *rtt_cell(const struct jwalk *w, size_t k)
+{
+    uint64_t us;
+    const char *v = member_field(w, k, "rtt_us");
+    if (v == NULL || rk_kvctl_parse_uint(v, 1, UINT64_MAX, &us) != 0)
+        return xasprintf("-");
+    return fmt_us(us);
+}
+
+enum { M_ID, M_STATE, M_INC, M_HEARD, M_RTT, M_CONFIG, M_CLIENT, M_GOSSIP, M_COLS };
+
+static const char *const member_head[M_COLS] = {"ID",  "STATE",  "INC",    "LAST-HEARD",
+                                                "RTT", "CONFIG", "CLIENT", "GOSSIP"};
+
+/* The member table in w: 0 or more members, each with an id and a state
+ * (the other fields show as "-" when missing). -1 if w is not one. */
+static long member_count(const struct jwalk *w)
+{
+    long n = jw_array_len(w, "members");
+    for (long k = 0; k < n; k++)
+        if (member_field(w, (size_t)k, "id") == NULL || member_field(w, (size_t)k, "state") == NULL)
+            return -1;
+    return n;
+}
+
+/* The cells of member k, malloc'd. */
+static void member_row(const struct jwalk *w, size_t k, char **cell)
+{
+    const char *id = member_field(w, k, "id"), *state = member_field(w, k, "state");
+    const char *self = member_field(w, k, "self"), *match = member_field(w, k, "config_match");
+    bool is_self = self != NULL && strcmp(self, "true") == 0;
+    cell[M_ID] = xasprintf("%s%s", id, is_self ? "*" : "");
+    cell[M_STATE] = xasprintf("%s", state);
+    cell[M_INC] = xasprintf("%s", or_dash(member_field(w, k, "incarnation")));
+    cell[M_HEARD] = is_self ? xasprintf("-") : heard_cell(w, k);
+    cell[M_RTT] = rtt_cell(w, k);
+    if (match == NULL)
+        cell[M_CONFIG] = xasprintf("-");
+    else
+        cell[M_CONFIG] = xasprintf("%s", strcmp(match, "true") == 0 ? "same" : "differs");
+    cell[M_CLIENT] = xasprintf("%s", or_dash(member_field(w, k, "client")));
+    cell[M_GOSSIP] = xasprintf("%s", or_dash(member_field(w, k, "gossip")));
+}
+
+/* Terminal columns of UTF-8 text, counting each code point as one. */
+static size_t text_width(const char *s)
+{
+    size_t n = 0;
+    for (; *s != '\0'; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* rows x M_COLS cells, each column as wide as its widest cell plus 2. */
+static void print_table(char **cell, size_t rows)
+{
+    size_t width[M_COLS] = {0};
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < M_COLS; c++)
+            if (text_width(cell[r * M_COLS + c]) > width[c])
+                width[c] = text_width(cell[r * M_COLS + c]);
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = 0; c < M_COLS; c++) {
+            const char *s = cell[r * M_COLS + c];
+            fputs(s, stdout);
+            if (c + 1 < M_COLS)
+                printf("%*s", (int)(width[c] - text_width(s) + 2), "");
+        }
+        putchar('\n');
+    }
+}
+
+/* "3 members: 2 alive, 1 dead": non-zero counts by state in a fixed order,
+ * then states this version does not know as "other". */
+static void print_member_counts(const struct jwalk *w, size_t n)
+{
+    static const char *const states[] = {"alive", "suspect", "dead", "leaving", "left", "other"};
+    size_t count[6] = {0}, other = 5;
+    for (size_t k = 0; k < n; k++) {
+        const char *st = member_field(w, k, "state");
+        size_t j = 0;
+        while (j < other && strcmp(st, states[j]) != 0)
+            j++;
+        count[j]++;
+    }
+    printf("%zu member%s", n, n == 1 ? "" : "s");
+    const char *sep = ": ";
+    for (size_t j = 0; j <= other; j++) {
+        if (count[j] == 0)
+            continue;
+        printf("%s%zu %s", sep, count[j], states[j]);
+        sep = ", ";
+    }
+    putchar('\n');
+}
+
+/* Peers whose gossip this node ignores because a setting differs. */
+static void print_refused(const struct jwalk *w)
+{
+    long n = jw_array_len(w, "refused");
+    for (size_t k = 0; n > 0 && k < (size_t)n; k++)
+        printf("refused: %s at %s: %s differs (theirs %s, ours %s)\n",
+               or_dash(jw_elem(w, "refused", k, "id")), or_dash(jw_elem(w, "refused", k, "peer")),
+               or_dash(jw_elem(w, "refused", k, "setting")),
+               or_dash(jw_elem(w, "refused", k, "theirs")),
+               or_dash(jw_elem(w, "refused", k, "ours")));
+}
+
+/* The member table (n members, checked by member_count), the counts and
+ * the refused peers. */
+static void print_members_table(const struct jwalk *w, size_t n)
+{
+    size_t rows = n + 1;
+    char **cell = calloc(rows * M_COLS, sizeof *cell);
+    if (cell == NULL) {
+        rk_kvctl_err("out of memory");
+        exit(RK_EXIT_CLUSTER);
+    }
+    for (size_t c = 0; c < M_COLS; c++)
+        cell[c] = xasprintf("%s", member_head[c]);
+    for (size_t k = 0; k < n; k++)
+        member_row(w, k, cell + (k + 1) * M_COLS);
+    print_table(cell, rows);
+    print_member_counts(w, n);
+    print_refused(w);
+    for (size_t i = 0; i < rows * M_COLS; i++)
+        free(cell[i]);
+    free(cell);
+}
+
+/* MEMBERS' reply: the object on one line with --json, else the table. A
+ * reply that is not a member table is an error (exit 3), never printed as
+ * is: scripts read this. */
+static int print_members(const char *json, bool as_json)
+{
+    struct jwalk w;
+    bool parsed = flatten_json(json, &w);
+    long n = parsed ? member_count(&w) : -1;
+    if (n >= 0 && as_json)
+        print_admin(json, true, &w, true);
+    else if (n >= 0)
+        print_members_table(&w, (size_t)n);
+    else
+        rk_kvctl_err("members: the node sent a reply kvctl cannot read (kvctl and ringkvd "
+                     "versions differ?)");
+    if (parsed)
+        jw_free(&w);
+    return n >= 0 ? RK_EXIT_OK : RK_EXIT_CLUSTER;
+}
+
+/* A JOIN, LEAVE or REMOVE reply: the object on one line with --json, else
+ * its "message" if it has one, else "key: value" lines. */
+static void print_member_reply(const char *json, bool as_json)
+{
+    struct jwalk w;
+    bool parsed = flatten_json(json, &w);
+    const char *msg = parsed && !as_json ? jw_get(&w, "message") : NULL;
+    if (msg != NULL)
+        printf("%s\n", msg);
+    else
+        print_admin(json, as_json, &w, parsed);
+    if (parsed)
+        jw_free(&w);
+}
+
+/* A seed address as JOIN needs it: tcp://HOST:PORT, PORT 1..65535. The
+ * node checks the rest (that HOST resolves, that a seed answers there). */
+static bool valid_seed(const char *addr)
+{
+    static const char scheme[] = "tcp://";
+    const char *host = addr + sizeof scheme - 1;
+    uint64_t port;
+    if (strncmp(addr, scheme, sizeof scheme - 1) != 0)
+        return false;
+    const char *colon = strrchr(host, ':');
+    return colon != NULL && colon > host && rk_kvctl_parse_uint(colon + 1, 1, 65535, &port) == 0;
+}
+
+/* The node turning down a membership change (REFUSED, or NOT_FOUND: no such
+ * member) is bad input, exit 2; for get, NOT_FOUND stays exit 1. */
+static int member_exit_code(int err)
+{
+    return err == RK_EREFUSED || err == RK_ENOTFOUND ? RK_EXIT_USAGE : rk_kvctl_exit_code(err);
+}
+
+/* members, join SEED_ADDR, leave, remove NODE_ID [--force]. */
+static int cmd_member(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char kb[256];
+    const char *arg = a->npos > 0 ? a->pos[0] : NULL;
+    char *json = NULL;
+    int code = RK_EXIT_OK;
+    if (cmd->op == RK_OP_JOIN && !valid_seed(arg)) {
+        rk_kvctl_err("join: bad seed address '%s': use tcp://HOST:PORT, the seed's gossip "
+                     "address (its listen.gossip, e.g. tcp://10.0.0.1:7402)",
+                     show_key(arg, kb, sizeof kb));
+        return RK_EXIT_USAGE;
+    }
+    struct rk_client *c = open_client(o, cmd->name, &code);
+    if (c == NULL)
+        return code;
+    int rv = rk_client_admin_arg(c, (enum rk_op)cmd->op, arg, a->force, &json);
+    if (rv != 0) {
+        rk_kvctl_err("%s: %s", cmd->name, rk_client_error(c));
+        code = member_exit_code(rv);
+    } else if (cmd->op == RK_OP_MEMBERS) {
+        code = print_members(json, o->json);
+    } else {
+        print_member_reply(json, o->json);
+    }
+    free(json);
+    rk_client_close(c);
+    return code;
+}
+
 static const struct cmd commands[] = {
     {"put", "put KEY VALUE [--ttl DUR]",
      "Store VALUE under KEY. VALUE \"-\" reads the value from stdin (binary-safe).\n"
      "  --ttl DUR   the key expires DUR after the write (30s, 5m, 1h)\n"
      "Prints nothing; with --json {\"key\":..,\"version\":..}.",
-     2, 2, true, 0, cmd_put},
+     2, 2, CMD_TTL, 0, cmd_put},
     {"get", "get KEY",
      "Print the value of KEY as raw bytes (no newline added); exit 1 if absent.\n"
      "With --json: {\"key\",\"value\",\"value_base64\" (if not UTF-8),\"version\",\"expiry_ms\"}.",
-     1, 1, false, 0, cmd_get},
+     1, 1, 0, 0, cmd_get},
     {"del", "del KEY", "Delete KEY (absent keys are not an error). --json prints the version.", 1,
-     1, false, 0, cmd_del},
-    {"status", "status", "Print the node's status.", 0, 0, false, RK_OP_STATUS, cmd_admin},
-    {"stats", "stats", "Print the node's statistics.", 0, 0, false, RK_OP_STATS, cmd_admin},
+     1, 0, 0, cmd_del},
+    {"status", "status", "Print the node's status.", 0, 0, 0, RK_OP_STATUS, cmd_admin},
+    {"stats", "stats", "Print the node's statistics.", 0, 0, 0, RK_OP_STATS, cmd_admin},
     {"health", "health", "Probe: exit 0 if the node is healthy, 1 if not.", 0, 0, false,
      RK_OP_HEALTH, cmd_admin},
     {"ready", "ready", "Probe: exit 0 if the node is ready for traffic, 1 if not.", 0, 0, false,
      RK_OP_READY, cmd_admin},
+    {"members", "members",
+     "Print the node's view of the cluster: one row per member (* = this node) with\n"
+     "its state, incarnation, when it was last heard from, round-trip time, whether\n"
+     "its settings match this node's, and its client and gossip addresses; then a\n"
+     "count by state and any peer refused because a setting differs.\n"
+     "With --json: the node's reply object on one line.",
+     0, 0, 0, RK_OP_MEMBERS, cmd_member},
+    {"join", "join SEED_ADDR",
+     "Make the node join the cluster that SEED_ADDR belongs to. SEED_ADDR is a\n"
+     "member's gossip address, tcp://HOST:PORT (its listen.gossip).",
+     1, 1, 0, RK_OP_JOIN, cmd_member},
+    {"leave", "leave", "Make the node leave the cluster: it announces its departure, then stops.",
+     0, 0, 0, RK_OP_LEAVE, cmd_member},
+    {"remove", "remove NODE_ID [--force]",
+     "Take member NODE_ID out of the cluster; ask any other member. Only a member\n"
+     "that is dead or has left is removed unless\n"
+     "  --force   remove it whatever its state (a live node must be stopped first)\n"
+     "Exit 2 if the node refuses or knows no member NODE_ID.",
+     1, 1, CMD_FORCE, RK_OP_REMOVE, cmd_member},
 };
 
-static const char *const unsupported[] = {"locate", "members", "ring",  "ae",
-                                          "repair", "join",    "leave", "remove"};
+static const char *const unsupported[] = {"locate", "ring", "ae", "repair"};
+
+/* If argv[*i] is one of cmd's own options, record it in a and return 1
+ * with *i on its last word; 0 if it is not one; -1 after an error line. */
+static int cmd_opt(const struct cmd *cmd, struct cmd_args *a, int argc, char **argv, int *i)
+{
+    if ((cmd->opts & CMD_FORCE) && strcmp(argv[*i], "--force") == 0) {
+        a->force = true;
+        return 1;
+    }
+    if (cmd->opts & CMD_TTL)
+        return rk_kvctl_opt_value("--ttl", argc, argv, i, &a->ttl);
+    return 0;
+}
+
+/* The name of positional argument k (0-based) in cmd's synopsis: "KEY". */
+static const char *arg_name(const struct cmd *cmd, int k, char *buf, size_t n)
+{
+    const char *s = cmd->synopsis;
+    for (int j = 0; j <= k; j++) {
+        s += strcspn(s, " ");
+        s += strspn(s, " ");
+    }
+    snprintf(buf, n, "%.*s", (int)strcspn(s, " "), s);
+    return buf;
+}
 
 /* Parse the words after the command; 0 ok, 1 help printed, -1 error. */
 static int parse_cmd_args(struct rk_kvctl_opts *o, const struct cmd *cmd, int argc, char **argv,
@@ -907,8 +1256,8 @@ static int parse_cmd_args(struct rk_kvctl_opts *o, const struct cmd *cmd, int ar
                 return 1;
             }
             int rv = rk_kvctl_global_opt(o, argc, argv, &i);
-            if (rv == 0 && cmd->has_ttl)
-                rv = rk_kvctl_opt_value("--ttl", argc, argv, &i, &a->ttl);
+            if (rv == 0)
+                rv = cmd_opt(cmd, a, argc, argv, &i);
             if (rv == 0)
                 rk_kvctl_err("%s: unknown option '%s' (see kvctl %s --help; use -- before "
                              "an argument that starts with '-')",
@@ -925,8 +1274,9 @@ static int parse_cmd_args(struct rk_kvctl_opts *o, const struct cmd *cmd, int ar
         a->pos[a->npos++] = s;
     }
     if (a->npos < cmd->minpos) {
-        rk_kvctl_err("%s: missing %s (usage: kvctl %s)", cmd->name, a->npos == 0 ? "KEY" : "VALUE",
-                     cmd->synopsis);
+        char name[32];
+        rk_kvctl_err("%s: missing %s (usage: kvctl %s)", cmd->name,
+                     arg_name(cmd, a->npos, name, sizeof name), cmd->synopsis);
         return -1;
     }
     return 0;
@@ -951,7 +1301,9 @@ static int run_command(struct rk_kvctl_opts *o, int argc, char **argv)
         if (rv != 0)
             return rv > 0 ? RK_EXIT_OK : RK_EXIT_USAGE;
         if (a.npos > 0 && a.pos[0][0] == '\0') {
-            rk_kvctl_err("%s: the key is empty; give a non-empty KEY", name);
+            char arg[32];
+            arg_name(&commands[k], 0, arg, sizeof arg);
+            rk_kvctl_err("%s: %s is empty; give a non-empty %s", name, arg, arg);
             return RK_EXIT_USAGE;
         }
         return commands[k].run(o, &commands[k], &a);

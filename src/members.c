@@ -37,7 +37,12 @@
  *     v
  *   LEAVING --merge of LEFT (member called rk_members_left)--> LEFT
  *     (LEAVING is also subject to tick → SUSPECT → DEAD)
- *   DEAD, LEFT --rk_members_remove--> gone
+ *   DEAD --rk_members_remove--> LEFT (at the member's incarnation, so it spreads)
+ *   LEFT --rk_members_reap, after a grace period--> gone; the id and
+ *   incarnation stay in a ring of the last RK_MEMBERS_GONE reaped, and news
+ *   of it at that incarnation or older is dropped, so it does not come back
+ *   from a table that has not reaped it yet, only by its own return with a
+ *   higher incarnation.
  *
  * Our own entry: ALIVE --rk_members_leave--> LEAVING --rk_members_left-->
  * LEFT. News about self that outranks it (SUSPECT or DEAD at our
@@ -166,6 +171,7 @@ int rk_members_init(struct rk_members *t, const struct rk_member *self, uint64_t
     t->m[0].state_since_ms = now_ms;
     t->n = 1;
     t->self = 0;
+    t->ngone = 0;
     return 0;
 }
 
@@ -222,6 +228,16 @@ static void merge_known(struct rk_member *cur, const struct rk_member *in, uint6
     }
 }
 
+/* A member reaped at an incarnation at least as high as in's. */
+static bool forgotten(const struct rk_members *t, const struct rk_member *in)
+{
+    size_t n = t->ngone < RK_MEMBERS_GONE ? t->ngone : RK_MEMBERS_GONE;
+    for (size_t i = 0; i < n; i++)
+        if (t->gone[i].incarnation >= in->incarnation && strcmp(t->gone[i].id, in->id) == 0)
+            return true;
+    return false;
+}
+
 int rk_members_merge(struct rk_members *t, const struct rk_member *in, uint64_t now_ms,
                      struct rk_member_event *ev)
 {
@@ -246,6 +262,8 @@ int rk_members_merge(struct rk_members *t, const struct rk_member *in, uint64_t 
         merge_known(&t->m[at], in, now_ms, ev);
         return 0;
     }
+    if (forgotten(t, in))
+        return 0; /* reaped here: old news of it must not bring it back */
     int rc = insert(t, at, in, now_ms);
     if (rc < 0)
         return rc;
@@ -261,7 +279,8 @@ int rk_members_heard(struct rk_members *t, const char *id, uint64_t now_ms, uint
         return RK_ENOTFOUND;
     if (now_ms > t->m[at].last_heard_ms)
         t->m[at].last_heard_ms = now_ms;
-    t->m[at].rtt_us = rtt_us;
+    if (rtt_us)
+        t->m[at].rtt_us = rtt_us; /* 0: contact without a timed round trip */
     return 0;
 }
 
@@ -339,7 +358,8 @@ int rk_members_left(struct rk_members *t, uint64_t now_ms)
     return self_move(t, RK_MEMBER_LEAVING, RK_MEMBER_LEFT, now_ms);
 }
 
-int rk_members_remove(struct rk_members *t, const char *id, bool force)
+int rk_members_remove(struct rk_members *t, const char *id, bool force, uint64_t now_ms,
+                      struct rk_member_event *ev)
 {
     bool found;
     size_t at = search(t, id, &found);
@@ -347,14 +367,43 @@ int rk_members_remove(struct rk_members *t, const char *id, bool force)
         return RK_ENOTFOUND;
     if (at == t->self)
         return RK_EINVAL;
-    uint8_t s = t->m[at].state;
-    if (!force && s != RK_MEMBER_DEAD && s != RK_MEMBER_LEFT)
+    struct rk_member *e = &t->m[at];
+    if (!force && e->state != RK_MEMBER_DEAD && e->state != RK_MEMBER_LEFT)
         return RK_EBUSY;
-    memmove(&t->m[at], &t->m[at + 1], (t->n - at - 1) * sizeof(t->m[0]));
-    t->n--;
-    if (t->self > at)
-        t->self--;
+    if (e->state == RK_MEMBER_LEFT)
+        return 0;
+    /* LEFT at the member's own incarnation outranks whatever anyone says of
+     * it at that incarnation, so the verdict spreads by gossip; only the
+     * member itself, alive after all, can overrule it by refuting. */
+    uint8_t from = e->state;
+    e->state = RK_MEMBER_LEFT;
+    e->state_since_ms = now_ms;
+    if (ev)
+        set_event(ev, RK_MEMBER_STATE, from, e);
     return 0;
+}
+
+size_t rk_members_reap(struct rk_members *t, uint64_t now_ms, uint64_t after_ms)
+{
+    size_t k = 0, gone = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct rk_member *e = &t->m[i];
+        if (i != t->self && e->state == RK_MEMBER_LEFT && now_ms >= e->state_since_ms &&
+            now_ms - e->state_since_ms >= after_ms) {
+            struct rk_member_gone *g = &t->gone[t->ngone++ % RK_MEMBERS_GONE];
+            memcpy(g->id, e->id, sizeof(g->id));
+            g->incarnation = e->incarnation;
+            gone++;
+            continue;
+        }
+        if (i == t->self)
+            t->self = k;
+        if (k != i)
+            t->m[k] = t->m[i];
+        k++;
+    }
+    t->n = k;
+    return gone;
 }
 
 const struct rk_member *rk_members_find(const struct rk_members *t, const char *id)

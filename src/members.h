@@ -73,10 +73,18 @@ struct rk_member {
  * needs no sort. Callers may read n, self and m[] (borrowed until the next
  * call that changes the table) but change them only through the functions
  * below. Embed it or allocate it; it is about 0.5 MiB. */
+#define RK_MEMBERS_GONE 256 /* reaped members remembered, so old news cannot revive them */
+struct rk_member_gone {
+    char id[RK_MEMBER_ID_MAX + 1];
+    uint64_t incarnation;
+};
+
 struct rk_members {
     size_t n;    /* members, 1..RK_MEMBERS_MAX */
     size_t self; /* index of our own entry in m[] */
     struct rk_member m[RK_MEMBERS_MAX];
+    size_t ngone; /* reaped so far; the last RK_MEMBERS_GONE are in gone[] */
+    struct rk_member_gone gone[RK_MEMBERS_GONE];
 };
 
 /* What a merge or a tick did to one member, for the caller's log. */
@@ -110,7 +118,8 @@ int rk_members_init(struct rk_members *t, const struct rk_member *self, uint64_t
 int rk_members_merge(struct rk_members *t, const struct rk_member *in, uint64_t now_ms,
                      struct rk_member_event *ev);
 
-/* A direct answer from id: last_heard_ms = now_ms, rtt_us recorded. Does not
+/* Direct contact from id: last_heard_ms = now_ms, and rtt_us recorded
+ * unless 0 (a survey from it, or a late answer, has no round trip). Does not
  * change state: only the member's refutation clears a suspicion.
  * 0 or RK_ENOTFOUND. */
 int rk_members_heard(struct rk_members *t, const char *id, uint64_t now_ms, uint32_t rtt_us);
@@ -134,11 +143,21 @@ void rk_members_beat(struct rk_members *t);
 int rk_members_leave(struct rk_members *t, uint64_t now_ms);
 int rk_members_left(struct rk_members *t, uint64_t now_ms);
 
-/* Takes id out of the table: only a DEAD or LEFT member unless force; never
- * self. 0, RK_ENOTFOUND, RK_EBUSY (alive, suspect or leaving, no force), or
- * RK_EINVAL (self). A removed member that others still gossip comes back
- * through merge; the operator command must reach every node. */
-int rk_members_remove(struct rk_members *t, const char *id, bool force);
+/* Operator removal: marks id LEFT at its current incarnation, which
+ * outranks anything said of it at that incarnation, so the removal spreads
+ * by gossip to every table (only the member itself can overrule it, by
+ * coming back with a higher incarnation). Only a DEAD or LEFT member unless
+ * force; never self. 0 (*ev, may be NULL, gets the change; NONE if it was
+ * LEFT already), RK_ENOTFOUND, RK_EBUSY (alive, suspect or leaving, no
+ * force), or RK_EINVAL (self). */
+int rk_members_remove(struct rk_members *t, const char *id, bool force, uint64_t now_ms,
+                      struct rk_member_event *ev);
+
+/* Drops members LEFT for at least after_ms (self never). Returns how many.
+ * Each is remembered (id, incarnation) so that merge drops news of it at
+ * that incarnation or older: it stays gone while others still gossip its
+ * departure, and comes back only when it returns with a higher one. */
+size_t rk_members_reap(struct rk_members *t, uint64_t now_ms, uint64_t after_ms);
 
 /* A member by id (borrowed until the table next changes), or NULL. */
 const struct rk_member *rk_members_find(const struct rk_members *t, const char *id);

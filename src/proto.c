@@ -67,6 +67,10 @@ static bool known_op(unsigned op)
     case RK_OP_HEALTH:
     case RK_OP_READY:
     case RK_OP_ECHO:
+    case RK_OP_MEMBERS:
+    case RK_OP_JOIN:
+    case RK_OP_LEAVE:
+    case RK_OP_REMOVE:
         return true;
     default:
         return false;
@@ -122,6 +126,8 @@ static int take_field(struct rk_msg *m, unsigned tag, const uint8_t *d, uint32_t
         return take_u8(&m->has_r, &m->r, d, n);
     case RK_TAG_W:
         return take_u8(&m->has_w, &m->w, d, n);
+    case RK_TAG_FORCE:
+        return take_u8(&m->has_force, &m->force, d, n);
     default:
         return 0; /* unknown: skipped, a newer peer may send fields we lack */
     }
@@ -191,7 +197,8 @@ static uint64_t body_size(const struct rk_msg *m)
     return field_size(m->has_key, m->klen) + field_size(m->has_val, m->vlen) +
            field_size(m->has_version, U64_LEN) + field_size(m->has_ttl, U64_LEN) +
            field_size(m->has_expiry, U64_LEN) + field_size(m->has_text, m->tlen) +
-           field_size(m->has_r, U8_LEN) + field_size(m->has_w, U8_LEN);
+           field_size(m->has_r, U8_LEN) + field_size(m->has_w, U8_LEN) +
+           field_size(m->has_force, U8_LEN);
 }
 
 size_t rk_proto_size(const struct rk_msg *m)
@@ -261,6 +268,8 @@ size_t rk_proto_encode(const struct rk_msg *m, void *buf)
         p = put_u8(p, RK_TAG_R, m->r);
     if (m->has_w)
         p = put_u8(p, RK_TAG_W, m->w);
+    if (m->has_force)
+        p = put_u8(p, RK_TAG_FORCE, m->force);
     return size;
 }
 
@@ -289,6 +298,8 @@ enum rk_status rk_proto_status(int err)
         return RK_ST_QUORUM;
     case RK_ETIMEDOUT:
         return RK_ST_TIMEOUT;
+    case RK_EREFUSED:
+        return RK_ST_REFUSED;
     case -ESHUTDOWN:
         return RK_ST_UNAVAILABLE;
     default:
@@ -321,6 +332,8 @@ int rk_proto_error(enum rk_status st)
         return RK_EQUORUM;
     case RK_ST_TIMEOUT:
         return RK_ETIMEDOUT;
+    case RK_ST_REFUSED:
+        return RK_EREFUSED;
     case RK_ST_UNAVAILABLE:
         return -ESHUTDOWN;
     case RK_ST_INTERNAL:
@@ -345,6 +358,7 @@ const char *rk_proto_status_name(enum rk_status st)
         [RK_ST_TIMEOUT] = "TIMEOUT",
         [RK_ST_INTERNAL] = "INTERNAL",
         [RK_ST_UNAVAILABLE] = "UNAVAILABLE",
+        [RK_ST_REFUSED] = "REFUSED",
     };
     /* Unsigned compare: a negative value cast into the enum is out of range too. */
     if ((unsigned)st >= sizeof(names) / sizeof(names[0]))

@@ -28,6 +28,13 @@
  *           HEALTH/READY answer OK for "yes" and UNAVAILABLE for "no" (the
  *           JSON's "reason" says why), so probes need not parse JSON.
  *   ECHO    req: anything                           rep: the same fields (transport benchmark)
+ *   MEMBERS req: -                                  rep: TEXT (the member table as JSON)
+ *   JOIN    req: KEY (a seed's gossip address)      rep: TEXT
+ *   LEAVE   req: -                                  rep: TEXT; the node announces its
+ *           departure, then stops
+ *   REMOVE  req: KEY (node id) [FORCE]              rep: TEXT; NOT_FOUND for an unknown
+ *           id, REFUSED for this node itself or (without FORCE) a member not
+ *           dead or left
  * Any reply whose status is not OK may carry TEXT: a one-line error message.
  */
 #ifndef RK_PROTO_H
@@ -66,6 +73,10 @@ enum rk_op {
     RK_OP_HEALTH = 18,
     RK_OP_READY = 19,
     RK_OP_ECHO = 20,
+    RK_OP_MEMBERS = 21,
+    RK_OP_JOIN = 22,
+    RK_OP_LEAVE = 23,
+    RK_OP_REMOVE = 24,
 };
 
 enum { RK_MSG_REPLY = 1u << 0 };
@@ -85,6 +96,7 @@ enum rk_status {
     RK_ST_TIMEOUT = 10,
     RK_ST_INTERNAL = 11,
     RK_ST_UNAVAILABLE = 12, /* shutting down, or not ready */
+    RK_ST_REFUSED = 13,     /* a valid request the node will not carry out (TEXT says why) */
 };
 
 enum rk_tag {
@@ -96,6 +108,7 @@ enum rk_tag {
     RK_TAG_TEXT = 6,      /* UTF-8: error line or JSON object */
     RK_TAG_R = 7,         /* u8 */
     RK_TAG_W = 8,         /* u8 */
+    RK_TAG_FORCE = 9,     /* u8, 1 = override a safety check (REMOVE) */
 };
 
 /* A decoded message. Byte fields point into the buffer that was decoded
@@ -108,8 +121,8 @@ struct rk_msg {
     const uint8_t *key, *val, *text;
     uint32_t klen, vlen, tlen;
     uint64_t version, ttl_ms, expiry_ms;
-    uint8_t r, w;
-    bool has_key, has_val, has_text, has_version, has_ttl, has_expiry, has_r, has_w;
+    uint8_t r, w, force;
+    bool has_force, has_key, has_val, has_text, has_version, has_ttl, has_expiry, has_r, has_w;
 };
 
 /* Decode len bytes. 0 on success. RK_EMALFORMED for a bad magic, a short

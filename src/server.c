@@ -4,6 +4,9 @@
  * worker stops receiving → once all have, each answers what it holds,
  * commits, syncs and closes its storage → join → exit 0. */
 #include "server.h"
+#include "control.h"
+#include "gossip.h"
+#include "nng_close.h"
 #include "node.h"
 #include "worker.h"
 #include "util/clock.h"
@@ -26,6 +29,7 @@
                               more CPU per request (NNG-NOTES); max_inflight bounds use */
 #define STOP_POLL_S 0.005  /* how often shutdown checks that receiving stopped */
 #define STOP_DEADLINE_S 8.0 /* systemd and operators expect an exit within 10 s */
+#define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
 
 struct server {
     struct rk_shared sh;
@@ -35,6 +39,9 @@ struct server {
     ev_timer watchdog, status, stop_poll, stop_deadline;
     int lock_fd;
     bool listening;
+    struct rk_gossip *gossip;
+    struct rk_control control;
+    struct rk_member self;
 };
 
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -91,6 +98,70 @@ static int listen_client(struct server *s)
     return rv ? -1 : 0;
 }
 
+/* tcp://HOST:PORT as peers reach it: the advertised host and the
+ * listener's port (a listener on 0.0.0.0 is not an address to dial). */
+static void advertised(const char *listen, const char *host, char *out, size_t len)
+{
+    const char *colon = strrchr(listen, ':');
+    if (strncmp(listen, "tcp://", 6) == 0 && colon && colon > listen + 6)
+        snprintf(out, len, "tcp://%s%s", host, colon);
+    else
+        snprintf(out, len, "%s", listen);
+}
+
+/* Publish the member counts for readiness, STATUS and the status line. */
+static void on_members_changed(struct rk_gossip *g, void *arg)
+{
+    struct server *s = arg;
+    const struct rk_members *t = rk_gossip_members(g);
+    size_t c[RK_MEMBER_NSTATES];
+    rk_members_counts(t, c);
+    atomic_store(&s->sh.members_total, (unsigned)t->n);
+    atomic_store(&s->sh.members_alive, (unsigned)c[RK_MEMBER_ALIVE]);
+    atomic_store(&s->sh.members_seen, (unsigned)rk_gossip_seen(g));
+}
+
+static void begin_stop(struct server *s, const char *why);
+
+static void on_left(void *arg)
+{
+    begin_stop(arg, "left the cluster");
+}
+
+static int start_gossip(struct server *s)
+{
+    const struct rk_config *c = &s->sh.cfg;
+    struct rk_member *me = &s->self;
+    char err[600] = "";
+    snprintf(me->id, sizeof(me->id), "%s", s->sh.node_id);
+    advertised(c->listen_client, c->advertise, me->client_addr, sizeof(me->client_addr));
+    advertised(c->listen_peer, c->advertise, me->peer_addr, sizeof(me->peer_addr));
+    advertised(c->listen_gossip, c->advertise, me->gossip_addr, sizeof(me->gossip_addr));
+    /* A restart comes back with a higher incarnation than its previous
+     * life, so its news outranks what others still say about that life. */
+    me->incarnation = rk_clock_wall_ms();
+    me->settings_digest = rk_members_settings_digest(c->cluster_name, c->partitions, c->replicas);
+    me->config_digest = rk_config_digest(c);
+    const char *seeds[RK_CONFIG_MAX_SEEDS];
+    for (uint32_t i = 0; i < c->nseeds; i++)
+        seeds[i] = c->seeds[i];
+    struct rk_gossip_opts o = {
+        .listen = c->listen_gossip, .self = me, .cluster_name = c->cluster_name,
+        .partitions = c->partitions, .replicas = c->replicas, .seeds = seeds, .nseeds = c->nseeds,
+        .interval_ms = c->gossip_interval_ms, .suspect_after_ms = c->suspect_after_ms,
+        .dead_after_ms = c->dead_after_ms, .on_change = on_members_changed, .arg = s};
+    if (rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err)) < 0) {
+        fatal("%s", err);
+        return -1;
+    }
+    on_members_changed(s->gossip, s);
+    if (rk_control_init(&s->control, s->loop, &s->sh, s->gossip, on_left, s) < 0) {
+        fatal("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static int start_workers(struct server *s)
 {
     struct rk_shared *sh = &s->sh;
@@ -108,6 +179,8 @@ static int start_workers(struct server *s)
     if (listen_client(s) < 0)
         return -1;
     s->listening = true;
+    if (start_gossip(s) < 0)
+        return -1;
     for (uint32_t i = 0; i < sh->nworkers; i++) {
         if (rk_worker_start(sh->workers[i], sh->cfg.pin_workers) < 0) {
             fatal("cannot start worker thread %u", i);
@@ -146,8 +219,9 @@ static void on_status(struct ev_loop *loop, ev_timer *t, int revents)
         rk_worker_stats(s->sh.workers[i], &st);
         keys += st.storage.keys;
     }
-    sd_notifyf(0, "STATUS=serving %s: %llu keys, %u workers", s->sh.cfg.listen_client,
-               (unsigned long long)keys, s->sh.nworkers);
+    sd_notifyf(0, "STATUS=%u members, %u alive; serving %s: %llu keys, %u workers",
+               atomic_load(&s->sh.members_total), atomic_load(&s->sh.members_alive),
+               s->sh.cfg.listen_client, (unsigned long long)keys, s->sh.nworkers);
 }
 
 static void reload(struct server *s)
@@ -218,19 +292,25 @@ static void on_stop_deadline(struct ev_loop *loop, ev_timer *t, int revents)
     _exit(1);
 }
 
-static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+static void begin_stop(struct server *s, const char *why)
 {
-    (void)revents;
-    struct server *s = w->data;
     if (atomic_exchange(&s->sh.stopping, true))
         return;
-    rk_info("server", "stopping (signal %d): answering in-flight requests", w->signum);
+    rk_info("server", "stopping (%s): answering in-flight requests", why);
     sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     for (uint32_t i = 0; i < s->sh.nworkers; i++)
         rk_worker_stop_rx(s->sh.workers[i]);
-    ev_timer_start(loop, &s->stop_poll);
+    ev_timer_start(s->loop, &s->stop_poll);
     ev_timer_init(&s->stop_deadline, on_stop_deadline, STOP_DEADLINE_S, 0.0);
-    ev_timer_start(loop, &s->stop_deadline);
+    ev_timer_start(s->loop, &s->stop_deadline);
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop, (void)revents;
+    char why[32];
+    snprintf(why, sizeof(why), "signal %d", w->signum);
+    begin_stop(w->data, why);
 }
 
 static void watchers_start(struct server *s)
@@ -265,8 +345,10 @@ static void teardown(struct server *s)
         rk_worker_destroy(sh->workers[i]);
     }
     free(sh->workers);
+    rk_control_fini(&s->control);
+    rk_gossip_stop(s->gossip);
     if (nng_socket_id(sh->sock) > 0)
-        nng_close(sh->sock);
+        rk_nng_close_bounded(sh->sock, CLOSE_LIMIT_MS, "client");
     if (s->lock_fd >= 0)
         close(s->lock_fd);
 }
@@ -286,8 +368,9 @@ static int startup(struct server *s)
     if (sh->cfg.client_rate)
         rk_warn("server", "limits.client_rate = %u is not enforced by this version; "
                           "limits.max_inflight bounds the load", sh->cfg.client_rate);
-    rk_info("server", "ready node=%s client=%s workers=%u partitions=%u data_dir=%s",
-            sh->node_id, sh->cfg.listen_client, sh->nworkers, sh->partitions, sh->cfg.data_dir);
+    rk_info("server", "ready node=%s client=%s gossip=%s workers=%u partitions=%u data_dir=%s",
+            sh->node_id, sh->cfg.listen_client, sh->cfg.listen_gossip, sh->nworkers,
+            sh->partitions, sh->cfg.data_dir);
     return 0;
 }
 

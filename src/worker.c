@@ -82,8 +82,7 @@ struct rk_worker {
 
 /* ---- replies ---- */
 
-/* Replace msg's body by the encoding of rep (msg keeps its routing header). */
-static int encode_into(nng_msg *msg, const struct rk_msg *rep)
+int rk_reply_encode(nng_msg *msg, const struct rk_msg *rep)
 {
     size_t n = rk_proto_size(rep);
     if (n == 0)
@@ -122,12 +121,16 @@ static void replies_free(struct replies *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Send a reply; it is then no longer in flight. */
+void rk_reply_send(struct rk_shared *sh, nng_msg *m)
+{
+    if (nng_sendmsg(sh->sock, m, 0) != 0)
+        nng_msg_free(m); /* the client's pipe is gone */
+    atomic_fetch_sub(&sh->inflight, 1);
+}
+
 static void send_one(struct rk_worker *w, nng_msg *m)
 {
-    if (nng_sendmsg(w->sh->sock, m, 0) != 0)
-        nng_msg_free(m); /* the client's pipe is gone */
-    atomic_fetch_sub(&w->sh->inflight, 1);
+    rk_reply_send(w->sh, m);
 }
 
 /* Turn the reply to a write into an error: its commit or sync failed. */
@@ -142,7 +145,7 @@ static void fail_write(struct rk_worker *w, nng_msg *m, int rc)
     struct rk_msg err = {.opcode = rep.opcode, .flags = RK_MSG_REPLY, .id = rep.id,
                          .status = (uint16_t)rk_proto_status(rc), .text = (const uint8_t *)text,
                          .tlen = (uint32_t)strlen(text), .has_text = true};
-    encode_into(m, &err);
+    rk_reply_encode(m, &err);
     w->stats.errors++;
 }
 
@@ -164,7 +167,7 @@ static void reply_status(struct rk_worker *w, nng_msg *msg, uint8_t op, uint32_t
     }
     if (st != RK_ST_OK && st != RK_ST_NOT_FOUND)
         w->stats.errors++;
-    if (encode_into(msg, &rep) < 0) {
+    if (rk_reply_encode(msg, &rep) < 0) {
         nng_msg_free(msg);
         atomic_fetch_sub(&w->sh->inflight, 1);
         return;
@@ -353,7 +356,7 @@ static void serve_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *
     }
     struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
                          .version = r.version, .has_version = true};
-    if (encode_into(msg, &rep) < 0) {
+    if (rk_reply_encode(msg, &rep) < 0) {
         nng_msg_free(msg);
         atomic_fetch_sub(&w->sh->inflight, 1);
         return;
@@ -375,7 +378,7 @@ static void serve_get(struct rk_worker *w, nng_msg *msg, const struct rk_msg *re
                          .val = r.val, .vlen = r.vlen, .has_val = true,
                          .version = r.version, .has_version = true,
                          .expiry_ms = r.expiry_ms, .has_expiry = r.expiry_ms != 0};
-    if (encode_into(msg, &rep) < 0) {
+    if (rk_reply_encode(msg, &rep) < 0) {
         nng_msg_free(msg);
         atomic_fetch_sub(&w->sh->inflight, 1);
         return;
@@ -417,7 +420,7 @@ static void serve_echo(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
     rk_proto_decode(copy, n, &rep);
     rep.flags = RK_MSG_REPLY;
     rep.status = RK_ST_OK;
-    int rc = encode_into(msg, &rep);
+    int rc = rk_reply_encode(msg, &rep);
     free(copy);
     if (rc < 0) {
         nng_msg_free(msg);
@@ -434,6 +437,18 @@ static void serve_admin(struct rk_worker *w, nng_msg *msg, const struct rk_msg *
     w->stats.other++;
     reply_status(w, msg, req->opcode, req->id, st, text ? text : "");
     free(text);
+}
+
+/* Membership requests go to the main loop, which owns the member table
+ * and answers them itself (rk_control_serve). */
+static void to_control(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    w->stats.other++;
+    if (!w->sh->control)
+        reply_status(w, msg, req->opcode, req->id, RK_ST_UNSUPPORTED,
+                     "membership is not served by this node");
+    else if (rk_mailbox_post(w->sh->control, msg) != 0)
+        reply_status(w, msg, req->opcode, req->id, RK_ST_BUSY, "control queue full; retry later");
 }
 
 /* Route one received request: answer what is malformed or over the limit,
@@ -466,6 +481,12 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
         break;
     case RK_OP_ECHO:
         serve_echo(w, msg, &req);
+        return;
+    case RK_OP_MEMBERS:
+    case RK_OP_JOIN:
+    case RK_OP_LEAVE:
+    case RK_OP_REMOVE:
+        to_control(w, msg, &req);
         return;
     default:
         serve_admin(w, msg, &req);

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "mailbox.h"
+#include "proto.h"
 #include "storage.h"
 
 #include <ev.h>
@@ -46,7 +47,20 @@ struct rk_shared {
     atomic_int log_level;
     atomic_bool stopping;      /* no new requests: answer UNAVAILABLE */
     atomic_uint rx_stopped;    /* workers that stopped receiving */
+    /* Membership: requests that need the member table (MEMBERS, JOIN,
+     * LEAVE, REMOVE) go to the main loop, which owns it; NULL = not served.
+     * The counts are published by the main loop after every change. */
+    struct rk_mailbox *control;
+    atomic_uint members_total, members_alive, members_seen;
 };
+
+/* Replace msg's body with the encoding of rep; msg keeps its routing
+ * header (raw rep). 0, or an error (msg unchanged). Any thread. */
+int rk_reply_encode(nng_msg *msg, const struct rk_msg *rep);
+
+/* Send a reply on the client socket; the request is then no longer in
+ * flight (sh->inflight drops by one). Frees msg if the client is gone. */
+void rk_reply_send(struct rk_shared *sh, nng_msg *msg);
 
 /* Create worker idx: its loop, mailbox and storage (opened in data_dir/
  * worker-<idx>). On failure returns an error with one line in err. Main

@@ -17,6 +17,7 @@ static const char *const texts[] = {
     [11] = "busy",
     [12] = "quorum not met",
     [13] = "timed out",
+    [14] = "refused",
 };
 
 const char *rk_strerror(int code)

@@ -1,7 +1,7 @@
 /* Client library against an in-process fake node: a rep0 socket on a
  * thread that answers each opcode in a fixed way (one stored key, canned
- * admin replies, a key that never gets an answer, a reply with the wrong
- * id). Checks results, error codes, error lines and timeouts. */
+ * admin replies, a REMOVE that wants FORCE, a key that never gets an
+ * answer, a reply with the wrong id). Checks results, error codes, error lines and timeouts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -98,6 +98,20 @@ static bool fake_answer(const struct rk_msg *req, struct rk_msg *rep)
         return true;
     case RK_OP_READY:
         fake_text(rep, RK_ST_UNAVAILABLE, "{\"ready\":false}");
+        return true;
+    case RK_OP_MEMBERS:
+        fake_text(rep, RK_ST_OK, "{}");
+        return true;
+    case RK_OP_JOIN: /* echoes the seed; the reply is encoded before req's buffer goes */
+        rep->text = req->key, rep->tlen = req->klen, rep->has_text = req->has_key;
+        return true;
+    case RK_OP_REMOVE:
+        if (!key_is(req, "n2"))
+            fake_text(rep, RK_ST_NOT_FOUND, "no member 'n9' (see kvctl members)");
+        else if (!req->has_force || req->force != 1)
+            fake_text(rep, RK_ST_REFUSED, "n2 is alive: remove only dead members, or use --force");
+        else
+            fake_text(rep, RK_ST_OK, "{\"message\":\"removed n2\"}");
         return true;
     default:
         fake_text(rep, RK_ST_UNSUPPORTED, NULL);
@@ -237,6 +251,39 @@ static void test_admin(void **state)
     rk_client_close(c);
 }
 
+/* The membership requests: KEY and FORCE go out as asked; REFUSED and
+ * NOT_FOUND come back as codes with the node's line. */
+static void test_admin_arg(void **state)
+{
+    struct rk_client *c = connect_fake();
+    char *json;
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_MEMBERS, NULL, false, &json), 0);
+    assert_string_equal(json, "{}");
+    assert_false(fk.last.has_key || fk.last.has_force);
+    free(json);
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_JOIN, "tcp://10.0.0.1:7402", false, &json), 0);
+    assert_string_equal(json, "tcp://10.0.0.1:7402");
+    free(json);
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_REMOVE, "n2", false, &json), RK_EREFUSED);
+    assert_int_equal(rk_client_last_status(c), RK_ST_REFUSED);
+    assert_non_null(strstr(rk_client_error(c), "n2 is alive"));
+    assert_false(fk.last.has_force);
+    free(json);
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_REMOVE, "n2", true, &json), 0);
+    assert_string_equal(json, "{\"message\":\"removed n2\"}");
+    assert_true(fk.last.has_force && fk.last.force == 1);
+    free(json);
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_REMOVE, "n9", true, &json), RK_ENOTFOUND);
+    assert_non_null(strstr(rk_client_error(c), "no member"));
+    free(json);
+    /* An argument where none belongs, or none where one is needed. */
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_LEAVE, "x", false, &json), RK_EINVAL);
+    assert_null(json);
+    assert_int_equal(rk_client_admin(c, RK_OP_REMOVE, &json), RK_EINVAL);
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_GET, "k", false, &json), RK_EINVAL);
+    rk_client_close(c);
+}
+
 static void test_no_answer_is_timeout(void **state)
 {
     struct rk_client *c = connect_fake();
@@ -314,7 +361,7 @@ int main(void)
         cmocka_unit_test(test_quorum_override),      cmocka_unit_test(test_admin),
         cmocka_unit_test(test_no_answer_is_timeout), cmocka_unit_test(test_unreachable_is_timeout),
         cmocka_unit_test(test_bad_address),          cmocka_unit_test(test_mismatched_reply),
-        cmocka_unit_test(test_generic_call),
+        cmocka_unit_test(test_generic_call),         cmocka_unit_test(test_admin_arg),
     };
     return cmocka_run_group_tests(tests, fake_start, fake_stop);
 }

@@ -313,28 +313,47 @@ static void test_remove_rules(void **state)
     merge(t, entry("b", 1, RK_MEMBER_SUSPECT, 0), 0);
     merge(t, entry("c", 1, RK_MEMBER_DEAD, 0), 0);
     merge(t, entry("d", 1, RK_MEMBER_LEAVING, 0), 0);
-    merge(t, entry("e", 1, RK_MEMBER_LEFT, 0), 0);
     size_t c[RK_MEMBER_NSTATES];
     rk_members_counts(t, c);
     assert_int_equal(c[RK_MEMBER_ALIVE], 2);
     assert_int_equal(c[RK_MEMBER_SUSPECT] + c[RK_MEMBER_DEAD] + c[RK_MEMBER_LEAVING], 3);
-    assert_int_equal(c[RK_MEMBER_LEFT], 1);
 
-    assert_int_equal(rk_members_remove(t, "a", false), RK_EBUSY);
-    assert_int_equal(rk_members_remove(t, "b", false), RK_EBUSY);
-    assert_int_equal(rk_members_remove(t, "d", false), RK_EBUSY);
-    assert_int_equal(rk_members_remove(t, "m", true), RK_EINVAL);
-    assert_int_equal(rk_members_remove(t, "zz", true), RK_ENOTFOUND);
-    assert_int_equal(rk_members_remove(t, "c", false), 0);
-    assert_int_equal(rk_members_remove(t, "e", false), 0);
-    assert_int_equal(rk_members_remove(t, "a", true), 0);
+    struct rk_member_event ev = {0};
+    assert_int_equal(rk_members_remove(t, "a", false, 10, NULL), RK_EBUSY);
+    assert_int_equal(rk_members_remove(t, "b", false, 10, NULL), RK_EBUSY);
+    assert_int_equal(rk_members_remove(t, "d", false, 10, NULL), RK_EBUSY);
+    assert_int_equal(rk_members_remove(t, "m", true, 10, NULL), RK_EINVAL);
+    assert_int_equal(rk_members_remove(t, "zz", true, 10, NULL), RK_ENOTFOUND);
+    assert_int_equal(rk_members_remove(t, "c", false, 10, &ev), 0);
+    assert_int_equal(ev.change, RK_MEMBER_STATE);
+    assert_int_equal(ev.from, RK_MEMBER_DEAD);
+    assert_int_equal(ev.to, RK_MEMBER_LEFT);
+    assert_int_equal(rk_members_remove(t, "a", true, 20, NULL), 0);
+    assert_int_equal(rk_members_find(t, "a")->state, RK_MEMBER_LEFT);
+    assert_int_equal(rk_members_find(t, "a")->incarnation, 1); /* removal spreads at its incarnation */
+
+    /* The verdict outranks what others say at that incarnation... */
+    assert_int_equal(merge(t, entry("c", 1, RK_MEMBER_DEAD, 5), 30), RK_MEMBER_NONE);
+    assert_int_equal(rk_members_find(t, "c")->state, RK_MEMBER_LEFT);
+    /* ...and another table adopts it by merge. */
+    struct rk_members *u = table("x", 1, 0);
+    merge(u, entry("c", 1, RK_MEMBER_DEAD, 0), 0);
+    assert_int_equal(merge(u, *rk_members_find(t, "c"), 40), RK_MEMBER_STATE);
+    assert_int_equal(rk_members_find(u, "c")->state, RK_MEMBER_LEFT);
+
+    /* Reaped once LEFT for the grace period; self never. */
+    assert_int_equal(rk_members_reap(t, 15, 10), 0);
+    assert_int_equal(rk_members_reap(t, 25, 10), 1); /* c, left at 10 */
+    assert_null(rk_members_find(t, "c"));
+    assert_int_equal(rk_members_reap(t, 30, 10), 1); /* a, left at 20 */
     assert_int_equal(t->n, 3);
     assert_string_equal(t->m[t->self].id, "m");
-    assert_null(rk_members_find(t, "a"));
     assert_non_null(rk_members_find(t, "b"));
-    rk_members_counts(t, c);
-    assert_int_equal(c[RK_MEMBER_ALIVE], 1);
-    assert_int_equal(c[RK_MEMBER_DEAD], 0);
+    /* Its departure gossiped again does not bring it back; its return does. */
+    assert_int_equal(merge(t, entry("c", 1, RK_MEMBER_LEFT, 0), 40), RK_MEMBER_NONE);
+    assert_null(rk_members_find(t, "c"));
+    assert_int_equal(merge(t, entry("c", 2, RK_MEMBER_ALIVE, 0), 50), RK_MEMBER_NEW);
+    free(u);
     free(t);
 }
 

@@ -502,7 +502,7 @@ static void test_unknown_tags_skipped(void **state)
     w_field(&w, 0, junk, 0);
     w_field(&w, 200, junk, 100);
     w_field(&w, RK_TAG_KEY, "key", 3);
-    w_field(&w, 9, junk, 3);
+    w_field(&w, 99, junk, 3);
     w_field(&w, 200, junk, 7); /* an unknown tag may repeat: it is not ours to judge */
     w_field(&w, RK_TAG_R, &r, 1);
     w_field(&w, 255, junk, 1);
@@ -525,7 +525,7 @@ static void test_unknown_tags_skipped(void **state)
 static void test_unknown_opcode_and_version(void **state)
 {
     (void)state;
-    const uint8_t ops[] = {0, 4, 15, 21, 128, 255};
+    const uint8_t ops[] = {0, 4, 15, 25, 128, 255};
     struct wire w;
     struct rk_msg m;
     for (size_t i = 0; i < sizeof(ops); i++) {
@@ -586,6 +586,7 @@ static const struct {
     {RK_ETIMEDOUT, RK_ST_TIMEOUT, "TIMEOUT"},
     {-EIO, RK_ST_INTERNAL, "INTERNAL"},
     {-ESHUTDOWN, RK_ST_UNAVAILABLE, "UNAVAILABLE"},
+    {RK_EREFUSED, RK_ST_REFUSED, "REFUSED"},
 };
 
 static void test_status_mapping(void **state)
@@ -603,9 +604,9 @@ static void test_status_mapping(void **state)
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
         assert_int_equal(rk_proto_status(other[i]), RK_ST_INTERNAL);
     /* A status from a newer peer. */
-    assert_int_equal(rk_proto_error((enum rk_status)13), -EIO);
+    assert_int_equal(rk_proto_error((enum rk_status)14), -EIO);
     assert_int_equal(rk_proto_error((enum rk_status)0xFFFF), -EIO);
-    assert_string_equal(rk_proto_status_name((enum rk_status)13), "UNKNOWN");
+    assert_string_equal(rk_proto_status_name((enum rk_status)14), "UNKNOWN");
     assert_string_equal(rk_proto_status_name((enum rk_status)0xFFFF), "UNKNOWN");
     assert_string_equal(rk_proto_status_name((enum rk_status) - 1), "UNKNOWN");
 }

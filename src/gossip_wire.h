@@ -1,0 +1,53 @@
+/* The gossip message: an envelope with the sender's cluster settings and
+ * table digest, then a member table (members.h wire format). Pure codec,
+ * no I/O; the decoder is a fuzz target (tests/fuzz/fuzz_gossip_wire.c).
+ *
+ * Version 1, integers little-endian:
+ *   magic u16 0x4752 ("RG" on the wire), version u8 (= 1), kind u8
+ *   partitions u32, replicas u32, name_len u8 (1..63), name bytes (no NUL)
+ *   digest u64   rk_members_digest() of the sender's table
+ *   table        rk_members_encode() bytes; the sender's own entry first
+ *
+ * Kinds: SURVEY carries the surveyor's whole table. An ANSWER carries the
+ * responder's whole table when its digest differs from the survey's, else
+ * only the responder's own entry (the surveyor already knows the rest).
+ * The settings travel in the clear so that a mismatch can be named
+ * ("cluster.partitions: theirs 128, ours 256"), not only detected.
+ */
+#ifndef RK_GOSSIP_WIRE_H
+#define RK_GOSSIP_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RK_GOSSIP_MAGIC 0x4752u
+#define RK_GOSSIP_VERSION 1u
+#define RK_GOSSIP_NAME_MAX 63
+#define RK_GOSSIP_HDR_MAX (2u + 1u + 1u + 4u + 4u + 1u + RK_GOSSIP_NAME_MAX + 8u)
+
+enum rk_gossip_kind { RK_GOSSIP_SURVEY = 0, RK_GOSSIP_ANSWER = 1 };
+
+struct rk_gossip_env {
+    uint8_t kind;
+    uint32_t partitions, replicas;
+    char name[RK_GOSSIP_NAME_MAX + 1]; /* NUL-terminated, non-empty */
+    uint64_t digest;
+};
+
+/* Writes the envelope to buf (>= RK_GOSSIP_HDR_MAX bytes); returns its
+ * length, or 0 if the name is empty or too long. */
+size_t rk_gossip_env_encode(const struct rk_gossip_env *e, uint8_t *buf);
+
+/* Reads an envelope from the start of buf; *used gets its length (the
+ * table starts there). 0, RK_EMALFORMED (short, bad magic or kind, bad
+ * name) or RK_EUNSUPPORTED (another version). */
+int rk_gossip_env_decode(const uint8_t *buf, size_t len, struct rk_gossip_env *e, size_t *used);
+
+/* Compares the cluster settings of two envelopes. NULL if they match, else
+ * the first differing setting's key ("cluster.name", "cluster.partitions",
+ * "cluster.replicas") with both values written to theirs / ours (each at
+ * least RK_GOSSIP_NAME_MAX + 1 bytes). */
+const char *rk_gossip_env_mismatch(const struct rk_gossip_env *their,
+                                   const struct rk_gossip_env *our, char *theirs, char *ours);
+
+#endif
