@@ -224,7 +224,12 @@ static void members_json(struct rk_shared *sh, const struct rk_gossip *g, struct
     }
     const struct rk_gossip_refusal *r;
     size_t nr = rk_gossip_refusals(g, &r);
-    jadd(b, "],\"refused\":[");
+    struct rk_gossip_stats gs;
+    rk_gossip_stats(g, &gs);
+    jadd(b, "],\"gossip\":{\"bytes_out\":%llu,\"bytes_in\":%llu,\"surveys\":%llu,"
+            "\"answers\":%llu,\"seen\":%zu},\"refused\":[",
+         (unsigned long long)gs.bytes_out, (unsigned long long)gs.bytes_in,
+         (unsigned long long)gs.surveys, (unsigned long long)gs.answers, rk_gossip_seen(g));
     for (size_t i = 0; i < nr; i++) {
         jadd(b, "%s{\"id\":", i ? "," : "");
         jstr(b, r[i].id);

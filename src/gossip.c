@@ -68,6 +68,7 @@ struct rk_gossip {
     int leave_step;            /* 0 none, 1 leaving, 2 left (done pending) */
     void (*leave_done)(void *);
     void *leave_arg;
+    struct rk_gossip_stats stats;
     uint8_t *buf;              /* MSG_MAX: encode buffer */
     struct rk_member *scratch; /* RK_MEMBERS_MAX: decode and encode lists */
 };
@@ -207,6 +208,7 @@ static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, ch
 {
     const uint8_t *p = nng_msg_body(msg);
     size_t len = nng_msg_len(msg), used, n = 0;
+    g->stats.bytes_in += len;
     int rc = rk_gossip_env_decode(p, len, env, &used);
     if (rc == 0)
         rc = rk_members_decode(p + used, len - used, g->scratch, RK_MEMBERS_MAX, &n);
@@ -263,9 +265,12 @@ static void answer(struct rk_gossip *g, nng_msg *msg)
     /* The reply keeps the request's header (pipe id and survey id): raw
      * mode routes it back by that. */
     nng_msg_clear(msg);
-    if (!body || nng_msg_append(msg, nng_msg_body(body), nng_msg_len(body)) != 0 ||
+    size_t len = body ? nng_msg_len(body) : 0;
+    if (!body || nng_msg_append(msg, nng_msg_body(body), len) != 0 ||
         nng_sendmsg(g->rs, msg, NNG_FLAG_NONBLOCK) != 0)
         nng_msg_free(msg);
+    else
+        g->stats.bytes_out += len;
     if (body)
         nng_msg_free(body);
 }
@@ -300,6 +305,7 @@ static void on_answers(struct ev_loop *loop, ev_io *io, int revents)
         }
         struct rk_gossip_env env;
         char from[RK_MEMBER_ID_MAX + 1] = "";
+        g->stats.answers++;
         if (take(g, msg, &env, from) == TAKEN) {
             uint64_t rtt_us = id == g->survey_id ? (rk_clock_mono_ns() - g->survey_ns) / 1000 : 0;
             rk_members_heard(&g->table, from, wall_ms(),
@@ -309,6 +315,18 @@ static void on_answers(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
+/* Peers the survey reaches: the members we dial that look reachable. */
+static size_t connected(const struct rk_gossip *g)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < g->table.n; i++)
+        if (i != g->table.self && (g->table.m[i].state == RK_MEMBER_ALIVE ||
+                                   g->table.m[i].state == RK_MEMBER_LEAVING ||
+                                   g->table.m[i].state == RK_MEMBER_SUSPECT))
+            k++;
+    return k;
+}
+
 static void send_survey(struct rk_gossip *g)
 {
     nng_msg *msg = encode(g, RK_GOSSIP_SURVEY, true);
@@ -316,9 +334,15 @@ static void send_survey(struct rk_gossip *g)
         return;
     g->survey_id = ((g->survey_id + 1) & ~SURVEY_FLAG) | SURVEY_FLAG;
     g->survey_ns = rk_clock_mono_ns();
+    size_t len = nng_msg_len(msg);
     if (nng_msg_header_append_u32(msg, g->survey_id) != 0 ||
-        nng_sendmsg(g->sv, msg, NNG_FLAG_NONBLOCK) != 0)
+        nng_sendmsg(g->sv, msg, NNG_FLAG_NONBLOCK) != 0) {
         nng_msg_free(msg);
+        return;
+    }
+    /* One survey goes to every connected peer: count each copy. */
+    g->stats.surveys++;
+    g->stats.bytes_out += len * connected(g);
 }
 
 /* ---- the interval ---- */
@@ -437,6 +461,11 @@ int rk_gossip_remove(struct rk_gossip *g, const char *id, bool force)
 const struct rk_members *rk_gossip_members(const struct rk_gossip *g)
 {
     return &g->table;
+}
+
+void rk_gossip_stats(const struct rk_gossip *g, struct rk_gossip_stats *out)
+{
+    *out = g->stats;
 }
 
 size_t rk_gossip_seen(const struct rk_gossip *g)

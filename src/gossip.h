@@ -70,6 +70,13 @@ const struct rk_members *rk_gossip_members(const struct rk_gossip *g);
  * measure of "the cluster is still forming" for readiness. */
 size_t rk_gossip_seen(const struct rk_gossip *g);
 
+/* Traffic since start (loop thread): payload bytes of gossip messages
+ * sent and received, surveys sent, answers received. */
+struct rk_gossip_stats {
+    uint64_t bytes_out, bytes_in, surveys, answers;
+};
+void rk_gossip_stats(const struct rk_gossip *g, struct rk_gossip_stats *out);
+
 /* Recent refusals (most recent first); returns how many, <= RK_GOSSIP_REFUSALS. */
 size_t rk_gossip_refusals(const struct rk_gossip *g, const struct rk_gossip_refusal **out);
 

@@ -876,6 +876,9 @@ static int admin_outcome(const struct rk_kvctl_opts *o, const struct cmd *cmd, s
     }
     print_admin(json, o->json, &w, parsed);
     bool no = rv != 0 || (probe && parsed && probe_says_no(&w));
+    const char *reason = parsed ? jw_get(&w, "reason") : NULL;
+    if (no && probe) /* scripts read the exit code; people read why */
+        rk_kvctl_err("%s: no: %s", cmd->name, reason ? reason : "the node says no");
     if (parsed)
         jw_free(&w);
     return no ? RK_EXIT_NO : RK_EXIT_OK;
