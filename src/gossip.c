@@ -363,6 +363,28 @@ static void log_lonely(struct rk_gossip *g)
                       "and that those nodes run)", list);
 }
 
+/* cluster.auto_remove_after: what an operator's `kvctl remove` would do
+ * once a member has been dead that long. Every node may decide it; the
+ * verdicts agree (LEFT at the member's incarnation). */
+static bool auto_remove(struct rk_gossip *g, uint64_t now)
+{
+    bool any = false;
+    for (size_t i = 0; g->o.auto_remove_ms && i < g->table.n; i++) {
+        const struct rk_member *e = &g->table.m[i];
+        if (e->state != RK_MEMBER_DEAD || now < e->state_since_ms ||
+            now - e->state_since_ms < g->o.auto_remove_ms)
+            continue;
+        char id[RK_MEMBER_ID_MAX + 1];
+        snprintf(id, sizeof(id), "%s", e->id);
+        if (rk_members_remove(&g->table, id, false, now, NULL) == 0) {
+            rk_warn("gossip", "removed member %s: dead for %llu s (cluster.auto_remove_after)", id,
+                    (unsigned long long)(g->o.auto_remove_ms / 1000));
+            any = true;
+        }
+    }
+    return any;
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
@@ -383,6 +405,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     bool publish = n > 0;
     for (size_t i = 0; i < n && i < 64; i++)
         log_event(&ev[i]);
+    if (auto_remove(g, now))
+        publish = true;
     /* Departed members stay visible (as left) for a while, then go. */
     size_t reaped = rk_members_reap(&g->table, now, 10 * g->o.dead_after_ms);
     if (reaped) {

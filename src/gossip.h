@@ -41,6 +41,7 @@ struct rk_gossip_opts {
     const char *const *seeds;     /* gossip addresses to dial at start */
     size_t nseeds;
     uint64_t interval_ms, suspect_after_ms, dead_after_ms;
+    uint64_t auto_remove_ms;      /* a member dead this long is removed; 0 = never */
     rk_gossip_change_cb *on_change; /* may be NULL */
     void *arg;
 };

@@ -149,7 +149,8 @@ static int start_gossip(struct server *s)
         .listen = c->listen_gossip, .self = me, .cluster_name = c->cluster_name,
         .partitions = c->partitions, .replicas = c->replicas, .seeds = seeds, .nseeds = c->nseeds,
         .interval_ms = c->gossip_interval_ms, .suspect_after_ms = c->suspect_after_ms,
-        .dead_after_ms = c->dead_after_ms, .on_change = on_members_changed, .arg = s};
+        .dead_after_ms = c->dead_after_ms, .auto_remove_ms = c->auto_remove_after_ms,
+        .on_change = on_members_changed, .arg = s};
     if (rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err)) < 0) {
         fatal("%s", err);
         return -1;

@@ -263,3 +263,14 @@ def test_sigterm_node_is_seen_dead_not_left(cluster):
     wait_converged(nodes)
     nodes[2].signal(signal.SIGHUP)  # a reload does not disturb membership
     wait_converged(nodes)
+
+
+def test_auto_remove_after(cluster):
+    cluster.overrides["cluster.auto_remove_after"] = "3s"
+    nodes = start_gossip_cluster(cluster, 3)
+    nodes[2].kill()
+    wait_for(lambda: all(state_of(n, nodes[2]) == "dead" for n in nodes[:2]),
+             DEAD_S + SLACK_S, "node-3 dead")
+    wait_for(lambda: all(state_of(n, nodes[2]) in ("left", None) for n in nodes[:2]),
+             3 + SLACK_S, "node-3 removed after cluster.auto_remove_after")
+    assert "cluster.auto_remove_after" in nodes[0].log() + nodes[1].log()
