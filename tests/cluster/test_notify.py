@@ -63,6 +63,9 @@ def test_notify_ready_watchdog_status_stopping(cluster, notify):
     assert r.rc == 0, f"READY=1 was sent but `kvctl health` says {r}"
     assert any("STATUS" in m[1] for m in notify.messages), \
         f"no STATUS= line before READY=1: {[m[2] for m in notify.messages]}"
+    # The serving status line leads with the membership: a node alone.
+    notify.read_until(lambda f: f.get("STATUS", "").startswith("1 members, 1 alive;"), 10,
+                      "a STATUS= line with the member counts")
 
     # WATCHDOG_USEC = 1 s: pings about every 0.5 s, so 3 arrive within ~2 s.
     t0 = time.monotonic()
