@@ -7,6 +7,7 @@ SIGSTOP window of the short-pause test, which is the thing under test.
 """
 
 import signal
+import threading
 import time
 
 from harness import last_json, wait_for
@@ -97,15 +98,24 @@ def test_short_pause_convicts_nobody(cluster):
     nodes = start_gossip_cluster(cluster, 3)
     paused = nodes[2]
     marks = [n.log_mark() for n in nodes[:2]]
+    # Half of suspect_after, the deliberate fault window, timed by its own
+    # thread so slow polls cannot stretch it.
+    resumed = threading.Event()
+
+    def window():
+        time.sleep(SUSPECT_S / 2)
+        paused.resume()
+        resumed.set()
+
     paused.pause()
+    t = threading.Thread(target=window)
+    t.start()
     try:
-        # Half of suspect_after: the deliberate fault window.
-        end = time.monotonic() + SUSPECT_S / 2
-        while time.monotonic() < end:
+        while not resumed.is_set():
             for n in nodes[:2]:
                 assert state_of(n, paused) != "dead"
     finally:
-        paused.resume()
+        t.join()
     wait_converged(nodes)
     for n, mark in zip(nodes[:2], marks):
         assert not any("node-3: " in line and "-> dead" in line for line in n.log_lines(mark))
