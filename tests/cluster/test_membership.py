@@ -284,3 +284,18 @@ def test_auto_remove_after(cluster):
     wait_for(lambda: all(state_of(n, nodes[2]) in ("left", None) for n in nodes[:2]),
              3 + SLACK_S, "node-3 removed after cluster.auto_remove_after")
     assert "cluster.auto_remove_after" in nodes[0].log() + nodes[1].log()
+
+
+def test_unreachable_seed_is_retried_and_logged(cluster):
+    cluster.overrides.update(GOSSIP)
+    a = cluster.add_node()
+    b = cluster.add_node()  # configured as a seed, started late
+    a.overrides["cluster.seeds"] = [b.gossip_addr]
+    b.overrides["cluster.seeds"] = [b.gossip_addr]
+    a.start()
+    line = a.wait_log("no peer has answered yet", timeout=SLACK_S)
+    assert b.gossip_addr in line, line
+    assert a.kvctl("ready").rc == 0  # still forming: ready without peers
+    b.start()
+    wait_converged([a, b])
+    assert "reached the cluster through node-2" in a.run_log()
