@@ -1,0 +1,58 @@
+/* Hybrid logical clock (see hlc.h): a compare-and-swap loop on one 64-bit
+ * word; the wall clock only ever raises it. */
+#include "hlc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define WARN_EVERY_MS 60000
+
+void rk_hlc_init(struct rk_hlc *h, uint64_t max_skew_ms)
+{
+    atomic_init(&h->last, 0);
+    h->max_skew_ms = max_skew_ms;
+    atomic_init(&h->backwards, 0);
+    atomic_init(&h->refused, 0);
+    atomic_init(&h->warned_ms, 0);
+}
+
+/* The wall clock is behind versions we already issued: keep counting up
+ * from them, and say so (once a minute) since every version now runs ahead
+ * of real time. */
+static void behind(struct rk_hlc *h, uint64_t wall_ms, uint64_t last)
+{
+    atomic_fetch_add(&h->backwards, 1);
+    uint64_t prev = atomic_load(&h->warned_ms);
+    if (wall_ms - prev < WARN_EVERY_MS && prev <= wall_ms)
+        return;
+    if (!atomic_compare_exchange_strong(&h->warned_ms, &prev, wall_ms))
+        return;
+    rk_warn("hlc", "wall clock is %llu ms behind the latest version; versions keep counting "
+                   "from it (check NTP)",
+            (unsigned long long)(RK_HLC_MS(last) - wall_ms));
+}
+
+uint64_t rk_hlc_now(struct rk_hlc *h, uint64_t wall_ms)
+{
+    uint64_t pt = wall_ms << RK_HLC_LOGICAL_BITS;
+    uint64_t last = atomic_load(&h->last), v;
+    do {
+        v = pt > last ? pt : last + 1;
+    } while (!atomic_compare_exchange_weak(&h->last, &last, v));
+    /* More than a second behind is a clock step, not two threads racing
+     * within one millisecond. */
+    if (pt <= last && RK_HLC_MS(last) > wall_ms + 1000)
+        behind(h, wall_ms, last);
+    return v;
+}
+
+int rk_hlc_observe(struct rk_hlc *h, uint64_t version, uint64_t wall_ms)
+{
+    if (RK_HLC_MS(version) > wall_ms + h->max_skew_ms) {
+        atomic_fetch_add(&h->refused, 1);
+        return RK_EREFUSED;
+    }
+    uint64_t last = atomic_load(&h->last);
+    while (version > last && !atomic_compare_exchange_weak(&h->last, &last, version))
+        ;
+    return 0;
+}
