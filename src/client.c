@@ -3,6 +3,7 @@
  * timeout that names the address, and nng keeps redialling in the meantime.
  * Pipe notifications tell "never connected" from "connected, no answer". */
 #include "client.h"
+#include "nng_close.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
  * but back off to at most 1 s against a node that stays down. */
 #define RECONN_MIN_MS 100
 #define RECONN_MAX_MS 1000
+#define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
 
 struct rk_client {
     nng_socket sock;
@@ -148,8 +150,10 @@ void rk_client_close(struct rk_client *c)
 {
     if (c == NULL)
         return;
-    if (c->sock_open)
-        nng_close(c->sock);
+    /* A close stuck in nng (nng_close.h) may still call pipe_event with c
+     * later: then c is left allocated rather than freed under it. */
+    if (c->sock_open && !rk_nng_close_bounded(c->sock, CLOSE_LIMIT_MS, "client"))
+        return;
     if (c->reply != NULL)
         nng_msg_free(c->reply);
     free(c->addr);

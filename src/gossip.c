@@ -62,7 +62,7 @@ struct rk_gossip {
     size_t nseeds;
     size_t seen;
     bool reached;              /* some peer has answered or surveyed us */
-    uint64_t start_ms, lonely_log_ms, malformed_log_ms;
+    uint64_t start_ms, lonely_log_ms, malformed_log_ms, lag_log_ms, lags;
     struct rk_gossip_refusal refused[RK_GOSSIP_REFUSALS]; /* most recent first */
     size_t nrefused;
     int leave_step;            /* 0 none, 1 leaving, 2 left (done pending) */
@@ -385,6 +385,20 @@ static bool auto_remove(struct rk_gossip *g, uint64_t now)
     return any;
 }
 
+/* Our loop ran late (paused, overloaded): say so, at most once a minute. */
+static void log_lag(struct rk_gossip *g, uint64_t lag_ms)
+{
+    uint64_t now = wall_ms();
+    g->lags++;
+    if (now - g->lag_log_ms < LOG_EVERY_MS)
+        return;
+    rk_warn("gossip", "this node's loop ran %llu ms late (%llu late runs since the last such "
+                      "line); not counting that time against peers",
+            (unsigned long long)lag_ms, (unsigned long long)g->lags);
+    g->lag_log_ms = now;
+    g->lags = 0;
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
@@ -394,8 +408,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
      * silence of the others (Lifeguard). */
     uint64_t lag_ms = now_ns > g->due_ns + interval_ns / 2 ? (now_ns - g->due_ns) / 1000000 : 0;
     if (lag_ms)
-        rk_warn("gossip", "this node's loop ran %llu ms late; not counting that time against "
-                          "peers", (unsigned long long)lag_ms);
+        log_lag(g, lag_ms);
     g->due_ns = now_ns + interval_ns;
     struct rk_member_event ev[64];
     size_t n = 0;
@@ -606,10 +619,12 @@ int rk_gossip_start(struct rk_gossip **out, struct ev_loop *loop, const struct r
     if (g->ndials == 0)
         g->reached = true; /* only ourselves to reach: a cluster of one */
     g->survey_id = nng_random() | SURVEY_FLAG; /* distinct across restarts */
+    /* The first survey goes out at once: a joining node learns the
+     * cluster one interval sooner. */
     double iv = (double)o->interval_ms / 1000.0;
-    ev_timer_init(&g->tick, on_tick, iv, iv);
+    ev_timer_init(&g->tick, on_tick, 0.0, iv);
     g->tick.data = g;
-    g->due_ns = rk_clock_mono_ns() + o->interval_ms * 1000000;
+    g->due_ns = rk_clock_mono_ns();
     ev_timer_start(loop, &g->tick);
     *out = g;
     return 0;
