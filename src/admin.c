@@ -75,6 +75,11 @@ static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
         rk_worker_stats(sh->workers[i], &s);
         t->puts += s.puts, t->gets += s.gets, t->dels += s.dels, t->other += s.other;
         t->busy += s.busy, t->errors += s.errors, t->forwarded += s.forwarded;
+        t->replica_writes += s.replica_writes, t->replica_reads += s.replica_reads;
+        struct rk_coord_stats *x = &t->coord, *y = &s.coord;
+        x->coordinated += y->coordinated, x->quorum_failed += y->quorum_failed;
+        x->replica_timeouts += y->replica_timeouts, x->replica_errors += y->replica_errors;
+        x->replicas_down += y->replicas_down, x->read_repairs += y->read_repairs;
         struct rk_storage_stats *a = &t->storage, *b = &s.storage;
         a->keys += b->keys, a->tombstones += b->tombstones, a->segments += b->segments;
         a->disk_bytes += b->disk_bytes, a->raw_bytes += b->raw_bytes;
@@ -123,6 +128,17 @@ static void stats_json(struct rk_shared *sh, struct jbuf *b)
          (unsigned long long)t.puts, (unsigned long long)t.gets, (unsigned long long)t.dels,
          (unsigned long long)t.other, (unsigned long long)t.busy, (unsigned long long)t.errors,
          (unsigned long long)t.forwarded, atomic_load(&sh->inflight));
+    const struct rk_coord_stats *co = &t.coord;
+    jadd(b, "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"
+            "\"replica_timeouts\":%llu,\"replica_errors\":%llu,\"replicas_down\":%llu,"
+            "\"read_repairs\":%llu,\"replica_writes\":%llu,\"replica_reads\":%llu,"
+            "\"clock_refused\":%llu,\"clock_backwards\":%llu},",
+         (unsigned long long)co->coordinated, (unsigned long long)co->quorum_failed,
+         (unsigned long long)co->replica_timeouts, (unsigned long long)co->replica_errors,
+         (unsigned long long)co->replicas_down, (unsigned long long)co->read_repairs,
+         (unsigned long long)t.replica_writes, (unsigned long long)t.replica_reads,
+         (unsigned long long)atomic_load(&sh->hlc.refused),
+         (unsigned long long)atomic_load(&sh->hlc.backwards));
     jadd(b, "\"storage\":{\"keys\":%llu,\"tombstones\":%llu,\"segments\":%llu,"
             "\"disk_bytes\":%llu,\"raw_bytes\":%llu,\"compression_ratio\":%.2f,"
             "\"live_bytes\":%llu,\"dead_bytes\":%llu,\"index_bytes\":%llu,\"cache_bytes\":%llu,"
@@ -268,11 +284,79 @@ char *rk_admin_message(const char *fmt, ...)
     return b.p;
 }
 
-enum rk_status rk_admin_reply(struct rk_shared *sh, uint8_t op, char **text)
+static const char *state_of(const struct rk_view *v, const char *id)
+{
+    const struct rk_view_member *m = rk_view_find(v, id);
+    return m ? rk_member_state_name(m->state) : "?";
+}
+
+/* LOCATE: the key's partition and preference list, with each member's
+ * health as this node sees it. */
+static enum rk_status locate_json(struct rk_shared *sh, const struct rk_msg *req, struct jbuf *b)
+{
+    if (!req->has_key || req->klen == 0) {
+        jadd(b, "locate: give a KEY");
+        return RK_ST_MALFORMED;
+    }
+    struct rk_view *v = rk_view_acquire(&sh->views);
+    if (!v) {
+        jadd(b, "no cluster view yet; retry");
+        return RK_ST_UNAVAILABLE;
+    }
+    uint32_t part = rk_ring_partition_of(req->key, req->klen, sh->partitions);
+    const char *ids[RK_RING_REPLICAS_MAX];
+    size_t n = rk_ring_preference(v->ring, part, ids, RK_RING_REPLICAS_MAX);
+    char *key = strndup((const char *)req->key, req->klen);
+    jadd(b, "{\"key\":");
+    jstr(b, key ? key : "");
+    free(key);
+    jadd(b, ",\"partition\":%u,\"replicas\":%u,\"preference\":[", part, sh->cfg.replicas);
+    for (size_t i = 0; i < n; i++) {
+        const struct rk_view_member *m = rk_view_find(v, ids[i]);
+        jadd(b, "%s{\"node\":", i ? "," : "");
+        jstr(b, ids[i]);
+        jadd(b, ",\"state\":\"%s\",\"peer\":", state_of(v, ids[i]));
+        jstr(b, m ? m->peer_addr : "");
+        jadd(b, "}");
+    }
+    jadd(b, "]}");
+    rk_view_release(v);
+    return RK_ST_OK;
+}
+
+/* RING: partitions per member (first in the list / anywhere in it). */
+static enum rk_status ring_json(struct rk_shared *sh, struct jbuf *b)
+{
+    struct rk_view *v = rk_view_acquire(&sh->views);
+    if (!v) {
+        jadd(b, "no cluster view yet; retry");
+        return RK_ST_UNAVAILABLE;
+    }
+    const struct rk_ring *r = v->ring;
+    jadd(b, "{\"partitions\":%u,\"replicas\":%u,\"digest\":\"%016llx\",\"members\":[",
+         rk_ring_partitions(r), rk_ring_replicas(r), (unsigned long long)rk_ring_digest(r));
+    for (size_t i = 0; i < rk_ring_members(r); i++) {
+        uint32_t primary, replica;
+        const char *id = rk_ring_member_id(r, i);
+        rk_ring_counts(r, i, &primary, &replica);
+        jadd(b, "%s{\"node\":", i ? "," : "");
+        jstr(b, id);
+        jadd(b, ",\"state\":\"%s\",\"primary\":%u,\"replica\":%u}", state_of(v, id), primary,
+             replica);
+    }
+    jadd(b, "]}");
+    rk_view_release(v);
+    return RK_ST_OK;
+}
+
+enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, char **text)
 {
     struct jbuf b = {0};
     enum rk_status st = RK_ST_OK;
+    uint8_t op = req->opcode;
     switch (op) {
+    case RK_OP_LOCATE: st = locate_json(sh, req, &b); break;
+    case RK_OP_RING: st = ring_json(sh, &b); break;
     case RK_OP_STATUS: status_json(sh, &b); break;
     case RK_OP_STATS: stats_json(sh, &b); break;
     case RK_OP_HEALTH: st = health_json(sh, &b); break;

@@ -8,11 +8,11 @@
 #include "proto.h"
 #include "worker.h"
 
-/* Build the JSON reply for op into *text (malloc'd, caller frees). Returns
+/* Build the JSON reply for req (STATUS, STATS, HEALTH, READY, LOCATE, RING) into *text (malloc'd, caller frees). Returns
  * the reply status: OK, or UNAVAILABLE when a probe says no (HEALTH: a
  * worker loop has stalled; READY: not ready), or UNSUPPORTED for an opcode
  * this node does not serve. Any thread. */
-enum rk_status rk_admin_reply(struct rk_shared *sh, uint8_t op, char **text);
+enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, char **text);
 
 /* The MEMBERS reply: the member table and recent refusals as one JSON
  * object (malloc'd; NULL if out of memory). The gossip loop's thread. */

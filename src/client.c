@@ -371,19 +371,48 @@ int rk_client_put(struct rk_client *c, const void *key, size_t klen, const void 
     return rv;
 }
 
+/* A malloc'd NUL-terminated copy of n bytes at p (the NUL not counted), or
+ * NULL with the error line set. what names the bytes for that line. */
+static char *dup_bytes(struct rk_client *c, const void *p, size_t n, const char *what)
+{
+    char *copy = malloc(n + 1);
+    if (copy == NULL) {
+        seterr(c, "out of memory for a %zu-byte %s", n, what);
+        return NULL;
+    }
+    if (n > 0)
+        memcpy(copy, p, n);
+    copy[n] = '\0';
+    return copy;
+}
+
 int rk_client_get(struct rk_client *c, const void *key, size_t klen, void **val, size_t *vlen,
                   uint64_t *version, uint64_t *expiry_ms)
+{
+    return rk_client_get_ex(c, key, klen, false, val, vlen, version, expiry_ms, NULL);
+}
+
+int rk_client_get_ex(struct rk_client *c, const void *key, size_t klen, bool trace, void **val,
+                     size_t *vlen, uint64_t *version, uint64_t *expiry_ms, char **text)
 {
     struct rk_msg m = {.opcode = RK_OP_GET, .key = key, .klen = (uint32_t)klen, .has_key = true};
     struct rk_msg rep;
     *val = NULL;
     *vlen = 0;
+    if (text != NULL)
+        *text = NULL;
     int rv = check_len(c, klen, 0);
     if (rv != 0)
         return rv;
     m.r = c->r;
     m.has_r = c->r > 0;
+    m.trace = 1;
+    m.has_trace = trace;
     rv = rk_client_call(c, &m, &rep);
+    if (rv != 0 && rk_client_last_status(c) == RK_ST_OK)
+        return rv; /* transport error: no reply to look at */
+    if (text != NULL && rep.has_text && (*text = dup_bytes(c, rep.text, rep.tlen, "trace")) == NULL)
+        return -ENOMEM;
     if (rv != 0)
         return rv;
     if (!rep.has_val) {
@@ -391,15 +420,8 @@ int rk_client_get(struct rk_client *c, const void *key, size_t klen, void **val,
                c->addr);
         return -EPROTO;
     }
-    char *copy = malloc((size_t)rep.vlen + 1);
-    if (copy == NULL) {
-        seterr(c, "out of memory for a %u-byte value", rep.vlen);
+    if ((*val = dup_bytes(c, rep.val, rep.vlen, "value")) == NULL)
         return -ENOMEM;
-    }
-    if (rep.vlen > 0)
-        memcpy(copy, rep.val, rep.vlen);
-    copy[rep.vlen] = '\0';
-    *val = copy;
     *vlen = rep.vlen;
     if (version != NULL)
         *version = rep.has_version ? rep.version : 0;
@@ -426,7 +448,7 @@ int rk_client_del(struct rk_client *c, const void *key, size_t klen, uint64_t *v
 /* Admin opcodes, and whether each takes an argument (KEY). */
 static bool admin_op(enum rk_op op, bool *needs_arg)
 {
-    *needs_arg = op == RK_OP_JOIN || op == RK_OP_REMOVE;
+    *needs_arg = op == RK_OP_JOIN || op == RK_OP_REMOVE || op == RK_OP_LOCATE;
     switch (op) {
     case RK_OP_STATUS:
     case RK_OP_STATS:
@@ -436,6 +458,8 @@ static bool admin_op(enum rk_op op, bool *needs_arg)
     case RK_OP_JOIN:
     case RK_OP_LEAVE:
     case RK_OP_REMOVE:
+    case RK_OP_LOCATE:
+    case RK_OP_RING:
         return true;
     default:
         return false;
@@ -472,14 +496,8 @@ int rk_client_admin_arg(struct rk_client *c, enum rk_op op, const char *arg, boo
     size_t n = rep.has_text ? rep.tlen : (text != NULL ? strlen(text) : 0);
     if (text == NULL)
         return rv;
-    *json = malloc(n + 1);
-    if (*json == NULL) {
-        seterr(c, "out of memory for a %zu-byte reply", n);
-        return -ENOMEM;
-    }
-    memcpy(*json, text, n);
-    (*json)[n] = '\0';
-    return rv;
+    *json = dup_bytes(c, text, n, "reply");
+    return *json != NULL ? rv : -ENOMEM;
 }
 
 int rk_client_admin(struct rk_client *c, enum rk_op op, char **json)

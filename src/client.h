@@ -56,17 +56,31 @@ int rk_client_put(struct rk_client *c, const void *key, size_t klen, const void 
 /* Read key. On success *val is a malloc'd copy of the value, NUL-terminated
  * for convenience (the NUL is not counted in *vlen); the caller frees it.
  * *version and *expiry_ms (0 = no expiry; absolute wall-clock ms) may be
- * NULL. An absent, deleted or expired key is RK_ENOTFOUND and *val = NULL. */
+ * NULL. An absent, deleted or expired key is RK_ENOTFOUND and *val = NULL.
+ * rk_client_get_ex(c, key, klen, false, val, vlen, version, expiry_ms,
+ * NULL). */
 int rk_client_get(struct rk_client *c, const void *key, size_t klen, void **val, size_t *vlen,
                   uint64_t *version, uint64_t *expiry_ms);
+
+/* rk_client_get, optionally traced. trace sends TRACE = 1: the node then
+ * describes in the reply's TEXT which replicas it asked and what each
+ * answered (one JSON object, see proto.h); a node without tracing ignores
+ * the field and sends no TEXT. text may be NULL; otherwise *text is a
+ * malloc'd NUL-terminated copy of the reply's TEXT if the reply carried
+ * one, else NULL, whatever the return code (a NOT_FOUND reply carries the
+ * trace too; another non-OK status carries an error line); the caller
+ * frees it. A transport error leaves *text NULL. */
+int rk_client_get_ex(struct rk_client *c, const void *key, size_t klen, bool trace, void **val,
+                     size_t *vlen, uint64_t *version, uint64_t *expiry_ms, char **text);
 
 /* Delete key (writes a tombstone). *version (may be NULL) is the
  * tombstone's version. Deleting an absent key is not an error. */
 int rk_client_del(struct rk_client *c, const void *key, size_t klen, uint64_t *version);
 
 /* Admin request op: RK_OP_STATUS, RK_OP_STATS, RK_OP_HEALTH, RK_OP_READY,
- * RK_OP_MEMBERS, RK_OP_LEAVE (arg NULL) or RK_OP_JOIN (arg = a seed's
- * gossip address), RK_OP_REMOVE (arg = a node id). arg goes out as KEY;
+ * RK_OP_MEMBERS, RK_OP_LEAVE, RK_OP_RING (arg NULL) or RK_OP_JOIN (arg = a
+ * seed's gossip address), RK_OP_REMOVE (arg = a node id), RK_OP_LOCATE
+ * (arg = a key; its bytes up to the NUL). arg goes out as KEY;
  * force sends FORCE = 1 (REMOVE: take out a member that is not dead). Any
  * other op, or arg NULL where one is needed or given where none is, is
  * RK_EINVAL. On success *json is a malloc'd NUL-terminated copy of the

@@ -89,6 +89,8 @@ static const struct key keys[] = {
     {ROW("cluster.expect_nodes", K_UINT, expect_nodes, "3"), .min = 1, .max = 65536},
     {ROW("cluster.auto_remove_after", K_DUR, auto_remove_after_ms, "0s"), .min = 0,
      .max = 30 * 24 * HOUR},
+    {ROW("cluster.request_timeout", K_DUR, request_timeout_ms, "1s"), .min = 10, .max = MIN},
+    {ROW("cluster.max_clock_skew", K_DUR, max_clock_skew_ms, "500ms"), .min = 1, .max = HOUR},
     {ROW("gossip.interval", K_DUR, gossip_interval_ms, "1s"), .min = 10, .max = MIN},
     {ROW("gossip.suspect_after", K_DUR, suspect_after_ms, "3s"), .min = 10, .max = HOUR},
     {ROW("gossip.dead_after", K_DUR, dead_after_ms, "10s"), .min = 10, .max = 24 * HOUR},

@@ -36,6 +36,8 @@ struct rk_config {
     uint32_t write_quorum;   /* 2; 1..replicas */
     uint32_t expect_nodes;   /* 3 */
     uint64_t auto_remove_after_ms; /* 0 = off */
+    uint64_t request_timeout_ms;   /* 1000: a replica that has not answered by then failed */
+    uint64_t max_clock_skew_ms;    /* 500: peer versions further ahead are refused */
     /* [gossip] */
     uint64_t gossip_interval_ms; /* 1000 */
     uint64_t suspect_after_ms;   /* 3000 */

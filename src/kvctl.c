@@ -2,10 +2,11 @@
  * runs one request through the client library and maps the outcome to an
  * exit code and at most one error line on stderr. Admin replies (JSON in
  * TEXT) are printed as aligned "key: value" lines by a small JSON walker,
- * or passed through with --json; `members` builds its table from the same
- * walker's lines. `kvctl bench` lives in bench.c. */
+ * or passed through with --json; `members`, `locate` and `ring` build their
+ * listings from the same walker's lines. `kvctl bench` lives in bench.c. */
 #include "bench.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -25,7 +26,8 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  put KEY VALUE [--ttl DUR]  store VALUE under KEY; VALUE \"-\" reads stdin (binary-safe)\n"
-    "  get KEY                    print the value (raw bytes, no newline added)\n"
+    "  get KEY                    print the value (raw bytes, no newline added);\n"
+    "                             --json adds which replicas answered what\n"
     "  del KEY                    delete KEY\n"
     "  status | stats             node status / statistics\n"
     "  health | ready             probes: exit 0 yes, 1 no\n"
@@ -33,8 +35,10 @@ static const char usage_text[] =
     "  join SEED_ADDR             join the cluster through a member's gossip address\n"
     "  leave                      announce the node's departure, then stop it\n"
     "  remove NODE_ID [--force]   take a dead member out (--force: whatever its state)\n"
+    "  locate KEY                 KEY's partition and its preference list of nodes\n"
+    "  ring                       partitions per member, ring size and digest\n"
     "  bench [OPTIONS]            load generator (see kvctl bench --help)\n"
-    "  (locate, ring, ae, repair: not in this version)\n"
+    "  (ae, repair: not in this version)\n"
     "\n"
     "options (before or after COMMAND):\n"
     "  -a ADDR        node address (default $KVCTL_ADDR, else " DEFAULT_ADDR ")\n"
@@ -615,6 +619,33 @@ static long jw_array_len(const struct jwalk *w, const char *name)
     return len;
 }
 
+/* The raw text [*a, *b) of the top-level member name of the JSON object
+ * json, which flatten_json has accepted. False if there is no such member. */
+static bool jw_raw(const char *json, const char *name, size_t *a, size_t *b)
+{
+    struct jwalk w = {.s = json, .n = strlen(json), .depth = 1};
+    bool found = false;
+    if (!jw_peek(&w, '{'))
+        return false;
+    w.i++;
+    while (!found && !jw_peek(&w, '}')) {
+        struct sbuf key = {0};
+        if (jw_peek(&w, ','))
+            w.i++;
+        bool ok = jw_name(&w, "", '}', 0, &key);
+        jw_ws(&w);
+        *a = w.i;
+        ok = ok && jw_member(&w, ""); /* skips the value; its lines go with w */
+        *b = w.i;
+        found = ok && strcmp(key.p, name) == 0;
+        free(key.p);
+        if (!ok)
+            break;
+    }
+    jw_free(&w);
+    return found;
+}
+
 /* Print an admin reply: one compact line with --json, else aligned
  * "key: value" lines. Text that is not a JSON object prints as is. */
 static void print_admin(const char *json, bool as_json, const struct jwalk *w, bool parsed)
@@ -771,15 +802,23 @@ static int cmd_put(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct 
     return rk_kvctl_exit_code(rv);
 }
 
-static void print_get_json(const char *key, const char *val, size_t vlen, uint64_t version,
-                           uint64_t expiry)
+/* '{"key":' and the key (plus "key_base64" if it is not UTF-8), no brace
+ * closing: the caller adds its fields. */
+static void print_json_key(const char *key)
 {
     fputs("{\"key\":", stdout);
-    bool key_ok = rk_kvctl_json_string(stdout, key, strlen(key));
-    if (!key_ok) {
+    if (!rk_kvctl_json_string(stdout, key, strlen(key))) {
         fputs(",\"key_base64\":", stdout);
         base64_string(stdout, (const uint8_t *)key, strlen(key));
     }
+}
+
+/* trace_fields is "" or the ',"coordinator":..,"replicas":..' of the node's
+ * trace (get_trace). */
+static void print_get_json(const char *key, const char *val, size_t vlen, uint64_t version,
+                           uint64_t expiry, const char *trace_fields)
+{
+    print_json_key(key);
     fputs(",\"value\":", stdout);
     if (!rk_kvctl_json_string(stdout, val, vlen)) {
         fputs(",\"value_base64\":", stdout);
@@ -787,9 +826,41 @@ static void print_get_json(const char *key, const char *val, size_t vlen, uint64
     }
     printf(",\"version\":%llu,\"expiry_ms\":", (unsigned long long)version);
     if (expiry != 0)
-        printf("%llu}\n", (unsigned long long)expiry);
+        printf("%llu", (unsigned long long)expiry);
     else
-        fputs("null}\n", stdout);
+        fputs("null", stdout);
+    printf("%s}\n", trace_fields);
+}
+
+/* The "coordinator" and "replicas" members of a GET trace (the reply's TEXT,
+ * or NULL), each as ',"name":' and its JSON text as the node wrote it,
+ * compacted, into out; members it lacks are left out. A trace that is not a
+ * JSON object adds nothing: on an OK reply that is worth a warning (a
+ * NOT_FOUND reply from an older node may carry a plain line instead). */
+static void get_trace(const char *key, const char *trace, bool ok, struct sbuf *out)
+{
+    static const char *const names[] = {"coordinator", "replicas"};
+    char kb[256];
+    struct jwalk w;
+    size_t a, b;
+    sb_putn(out, "", 0);
+    if (trace == NULL)
+        return;
+    if (!flatten_json(trace, &w)) {
+        if (ok)
+            rk_kvctl_err("get %s: the node's trace is not a JSON object; printed without it",
+                         show_key(key, kb, sizeof kb));
+        return;
+    }
+    jw_free(&w);
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (!jw_raw(trace, names[k], &a, &b))
+            continue;
+        sb_putn(out, ",\"", 2);
+        sb_putn(out, names[k], strlen(names[k]));
+        sb_putn(out, "\":", 2);
+        jw_compact(trace, a, b, out);
+    }
 }
 
 /* stdout is closed, full or a broken pipe: the value did not get out. */
@@ -801,6 +872,21 @@ static int write_failed(const char *what, const char *key)
     return RK_EXIT_USAGE;
 }
 
+/* Not found: the line on stderr and, with --json and a trace that names the
+ * replicas asked, {"key":..,"found":false,"coordinator":..,"replicas":..}
+ * on stdout so that scripts see which replicas answered missing. */
+static void get_not_found(const char *key, const char *trace_fields)
+{
+    char kb[256];
+    rk_kvctl_err("get %s: not found", show_key(key, kb, sizeof kb));
+    if (trace_fields[0] == '\0')
+        return;
+    print_json_key(key);
+    printf(",\"found\":false%s}\n", trace_fields);
+}
+
+/* get KEY. With --json the request asks for a trace (TRACE = 1): its
+ * coordinator and replicas join the printed object. */
 static int cmd_get(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
 {
     char kb[256];
@@ -808,20 +894,26 @@ static int cmd_get(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct 
     void *val;
     size_t vlen;
     uint64_t version, expiry;
+    char *trace = NULL;
+    struct sbuf fields = {0};
     int code = RK_EXIT_OK;
     struct rk_client *c = open_client(o, "get", &code);
     if (c == NULL)
         return code;
-    int rv = rk_client_get(c, key, strlen(key), &val, &vlen, &version, &expiry);
+    int rv = rk_client_get_ex(c, key, strlen(key), o->json, &val, &vlen, &version, &expiry,
+                              o->json ? &trace : NULL);
+    get_trace(key, trace, rv == 0, &fields);
     if (rv == RK_ENOTFOUND)
-        rk_kvctl_err("get %s: not found", show_key(key, kb, sizeof kb));
+        get_not_found(key, fields.p);
     else if (rv != 0)
         rk_kvctl_err("get %s: %s", show_key(key, kb, sizeof kb), rk_client_error(c));
     else if (o->json)
-        print_get_json(key, val, vlen, version, expiry);
+        print_get_json(key, val, vlen, version, expiry, fields.p);
     else if (fwrite(val, 1, vlen, stdout) != vlen || fflush(stdout) != 0)
         code = write_failed("get", key);
     rk_client_close(c);
+    free(fields.p);
+    free(trace);
     if (rv == 0)
         free(val);
     return rv != 0 ? rk_kvctl_exit_code(rv) : code;
@@ -898,7 +990,7 @@ static int cmd_admin(const struct rk_kvctl_opts *o, const struct cmd *cmd, struc
     return code;
 }
 
-/* ---- membership: members, join, leave, remove ---- */
+/* ---- membership and placement: members, join, leave, remove, locate, ring ---- */
 
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -975,13 +1067,14 @@ enum { M_ID, M_STATE, M_INC, M_HEARD, M_RTT, M_CONFIG, M_CLIENT, M_GOSSIP, M_COL
 static const char *const member_head[M_COLS] = {"ID",  "STATE",  "INC",    "LAST-HEARD",
                                                 "RTT", "CONFIG", "CLIENT", "GOSSIP"};
 
-/* The member table in w: 0 or more members, each with an id and a state
- * (the other fields show as "-" when missing). -1 if w is not one. */
-static long member_count(const struct jwalk *w)
+/* The elements of array name in w, each of which must have fields f1 and
+ * f2 (the others show as "-" when missing). -1 if w has no such array or
+ * an element lacks one. */
+static long array_rows(const struct jwalk *w, const char *name, const char *f1, const char *f2)
 {
-    long n = jw_array_len(w, "members");
+    long n = jw_array_len(w, name);
     for (long k = 0; k < n; k++)
-        if (member_field(w, (size_t)k, "id") == NULL || member_field(w, (size_t)k, "state") == NULL)
+        if (jw_elem(w, name, (size_t)k, f1) == NULL || jw_elem(w, name, (size_t)k, f2) == NULL)
             return -1;
     return n;
 }
@@ -1014,23 +1107,42 @@ static size_t text_width(const char *s)
     return n;
 }
 
-/* rows x M_COLS cells, each column as wide as its widest cell plus 2. */
-static void print_table(char **cell, size_t rows)
+#define TABLE_MAX_COLS 8 /* the member table's; print_table's widths */
+static_assert(M_COLS <= TABLE_MAX_COLS, "print_table: too many columns");
+
+/* Fills the cols cells of row k of a table from w, each malloc'd. */
+typedef void row_fn(const struct jwalk *w, size_t k, char **cell);
+
+/* A table: the header head (cols columns), then row(w, k, ...) for k < n;
+ * each column as wide as its widest cell plus 2. */
+static void print_table(const char *const *head, size_t cols, const struct jwalk *w, size_t n,
+                        row_fn *row)
 {
-    size_t width[M_COLS] = {0};
-    for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < M_COLS; c++)
-            if (text_width(cell[r * M_COLS + c]) > width[c])
-                width[c] = text_width(cell[r * M_COLS + c]);
+    size_t rows = n + 1, width[TABLE_MAX_COLS] = {0};
+    char **cell = calloc(rows * cols, sizeof *cell);
+    if (cell == NULL) {
+        rk_kvctl_err("out of memory");
+        exit(RK_EXIT_CLUSTER);
+    }
+    for (size_t c = 0; c < cols; c++)
+        cell[c] = xasprintf("%s", head[c]);
+    for (size_t k = 0; k < n; k++)
+        row(w, k, cell + (k + 1) * cols);
+    for (size_t i = 0; i < rows * cols; i++)
+        if (text_width(cell[i]) > width[i % cols])
+            width[i % cols] = text_width(cell[i]);
     for (size_t r = 0; r < rows; r++) {
-        for (size_t c = 0; c < M_COLS; c++) {
-            const char *s = cell[r * M_COLS + c];
+        for (size_t c = 0; c < cols; c++) {
+            const char *s = cell[r * cols + c];
             fputs(s, stdout);
-            if (c + 1 < M_COLS)
+            if (c + 1 < cols)
                 printf("%*s", (int)(width[c] - text_width(s) + 2), "");
         }
         putchar('\n');
     }
+    for (size_t i = 0; i < rows * cols; i++)
+        free(cell[i]);
+    free(cell);
 }
 
 /* "3 members: 2 alive, 1 dead": non-zero counts by state in a fixed order,
@@ -1069,43 +1181,85 @@ static void print_refused(const struct jwalk *w)
                or_dash(jw_elem(w, "refused", k, "ours")));
 }
 
-/* The member table (n members, checked by member_count), the counts and
- * the refused peers. */
+/* The member table (n members, checked by array_rows), the counts and the
+ * refused peers. */
 static void print_members_table(const struct jwalk *w, size_t n)
 {
-    size_t rows = n + 1;
-    char **cell = calloc(rows * M_COLS, sizeof *cell);
-    if (cell == NULL) {
-        rk_kvctl_err("out of memory");
-        exit(RK_EXIT_CLUSTER);
-    }
-    for (size_t c = 0; c < M_COLS; c++)
-        cell[c] = xasprintf("%s", member_head[c]);
-    for (size_t k = 0; k < n; k++)
-        member_row(w, k, cell + (k + 1) * M_COLS);
-    print_table(cell, rows);
+    print_table(member_head, M_COLS, w, n, member_row);
     print_member_counts(w, n);
     print_refused(w);
-    for (size_t i = 0; i < rows * M_COLS; i++)
-        free(cell[i]);
-    free(cell);
 }
 
-/* MEMBERS' reply: the object on one line with --json, else the table. A
- * reply that is not a member table is an error (exit 3), never printed as
- * is: scripts read this. */
-static int print_members(const char *json, bool as_json)
+/* LOCATE's reply: "partition 12: node-2 (alive), node-3 (alive)", the
+ * preference list in order (n entries, checked by array_rows). */
+static void print_preference(const struct jwalk *w, size_t n)
+{
+    printf("partition %s:", or_dash(jw_get(w, "partition")));
+    for (size_t k = 0; k < n; k++)
+        printf("%s %s (%s)", k > 0 ? "," : "", jw_elem(w, "preference", k, "node"),
+               jw_elem(w, "preference", k, "state"));
+    puts(n == 0 ? " (none)" : "");
+}
+
+enum { G_NODE, G_STATE, G_PRIMARY, G_REPLICA, G_COLS };
+
+static const char *const ring_head[G_COLS] = {"NODE", "STATE", "PRIMARY", "REPLICA"};
+static_assert(G_COLS <= TABLE_MAX_COLS, "print_table: too many columns");
+
+static void ring_row(const struct jwalk *w, size_t k, char **cell)
+{
+    cell[G_NODE] = xasprintf("%s", jw_elem(w, "members", k, "node"));
+    cell[G_STATE] = xasprintf("%s", jw_elem(w, "members", k, "state"));
+    cell[G_PRIMARY] = xasprintf("%s", or_dash(jw_elem(w, "members", k, "primary")));
+    cell[G_REPLICA] = xasprintf("%s", or_dash(jw_elem(w, "members", k, "replica")));
+}
+
+/* RING's reply: partitions per member (n members, checked by array_rows),
+ * then the ring's size and digest. */
+static void print_ring(const struct jwalk *w, size_t n)
+{
+    print_table(ring_head, G_COLS, w, n, ring_row);
+    printf("%s partitions, %s replicas, digest %s\n", or_dash(jw_get(w, "partitions")),
+           or_dash(jw_get(w, "replicas")), or_dash(jw_get(w, "digest")));
+}
+
+/* The replies kvctl prints as a listing: the array each must hold, the two
+ * fields each element must have, and the printer. */
+static const struct listing {
+    int op;
+    const char *array, *f1, *f2;
+    void (*print)(const struct jwalk *w, size_t n);
+} listings[] = {
+    {RK_OP_MEMBERS, "members", "id", "state", print_members_table},
+    {RK_OP_LOCATE, "preference", "node", "state", print_preference},
+    {RK_OP_RING, "members", "node", "state", print_ring},
+};
+
+static const struct listing *find_listing(int op)
+{
+    for (size_t k = 0; k < sizeof listings / sizeof listings[0]; k++)
+        if (listings[k].op == op)
+            return &listings[k];
+    return NULL;
+}
+
+/* A listing reply (MEMBERS, LOCATE, RING): the object on one line with
+ * --json, else its printer's lines. A reply that is not the expected
+ * object is an error (exit 3), never printed as is: scripts read this. */
+static int print_listing(const struct cmd *cmd, const struct listing *l, const char *json,
+                         bool as_json)
 {
     struct jwalk w;
     bool parsed = flatten_json(json, &w);
-    long n = parsed ? member_count(&w) : -1;
+    long n = parsed ? array_rows(&w, l->array, l->f1, l->f2) : -1;
     if (n >= 0 && as_json)
         print_admin(json, true, &w, true);
     else if (n >= 0)
-        print_members_table(&w, (size_t)n);
+        l->print(&w, (size_t)n);
     else
-        rk_kvctl_err("members: the node sent a reply kvctl cannot read (kvctl and ringkvd "
-                     "versions differ?)");
+        rk_kvctl_err("%s: the node sent a reply kvctl cannot read (kvctl and ringkvd "
+                     "versions differ?)",
+                     cmd->name);
     if (parsed)
         jw_free(&w);
     return n >= 0 ? RK_EXIT_OK : RK_EXIT_CLUSTER;
@@ -1146,7 +1300,8 @@ static int member_exit_code(int err)
     return err == RK_EREFUSED || err == RK_ENOTFOUND ? RK_EXIT_USAGE : rk_kvctl_exit_code(err);
 }
 
-/* members, join SEED_ADDR, leave, remove NODE_ID [--force]. */
+/* members, join SEED_ADDR, leave, remove NODE_ID [--force], locate KEY,
+ * ring. */
 static int cmd_member(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
 {
     char kb[256];
@@ -1163,11 +1318,12 @@ static int cmd_member(const struct rk_kvctl_opts *o, const struct cmd *cmd, stru
     if (c == NULL)
         return code;
     int rv = rk_client_admin_arg(c, (enum rk_op)cmd->op, arg, a->force, &json);
+    const struct listing *l = find_listing(cmd->op);
     if (rv != 0) {
         rk_kvctl_err("%s: %s", cmd->name, rk_client_error(c));
         code = member_exit_code(rv);
-    } else if (cmd->op == RK_OP_MEMBERS) {
-        code = print_members(json, o->json);
+    } else if (l != NULL) {
+        code = print_listing(cmd, l, json, o->json);
     } else {
         print_member_reply(json, o->json);
     }
@@ -1184,7 +1340,11 @@ static const struct cmd commands[] = {
      2, 2, CMD_TTL, 0, cmd_put},
     {"get", "get KEY",
      "Print the value of KEY as raw bytes (no newline added); exit 1 if absent.\n"
-     "With --json: {\"key\",\"value\",\"value_base64\" (if not UTF-8),\"version\",\"expiry_ms\"}.",
+     "With --json: {\"key\",\"value\",\"value_base64\" (if not UTF-8),\"version\",\"expiry_ms\",\n"
+     "\"coordinator\",\"replicas\"}: the node that served the read and each replica it\n"
+     "asked with the version it returned, or \"missing\", or an \"error\" (a node that\n"
+     "does not trace reads leaves the two out). If absent, --json still prints\n"
+     "{\"key\",\"found\":false,\"coordinator\",\"replicas\"} when the node traced the read.",
      1, 1, 0, 0, cmd_get},
     {"del", "del KEY", "Delete KEY (absent keys are not an error). --json prints the version.", 1,
      1, 0, 0, cmd_del},
@@ -1213,9 +1373,22 @@ static const struct cmd commands[] = {
      "  --force   remove it whatever its state (a live node must be stopped first)\n"
      "Exit 2 if the node refuses or knows no member NODE_ID.",
      1, 1, CMD_FORCE, RK_OP_REMOVE, cmd_member},
+    {"locate", "locate KEY",
+     "Print the partition KEY hashes to and its preference list: the nodes that hold\n"
+     "it, in order, each with its state:\n"
+     "  partition 12: node-2 (alive), node-3 (alive), node-1 (alive)\n"
+     "With --json: the node's reply object on one line.",
+     1, 1, 0, RK_OP_LOCATE, cmd_member},
+    {"ring", "ring",
+     "Print the ring as this node sees it: one row per member with its state, the\n"
+     "partitions it is first in the preference list of (PRIMARY) and those it holds\n"
+     "a replica of, primaries included (REPLICA); then the number of partitions, the\n"
+     "replication factor and the ring's digest (equal digests = the same ring).\n"
+     "With --json: the node's reply object on one line.",
+     0, 0, 0, RK_OP_RING, cmd_member},
 };
 
-static const char *const unsupported[] = {"locate", "ring", "ae", "repair"};
+static const char *const unsupported[] = {"ae", "repair"};
 
 /* If argv[*i] is one of cmd's own options, record it in a and return 1
  * with *i on its last word; 0 if it is not one; -1 after an error line. */

@@ -71,6 +71,10 @@ static bool known_op(unsigned op)
     case RK_OP_JOIN:
     case RK_OP_LEAVE:
     case RK_OP_REMOVE:
+    case RK_OP_LOCATE:
+    case RK_OP_RING:
+    case RK_OP_RPUT:
+    case RK_OP_RGET:
         return true;
     default:
         return false;
@@ -128,6 +132,10 @@ static int take_field(struct rk_msg *m, unsigned tag, const uint8_t *d, uint32_t
         return take_u8(&m->has_w, &m->w, d, n);
     case RK_TAG_FORCE:
         return take_u8(&m->has_force, &m->force, d, n);
+    case RK_TAG_TOMBSTONE:
+        return take_u8(&m->has_tombstone, &m->tombstone, d, n);
+    case RK_TAG_TRACE:
+        return take_u8(&m->has_trace, &m->trace, d, n);
     default:
         return 0; /* unknown: skipped, a newer peer may send fields we lack */
     }
@@ -198,7 +206,8 @@ static uint64_t body_size(const struct rk_msg *m)
            field_size(m->has_version, U64_LEN) + field_size(m->has_ttl, U64_LEN) +
            field_size(m->has_expiry, U64_LEN) + field_size(m->has_text, m->tlen) +
            field_size(m->has_r, U8_LEN) + field_size(m->has_w, U8_LEN) +
-           field_size(m->has_force, U8_LEN);
+           field_size(m->has_force, U8_LEN) + field_size(m->has_tombstone, U8_LEN) +
+           field_size(m->has_trace, U8_LEN);
 }
 
 size_t rk_proto_size(const struct rk_msg *m)
@@ -270,6 +279,10 @@ size_t rk_proto_encode(const struct rk_msg *m, void *buf)
         p = put_u8(p, RK_TAG_W, m->w);
     if (m->has_force)
         p = put_u8(p, RK_TAG_FORCE, m->force);
+    if (m->has_tombstone)
+        p = put_u8(p, RK_TAG_TOMBSTONE, m->tombstone);
+    if (m->has_trace)
+        p = put_u8(p, RK_TAG_TRACE, m->trace);
     return size;
 }
 

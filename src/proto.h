@@ -35,6 +35,16 @@
  *   REMOVE  req: KEY (node id) [FORCE]              rep: TEXT; NOT_FOUND for an unknown
  *           id, REFUSED for this node itself or (without FORCE) a member not
  *           dead or left
+ *   LOCATE  req: KEY                                rep: TEXT (partition, preference list)
+ *   RING    req: -                                  rep: TEXT (partitions per member)
+ * Peer requests (node to node, on the same socket; listen.peer):
+ *   RPUT    req: KEY [VALUE] VERSION [EXPIRY_MS] [TOMBSTONE]   rep: VERSION (the stored
+ *           one, which may be newer: a stale replica write is acknowledged, not
+ *           refused); REFUSED for a version too far in the future
+ *   RGET    req: KEY                                rep: VALUE VERSION [EXPIRY_MS]
+ *           [TOMBSTONE], or NOT_FOUND when the replica has nothing
+ * GET with TRACE: the reply's TEXT is a JSON object naming the coordinator
+ * and each replica asked with the version it returned (or missing/error).
  * Any reply whose status is not OK may carry TEXT: a one-line error message.
  */
 #ifndef RK_PROTO_H
@@ -77,6 +87,10 @@ enum rk_op {
     RK_OP_JOIN = 22,
     RK_OP_LEAVE = 23,
     RK_OP_REMOVE = 24,
+    RK_OP_LOCATE = 25,
+    RK_OP_RING = 26,
+    RK_OP_RPUT = 32, /* peer: store a replica at the coordinator's version */
+    RK_OP_RGET = 33, /* peer: read a replica, tombstones included */
 };
 
 enum { RK_MSG_REPLY = 1u << 0 };
@@ -109,6 +123,8 @@ enum rk_tag {
     RK_TAG_R = 7,         /* u8 */
     RK_TAG_W = 8,         /* u8 */
     RK_TAG_FORCE = 9,     /* u8, 1 = override a safety check (REMOVE) */
+    RK_TAG_TOMBSTONE = 10, /* u8, 1 = the record is a delete (RPUT, RGET reply) */
+    RK_TAG_TRACE = 11,    /* u8, 1 = GET: reply TEXT describes each replica's answer */
 };
 
 /* A decoded message. Byte fields point into the buffer that was decoded
@@ -121,8 +137,8 @@ struct rk_msg {
     const uint8_t *key, *val, *text;
     uint32_t klen, vlen, tlen;
     uint64_t version, ttl_ms, expiry_ms;
-    uint8_t r, w, force;
-    bool has_force, has_key, has_val, has_text, has_version, has_ttl, has_expiry, has_r, has_w;
+    uint8_t r, w, force, tombstone, trace;
+    bool has_force, has_tombstone, has_trace, has_key, has_val, has_text, has_version, has_ttl, has_expiry, has_r, has_w;
 };
 
 /* Decode len bytes. 0 on success. RK_EMALFORMED for a bad magic, a short

@@ -85,17 +85,27 @@ static int open_socket(struct server *s)
     return rv ? -1 : 0;
 }
 
-static int listen_client(struct server *s)
+/* One socket serves clients and peers (the same protocol): it listens on
+ * both addresses. */
+static int listen_on(struct server *s, const char *addr, const char *key)
 {
-    const char *addr = s->sh.cfg.listen_client;
     int rv = nng_listen(s->sh.sock, addr, NULL, 0);
     if (rv == NNG_EADDRINUSE)
         fatal("bind %s: address in use (is another ringkvd running?)", addr);
     else if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP)
-        fatal("bind %s: invalid address (listen.client wants tcp://HOST:PORT)", addr);
+        fatal("bind %s: invalid address (%s wants tcp://HOST:PORT)", addr, key);
     else if (rv != 0)
         fatal("bind %s: %s", addr, nng_strerror(rv));
     return rv ? -1 : 0;
+}
+
+static int listen_client(struct server *s)
+{
+    if (listen_on(s, s->sh.cfg.listen_client, "listen.client") < 0)
+        return -1;
+    if (strcmp(s->sh.cfg.listen_peer, s->sh.cfg.listen_client) == 0)
+        return 0;
+    return listen_on(s, s->sh.cfg.listen_peer, "listen.peer");
 }
 
 /* tcp://HOST:PORT as peers reach it: the advertised host and the
@@ -119,6 +129,11 @@ static void on_members_changed(struct rk_gossip *g, void *arg)
     atomic_store(&s->sh.members_total, (unsigned)t->n);
     atomic_store(&s->sh.members_alive, (unsigned)c[RK_MEMBER_ALIVE]);
     atomic_store(&s->sh.members_seen, (unsigned)rk_gossip_seen(g));
+    struct rk_view *v = rk_view_build(t, s->sh.partitions, s->sh.cfg.replicas);
+    if (v)
+        rk_view_publish(&s->sh.views, v);
+    else
+        rk_error("server", "out of memory building the cluster view; keeping the previous one");
 }
 
 static void begin_stop(struct server *s, const char *why);
@@ -348,6 +363,7 @@ static void teardown(struct server *s)
     free(sh->workers);
     rk_control_fini(&s->control);
     rk_gossip_stop(s->gossip);
+    rk_view_slot_fini(&sh->views);
     if (nng_socket_id(sh->sock) > 0)
         rk_nng_close_bounded(sh->sock, CLOSE_LIMIT_MS, "client");
     if (s->lock_fd >= 0)
@@ -386,6 +402,8 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path)
     s->sh.partitions = cfg->partitions;
     s->sh.start_ms = rk_clock_wall_ms();
     atomic_store(&s->sh.max_inflight, cfg->max_inflight);
+    rk_view_slot_init(&s->sh.views);
+    rk_hlc_init(&s->sh.hlc, cfg->max_clock_skew_ms);
     signal(SIGPIPE, SIG_IGN);
     rk_log_set_level(cfg->log_level);
     int code = 1;

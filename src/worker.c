@@ -12,6 +12,7 @@
  */
 #include "worker.h"
 #include "admin.h"
+#include "coord.h"
 #include "proto.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -74,7 +75,7 @@ struct rk_worker {
     struct replies held;    /* write replies waiting for a sync to start */
     struct replies syncing; /* write replies covered by the running sync */
     struct syncer sync;
-    uint64_t last_version;
+    struct rk_coord *coord;
     atomic_uint_fast64_t heartbeat;
     pthread_mutex_t stats_lock;
     struct rk_worker_stats stats, pub;
@@ -306,11 +307,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 
 static uint64_t next_version(struct rk_worker *w)
 {
-    uint64_t v = rk_clock_wall_ms() << 16; /* HLC layout: 48-bit ms, 16-bit logical */
-    if (v <= w->last_version)
-        v = w->last_version + 1;
-    w->last_version = v;
-    return v;
+    return rk_hlc_now(&w->sh->hlc, rk_clock_wall_ms());
 }
 
 static void too_large_text(struct rk_worker *w, const struct rk_msg *req, char *buf, size_t len)
@@ -338,7 +335,7 @@ static void serve_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *
     r.version = next_version(w);
     int rc = rk_storage_put(w->store, &r, &cur);
     if (rc == RK_ESTALE) { /* the stored version is ahead of our clock: go past it */
-        w->last_version = cur;
+        rk_hlc_observe(&w->sh->hlc, cur, rk_clock_wall_ms());
         r.version = next_version(w);
         rc = rk_storage_put(w->store, &r, &cur);
     }
@@ -386,14 +383,87 @@ static void serve_get(struct rk_worker *w, nng_msg *msg, const struct rk_msg *re
     queue_reply(w, msg, false);
 }
 
+/* RPUT: a replica write at the coordinator's version. A version not newer
+ * than the stored one is acknowledged with the stored version (this
+ * replica holds it or something newer); the answer still waits for the
+ * turn's commit, so whatever it vouches for is durable. */
+static void serve_replica_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
+                                uint16_t part)
+{
+    uint64_t now = rk_clock_wall_ms(), cur = 0;
+    if (!req->has_version || rk_hlc_observe(&w->sh->hlc, req->version, now) < 0) {
+        char text[160];
+        snprintf(text, sizeof(text), "version %llu is over cluster.max_clock_skew ahead of this "
+                 "node's clock; check NTP", (unsigned long long)req->version);
+        reply_status(w, msg, req->opcode, req->id, RK_ST_REFUSED, text);
+        return;
+    }
+    bool tomb = req->has_tombstone && req->tombstone;
+    struct rk_record r = {.key = req->key, .klen = req->klen, .val = req->val,
+                          .vlen = tomb ? 0 : req->vlen, .partition = part, .tombstone = tomb,
+                          .version = req->version, .expiry_ms = req->expiry_ms};
+    int rc = rk_storage_put(w->store, &r, &cur);
+    w->stats.replica_writes++;
+    if (rc < 0 && rc != RK_ESTALE) {
+        char text[200];
+        if (rc == RK_ETOOLARGE)
+            too_large_text(w, req, text, sizeof(text));
+        else
+            snprintf(text, sizeof(text), "replica write refused: %s", rk_strerror(rc));
+        reply_status(w, msg, req->opcode, req->id, rk_proto_status(rc), text);
+        return;
+    }
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .version = rc == RK_ESTALE ? cur : req->version, .has_version = true};
+    if (rk_reply_encode(msg, &rep) < 0) {
+        nng_msg_free(msg);
+        atomic_fetch_sub(&w->sh->inflight, 1);
+        return;
+    }
+    queue_reply(w, msg, true);
+}
+
+/* RGET: this replica's record, tombstones included (a delete must win
+ * over an older value elsewhere). */
+static void serve_replica_read(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    struct rk_record r;
+    w->stats.replica_reads++;
+    int rc = rk_storage_get(w->store, req->key, req->klen, RK_GET_TOMBSTONES, &r);
+    if (rc < 0) {
+        reply_status(w, msg, req->opcode, req->id, rk_proto_status(rc),
+                     rc == RK_ENOTFOUND ? NULL : rk_strerror(rc));
+        return;
+    }
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .val = r.val, .vlen = r.vlen, .has_val = !r.tombstone,
+                         .version = r.version, .has_version = true,
+                         .expiry_ms = r.expiry_ms, .has_expiry = r.expiry_ms != 0,
+                         .tombstone = r.tombstone, .has_tombstone = r.tombstone};
+    if (rk_reply_encode(msg, &rep) < 0) {
+        nng_msg_free(msg);
+        atomic_fetch_sub(&w->sh->inflight, 1);
+        return;
+    }
+    queue_reply(w, msg, false);
+}
+
 /* Serve a request whose partition this worker owns. msg is re-decoded here:
- * it may come from another worker's mailbox. */
+ * it may come from another worker's mailbox. Client requests go to the
+ * coordinator unless this node is the key's only replica. */
 static void serve_owned(struct rk_worker *w, nng_msg *msg)
 {
     struct rk_msg req;
     rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req); /* checked by dispatch */
     uint16_t part = (uint16_t)(XXH3_64bits(req.key, req.klen) & (w->sh->partitions - 1));
-    if (req.opcode == RK_OP_GET)
+    if (req.opcode == RK_OP_RPUT)
+        serve_replica_write(w, msg, &req, part);
+    else if (req.opcode == RK_OP_RGET)
+        serve_replica_read(w, msg, &req);
+    else if (rk_coord_start(w->coord, msg, &req, part))
+        req.opcode == RK_OP_GET ? w->stats.gets++ : req.opcode == RK_OP_DEL ? w->stats.dels++
+                                                                             : w->stats.puts++;
+    else if (req.opcode == RK_OP_GET)
         serve_get(w, msg, &req);
     else
         serve_write(w, msg, &req, part);
@@ -433,7 +503,7 @@ static void serve_echo(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
 static void serve_admin(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
 {
     char *text = NULL;
-    enum rk_status st = rk_admin_reply(w->sh, req->opcode, &text);
+    enum rk_status st = rk_admin_reply(w->sh, req, &text);
     w->stats.other++;
     reply_status(w, msg, req->opcode, req->id, st, text ? text : "");
     free(text);
@@ -478,6 +548,8 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
     case RK_OP_PUT:
     case RK_OP_GET:
     case RK_OP_DEL:
+    case RK_OP_RPUT:
+    case RK_OP_RGET:
         break;
     case RK_OP_ECHO:
         serve_echo(w, msg, &req);
@@ -492,7 +564,8 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
         serve_admin(w, msg, &req);
         return;
     }
-    if (!req.has_key || req.klen == 0 || (req.opcode == RK_OP_PUT && !req.has_val)) {
+    if (!req.has_key || req.klen == 0 || (req.opcode == RK_OP_PUT && !req.has_val) ||
+        (req.opcode == RK_OP_RPUT && !req.has_val && !(req.has_tombstone && req.tombstone))) {
         reply_status(w, msg, req.opcode, req.id, RK_ST_MALFORMED,
                      req.opcode == RK_OP_PUT && req.has_key ? "put without a value"
                                                             : "request without a key");
@@ -529,6 +602,8 @@ static void publish(struct rk_worker *w)
     pthread_mutex_lock(&w->stats_lock);
     w->pub = w->stats;
     rk_storage_stats(w->store, &w->pub.storage);
+    if (w->coord)
+        rk_coord_stats(w->coord, &w->pub.coord);
     pthread_mutex_unlock(&w->stats_lock);
 }
 
@@ -563,6 +638,8 @@ static void on_idle(struct ev_loop *loop, ev_idle *i, int revents)
 static void finish(struct rk_worker *w)
 {
     rk_mailbox_fini(&w->mb); /* serves what other workers forwarded */
+    rk_coord_destroy(w->coord); /* answers what still waits for replicas */
+    w->coord = NULL;
     on_prepare(w->loop, &w->flush, 0);
     sync_drain(w);
     ev_prepare_stop(w->loop, &w->flush);
@@ -655,6 +732,8 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
     if (rc == 0)
         rc = rk_mailbox_init(&w->mb, w->loop, MAILBOX_CAP, on_mail, w);
     if (rc == 0)
+        rc = rk_coord_create(&w->coord, w->loop, sh);
+    if (rc == 0)
         rc = open_store(w, err, errlen);
     if (rc == 0 && nng_socket_get_int(sh->sock, NNG_OPT_RECVFD, &fd) != 0)
         rc = -EIO;
@@ -722,6 +801,7 @@ void rk_worker_destroy(struct rk_worker *w)
         return;
     if (w->store)
         rk_storage_close(w->store);
+    rk_coord_destroy(w->coord); /* only if the thread never ran finish() */
     if (w->loop) {
         rk_mailbox_fini(&w->mb);
         ev_loop_destroy(w->loop);

@@ -13,9 +13,11 @@
 #define RK_WORKER_H
 
 #include "config.h"
+#include "hlc.h"
 #include "mailbox.h"
 #include "proto.h"
 #include "storage.h"
+#include "view.h"
 
 #include <ev.h>
 #include <nng/nng.h>
@@ -26,9 +28,19 @@
 
 struct rk_worker;
 
+/* Coordinator counters (coord.c). */
+struct rk_coord_stats {
+    uint64_t coordinated;   /* client requests sent to replicas */
+    uint64_t quorum_failed; /* answered QUORUM */
+    uint64_t replica_timeouts, replica_errors, replicas_down;
+    uint64_t read_repairs;  /* replica writes sent by read repair */
+};
+
 /* Counters a worker publishes for admin requests (copied under a mutex). */
 struct rk_worker_stats {
     uint64_t puts, gets, dels, other, busy, errors, forwarded;
+    uint64_t replica_writes, replica_reads; /* served for coordinators */
+    struct rk_coord_stats coord;
     struct rk_storage_stats storage;
 };
 
@@ -52,6 +64,10 @@ struct rk_shared {
      * The counts are published by the main loop after every change. */
     struct rk_mailbox *control;
     atomic_uint members_total, members_alive, members_seen;
+    /* Placement: the ring and member health, republished by the main loop
+     * on every membership change; the clock that versions every write. */
+    struct rk_view_slot views;
+    struct rk_hlc hlc;
 };
 
 /* Replace msg's body with the encoding of rep; msg keeps its routing

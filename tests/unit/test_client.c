@@ -1,7 +1,8 @@
 /* Client library against an in-process fake node: a rep0 socket on a
  * thread that answers each opcode in a fixed way (one stored key, canned
- * admin replies, a REMOVE that wants FORCE, a key that never gets an
- * answer, a reply with the wrong id). Checks results, error codes, error lines and timeouts. */
+ * admin replies, a REMOVE that wants FORCE, a GET that traces when asked, a
+ * key that never gets an answer, a reply with the wrong id). Checks results,
+ * error codes, error lines and timeouts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include "util/err.h"
 
 #define TIMEOUT_MS 300
+#define TRACE_JSON "{\"coordinator\":\"n1\",\"replicas\":[{\"node\":\"n2\",\"missing\":true}]}"
 
 struct fake {
     nng_socket sock;
@@ -83,6 +85,10 @@ static bool fake_answer(const struct rk_msg *req, struct rk_msg *rep)
         rep->val = fk.val, rep->vlen = (uint32_t)fk.vlen, rep->has_val = stored;
         rep->version = 42, rep->has_version = stored;
         rep->expiry_ms = 1234, rep->has_expiry = stored;
+        if (req->has_trace && req->trace == 1)
+            fake_text(rep, rep->status, TRACE_JSON);
+        else if (key_is(req, "quorum"))
+            fake_text(rep, RK_ST_QUORUM, "read quorum not met: 1 of 2 replies (n3 down)");
         return true;
     case RK_OP_DEL:
         rep->version = 43, rep->has_version = true;
@@ -104,6 +110,12 @@ static bool fake_answer(const struct rk_msg *req, struct rk_msg *rep)
         return true;
     case RK_OP_JOIN: /* echoes the seed; the reply is encoded before req's buffer goes */
         rep->text = req->key, rep->tlen = req->klen, rep->has_text = req->has_key;
+        return true;
+    case RK_OP_LOCATE: /* echoes the key, as LEAVE would not */
+        rep->text = req->key, rep->tlen = req->klen, rep->has_text = req->has_key;
+        return true;
+    case RK_OP_RING:
+        fake_text(rep, RK_ST_OK, "{\"partitions\":256}");
         return true;
     case RK_OP_REMOVE:
         if (!key_is(req, "n2"))
@@ -284,6 +296,72 @@ static void test_admin_arg(void **state)
     rk_client_close(c);
 }
 
+/* GET with a trace: TRACE = 1 goes out only when asked, and the reply's
+ * TEXT comes back on success and with NOT_FOUND alike. */
+static void test_get_trace(void **state)
+{
+    struct rk_client *c = connect_fake();
+    void *got;
+    size_t n;
+    uint64_t version = 0;
+    char *text = (char *)1;
+    assert_int_equal(rk_client_put(c, "t", 1, "v", 1, 0, NULL), 0);
+    assert_int_equal(rk_client_get_ex(c, "t", 1, true, &got, &n, &version, NULL, &text), 0);
+    assert_true(fk.last.has_trace && fk.last.trace == 1);
+    assert_string_equal(got, "v");
+    assert_int_equal(version, 42);
+    assert_string_equal(text, TRACE_JSON);
+    free(got);
+    free(text);
+    assert_int_equal(rk_client_get_ex(c, "absent", 6, true, &got, &n, NULL, NULL, &text),
+                     RK_ENOTFOUND);
+    assert_null(got);
+    assert_string_equal(text, TRACE_JSON);
+    free(text);
+    /* Untraced: no TRACE field, no TEXT; rk_client_get is the same call. */
+    assert_int_equal(rk_client_get_ex(c, "t", 1, false, &got, &n, NULL, NULL, &text), 0);
+    assert_false(fk.last.has_trace);
+    assert_null(text);
+    free(got);
+    assert_int_equal(rk_client_get(c, "t", 1, &got, &n, NULL, NULL), 0);
+    assert_false(fk.last.has_trace);
+    free(got);
+    rk_client_close(c);
+}
+
+/* QUORUM: the node's line is the error (kvctl prints it, exit 3). */
+static void test_get_quorum_text(void **state)
+{
+    struct rk_client *c = connect_fake();
+    void *got;
+    size_t n;
+    char *text;
+    assert_int_equal(rk_client_get_ex(c, "quorum", 6, false, &got, &n, NULL, NULL, &text),
+                     RK_EQUORUM);
+    assert_string_equal(rk_client_error(c), "read quorum not met: 1 of 2 replies (n3 down)");
+    assert_string_equal(text, "read quorum not met: 1 of 2 replies (n3 down)");
+    assert_null(got);
+    free(text);
+    rk_client_close(c);
+}
+
+/* LOCATE takes the key as KEY; RING takes nothing. */
+static void test_locate_ring(void **state)
+{
+    struct rk_client *c = connect_fake();
+    char *json;
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_LOCATE, "k\xff", false, &json), 0);
+    assert_string_equal(json, "k\xff");
+    free(json);
+    assert_int_equal(rk_client_admin(c, RK_OP_RING, &json), 0);
+    assert_string_equal(json, "{\"partitions\":256}");
+    assert_false(fk.last.has_key);
+    free(json);
+    assert_int_equal(rk_client_admin(c, RK_OP_LOCATE, &json), RK_EINVAL);
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_RING, "k", false, &json), RK_EINVAL);
+    rk_client_close(c);
+}
+
 static void test_no_answer_is_timeout(void **state)
 {
     struct rk_client *c = connect_fake();
@@ -357,11 +435,19 @@ static void test_generic_call(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_put_get_del),          cmocka_unit_test(test_not_found),
-        cmocka_unit_test(test_quorum_override),      cmocka_unit_test(test_admin),
-        cmocka_unit_test(test_no_answer_is_timeout), cmocka_unit_test(test_unreachable_is_timeout),
-        cmocka_unit_test(test_bad_address),          cmocka_unit_test(test_mismatched_reply),
-        cmocka_unit_test(test_generic_call),         cmocka_unit_test(test_admin_arg),
+        cmocka_unit_test(test_put_get_del),
+        cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_quorum_override),
+        cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_no_answer_is_timeout),
+        cmocka_unit_test(test_unreachable_is_timeout),
+        cmocka_unit_test(test_bad_address),
+        cmocka_unit_test(test_mismatched_reply),
+        cmocka_unit_test(test_generic_call),
+        cmocka_unit_test(test_admin_arg),
+        cmocka_unit_test(test_get_trace),
+        cmocka_unit_test(test_get_quorum_text),
+        cmocka_unit_test(test_locate_ring),
     };
     return cmocka_run_group_tests(tests, fake_start, fake_stop);
 }

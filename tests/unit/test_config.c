@@ -183,7 +183,7 @@ static void test_example_file_documents_every_key(void **state)
             fail_msg("%s: [reload] should %sbe in its comment: %s", name, is_live ? "" : "not ",
                      comment);
     }
-    assert_int_equal(nkeys, 35);
+    assert_int_equal(nkeys, 37);
     rk_toml_free(doc);
 }
 
@@ -471,7 +471,8 @@ static void test_unknown_keys_and_tables(void **state)
              ":1:2: unknown table [storge] (did you mean [storage]?)");
     load_err("[cluster]\nx = 1\n[storage.fsync.deep]\n",
              ":2:1: unknown key \"cluster.x\" ([cluster] has: name, seeds, partitions, replicas, "
-             "read_quorum, write_quorum, expect_nodes, auto_remove_after)");
+             "read_quorum, write_quorum, expect_nodes, auto_remove_after, "
+             "request_timeout, max_clock_skew)");
     load_err("[storage]\nbanana = 1\n",
              ":2:1: unknown key \"storage.banana\" ([storage] has: fsync, fsync_interval, "
              "segment_size, compression, max_key_size, max_value_size)");

@@ -1,0 +1,614 @@
+/* Coordinator state machine (see coord.h).
+ *
+ * Peer request ids: the raw req0 header word is
+ *     0x80000000 | slot << 4 | replica index
+ * where slot indexes ops[] (REPAIR_SLOT: a read-repair write whose answer
+ * nobody waits for), and the request's proto id carries the op's sequence
+ * number, so a late answer to a slot's previous occupant is recognised and
+ * dropped.
+ */
+#include "coord.h"
+#include "client.h"
+#include "nng_close.h"
+#include "ring.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_OPS 4096           /* outstanding coordinated requests per worker */
+#define REPAIR_SLOT MAX_OPS    /* answers to read-repair writes are not awaited */
+#define PEER_INFLIGHT 4096     /* requests outstanding to one peer */
+#define PEER_BUF 1024          /* nng queue depth of a peer socket */
+#define RECV_BATCH 64
+#define NREP RK_RING_REPLICAS_MAX
+#define RECONNECT_MIN_MS 50
+#define RECONNECT_MAX_MS 1000
+#define CLOSE_LIMIT_MS 300 /* nng_close.h; several peers may close at shutdown */
+#define RK_PEER_MAX_MSG RK_CLIENT_MAX_MSG
+
+static_assert(MAX_OPS <= (0x7fffffff >> 4), "slot fits the request id");
+
+enum rstate { RS_PENDING, RS_OK, RS_MISSING, RS_FAILED, RS_DOWN };
+
+struct peer {
+    char id[RK_MEMBER_ID_MAX + 1];
+    char addr[RK_MEMBER_ADDR_MAX + 1];
+    nng_socket s;
+    ev_io io;
+    uint32_t inflight;
+    struct rk_coord *c;
+};
+
+struct replica {
+    const struct rk_view_member *m; /* in op->view, held by the op */
+    struct peer *p;
+    uint8_t st;
+    bool tombstone;
+    uint64_t version;
+    char why[40];
+};
+
+struct op {
+    bool used, replied, trace;
+    uint8_t opcode, n, need, pending, acks, answers;
+    uint32_t seq, req_id;
+    nng_msg *client;      /* until answered */
+    struct rk_view *view; /* held for the op's life */
+    struct replica r[NREP];
+    uint64_t version;     /* writes: the version written */
+    nng_msg *best;        /* reads: the newest answer so far */
+    uint64_t best_version;
+    bool best_tombstone;
+    uint8_t *key;
+    uint32_t klen, part;
+    ev_timer timer;
+    struct rk_coord *c;
+};
+
+struct rk_coord {
+    struct ev_loop *loop;
+    struct rk_shared *sh;
+    struct op *ops; /* MAX_OPS */
+    uint32_t next_slot, used, seq;
+    struct peer **peers;
+    size_t npeers;
+    struct rk_coord_stats stats;
+};
+
+/* ---- peers ---- */
+
+static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents);
+
+static struct peer *peer_open(struct rk_coord *c, const struct rk_view_member *m)
+{
+    int fd, rv;
+    struct peer *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    snprintf(p->id, sizeof(p->id), "%s", m->id);
+    snprintf(p->addr, sizeof(p->addr), "%s", m->peer_addr);
+    p->c = c;
+    nng_dialer d;
+    rv = nng_req0_open_raw(&p->s);
+    if (rv == 0)
+        rv = nng_socket_set_int(p->s, NNG_OPT_SENDBUF, PEER_BUF);
+    if (rv == 0)
+        rv = nng_socket_set_int(p->s, NNG_OPT_RECVBUF, PEER_BUF);
+    if (rv == 0)
+        rv = nng_socket_set_size(p->s, NNG_OPT_RECVMAXSZ, RK_PEER_MAX_MSG);
+    if (rv == 0)
+        rv = nng_dialer_create(&d, p->s, p->addr);
+    if (rv == 0) {
+        nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS);
+        nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS);
+        nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, RK_PEER_MAX_MSG);
+        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+    }
+    if (rv == 0)
+        rv = nng_socket_get_int(p->s, NNG_OPT_RECVFD, &fd);
+    if (rv != 0) {
+        rk_warn("coord", "cannot reach peer %s at %s: %s", m->id, m->peer_addr, nng_strerror(rv));
+        if (nng_socket_id(p->s) > 0)
+            nng_close(p->s);
+        free(p);
+        return NULL;
+    }
+    ev_io_init(&p->io, on_peer_rx, fd, EV_READ);
+    p->io.data = p;
+    ev_io_start(c->loop, &p->io);
+    return p;
+}
+
+static void peer_close(struct rk_coord *c, struct peer *p)
+{
+    ev_io_stop(c->loop, &p->io);
+    rk_nng_close_bounded(p->s, CLOSE_LIMIT_MS, "peer"); /* answers still due time out */
+    free(p);
+}
+
+/* The socket to member m, opened on first use; reopened if its address
+ * changed (a restart on another port). */
+static struct peer *peer_get(struct rk_coord *c, const struct rk_view_member *m)
+{
+    size_t i = 0;
+    while (i < c->npeers && strcmp(c->peers[i]->id, m->id) != 0)
+        i++;
+    if (i < c->npeers && strcmp(c->peers[i]->addr, m->peer_addr) == 0)
+        return c->peers[i];
+    if (i < c->npeers) {
+        peer_close(c, c->peers[i]);
+        c->peers[i] = c->peers[--c->npeers];
+    }
+    struct peer **np = realloc(c->peers, (c->npeers + 1) * sizeof(*np));
+    if (!np)
+        return NULL;
+    c->peers = np;
+    struct peer *p = peer_open(c, m);
+    if (p)
+        c->peers[c->npeers++] = p;
+    return p;
+}
+
+/* Send req to p under the request id rid; takes nothing on failure. */
+static int peer_send(struct peer *p, const struct rk_msg *req, uint32_t rid)
+{
+    if (p->inflight >= PEER_INFLIGHT)
+        return RK_EBUSY;
+    size_t n = rk_proto_size(req);
+    nng_msg *m;
+    if (n == 0 || nng_msg_alloc(&m, n) != 0)
+        return -ENOMEM;
+    rk_proto_encode(req, nng_msg_body(m));
+    if (nng_msg_header_append_u32(m, rid) != 0 || nng_sendmsg(p->s, m, NNG_FLAG_NONBLOCK) != 0) {
+        nng_msg_free(m);
+        return RK_EBUSY;
+    }
+    if ((rid & 0x7fffffff) >> 4 != REPAIR_SLOT)
+        p->inflight++;
+    return 0;
+}
+
+/* ---- answering the client ---- */
+
+static void json_str(char *buf, size_t len, size_t *o, const char *s)
+{
+    *o += (size_t)snprintf(buf + *o, *o < len ? len - *o : 0, "\"");
+    for (; *s && *o + 8 < len; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            *o += (size_t)snprintf(buf + *o, len - *o, "\\%c", ch);
+        else if (ch < 0x20)
+            *o += (size_t)snprintf(buf + *o, len - *o, "\\u%04x", ch);
+        else
+            buf[(*o)++] = (char)ch;
+    }
+    *o += (size_t)snprintf(buf + *o, *o < len ? len - *o : 0, "\"");
+}
+
+/* The trace of a GET: who coordinated, what each replica said. */
+static void trace_json(const struct op *op, char *buf, size_t len)
+{
+    size_t o = 0;
+    const struct rk_view *v = op->view;
+    o += (size_t)snprintf(buf, len, "{\"coordinator\":");
+    json_str(buf, len, &o, v->m[v->self].id);
+    o += (size_t)snprintf(buf + o, o < len ? len - o : 0, ",\"replicas\":[");
+    for (uint8_t i = 0; i < op->n && o < len; i++) {
+        const struct replica *r = &op->r[i];
+        o += (size_t)snprintf(buf + o, len - o, "%s{\"node\":", i ? "," : "");
+        json_str(buf, len, &o, r->m->id);
+        if (o >= len)
+            break;
+        if (r->st == RS_OK)
+            o += (size_t)snprintf(buf + o, len - o, ",\"version\":%llu%s}",
+                                  (unsigned long long)r->version,
+                                  r->tombstone ? ",\"tombstone\":true" : "");
+        else if (r->st == RS_MISSING)
+            o += (size_t)snprintf(buf + o, len - o, ",\"missing\":true}");
+        else if (r->st == RS_PENDING)
+            o += (size_t)snprintf(buf + o, len - o, ",\"pending\":true}");
+        else
+            o += (size_t)snprintf(buf + o, len - o, ",\"error\":\"%s\"}", r->why);
+    }
+    if (o < len)
+        snprintf(buf + o, len - o, "]}");
+    else if (len)
+        buf[0] = '\0'; /* cut: better no trace than broken JSON */
+}
+
+static void reply(struct op *op, const struct rk_msg *rep)
+{
+    struct rk_coord *c = op->c;
+    if (op->replied)
+        return;
+    op->replied = true;
+    if (rk_reply_encode(op->client, rep) == 0) {
+        rk_reply_send(c->sh, op->client);
+    } else {
+        nng_msg_free(op->client);
+        atomic_fetch_sub(&c->sh->inflight, 1);
+    }
+    op->client = NULL;
+}
+
+static void reply_text(struct op *op, enum rk_status st, const char *text)
+{
+    struct rk_msg rep = {.opcode = op->opcode, .flags = RK_MSG_REPLY, .id = op->req_id,
+                         .status = (uint16_t)st, .has_text = text != NULL,
+                         .text = (const uint8_t *)text, .tlen = text ? (uint32_t)strlen(text) : 0};
+    reply(op, &rep);
+}
+
+/* "write quorum not met: 1 of 2 acks (node-3 down, node-2 timed out)" */
+static void reply_quorum(struct op *op)
+{
+    bool write = op->opcode != RK_OP_GET;
+    char text[768];
+    size_t o = (size_t)snprintf(text, sizeof(text), "%s quorum not met: %u of %u %s (",
+                                write ? "write" : "read", write ? op->acks : op->answers, op->need,
+                                write ? "acks" : "answers");
+    bool first = true;
+    for (uint8_t i = 0; i < op->n && o < sizeof(text); i++) {
+        const struct replica *r = &op->r[i];
+        if (r->st == RS_OK || r->st == RS_MISSING)
+            continue;
+        o += (size_t)snprintf(text + o, sizeof(text) - o, "%s%s %s", first ? "" : ", ", r->m->id,
+                              r->st == RS_PENDING ? "pending" : r->why);
+        first = false;
+    }
+    if (o < sizeof(text))
+        snprintf(text + o, sizeof(text) - o, ")");
+    op->c->stats.quorum_failed++;
+    reply_text(op, RK_ST_QUORUM, text);
+}
+
+static void reply_read(struct op *op)
+{
+    char trace[2048] = "";
+    if (op->trace)
+        trace_json(op, trace, sizeof(trace));
+    struct rk_msg rep = {.opcode = RK_OP_GET, .flags = RK_MSG_REPLY, .id = op->req_id,
+                         .has_text = op->trace && trace[0], .text = (const uint8_t *)trace,
+                         .tlen = (uint32_t)strlen(trace)};
+    struct rk_msg best;
+    if (!op->best || op->best_tombstone ||
+        rk_proto_decode(nng_msg_body(op->best), nng_msg_len(op->best), &best) < 0 ||
+        !best.has_val) {
+        rep.status = RK_ST_NOT_FOUND;
+    } else {
+        rep.val = best.val, rep.vlen = best.vlen, rep.has_val = true;
+        rep.version = best.version, rep.has_version = true;
+        rep.expiry_ms = best.expiry_ms, rep.has_expiry = best.has_expiry;
+    }
+    reply(op, &rep);
+}
+
+/* ---- the state machine ---- */
+
+static void op_free(struct op *op)
+{
+    struct rk_coord *c = op->c;
+    ev_timer_stop(c->loop, &op->timer);
+    if (op->client) { /* never answered: we are shutting down */
+        reply_text(op, RK_ST_UNAVAILABLE, "node is shutting down");
+    }
+    if (op->best)
+        nng_msg_free(op->best);
+    rk_view_release(op->view);
+    free(op->key);
+    memset(op, 0, sizeof(*op));
+    c->used--;
+}
+
+/* Newer replicas of a read get the newest version, and so do those that
+ * had none (the key is repaired, not only read). */
+static void read_repair(struct op *op)
+{
+    struct rk_msg best;
+    if (!op->best || rk_proto_decode(nng_msg_body(op->best), nng_msg_len(op->best), &best) < 0)
+        return;
+    struct rk_msg w = {.opcode = RK_OP_RPUT, .id = 0, .key = op->key, .klen = op->klen,
+                       .has_key = true, .version = op->best_version, .has_version = true,
+                       .expiry_ms = best.expiry_ms, .has_expiry = best.has_expiry,
+                       .tombstone = op->best_tombstone, .has_tombstone = op->best_tombstone};
+    if (!op->best_tombstone)
+        w.val = best.val, w.vlen = best.vlen, w.has_val = true;
+    for (uint8_t i = 0; i < op->n; i++) {
+        struct replica *r = &op->r[i];
+        bool stale = r->st == RS_MISSING || (r->st == RS_OK && r->version < op->best_version);
+        if (!stale || !r->p)
+            continue;
+        if (peer_send(r->p, &w, 0x80000000u | (uint32_t)REPAIR_SLOT << 4 | i) == 0)
+            op->c->stats.read_repairs++;
+    }
+}
+
+/* Decide what can be decided; free the op once nothing is pending. */
+static void advance(struct op *op)
+{
+    bool write = op->opcode != RK_OP_GET;
+    if (!op->replied) {
+        uint8_t have = write ? op->acks : op->answers;
+        if (have >= op->need) {
+            if (write) {
+                struct rk_msg rep = {.opcode = op->opcode, .flags = RK_MSG_REPLY,
+                                     .id = op->req_id, .version = op->version,
+                                     .has_version = true};
+                reply(op, &rep);
+            } else {
+                reply_read(op);
+            }
+        } else if (have + op->pending < op->need) {
+            reply_quorum(op);
+        }
+    }
+    if (op->pending)
+        return;
+    if (!write)
+        read_repair(op);
+    op_free(op);
+}
+
+static void settle(struct op *op, uint8_t i, uint8_t st, const char *why)
+{
+    struct replica *r = &op->r[i];
+    r->st = st;
+    if (why)
+        snprintf(r->why, sizeof(r->why), "%s", why);
+    if (r->p && r->p->inflight)
+        r->p->inflight--;
+    op->pending--;
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct op *op = t->data;
+    for (uint8_t i = 0; i < op->n; i++) {
+        if (op->r[i].st != RS_PENDING)
+            continue;
+        settle(op, i, RS_FAILED, "timed out");
+        op->c->stats.replica_timeouts++;
+    }
+    advance(op);
+}
+
+/* One answer from replica i of op. */
+static void on_answer(struct op *op, uint8_t i, nng_msg *msg, const struct rk_msg *rep)
+{
+    struct replica *r = &op->r[i];
+    if (rep->status == RK_ST_OK) {
+        r->version = rep->version;
+        r->tombstone = rep->has_tombstone && rep->tombstone;
+        settle(op, i, RS_OK, NULL);
+        if (op->opcode == RK_OP_GET) {
+            op->answers++;
+            if (!op->best || rep->version > op->best_version) {
+                if (op->best)
+                    nng_msg_free(op->best);
+                op->best = msg; /* keeps the value */
+                op->best_version = rep->version;
+                op->best_tombstone = r->tombstone;
+                msg = NULL;
+            }
+        } else {
+            op->acks++;
+        }
+    } else if (rep->status == RK_ST_NOT_FOUND && op->opcode == RK_OP_GET) {
+        settle(op, i, RS_MISSING, NULL);
+        op->answers++;
+    } else {
+        char why[40];
+        snprintf(why, sizeof(why), "%s", rk_proto_status_name(rep->status));
+        for (char *p = why; *p; p++)
+            *p = *p == '_' ? ' ' : (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        settle(op, i, RS_FAILED, why);
+        op->c->stats.replica_errors++;
+    }
+    if (msg)
+        nng_msg_free(msg);
+    advance(op);
+}
+
+static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop, (void)revents;
+    struct peer *p = io->data;
+    struct rk_coord *c = p->c;
+    for (int k = 0; k < RECV_BATCH; k++) {
+        nng_msg *msg;
+        if (nng_recvmsg(p->s, &msg, NNG_FLAG_NONBLOCK) != 0)
+            return;
+        uint32_t rid = 0;
+        struct rk_msg rep;
+        if (nng_msg_header_len(msg) < 4 || nng_msg_header_trim_u32(msg, &rid) != 0 ||
+            rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &rep) < 0) {
+            nng_msg_free(msg);
+            continue;
+        }
+        uint32_t slot = (rid & 0x7fffffff) >> 4;
+        uint8_t i = rid & 15;
+        struct op *op = slot < MAX_OPS ? &c->ops[slot] : NULL;
+        if (!op || !op->used || op->seq != rep.id || i >= op->n || op->r[i].st != RS_PENDING ||
+            op->r[i].p != p) {
+            nng_msg_free(msg); /* a repair's answer, or late for an op that ended */
+            continue;
+        }
+        on_answer(op, i, msg, &rep);
+    }
+}
+
+/* ---- starting ---- */
+
+static struct op *op_alloc(struct rk_coord *c)
+{
+    if (c->used == MAX_OPS)
+        return NULL;
+    while (c->ops[c->next_slot].used)
+        c->next_slot = (c->next_slot + 1) % MAX_OPS;
+    struct op *op = &c->ops[c->next_slot];
+    c->next_slot = (c->next_slot + 1) % MAX_OPS;
+    c->used++;
+    op->used = true;
+    op->c = c;
+    op->seq = ++c->seq;
+    return op;
+}
+
+/* Quorum for this request: the client's or the config's, capped at the
+ * preference list. 0 with *why set when the client asked for too many. */
+static uint8_t quorum(const struct rk_shared *sh, const struct rk_msg *req, uint8_t n, char *why,
+                      size_t len)
+{
+    bool read = req->opcode == RK_OP_GET;
+    unsigned q = read ? (req->has_r && req->r ? req->r : sh->cfg.read_quorum)
+                      : (req->has_w && req->w ? req->w : sh->cfg.write_quorum);
+    if (q > sh->cfg.replicas) {
+        snprintf(why, len, "%s = %u is more than cluster.replicas = %u", read ? "-r" : "-w", q,
+                 sh->cfg.replicas);
+        return 0;
+    }
+    return (uint8_t)(q < n ? q : n);
+}
+
+static struct rk_msg replica_request(const struct op *op, const struct rk_msg *req)
+{
+    struct rk_msg m = {.id = op->seq, .key = req->key, .klen = req->klen, .has_key = true};
+    if (req->opcode == RK_OP_GET) {
+        m.opcode = RK_OP_RGET;
+        return m;
+    }
+    m.opcode = RK_OP_RPUT;
+    m.version = op->version, m.has_version = true;
+    if (req->opcode == RK_OP_DEL) {
+        m.tombstone = 1, m.has_tombstone = true;
+    } else {
+        m.val = req->val, m.vlen = req->vlen, m.has_val = true;
+        if (req->has_ttl && req->ttl_ms)
+            m.expiry_ms = rk_clock_wall_ms() + req->ttl_ms, m.has_expiry = true;
+    }
+    return m;
+}
+
+/* Ask every replica of op; those down or unreachable settle at once. */
+static void fan_out(struct rk_coord *c, struct op *op, const struct rk_msg *req)
+{
+    struct rk_msg m = replica_request(op, req);
+    uint32_t slot = (uint32_t)(op - c->ops);
+    for (uint8_t i = 0; i < op->n; i++) {
+        struct replica *r = &op->r[i];
+        r->st = RS_PENDING;
+        op->pending++;
+        if (!rk_view_up(r->m)) {
+            settle(op, i, RS_DOWN, "down");
+            c->stats.replicas_down++;
+            continue;
+        }
+        r->p = peer_get(c, r->m);
+        int rc = r->p ? peer_send(r->p, &m, 0x80000000u | slot << 4 | i) : -EIO;
+        if (rc < 0) {
+            struct peer *p = r->p;
+            r->p = NULL; /* nothing was sent: no in-flight count to return */
+            settle(op, i, RS_FAILED, rc == RK_EBUSY ? "overloaded" : "unreachable");
+            r->p = p;
+            c->stats.replica_errors++;
+        }
+    }
+}
+
+bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, uint32_t part)
+{
+    struct rk_view *v = rk_view_acquire(&c->sh->views);
+    const char *ids[NREP];
+    size_t n = v ? rk_ring_preference(v->ring, part, ids, NREP) : 0;
+    if (!v || (n == 1 && strcmp(ids[0], v->m[v->self].id) == 0)) {
+        rk_view_release(v);
+        return false; /* a single replica, this node: the local path */
+    }
+    struct op *op = op_alloc(c);
+    if (!op) {
+        rk_view_release(v);
+        struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                             .status = RK_ST_BUSY, .has_text = true,
+                             .text = (const uint8_t *)"too many requests being coordinated; retry",
+                             .tlen = 42};
+        if (rk_reply_encode(msg, &rep) == 0)
+            rk_reply_send(c->sh, msg);
+        else
+            nng_msg_free(msg), atomic_fetch_sub(&c->sh->inflight, 1);
+        return true;
+    }
+    op->view = v;
+    op->client = msg;
+    op->opcode = req->opcode;
+    op->req_id = req->id;
+    op->trace = req->has_trace && req->trace;
+    op->part = part;
+    op->n = (uint8_t)n;
+    for (size_t i = 0; i < n; i++)
+        op->r[i].m = rk_view_find(v, ids[i]);
+    char why[128];
+    op->need = quorum(c->sh, req, op->n, why, sizeof(why));
+    if (op->need == 0) {
+        reply_text(op, RK_ST_MALFORMED, why);
+        op_free(op);
+        return true;
+    }
+    op->key = malloc(req->klen);
+    if (!op->key) {
+        reply_text(op, RK_ST_INTERNAL, "out of memory");
+        op_free(op);
+        return true;
+    }
+    memcpy(op->key, req->key, req->klen);
+    op->klen = req->klen;
+    if (op->opcode != RK_OP_GET)
+        op->version = rk_hlc_now(&c->sh->hlc, rk_clock_wall_ms());
+    c->stats.coordinated++;
+    fan_out(c, op, req);
+    ev_timer_init(&op->timer, on_timeout, (double)c->sh->cfg.request_timeout_ms / 1000.0, 0.0);
+    op->timer.data = op;
+    ev_timer_start(c->loop, &op->timer);
+    advance(op);
+    return true;
+}
+
+/* ---- life cycle ---- */
+
+int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_shared *sh)
+{
+    struct rk_coord *c = calloc(1, sizeof(*c));
+    if (!c || !(c->ops = calloc(MAX_OPS, sizeof(*c->ops)))) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->loop = loop;
+    c->sh = sh;
+    *out = c;
+    return 0;
+}
+
+void rk_coord_destroy(struct rk_coord *c)
+{
+    if (!c)
+        return;
+    for (uint32_t i = 0; i < MAX_OPS; i++)
+        if (c->ops[i].used)
+            op_free(&c->ops[i]);
+    for (size_t i = 0; i < c->npeers; i++)
+        peer_close(c, c->peers[i]);
+    free(c->peers);
+    free(c->ops);
+    free(c);
+}
+
+void rk_coord_stats(const struct rk_coord *c, struct rk_coord_stats *out)
+{
+    *out = c->stats;
+}

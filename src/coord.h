@@ -1,0 +1,52 @@
+/* The request coordinator: any node coordinates any client PUT, DEL or GET.
+ * It runs inside the worker loop that owns the key's partition on this
+ * node and never blocks it: requests to the partition's replicas go out on
+ * one raw req0 socket per peer (polled through NNG_OPT_RECVFD on the same
+ * loop, this node's own replica included, over loopback), answers and
+ * timeouts advance a per-request state machine, and the client is answered
+ * as soon as the outcome is known.
+ *
+ *   PUT/DEL: version from the node's HLC; RPUT to every replica of the
+ *            preference list that is up; OK once W acknowledged (appended,
+ *            and fsynced under fsync = "always"), QUORUM once W can no longer
+ *            be reached, naming each replica's fate.
+ *   GET:     RGET to every replica that is up; once R answered, the newest
+ *            version wins (a tombstone or no answer with a value is
+ *            NOT_FOUND); when all have answered (or timed out), replicas
+ *            that returned an older version or nothing get the newest one
+ *            (read repair, counted).
+ *
+ * W and R default to cluster.write_quorum / read_quorum, may be set per
+ * request, and are capped at the preference list's length when the cluster
+ * has fewer members than cluster.replicas. A replica that is suspect or
+ * dead is not asked (it counts as failed: "down"). Outstanding requests are
+ * bounded per worker (BUSY beyond) and per peer.
+ *
+ * Threads: one coordinator per worker, used only on that worker's loop.
+ */
+#ifndef RK_COORD_H
+#define RK_COORD_H
+
+#include "proto.h"
+#include "worker.h"
+
+#include <ev.h>
+#include <nng/nng.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rk_coord;
+
+int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_shared *sh);
+
+/* Answer what is still waiting (UNAVAILABLE), close the peer sockets. */
+void rk_coord_destroy(struct rk_coord *c);
+
+/* Take a client PUT, DEL or GET for partition part. true: the coordinator
+ * owns msg and answers it; false: this node holds the only replica, serve
+ * it locally (msg untouched). */
+bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, uint32_t part);
+
+void rk_coord_stats(const struct rk_coord *c, struct rk_coord_stats *out);
+
+#endif
