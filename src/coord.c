@@ -213,8 +213,11 @@ static void trace_json(const struct op *op, char *buf, size_t len)
             o += (size_t)snprintf(buf + o, len - o, ",\"missing\":true}");
         else if (r->st == RS_PENDING)
             o += (size_t)snprintf(buf + o, len - o, ",\"pending\":true}");
-        else
-            o += (size_t)snprintf(buf + o, len - o, ",\"error\":\"%s\"}", r->why);
+        else {
+            o += (size_t)snprintf(buf + o, len - o, ",\"error\":");
+            json_str(buf, len, &o, r->why);
+            o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "}");
+        }
     }
     if (o < len)
         snprintf(buf + o, len - o, "]}");
