@@ -1,0 +1,177 @@
+"""Replication, black-box: N=3 W=2 R=2 across real processes.
+
+Keys are written through every node (each one coordinates), read back
+through every node, and the cluster is checked while nodes are down. Every
+wait polls with a deadline.
+"""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from harness import last_json, wait_for
+
+GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s",
+          "cluster.request_timeout": "1s"}
+SLACK_S = 15
+
+
+def members_state(node):
+    r = node.kvctl("--timeout", "2s", "--json", "members", timeout=10)
+    if r.rc != 0:
+        return {}
+    return {m["id"]: m["state"] for m in last_json(r.out)["members"]}
+
+
+def wait_state(observers, who, states, timeout=SLACK_S):
+    wait_for(lambda: all(members_state(n).get(who.name) in states for n in observers), timeout,
+             f"{who.name} {'/'.join(states)} on {[n.name for n in observers]}")
+
+
+def start3(cluster, **extra):
+    cluster.overrides.update({**GOSSIP, **extra})
+    nodes = cluster.start(3)
+    wait_for(lambda: all(list(members_state(n).values()).count("alive") == 3 for n in nodes),
+             SLACK_S, "3 alive everywhere")
+    return nodes
+
+
+def put_many(nodes, keys, prefix="v"):
+    """Put every key through the nodes in turn, 4 at a time; returns the
+    keys acknowledged."""
+    def one(i_k):
+        i, k = i_k
+        r = nodes[i % len(nodes)].kvctl("put", k, f"{prefix}-{k}")
+        return k if r.rc == 0 else None
+    with ThreadPoolExecutor(4) as ex:
+        return [k for k in ex.map(one, enumerate(keys)) if k]
+
+
+def bad_reads(node, keys, prefix="v"):
+    def one(k):
+        r = node.kvctl("get", k)
+        return None if r.rc == 0 and r.out == f"{prefix}-{k}".encode() else (k, r.rc, r.err.strip())
+    with ThreadPoolExecutor(4) as ex:
+        return [x for x in ex.map(one, keys) if x]
+
+
+def test_one_node_down_reads_and_writes_go_on(cluster):
+    nodes = start3(cluster)
+    keys = [f"key-{i}" for i in range(300)]
+    assert put_many(nodes, keys) == keys
+    for n in nodes:
+        assert bad_reads(n, keys[:60]) == [], n
+    victim = nodes[2]
+    victim.kill()
+    wait_state(nodes[:2], victim, ("dead",))
+    for n in nodes[:2]:
+        assert bad_reads(n, keys) == [], f"reads through {n.name} with node-3 down"
+    more = [f"more-{i}" for i in range(100)]
+    assert put_many(nodes[:2], more) == more, "writes with one replica down"
+    # The traced read names the coordinator and every replica asked.
+    j = last_json(nodes[0].kvctl("--json", "get", "more-1").out)
+    assert j["coordinator"] == "node-1" and len(j["replicas"]) == 3, j
+    assert any(r["node"] == "node-3" and "error" in r for r in j["replicas"]), j
+    victim.start()
+    wait_state(nodes, victim, ("alive",))
+    for n in nodes:
+        assert bad_reads(n, more[:50]) == [], n
+
+
+def test_two_nodes_down_writes_fail_and_nothing_acked_is_lost(cluster):
+    nodes = start3(cluster)
+    acked = put_many(nodes, [f"a-{i}" for i in range(50)])
+    assert len(acked) == 50
+    nodes[1].kill()
+    nodes[2].kill()
+    wait_state(nodes[:1], nodes[1], ("dead",))
+    wait_state(nodes[:1], nodes[2], ("dead",))
+    r = nodes[0].kvctl("put", "lonely", "x")
+    assert r.rc == 3, r
+    assert "write quorum not met" in r.err and "of 2 acks" in r.err, r
+    assert "node-2" in r.err and "node-3" in r.err, r
+    r = nodes[0].kvctl("get", "a-1")
+    assert r.rc == 3 and "read quorum not met" in r.err, r
+    nodes[1].start()
+    nodes[2].start()
+    wait_state(nodes, nodes[1], ("alive",))
+    wait_state(nodes, nodes[2], ("alive",))
+    for n in nodes:
+        assert bad_reads(n, acked) == [], n
+
+
+def test_read_repair_fixes_a_stale_replica(cluster):
+    nodes = start3(cluster)
+    keys = [f"r-{i}" for i in range(40)]
+    assert put_many(nodes, keys, "old") == keys
+    stale = nodes[2]
+    stale.kill()
+    wait_state(nodes[:2], stale, ("dead",))
+    assert put_many(nodes[:2], keys, "new") == keys  # node-3 misses these
+    stale.start()
+    wait_state(nodes, stale, ("alive",))
+
+    def versions(k):
+        j = last_json(nodes[0].kvctl("--json", "-r", "3", "get", k).out)
+        return {r["node"]: r.get("version") for r in j["replicas"]}
+
+    v = versions("r-1")
+    assert len(set(v.values())) == 2, f"node-3 should still hold the old version: {v}"
+    # That read repaired it: every replica now has the newest version.
+    wait_for(lambda: len(set(versions("r-1").values())) == 1, SLACK_S, "r-1 repaired on node-3")
+    for k in keys[2:12]:
+        versions(k)  # read (and repair) through node-1
+    for k in keys[2:12]:
+        wait_for(lambda: len(set(versions(k).values())) == 1, SLACK_S, f"{k} repaired")
+    stats = last_json(nodes[0].kvctl("--json", "stats").out)
+    assert stats["replication"]["read_repairs"] >= 11, stats["replication"]
+    # The repaired replica alone now answers with the new value.
+    nodes[0].kill()
+    nodes[1].kill()
+    wait_state(nodes[2:], nodes[0], ("dead",))
+    wait_state(nodes[2:], nodes[1], ("dead",))
+    r = stale.kvctl("--json", "-r", "1", "get", "r-1")
+    assert r.rc == 0 and last_json(r.out)["value"] == "new-r-1", r
+
+
+def test_five_nodes_placement_agrees_with_locate_everywhere(cluster):
+    cluster.overrides.update({**GOSSIP, "node.workers": 1})
+    nodes = cluster.start(5)
+    wait_for(lambda: all(list(members_state(n).values()).count("alive") == 5 for n in nodes),
+             SLACK_S, "5 alive everywhere")
+    digests = {last_json(n.kvctl("--json", "ring").out)["digest"] for n in nodes}
+    assert len(digests) == 1, digests
+    ring = last_json(nodes[0].kvctl("--json", "ring").out)
+    assert sum(m["primary"] for m in ring["members"]) == ring["partitions"]
+    assert all(m["replica"] > 0 for m in ring["members"]), ring
+    for k in ("alpha", "beta", "gamma", "delta", "epsilon"):
+        lists = {tuple(p["node"] for p in last_json(n.kvctl("--json", "locate", k).out)["preference"])
+                 for n in nodes}
+        assert len(lists) == 1, (k, lists)
+        (pref,) = lists
+        assert len(pref) == 3 and len(set(pref)) == 3, pref
+        # A write lands on exactly those three replicas.
+        assert nodes[0].kvctl("put", k, "x").rc == 0
+        j = last_json(nodes[4].kvctl("--json", "-r", "3", "get", k).out)
+        assert {r["node"] for r in j["replicas"]} == set(pref), (j, pref)
+        assert all(r.get("version") for r in j["replicas"]), j
+
+
+def test_concurrent_writers_through_every_node(cluster):
+    nodes = start3(cluster)
+    errors = []
+
+    def writer(t):
+        for i in range(40):
+            k = f"w{t}-{i}"
+            r = nodes[(t + i) % 3].kvctl("put", k, f"v-{k}")
+            if r.rc != 0:
+                errors.append((k, r.err))
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    keys = [f"w{t}-{i}" for t in range(4) for i in range(40)]
+    for n in nodes:
+        assert bad_reads(n, keys) == [], n
