@@ -80,6 +80,10 @@ static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
         x->coordinated += y->coordinated, x->quorum_failed += y->quorum_failed;
         x->replica_timeouts += y->replica_timeouts, x->replica_errors += y->replica_errors;
         x->replicas_down += y->replicas_down, x->read_repairs += y->read_repairs;
+        x->hints_stored += y->hints_stored, x->hints_delivered += y->hints_delivered;
+        struct rk_hints_stats *hx = &t->hints, *hy = &s.hints;
+        hx->pending += hy->pending, hx->pending_bytes += hy->pending_bytes;
+        hx->dropped_full += hy->dropped_full, hx->dropped_old += hy->dropped_old;
         struct rk_storage_stats *a = &t->storage, *b = &s.storage;
         a->keys += b->keys, a->tombstones += b->tombstones, a->segments += b->segments;
         a->disk_bytes += b->disk_bytes, a->raw_bytes += b->raw_bytes;
@@ -132,13 +136,18 @@ static void stats_json(struct rk_shared *sh, struct jbuf *b)
     jadd(b, "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"
             "\"replica_timeouts\":%llu,\"replica_errors\":%llu,\"replicas_down\":%llu,"
             "\"read_repairs\":%llu,\"replica_writes\":%llu,\"replica_reads\":%llu,"
-            "\"clock_refused\":%llu,\"clock_backwards\":%llu},",
+            "\"clock_refused\":%llu,\"clock_backwards\":%llu},"
+            "\"hints\":{\"stored\":%llu,\"delivered\":%llu,\"pending\":%llu,"
+            "\"pending_bytes\":%llu,\"dropped_full\":%llu,\"dropped_old\":%llu},",
          (unsigned long long)co->coordinated, (unsigned long long)co->quorum_failed,
          (unsigned long long)co->replica_timeouts, (unsigned long long)co->replica_errors,
          (unsigned long long)co->replicas_down, (unsigned long long)co->read_repairs,
          (unsigned long long)t.replica_writes, (unsigned long long)t.replica_reads,
          (unsigned long long)atomic_load(&sh->hlc.refused),
-         (unsigned long long)atomic_load(&sh->hlc.backwards));
+         (unsigned long long)atomic_load(&sh->hlc.backwards),
+         (unsigned long long)co->hints_stored, (unsigned long long)co->hints_delivered,
+         (unsigned long long)t.hints.pending, (unsigned long long)t.hints.pending_bytes,
+         (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old);
     jadd(b, "\"storage\":{\"keys\":%llu,\"tombstones\":%llu,\"segments\":%llu,"
             "\"disk_bytes\":%llu,\"raw_bytes\":%llu,\"compression_ratio\":%.2f,"
             "\"live_bytes\":%llu,\"dead_bytes\":%llu,\"index_bytes\":%llu,\"cache_bytes\":%llu,"

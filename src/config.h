@@ -49,6 +49,9 @@ struct rk_config {
     bool compression;            /* "lz4" → true, "none" → false */
     uint32_t max_key_size;       /* "1KiB"; 1 .. 65535 */
     uint32_t max_value_size;     /* "1MiB"; 0 .. 64 MiB */
+    /* [hints] */
+    uint64_t hints_max_bytes;    /* "64MiB" per target node */
+    uint64_t hints_max_age_ms;   /* "3h" */
     /* [antientropy] */
     uint64_t ae_interval_ms;     /* 30000 */
     uint32_t ae_max_keys_per_second; /* 50000 */

@@ -9,6 +9,7 @@
  */
 #include "coord.h"
 #include "client.h"
+#include "hints.h"
 #include "nng_close.h"
 #include "ring.h"
 #include "util/clock.h"
@@ -23,6 +24,11 @@
 
 #define MAX_OPS 4096           /* outstanding coordinated requests per worker */
 #define REPAIR_SLOT MAX_OPS    /* answers to read-repair writes are not awaited */
+#define HINT_BASE (MAX_OPS + 1) /* slots HINT_BASE + k: hint delivery flights[k] */
+#define FLIGHTS 256             /* hint deliveries outstanding per worker */
+#define HINT_TICK_S 0.2         /* how often pending hints are offered */
+#define HINT_BACKOFF_MIN_MS 200
+#define HINT_BACKOFF_MAX_MS 10000
 #define PEER_INFLIGHT 4096     /* requests outstanding to one peer */
 #define PEER_BUF 1024          /* nng queue depth of a peer socket */
 #define RECV_BATCH 64
@@ -32,7 +38,7 @@
 #define CLOSE_LIMIT_MS 300 /* nng_close.h; several peers may close at shutdown */
 #define RK_PEER_MAX_MSG RK_CLIENT_MAX_MSG
 
-static_assert(MAX_OPS <= (0x7fffffff >> 4), "slot fits the request id");
+static_assert(MAX_OPS + 1 + FLIGHTS <= (0x7fffffff >> 4), "slot fits the request id");
 
 enum rstate { RS_PENDING, RS_OK, RS_MISSING, RS_FAILED, RS_DOWN };
 
@@ -43,6 +49,18 @@ struct peer {
     ev_io io;
     uint32_t inflight;
     struct rk_coord *c;
+    uint64_t hint_after_ms;  /* back-off: no delivery before this (mono ms) */
+    uint64_t hint_backoff_ms;
+    uint32_t hint_flights;   /* deliveries in flight to this peer */
+};
+
+/* One hint being delivered. */
+struct flight {
+    bool used;
+    struct peer *p;
+    uint8_t *key;
+    uint32_t klen;
+    uint64_t lv, deadline_ms;
 };
 
 struct replica {
@@ -67,6 +85,10 @@ struct op {
     bool best_tombstone;
     uint8_t *key;
     uint32_t klen, part;
+    uint8_t *val;         /* writes: for hints to replicas that missed it */
+    uint32_t vlen;
+    uint64_t expiry_ms;
+    bool tombstone;
     ev_timer timer;
     struct rk_coord *c;
 };
@@ -76,8 +98,11 @@ struct rk_coord {
     struct rk_shared *sh;
     struct op *ops; /* MAX_OPS */
     uint32_t next_slot, used, seq;
-    struct peer **peers;
-    size_t npeers;
+    struct peer **peers, **retired;
+    size_t npeers, nretired;
+    struct rk_hints *hints; /* the worker's; NULL = no hinted handoff */
+    struct flight flights[FLIGHTS];
+    ev_timer hint_tick;
     struct rk_coord_stats stats;
 };
 
@@ -128,8 +153,7 @@ static struct peer *peer_open(struct rk_coord *c, const struct rk_view_member *m
 static void peer_close(struct rk_coord *c, struct peer *p)
 {
     ev_io_stop(c->loop, &p->io);
-    rk_nng_close_bounded(p->s, CLOSE_LIMIT_MS, "peer"); /* answers still due time out */
-    free(p);
+    rk_nng_close_bounded(p->s, CLOSE_LIMIT_MS, "peer");
 }
 
 /* The socket to member m, opened on first use; reopened if its address
@@ -142,7 +166,14 @@ static struct peer *peer_get(struct rk_coord *c, const struct rk_view_member *m)
     if (i < c->npeers && strcmp(c->peers[i]->addr, m->peer_addr) == 0)
         return c->peers[i];
     if (i < c->npeers) {
+        /* Retired, not freed: requests still out to it hold the pointer
+         * and will time out. Freed with the coordinator. */
+        struct peer **nr = realloc(c->retired, (c->nretired + 1) * sizeof(*nr));
+        if (!nr)
+            return NULL;
+        c->retired = nr;
         peer_close(c, c->peers[i]);
+        c->retired[c->nretired++] = c->peers[i];
         c->peers[i] = c->peers[--c->npeers];
     }
     struct peer **np = realloc(c->peers, (c->npeers + 1) * sizeof(*np));
@@ -305,6 +336,7 @@ static void op_free(struct op *op)
         nng_msg_free(op->best);
     rk_view_release(op->view);
     free(op->key);
+    free(op->val);
     memset(op, 0, sizeof(*op));
     c->used--;
 }
@@ -358,10 +390,27 @@ static void advance(struct op *op)
     op_free(op);
 }
 
+/* A write replica i missed (down, unreachable, timed out): keep it for
+ * that replica. A timed-out replica may have it already; delivering it
+ * again is harmless (a stale replica write is acknowledged). */
+static void hint(struct op *op, uint8_t i)
+{
+    struct rk_coord *c = op->c;
+    if (!c->hints || op->opcode == RK_OP_GET)
+        return;
+    struct rk_record r = {.key = op->key, .klen = op->klen, .val = op->val, .vlen = op->vlen,
+                          .version = op->version, .expiry_ms = op->expiry_ms,
+                          .tombstone = op->tombstone};
+    if (rk_hints_add(c->hints, op->r[i].m->id, &r, rk_hlc_now(&c->sh->hlc, rk_clock_wall_ms())) == 0)
+        c->stats.hints_stored++;
+}
+
 static void settle(struct op *op, uint8_t i, uint8_t st, const char *why)
 {
     struct replica *r = &op->r[i];
     r->st = st;
+    if (st == RS_DOWN || st == RS_FAILED)
+        hint(op, i);
     if (why)
         snprintf(r->why, sizeof(r->why), "%s", why);
     if (r->p && r->p->inflight)
@@ -419,6 +468,111 @@ static void on_answer(struct op *op, uint8_t i, nng_msg *msg, const struct rk_ms
     advance(op);
 }
 
+/* ---- hinted handoff: delivery ---- */
+
+static uint64_t mono_ms(void)
+{
+    return rk_clock_mono_ns() / 1000000;
+}
+
+static void back_off(struct peer *p)
+{
+    uint64_t b = p->hint_backoff_ms * 2;
+    p->hint_backoff_ms = b < HINT_BACKOFF_MIN_MS ? HINT_BACKOFF_MIN_MS
+                         : b > HINT_BACKOFF_MAX_MS ? HINT_BACKOFF_MAX_MS
+                                                  : b;
+    p->hint_after_ms = mono_ms() + p->hint_backoff_ms;
+}
+
+static void flight_end(struct rk_coord *c, struct flight *f)
+{
+    if (f->p->inflight)
+        f->p->inflight--;
+    f->p->hint_flights--;
+    free(f->key);
+    memset(f, 0, sizeof(*f));
+    (void)c;
+}
+
+static void hint_answer(struct rk_coord *c, struct peer *p, uint32_t k, const struct rk_msg *rep)
+{
+    struct flight *f = &c->flights[k];
+    if (!f->used || f->p != p)
+        return; /* expired already */
+    if (rep->status == RK_ST_OK) {
+        rk_hints_delivered(c->hints, p->id, f->key, f->klen, f->lv,
+                           rk_hlc_now(&c->sh->hlc, rk_clock_wall_ms()));
+        c->stats.hints_delivered++;
+        p->hint_backoff_ms = 0;
+    } else {
+        back_off(p);
+    }
+    flight_end(c, f);
+}
+
+struct offer {
+    struct rk_coord *c;
+    struct peer *p;
+};
+
+static void deliver(const struct rk_hint *h, void *arg)
+{
+    struct offer *o = arg;
+    struct rk_coord *c = o->c;
+    uint32_t k = 0;
+    while (k < FLIGHTS && c->flights[k].used)
+        k++;
+    uint8_t *key = k < FLIGHTS ? malloc(h->klen ? h->klen : 1) : NULL;
+    if (!key)
+        return;
+    memcpy(key, h->key, h->klen);
+    struct rk_msg m = {.opcode = RK_OP_RPUT, .key = h->key, .klen = h->klen, .has_key = true,
+                       .version = h->version, .has_version = true, .expiry_ms = h->expiry_ms,
+                       .has_expiry = h->expiry_ms != 0, .tombstone = h->tombstone,
+                       .has_tombstone = h->tombstone};
+    if (!h->tombstone)
+        m.val = h->val, m.vlen = h->vlen, m.has_val = true;
+    if (peer_send(o->p, &m, 0x80000000u | (HINT_BASE + k) << 4) < 0) {
+        free(key);
+        return;
+    }
+    c->flights[k] = (struct flight){.used = true, .p = o->p, .key = key, .klen = h->klen,
+                                    .lv = h->local_version,
+                                    .deadline_ms = mono_ms() + c->sh->cfg.request_timeout_ms};
+    o->p->hint_flights++;
+}
+
+/* Every HINT_TICK_S: expire deliveries that got no answer, then offer the
+ * hints of every member that is up, one batch per member at a time. */
+static void on_hint_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_coord *c = t->data;
+    uint64_t now = mono_ms();
+    size_t free_flights = 0;
+    for (uint32_t k = 0; k < FLIGHTS; k++) {
+        struct flight *f = &c->flights[k];
+        if (f->used && now >= f->deadline_ms) {
+            back_off(f->p);
+            flight_end(c, f);
+        }
+        free_flights += !f->used;
+    }
+    struct rk_view *v = rk_view_acquire(&c->sh->views);
+    for (size_t i = 0; v && i < v->n && free_flights; i++) {
+        const struct rk_view_member *m = &v->m[i];
+        if (!rk_view_up(m) || rk_hints_pending(c->hints, m->id) == 0)
+            continue;
+        struct peer *p = peer_get(c, m);
+        if (!p || p->hint_flights || now < p->hint_after_ms)
+            continue;
+        struct offer o = {c, p};
+        free_flights -= rk_hints_each(c->hints, m->id, free_flights < 64 ? free_flights : 64,
+                                      deliver, &o);
+    }
+    rk_view_release(v);
+}
+
 static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop, (void)revents;
@@ -437,6 +591,11 @@ static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
         }
         uint32_t slot = (rid & 0x7fffffff) >> 4;
         uint8_t i = rid & 15;
+        if (slot >= HINT_BASE && slot < HINT_BASE + FLIGHTS) {
+            hint_answer(c, p, slot - HINT_BASE, &rep);
+            nng_msg_free(msg);
+            continue;
+        }
         struct op *op = slot < MAX_OPS ? &c->ops[slot] : NULL;
         if (!op || !op->used || op->seq != rep.id || i >= op->n || op->r[i].st != RS_PENDING ||
             op->r[i].p != p) {
@@ -493,8 +652,7 @@ static struct rk_msg replica_request(const struct op *op, const struct rk_msg *r
         m.tombstone = 1, m.has_tombstone = true;
     } else {
         m.val = req->val, m.vlen = req->vlen, m.has_val = true;
-        if (req->has_ttl && req->ttl_ms)
-            m.expiry_ms = rk_clock_wall_ms() + req->ttl_ms, m.has_expiry = true;
+        m.expiry_ms = op->expiry_ms, m.has_expiry = op->expiry_ms != 0;
     }
     return m;
 }
@@ -571,8 +729,20 @@ bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, 
     }
     memcpy(op->key, req->key, req->klen);
     op->klen = req->klen;
-    if (op->opcode != RK_OP_GET)
+    if (op->opcode != RK_OP_GET) {
         op->version = rk_hlc_now(&c->sh->hlc, rk_clock_wall_ms());
+        op->tombstone = op->opcode == RK_OP_DEL;
+        if (!op->tombstone && req->has_ttl && req->ttl_ms)
+            op->expiry_ms = rk_clock_wall_ms() + req->ttl_ms;
+        if (!op->tombstone && !(op->val = malloc(req->vlen ? req->vlen : 1))) {
+            reply_text(op, RK_ST_INTERNAL, "out of memory");
+            op_free(op);
+            return true;
+        }
+        if (!op->tombstone)
+            memcpy(op->val, req->val, req->vlen);
+        op->vlen = op->tombstone ? 0 : req->vlen;
+    }
     c->stats.coordinated++;
     fan_out(c, op, req);
     ev_timer_init(&op->timer, on_timeout, (double)c->sh->cfg.request_timeout_ms / 1000.0, 0.0);
@@ -584,7 +754,8 @@ bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, 
 
 /* ---- life cycle ---- */
 
-int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_shared *sh)
+int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_shared *sh,
+                    struct rk_hints *hints)
 {
     struct rk_coord *c = calloc(1, sizeof(*c));
     if (!c || !(c->ops = calloc(MAX_OPS, sizeof(*c->ops)))) {
@@ -593,6 +764,12 @@ int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_share
     }
     c->loop = loop;
     c->sh = sh;
+    c->hints = hints;
+    if (hints) {
+        ev_timer_init(&c->hint_tick, on_hint_tick, HINT_TICK_S, HINT_TICK_S);
+        c->hint_tick.data = c;
+        ev_timer_start(loop, &c->hint_tick);
+    }
     *out = c;
     return 0;
 }
@@ -601,12 +778,21 @@ void rk_coord_destroy(struct rk_coord *c)
 {
     if (!c)
         return;
+    ev_timer_stop(c->loop, &c->hint_tick);
     for (uint32_t i = 0; i < MAX_OPS; i++)
         if (c->ops[i].used)
             op_free(&c->ops[i]);
-    for (size_t i = 0; i < c->npeers; i++)
+    for (uint32_t k = 0; k < FLIGHTS; k++)
+        if (c->flights[k].used)
+            flight_end(c, &c->flights[k]);
+    for (size_t i = 0; i < c->npeers; i++) {
         peer_close(c, c->peers[i]);
+        free(c->peers[i]);
+    }
+    for (size_t i = 0; i < c->nretired; i++)
+        free(c->retired[i]);
     free(c->peers);
+    free(c->retired);
     free(c->ops);
     free(c);
 }

@@ -37,7 +37,12 @@
 
 struct rk_coord;
 
-int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_shared *sh);
+struct rk_hints;
+
+/* hints: the worker's hint store (hinted handoff: writes a replica missed
+ * are kept and delivered when it is up again), or NULL. */
+int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_shared *sh,
+                    struct rk_hints *hints);
 
 /* Answer what is still waiting (UNAVAILABLE), close the peer sockets. */
 void rk_coord_destroy(struct rk_coord *c);

@@ -13,6 +13,7 @@
 #include "worker.h"
 #include "admin.h"
 #include "coord.h"
+#include "hints.h"
 #include "proto.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -76,6 +77,7 @@ struct rk_worker {
     struct replies syncing; /* write replies covered by the running sync */
     struct syncer sync;
     struct rk_coord *coord;
+    struct rk_hints *hints;
     atomic_uint_fast64_t heartbeat;
     pthread_mutex_t stats_lock;
     struct rk_worker_stats stats, pub;
@@ -301,6 +303,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
     w->out.n = 0;
     if (pipelined)
         sync_start(w);
+    if (w->hints)
+        rk_hints_commit(w->hints);
 }
 
 /* ---- serving ---- */
@@ -604,6 +608,8 @@ static void publish(struct rk_worker *w)
     rk_storage_stats(w->store, &w->pub.storage);
     if (w->coord)
         rk_coord_stats(w->coord, &w->pub.coord);
+    if (w->hints)
+        rk_hints_stats(w->hints, &w->pub.hints);
     pthread_mutex_unlock(&w->stats_lock);
 }
 
@@ -640,6 +646,8 @@ static void finish(struct rk_worker *w)
     rk_mailbox_fini(&w->mb); /* serves what other workers forwarded */
     rk_coord_destroy(w->coord); /* answers what still waits for replicas */
     w->coord = NULL;
+    rk_hints_close(w->hints); /* commits and syncs the hints it took */
+    w->hints = NULL;
     on_prepare(w->loop, &w->flush, 0);
     sync_drain(w);
     ev_prepare_stop(w->loop, &w->flush);
@@ -693,6 +701,16 @@ static int open_store(struct rk_worker *w, char *err, size_t errlen)
     return rc;
 }
 
+static int open_hints(struct rk_worker *w, char *err, size_t errlen)
+{
+    char dir[1100];
+    snprintf(dir, sizeof(dir), "%s/hints-%u", w->sh->cfg.data_dir, w->idx);
+    struct rk_storage_opts o;
+    rk_config_storage_opts(&w->sh->cfg, &o);
+    return rk_hints_open(&w->hints, dir, &o, w->sh->cfg.hints_max_bytes,
+                         w->sh->cfg.hints_max_age_ms, err, errlen);
+}
+
 static void watchers_init(struct rk_worker *w, int fd)
 {
     ev_io_init(&w->rx, on_rx, fd, EV_READ);
@@ -732,9 +750,11 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
     if (rc == 0)
         rc = rk_mailbox_init(&w->mb, w->loop, MAILBOX_CAP, on_mail, w);
     if (rc == 0)
-        rc = rk_coord_create(&w->coord, w->loop, sh);
-    if (rc == 0)
         rc = open_store(w, err, errlen);
+    if (rc == 0)
+        rc = open_hints(w, err, errlen);
+    if (rc == 0)
+        rc = rk_coord_create(&w->coord, w->loop, sh, w->hints);
     if (rc == 0 && nng_socket_get_int(sh->sock, NNG_OPT_RECVFD, &fd) != 0)
         rc = -EIO;
     if (rc < 0) {
@@ -802,6 +822,7 @@ void rk_worker_destroy(struct rk_worker *w)
     if (w->store)
         rk_storage_close(w->store);
     rk_coord_destroy(w->coord); /* only if the thread never ran finish() */
+    rk_hints_close(w->hints);
     if (w->loop) {
         rk_mailbox_fini(&w->mb);
         ev_loop_destroy(w->loop);

@@ -13,6 +13,7 @@
 #define RK_WORKER_H
 
 #include "config.h"
+#include "hints.h"
 #include "hlc.h"
 #include "mailbox.h"
 #include "proto.h"
@@ -34,6 +35,7 @@ struct rk_coord_stats {
     uint64_t quorum_failed; /* answered QUORUM */
     uint64_t replica_timeouts, replica_errors, replicas_down;
     uint64_t read_repairs;  /* replica writes sent by read repair */
+    uint64_t hints_stored, hints_delivered;
 };
 
 /* Counters a worker publishes for admin requests (copied under a mutex). */
@@ -41,6 +43,7 @@ struct rk_worker_stats {
     uint64_t puts, gets, dels, other, busy, errors, forwarded;
     uint64_t replica_writes, replica_reads; /* served for coordinators */
     struct rk_coord_stats coord;
+    struct rk_hints_stats hints;
     struct rk_storage_stats storage;
 };
 

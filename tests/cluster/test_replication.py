@@ -100,7 +100,7 @@ def test_two_nodes_down_writes_fail_and_nothing_acked_is_lost(cluster):
 
 
 def test_read_repair_fixes_a_stale_replica(cluster):
-    nodes = start3(cluster)
+    nodes = start3(cluster, **{"hints.max_bytes_per_target": "0B"})  # no hinted handoff
     keys = [f"r-{i}" for i in range(40)]
     assert put_many(nodes, keys, "old") == keys
     stale = nodes[2]
@@ -175,3 +175,50 @@ def test_concurrent_writers_through_every_node(cluster):
     keys = [f"w{t}-{i}" for t in range(4) for i in range(40)]
     for n in nodes:
         assert bad_reads(n, keys) == [], n
+
+
+def hints(node):
+    return last_json(node.kvctl("--json", "stats").out)["hints"]
+
+
+def test_hints_bring_a_restarted_node_up_to_date(cluster):
+    nodes = start3(cluster)
+    keys = [f"h-{i}" for i in range(300)]
+    assert put_many(nodes, keys, "old") == keys
+    victim = nodes[1]
+    victim.kill()
+    wait_state([nodes[0], nodes[2]], victim, ("dead",))
+    assert put_many([nodes[0], nodes[2]], keys, "new") == keys  # node-2 misses these
+    # (stats are published every 100 ms: poll)
+    wait_for(lambda: sum(hints(n)["stored"] for n in (nodes[0], nodes[2])) >= len(keys), 5,
+             "a hint for every write node-2 missed")
+    victim.start()
+    wait_state(nodes, victim, ("alive",))
+    wait_for(lambda: all(hints(n)["pending"] == 0 for n in nodes), SLACK_S, "hints delivered")
+    assert sum(hints(n)["delivered"] for n in nodes) >= len(keys)
+    # Without any read repair, every replica already has the newest version.
+    for k in keys:
+        j = last_json(nodes[2].kvctl("--json", "-r", "3", "get", k).out)
+        vs = {r["node"]: r.get("version") for r in j["replicas"]}
+        assert len(vs) == 3 and len(set(vs.values())) == 1 and None not in vs.values(), (k, j)
+        assert j["value"] == f"new-{k}", j
+    rr = sum(last_json(n.kvctl("--json", "stats").out)["replication"]["read_repairs"] for n in nodes)
+    assert rr == 0, f"hints, not read repair, should have done it: {rr} repairs"
+
+
+def test_hints_survive_a_restart_of_their_holder(cluster):
+    nodes = start3(cluster)
+    victim, holder = nodes[2], nodes[0]
+    victim.kill()
+    wait_state(nodes[:2], victim, ("dead",))
+    keys = [f"s-{i}" for i in range(50)]
+    assert put_many([holder], keys) == keys  # node-1 coordinates: it holds the hints
+    wait_for(lambda: hints(holder)["pending"] >= len(keys), 5, "a hint per write on node-1")
+    holder.kill()  # kill -9 the holder too, then bring both back
+    holder.start()
+    assert hints(holder)["pending"] >= len(keys), "hints lost in the holder's restart"
+    victim.start()
+    wait_for(lambda: hints(holder)["pending"] == 0, SLACK_S, "hints delivered after restarts")
+    for k in keys:
+        r = victim.kvctl("--json", "-r", "1", "get", k)
+        assert r.rc == 0, (k, r)

@@ -183,7 +183,7 @@ static void test_example_file_documents_every_key(void **state)
             fail_msg("%s: [reload] should %sbe in its comment: %s", name, is_live ? "" : "not ",
                      comment);
     }
-    assert_int_equal(nkeys, 37);
+    assert_int_equal(nkeys, 39);
     rk_toml_free(doc);
 }
 
@@ -477,9 +477,9 @@ static void test_unknown_keys_and_tables(void **state)
              ":2:1: unknown key \"storage.banana\" ([storage] has: fsync, fsync_interval, "
              "segment_size, compression, max_key_size, max_value_size)");
     load_err("[bogus]\n", ":1:2: unknown table [bogus] (tables: node, listen, cluster, gossip, "
-                          "storage, antientropy, limits, security, log)");
+                          "storage, hints, antientropy, limits, security, log)");
     load_err("zzzzzz = 1\n", ":1:1: unknown key \"zzzzzz\" (settings go in tables: node, listen, "
-                             "cluster, gossip, storage, antientropy, limits, security, log)");
+                             "cluster, gossip, storage, hints, antientropy, limits, security, log)");
     load_err("[storage.extra]\n", ":1:10: unknown key \"storage.extra\" ([storage] has: fsync, "
                                   "fsync_interval, segment_size, compression, max_key_size, "
                                   "max_value_size)");

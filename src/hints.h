@@ -1,0 +1,75 @@
+/* Hinted handoff: writes a coordinator could not place on a replica (down,
+ * unreachable, timed out), kept for that replica until it is back.
+ *
+ * Each worker keeps its hints in its own storage engine instance
+ * (data_dir/hints-<worker>), so they survive a restart of the holder:
+ *   key     = target node id, NUL, the record's key
+ *   value   = kind u8 (0 put, 1 delete), version u64, expiry_ms u64, value
+ *   version = a fresh HLC version of this node (not the record's), so a
+ *             newer hint for the same key and target always replaces an
+ *             older one, and deleting a delivered hint always wins
+ *   partition = 16 bits of XXH3(target): iterating one target's hints
+ *             touches only its own index entries' partition
+ * The hint store commits with fsync = "interval" (100 ms): a hint lost in
+ * a machine crash within that window is a replica anti-entropy will
+ * repair; hints never count toward W, so no acknowledged write depends on
+ * one.
+ *
+ * Bounds per target: max_bytes of pending hints (past it a hint is
+ * refused, logged and counted, and the target needs anti-entropy instead)
+ * and max_age (older hints are dropped at delivery, counted).
+ *
+ * Threads: one hint store per worker, used on that worker's loop only.
+ */
+#ifndef RK_HINTS_H
+#define RK_HINTS_H
+
+#include "storage.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rk_hints;
+
+struct rk_hint {
+    const void *key;
+    uint32_t klen;
+    const void *val;
+    uint32_t vlen;
+    uint64_t version, expiry_ms, local_version;
+    bool tombstone;
+};
+
+struct rk_hints_stats {
+    uint64_t stored, delivered, dropped_full, dropped_old, pending, pending_bytes;
+};
+
+int rk_hints_open(struct rk_hints **out, const char *dir, const struct rk_storage_opts *base,
+                  uint64_t max_bytes, uint64_t max_age_ms, char *err, size_t errlen);
+void rk_hints_close(struct rk_hints *h);
+
+/* Keep r for target under local version lv. 0, RK_EBUSY when the target's
+ * bound is reached (counted, logged once a minute), or a storage error. */
+int rk_hints_add(struct rk_hints *h, const char *target, const struct rk_record *r, uint64_t lv);
+
+/* Commit what was added (call once per loop turn). */
+int rk_hints_commit(struct rk_hints *h);
+
+/* Hints waiting for target. */
+uint64_t rk_hints_pending(const struct rk_hints *h, const char *target);
+
+/* Up to cap hints for target, oldest first in storage order; each is
+ * passed to fn with arg. Hints past max_age are dropped instead. Returns
+ * how many were passed. */
+size_t rk_hints_each(struct rk_hints *h, const char *target, size_t cap,
+                     void (*fn)(const struct rk_hint *hint, void *arg), void *arg);
+
+/* The hint under local version lv was delivered: forget it (dv: a fresh
+ * local version for the deletion). */
+void rk_hints_delivered(struct rk_hints *h, const char *target, const void *key, uint32_t klen,
+                        uint64_t lv, uint64_t dv);
+
+void rk_hints_stats(const struct rk_hints *h, struct rk_hints_stats *out);
+
+#endif
