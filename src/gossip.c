@@ -614,6 +614,17 @@ int rk_gossip_start(struct rk_gossip **out, struct ev_loop *loop, const struct r
     }
     g->seen = 1;
     g->start_ms = wall_ms();
+    /* Remembered members go back into the table at once (their last
+     * known incarnation and state, heard "now"), so the ring is whole
+     * from the first request; silence convicts them as usual. */
+    for (size_t i = 0; i < o->nknown; i++) {
+        if (strcmp(o->known[i].id, o->self->id) == 0 || o->known[i].state == RK_MEMBER_LEFT)
+            continue;
+        rk_members_merge(&g->table, &o->known[i], g->start_ms, NULL);
+        dial(g, o->known[i].gossip_addr);
+    }
+    if (g->table.n > g->seen)
+        g->seen = g->table.n;
     for (size_t i = 0; i < g->nseeds; i++)
         dial(g, g->seeds[i]);
     if (g->ndials == 0)

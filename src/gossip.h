@@ -40,6 +40,8 @@ struct rk_gossip_opts {
     uint32_t partitions, replicas; /* self->settings_digest */
     const char *const *seeds;     /* gossip addresses to dial at start */
     size_t nseeds;
+    const struct rk_member *known; /* members remembered from a previous run */
+    size_t nknown;                 /* (merged at start; self is skipped) */
     uint64_t interval_ms, suspect_after_ms, dead_after_ms;
     uint64_t auto_remove_ms;      /* a member dead this long is removed; 0 = never */
     rk_gossip_change_cb *on_change; /* may be NULL */

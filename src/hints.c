@@ -143,6 +143,8 @@ void rk_hints_close(struct rk_hints *h)
     free(h);
 }
 
+static void forget(struct rk_hints *h, const char *tgt, uint64_t bytes);
+
 static int reserve(struct rk_hints *h, size_t n)
 {
     if (n <= h->cap)
@@ -184,12 +186,16 @@ int rk_hints_add(struct rk_hints *h, const char *tgt, const struct rk_record *r,
     if (!r->tombstone)
         memcpy(v + HDR, r->val, r->vlen);
     struct rk_record hr = {.key = k, .klen = (uint32_t)kl, .val = v, .vlen = (uint32_t)vl,
-                           .version = lv, .partition = part_of(tgt)};
+                           .version = lv, .partition = part_of(tgt)}, old;
+    /* A newer hint for the same key replaces the older one: count it once. */
+    uint64_t replaced = rk_storage_get(h->store, k, (uint32_t)kl, 0, &old) == 0
+                            ? (uint64_t)old.klen + old.vlen + 1
+                            : 0;
     int rc = rk_storage_put(h->store, &hr, NULL);
     if (rc < 0)
         return rc;
-    /* A hint replacing an older one for the same key counts twice until
-     * delivered; the bound errs on the side of refusing. */
+    if (replaced)
+        forget(h, tgt, replaced - 1);
     t->count++;
     t->bytes += kl + vl;
     h->st.stored++;

@@ -46,21 +46,7 @@ static int read_small(const char *path, char *buf, size_t len)
 
 static int write_small(const char *dir, const char *name, const char *text)
 {
-    char tmp[1200], path[1200];
-    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return -errno;
-    int rc = rk_io_pwrite(fd, text, strlen(text), 0);
-    if (rc == 0)
-        rc = rk_io_fsync(fd);
-    close(fd);
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = rk_fs_sync_dir(dir);
-    return rc;
+    return rk_fs_write_file(dir, name, text, strlen(text));
 }
 
 /* The stamp file DIR/NAME: when present, its text goes to stored and 1 is

@@ -8,6 +8,7 @@
 #include "gossip.h"
 #include "nng_close.h"
 #include "node.h"
+#include "util/fsutil.h"
 #include "worker.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -119,11 +120,52 @@ static void advertised(const char *listen, const char *host, char *out, size_t l
         snprintf(out, len, "%s", listen);
 }
 
+#define MEMBERS_FILE "MEMBERS"
+
+/* The member table as of now, in data_dir/MEMBERS (the gossip wire
+ * encoding): a restart places keys on the whole ring from its first
+ * request, not on whatever part of the cluster it has heard from yet. */
+static void save_members(struct server *s, const struct rk_members *t)
+{
+    size_t len;
+    uint8_t *buf = malloc(RK_MEMBERS_WIRE_MAX);
+    if (!buf || rk_members_encode(t->m, t->n, buf, RK_MEMBERS_WIRE_MAX, &len) < 0) {
+        free(buf);
+        return;
+    }
+    int rc = rk_fs_write_file(s->sh.cfg.data_dir, MEMBERS_FILE, buf, len);
+    if (rc < 0)
+        rk_warn("server", "cannot save the member list in %s/%s: %s", s->sh.cfg.data_dir,
+                MEMBERS_FILE, rk_strerror(rc));
+    free(buf);
+}
+
+/* Members saved by the previous run (none on a first start or when the
+ * file is unreadable, which is logged: gossip rebuilds the list). */
+static struct rk_member *load_members(struct server *s, size_t *n)
+{
+    char path[1200];
+    size_t len;
+    *n = 0;
+    snprintf(path, sizeof(path), "%s/%s", s->sh.cfg.data_dir, MEMBERS_FILE);
+    uint8_t *buf = malloc(RK_MEMBERS_WIRE_MAX);
+    struct rk_member *m = calloc(RK_MEMBERS_MAX, sizeof(*m));
+    int rc = buf && m ? rk_fs_read_file(path, buf, RK_MEMBERS_WIRE_MAX, &len) : -ENOMEM;
+    if (rc == 0)
+        rc = rk_members_decode(buf, len, m, RK_MEMBERS_MAX, n);
+    if (rc < 0 && rc != -ENOENT)
+        rk_warn("server", "ignoring %s: %s; the member list comes from gossip", path,
+                rk_strerror(rc));
+    free(buf);
+    return m;
+}
+
 /* Publish the member counts for readiness, STATUS and the status line. */
 static void on_members_changed(struct rk_gossip *g, void *arg)
 {
     struct server *s = arg;
     const struct rk_members *t = rk_gossip_members(g);
+    save_members(s, t);
     size_t c[RK_MEMBER_NSTATES];
     rk_members_counts(t, c);
     atomic_store(&s->sh.members_total, (unsigned)t->n);
@@ -160,13 +202,17 @@ static int start_gossip(struct server *s)
     const char *seeds[RK_CONFIG_MAX_SEEDS];
     for (uint32_t i = 0; i < c->nseeds; i++)
         seeds[i] = c->seeds[i];
+    size_t nknown;
+    struct rk_member *known = load_members(s, &nknown);
     struct rk_gossip_opts o = {
         .listen = c->listen_gossip, .self = me, .cluster_name = c->cluster_name,
         .partitions = c->partitions, .replicas = c->replicas, .seeds = seeds, .nseeds = c->nseeds,
         .interval_ms = c->gossip_interval_ms, .suspect_after_ms = c->suspect_after_ms,
         .dead_after_ms = c->dead_after_ms, .auto_remove_ms = c->auto_remove_after_ms,
-        .on_change = on_members_changed, .arg = s};
-    if (rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err)) < 0) {
+        .on_change = on_members_changed, .arg = s, .known = known, .nknown = nknown};
+    int rc = rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err));
+    free(known);
+    if (rc < 0) {
         fatal("%s", err);
         return -1;
     }

@@ -65,3 +65,50 @@ int rk_fs_lock_dir(const char *dir, int *fd_out, char *msg, size_t msglen)
     *fd_out = fd;
     return 0;
 }
+
+int rk_fs_write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char tmp[1200], path[1200];
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    int rc = rk_io_pwrite(fd, data, len, 0);
+    if (rc == 0)
+        rc = rk_io_fsync(fd);
+    close(fd);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = rk_fs_sync_dir(dir);
+    return rc;
+}
+
+int rk_fs_read_file(const char *path, void *buf, size_t cap, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t n = 0;
+    int rc = 0;
+    for (;;) {
+        if (n == cap) { /* one more byte tells a full buffer from a bigger file */
+            char extra;
+            ssize_t k = read(fd, &extra, 1);
+            rc = k > 0 ? -EFBIG : k < 0 ? -errno : 0;
+            break;
+        }
+        ssize_t k = read(fd, (char *)buf + n, cap - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            rc = k < 0 ? -errno : 0;
+            break;
+        }
+        n += (size_t)k;
+    }
+    close(fd);
+    *len = n;
+    return rc;
+}
