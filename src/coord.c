@@ -66,6 +66,8 @@ struct flight {
 struct replica {
     const struct rk_view_member *m; /* in op->view, held by the op */
     struct peer *p;
+    int8_t owner;   /* a fallback: index of the replica it stands in for; else -1 */
+    bool handed;    /* down, but a fallback holds the write for it */
     uint8_t st;
     bool tombstone;
     uint64_t version;
@@ -75,6 +77,8 @@ struct replica {
 struct op {
     bool used, replied, trace;
     uint8_t opcode, n, need, pending, acks, answers;
+    uint8_t nf;        /* fallbacks, in r[n .. n + nf) */
+    uint8_t pend_pref; /* preference replicas still pending */
     uint32_t seq, req_id;
     nng_msg *client;      /* until answered */
     struct rk_view *view; /* held for the op's life */
@@ -379,7 +383,7 @@ static void advance(struct op *op)
             } else {
                 reply_read(op);
             }
-        } else if (have + op->pending < op->need) {
+        } else if (have + op->pend_pref < op->need) {
             reply_quorum(op);
         }
     }
@@ -409,8 +413,10 @@ static void settle(struct op *op, uint8_t i, uint8_t st, const char *why)
 {
     struct replica *r = &op->r[i];
     r->st = st;
-    if (st == RS_DOWN || st == RS_FAILED)
-        hint(op, i);
+    if ((st == RS_DOWN || st == RS_FAILED) && !r->handed)
+        hint(op, r->owner >= 0 ? (uint8_t)r->owner : i);
+    if (i < op->n)
+        op->pend_pref--;
     if (why)
         snprintf(r->why, sizeof(r->why), "%s", why);
     if (r->p && r->p->inflight)
@@ -422,7 +428,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
     struct op *op = t->data;
-    for (uint8_t i = 0; i < op->n; i++) {
+    for (uint8_t i = 0; i < op->n + op->nf; i++) {
         if (op->r[i].st != RS_PENDING)
             continue;
         settle(op, i, RS_FAILED, "timed out");
@@ -435,7 +441,10 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 static void on_answer(struct op *op, uint8_t i, nng_msg *msg, const struct rk_msg *rep)
 {
     struct replica *r = &op->r[i];
-    if (rep->status == RK_ST_OK) {
+    if (rep->status == RK_ST_OK && r->owner >= 0) { /* a fallback holds it as a hint */
+        settle(op, i, RS_OK, NULL);
+        op->c->stats.hinted_writes++;
+    } else if (rep->status == RK_ST_OK) {
         r->version = rep->version;
         r->tombstone = rep->has_tombstone && rep->tombstone;
         settle(op, i, RS_OK, NULL);
@@ -597,7 +606,8 @@ static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
             continue;
         }
         struct op *op = slot < MAX_OPS ? &c->ops[slot] : NULL;
-        if (!op || !op->used || op->seq != rep.id || i >= op->n || op->r[i].st != RS_PENDING ||
+        if (!op || !op->used || op->seq != rep.id || i >= op->n + op->nf ||
+            op->r[i].st != RS_PENDING ||
             op->r[i].p != p) {
             nng_msg_free(msg); /* a repair's answer, or late for an op that ended */
             continue;
@@ -657,29 +667,82 @@ static struct rk_msg replica_request(const struct op *op, const struct rk_msg *r
     return m;
 }
 
+/* Send m to replica slot i; false (settled as failed) if it could not go. */
+static bool send_to(struct rk_coord *c, struct op *op, uint8_t i, const struct rk_msg *m)
+{
+    struct replica *r = &op->r[i];
+    r->p = peer_get(c, r->m);
+    int rc = r->p ? peer_send(r->p, m, 0x80000000u | (uint32_t)(op - c->ops) << 4 | i) : -EIO;
+    if (rc == 0)
+        return true;
+    struct peer *p = r->p;
+    r->p = NULL; /* nothing was sent: no in-flight count to return */
+    settle(op, i, RS_FAILED, rc == RK_EBUSY ? "overloaded" : "unreachable");
+    r->p = p;
+    c->stats.replica_errors++;
+    return false;
+}
+
+/* Sloppy quorum: the first member after the preference list on the ring
+ * that is up and not standing in for another replica of this write. */
+static const struct rk_view_member *fallback(const struct op *op, const char **walk, size_t nw)
+{
+    for (size_t j = op->n; j < nw; j++) {
+        const struct rk_view_member *m = rk_view_find(op->view, walk[j]);
+        bool taken = false;
+        for (uint8_t k = op->n; k < op->n + op->nf && !taken; k++)
+            taken = op->r[k].m == m;
+        if (m && rk_view_up(m) && !taken)
+            return m;
+    }
+    return NULL;
+}
+
+/* A write for down replica i goes to a fallback with a hint naming i; the
+ * fallback's ack does not count toward W (see README: hinted writes). */
+static bool hand_off(struct rk_coord *c, struct op *op, uint8_t i, const struct rk_msg *m,
+                     const char **walk, size_t nw)
+{
+    const struct rk_view_member *f = op->n + op->nf < NREP ? fallback(op, walk, nw) : NULL;
+    if (!f)
+        return false;
+    uint8_t k = op->n + op->nf++;
+    op->r[k] = (struct replica){.m = f, .owner = (int8_t)i, .st = RS_PENDING};
+    op->pending++;
+    struct rk_msg hm = *m;
+    hm.hint = (const uint8_t *)op->r[i].m->id;
+    hm.hlen = (uint32_t)strlen(op->r[i].m->id);
+    hm.has_hint = true;
+    send_to(c, op, k, &hm); /* a failed send settles k: its hint is kept here instead */
+    return true;
+}
+
 /* Ask every replica of op; those down or unreachable settle at once. */
 static void fan_out(struct rk_coord *c, struct op *op, const struct rk_msg *req)
 {
     struct rk_msg m = replica_request(op, req);
-    uint32_t slot = (uint32_t)(op - c->ops);
+    const char *walk[64];
+    size_t nw = 0;
     for (uint8_t i = 0; i < op->n; i++) {
         struct replica *r = &op->r[i];
         r->st = RS_PENDING;
+        r->owner = -1;
         op->pending++;
-        if (!rk_view_up(r->m)) {
-            settle(op, i, RS_DOWN, "down");
-            c->stats.replicas_down++;
+        op->pend_pref++;
+    }
+    for (uint8_t i = 0; i < op->n; i++) {
+        struct replica *r = &op->r[i];
+        if (rk_view_up(r->m)) {
+            send_to(c, op, i, &m);
             continue;
         }
-        r->p = peer_get(c, r->m);
-        int rc = r->p ? peer_send(r->p, &m, 0x80000000u | slot << 4 | i) : -EIO;
-        if (rc < 0) {
-            struct peer *p = r->p;
-            r->p = NULL; /* nothing was sent: no in-flight count to return */
-            settle(op, i, RS_FAILED, rc == RK_EBUSY ? "overloaded" : "unreachable");
-            r->p = p;
-            c->stats.replica_errors++;
+        if (op->opcode != RK_OP_GET) {
+            if (!nw)
+                nw = rk_ring_walk(op->view->ring, op->part, walk, 64);
+            r->handed = hand_off(c, op, i, &m, walk, nw);
         }
+        settle(op, i, RS_DOWN, "down");
+        c->stats.replicas_down++;
     }
 }
 

@@ -215,6 +215,12 @@ int rk_hints_commit(struct rk_hints *h)
     return rc;
 }
 
+int rk_hints_flush(struct rk_hints *h)
+{
+    int rc = rk_storage_staged(h->store) ? rk_storage_commit(h->store) : 0;
+    return rc == 0 ? rk_storage_sync(h->store) : rc;
+}
+
 uint64_t rk_hints_pending(const struct rk_hints *h, const char *tgt)
 {
     for (size_t i = 0; i < h->nt; i++)

@@ -56,6 +56,10 @@ int rk_hints_add(struct rk_hints *h, const char *target, const struct rk_record 
 /* Commit what was added (call once per loop turn). */
 int rk_hints_commit(struct rk_hints *h);
 
+/* Commit and fdatasync now: a fallback node acknowledges a hinted write
+ * only once it is durable (rare: only while a replica is down). */
+int rk_hints_flush(struct rk_hints *h);
+
 /* Hints waiting for target. */
 uint64_t rk_hints_pending(const struct rk_hints *h, const char *target);
 

@@ -118,6 +118,8 @@ static int take_field(struct rk_msg *m, unsigned tag, const uint8_t *d, uint32_t
         return take_bytes(&m->has_key, &m->key, &m->klen, d, n);
     case RK_TAG_VALUE:
         return take_bytes(&m->has_val, &m->val, &m->vlen, d, n);
+    case RK_TAG_HINT:
+        return take_bytes(&m->has_hint, &m->hint, &m->hlen, d, n);
     case RK_TAG_TEXT:
         return take_bytes(&m->has_text, &m->text, &m->tlen, d, n);
     case RK_TAG_VERSION:
@@ -205,6 +207,7 @@ static uint64_t body_size(const struct rk_msg *m)
     return field_size(m->has_key, m->klen) + field_size(m->has_val, m->vlen) +
            field_size(m->has_version, U64_LEN) + field_size(m->has_ttl, U64_LEN) +
            field_size(m->has_expiry, U64_LEN) + field_size(m->has_text, m->tlen) +
+           field_size(m->has_hint, m->hlen) +
            field_size(m->has_r, U8_LEN) + field_size(m->has_w, U8_LEN) +
            field_size(m->has_force, U8_LEN) + field_size(m->has_tombstone, U8_LEN) +
            field_size(m->has_trace, U8_LEN);
@@ -273,6 +276,8 @@ size_t rk_proto_encode(const struct rk_msg *m, void *buf)
         p = put_u64(p, RK_TAG_EXPIRY_MS, m->expiry_ms);
     if (m->has_text)
         p = put_bytes(p, RK_TAG_TEXT, m->text, m->tlen);
+    if (m->has_hint)
+        p = put_bytes(p, RK_TAG_HINT, m->hint, m->hlen);
     if (m->has_r)
         p = put_u8(p, RK_TAG_R, m->r);
     if (m->has_w)

@@ -38,7 +38,10 @@
  *   LOCATE  req: KEY                                rep: TEXT (partition, preference list)
  *   RING    req: -                                  rep: TEXT (partitions per member)
  * Peer requests (node to node, on the same socket; listen.peer):
- *   RPUT    req: KEY [VALUE] VERSION [EXPIRY_MS] [TOMBSTONE]   rep: VERSION (the stored
+ *   RPUT    req: KEY [VALUE] VERSION [EXPIRY_MS] [TOMBSTONE] [HINT]
+ *           With HINT (sloppy quorum) the receiver is a fallback: it keeps the
+ *           write as a hint for the named node and hands it off later.
+ *           rep: VERSION (the stored
  *           one, which may be newer: a stale replica write is acknowledged, not
  *           refused); REFUSED for a version too far in the future
  *   RGET    req: KEY                                rep: VALUE VERSION [EXPIRY_MS]
@@ -125,6 +128,7 @@ enum rk_tag {
     RK_TAG_FORCE = 9,     /* u8, 1 = override a safety check (REMOVE) */
     RK_TAG_TOMBSTONE = 10, /* u8, 1 = the record is a delete (RPUT, RGET reply) */
     RK_TAG_TRACE = 11,    /* u8, 1 = GET: reply TEXT describes each replica's answer */
+    RK_TAG_HINT = 12,     /* RPUT to a fallback node: the node id the write is meant for */
 };
 
 /* A decoded message. Byte fields point into the buffer that was decoded
@@ -134,11 +138,11 @@ struct rk_msg {
     uint16_t flags;
     uint16_t status;
     uint32_t id;
-    const uint8_t *key, *val, *text;
-    uint32_t klen, vlen, tlen;
+    const uint8_t *key, *val, *text, *hint;
+    uint32_t klen, vlen, tlen, hlen;
     uint64_t version, ttl_ms, expiry_ms;
     uint8_t r, w, force, tombstone, trace;
-    bool has_force, has_tombstone, has_trace, has_key, has_val, has_text, has_version, has_ttl, has_expiry, has_r, has_w;
+    bool has_force, has_tombstone, has_trace, has_hint, has_key, has_val, has_text, has_version, has_ttl, has_expiry, has_r, has_w;
 };
 
 /* Decode len bytes. 0 on success. RK_EMALFORMED for a bad magic, a short

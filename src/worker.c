@@ -387,6 +387,9 @@ static void serve_get(struct rk_worker *w, nng_msg *msg, const struct rk_msg *re
     queue_reply(w, msg, false);
 }
 
+static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
+                               const struct rk_record *r);
+
 /* RPUT: a replica write at the coordinator's version. A version not newer
  * than the stored one is acknowledged with the stored version (this
  * replica holds it or something newer); the answer still waits for the
@@ -406,6 +409,10 @@ static void serve_replica_write(struct rk_worker *w, nng_msg *msg, const struct 
     struct rk_record r = {.key = req->key, .klen = req->klen, .val = req->val,
                           .vlen = tomb ? 0 : req->vlen, .partition = part, .tombstone = tomb,
                           .version = req->version, .expiry_ms = req->expiry_ms};
+    if (req->has_hint) {
+        serve_hinted_write(w, msg, req, &r);
+        return;
+    }
     int rc = rk_storage_put(w->store, &r, &cur);
     w->stats.replica_writes++;
     if (rc < 0 && rc != RK_ESTALE) {
@@ -425,6 +432,38 @@ static void serve_replica_write(struct rk_worker *w, nng_msg *msg, const struct 
         return;
     }
     queue_reply(w, msg, true);
+}
+
+/* RPUT with HINT: this node stands in for a replica that is down (sloppy
+ * quorum); the write is kept as a hint for it, durably before the answer,
+ * and handed off when it is back. */
+static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
+                               const struct rk_record *r)
+{
+    char target[RK_MEMBER_ID_MAX + 1];
+    int rc = req->hlen == 0 || req->hlen > RK_MEMBER_ID_MAX ? RK_EMALFORMED : 0;
+    if (rc == 0) {
+        memcpy(target, req->hint, req->hlen);
+        target[req->hlen] = '\0';
+        rc = rk_hints_add(w->hints, target, r, rk_hlc_now(&w->sh->hlc, rk_clock_wall_ms()));
+    }
+    if (rc == 0)
+        rc = rk_hints_flush(w->hints);
+    w->stats.replica_writes++;
+    if (rc < 0) {
+        char text[160];
+        snprintf(text, sizeof(text), "hinted write refused: %s", rk_strerror(rc));
+        reply_status(w, msg, req->opcode, req->id, rk_proto_status(rc), text);
+        return;
+    }
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .version = req->version, .has_version = true};
+    if (rk_reply_encode(msg, &rep) < 0) {
+        nng_msg_free(msg);
+        atomic_fetch_sub(&w->sh->inflight, 1);
+        return;
+    }
+    queue_reply(w, msg, false);
 }
 
 /* RGET: this replica's record, tombstones included (a delete must win

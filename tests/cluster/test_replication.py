@@ -222,3 +222,29 @@ def test_hints_survive_a_restart_of_their_holder(cluster):
     for k in keys:
         r = victim.kvctl("--json", "-r", "1", "get", k)
         assert r.rc == 0, (k, r)
+
+
+def test_sloppy_quorum_fallback_holds_the_write_and_hands_it_off(cluster):
+    cluster.overrides.update({**GOSSIP, "node.workers": 1})
+    nodes = cluster.start(4)  # N = 3 of 4: every partition has a fallback
+    wait_for(lambda: all(list(members_state(n).values()).count("alive") == 4 for n in nodes),
+             SLACK_S, "4 alive everywhere")
+    key = "sloppy"
+    pref = [p["node"] for p in last_json(nodes[0].kvctl("--json", "locate", key).out)["preference"]]
+    down = next(n for n in nodes if n.name == pref[0])
+    others = [n for n in nodes if n is not down]
+    fallback = next(n for n in others if n.name not in pref)
+    down.kill()
+    wait_state(others, down, ("dead",))
+    r = others[0].kvctl("put", key, "while-down")
+    assert r.rc == 0, r
+    wait_for(lambda: hints(fallback)["pending"] >= 1, 5, f"the hint on the fallback {fallback.name}")
+    stats = last_json(others[0].kvctl("--json", "stats").out)["replication"]
+    assert stats["hinted_writes"] >= 1, stats
+    down.start()
+    wait_state(nodes, down, ("alive",))
+    wait_for(lambda: hints(fallback)["pending"] == 0, SLACK_S, "hand-off to the owner")
+    r = down.kvctl("--json", "get", key)
+    assert r.rc == 0 and last_json(r.out)["value"] == "while-down", r
+    j = last_json(down.kvctl("--json", "-r", "3", "get", key).out)
+    assert all(rep.get("version") for rep in j["replicas"]), j
