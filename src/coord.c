@@ -758,10 +758,10 @@ bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, 
     struct op *op = op_alloc(c);
     if (!op) {
         rk_view_release(v);
+        static const char busy[] = "too many requests being coordinated; retry";
         struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
                              .status = RK_ST_BUSY, .has_text = true,
-                             .text = (const uint8_t *)"too many requests being coordinated; retry",
-                             .tlen = 42};
+                             .text = (const uint8_t *)busy, .tlen = sizeof(busy) - 1};
         if (rk_reply_encode(msg, &rep) == 0)
             rk_reply_send(c->sh, msg);
         else
