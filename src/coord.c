@@ -2,8 +2,8 @@
  *
  * Peer request ids: the raw req0 header word is
  *     0x80000000 | slot << 4 | replica index
- * where slot indexes ops[] (REPAIR_SLOT: a read-repair write whose answer
- * nobody waits for), and the request's proto id carries the op's sequence
+ * where slot indexes ops[] (from FLIGHT_BASE on: flights[], the hint
+ * deliveries and read-repair writes), and the request's proto id carries the op's sequence
  * number, so a late answer to a slot's previous occupant is recognised and
  * dropped.
  */
@@ -23,13 +23,16 @@
 #include <string.h>
 
 #define MAX_OPS 4096           /* outstanding coordinated requests per worker */
-#define REPAIR_SLOT MAX_OPS    /* answers to read-repair writes are not awaited */
-#define HINT_BASE (MAX_OPS + 1) /* slots HINT_BASE + k: hint delivery flights[k] */
+#define FLIGHT_BASE MAX_OPS    /* slots FLIGHT_BASE + k: flights[k] (a hint or a repair) */
 #define FLIGHTS 256             /* hint deliveries outstanding per worker */
 #define HINT_TICK_S 0.2         /* how often pending hints are offered */
 #define HINT_BACKOFF_MIN_MS 200
 #define HINT_BACKOFF_MAX_MS 10000
-#define PEER_INFLIGHT 4096     /* requests outstanding to one peer */
+/* Requests outstanding to one peer: nng 1.5.2's raw rep socket queues at
+ * most 64 replies per connection and drops the rest without a word
+ * (xrep0's per-pipe send queue), so a coordinator keeps fewer than that
+ * in flight on its connection and queues the others itself. */
+#define PEER_INFLIGHT 48
 #define PEER_BUF 1024          /* nng queue depth of a peer socket */
 #define RECV_BATCH 64
 #define NREP RK_RING_REPLICAS_MAX
@@ -38,7 +41,7 @@
 #define CLOSE_LIMIT_MS 300 /* nng_close.h; several peers may close at shutdown */
 #define RK_PEER_MAX_MSG RK_CLIENT_MAX_MSG
 
-static_assert(MAX_OPS + 1 + FLIGHTS <= (0x7fffffff >> 4), "slot fits the request id");
+static_assert(MAX_OPS + FLIGHTS <= (0x7fffffff >> 4), "slot fits the request id");
 
 enum rstate { RS_PENDING, RS_OK, RS_MISSING, RS_FAILED, RS_DOWN };
 
@@ -52,11 +55,25 @@ struct peer {
     uint64_t hint_after_ms;  /* back-off: no delivery before this (mono ms) */
     uint64_t hint_backoff_ms;
     uint32_t hint_flights;   /* deliveries in flight to this peer */
+    struct wait *wait;       /* replica requests queued behind PEER_INFLIGHT */
+    uint32_t whead, wcount, wcap;
+    bool pumping;
 };
 
-/* One hint being delivered. */
+/* A replica request waiting for room on its peer's connection. */
+struct wait {
+    uint32_t slot, seq;
+    uint8_t idx;
+};
+
+enum { FLIGHT_HINT, FLIGHT_REPAIR };
+
+/* A write sent for its own sake, not for a client: a hint being delivered
+ * or a read repair. Tracked so it counts against the peer's limit and
+ * expires. */
 struct flight {
     bool used;
+    uint8_t kind;
     struct peer *p;
     uint8_t *key;
     uint32_t klen;
@@ -66,6 +83,7 @@ struct flight {
 struct replica {
     const struct rk_view_member *m; /* in op->view, held by the op */
     struct peer *p;
+    bool sent;      /* on the wire (counts in p->inflight), not only queued */
     int8_t owner;   /* a fallback: index of the replica it stands in for; else -1 */
     bool handed;    /* down, but a fallback holds the write for it */
     uint8_t st;
@@ -204,10 +222,15 @@ static int peer_send(struct peer *p, const struct rk_msg *req, uint32_t rid)
         nng_msg_free(m);
         return RK_EBUSY;
     }
-    if ((rid & 0x7fffffff) >> 4 != REPAIR_SLOT)
-        p->inflight++;
+    p->inflight++;
     return 0;
 }
+
+static void pump(struct rk_coord *c, struct peer *p);
+static void advance(struct op *op);
+static bool flight_send(struct rk_coord *c, struct peer *p, uint8_t kind, const struct rk_msg *m,
+                        uint64_t lv);
+static uint64_t mono_ms(void);
 
 /* ---- answering the client ---- */
 
@@ -361,9 +384,7 @@ static void read_repair(struct op *op)
     for (uint8_t i = 0; i < op->n; i++) {
         struct replica *r = &op->r[i];
         bool stale = r->st == RS_MISSING || (r->st == RS_OK && r->version < op->best_version);
-        if (!stale || !r->p)
-            continue;
-        if (peer_send(r->p, &w, 0x80000000u | (uint32_t)REPAIR_SLOT << 4 | i) == 0)
+        if (stale && r->p && flight_send(op->c, r->p, FLIGHT_REPAIR, &w, 0))
             op->c->stats.read_repairs++;
     }
 }
@@ -419,9 +440,12 @@ static void settle(struct op *op, uint8_t i, uint8_t st, const char *why)
         op->pend_pref--;
     if (why)
         snprintf(r->why, sizeof(r->why), "%s", why);
-    if (r->p && r->p->inflight)
-        r->p->inflight--;
     op->pending--;
+    if (r->sent) {
+        r->sent = false;
+        r->p->inflight--;
+        pump(op->c, r->p);
+    }
 }
 
 static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
@@ -495,19 +519,51 @@ static void back_off(struct peer *p)
 
 static void flight_end(struct rk_coord *c, struct flight *f)
 {
-    if (f->p->inflight)
-        f->p->inflight--;
-    f->p->hint_flights--;
+    struct peer *p = f->p;
+    p->inflight--;
+    if (f->kind == FLIGHT_HINT)
+        p->hint_flights--;
     free(f->key);
     memset(f, 0, sizeof(*f));
-    (void)c;
+    pump(c, p);
 }
 
-static void hint_answer(struct rk_coord *c, struct peer *p, uint32_t k, const struct rk_msg *rep)
+/* Send m to p as flights[k]; false when the peer has no room, no flight
+ * slot is free, or the send failed (a repair is then skipped; a hint
+ * waits for the next offer). */
+static bool flight_send(struct rk_coord *c, struct peer *p, uint8_t kind, const struct rk_msg *m,
+                        uint64_t lv)
+{
+    uint32_t k = 0;
+    while (k < FLIGHTS && c->flights[k].used)
+        k++;
+    if (k == FLIGHTS || p->inflight >= PEER_INFLIGHT)
+        return false;
+    uint8_t *key = malloc(m->klen ? m->klen : 1);
+    if (!key)
+        return false;
+    memcpy(key, m->key, m->klen);
+    if (peer_send(p, m, 0x80000000u | (FLIGHT_BASE + k) << 4) < 0) {
+        free(key);
+        return false;
+    }
+    c->flights[k] = (struct flight){.used = true, .kind = kind, .p = p, .key = key,
+                                    .klen = m->klen, .lv = lv,
+                                    .deadline_ms = mono_ms() + c->sh->cfg.request_timeout_ms};
+    if (kind == FLIGHT_HINT)
+        p->hint_flights++;
+    return true;
+}
+
+static void flight_answer(struct rk_coord *c, struct peer *p, uint32_t k, const struct rk_msg *rep)
 {
     struct flight *f = &c->flights[k];
     if (!f->used || f->p != p)
         return; /* expired already */
+    if (f->kind == FLIGHT_REPAIR) {
+        flight_end(c, f);
+        return;
+    }
     if (rep->status == RK_ST_OK) {
         rk_hints_delivered(c->hints, p->id, f->key, f->klen, f->lv,
                            rk_hlc_now(&c->sh->hlc, rk_clock_wall_ms()));
@@ -527,28 +583,13 @@ struct offer {
 static void deliver(const struct rk_hint *h, void *arg)
 {
     struct offer *o = arg;
-    struct rk_coord *c = o->c;
-    uint32_t k = 0;
-    while (k < FLIGHTS && c->flights[k].used)
-        k++;
-    uint8_t *key = k < FLIGHTS ? malloc(h->klen ? h->klen : 1) : NULL;
-    if (!key)
-        return;
-    memcpy(key, h->key, h->klen);
     struct rk_msg m = {.opcode = RK_OP_RPUT, .key = h->key, .klen = h->klen, .has_key = true,
                        .version = h->version, .has_version = true, .expiry_ms = h->expiry_ms,
                        .has_expiry = h->expiry_ms != 0, .tombstone = h->tombstone,
                        .has_tombstone = h->tombstone};
     if (!h->tombstone)
         m.val = h->val, m.vlen = h->vlen, m.has_val = true;
-    if (peer_send(o->p, &m, 0x80000000u | (HINT_BASE + k) << 4) < 0) {
-        free(key);
-        return;
-    }
-    c->flights[k] = (struct flight){.used = true, .p = o->p, .key = key, .klen = h->klen,
-                                    .lv = h->local_version,
-                                    .deadline_ms = mono_ms() + c->sh->cfg.request_timeout_ms};
-    o->p->hint_flights++;
+    flight_send(o->c, o->p, FLIGHT_HINT, &m, h->local_version);
 }
 
 /* Every HINT_TICK_S: expire deliveries that got no answer, then offer the
@@ -562,7 +603,8 @@ static void on_hint_tick(struct ev_loop *loop, ev_timer *t, int revents)
     for (uint32_t k = 0; k < FLIGHTS; k++) {
         struct flight *f = &c->flights[k];
         if (f->used && now >= f->deadline_ms) {
-            back_off(f->p);
+            if (f->kind == FLIGHT_HINT)
+                back_off(f->p);
             flight_end(c, f);
         }
         free_flights += !f->used;
@@ -600,8 +642,8 @@ static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
         }
         uint32_t slot = (rid & 0x7fffffff) >> 4;
         uint8_t i = rid & 15;
-        if (slot >= HINT_BASE && slot < HINT_BASE + FLIGHTS) {
-            hint_answer(c, p, slot - HINT_BASE, &rep);
+        if (slot >= FLIGHT_BASE && slot < FLIGHT_BASE + FLIGHTS) {
+            flight_answer(c, p, slot - FLIGHT_BASE, &rep);
             nng_msg_free(msg);
             continue;
         }
@@ -649,38 +691,103 @@ static uint8_t quorum(const struct rk_shared *sh, const struct rk_msg *req, uint
     return (uint8_t)(q < n ? q : n);
 }
 
-static struct rk_msg replica_request(const struct op *op, const struct rk_msg *req)
+/* The request for replica i of op, built from the op's own copies (it
+ * may go out after the client's message is gone); borrows from op. */
+static struct rk_msg replica_msg(const struct op *op, uint8_t i)
 {
-    struct rk_msg m = {.id = op->seq, .key = req->key, .klen = req->klen, .has_key = true};
-    if (req->opcode == RK_OP_GET) {
+    struct rk_msg m = {.id = op->seq, .key = op->key, .klen = op->klen, .has_key = true};
+    if (op->opcode == RK_OP_GET) {
         m.opcode = RK_OP_RGET;
         return m;
     }
     m.opcode = RK_OP_RPUT;
     m.version = op->version, m.has_version = true;
-    if (req->opcode == RK_OP_DEL) {
+    if (op->tombstone)
         m.tombstone = 1, m.has_tombstone = true;
-    } else {
-        m.val = req->val, m.vlen = req->vlen, m.has_val = true;
-        m.expiry_ms = op->expiry_ms, m.has_expiry = op->expiry_ms != 0;
+    else
+        m.val = op->val, m.vlen = op->vlen, m.has_val = true;
+    m.expiry_ms = op->expiry_ms, m.has_expiry = op->expiry_ms != 0;
+    const struct replica *r = &op->r[i];
+    if (r->owner >= 0) { /* a fallback: keep it for the replica it stands in for */
+        const char *owner = op->r[r->owner].m->id;
+        m.hint = (const uint8_t *)owner, m.hlen = (uint32_t)strlen(owner), m.has_hint = true;
     }
     return m;
 }
 
-/* Send m to replica slot i; false (settled as failed) if it could not go. */
-static bool send_to(struct rk_coord *c, struct op *op, uint8_t i, const struct rk_msg *m)
+/* Put replica i of op on the wire now; false (settled as failed) if it
+ * could not go. */
+static bool transmit(struct rk_coord *c, struct op *op, uint8_t i)
+{
+    struct replica *r = &op->r[i];
+    struct rk_msg m = replica_msg(op, i);
+    int rc = peer_send(r->p, &m, 0x80000000u | (uint32_t)(op - c->ops) << 4 | i);
+    if (rc == 0) {
+        r->sent = true;
+        return true;
+    }
+    settle(op, i, RS_FAILED, "unreachable");
+    c->stats.replica_errors++;
+    return false;
+}
+
+static int wait_push(struct peer *p, const struct op *op, uint32_t slot, uint8_t i)
+{
+    if (p->wcount == p->wcap) {
+        uint32_t cap = p->wcap ? p->wcap * 2 : 64;
+        struct wait *nw = malloc(cap * sizeof(*nw));
+        if (!nw)
+            return -ENOMEM;
+        for (uint32_t k = 0; k < p->wcount; k++)
+            nw[k] = p->wait[(p->whead + k) % p->wcap];
+        free(p->wait);
+        p->wait = nw;
+        p->wcap = cap;
+        p->whead = 0;
+    }
+    p->wait[(p->whead + p->wcount++) % p->wcap] = (struct wait){slot, op->seq, i};
+    return 0;
+}
+
+/* Send queued requests while the peer has room. Entries whose op ended
+ * or whose replica settled meanwhile (timed out) are skipped. */
+static void pump(struct rk_coord *c, struct peer *p)
+{
+    if (p->pumping)
+        return; /* settle() inside transmit() calls back here */
+    p->pumping = true;
+    while (p->wcount && p->inflight < PEER_INFLIGHT) {
+        struct wait w = p->wait[p->whead];
+        p->whead = (p->whead + 1) % p->wcap;
+        p->wcount--;
+        struct op *op = &c->ops[w.slot];
+        if (!op->used || op->seq != w.seq || op->r[w.idx].st != RS_PENDING ||
+            op->r[w.idx].p != p || op->r[w.idx].sent)
+            continue;
+        if (!transmit(c, op, w.idx))
+            advance(op);
+    }
+    p->pumping = false;
+}
+
+/* Send replica i of op, or queue it behind the peer's PEER_INFLIGHT. */
+static void send_to(struct rk_coord *c, struct op *op, uint8_t i)
 {
     struct replica *r = &op->r[i];
     r->p = peer_get(c, r->m);
-    int rc = r->p ? peer_send(r->p, m, 0x80000000u | (uint32_t)(op - c->ops) << 4 | i) : -EIO;
-    if (rc == 0)
-        return true;
-    struct peer *p = r->p;
-    r->p = NULL; /* nothing was sent: no in-flight count to return */
-    settle(op, i, RS_FAILED, rc == RK_EBUSY ? "overloaded" : "unreachable");
-    r->p = p;
-    c->stats.replica_errors++;
-    return false;
+    if (!r->p) {
+        settle(op, i, RS_FAILED, "unreachable");
+        c->stats.replica_errors++;
+        return;
+    }
+    if (r->p->inflight < PEER_INFLIGHT && r->p->wcount == 0) {
+        transmit(c, op, i);
+        return;
+    }
+    if (wait_push(r->p, op, (uint32_t)(op - c->ops), i) < 0) {
+        settle(op, i, RS_FAILED, "overloaded");
+        c->stats.replica_errors++;
+    }
 }
 
 /* Sloppy quorum: the first member after the preference list on the ring
@@ -700,8 +807,7 @@ static const struct rk_view_member *fallback(const struct op *op, const char **w
 
 /* A write for down replica i goes to a fallback with a hint naming i; the
  * fallback's ack does not count toward W (see README: hinted writes). */
-static bool hand_off(struct rk_coord *c, struct op *op, uint8_t i, const struct rk_msg *m,
-                     const char **walk, size_t nw)
+static bool hand_off(struct rk_coord *c, struct op *op, uint8_t i, const char **walk, size_t nw)
 {
     const struct rk_view_member *f = op->n + op->nf < NREP ? fallback(op, walk, nw) : NULL;
     if (!f)
@@ -709,18 +815,13 @@ static bool hand_off(struct rk_coord *c, struct op *op, uint8_t i, const struct 
     uint8_t k = op->n + op->nf++;
     op->r[k] = (struct replica){.m = f, .owner = (int8_t)i, .st = RS_PENDING};
     op->pending++;
-    struct rk_msg hm = *m;
-    hm.hint = (const uint8_t *)op->r[i].m->id;
-    hm.hlen = (uint32_t)strlen(op->r[i].m->id);
-    hm.has_hint = true;
-    send_to(c, op, k, &hm); /* a failed send settles k: its hint is kept here instead */
+    send_to(c, op, k); /* a failed send settles k: its hint is kept here instead */
     return true;
 }
 
 /* Ask every replica of op; those down or unreachable settle at once. */
-static void fan_out(struct rk_coord *c, struct op *op, const struct rk_msg *req)
+static void fan_out(struct rk_coord *c, struct op *op)
 {
-    struct rk_msg m = replica_request(op, req);
     const char *walk[64];
     size_t nw = 0;
     for (uint8_t i = 0; i < op->n; i++) {
@@ -733,13 +834,13 @@ static void fan_out(struct rk_coord *c, struct op *op, const struct rk_msg *req)
     for (uint8_t i = 0; i < op->n; i++) {
         struct replica *r = &op->r[i];
         if (rk_view_up(r->m)) {
-            send_to(c, op, i, &m);
+            send_to(c, op, i);
             continue;
         }
         if (op->opcode != RK_OP_GET) {
             if (!nw)
                 nw = rk_ring_walk(op->view->ring, op->part, walk, 64);
-            r->handed = hand_off(c, op, i, &m, walk, nw);
+            r->handed = hand_off(c, op, i, walk, nw);
         }
         settle(op, i, RS_DOWN, "down");
         c->stats.replicas_down++;
@@ -807,7 +908,7 @@ bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, 
         op->vlen = op->tombstone ? 0 : req->vlen;
     }
     c->stats.coordinated++;
-    fan_out(c, op, req);
+    fan_out(c, op);
     ev_timer_init(&op->timer, on_timeout, (double)c->sh->cfg.request_timeout_ms / 1000.0, 0.0);
     op->timer.data = op;
     ev_timer_start(c->loop, &op->timer);
@@ -850,10 +951,13 @@ void rk_coord_destroy(struct rk_coord *c)
             flight_end(c, &c->flights[k]);
     for (size_t i = 0; i < c->npeers; i++) {
         peer_close(c, c->peers[i]);
+        free(c->peers[i]->wait);
         free(c->peers[i]);
     }
-    for (size_t i = 0; i < c->nretired; i++)
+    for (size_t i = 0; i < c->nretired; i++) {
+        free(c->retired[i]->wait);
         free(c->retired[i]);
+    }
     free(c->peers);
     free(c->retired);
     free(c->ops);
