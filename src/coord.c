@@ -26,6 +26,7 @@
 #define FLIGHT_BASE MAX_OPS    /* slots FLIGHT_BASE + k: flights[k] (a hint or a repair) */
 #define FLIGHTS 256             /* hint deliveries outstanding per worker */
 #define HINT_TICK_S 0.2         /* how often pending hints are offered */
+#define HINT_BATCH 32           /* hints offered to one peer at a time */
 #define HINT_BACKOFF_MIN_MS 200
 #define HINT_BACKOFF_MAX_MS 10000
 /* Requests outstanding to one peer: nng 1.5.2's raw rep socket queues at
@@ -231,6 +232,8 @@ static void advance(struct op *op);
 static bool flight_send(struct rk_coord *c, struct peer *p, uint8_t kind, const struct rk_msg *m,
                         uint64_t lv);
 static uint64_t mono_ms(void);
+struct peer;
+static size_t offer(struct rk_coord *c, struct peer *p, size_t room);
 
 /* ---- answering the client ---- */
 
@@ -564,7 +567,8 @@ static void flight_answer(struct rk_coord *c, struct peer *p, uint32_t k, const 
         flight_end(c, f);
         return;
     }
-    if (rep->status == RK_ST_OK) {
+    bool ok = rep->status == RK_ST_OK;
+    if (ok) {
         rk_hints_delivered(c->hints, p->id, f->key, f->klen, f->lv,
                            rk_hlc_now(&c->sh->hlc, rk_clock_wall_ms()));
         c->stats.hints_delivered++;
@@ -573,6 +577,8 @@ static void flight_answer(struct rk_coord *c, struct peer *p, uint32_t k, const 
         back_off(p);
     }
     flight_end(c, f);
+    if (ok)
+        offer(c, p, FLIGHTS); /* keep the hand-off streaming while p answers */
 }
 
 struct offer {
@@ -592,8 +598,18 @@ static void deliver(const struct rk_hint *h, void *arg)
     flight_send(o->c, o->p, FLIGHT_HINT, &m, h->local_version);
 }
 
+/* Offer the next batch of p's hints, unless one is out or p is backed off. */
+static size_t offer(struct rk_coord *c, struct peer *p, size_t room)
+{
+    if (p->hint_flights || mono_ms() < p->hint_after_ms || !rk_hints_pending(c->hints, p->id))
+        return 0;
+    struct offer o = {c, p};
+    return rk_hints_each(c->hints, p->id, room < HINT_BATCH ? room : HINT_BATCH, deliver, &o);
+}
+
 /* Every HINT_TICK_S: expire deliveries that got no answer, then offer the
- * hints of every member that is up, one batch per member at a time. */
+ * hints of every member that is up, one batch per member at a time (the
+ * next batch goes as soon as one is acknowledged: see flight_answer). */
 static void on_hint_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
@@ -615,11 +631,8 @@ static void on_hint_tick(struct ev_loop *loop, ev_timer *t, int revents)
         if (!rk_view_up(m) || rk_hints_pending(c->hints, m->id) == 0)
             continue;
         struct peer *p = peer_get(c, m);
-        if (!p || p->hint_flights || now < p->hint_after_ms)
-            continue;
-        struct offer o = {c, p};
-        free_flights -= rk_hints_each(c->hints, m->id, free_flights < 64 ? free_flights : 64,
-                                      deliver, &o);
+        if (p)
+            free_flights -= offer(c, p, free_flights);
     }
     rk_view_release(v);
 }
