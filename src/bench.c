@@ -1,5 +1,6 @@
-/* kvctl bench: a closed-loop load generator. N clients share one req0
- * socket; each is an nng_ctx + nng_aio pair driven by its aio callback
+/* kvctl bench: a closed-loop load generator. N clients share req0
+ * sockets, 32 to a socket (see CLIENTS_PER_SOCKET); each is an nng_ctx +
+ * nng_aio pair driven by its aio callback
  * (send → receive → next request), so N requests are always outstanding
  * and no thread is spent per client. Latencies of successful requests go
  * into one log-bucketed histogram of atomic counters (< 1% relative error
@@ -10,7 +11,7 @@
  *                  ▲                                               │
  *                  └──────── after(): record, then issue() ◀──────┘
  * A client stops (finish()) when the run's end time passes, when the
- * preload runs out of keys, or when the socket closes. */
+ * preload runs out of keys, or when its socket closes. */
 #include "bench.h"
 
 #include <errno.h>
@@ -77,7 +78,8 @@ struct bench {
     uint64_t duration_ms;
     uint32_t keys, value_size;
     bool raw;
-    nng_socket sock;
+    nng_socket *socks; /* one per CLIENTS_PER_SOCKET clients */
+    unsigned nsocks;
     struct bclient *cl;
     enum phase phase;
     uint64_t t_start_ns, t_end_ns;
@@ -299,18 +301,23 @@ static void value_init(uint8_t *v, uint32_t n, uint64_t *rng)
     }
 }
 
-static int open_socket(struct bench *b)
+/* Clients share a connection up to this many: ringkvd's raw rep socket
+ * (nng 1.5.2) queues at most 64 replies per connection and drops the rest,
+ * so more outstanding requests on one connection would lose answers. */
+#define CLIENTS_PER_SOCKET 32
+
+static int open_one(struct bench *b, nng_socket *sock)
 {
     nng_dialer d;
-    int rv = nng_req0_open(&b->sock);
+    int rv = nng_req0_open(sock);
     if (rv == 0)
-        rv = nng_socket_set_size(b->sock, NNG_OPT_RECVMAXSZ, RK_CLIENT_MAX_MSG);
+        rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, RK_CLIENT_MAX_MSG);
     if (rv == 0) /* never resend: see client.c (duplicates, a close hang in 1.5.2) */
-        rv = nng_socket_set_ms(b->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+        rv = nng_socket_set_ms(*sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     if (rv == 0)
-        rv = nng_socket_set_ms(b->sock, NNG_OPT_RECONNMINT, 100);
+        rv = nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 100);
     if (rv == 0)
-        rv = nng_dialer_create(&d, b->sock, b->o.addr);
+        rv = nng_dialer_create(&d, *sock, b->o.addr);
     if (rv == 0)
         rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, RK_CLIENT_MAX_MSG);
     if (rv == 0)
@@ -318,6 +325,20 @@ static int open_socket(struct bench *b)
     if (rv != 0)
         rk_kvctl_err("bench: cannot set up a socket to %s: %s", b->o.addr, nng_strerror(rv));
     return rv;
+}
+
+static int open_socket(struct bench *b)
+{
+    unsigned n = (b->clients + CLIENTS_PER_SOCKET - 1) / CLIENTS_PER_SOCKET;
+    b->socks = calloc(n ? n : 1, sizeof(*b->socks));
+    if (b->socks == NULL)
+        return NNG_ENOMEM;
+    for (; b->nsocks < n; b->nsocks++) {
+        int rv = open_one(b, &b->socks[b->nsocks]);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
 }
 
 static int open_clients(struct bench *b)
@@ -334,7 +355,7 @@ static int open_clients(struct bench *b)
         if (k->val == NULL)
             return NNG_ENOMEM;
         value_init(k->val, b->value_size, &k->rng);
-        int rv = nng_ctx_open(&k->ctx, b->sock);
+        int rv = nng_ctx_open(&k->ctx, b->socks[i / CLIENTS_PER_SOCKET]);
         if (rv == 0)
             rv = nng_ctx_set_ms(k->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
         if (rv == 0)
@@ -351,7 +372,9 @@ static void close_all(struct bench *b)
     for (unsigned i = 0; b->cl != NULL && i < b->clients; i++)
         if (b->cl[i].aio != NULL)
             nng_aio_stop(b->cl[i].aio);
-    nng_close(b->sock); /* closes the contexts */
+    for (unsigned i = 0; i < b->nsocks; i++)
+        nng_close(b->socks[i]); /* closes the contexts */
+    free(b->socks);
     for (unsigned i = 0; b->cl != NULL && i < b->clients; i++) {
         if (b->cl[i].aio != NULL)
             nng_aio_free(b->cl[i].aio);

@@ -124,6 +124,8 @@ struct rk_coord {
     struct peer **peers, **retired;
     size_t npeers, nretired;
     struct rk_hints *hints; /* the worker's; NULL = no hinted handoff */
+    rk_coord_local_fn *local; /* this node's own replica, without the socket */
+    void *local_arg;
     struct flight flights[FLIGHTS];
     ev_timer hint_tick;
     struct rk_coord_stats stats;
@@ -209,17 +211,30 @@ static struct peer *peer_get(struct rk_coord *c, const struct rk_view_member *m)
     return p;
 }
 
+/* req encoded behind a 4-byte header carrying rid, or NULL. */
+static nng_msg *build(const struct rk_msg *req, uint32_t rid)
+{
+    size_t n = rk_proto_size(req);
+    nng_msg *m;
+    if (n == 0 || nng_msg_alloc(&m, n) != 0)
+        return NULL;
+    rk_proto_encode(req, nng_msg_body(m));
+    if (nng_msg_header_append_u32(m, rid) != 0) {
+        nng_msg_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 /* Send req to p under the request id rid; takes nothing on failure. */
 static int peer_send(struct peer *p, const struct rk_msg *req, uint32_t rid)
 {
     if (p->inflight >= PEER_INFLIGHT)
         return RK_EBUSY;
-    size_t n = rk_proto_size(req);
-    nng_msg *m;
-    if (n == 0 || nng_msg_alloc(&m, n) != 0)
+    nng_msg *m = build(req, rid);
+    if (!m)
         return -ENOMEM;
-    rk_proto_encode(req, nng_msg_body(m));
-    if (nng_msg_header_append_u32(m, rid) != 0 || nng_sendmsg(p->s, m, NNG_FLAG_NONBLOCK) != 0) {
+    if (nng_sendmsg(p->s, m, NNG_FLAG_NONBLOCK) != 0) {
         nng_msg_free(m);
         return RK_EBUSY;
     }
@@ -637,38 +652,51 @@ static void on_hint_tick(struct ev_loop *loop, ev_timer *t, int revents)
     rk_view_release(v);
 }
 
-static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
+/* One answer from peer p (NULL: from this node's own replica). */
+static void take_answer(struct rk_coord *c, struct peer *p, nng_msg *msg)
 {
-    (void)loop, (void)revents;
-    struct peer *p = io->data;
-    struct rk_coord *c = p->c;
-    for (int k = 0; k < RECV_BATCH; k++) {
-        nng_msg *msg;
-        if (nng_recvmsg(p->s, &msg, NNG_FLAG_NONBLOCK) != 0)
-            return;
+    {
         uint32_t rid = 0;
         struct rk_msg rep;
         if (nng_msg_header_len(msg) < 4 || nng_msg_header_trim_u32(msg, &rid) != 0 ||
             rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &rep) < 0) {
             nng_msg_free(msg);
-            continue;
+            return;
         }
         uint32_t slot = (rid & 0x7fffffff) >> 4;
         uint8_t i = rid & 15;
         if (slot >= FLIGHT_BASE && slot < FLIGHT_BASE + FLIGHTS) {
-            flight_answer(c, p, slot - FLIGHT_BASE, &rep);
+            if (p)
+                flight_answer(c, p, slot - FLIGHT_BASE, &rep);
             nng_msg_free(msg);
-            continue;
+            return;
         }
         struct op *op = slot < MAX_OPS ? &c->ops[slot] : NULL;
         if (!op || !op->used || op->seq != rep.id || i >= op->n + op->nf ||
             op->r[i].st != RS_PENDING ||
             op->r[i].p != p) {
-            nng_msg_free(msg); /* a repair's answer, or late for an op that ended */
-            continue;
+            nng_msg_free(msg); /* late for an op that ended */
+            return;
         }
         on_answer(op, i, msg, &rep);
     }
+}
+
+static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop, (void)revents;
+    struct peer *p = io->data;
+    for (int k = 0; k < RECV_BATCH; k++) {
+        nng_msg *msg;
+        if (nng_recvmsg(p->s, &msg, NNG_FLAG_NONBLOCK) != 0)
+            return;
+        take_answer(p->c, p, msg);
+    }
+}
+
+void rk_coord_local_answer(struct rk_coord *c, nng_msg *msg)
+{
+    take_answer(c, NULL, msg);
 }
 
 /* ---- starting ---- */
@@ -787,6 +815,18 @@ static void pump(struct rk_coord *c, struct peer *p)
 static void send_to(struct rk_coord *c, struct op *op, uint8_t i)
 {
     struct replica *r = &op->r[i];
+    if (c->local && r->m == &op->view->m[op->view->self]) {
+        /* Our own replica: served on this loop, answered after its commit. */
+        struct rk_msg m = replica_msg(op, i);
+        nng_msg *msg = build(&m, 0x80000000u | (uint32_t)(op - c->ops) << 4 | i);
+        r->p = NULL;
+        if (!msg) {
+            settle(op, i, RS_FAILED, "out of memory");
+            return;
+        }
+        c->local(c->local_arg, msg);
+        return;
+    }
     r->p = peer_get(c, r->m);
     if (!r->p) {
         settle(op, i, RS_FAILED, "unreachable");
@@ -932,7 +972,7 @@ bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, 
 /* ---- life cycle ---- */
 
 int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_shared *sh,
-                    struct rk_hints *hints)
+                    struct rk_hints *hints, rk_coord_local_fn *local, void *arg)
 {
     struct rk_coord *c = calloc(1, sizeof(*c));
     if (!c || !(c->ops = calloc(MAX_OPS, sizeof(*c->ops)))) {
@@ -942,6 +982,8 @@ int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_share
     c->loop = loop;
     c->sh = sh;
     c->hints = hints;
+    c->local = local;
+    c->local_arg = arg;
     if (hints) {
         ev_timer_init(&c->hint_tick, on_hint_tick, HINT_TICK_S, HINT_TICK_S);
         c->hint_tick.data = c;

@@ -39,10 +39,20 @@ struct rk_coord;
 
 struct rk_hints;
 
+/* Serves a replica request addressed to this node: its message has a
+ * 4-byte header (the request id) instead of a client pipe's, and its
+ * answer must come back through rk_coord_local_answer(). */
+typedef void rk_coord_local_fn(void *arg, nng_msg *msg);
+
 /* hints: the worker's hint store (hinted handoff: writes a replica missed
- * are kept and delivered when it is up again), or NULL. */
+ * are kept and delivered when it is up again), or NULL. local/arg: how
+ * this node's own replica is asked (no network hop), or NULL to go over
+ * the peer socket like any other. */
 int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_shared *sh,
-                    struct rk_hints *hints);
+                    struct rk_hints *hints, rk_coord_local_fn *local, void *arg);
+
+/* The answer to a request made through the local function (takes msg). */
+void rk_coord_local_answer(struct rk_coord *c, nng_msg *msg);
 
 /* Answer what is still waiting (UNAVAILABLE), close the peer sockets. */
 void rk_coord_destroy(struct rk_coord *c);

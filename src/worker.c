@@ -131,9 +131,31 @@ void rk_reply_send(struct rk_shared *sh, nng_msg *m)
     atomic_fetch_sub(&sh->inflight, 1);
 }
 
+/* A reply goes to its client, or, for a replica request this node's own
+ * coordinator made (a 4-byte header: its request id, no pipe), back to
+ * the coordinator: such requests never went through the socket and were
+ * never counted in flight. */
+static bool is_local(nng_msg *m)
+{
+    return nng_msg_header_len(m) == 4;
+}
+
 static void send_one(struct rk_worker *w, nng_msg *m)
 {
-    rk_reply_send(w->sh, m);
+    if (!is_local(m))
+        rk_reply_send(w->sh, m);
+    else if (w->coord)
+        rk_coord_local_answer(w->coord, m);
+    else
+        nng_msg_free(m); /* shutting down: the coordinator is gone */
+}
+
+/* A reply that could not be built: the request ends unanswered. */
+static void drop(struct rk_worker *w, nng_msg *m)
+{
+    if (!is_local(m))
+        atomic_fetch_sub(&w->sh->inflight, 1);
+    nng_msg_free(m);
 }
 
 /* Turn the reply to a write into an error: its commit or sync failed. */
@@ -158,6 +180,15 @@ static void queue_reply(struct rk_worker *w, nng_msg *msg, bool write)
         send_one(w, msg); /* cannot queue: answer now rather than lose it */
 }
 
+/* Encode rep into msg and queue it (write: it waits for durability). */
+static void answer(struct rk_worker *w, nng_msg *msg, const struct rk_msg *rep, bool write)
+{
+    if (rk_reply_encode(msg, rep) < 0)
+        drop(w, msg);
+    else
+        queue_reply(w, msg, write);
+}
+
 /* Answer with a status and an optional one-line text. */
 static void reply_status(struct rk_worker *w, nng_msg *msg, uint8_t op, uint32_t id,
                          enum rk_status st, const char *text)
@@ -170,12 +201,7 @@ static void reply_status(struct rk_worker *w, nng_msg *msg, uint8_t op, uint32_t
     }
     if (st != RK_ST_OK && st != RK_ST_NOT_FOUND)
         w->stats.errors++;
-    if (rk_reply_encode(msg, &rep) < 0) {
-        nng_msg_free(msg);
-        atomic_fetch_sub(&w->sh->inflight, 1);
-        return;
-    }
-    queue_reply(w, msg, false);
+    answer(w, msg, &rep, false);
 }
 
 /* ---- pipelined sync (fsync = "always") ----
@@ -357,12 +383,7 @@ static void serve_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *
     }
     struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
                          .version = r.version, .has_version = true};
-    if (rk_reply_encode(msg, &rep) < 0) {
-        nng_msg_free(msg);
-        atomic_fetch_sub(&w->sh->inflight, 1);
-        return;
-    }
-    queue_reply(w, msg, true);
+    answer(w, msg, &rep, true);
 }
 
 static void serve_get(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
@@ -379,12 +400,7 @@ static void serve_get(struct rk_worker *w, nng_msg *msg, const struct rk_msg *re
                          .val = r.val, .vlen = r.vlen, .has_val = true,
                          .version = r.version, .has_version = true,
                          .expiry_ms = r.expiry_ms, .has_expiry = r.expiry_ms != 0};
-    if (rk_reply_encode(msg, &rep) < 0) {
-        nng_msg_free(msg);
-        atomic_fetch_sub(&w->sh->inflight, 1);
-        return;
-    }
-    queue_reply(w, msg, false);
+    answer(w, msg, &rep, false);
 }
 
 static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
@@ -426,12 +442,7 @@ static void serve_replica_write(struct rk_worker *w, nng_msg *msg, const struct 
     }
     struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
                          .version = rc == RK_ESTALE ? cur : req->version, .has_version = true};
-    if (rk_reply_encode(msg, &rep) < 0) {
-        nng_msg_free(msg);
-        atomic_fetch_sub(&w->sh->inflight, 1);
-        return;
-    }
-    queue_reply(w, msg, true);
+    answer(w, msg, &rep, true);
 }
 
 /* RPUT with HINT: this node stands in for a replica that is down (sloppy
@@ -458,12 +469,7 @@ static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct r
     }
     struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
                          .version = req->version, .has_version = true};
-    if (rk_reply_encode(msg, &rep) < 0) {
-        nng_msg_free(msg);
-        atomic_fetch_sub(&w->sh->inflight, 1);
-        return;
-    }
-    queue_reply(w, msg, false);
+    answer(w, msg, &rep, false);
 }
 
 /* RGET: this replica's record, tombstones included (a delete must win
@@ -483,12 +489,7 @@ static void serve_replica_read(struct rk_worker *w, nng_msg *msg, const struct r
                          .version = r.version, .has_version = true,
                          .expiry_ms = r.expiry_ms, .has_expiry = r.expiry_ms != 0,
                          .tombstone = r.tombstone, .has_tombstone = r.tombstone};
-    if (rk_reply_encode(msg, &rep) < 0) {
-        nng_msg_free(msg);
-        atomic_fetch_sub(&w->sh->inflight, 1);
-        return;
-    }
-    queue_reply(w, msg, false);
+    answer(w, msg, &rep, false);
 }
 
 /* Serve a request whose partition this worker owns. msg is re-decoded here:
@@ -512,6 +513,13 @@ static void serve_owned(struct rk_worker *w, nng_msg *msg)
         serve_write(w, msg, &req, part);
 }
 
+/* The coordinator's request to this node's own replica: served here and
+ * now, as if it had come in on the socket (coord.h). */
+static void serve_local(void *arg, nng_msg *msg)
+{
+    serve_owned(arg, msg);
+}
+
 static void on_mail(struct rk_mailbox *mb, void *item, void *arg)
 {
     (void)mb;
@@ -533,14 +541,8 @@ static void serve_echo(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
     rk_proto_decode(copy, n, &rep);
     rep.flags = RK_MSG_REPLY;
     rep.status = RK_ST_OK;
-    int rc = rk_reply_encode(msg, &rep);
+    answer(w, msg, &rep, false);
     free(copy);
-    if (rc < 0) {
-        nng_msg_free(msg);
-        atomic_fetch_sub(&w->sh->inflight, 1);
-        return;
-    }
-    queue_reply(w, msg, false);
 }
 
 static void serve_admin(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
@@ -793,7 +795,7 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
     if (rc == 0)
         rc = open_hints(w, err, errlen);
     if (rc == 0)
-        rc = rk_coord_create(&w->coord, w->loop, sh, w->hints);
+        rc = rk_coord_create(&w->coord, w->loop, sh, w->hints, serve_local, w);
     if (rc == 0 && nng_socket_get_int(sh->sock, NNG_OPT_RECVFD, &fd) != 0)
         rc = -EIO;
     if (rc < 0) {
