@@ -81,7 +81,7 @@ static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
         x->replica_timeouts += y->replica_timeouts, x->replica_errors += y->replica_errors;
         x->replicas_down += y->replicas_down, x->read_repairs += y->read_repairs;
         x->hints_stored += y->hints_stored, x->hints_delivered += y->hints_delivered;
-        x->hinted_writes += y->hinted_writes;
+        x->hinted_writes += y->hinted_writes, x->evicted += y->evicted;
         struct rk_hints_stats *hx = &t->hints, *hy = &s.hints;
         hx->pending += hy->pending, hx->pending_bytes += hy->pending_bytes;
         hx->dropped_full += hy->dropped_full, hx->dropped_old += hy->dropped_old;
@@ -137,7 +137,7 @@ static void stats_json(struct rk_shared *sh, struct jbuf *b)
     jadd(b, "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"
             "\"replica_timeouts\":%llu,\"replica_errors\":%llu,\"replicas_down\":%llu,"
             "\"read_repairs\":%llu,\"hinted_writes\":%llu,\"replica_writes\":%llu,"
-            "\"replica_reads\":%llu,"
+            "\"replica_reads\":%llu,\"evicted\":%llu,"
             "\"clock_refused\":%llu,\"clock_backwards\":%llu},"
             "\"hints\":{\"stored\":%llu,\"delivered\":%llu,\"pending\":%llu,"
             "\"pending_bytes\":%llu,\"dropped_full\":%llu,\"dropped_old\":%llu},",
@@ -146,6 +146,7 @@ static void stats_json(struct rk_shared *sh, struct jbuf *b)
          (unsigned long long)co->replicas_down, (unsigned long long)co->read_repairs,
          (unsigned long long)co->hinted_writes,
          (unsigned long long)t.replica_writes, (unsigned long long)t.replica_reads,
+         (unsigned long long)co->evicted,
          (unsigned long long)atomic_load(&sh->hlc.refused),
          (unsigned long long)atomic_load(&sh->hlc.backwards),
          (unsigned long long)co->hints_stored, (unsigned long long)co->hints_delivered,

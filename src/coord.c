@@ -701,9 +701,32 @@ void rk_coord_local_answer(struct rk_coord *c, nng_msg *msg)
 
 /* ---- starting ---- */
 
+/* Slots run out when a replica dies: every answered op still waits for
+ * its silent replica until request_timeout. The oldest answered op gives
+ * its slot up: its silent replicas are settled now (a write is kept as a
+ * hint for them, so nothing is lost; a late answer is ignored). false if
+ * no op has been answered yet (then BUSY is the truth). */
+static bool evict(struct rk_coord *c)
+{
+    struct op *oldest = NULL;
+    for (uint32_t k = 0; k < MAX_OPS; k++) {
+        struct op *op = &c->ops[k];
+        if (op->used && op->replied && (!oldest || op->seq - oldest->seq > UINT32_MAX / 2))
+            oldest = op;
+    }
+    if (!oldest)
+        return false;
+    for (uint8_t i = 0; i < oldest->n + oldest->nf; i++)
+        if (oldest->r[i].st == RS_PENDING)
+            settle(oldest, i, RS_FAILED, "given up");
+    c->stats.evicted++;
+    advance(oldest); /* frees it: nothing is pending any more */
+    return true;
+}
+
 static struct op *op_alloc(struct rk_coord *c)
 {
-    if (c->used == MAX_OPS)
+    if (c->used == MAX_OPS && !evict(c))
         return NULL;
     while (c->ops[c->next_slot].used)
         c->next_slot = (c->next_slot + 1) % MAX_OPS;

@@ -37,6 +37,7 @@ struct rk_coord_stats {
     uint64_t read_repairs;  /* replica writes sent by read repair */
     uint64_t hints_stored, hints_delivered;
     uint64_t hinted_writes; /* writes a fallback node took for a down replica */
+    uint64_t evicted;       /* answered ops that gave their slot up (hints kept) */
 };
 
 /* Counters a worker publishes for admin requests (copied under a mutex). */
