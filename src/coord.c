@@ -120,7 +120,7 @@ struct rk_coord {
     struct ev_loop *loop;
     struct rk_shared *sh;
     struct op *ops; /* MAX_OPS */
-    uint32_t next_slot, used, seq;
+    uint32_t next_slot, used, seq, evict_at;
     struct peer **peers, **retired;
     size_t npeers, nretired;
     struct rk_hints *hints; /* the worker's; NULL = no hinted handoff */
@@ -702,26 +702,27 @@ void rk_coord_local_answer(struct rk_coord *c, nng_msg *msg)
 /* ---- starting ---- */
 
 /* Slots run out when a replica dies: every answered op still waits for
- * its silent replica until request_timeout. The oldest answered op gives
- * its slot up: its silent replicas are settled now (a write is kept as a
- * hint for them, so nothing is lost; a late answer is ignored). false if
- * no op has been answered yet (then BUSY is the truth). */
+ * its silent replica until request_timeout. An answered op gives its slot
+ * up: its silent replicas are settled now (a write is kept as a hint for
+ * them, so nothing is lost; a late answer is ignored). The search goes on
+ * from where the last one stopped, so it is short when most slots hold
+ * answered ops (the case it is for). false if no op has been answered
+ * yet (then BUSY is the truth). */
 static bool evict(struct rk_coord *c)
 {
-    struct op *oldest = NULL;
     for (uint32_t k = 0; k < MAX_OPS; k++) {
-        struct op *op = &c->ops[k];
-        if (op->used && op->replied && (!oldest || op->seq - oldest->seq > UINT32_MAX / 2))
-            oldest = op;
+        struct op *op = &c->ops[c->evict_at];
+        c->evict_at = (c->evict_at + 1) % MAX_OPS;
+        if (!op->used || !op->replied)
+            continue;
+        for (uint8_t i = 0; i < op->n + op->nf; i++)
+            if (op->r[i].st == RS_PENDING)
+                settle(op, i, RS_FAILED, "given up");
+        c->stats.evicted++;
+        advance(op); /* frees it: nothing is pending any more */
+        return true;
     }
-    if (!oldest)
-        return false;
-    for (uint8_t i = 0; i < oldest->n + oldest->nf; i++)
-        if (oldest->r[i].st == RS_PENDING)
-            settle(oldest, i, RS_FAILED, "given up");
-    c->stats.evicted++;
-    advance(oldest); /* frees it: nothing is pending any more */
-    return true;
+    return false;
 }
 
 static struct op *op_alloc(struct rk_coord *c)

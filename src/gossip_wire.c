@@ -1,32 +1,11 @@
 /* Gossip envelope codec (format in gossip_wire.h). Every length is checked
  * before it is used; a name must be printable so it can go into logs. */
 #include "gossip_wire.h"
+#include "util/le.h"
 #include "util/err.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 size_t rk_gossip_env_encode(const struct rk_gossip_env *e, uint8_t *buf)
 {
@@ -38,11 +17,11 @@ size_t rk_gossip_env_encode(const struct rk_gossip_env *e, uint8_t *buf)
     p[1] = (uint8_t)(RK_GOSSIP_MAGIC >> 8);
     p[2] = RK_GOSSIP_VERSION;
     p[3] = e->kind;
-    put32(p + 4, e->partitions);
-    put32(p + 8, e->replicas);
+    rk_le_put32(p + 4, e->partitions);
+    rk_le_put32(p + 8, e->replicas);
     p[12] = (uint8_t)nl;
     memcpy(p + 13, e->name, nl);
-    put64(p + 13 + nl, e->digest);
+    rk_le_put64(p + 13 + nl, e->digest);
     return 13 + nl + 8;
 }
 
@@ -60,11 +39,11 @@ int rk_gossip_env_decode(const uint8_t *buf, size_t len, struct rk_gossip_env *e
         if (buf[13 + i] < 0x20 || buf[13 + i] == 0x7f)
             return RK_EMALFORMED;
     e->kind = buf[3];
-    e->partitions = get32(buf + 4);
-    e->replicas = get32(buf + 8);
+    e->partitions = rk_le_get32(buf + 4);
+    e->replicas = rk_le_get32(buf + 8);
     memcpy(e->name, buf + 13, nl);
     e->name[nl] = '\0';
-    e->digest = get64(buf + 13 + nl);
+    e->digest = rk_le_get64(buf + 13 + nl);
     *used = 13 + nl + 8;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* Hint store (see hints.h): a storage engine plus per-target counts kept
  * in memory (rebuilt at open by one pass over the store). */
 #include "hints.h"
+#include "util/le.h"
 #include "members.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -34,20 +35,6 @@ struct rk_hints {
 static uint16_t part_of(const char *target)
 {
     return (uint16_t)XXH3_64bits(target, strlen(target));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
 }
 
 static struct target *target(struct rk_hints *h, const char *id, bool create)
@@ -181,8 +168,8 @@ int rk_hints_add(struct rk_hints *h, const char *tgt, const struct rk_record *r,
     k[tl] = 0;
     memcpy(k + tl + 1, r->key, r->klen);
     v[0] = r->tombstone ? 1 : 0;
-    put64(v + 1, r->version);
-    put64(v + 9, r->expiry_ms);
+    rk_le_put64(v + 1, r->version);
+    rk_le_put64(v + 9, r->expiry_ms);
     if (!r->tombstone)
         memcpy(v + HDR, r->val, r->vlen);
     struct rk_record hr = {.key = k, .klen = (uint32_t)kl, .val = v, .vlen = (uint32_t)vl,
@@ -255,7 +242,7 @@ size_t rk_hints_each(struct rk_hints *h, const char *tgt, size_t cap,
         const uint8_t *v = r.val;
         struct rk_hint hint = {.key = (const uint8_t *)r.key + tl + 1, .klen = r.klen - (uint32_t)tl - 1,
                                .val = v + HDR, .vlen = r.vlen - HDR, .tombstone = v[0] == 1,
-                               .version = get64(v + 1), .expiry_ms = get64(v + 9),
+                               .version = rk_le_get64(v + 1), .expiry_ms = rk_le_get64(v + 9),
                                .local_version = r.version};
         if (now > (hint.version >> 16) + h->max_age_ms) {
             h->st.dropped_old++;

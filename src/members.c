@@ -62,6 +62,7 @@
  * hostile or truncated payloads (decode checks every length).
  */
 #include "members.h"
+#include "util/le.h"
 
 #include "util/err.h"
 
@@ -422,20 +423,6 @@ void rk_members_counts(const struct rk_members *t, size_t counts[RK_MEMBER_NSTAT
 
 /* ---- digests ---- */
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 uint64_t rk_members_digest(const struct rk_members *t)
 {
     /* Per member: id_len u8, id, incarnation u64 LE, state u8, each hashed
@@ -447,7 +434,7 @@ uint64_t rk_members_digest(const struct rk_members *t)
         size_t l = strlen(e->id);
         buf[0] = (uint8_t)l;
         memcpy(buf + 1, e->id, l);
-        put64(buf + 1 + l, e->incarnation);
+        rk_le_put64(buf + 1 + l, e->incarnation);
         buf[1 + l + 8] = e->state;
         h = XXH3_64bits_withSeed(buf, l + 10, h);
     }
@@ -457,8 +444,8 @@ uint64_t rk_members_digest(const struct rk_members *t)
 uint64_t rk_members_settings_digest(const char *name, uint32_t partitions, uint32_t replicas)
 {
     uint8_t nums[16];
-    put64(nums, partitions);
-    put64(nums + 8, replicas);
+    rk_le_put64(nums, partitions);
+    rk_le_put64(nums + 8, replicas);
     return XXH3_64bits_withSeed(name, strlen(name), XXH3_64bits(nums, sizeof(nums)));
 }
 
@@ -484,10 +471,10 @@ static int put_entry(uint8_t *buf, size_t cap, size_t *off, const struct rk_memb
         cap - *off < RK_MEMBERS_WIRE_FIXED)
         return -ENOBUFS;
     uint8_t *p = buf + *off;
-    put64(p, e->incarnation);
-    put64(p + 8, e->heartbeat);
-    put64(p + 16, e->settings_digest);
-    put64(p + 24, e->config_digest);
+    rk_le_put64(p, e->incarnation);
+    rk_le_put64(p + 8, e->heartbeat);
+    rk_le_put64(p + 16, e->settings_digest);
+    rk_le_put64(p + 24, e->config_digest);
     p[32] = e->state;
     *off += RK_MEMBERS_WIRE_FIXED;
     return 0;
@@ -542,10 +529,10 @@ static int get_entry(const uint8_t *buf, size_t len, size_t *off, struct rk_memb
         len - *off < RK_MEMBERS_WIRE_FIXED)
         return RK_EMALFORMED;
     const uint8_t *p = buf + *off;
-    e->incarnation = get64(p);
-    e->heartbeat = get64(p + 8);
-    e->settings_digest = get64(p + 16);
-    e->config_digest = get64(p + 24);
+    e->incarnation = rk_le_get64(p);
+    e->heartbeat = rk_le_get64(p + 8);
+    e->settings_digest = rk_le_get64(p + 16);
+    e->config_digest = rk_le_get64(p + 24);
     e->state = p[32];
     if (e->state >= RK_MEMBER_NSTATES)
         return RK_EMALFORMED;

@@ -5,6 +5,7 @@
  * used, and offsets only ever shrink what remains, so nothing can overflow
  * even for a 4 GiB message. */
 #include "proto.h"
+#include "util/le.h"
 
 #include "util/err.h"
 
@@ -20,41 +21,6 @@
 #define U8_LEN  1u
 
 static_assert(sizeof(((struct rk_msg *)0)->klen) == 4, "field lengths are u32 on the wire");
-
-/* Explicit little-endian loads and stores: correct on any host, and compiled
- * to single moves on little-endian ones. */
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)v);
-    put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
 
 static bool known_op(unsigned op)
 {
@@ -98,7 +64,7 @@ static int take_u64(bool *has, uint64_t *v, const uint8_t *d, uint32_t n)
     if (*has || n != U64_LEN)
         return RK_EMALFORMED;
     *has = true;
-    *v = get64(d);
+    *v = rk_le_get64(d);
     return 0;
 }
 
@@ -152,7 +118,7 @@ static int decode_fields(struct rk_msg *m, const uint8_t *p, size_t left)
         if (left < FIELD_HDR)
             return RK_EMALFORMED;
         unsigned tag = p[0];
-        uint32_t n = get32(p + 1);
+        uint32_t n = rk_le_get32(p + 1);
         p += FIELD_HDR;
         left -= FIELD_HDR;
         if (n > left)
@@ -171,18 +137,18 @@ int rk_proto_decode(const void *buf, size_t len, struct rk_msg *m)
     const uint8_t *p = buf;
 
     memset(m, 0, sizeof(*m));
-    if (len < RK_PROTO_HDR || get16(p) != RK_PROTO_MAGIC)
+    if (len < RK_PROTO_HDR || rk_le_get16(p) != RK_PROTO_MAGIC)
         return RK_EMALFORMED;
     m->opcode = p[3];
-    m->flags = get16(p + 4);
-    m->status = get16(p + 6);
-    m->id = get32(p + 8);
+    m->flags = rk_le_get16(p + 4);
+    m->status = rk_le_get16(p + 6);
+    m->id = rk_le_get32(p + 8);
     /* Version first: another version may frame its body differently. */
     if (p[2] != RK_PROTO_VERSION)
         return RK_EUNSUPPORTED;
     /* len - RK_PROTO_HDR cannot wrap (checked above); a len beyond 4 GiB + 16
      * can never match a u32 body_len. */
-    if ((size_t)get32(p + 12) != len - RK_PROTO_HDR)
+    if ((size_t)rk_le_get32(p + 12) != len - RK_PROTO_HDR)
         return RK_EMALFORMED;
     if (!known_op(m->opcode))
         return RK_EUNSUPPORTED;
@@ -226,7 +192,7 @@ size_t rk_proto_size(const struct rk_msg *m)
 static uint8_t *put_bytes(uint8_t *p, unsigned tag, const uint8_t *d, uint32_t n)
 {
     p[0] = (uint8_t)tag;
-    put32(p + 1, n);
+    rk_le_put32(p + 1, n);
     if (n > 0) /* d may be NULL for an empty field */
         memcpy(p + FIELD_HDR, d, n);
     return p + FIELD_HDR + n;
@@ -235,15 +201,15 @@ static uint8_t *put_bytes(uint8_t *p, unsigned tag, const uint8_t *d, uint32_t n
 static uint8_t *put_u64(uint8_t *p, unsigned tag, uint64_t v)
 {
     p[0] = (uint8_t)tag;
-    put32(p + 1, U64_LEN);
-    put64(p + FIELD_HDR, v);
+    rk_le_put32(p + 1, U64_LEN);
+    rk_le_put64(p + FIELD_HDR, v);
     return p + FIELD_HDR + U64_LEN;
 }
 
 static uint8_t *put_u8(uint8_t *p, unsigned tag, uint8_t v)
 {
     p[0] = (uint8_t)tag;
-    put32(p + 1, U8_LEN);
+    rk_le_put32(p + 1, U8_LEN);
     p[FIELD_HDR] = v;
     return p + FIELD_HDR + U8_LEN;
 }
@@ -255,13 +221,13 @@ size_t rk_proto_encode(const struct rk_msg *m, void *buf)
 
     if (size == 0)
         return 0;
-    put16(p, RK_PROTO_MAGIC);
+    rk_le_put16(p, RK_PROTO_MAGIC);
     p[2] = RK_PROTO_VERSION;
     p[3] = m->opcode;
-    put16(p + 4, m->flags);
-    put16(p + 6, m->status);
-    put32(p + 8, m->id);
-    put32(p + 12, (uint32_t)(size - RK_PROTO_HDR));
+    rk_le_put16(p + 4, m->flags);
+    rk_le_put16(p + 6, m->status);
+    rk_le_put32(p + 8, m->id);
+    rk_le_put32(p + 12, (uint32_t)(size - RK_PROTO_HDR));
     p += RK_PROTO_HDR;
     /* In tag order, so equal messages encode to equal bytes. */
     if (m->has_key)

@@ -3,21 +3,13 @@
  * or an out-of-bounds read to MALFORMED, UNSUPPORTED or an envelope; a
  * decoded envelope encodes back to exactly the bytes it was read from, and
  * comparing it with ours names a setting only when one differs. */
+#include "fuzz.h"
 #include "gossip_wire.h"
 #include "util/err.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-uint8_t *rk_fuzz_seed(size_t *len);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

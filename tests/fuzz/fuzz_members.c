@@ -3,21 +3,13 @@
  * UNSUPPORTED or a list; a decoded list encodes to exactly the input bytes
  * (the format has one encoding per list), decodes again to the same entries,
  * and merging it into a table keeps the table's invariants. */
+#include "fuzz.h"
 #include "members.h"
 #include "util/err.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-uint8_t *rk_fuzz_seed(size_t *len);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 /* Static: a table and two lists are about 1.5 MiB, too much for a stack. */
 static struct rk_member list_a[RK_MEMBERS_MAX], list_b[RK_MEMBERS_MAX];

@@ -2,20 +2,12 @@
  * or an out-of-bounds read, and whatever decodes must survive a round trip:
  * encode, decode again, and get the same message field for field; encoding
  * that again must give the same bytes. */
+#include "fuzz.h"
 #include "proto.h"
 #include "util/err.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-uint8_t *rk_fuzz_seed(size_t *len);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 static bool same_bytes(bool has, const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen)
 {

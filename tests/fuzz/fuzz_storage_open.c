@@ -3,6 +3,7 @@
  * bytes also stand as its hint file, and whether repair mode is on). Opening, reading
  * every record and closing must never crash, hang or leak; corruption must
  * come back as an error, never as a served record that is not in the file. */
+#include "fuzz.h"
 #include "storage.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -13,9 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-uint8_t *rk_fuzz_seed(size_t *len);
 
 static char dir[256];
 

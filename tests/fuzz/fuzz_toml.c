@@ -4,15 +4,13 @@
  * child counts right), its strings must survive rk_toml_quote and a
  * re-parse byte for byte, and every error must be one line that starts
  * with the file name. A config that loads must also validate. */
+#include "fuzz.h"
 #include "config.h"
 #include "toml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-uint8_t *rk_fuzz_seed(size_t *len);
 
 #define NAME "fuzz.toml"
 

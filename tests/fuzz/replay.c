@@ -2,14 +2,13 @@
  * the files named on the command line, then feeds the target's own valid
  * seed input (rk_fuzz_seed) and a fixed-seed series of its mutations (bit
  * flips, byte overwrites, truncations). */
+#include "fuzz.h"
 #include "storage.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t *read_file(const char *path, size_t *len)
 {
@@ -28,9 +27,6 @@ static uint8_t *read_file(const char *path, size_t *len)
     *len = (size_t)n + 1;
     return buf;
 }
-
-/* Each target supplies one valid input to mutate (malloc'd). */
-uint8_t *rk_fuzz_seed(size_t *len);
 
 int main(int argc, char **argv)
 {

@@ -129,15 +129,21 @@ static void pick_ports(void)
         new_port(i);
 }
 
-static void test_join_detect_return(void **state)
+/* A new loop and N nodes on fresh ports, every one seeded with node-1. */
+static void start_all(void)
 {
-    (void)state;
     loop = ev_loop_new(0);
     pick_ports();
     for (int i = 0; i < N; i++) {
         start(i, 1);
         running[i] = true;
     }
+}
+
+static void test_join_detect_return(void **state)
+{
+    (void)state;
+    start_all();
     uint64_t ms = run_until(converged, NULL, 10000, "three alive everywhere");
     print_message("converged in %llu ms\n", (unsigned long long)ms);
 
@@ -223,12 +229,7 @@ static bool two_see_removed(void *arg)
 static void test_leave_and_remove(void **state)
 {
     (void)state;
-    loop = ev_loop_new(0);
-    pick_ports();
-    for (int i = 0; i < N; i++) {
-        start(i, 1);
-        running[i] = true;
-    }
+    start_all();
     run_until(converged, NULL, 10000, "three alive everywhere");
     assert_int_equal(rk_gossip_remove(nodes[0].g, nodes[1].self.id, false), RK_EBUSY);
     assert_int_equal(rk_gossip_remove(nodes[0].g, nodes[0].self.id, true), RK_EINVAL);
