@@ -82,9 +82,12 @@ static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
         x->replicas_down += y->replicas_down, x->read_repairs += y->read_repairs;
         x->hints_stored += y->hints_stored, x->hints_delivered += y->hints_delivered;
         x->hinted_writes += y->hinted_writes, x->evicted += y->evicted;
+        x->batches_sent += y->batches_sent, x->batched_requests += y->batched_requests;
+        t->batches_served += s.batches_served;
         struct rk_hints_stats *hx = &t->hints, *hy = &s.hints;
         hx->pending += hy->pending, hx->pending_bytes += hy->pending_bytes;
         hx->dropped_full += hy->dropped_full, hx->dropped_old += hy->dropped_old;
+        hx->partitions_marked += hy->partitions_marked;
         struct rk_storage_stats *a = &t->storage, *b = &s.storage;
         a->keys += b->keys, a->tombstones += b->tombstones, a->segments += b->segments;
         a->disk_bytes += b->disk_bytes, a->raw_bytes += b->raw_bytes;
@@ -140,7 +143,8 @@ static void stats_json(struct rk_shared *sh, struct jbuf *b)
             "\"replica_reads\":%llu,\"evicted\":%llu,"
             "\"clock_refused\":%llu,\"clock_backwards\":%llu},"
             "\"hints\":{\"stored\":%llu,\"delivered\":%llu,\"pending\":%llu,"
-            "\"pending_bytes\":%llu,\"dropped_full\":%llu,\"dropped_old\":%llu},",
+            "\"pending_bytes\":%llu,\"dropped_full\":%llu,\"dropped_old\":%llu,"
+            "\"partitions_marked\":%llu},",
          (unsigned long long)co->coordinated, (unsigned long long)co->quorum_failed,
          (unsigned long long)co->replica_timeouts, (unsigned long long)co->replica_errors,
          (unsigned long long)co->replicas_down, (unsigned long long)co->read_repairs,
@@ -151,7 +155,11 @@ static void stats_json(struct rk_shared *sh, struct jbuf *b)
          (unsigned long long)atomic_load(&sh->hlc.backwards),
          (unsigned long long)co->hints_stored, (unsigned long long)co->hints_delivered,
          (unsigned long long)t.hints.pending, (unsigned long long)t.hints.pending_bytes,
-         (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old);
+         (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old,
+         (unsigned long long)t.hints.partitions_marked);
+    jadd(b, "\"peer_batches\":{\"sent\":%llu,\"requests_sent\":%llu,\"served\":%llu},",
+         (unsigned long long)co->batches_sent, (unsigned long long)co->batched_requests,
+         (unsigned long long)t.batches_served);
     jadd(b, "\"storage\":{\"keys\":%llu,\"tombstones\":%llu,\"segments\":%llu,"
             "\"disk_bytes\":%llu,\"raw_bytes\":%llu,\"compression_ratio\":%.2f,"
             "\"live_bytes\":%llu,\"dead_bytes\":%llu,\"index_bytes\":%llu,\"cache_bytes\":%llu,"

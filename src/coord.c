@@ -1,11 +1,18 @@
 /* Coordinator state machine (see coord.h).
  *
- * Peer request ids: the raw req0 header word is
+ * Replica requests go to a peer in batches (proto.h, RBATCH): requests
+ * are framed into the peer's open batch as they come, and the batch goes
+ * out when it is full or before the loop blocks (rk_coord_flush), so one
+ * nng message per peer per loop turn carries them all. A batch's raw
+ * req0 header word is 0x80000000 | its slot in the peer's bout[], and its
+ * proto id the peer's batch sequence number.
+ *
+ * A replica request's id (its frame's rid) is
  *     0x80000000 | slot << 4 | replica index
  * where slot indexes ops[] (from FLIGHT_BASE on: flights[], the hint
- * deliveries and read-repair writes), and the request's proto id carries the op's sequence
- * number, so a late answer to a slot's previous occupant is recognised and
- * dropped.
+ * deliveries and read-repair writes), and the request's proto id carries
+ * the op's sequence number, so a late answer to a slot's previous
+ * occupant is recognised and dropped.
  */
 #include "coord.h"
 #include "client.h"
@@ -25,15 +32,18 @@
 #define MAX_OPS 4096           /* outstanding coordinated requests per worker */
 #define FLIGHT_BASE MAX_OPS    /* slots FLIGHT_BASE + k: flights[k] (a hint or a repair) */
 #define FLIGHTS 256             /* hint deliveries outstanding per worker */
-#define HINT_TICK_S 0.2         /* how often pending hints are offered */
 #define HINT_BATCH 32           /* hints offered to one peer at a time */
 #define HINT_BACKOFF_MIN_MS 200
 #define HINT_BACKOFF_MAX_MS 10000
-/* Requests outstanding to one peer: nng 1.5.2's raw rep socket queues at
+/* Batches outstanding to one peer: nng 1.5.2's raw rep socket queues at
  * most 64 replies per connection and drops the rest without a word
  * (xrep0's per-pipe send queue), so a coordinator keeps fewer than that
- * in flight on its connection and queues the others itself. */
-#define PEER_INFLIGHT 48
+ * in flight on its connection and queues the rest itself. */
+#define PEER_BATCHES 16
+#define BATCH_FRAMES 128        /* replica requests in one batch */
+#define BATCH_BYTES (256u << 10) /* a batch closes past this (one big frame still goes) */
+#define PEER_INFLIGHT (PEER_BATCHES * BATCH_FRAMES) /* replica requests out to one peer */
+#define TICK_S 0.2              /* expiry of batches and flights; hint offers */
 #define PEER_BUF 1024          /* nng queue depth of a peer socket */
 #define RECV_BATCH 64
 #define NREP RK_RING_REPLICAS_MAX
@@ -56,9 +66,21 @@ struct peer {
     uint64_t hint_after_ms;  /* back-off: no delivery before this (mono ms) */
     uint64_t hint_backoff_ms;
     uint32_t hint_flights;   /* deliveries in flight to this peer */
-    struct wait *wait;       /* replica requests queued behind PEER_INFLIGHT */
+    struct wait *wait;       /* replica requests queued for room in a batch */
     uint32_t whead, wcount, wcap;
     bool pumping;
+    bool dirty;              /* in c->dirty: flushed before the loop blocks */
+    bool closed;             /* retired: its socket is closed */
+    uint8_t *obuf;           /* the open batch: frames not sent yet */
+    size_t olen, ocap;
+    uint32_t oframes;
+    uint32_t batches;        /* batches sent and not answered */
+    uint32_t bseq;
+    struct {
+        bool used;
+        uint32_t seq;
+        uint64_t deadline_ms;
+    } bout[PEER_BATCHES];
 };
 
 /* A replica request waiting for room on its peer's connection. */
@@ -103,9 +125,11 @@ struct op {
     struct rk_view *view; /* held for the op's life */
     struct replica r[NREP];
     uint64_t version;     /* writes: the version written */
-    nng_msg *best;        /* reads: the newest answer so far */
-    uint64_t best_version;
+    bool have_best;       /* reads: the newest answer so far, its value copied */
     bool best_tombstone;
+    uint64_t best_version, best_expiry_ms;
+    uint8_t *best_val;
+    uint32_t best_vlen;
     uint8_t *key;
     uint32_t klen, part;
     uint8_t *val;         /* writes: for hints to replicas that missed it */
@@ -123,11 +147,13 @@ struct rk_coord {
     uint32_t next_slot, used, seq, evict_at;
     struct peer **peers, **retired;
     size_t npeers, nretired;
+    struct peer **dirty; /* peers with frames or waits to flush; capacity npeers */
+    size_t ndirty, cdirty;
     struct rk_hints *hints; /* the worker's; NULL = no hinted handoff */
     rk_coord_local_fn *local; /* this node's own replica, without the socket */
     void *local_arg;
     struct flight flights[FLIGHTS];
-    ev_timer hint_tick;
+    ev_timer tick;
     struct rk_coord_stats stats;
 };
 
@@ -177,6 +203,7 @@ static struct peer *peer_open(struct rk_coord *c, const struct rk_view_member *m
 
 static void peer_close(struct rk_coord *c, struct peer *p)
 {
+    p->closed = true;
     ev_io_stop(c->loop, &p->io);
     rk_nng_close_bounded(p->s, CLOSE_LIMIT_MS, "peer");
 }
@@ -226,19 +253,90 @@ static nng_msg *build(const struct rk_msg *req, uint32_t rid)
     return m;
 }
 
-/* Send req to p under the request id rid; takes nothing on failure. */
-static int peer_send(struct peer *p, const struct rk_msg *req, uint32_t rid)
+/* ---- batches ---- */
+
+static uint64_t mono_ms(void);
+
+static void mark_dirty(struct rk_coord *c, struct peer *p)
 {
-    if (p->inflight >= PEER_INFLIGHT)
-        return RK_EBUSY;
-    nng_msg *m = build(req, rid);
-    if (!m)
-        return -ENOMEM;
-    if (nng_sendmsg(p->s, m, NNG_FLAG_NONBLOCK) != 0) {
-        nng_msg_free(m);
-        return RK_EBUSY;
+    if (p->dirty)
+        return;
+    if (c->ndirty == c->cdirty) {
+        size_t cap = c->cdirty ? c->cdirty * 2 : 8;
+        struct peer **nd = realloc(c->dirty, cap * sizeof(*nd));
+        if (!nd)
+            return; /* flushed when the next batch is answered or expires */
+        c->dirty = nd;
+        c->cdirty = cap;
     }
+    c->dirty[c->ndirty++] = p;
+    p->dirty = true;
+}
+
+/* Send p's open batch, if it has frames and p a free batch slot. 0, or
+ * RK_EBUSY when p has PEER_BATCHES out (the frames wait for a slot). A
+ * batch that cannot be sent is dropped: its requests time out. */
+static int batch_send(struct rk_coord *c, struct peer *p)
+{
+    if (p->oframes == 0 || p->closed)
+        return 0;
+    if (p->batches >= PEER_BATCHES)
+        return RK_EBUSY;
+    uint32_t k = 0;
+    while (p->bout[k].used)
+        k++;
+    struct rk_msg m = {.opcode = RK_OP_RBATCH, .id = ++p->bseq, .val = p->obuf,
+                       .vlen = (uint32_t)p->olen, .has_val = true};
+    nng_msg *msg = build(&m, 0x80000000u | k);
+    if (msg && nng_sendmsg(p->s, msg, NNG_FLAG_NONBLOCK) == 0) {
+        p->bout[k].used = true;
+        p->bout[k].seq = m.id;
+        p->bout[k].deadline_ms = mono_ms() + c->sh->cfg.request_timeout_ms;
+        p->batches++;
+        c->stats.batches_sent++;
+        c->stats.batched_requests += p->oframes;
+    } else {
+        if (msg)
+            nng_msg_free(msg);
+        c->stats.replica_errors += p->oframes;
+    }
+    p->olen = 0;
+    p->oframes = 0;
+    return 0;
+}
+
+/* Can p take one more replica request now? */
+static bool peer_room(const struct peer *p)
+{
+    bool open_full = p->oframes >= BATCH_FRAMES || p->olen >= BATCH_BYTES;
+    return !p->closed && p->inflight < PEER_INFLIGHT && (!open_full || p->batches < PEER_BATCHES);
+}
+
+/* Frame req into p's open batch under the request id rid (the caller
+ * checked peer_room); takes nothing on failure. */
+static int peer_send(struct rk_coord *c, struct peer *p, const struct rk_msg *req, uint32_t rid)
+{
+    size_t n = rk_proto_frame_size(req);
+    if (n == 0)
+        return RK_ETOOLARGE;
+    if (p->oframes && (p->olen + n > BATCH_BYTES || p->oframes >= BATCH_FRAMES) &&
+        batch_send(c, p) < 0)
+        return RK_EBUSY;
+    if (p->olen + n > p->ocap) {
+        size_t cap = p->ocap ? p->ocap : 4096;
+        while (cap < p->olen + n)
+            cap *= 2;
+        uint8_t *nb = realloc(p->obuf, cap);
+        if (!nb)
+            return -ENOMEM;
+        p->obuf = nb;
+        p->ocap = cap;
+    }
+    rk_proto_frame_put(p->obuf + p->olen, rid, req);
+    p->olen += n;
+    p->oframes++;
     p->inflight++;
+    mark_dirty(c, p);
     return 0;
 }
 
@@ -246,8 +344,6 @@ static void pump(struct rk_coord *c, struct peer *p);
 static void advance(struct op *op);
 static bool flight_send(struct rk_coord *c, struct peer *p, uint8_t kind, const struct rk_msg *m,
                         uint64_t lv);
-static uint64_t mono_ms(void);
-struct peer;
 static size_t offer(struct rk_coord *c, struct peer *p, size_t room);
 
 /* ---- answering the client ---- */
@@ -355,15 +451,12 @@ static void reply_read(struct op *op)
     struct rk_msg rep = {.opcode = RK_OP_GET, .flags = RK_MSG_REPLY, .id = op->req_id,
                          .has_text = op->trace && trace[0], .text = (const uint8_t *)trace,
                          .tlen = (uint32_t)strlen(trace)};
-    struct rk_msg best;
-    if (!op->best || op->best_tombstone ||
-        rk_proto_decode(nng_msg_body(op->best), nng_msg_len(op->best), &best) < 0 ||
-        !best.has_val) {
+    if (!op->have_best || op->best_tombstone) {
         rep.status = RK_ST_NOT_FOUND;
     } else {
-        rep.val = best.val, rep.vlen = best.vlen, rep.has_val = true;
-        rep.version = best.version, rep.has_version = true;
-        rep.expiry_ms = best.expiry_ms, rep.has_expiry = best.has_expiry;
+        rep.val = op->best_val, rep.vlen = op->best_vlen, rep.has_val = true;
+        rep.version = op->best_version, rep.has_version = true;
+        rep.expiry_ms = op->best_expiry_ms, rep.has_expiry = op->best_expiry_ms != 0;
     }
     reply(op, &rep);
 }
@@ -377,8 +470,7 @@ static void op_free(struct op *op)
     if (op->client) { /* never answered: we are shutting down */
         reply_text(op, RK_ST_UNAVAILABLE, "node is shutting down");
     }
-    if (op->best)
-        nng_msg_free(op->best);
+    free(op->best_val);
     rk_view_release(op->view);
     free(op->key);
     free(op->val);
@@ -390,15 +482,14 @@ static void op_free(struct op *op)
  * had none (the key is repaired, not only read). */
 static void read_repair(struct op *op)
 {
-    struct rk_msg best;
-    if (!op->best || rk_proto_decode(nng_msg_body(op->best), nng_msg_len(op->best), &best) < 0)
+    if (!op->have_best)
         return;
     struct rk_msg w = {.opcode = RK_OP_RPUT, .id = 0, .key = op->key, .klen = op->klen,
                        .has_key = true, .version = op->best_version, .has_version = true,
-                       .expiry_ms = best.expiry_ms, .has_expiry = best.has_expiry,
+                       .expiry_ms = op->best_expiry_ms, .has_expiry = op->best_expiry_ms != 0,
                        .tombstone = op->best_tombstone, .has_tombstone = op->best_tombstone};
     if (!op->best_tombstone)
-        w.val = best.val, w.vlen = best.vlen, w.has_val = true;
+        w.val = op->best_val, w.vlen = op->best_vlen, w.has_val = true;
     for (uint8_t i = 0; i < op->n; i++) {
         struct replica *r = &op->r[i];
         bool stale = r->st == RS_MISSING || (r->st == RS_OK && r->version < op->best_version);
@@ -479,8 +570,26 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
     advance(op);
 }
 
+/* A read answer newer than the best so far becomes the best: its value
+ * is copied (the answer's buffer is gone once it is handled). */
+static void keep_best(struct op *op, const struct rk_msg *rep, bool tombstone)
+{
+    uint8_t *v = NULL;
+    if (!tombstone && rep->has_val && !(v = malloc(rep->vlen ? rep->vlen : 1)))
+        return; /* out of memory: the older answer stands */
+    if (v)
+        memcpy(v, rep->val, rep->vlen);
+    free(op->best_val);
+    op->best_val = v;
+    op->best_vlen = v ? rep->vlen : 0;
+    op->have_best = true;
+    op->best_version = rep->version;
+    op->best_tombstone = tombstone || !rep->has_val;
+    op->best_expiry_ms = rep->has_expiry ? rep->expiry_ms : 0;
+}
+
 /* One answer from replica i of op. */
-static void on_answer(struct op *op, uint8_t i, nng_msg *msg, const struct rk_msg *rep)
+static void on_answer(struct op *op, uint8_t i, const struct rk_msg *rep)
 {
     struct replica *r = &op->r[i];
     if (rep->status == RK_ST_OK && r->owner >= 0) { /* a fallback holds it as a hint */
@@ -492,14 +601,8 @@ static void on_answer(struct op *op, uint8_t i, nng_msg *msg, const struct rk_ms
         settle(op, i, RS_OK, NULL);
         if (op->opcode == RK_OP_GET) {
             op->answers++;
-            if (!op->best || rep->version > op->best_version) {
-                if (op->best)
-                    nng_msg_free(op->best);
-                op->best = msg; /* keeps the value */
-                op->best_version = rep->version;
-                op->best_tombstone = r->tombstone;
-                msg = NULL;
-            }
+            if (!op->have_best || rep->version > op->best_version)
+                keep_best(op, rep, r->tombstone);
         } else {
             op->acks++;
         }
@@ -514,8 +617,6 @@ static void on_answer(struct op *op, uint8_t i, nng_msg *msg, const struct rk_ms
         settle(op, i, RS_FAILED, why);
         op->c->stats.replica_errors++;
     }
-    if (msg)
-        nng_msg_free(msg);
     advance(op);
 }
 
@@ -555,13 +656,13 @@ static bool flight_send(struct rk_coord *c, struct peer *p, uint8_t kind, const 
     uint32_t k = 0;
     while (k < FLIGHTS && c->flights[k].used)
         k++;
-    if (k == FLIGHTS || p->inflight >= PEER_INFLIGHT)
+    if (k == FLIGHTS || !peer_room(p))
         return false;
     uint8_t *key = malloc(m->klen ? m->klen : 1);
     if (!key)
         return false;
     memcpy(key, m->key, m->klen);
-    if (peer_send(p, m, 0x80000000u | (FLIGHT_BASE + k) << 4) < 0) {
+    if (peer_send(c, p, m, 0x80000000u | (FLIGHT_BASE + k) << 4) < 0) {
         free(key);
         return false;
     }
@@ -622,14 +723,30 @@ static size_t offer(struct rk_coord *c, struct peer *p, size_t room)
     return rk_hints_each(c->hints, p->id, room < HINT_BATCH ? room : HINT_BATCH, deliver, &o);
 }
 
-/* Every HINT_TICK_S: expire deliveries that got no answer, then offer the
- * hints of every member that is up, one batch per member at a time (the
- * next batch goes as soon as one is acknowledged: see flight_answer). */
-static void on_hint_tick(struct ev_loop *loop, ev_timer *t, int revents)
+static void batch_end(struct rk_coord *c, struct peer *p, uint32_t k);
+
+/* Batches unanswered past request_timeout give their slot up: their
+ * requests have timed out already (each op's own timer). */
+static void expire_batches(struct rk_coord *c, struct peer *p, uint64_t now)
+{
+    for (uint32_t k = 0; k < PEER_BATCHES; k++)
+        if (p->bout[k].used && now >= p->bout[k].deadline_ms)
+            batch_end(c, p, k);
+}
+
+/* Every TICK_S: expire batches and deliveries that got no answer, then
+ * offer the hints of every member that is up, one hint batch per member
+ * at a time (the next goes as soon as one is acknowledged: see
+ * flight_answer). */
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
     struct rk_coord *c = t->data;
     uint64_t now = mono_ms();
+    for (size_t i = 0; i < c->npeers; i++)
+        expire_batches(c, c->peers[i], now);
+    if (!c->hints)
+        return;
     size_t free_flights = 0;
     for (uint32_t k = 0; k < FLIGHTS; k++) {
         struct flight *f = &c->flights[k];
@@ -652,34 +769,57 @@ static void on_hint_tick(struct ev_loop *loop, ev_timer *t, int revents)
     rk_view_release(v);
 }
 
-/* One answer from peer p (NULL: from this node's own replica). */
-static void take_answer(struct rk_coord *c, struct peer *p, nng_msg *msg)
+/* The answer to the replica request rid, from peer p (NULL: from this
+ * node's own replica); buf is borrowed. */
+static void take_answer(struct rk_coord *c, struct peer *p, uint32_t rid, const uint8_t *buf,
+                        size_t len)
 {
-    {
-        uint32_t rid = 0;
-        struct rk_msg rep;
-        if (nng_msg_header_len(msg) < 4 || nng_msg_header_trim_u32(msg, &rid) != 0 ||
-            rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &rep) < 0) {
-            nng_msg_free(msg);
-            return;
-        }
-        uint32_t slot = (rid & 0x7fffffff) >> 4;
-        uint8_t i = rid & 15;
-        if (slot >= FLIGHT_BASE && slot < FLIGHT_BASE + FLIGHTS) {
-            if (p)
-                flight_answer(c, p, slot - FLIGHT_BASE, &rep);
-            nng_msg_free(msg);
-            return;
-        }
-        struct op *op = slot < MAX_OPS ? &c->ops[slot] : NULL;
-        if (!op || !op->used || op->seq != rep.id || i >= op->n + op->nf ||
-            op->r[i].st != RS_PENDING ||
-            op->r[i].p != p) {
-            nng_msg_free(msg); /* late for an op that ended */
-            return;
-        }
-        on_answer(op, i, msg, &rep);
+    struct rk_msg rep;
+    if (rk_proto_decode(buf, len, &rep) < 0)
+        return;
+    uint32_t slot = (rid & 0x7fffffff) >> 4;
+    uint8_t i = rid & 15;
+    if (slot >= FLIGHT_BASE && slot < FLIGHT_BASE + FLIGHTS) {
+        if (p)
+            flight_answer(c, p, slot - FLIGHT_BASE, &rep);
+        return;
     }
+    struct op *op = slot < MAX_OPS ? &c->ops[slot] : NULL;
+    if (!op || !op->used || op->seq != rep.id || i >= op->n + op->nf ||
+        op->r[i].st != RS_PENDING || op->r[i].p != p)
+        return; /* late for an op that ended */
+    on_answer(op, i, &rep);
+}
+
+/* Batch slot k of p is answered or given up: room for the next. */
+static void batch_end(struct rk_coord *c, struct peer *p, uint32_t k)
+{
+    p->bout[k].used = false;
+    p->batches--;
+    pump(c, p);
+    if (p->oframes)
+        mark_dirty(c, p);
+}
+
+/* A batch's reply: one frame per request it carried. */
+static void take_batch(struct rk_coord *c, struct peer *p, nng_msg *msg)
+{
+    uint32_t hk = 0;
+    struct rk_msg rep;
+    if (nng_msg_header_len(msg) < 4 || nng_msg_header_trim_u32(msg, &hk) != 0 ||
+        rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &rep) < 0)
+        return;
+    uint32_t k = hk & 0x7fffffff;
+    if (k >= PEER_BATCHES || !p->bout[k].used || p->bout[k].seq != rep.id)
+        return; /* expired already */
+    batch_end(c, p, k);
+    if (rep.opcode != RK_OP_RBATCH || rep.status != RK_ST_OK || !rep.has_val)
+        return; /* refused whole: its requests time out */
+    size_t off = 0, flen;
+    uint32_t rid;
+    const uint8_t *f;
+    while (rk_proto_frame_next(rep.val, rep.vlen, &off, &rid, &f, &flen) == 1)
+        take_answer(c, p, rid, f, flen);
 }
 
 static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
@@ -690,13 +830,30 @@ static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
         nng_msg *msg;
         if (nng_recvmsg(p->s, &msg, NNG_FLAG_NONBLOCK) != 0)
             return;
-        take_answer(p->c, p, msg);
+        take_batch(p->c, p, msg);
+        nng_msg_free(msg);
     }
 }
 
 void rk_coord_local_answer(struct rk_coord *c, nng_msg *msg)
 {
-    take_answer(c, NULL, msg);
+    uint32_t rid;
+    if (nng_msg_header_len(msg) == 4 && nng_msg_header_trim_u32(msg, &rid) == 0)
+        take_answer(c, NULL, rid, nng_msg_body(msg), nng_msg_len(msg));
+    nng_msg_free(msg);
+}
+
+void rk_coord_flush(struct rk_coord *c)
+{
+    /* pump may frame more for a peer being flushed: it stays marked until
+     * its batch is out, so it is not listed twice. */
+    for (size_t i = 0; i < c->ndirty; i++) {
+        struct peer *p = c->dirty[i];
+        pump(c, p);
+        batch_send(c, p);
+        p->dirty = false;
+    }
+    c->ndirty = 0;
 }
 
 /* ---- starting ---- */
@@ -786,7 +943,7 @@ static bool transmit(struct rk_coord *c, struct op *op, uint8_t i)
 {
     struct replica *r = &op->r[i];
     struct rk_msg m = replica_msg(op, i);
-    int rc = peer_send(r->p, &m, 0x80000000u | (uint32_t)(op - c->ops) << 4 | i);
+    int rc = peer_send(c, r->p, &m, 0x80000000u | (uint32_t)(op - c->ops) << 4 | i);
     if (rc == 0) {
         r->sent = true;
         return true;
@@ -821,7 +978,7 @@ static void pump(struct rk_coord *c, struct peer *p)
     if (p->pumping)
         return; /* settle() inside transmit() calls back here */
     p->pumping = true;
-    while (p->wcount && p->inflight < PEER_INFLIGHT) {
+    while (p->wcount && peer_room(p)) {
         struct wait w = p->wait[p->whead];
         p->whead = (p->whead + 1) % p->wcap;
         p->wcount--;
@@ -857,7 +1014,7 @@ static void send_to(struct rk_coord *c, struct op *op, uint8_t i)
         c->stats.replica_errors++;
         return;
     }
-    if (r->p->inflight < PEER_INFLIGHT && r->p->wcount == 0) {
+    if (peer_room(r->p) && r->p->wcount == 0) {
         transmit(c, op, i);
         return;
     }
@@ -1008,11 +1165,9 @@ int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_share
     c->hints = hints;
     c->local = local;
     c->local_arg = arg;
-    if (hints) {
-        ev_timer_init(&c->hint_tick, on_hint_tick, HINT_TICK_S, HINT_TICK_S);
-        c->hint_tick.data = c;
-        ev_timer_start(loop, &c->hint_tick);
-    }
+    ev_timer_init(&c->tick, on_tick, TICK_S, TICK_S);
+    c->tick.data = c;
+    ev_timer_start(loop, &c->tick);
     *out = c;
     return 0;
 }
@@ -1021,22 +1176,22 @@ void rk_coord_destroy(struct rk_coord *c)
 {
     if (!c)
         return;
-    ev_timer_stop(c->loop, &c->hint_tick);
+    ev_timer_stop(c->loop, &c->tick);
     for (uint32_t i = 0; i < MAX_OPS; i++)
         if (c->ops[i].used)
             op_free(&c->ops[i]);
     for (uint32_t k = 0; k < FLIGHTS; k++)
         if (c->flights[k].used)
             flight_end(c, &c->flights[k]);
-    for (size_t i = 0; i < c->npeers; i++) {
+    for (size_t i = 0; i < c->npeers; i++)
         peer_close(c, c->peers[i]);
-        free(c->peers[i]->wait);
-        free(c->peers[i]);
+    for (size_t i = 0; i < c->npeers + c->nretired; i++) {
+        struct peer *p = i < c->npeers ? c->peers[i] : c->retired[i - c->npeers];
+        free(p->wait);
+        free(p->obuf);
+        free(p);
     }
-    for (size_t i = 0; i < c->nretired; i++) {
-        free(c->retired[i]->wait);
-        free(c->retired[i]);
-    }
+    free(c->dirty);
     free(c->peers);
     free(c->retired);
     free(c->ops);

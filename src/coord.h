@@ -2,9 +2,11 @@
  * It runs inside the worker loop that owns the key's partition on this
  * node and never blocks it: requests to the partition's replicas go out on
  * one raw req0 socket per peer (polled through NNG_OPT_RECVFD on the same
- * loop, this node's own replica included, over loopback), answers and
- * timeouts advance a per-request state machine, and the client is answered
- * as soon as the outcome is known.
+ * loop), batched: every request for a peer made during one loop turn
+ * travels in one RBATCH message, sent by rk_coord_flush() before the loop
+ * blocks. This node's own replica is served on the loop without the
+ * socket. Answers and timeouts advance a per-request state machine, and
+ * the client is answered as soon as the outcome is known.
  *
  *   PUT/DEL: version from the node's HLC; RPUT to every replica of the
  *            preference list that is up; OK once W acknowledged (appended,
@@ -53,6 +55,10 @@ int rk_coord_create(struct rk_coord **out, struct ev_loop *loop, struct rk_share
 
 /* The answer to a request made through the local function (takes msg). */
 void rk_coord_local_answer(struct rk_coord *c, nng_msg *msg);
+
+/* Send every peer's open batch (call before the loop blocks: after the
+ * turn's requests and answers were handled). */
+void rk_coord_flush(struct rk_coord *c);
 
 /* Answer what is still waiting (UNAVAILABLE), close the peer sockets. */
 void rk_coord_destroy(struct rk_coord *c);

@@ -1,8 +1,10 @@
 /* Hint store (see hints.h): a storage engine plus per-target counts kept
- * in memory (rebuilt at open by one pass over the store). */
+ * in memory (rebuilt at open by one pass over the store), and the
+ * anti-entropy marks of partitions whose hints were dropped. */
 #include "hints.h"
 #include "util/le.h"
 #include "members.h"
+#include "ring.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -15,6 +17,11 @@
 
 #define HDR 17u /* kind u8, version u64, expiry u64 */
 #define LOG_EVERY_MS 60000
+/* Marks are saved at most this often: each save is two fsyncs on the
+ * worker's loop, and a burst of drops can mark many partitions in a row.
+ * The same window as the store's own fsync interval (see hints.h): a mark
+ * lost to a crash within it waits for a full anti-entropy pass. */
+#define MARKS_SAVE_EVERY_NS 100000000ull
 
 struct target {
     char id[RK_MEMBER_ID_MAX + 1];
@@ -23,6 +30,7 @@ struct target {
 };
 
 struct rk_hints {
+    char *dir;
     rk_storage *store;
     uint64_t max_bytes, max_age_ms;
     struct target *t;
@@ -30,6 +38,11 @@ struct rk_hints {
     struct rk_hints_stats st;
     uint8_t *buf;
     size_t cap;
+    struct rk_aemarks *marks;
+    uint64_t marks_saved_ns; /* rate limit of saves */
+    uint64_t mark_log_ms;    /* rate limit of the "marked" warning */
+    uint64_t marks_unlogged; /* partitions marked since that warning */
+    uint64_t save_log_ms;    /* rate limit of the save-failure warning */
 };
 
 static uint16_t part_of(const char *target)
@@ -94,7 +107,8 @@ static int load_counts(struct rk_hints *h)
 }
 
 int rk_hints_open(struct rk_hints **out, const char *dir, const struct rk_storage_opts *base,
-                  uint64_t max_bytes, uint64_t max_age_ms, char *err, size_t errlen)
+                  uint32_t partitions, uint64_t max_bytes, uint64_t max_age_ms, char *err,
+                  size_t errlen)
 {
     struct rk_hints *h = calloc(1, sizeof(*h));
     if (!h)
@@ -113,6 +127,15 @@ int rk_hints_open(struct rk_hints **out, const char *dir, const struct rk_storag
         rk_hints_close(h);
         return rc;
     }
+    /* After the store: it creates dir and holds the lock on it. */
+    h->dir = strdup(dir);
+    rc = h->dir ? rk_aemarks_open(&h->marks, dir, partitions) : -ENOMEM;
+    if (rc < 0) {
+        snprintf(err, errlen, "anti-entropy marks in %s (%u partitions): %s", dir, partitions,
+                 rk_strerror(rc));
+        rk_hints_close(h);
+        return rc;
+    }
     h->max_bytes = max_bytes;
     h->max_age_ms = max_age_ms;
     *out = h;
@@ -123,14 +146,46 @@ void rk_hints_close(struct rk_hints *h)
 {
     if (!h)
         return;
+    if (h->marks) { /* before the store lets go of the dir's lock */
+        int rc = rk_aemarks_save(h->marks);
+        if (rc < 0)
+            rk_warn("hints", "cannot save anti-entropy marks (%u partitions) in %s/%s: %s",
+                    rk_aemarks_count(h->marks), h->dir, RK_AEMARKS_FILE, rk_strerror(rc));
+        rk_aemarks_close(h->marks);
+    }
     if (h->store)
         rk_storage_close(h->store);
+    free(h->dir);
     free(h->t);
     free(h->buf);
     free(h);
 }
 
 static void forget(struct rk_hints *h, const char *tgt, uint64_t bytes);
+
+/* A hint for key was dropped (why names the bound): mark the key's
+ * partition for anti-entropy. A partition's first mark is logged, at most
+ * one line a minute per store; the rest are counted into the next line. */
+static void mark_dropped(struct rk_hints *h, const char *tgt, const void *key, uint32_t klen,
+                         const char *why)
+{
+    uint32_t p = rk_ring_partition_of(key, klen, rk_aemarks_partitions(h->marks));
+    if (!rk_aemarks_mark(h->marks, p))
+        return;
+    uint64_t now = rk_clock_wall_ms();
+    if (now - h->mark_log_ms < LOG_EVERY_MS) {
+        h->marks_unlogged++;
+        return;
+    }
+    char more[96] = "";
+    if (h->marks_unlogged)
+        snprintf(more, sizeof(more), "; %llu more partitions marked since the last such line",
+                 (unsigned long long)h->marks_unlogged);
+    h->mark_log_ms = now;
+    h->marks_unlogged = 0;
+    rk_warn("hints", "partition %u marked for anti-entropy: hints for %s dropped (%s)%s", p, tgt,
+            why, more);
+}
 
 static int reserve(struct rk_hints *h, size_t n)
 {
@@ -159,6 +214,7 @@ int rk_hints_add(struct rk_hints *h, const char *tgt, const struct rk_record *r,
                              "further writes for it are left to anti-entropy",
                     tgt, (unsigned long long)h->max_bytes);
         }
+        mark_dropped(h, tgt, r->key, r->klen, "over hints.max_bytes_per_target");
         return RK_EBUSY;
     }
     if (reserve(h, kl + vl) < 0)
@@ -191,6 +247,23 @@ int rk_hints_add(struct rk_hints *h, const char *tgt, const struct rk_record *r,
     return 0;
 }
 
+/* Save dirty marks unless saved less than MARKS_SAVE_EVERY_NS ago. A
+ * failed save leaves them dirty for the next turn; logged once a minute. */
+static void save_marks(struct rk_hints *h)
+{
+    uint64_t now = rk_clock_mono_ns();
+    if (now - h->marks_saved_ns < MARKS_SAVE_EVERY_NS)
+        return;
+    h->marks_saved_ns = now;
+    int rc = rk_aemarks_save(h->marks);
+    uint64_t wall = rk_clock_wall_ms();
+    if (rc < 0 && wall - h->save_log_ms >= LOG_EVERY_MS) {
+        h->save_log_ms = wall;
+        rk_warn("hints", "cannot save anti-entropy marks (%u partitions) in %s/%s: %s; retrying",
+                rk_aemarks_count(h->marks), h->dir, RK_AEMARKS_FILE, rk_strerror(rc));
+    }
+}
+
 int rk_hints_commit(struct rk_hints *h)
 {
     bool staged = rk_storage_staged(h->store) > 0;
@@ -199,6 +272,8 @@ int rk_hints_commit(struct rk_hints *h)
         rc = rk_storage_sync(h->store);
     if (staged)
         rk_storage_step(h->store); /* merges away delivered hints over time */
+    if (rk_aemarks_dirty(h->marks))
+        save_marks(h);
     return rc;
 }
 
@@ -246,6 +321,7 @@ size_t rk_hints_each(struct rk_hints *h, const char *tgt, size_t cap,
                                .local_version = r.version};
         if (now > (hint.version >> 16) + h->max_age_ms) {
             h->st.dropped_old++;
+            mark_dropped(h, tgt, hint.key, hint.klen, "older than hints.max_age");
             rk_storage_del(h->store, r.key, r.klen, r.partition, r.version + 1, NULL);
             forget(h, tgt, r.klen + r.vlen);
             continue;
@@ -279,4 +355,10 @@ void rk_hints_delivered(struct rk_hints *h, const char *tgt, const void *key, ui
 void rk_hints_stats(const struct rk_hints *h, struct rk_hints_stats *out)
 {
     *out = h->st;
+    out->partitions_marked = rk_aemarks_count(h->marks);
+}
+
+struct rk_aemarks *rk_hints_marks(struct rk_hints *h)
+{
+    return h->marks;
 }

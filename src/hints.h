@@ -16,14 +16,18 @@
  * one.
  *
  * Bounds per target: max_bytes of pending hints (past it a hint is
- * refused, logged and counted, and the target needs anti-entropy instead)
- * and max_age (older hints are dropped at delivery, counted).
+ * refused, logged and counted) and max_age (older hints are dropped at
+ * delivery, counted). A dropped hint marks its key's partition for
+ * anti-entropy instead (aemarks.h), in data_dir/hints-<worker>/ae-marks
+ * beside the store (the engine ignores files that are not its own); the
+ * first mark of a partition is logged.
  *
  * Threads: one hint store per worker, used on that worker's loop only.
  */
 #ifndef RK_HINTS_H
 #define RK_HINTS_H
 
+#include "aemarks.h"
 #include "storage.h"
 
 #include <stdbool.h>
@@ -43,17 +47,25 @@ struct rk_hint {
 
 struct rk_hints_stats {
     uint64_t stored, delivered, dropped_full, dropped_old, pending, pending_bytes;
+    uint64_t partitions_marked; /* marked for anti-entropy now (not cumulative) */
 };
 
+/* Open the hint store in dir (created if missing) and its anti-entropy
+ * marks for partitions partitions (the cluster's count: a power of two up
+ * to 65536). 0 or an error, described in err. */
 int rk_hints_open(struct rk_hints **out, const char *dir, const struct rk_storage_opts *base,
-                  uint64_t max_bytes, uint64_t max_age_ms, char *err, size_t errlen);
+                  uint32_t partitions, uint64_t max_bytes, uint64_t max_age_ms, char *err,
+                  size_t errlen);
+/* Commit and sync the store, save the marks, free h. */
 void rk_hints_close(struct rk_hints *h);
 
 /* Keep r for target under local version lv. 0, RK_EBUSY when the target's
- * bound is reached (counted, logged once a minute), or a storage error. */
+ * bound is reached (counted, logged once a minute, r's partition marked
+ * for anti-entropy), or a storage error. */
 int rk_hints_add(struct rk_hints *h, const char *target, const struct rk_record *r, uint64_t lv);
 
-/* Commit what was added (call once per loop turn). */
+/* Commit what was added and save new anti-entropy marks (call once per
+ * loop turn; marks are saved at most every 100 ms, each save an fsync). */
 int rk_hints_commit(struct rk_hints *h);
 
 /* Commit and fdatasync now: a fallback node acknowledges a hinted write
@@ -64,8 +76,8 @@ int rk_hints_flush(struct rk_hints *h);
 uint64_t rk_hints_pending(const struct rk_hints *h, const char *target);
 
 /* Up to cap hints for target, oldest first in storage order; each is
- * passed to fn with arg. Hints past max_age are dropped instead. Returns
- * how many were passed. */
+ * passed to fn with arg. Hints past max_age are dropped instead (their
+ * partitions marked for anti-entropy). Returns how many were passed. */
 size_t rk_hints_each(struct rk_hints *h, const char *target, size_t cap,
                      void (*fn)(const struct rk_hint *hint, void *arg), void *arg);
 
@@ -75,5 +87,10 @@ void rk_hints_delivered(struct rk_hints *h, const char *target, const void *key,
                         uint64_t lv, uint64_t dv);
 
 void rk_hints_stats(const struct rk_hints *h, struct rk_hints_stats *out);
+
+/* The partitions marked for anti-entropy, owned by h (valid until
+ * rk_hints_close): anti-entropy clears a mark once it has repaired the
+ * partition; rk_hints_commit saves the change. Same thread as h. */
+struct rk_aemarks *rk_hints_marks(struct rk_hints *h);
 
 #endif

@@ -41,6 +41,7 @@ static bool known_op(unsigned op)
     case RK_OP_RING:
     case RK_OP_RPUT:
     case RK_OP_RGET:
+    case RK_OP_RBATCH:
         return true;
     default:
         return false;
@@ -348,4 +349,36 @@ const char *rk_proto_status_name(enum rk_status st)
     if ((unsigned)st >= sizeof(names) / sizeof(names[0]))
         return "UNKNOWN";
     return names[st];
+}
+
+size_t rk_proto_frame_size(const struct rk_msg *m)
+{
+    size_t n = rk_proto_size(m);
+    return n ? 4 + n : 0;
+}
+
+size_t rk_proto_frame_put(uint8_t *dst, uint32_t rid, const struct rk_msg *m)
+{
+    rk_le_put32(dst, rid);
+    size_t n = rk_proto_encode(m, dst + 4);
+    return n ? 4 + n : 0;
+}
+
+int rk_proto_frame_next(const uint8_t *buf, size_t len, size_t *off, uint32_t *rid,
+                        const uint8_t **msg, size_t *mlen)
+{
+    if (*off == len)
+        return 0;
+    size_t left = len - *off;
+    const uint8_t *p = buf + *off;
+    if (*off > len || left < 4 + RK_PROTO_HDR)
+        return RK_EMALFORMED;
+    uint64_t n = (uint64_t)RK_PROTO_HDR + rk_le_get32(p + 4 + 12);
+    if (n > left - 4)
+        return RK_EMALFORMED;
+    *rid = rk_le_get32(p);
+    *msg = p + 4;
+    *mlen = (size_t)n;
+    *off += 4 + (size_t)n;
+    return 1;
 }

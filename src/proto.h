@@ -46,6 +46,13 @@
  *           refused); REFUSED for a version too far in the future
  *   RGET    req: KEY                                rep: VALUE VERSION [EXPIRY_MS]
  *           [TOMBSTONE], or NOT_FOUND when the replica has nothing
+ *   RBATCH  req: VALUE = frames                     rep: VALUE = frames
+ *           A frame is [rid u32][one encoded message]; the message's own
+ *           header gives its length. A request's frames are RPUT/RGET
+ *           requests; the reply has one frame per request frame, in any
+ *           order, each carrying its request's rid and its reply. Every
+ *           replica request goes in one: a coordinator sends one message
+ *           per peer per loop turn, whatever the number of requests.
  * GET with TRACE: the reply's TEXT is a JSON object naming the coordinator
  * and each replica asked with the version it returned (or missing/error).
  * Any reply whose status is not OK may carry TEXT: a one-line error message.
@@ -94,6 +101,7 @@ enum rk_op {
     RK_OP_RING = 26,
     RK_OP_RPUT = 32, /* peer: store a replica at the coordinator's version */
     RK_OP_RGET = 33, /* peer: read a replica, tombstones included */
+    RK_OP_RBATCH = 34, /* peer: several RPUT/RGET in one message (frames) */
 };
 
 enum { RK_MSG_REPLY = 1u << 0 };
@@ -165,6 +173,17 @@ size_t rk_proto_size(const struct rk_msg *m);
  * which holds at least rk_proto_size(m) bytes. Returns the bytes written:
  * rk_proto_size(m), so 0 (nothing written) when m cannot be encoded. */
 size_t rk_proto_encode(const struct rk_msg *m, void *buf);
+
+/* Batch frames (RBATCH): [rid u32][message]. frame_size: bytes a frame
+ * of m takes (0 if m cannot be encoded); frame_put writes it to dst and
+ * returns that size. frame_next reads the frame at *off of buf[0..len):
+ * 1 with *rid, *msg, *mlen set and *off moved past it; 0 at the end;
+ * RK_EMALFORMED when what is left is not a whole frame (the message
+ * itself is not decoded: the caller does that). */
+size_t rk_proto_frame_size(const struct rk_msg *m);
+size_t rk_proto_frame_put(uint8_t *dst, uint32_t rid, const struct rk_msg *m);
+int rk_proto_frame_next(const uint8_t *buf, size_t len, size_t *off, uint32_t *rid,
+                        const uint8_t **msg, size_t *mlen);
 
 /* Status code for an engine error (RK_E* / -errno), and back. Each RK_E*
  * with a status maps to it, -ESHUTDOWN to UNAVAILABLE, any other error to

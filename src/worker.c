@@ -12,6 +12,7 @@
  */
 #include "worker.h"
 #include "admin.h"
+#include "batch.h"
 #include "coord.h"
 #include "hints.h"
 #include "proto.h"
@@ -131,10 +132,10 @@ void rk_reply_send(struct rk_shared *sh, nng_msg *m)
     atomic_fetch_sub(&sh->inflight, 1);
 }
 
-/* A reply goes to its client, or, for a replica request this node's own
+/* A reply goes to its client; for a replica request this node's own
  * coordinator made (a 4-byte header: its request id, no pipe), back to
- * the coordinator: such requests never went through the socket and were
- * never counted in flight. */
+ * the coordinator; for a part of a peer's batch (batch.h), to the batch.
+ * Neither of those went through the socket alone or counts in flight. */
 static bool is_local(nng_msg *m)
 {
     return nng_msg_header_len(m) == 4;
@@ -142,7 +143,9 @@ static bool is_local(nng_msg *m)
 
 static void send_one(struct rk_worker *w, nng_msg *m)
 {
-    if (!is_local(m))
+    if (rk_batch_is_part(m))
+        rk_batch_part_done(m, true);
+    else if (!is_local(m))
         rk_reply_send(w->sh, m);
     else if (w->coord)
         rk_coord_local_answer(w->coord, m);
@@ -153,6 +156,10 @@ static void send_one(struct rk_worker *w, nng_msg *m)
 /* A reply that could not be built: the request ends unanswered. */
 static void drop(struct rk_worker *w, nng_msg *m)
 {
+    if (rk_batch_is_part(m)) {
+        rk_batch_part_done(m, false);
+        return;
+    }
     if (!is_local(m))
         atomic_fetch_sub(&w->sh->inflight, 1);
     nng_msg_free(m);
@@ -331,6 +338,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
         sync_start(w);
     if (w->hints)
         rk_hints_commit(w->hints);
+    if (w->coord)
+        rk_coord_flush(w->coord); /* last: answers above may have queued requests */
 }
 
 /* ---- serving ---- */
@@ -566,6 +575,82 @@ static void to_control(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
         reply_status(w, msg, req->opcode, req->id, RK_ST_BUSY, "control queue full; retry later");
 }
 
+/* A data request (PUT, GET, DEL, RPUT, RGET): checked, then served here
+ * or posted to the worker that owns its partition. */
+static void route_data(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    struct rk_shared *sh = w->sh;
+    if (!req->has_key || req->klen == 0 || (req->opcode == RK_OP_PUT && !req->has_val) ||
+        (req->opcode == RK_OP_RPUT && !req->has_val && !(req->has_tombstone && req->tombstone))) {
+        reply_status(w, msg, req->opcode, req->id, RK_ST_MALFORMED,
+                     req->opcode == RK_OP_PUT && req->has_key ? "put without a value"
+                                                              : "request without a key");
+        return;
+    }
+    uint64_t h = XXH3_64bits(req->key, req->klen);
+    struct rk_worker *owner = sh->workers[(h & (sh->partitions - 1)) % sh->nworkers];
+    if (owner == w) {
+        serve_owned(w, msg);
+    } else if (rk_mailbox_post(&owner->mb, msg) == 0) {
+        w->stats.forwarded++;
+    } else {
+        w->stats.busy++;
+        reply_status(w, msg, req->opcode, req->id, RK_ST_BUSY, "worker queue full; retry later");
+    }
+}
+
+/* Why a request is refused before it is looked at (BUSY, UNAVAILABLE),
+ * or RK_ST_OK. n: requests in flight before this one. */
+static enum rk_status refusal(struct rk_worker *w, unsigned n, const char **why)
+{
+    if (atomic_load(&w->sh->stopping)) {
+        *why = "node is shutting down";
+        return RK_ST_UNAVAILABLE;
+    }
+    if (n >= atomic_load(&w->sh->max_inflight)) {
+        *why = "too many requests in flight; retry later";
+        return RK_ST_BUSY;
+    }
+    return RK_ST_OK;
+}
+
+struct part_route {
+    struct rk_worker *w;
+    enum rk_status refuse;
+    const char *why;
+};
+
+/* One request of a peer's batch: each is answered on its own, refusals
+ * and malformed ones included, so the peer hears about every one. */
+static void route_part(void *arg, nng_msg *part)
+{
+    struct part_route *pr = arg;
+    struct rk_worker *w = pr->w;
+    struct rk_msg req;
+    int rc = rk_proto_decode(nng_msg_body(part), nng_msg_len(part), &req);
+    if (rc < 0 || (req.flags & RK_MSG_REPLY) ||
+        (req.opcode != RK_OP_RPUT && req.opcode != RK_OP_RGET))
+        reply_status(w, part, req.opcode, req.id, RK_ST_MALFORMED,
+                     "a batch carries replica requests only");
+    else if (pr->refuse != RK_ST_OK)
+        reply_status(w, part, req.opcode, req.id, pr->refuse, pr->why);
+    else
+        route_data(w, part, &req);
+}
+
+static void serve_batch(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
+                        enum rk_status refuse, const char *why)
+{
+    struct part_route pr = {w, refuse, why};
+    w->stats.batches_served++;
+    if (refuse == RK_ST_BUSY)
+        w->stats.busy++;
+    int rc = rk_batch_split(w->sh, msg, req, route_part, &pr);
+    if (rc < 0)
+        reply_status(w, msg, req->opcode, req->id, rk_proto_status(rc),
+                     rc == RK_EMALFORMED ? "batch frames do not fill the value" : "out of memory");
+}
+
 /* Route one received request: answer what is malformed or over the limit,
  * serve or forward data requests, answer admin requests here. */
 static void dispatch(struct rk_worker *w, nng_msg *msg)
@@ -581,12 +666,16 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
                                            : "malformed message");
         return;
     }
-    if (n >= atomic_load(&sh->max_inflight) || atomic_load(&sh->stopping)) {
-        w->stats.busy++;
-        reply_status(w, msg, req.opcode, req.id,
-                     atomic_load(&sh->stopping) ? RK_ST_UNAVAILABLE : RK_ST_BUSY,
-                     atomic_load(&sh->stopping) ? "node is shutting down"
-                                                : "too many requests in flight; retry later");
+    const char *why = NULL;
+    enum rk_status refuse = refusal(w, n, &why);
+    if (req.opcode == RK_OP_RBATCH) {
+        serve_batch(w, msg, &req, refuse, why);
+        return;
+    }
+    if (refuse != RK_ST_OK) {
+        if (refuse == RK_ST_BUSY)
+            w->stats.busy++;
+        reply_status(w, msg, req.opcode, req.id, refuse, why);
         return;
     }
     switch (req.opcode) {
@@ -609,23 +698,7 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
         serve_admin(w, msg, &req);
         return;
     }
-    if (!req.has_key || req.klen == 0 || (req.opcode == RK_OP_PUT && !req.has_val) ||
-        (req.opcode == RK_OP_RPUT && !req.has_val && !(req.has_tombstone && req.tombstone))) {
-        reply_status(w, msg, req.opcode, req.id, RK_ST_MALFORMED,
-                     req.opcode == RK_OP_PUT && req.has_key ? "put without a value"
-                                                            : "request without a key");
-        return;
-    }
-    uint64_t h = XXH3_64bits(req.key, req.klen);
-    struct rk_worker *owner = sh->workers[(h & (sh->partitions - 1)) % sh->nworkers];
-    if (owner == w) {
-        serve_owned(w, msg);
-    } else if (rk_mailbox_post(&owner->mb, msg) == 0) {
-        w->stats.forwarded++;
-    } else {
-        w->stats.busy++;
-        reply_status(w, msg, req.opcode, req.id, RK_ST_BUSY, "worker queue full; retry later");
-    }
+    route_data(w, msg, &req);
 }
 
 static void on_rx(struct ev_loop *loop, ev_io *io, int revents)
@@ -748,7 +821,7 @@ static int open_hints(struct rk_worker *w, char *err, size_t errlen)
     snprintf(dir, sizeof(dir), "%s/hints-%u", w->sh->cfg.data_dir, w->idx);
     struct rk_storage_opts o;
     rk_config_storage_opts(&w->sh->cfg, &o);
-    return rk_hints_open(&w->hints, dir, &o, w->sh->cfg.hints_max_bytes,
+    return rk_hints_open(&w->hints, dir, &o, w->sh->partitions, w->sh->cfg.hints_max_bytes,
                          w->sh->cfg.hints_max_age_ms, err, errlen);
 }
 

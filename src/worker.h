@@ -38,12 +38,15 @@ struct rk_coord_stats {
     uint64_t hints_stored, hints_delivered;
     uint64_t hinted_writes; /* writes a fallback node took for a down replica */
     uint64_t evicted;       /* answered ops that gave their slot up (hints kept) */
+    uint64_t batches_sent;  /* RBATCH messages to peers */
+    uint64_t batched_requests; /* replica requests they carried */
 };
 
 /* Counters a worker publishes for admin requests (copied under a mutex). */
 struct rk_worker_stats {
     uint64_t puts, gets, dels, other, busy, errors, forwarded;
     uint64_t replica_writes, replica_reads; /* served for coordinators */
+    uint64_t batches_served; /* RBATCH messages received */
     struct rk_coord_stats coord;
     struct rk_hints_stats hints;
     struct rk_storage_stats storage;

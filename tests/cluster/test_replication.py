@@ -249,3 +249,30 @@ def test_sloppy_quorum_fallback_holds_the_write_and_hands_it_off(cluster):
     assert r.rc == 0 and last_json(r.out)["value"] == "while-down", r
     j = last_json(down.kvctl("--json", "-r", "3", "get", key).out)
     assert all(rep.get("version") for rep in j["replicas"]), j
+
+
+def test_replica_requests_travel_in_batches(cluster):
+    """Under 32 concurrent clients a coordinator sends each peer one message
+    per loop turn carrying many replica requests, and nothing is lost."""
+    nodes = start3(cluster, **{"storage.fsync": "interval"})
+    r, j = nodes[0].bench("--clients", "32", "--duration", "2s", "--workload", "w", "--keys", "500")
+    assert r.rc == 0 and j["ops"] > 0, r
+    assert j["errors"] == {}, j
+    stats = lambda n: last_json(n.kvctl("--json", "stats").out)  # noqa: E731
+
+    def settled():
+        # Counters are published every 100 ms: poll until they add up.
+        st = stats(nodes[0])
+        pb, rep = st["peer_batches"], st["replication"]
+        served = sum(stats(n)["peer_batches"]["served"] for n in nodes[1:])
+        # Two peers per write, every request of theirs in a batch, and
+        # every batch sent was served.
+        return (pb["requests_sent"] >= 2 * rep["coordinated"] and served >= pb["sent"]), (pb, rep, served)
+    wait_for(lambda: settled()[0], SLACK_S, "batch counters to settle")
+    pb, rep, served = settled()[1]
+    assert rep["replicas_down"] == 0 and rep["replica_timeouts"] == 0, rep
+    assert pb["requests_sent"] > 2 * pb["sent"], f"batches carry about one request each: {pb}"
+    keys = [f"after-{i}" for i in range(50)]
+    assert put_many(nodes, keys) == keys
+    for n in nodes:
+        assert bad_reads(n, keys) == [], n

@@ -54,6 +54,25 @@ static void check_failure(const uint8_t *data, size_t size, int rc, const struct
     CHECK(m->opcode == data[3] && m->id == id);
 }
 
+/* Frames of an RBATCH lie inside its value, each starts where the last
+ * ended, and each message decodes or fails cleanly. */
+static void check_frames(const uint8_t *buf, size_t len)
+{
+    size_t off = 0, prev = 0;
+    uint32_t rid;
+    const uint8_t *msg;
+    size_t mlen;
+    int rc;
+    while ((rc = rk_proto_frame_next(buf, len, &off, &rid, &msg, &mlen)) == 1) {
+        CHECK(msg == buf + prev + 4 && mlen >= RK_PROTO_HDR && off == prev + 4 + mlen && off <= len);
+        struct rk_msg f;
+        if (rk_proto_decode(msg, mlen, &f) == 0)
+            CHECK(inside(&f, msg, mlen));
+        prev = off;
+    }
+    CHECK(rc == 0 ? off == len : rc == RK_EMALFORMED);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct rk_msg a, b;
@@ -63,6 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     CHECK(rc == 0 && inside(&a, data, size));
+    if (a.opcode == RK_OP_RBATCH && a.has_val)
+        check_frames(a.val, a.vlen);
 
     /* Unknown fields are dropped, known ones keep their size: never longer. */
     size_t n = rk_proto_size(&a);

@@ -18,7 +18,8 @@
 #include <string.h>
 
 static const uint8_t all_ops[] = {RK_OP_PUT,   RK_OP_GET,    RK_OP_DEL,   RK_OP_STATUS,
-                                  RK_OP_STATS, RK_OP_HEALTH, RK_OP_READY, RK_OP_ECHO};
+                                  RK_OP_STATS, RK_OP_HEALTH, RK_OP_READY, RK_OP_ECHO,
+                                  RK_OP_RPUT,  RK_OP_RGET,   RK_OP_RBATCH};
 
 /* Binary key and value: NUL bytes inside and at the ends. */
 static const uint8_t bin_key[] = {0, 'k', 0, 0xFF, 'e', 0x80, 'y', 0};
@@ -611,6 +612,48 @@ static void test_status_mapping(void **state)
     assert_string_equal(rk_proto_status_name((enum rk_status) - 1), "UNKNOWN");
 }
 
+/* Two frames written back to back read back in order, and every cut
+ * short of the end is MALFORMED, never a frame past the buffer. */
+static void test_batch_frames(void **state)
+{
+    (void)state;
+    struct rk_msg a = {.opcode = RK_OP_RPUT, .id = 1, .key = bin_key, .klen = sizeof(bin_key),
+                       .has_key = true, .val = bin_val, .vlen = sizeof(bin_val), .has_val = true,
+                       .version = 42, .has_version = true};
+    struct rk_msg b = {.opcode = RK_OP_RGET, .id = 2, .key = bin_key, .klen = 3, .has_key = true};
+    size_t na = rk_proto_frame_size(&a), nb = rk_proto_frame_size(&b);
+    assert_int_equal(na, 4 + rk_proto_size(&a));
+    uint8_t buf[512];
+    assert_true(na + nb <= sizeof(buf));
+    assert_int_equal(rk_proto_frame_put(buf, 0x80000011u, &a), na);
+    assert_int_equal(rk_proto_frame_put(buf + na, 7, &b), nb);
+
+    size_t off = 0, mlen;
+    uint32_t rid;
+    const uint8_t *msg;
+    struct rk_msg d;
+    assert_int_equal(rk_proto_frame_next(buf, na + nb, &off, &rid, &msg, &mlen), 1);
+    assert_int_equal(rid, 0x80000011u);
+    assert_int_equal(rk_proto_decode(msg, mlen, &d), 0);
+    assert_int_equal(d.opcode, RK_OP_RPUT);
+    assert_int_equal(d.version, 42);
+    assert_memory_equal(d.val, bin_val, sizeof(bin_val));
+    assert_int_equal(rk_proto_frame_next(buf, na + nb, &off, &rid, &msg, &mlen), 1);
+    assert_int_equal(rid, 7);
+    assert_int_equal(rk_proto_decode(msg, mlen, &d), 0);
+    assert_int_equal(d.opcode, RK_OP_RGET);
+    assert_int_equal(d.klen, 3);
+    assert_int_equal(rk_proto_frame_next(buf, na + nb, &off, &rid, &msg, &mlen), 0);
+    assert_int_equal(off, na + nb);
+
+    for (size_t cut = 1; cut < nb; cut++) {
+        off = 0;
+        assert_int_equal(rk_proto_frame_next(buf, na + nb - cut, &off, &rid, &msg, &mlen), 1);
+        assert_int_equal(rk_proto_frame_next(buf, na + nb - cut, &off, &rid, &msg, &mlen),
+                         RK_EMALFORMED);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -630,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_unknown_opcode_and_version),
         cmocka_unit_test(test_encode_refuses_oversized_body),
         cmocka_unit_test(test_status_mapping),
+        cmocka_unit_test(test_batch_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
