@@ -18,6 +18,7 @@
 #include "client.h"
 #include "hints.h"
 #include "nng_close.h"
+#include "record.h"
 #include "ring.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -111,7 +112,7 @@ struct replica {
     bool handed;    /* down, but a fallback holds the write for it */
     uint8_t st;
     bool tombstone;
-    uint64_t version;
+    uint64_t version, rank; /* reads: what it holds; rank breaks a version tie */
     char why[40];
 };
 
@@ -127,7 +128,7 @@ struct op {
     uint64_t version;     /* writes: the version written */
     bool have_best;       /* reads: the newest answer so far, its value copied */
     bool best_tombstone;
-    uint64_t best_version, best_expiry_ms;
+    uint64_t best_version, best_rank, best_expiry_ms;
     uint8_t *best_val;
     uint32_t best_vlen;
     uint8_t *key;
@@ -492,7 +493,9 @@ static void read_repair(struct op *op)
         w.val = op->best_val, w.vlen = op->best_vlen, w.has_val = true;
     for (uint8_t i = 0; i < op->n; i++) {
         struct replica *r = &op->r[i];
-        bool stale = r->st == RS_MISSING || (r->st == RS_OK && r->version < op->best_version);
+        bool stale = r->st == RS_MISSING ||
+                     (r->st == RS_OK &&
+                      rk_record_newer(op->best_version, op->best_rank, r->version, r->rank));
         if (stale && r->p && flight_send(op->c, r->p, FLIGHT_REPAIR, &w, 0))
             op->c->stats.read_repairs++;
     }
@@ -572,7 +575,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* A read answer newer than the best so far becomes the best: its value
  * is copied (the answer's buffer is gone once it is handled). */
-static void keep_best(struct op *op, const struct rk_msg *rep, bool tombstone)
+static void keep_best(struct op *op, const struct rk_msg *rep, bool tombstone, uint64_t rank)
 {
     uint8_t *v = NULL;
     if (!tombstone && rep->has_val && !(v = malloc(rep->vlen ? rep->vlen : 1)))
@@ -584,6 +587,7 @@ static void keep_best(struct op *op, const struct rk_msg *rep, bool tombstone)
     op->best_vlen = v ? rep->vlen : 0;
     op->have_best = true;
     op->best_version = rep->version;
+    op->best_rank = rank;
     op->best_tombstone = tombstone || !rep->has_val;
     op->best_expiry_ms = rep->has_expiry ? rep->expiry_ms : 0;
 }
@@ -597,12 +601,16 @@ static void on_answer(struct op *op, uint8_t i, const struct rk_msg *rep)
         op->c->stats.hinted_writes++;
     } else if (rep->status == RK_ST_OK) {
         r->version = rep->version;
-        r->tombstone = rep->has_tombstone && rep->tombstone;
+        r->tombstone = (rep->has_tombstone && rep->tombstone) || !rep->has_val;
         settle(op, i, RS_OK, NULL);
         if (op->opcode == RK_OP_GET) {
+            /* Equal versions resolve as every replica's storage does. */
+            r->rank = rk_record_rank(r->tombstone, rep->val, rep->vlen,
+                                     rep->has_expiry ? rep->expiry_ms : 0);
             op->answers++;
-            if (!op->have_best || rep->version > op->best_version)
-                keep_best(op, rep, r->tombstone);
+            if (!op->have_best ||
+                rk_record_newer(r->version, r->rank, op->best_version, op->best_rank))
+                keep_best(op, rep, r->tombstone, r->rank);
         } else {
             op->acks++;
         }

@@ -20,6 +20,13 @@
  *    every segment of lower or equal order is an input; otherwise dropping
  *    it would resurrect that older record at the next open. Inputs are
  *    unlinked oldest first for the same reason.
+ * 4. Merge never chooses between records of a key: it copies the one the
+ *    index points at, inputs in order and blocks in file order, and outputs
+ *    take the inputs' largest order. A record that supersedes a copy (a
+ *    newer version, or an equal version of higher rank put during the
+ *    merge: storage.c invariant 1) lives in a segment of higher order, so
+ *    recovery, which meets segments by order and lets the later of two
+ *    equal versions win (recovery.c), keeps it rather than the copy.
  */
 #include "storage_int.h"
 #include "util/err.h"

@@ -29,6 +29,14 @@ int rk_rec_decode(const uint8_t *raw, uint32_t len, uint32_t off, struct rk_rec_
     return (int)size;
 }
 
+uint64_t rk_record_rank(bool tombstone, const void *val, uint32_t vlen, uint64_t expiry_ms)
+{
+    if (tombstone)
+        return UINT64_MAX;
+    uint64_t h = XXH3_64bits_withSeed(val, vlen, expiry_ms);
+    return h == UINT64_MAX ? UINT64_MAX - 1 : h;
+}
+
 uint32_t rk_blk_bound(uint32_t raw_len)
 {
     uint32_t lz = (uint32_t)LZ4_compressBound((int)raw_len);

@@ -81,6 +81,25 @@ void rk_rec_encode(uint8_t *dst, const struct rk_rec_hdr *h, const void *key, co
 int rk_rec_decode(const uint8_t *raw, uint32_t len, uint32_t off, struct rk_rec_hdr *h,
                   const uint8_t **key, const uint8_t **val);
 
+/* Last-writer-wins at equal versions. Two coordinators on different nodes
+ * can issue the same version (HLC) for the same key, and a record carries
+ * no node id to break the tie with; keeping whichever write arrived first
+ * would let replicas diverge forever. So the tie is broken by the record's
+ * own content, which every replica sees alike: a tombstone ranks highest
+ * (a delete wins a tie), a value ranks by XXH3-64 of its bytes seeded with
+ * its expiry_ms, clamped below UINT64_MAX so that a delete always wins.
+ * Equal versions of equal rank are the same write delivered twice (equal
+ * value and expiry): there is nothing to choose. Pure; any thread. */
+uint64_t rk_record_rank(bool tombstone, const void *val, uint32_t vlen, uint64_t expiry_ms);
+
+/* Whether the record of version va and rank ra wins over the one of version
+ * vb and rank rb: a higher version, or the same version and a strictly
+ * higher rank. Equal versions and ranks: false (keep what is there). */
+static inline bool rk_record_newer(uint64_t va, uint64_t ra, uint64_t vb, uint64_t rb)
+{
+    return va > vb || (va == vb && ra > rb);
+}
+
 /* Seal a raw payload into a block at dst: compress with lz4 when compress is
  * set and it saves space, else copy raw; fill the header and checksum.
  * dst must hold rk_blk_bound(raw_len) bytes. Returns total bytes (header +

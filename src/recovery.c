@@ -25,7 +25,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Merge a record found on disk into the index: the newest version wins. */
+/* Merge a record found on disk into the index: the newest version wins,
+ * and at an equal version the one met later. Records are met in log order
+ * (load_all), and a put that won a version tie (rk_record_rank) was
+ * appended after the record it replaced, while one that lost was never
+ * written; so the later record is the winner, found without reading
+ * values, which hint files do not hold. Other equal versions are the same
+ * record twice (a merge output beside its input after a crash): either
+ * will do. */
 static int load_record(rk_storage *s, uint32_t slot, uint32_t block, uint32_t off,
                        const struct rk_hint_ent *h, const uint8_t *key)
 {
@@ -35,7 +42,7 @@ static int load_record(rk_storage *s, uint32_t slot, uint32_t block, uint32_t of
         int rc = rk_index_insert(&s->ix, key, h->klen, hash, &id);
         if (rc < 0)
             return rc;
-    } else if (h->version <= rk_index_entry(&s->ix, id)->version) {
+    } else if (h->version < rk_index_entry(&s->ix, id)->version) {
         return 0;
     }
     struct rk_ix_entry *e = rk_index_entry(&s->ix, id);
@@ -423,6 +430,40 @@ static void account_all(rk_storage *s)
     }
 }
 
+static int cmp_log_order(const void *a, const void *b, void *arg)
+{
+    const struct seg *x = &((const struct seg *)arg)[*(const uint32_t *)a];
+    const struct seg *y = &((const struct seg *)arg)[*(const uint32_t *)b];
+    if (x->order != y->order)
+        return x->order < y->order ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Load every segment in log order: by order, then id. Not by id alone: a
+ * merge output gets a new id but holds data as old as its inputs (its order
+ * is their largest), and the segment that was active during the merge (a
+ * lower id, a higher order) may hold a tie-winning put that superseded a
+ * record the merge had already copied; that put must be met last. An
+ * output shares its order only with its own inputs, and has a higher id:
+ * it holds nothing they supersede. Within a segment, records are met in
+ * file order (scan) or once per key (hint file: the current entries). */
+static int load_all(rk_storage *s, const uint64_t *sizes, uint32_t newest,
+                    struct rk_storage_report *rep)
+{
+    uint32_t *seq = malloc((s->nsegs + 1) * sizeof(uint32_t));
+    if (!seq)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < s->nsegs; i++)
+        seq[i] = i;
+    if (s->nsegs > 1)
+        qsort_r(seq, s->nsegs, sizeof(uint32_t), cmp_log_order, s->segs);
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < s->nsegs; i++)
+        rc = load_segment(s, seq[i], sizes[seq[i]], seq[i] == newest, rep);
+    free(seq);
+    return rc;
+}
+
 static int recover(rk_storage *s, struct rk_storage_report *rep)
 {
     uint64_t *ids = NULL;
@@ -438,8 +479,8 @@ static int recover(rk_storage *s, struct rk_storage_report *rep)
     for (uint32_t i = 0; rc == 0 && i < s->nsegs; i++)
         if (!(s->segs[i].flags & RK_SEG_F_MERGED))
             newest = i; /* slots were filled in id order */
-    for (uint32_t i = 0; rc == 0 && i < s->nsegs; i++)
-        rc = load_segment(s, i, sizes[i], i == newest, rep);
+    if (rc == 0)
+        rc = load_all(s, sizes, newest, rep);
     free(ids);
     free(sizes);
     if (rc < 0)

@@ -10,8 +10,12 @@
  *
  * Invariants:
  * 1. The index holds exactly one entry per key: its newest version. Versions
- *    decide, not arrival order; an equal or older put is refused (RK_ESTALE)
- *    and never written.
+ *    decide, not arrival order; an older put is refused (RK_ESTALE) and
+ *    never written. At an equal version the record of strictly higher rank
+ *    (rk_record_rank: a delete, else a digest of the value) replaces the
+ *    stored one, so every replica keeps the same one whatever the arrival
+ *    order; it is appended after the record it replaces, so recovery's
+ *    "later in log order wins on an equal version" agrees (recovery.c).
  * 2. A put's index change is visible at once and recorded in the undo log
  *    until its batch commits; a failed commit rolls every change back, so
  *    the index never points at bytes that were not written.
@@ -301,6 +305,23 @@ static int check_put(const rk_storage *s, const struct rk_record *r)
     return 0;
 }
 
+/* Whether r replaces the stored entry e: 1 yes, 0 stale, or the error that
+ * kept the stored record from being read. Only an exact version tie reads
+ * it (from the batch, the cache or disk, as a get does); an older put is
+ * refused on the index alone. */
+static int supersedes(rk_storage *s, const struct rk_ix_entry *e, const struct rk_record *r)
+{
+    if (r->version != e->version)
+        return r->version > e->version;
+    struct rk_record old;
+    int rc = entry_record(s, e, true, &old); /* a tombstone is not read */
+    if (rc < 0)
+        return rc;
+    uint64_t mine = rk_record_rank(r->tombstone, r->val, r->vlen, r->expiry_ms);
+    uint64_t theirs = rk_record_rank(old.tombstone, old.val, old.vlen, old.expiry_ms);
+    return rk_record_newer(r->version, mine, e->version, theirs);
+}
+
 int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur)
 {
     int rc = check_put(s, r);
@@ -308,11 +329,17 @@ int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur)
         return rc;
     uint32_t hash = rk_index_hash(r->key, r->klen);
     uint32_t id = rk_index_find(&s->ix, r->key, r->klen, hash);
-    if (id != RK_IX_NONE && r->version <= rk_index_entry(&s->ix, id)->version) {
-        if (cur)
-            *cur = rk_index_entry(&s->ix, id)->version;
-        s->st.stale_puts++;
-        return RK_ESTALE;
+    if (id != RK_IX_NONE) {
+        const struct rk_ix_entry *e = rk_index_entry(&s->ix, id);
+        rc = supersedes(s, e, r);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            if (cur)
+                *cur = e->version;
+            s->st.stale_puts++;
+            return RK_ESTALE;
+        }
     }
     if (grow32((void **)&s->undo, &s->cundo, s->nundo + 1, sizeof(struct undo)) < 0)
         return -ENOMEM;

@@ -90,8 +90,12 @@ int rk_storage_open(rk_storage **out, const char *dir, const struct rk_storage_o
 int rk_storage_close(rk_storage *s);
 
 /* Stage a put (r->tombstone = a delete). Checks limits before any I/O:
- * RK_ETOOLARGE. A record whose version is not newer than the stored one is
- * ignored: RK_ESTALE, with the stored version in *cur (cur may be NULL).
+ * RK_ETOOLARGE. A record older than the stored one, or of the same version
+ * and not of a strictly higher rk_record_rank (record.h: a delete wins a
+ * tie, else a digest of value and expiry decides, alike on every replica),
+ * is ignored: RK_ESTALE, with the stored version in *cur (cur may be NULL).
+ * Only a version tie reads the stored record; if that read fails, its
+ * error (RK_ECORRUPT, -errno) is returned and nothing is staged.
  * RK_EREADONLY after an fsync error. r's memory is copied. */
 int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur);
 

@@ -1,7 +1,8 @@
 /* Unit tests of the storage engine's API contract (storage.h): reads and
- * writes, versions, tombstones, TTL, limits, reopen with and without hint
- * files, the data-dir lock, iteration, group commit, and the write-error
- * paths (injected ENOSPC and fsync failures, and a real full tmpfs). */
+ * writes, versions and equal-version ties, tombstones, TTL, limits, reopen
+ * with and without hint files, the data-dir lock, iteration, group commit,
+ * and the write-error paths (injected ENOSPC and fsync failures, and a real
+ * full tmpfs). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,6 +17,8 @@
 
 #define SF_TAG "storage"
 #include "storage_fixture.h"
+
+#include "record.h" /* rk_record_rank: which of two equal versions wins */
 
 static int put_raw(rk_storage *s, const void *key, uint32_t klen, const void *val, uint32_t vlen,
                    uint64_t version, uint64_t expiry, uint16_t partition, uint64_t *cur)
@@ -198,7 +201,7 @@ static void test_stale_put_rejected(void **state)
     rk_storage_stats(s, &st0);
 
     put_stale(s, "first", v1, v2);
-    put_stale(s, "other", v2, v2); /* equal version */
+    put_stale(s, "second", v2, v2); /* equal version, the same write again */
     uint64_t cur = 0;
     assert_rc(rk_storage_del(s, "k", 1, 3, v1, &cur), RK_ESTALE);
     assert_int_equal(cur, v2);
@@ -215,7 +218,7 @@ static void test_stale_put_rejected(void **state)
 
     /* staged but uncommitted versions count too */
     assert_rc(put_raw(s, "k", 1, "third", 5, v3, 0, 3, NULL), 0);
-    put_stale(s, "again", v3, v3);
+    put_stale(s, "third", v3, v3);
     assert_rc(rk_storage_close(s), 0);
 
     /* and versions survive a reopen */
@@ -282,6 +285,284 @@ static void test_delete_tombstone(void **state)
     assert_int_equal(r.version, v4);
     assert_memory_equal(r.val, "reborn", 6);
     stats_with(s, 1, 1);
+    assert_rc(rk_storage_close(s), 0);
+    f->ok = true;
+}
+
+/* ---- equal versions: the tie-break every replica applies alike ---- */
+
+static int put_str(rk_storage *s, const char *key, const char *val, uint64_t version, uint64_t *cur)
+{
+    return put_raw(s, key, (uint32_t)strlen(key), val, (uint32_t)strlen(val), version, 0, 1, cur);
+}
+
+/* Two values of key i for one version: lo ranks below hi (record.h). */
+static void tie_pair(uint32_t i, char lo[32], char hi[32])
+{
+    snprintf(lo, 32, "value-a-%u", i);
+    snprintf(hi, 32, "value-b-%u", i);
+    if (rk_record_rank(false, lo, (uint32_t)strlen(lo), 0) >
+        rk_record_rank(false, hi, (uint32_t)strlen(hi), 0)) {
+        char t[32];
+        memcpy(t, lo, 32);
+        memcpy(lo, hi, 32);
+        memcpy(hi, t, 32);
+    }
+}
+
+/* key reads as val at version. */
+static void get_str(rk_storage *s, const char *key, const char *val, uint64_t version)
+{
+    struct rk_record r;
+    assert_rc(rk_storage_get(s, key, (uint32_t)strlen(key), 0, &r), 0);
+    assert_int_equal(r.version, version);
+    assert_int_equal(r.vlen, strlen(val));
+    assert_memory_equal(r.val, val, r.vlen);
+}
+
+/* Close s and reopen dir twice, through the hint files and by scanning the
+ * segments, calling check on each; returns the store open by scanning. */
+static rk_storage *reopen_both_ways(rk_storage *s, const char *dir, const struct rk_storage_opts *o,
+                                    void (*check)(rk_storage *, void *), void *arg)
+{
+    assert_rc(rk_storage_close(s), 0);
+    struct rk_storage_report rep;
+    s = open_ok(dir, o, &rep);
+    assert_true(rep.from_hints > 0);
+    check(s, arg);
+    assert_rc(rk_storage_close(s), 0);
+    assert_true(tu_remove_suffix(dir, ".rkh") > 0);
+    s = open_ok(dir, o, &rep);
+    assert_int_equal(rep.from_hints, 0);
+    check(s, arg);
+    return s;
+}
+
+struct tie_keys {
+    uint64_t v, w;
+    char lo[32], hi[32];
+};
+
+static void check_tie_keys(rk_storage *s, void *arg)
+{
+    const struct tie_keys *t = arg;
+    get_str(s, "k", t->hi, t->v);
+    for (int i = 1; i <= 4; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "s%d", i);
+        get_str(s, key, t->hi, t->w);
+    }
+}
+
+/* A put of an equal version replaces the stored record only when it ranks
+ * higher; the stored one is read from disk, the open block, or a block
+ * sealed earlier in the same batch (also when the cache dropped it). */
+static void test_equal_version_higher_rank_wins(void **state)
+{
+    struct fx *f = *state;
+    struct rk_storage_opts o;
+    test_opts(&o);
+    o.block_cache_size = 1; /* a sealed block of the batch is read back from the batch */
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    struct tie_keys t = {.v = next_ver(), .w = next_ver()};
+    tie_pair(0, t.lo, t.hi);
+    uint64_t cur = 0;
+
+    assert_rc(put_str(s, "k", t.lo, t.v, NULL), 0);
+    assert_rc(rk_storage_commit(s), 0);
+    struct rk_storage_stats st0, st1;
+    rk_storage_stats(s, &st0);
+    assert_rc(put_str(s, "k", t.hi, t.v, &cur), 0);
+    get_str(s, "k", t.hi, t.v);
+    assert_rc(rk_storage_commit(s), 0);
+    assert_rc(put_str(s, "k", t.lo, t.v, &cur), RK_ESTALE);
+    assert_int_equal(cur, t.v);
+    cur = 0;
+    assert_rc(put_str(s, "k", t.hi, t.v, &cur), RK_ESTALE); /* a duplicate */
+    assert_int_equal(cur, t.v);
+    get_str(s, "k", t.hi, t.v);
+    rk_storage_stats(s, &st1);
+    assert_int_equal(st1.puts, st0.puts + 1);
+    assert_int_equal(st1.stale_puts, st0.stale_puts + 2);
+
+    /* Both puts staged in one batch, in either order: against the open block
+     * (s1, s2), and against a block sealed since (s3, s4). */
+    assert_rc(put_str(s, "s1", t.lo, t.w, NULL), 0);
+    assert_rc(put_str(s, "s1", t.hi, t.w, NULL), 0);
+    assert_rc(put_str(s, "s2", t.hi, t.w, NULL), 0);
+    assert_rc(put_str(s, "s2", t.lo, t.w, NULL), RK_ESTALE);
+    assert_rc(put_str(s, "s3", t.lo, t.w, NULL), 0);
+    assert_rc(put_str(s, "s4", t.hi, t.w, NULL), 0);
+    static char filler[4000];
+    memset(filler, 'x', sizeof(filler) - 1);
+    for (int i = 0; i < 12; i++) { /* 48 KB: past the 16 KiB block target */
+        char key[16];
+        snprintf(key, sizeof(key), "fill-%d", i);
+        assert_rc(put_str(s, key, filler, next_ver(), NULL), 0);
+    }
+    assert_rc(put_str(s, "s3", t.hi, t.w, NULL), 0);
+    assert_rc(put_str(s, "s4", t.lo, t.w, NULL), RK_ESTALE);
+    check_tie_keys(s, &t);
+    assert_rc(rk_storage_commit(s), 0);
+    check_tie_keys(s, &t);
+
+    s = reopen_both_ways(s, f->dir, &o, check_tie_keys, &t);
+    assert_rc(put_str(s, "k", t.lo, t.v, NULL), RK_ESTALE); /* read from disk */
+    assert_rc(rk_storage_close(s), 0);
+    f->ok = true;
+}
+
+#define TIE_KEYS 300
+
+/* Key i gets two records of one version, lo and hi (or lo and a delete
+ * when i % 5 == 4), hi first or last; some pairs in one batch, some not. */
+static void put_tie(rk_storage *s, uint32_t i, uint64_t v, bool hi_first)
+{
+    char key[32], lo[32], hi[32];
+    snprintf(key, sizeof(key), "tie-%u", i);
+    tie_pair(i, lo, hi);
+    bool del = i % 5 == 4;
+    for (int n = 0; n < 2; n++) {
+        bool winner = (n == 0) == hi_first;
+        int rc = winner && del ? rk_storage_del(s, key, (uint32_t)strlen(key), 1, v, NULL)
+                               : put_str(s, key, winner ? hi : lo, v, NULL);
+        assert_rc(rc, n == 0 || winner ? 0 : RK_ESTALE);
+        if (i % 3 == 0)
+            assert_rc(rk_storage_commit(s), 0);
+    }
+}
+
+static void check_ties(rk_storage *s, void *arg)
+{
+    const uint64_t *v = arg;
+    for (uint32_t i = 0; i < TIE_KEYS; i++) {
+        char key[32], lo[32], hi[32];
+        snprintf(key, sizeof(key), "tie-%u", i);
+        tie_pair(i, lo, hi);
+        if (i % 5 == 4) {
+            struct rk_record r;
+            get_tombstone(s, key, (uint32_t)strlen(key), v[i], &r);
+        } else {
+            get_str(s, key, hi, v[i]);
+        }
+    }
+}
+
+/* Two replicas receiving the same two writes of one version in opposite
+ * orders end up alike: the higher rank, or the delete. */
+static void test_equal_version_ties_order_independent(void **state)
+{
+    struct fx *f = *state;
+    struct rk_storage_opts o;
+    test_opts(&o);
+    char da[600], db[600];
+    fx_path(f, "a", da, sizeof(da), true);
+    fx_path(f, "b", db, sizeof(db), true);
+    uint64_t *v = calloc(TIE_KEYS, sizeof(uint64_t));
+    f->buf = v;
+    for (uint32_t i = 0; i < TIE_KEYS; i++)
+        v[i] = next_ver();
+    rk_storage *a = open_ok(da, &o, NULL), *b = open_ok(db, &o, NULL);
+    for (uint32_t i = 0; i < TIE_KEYS; i++) {
+        put_tie(a, i, v[i], false);
+        put_tie(b, i, v[i], true);
+    }
+    assert_rc(rk_storage_commit(a), 0);
+    assert_rc(rk_storage_commit(b), 0);
+
+    struct rk_storage_iter ia;
+    struct rk_record ra, rb;
+    rk_storage_iter_init(&ia, -1, true);
+    int n = 0;
+    while (rk_storage_iter_next(a, &ia, &ra) == 1) { /* record by record */
+        assert_rc(rk_storage_get(b, ra.key, ra.klen, RK_GET_TOMBSTONES, &rb), 0);
+        assert_int_equal(rb.version, ra.version);
+        assert_int_equal(rb.tombstone, ra.tombstone);
+        assert_int_equal(rb.vlen, ra.vlen);
+        assert_memory_equal(rb.val, ra.val, ra.vlen);
+        n++;
+    }
+    assert_int_equal(n, TIE_KEYS);
+    check_ties(a, v);
+    check_ties(b, v);
+    a = reopen_both_ways(a, da, &o, check_ties, v);
+    b = reopen_both_ways(b, db, &o, check_ties, v);
+    assert_rc(rk_storage_close(a), 0);
+    assert_rc(rk_storage_close(b), 0);
+    f->ok = true;
+}
+
+static void check_tomb_ties(rk_storage *s, void *arg)
+{
+    const uint64_t *v = arg;
+    struct rk_record r;
+    get_tombstone(s, "k1", 2, *v, &r);
+    get_tombstone(s, "k2", 2, *v, &r);
+}
+
+/* A delete wins a tie with a value, either way round; a delete of an equal
+ * version is the same delete again. */
+static void test_equal_version_tombstone_wins(void **state)
+{
+    struct fx *f = *state;
+    struct rk_storage_opts o;
+    test_opts(&o);
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    uint64_t v = next_ver(), cur = 0;
+    struct rk_record r;
+
+    assert_rc(put_str(s, "k1", "value", v, NULL), 0);
+    assert_rc(rk_storage_commit(s), 0);
+    assert_rc(rk_storage_del(s, "k1", 2, 1, v, NULL), 0);
+    get_tombstone(s, "k1", 2, v, &r);
+    assert_rc(rk_storage_del(s, "k1", 2, 1, v, &cur), RK_ESTALE);
+    assert_int_equal(cur, v);
+    assert_rc(put_str(s, "k1", "value", v, NULL), RK_ESTALE);
+
+    assert_rc(rk_storage_del(s, "k2", 2, 1, v, NULL), 0);
+    assert_rc(rk_storage_commit(s), 0);
+    cur = 0;
+    assert_rc(put_str(s, "k2", "value", v, &cur), RK_ESTALE);
+    assert_int_equal(cur, v);
+    check_tomb_ties(s, &v);
+    stats_with(s, 0, 2);
+
+    s = reopen_both_ways(s, f->dir, &o, check_tomb_ties, &v);
+    assert_rc(rk_storage_close(s), 0);
+    f->ok = true;
+}
+
+/* A tie needs the stored record; when its block fails its checksum the put
+ * fails with that error instead of guessing. Other versions need no read. */
+static void test_equal_version_unreadable_record(void **state)
+{
+    struct fx *f = *state;
+    struct rk_storage_opts o;
+    test_opts(&o);
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    uint64_t v0 = next_ver(), v = next_ver(), v2 = next_ver(), cur = 0;
+    char val[200];
+    tu_json(val, sizeof(val) - 1, 7);
+    val[sizeof(val) - 1] = 0;
+    assert_rc(put_str(s, "k", val, v, NULL), 0);
+    assert_rc(rk_storage_close(s), 0);
+
+    struct tu_seg seg[4];
+    struct tu_block blk[4];
+    assert_int_equal(tu_segments(f->dir, seg, 4), 1);
+    assert_int_equal(tu_blocks(seg[0].path, blk, 4), 1);
+    assert_rc(tu_flip_bit(seg[0].path, blk[0].off + TU_BLOCK_HEADER + blk[0].stored_len / 2, 2), 0);
+    s = open_ok(f->dir, &o, NULL); /* through the hint: the block is not read */
+    struct rk_record r;
+    assert_rc(rk_storage_get(s, "k", 1, 0, &r), RK_ECORRUPT);
+
+    assert_rc(put_str(s, "k", "other", v, &cur), RK_ECORRUPT);
+    assert_rc(rk_storage_del(s, "k", 1, 1, v, &cur), RK_ECORRUPT);
+    assert_int_equal(rk_storage_staged(s), 0);
+    assert_rc(put_str(s, "k", "older", v0, &cur), RK_ESTALE);
+    assert_int_equal(cur, v);
+    assert_rc(put_str(s, "k", "newer", v2, NULL), 0);
+    get_str(s, "k", "newer", v2);
     assert_rc(rk_storage_close(s), 0);
     f->ok = true;
 }
@@ -972,6 +1253,10 @@ int main(void)
         FX_TEST(test_overwrite_newer_wins),
         FX_TEST(test_stale_put_rejected),
         FX_TEST(test_delete_tombstone),
+        FX_TEST(test_equal_version_higher_rank_wins),
+        FX_TEST(test_equal_version_ties_order_independent),
+        FX_TEST(test_equal_version_tombstone_wins),
+        FX_TEST(test_equal_version_unreadable_record),
         FX_TEST(test_ttl_with_fake_clock),
         FX_TEST(test_binary_keys_and_empty_values),
         FX_TEST(test_limits),

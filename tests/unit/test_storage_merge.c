@@ -2,7 +2,8 @@
  * without changing what any key reads, drops tombstones and expired records
  * only past tombstone_grace_ms (on a test-controlled clock) and without
  * resurrecting older values, survives kill -9 at random moments, and keeps
- * the newest values of puts interleaved with its steps. */
+ * the newest values of puts interleaved with its steps, and the winners of
+ * equal-version ties put before, during and after it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -15,6 +16,8 @@
 
 #define SF_TAG "merge"
 #include "storage_fixture.h"
+
+#include "record.h" /* rk_record_rank: which of two equal versions wins */
 
 static void merge_opts(struct rk_storage_opts *o)
 {
@@ -341,6 +344,130 @@ static void test_puts_interleaved_with_merge(void **state)
     f->ok = true;
 }
 
+/* ---- equal-version ties across merges and reopens ---- */
+
+#define TIE_KEYS 600
+#define TIE_VLEN 300
+
+/* Tie key i: two values for one version, lo ranking below hi; the winner
+ * is a delete instead of hi when i % 5 == 4. */
+static void tie_vals(uint32_t i, char *key, char *lo, char *hi)
+{
+    snprintf(key, 32, "tie-%u", i);
+    tu_json(lo, TIE_VLEN, 2 * (uint64_t)i + 1);
+    tu_json(hi, TIE_VLEN, 2 * (uint64_t)i + 2);
+    if (rk_record_rank(false, lo, TIE_VLEN, 0) > rk_record_rank(false, hi, TIE_VLEN, 0)) {
+        char t[TIE_VLEN];
+        memcpy(t, lo, TIE_VLEN);
+        memcpy(lo, hi, TIE_VLEN);
+        memcpy(hi, t, TIE_VLEN);
+    }
+}
+
+/* The first (n = 0) or second record of tie key i at version v, then a
+ * commit. Odd keys get the winner first, so their second put is refused. */
+static void tie_put(rk_storage *s, uint32_t i, uint64_t v, int n)
+{
+    char key[32], lo[TIE_VLEN], hi[TIE_VLEN];
+    tie_vals(i, key, lo, hi);
+    bool winner = (n == 0) == (i % 2 == 1);
+    struct rk_record r = {.key = key,
+                          .klen = (uint32_t)strlen(key),
+                          .val = winner ? hi : lo,
+                          .vlen = TIE_VLEN,
+                          .version = v,
+                          .partition = 1,
+                          .tombstone = winner && i % 5 == 4};
+    assert_rc(rk_storage_put(s, &r, NULL), n == 0 || winner ? 0 : RK_ESTALE);
+    assert_rc(rk_storage_commit(s), 0);
+}
+
+static void check_ties(rk_storage *s, const uint64_t *v, const char *when)
+{
+    for (uint32_t i = 0; i < TIE_KEYS; i++) {
+        char key[32], lo[TIE_VLEN], hi[TIE_VLEN];
+        tie_vals(i, key, lo, hi);
+        struct rk_record r = {0};
+        int rc = rk_storage_get(s, key, (uint32_t)strlen(key), RK_GET_TOMBSTONES, &r);
+        bool is_lo = !r.tombstone && r.vlen == TIE_VLEN && memcmp(r.val, lo, TIE_VLEN) == 0;
+        bool is_hi = !r.tombstone && r.vlen == TIE_VLEN && memcmp(r.val, hi, TIE_VLEN) == 0;
+        const char *got = r.tombstone ? "a tombstone"
+                          : is_lo     ? "the losing value"
+                                      : "another value";
+        if (rc != 0 || r.version != v[i] || r.tombstone != (i % 5 == 4) || (!r.tombstone && !is_hi))
+            fail_msg("%s: %s = %d, version %" PRIu64 " (want %" PRIu64 "), %s", when, key, rc,
+                     r.version, v[i], got);
+    }
+}
+
+/* Close s, reopen through the hint files, then by scanning; both must keep
+ * every tie's winner. Returns the store, open. */
+static rk_storage *reopen_check_ties(rk_storage *s, const char *dir,
+                                     const struct rk_storage_opts *o, const uint64_t *v)
+{
+    assert_rc(rk_storage_close(s), 0);
+    s = open_ok(dir, o, NULL);
+    check_ties(s, v, "reopened through hint files");
+    assert_rc(rk_storage_close(s), 0);
+    tu_remove_suffix(dir, ".rkh");
+    s = open_ok(dir, o, NULL);
+    check_ties(s, v, "reopened by scanning");
+    return s;
+}
+
+/* The first record of every tie sits in small-block segments that a merge
+ * repacks; the second arrives before the merge, between its steps (after
+ * the copy and before the index moves, after it moves, around the hint
+ * files of its outputs), and after it. The winner of each tie must hold,
+ * then and after reopening: a merge output holds copies as old as its
+ * inputs but gets a newer id than the segment that took the puts. */
+static void test_equal_version_ties_survive_merge(void **state)
+{
+    struct fx *f = *state;
+    struct rk_storage_opts o;
+    merge_opts(&o);
+    uint64_t *v = calloc(TIE_KEYS, sizeof(uint64_t));
+    f->buf = v;
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    for (uint32_t i = 0; i < TIE_KEYS; i++) {
+        v[i] = next_ver();
+        tie_put(s, i, v[i], 0); /* one record a block: worth repacking */
+    }
+    assert_rc(rk_storage_close(s), 0);
+
+    s = open_ok(f->dir, &o, NULL);
+    struct rk_storage_stats st0, st1;
+    rk_storage_stats(s, &st0);
+    for (uint32_t i = 0; i < TIE_KEYS; i += 3)
+        tie_put(s, i, v[i], 1);
+    uint32_t next = 1;
+    int rc, steps = 0;
+    while ((rc = rk_storage_step(s)) == 1) {
+        if (++steps > 100000)
+            fail_msg("rk_storage_step still busy after %d steps", steps);
+        if (next < TIE_KEYS) {
+            tie_put(s, next, v[next], 1);
+            next += 3;
+        }
+    }
+    assert_rc(rc, 0);
+    for (; next < TIE_KEYS; next += 3)
+        tie_put(s, next, v[next], 1);
+    for (uint32_t i = 2; i < TIE_KEYS; i += 3)
+        tie_put(s, i, v[i], 1);
+    rk_storage_stats(s, &st1);
+    print_message("ties: %d steps, %" PRIu64 " merges\n", steps, st1.merges - st0.merges);
+    assert_true(st1.merges > st0.merges);
+    check_ties(s, v, "after the merge");
+
+    s = reopen_check_ties(s, f->dir, &o, v);
+    step_all(s); /* merge what the second puts left */
+    check_ties(s, v, "after a second merge");
+    s = reopen_check_ties(s, f->dir, &o, v);
+    assert_rc(rk_storage_close(s), 0);
+    f->ok = true;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +475,7 @@ int main(void)
         FX_TEST(test_merge_drops_old_tombstones_and_expired),
         FX_TEST(test_kill9_during_merge),
         FX_TEST(test_puts_interleaved_with_merge),
+        FX_TEST(test_equal_version_ties_survive_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
