@@ -40,18 +40,22 @@ bool rk_batch_is_part(nng_msg *m)
     return read_hdr(m, &h);
 }
 
-/* Frames in req's value, or RK_EMALFORMED if they do not tile it. */
+/* Frames in req's value, or RK_EMALFORMED if they do not tile it or are
+ * too many. */
 static int count_frames(const struct rk_msg *req, uint32_t *n)
 {
     size_t off = 0, mlen;
     uint32_t rid;
     const uint8_t *msg;
-    int rc;
+    int rc = 0;
     *n = 0;
     if (!req->has_val)
         return RK_EMALFORMED;
-    while ((rc = rk_proto_frame_next(req->val, req->vlen, &off, &rid, &msg, &mlen)) == 1)
+    while (*n <= RK_BATCH_MAX_FRAMES &&
+           (rc = rk_proto_frame_next(req->val, req->vlen, &off, &rid, &msg, &mlen)) == 1)
         (*n)++;
+    if (*n > RK_BATCH_MAX_FRAMES)
+        return RK_EMALFORMED;
     return rc < 0 || *n == 0 ? RK_EMALFORMED : 0;
 }
 

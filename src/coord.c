@@ -15,6 +15,7 @@
  * occupant is recognised and dropped.
  */
 #include "coord.h"
+#include "batch.h"
 #include "client.h"
 #include "hints.h"
 #include "nng_close.h"
@@ -54,6 +55,7 @@
 #define RK_PEER_MAX_MSG RK_CLIENT_MAX_MSG
 
 static_assert(MAX_OPS + FLIGHTS <= (0x7fffffff >> 4), "slot fits the request id");
+static_assert(BATCH_FRAMES <= RK_BATCH_MAX_FRAMES, "peers accept our batches");
 
 enum rstate { RS_PENDING, RS_OK, RS_MISSING, RS_FAILED, RS_DOWN };
 

@@ -648,7 +648,8 @@ static void serve_batch(struct rk_worker *w, nng_msg *msg, const struct rk_msg *
     int rc = rk_batch_split(w->sh, msg, req, route_part, &pr);
     if (rc < 0)
         reply_status(w, msg, req->opcode, req->id, rk_proto_status(rc),
-                     rc == RK_EMALFORMED ? "batch frames do not fill the value" : "out of memory");
+                     rc == RK_EMALFORMED ? "malformed batch: frames must fill the value, at most 4096"
+                                         : "out of memory");
 }
 
 /* Route one received request: answer what is malformed or over the limit,

@@ -573,10 +573,11 @@ RK_HDR = struct.Struct("<HBBHHII")  # magic, version, opcode, flags, status, id,
 RK_MAGIC = 0x4B52
 RK_STATUS = {0: "OK", 1: "NOT_FOUND", 2: "MALFORMED", 3: "UNSUPPORTED", 4: "BUSY",
              5: "TOO_LARGE", 6: "NO_SPACE", 7: "READONLY", 8: "STALE", 9: "QUORUM",
-             10: "TIMEOUT", 11: "INTERNAL", 12: "UNAVAILABLE"}
+             10: "TIMEOUT", 11: "INTERNAL", 12: "UNAVAILABLE", 13: "REFUSED"}
 RK_OP = {"PUT": 1, "GET": 2, "DEL": 3, "STATUS": 16, "STATS": 17, "HEALTH": 18,
-         "READY": 19, "ECHO": 20}
-RK_TAG = {"KEY": 1, "VALUE": 2, "VERSION": 3, "TTL_MS": 4, "EXPIRY_MS": 5, "TEXT": 6}
+         "READY": 19, "ECHO": 20, "RPUT": 32, "RGET": 33, "RBATCH": 34}
+RK_TAG = {"KEY": 1, "VALUE": 2, "VERSION": 3, "TTL_MS": 4, "EXPIRY_MS": 5, "TEXT": 6,
+          "TOMBSTONE": 10}
 
 
 def rk_field(tag, data):
@@ -588,6 +589,27 @@ def rk_message(op, fields=b"", msg_id=1, version=1, magic=RK_MAGIC, body_len=Non
         op = RK_OP[op]
     return RK_HDR.pack(magic, version, op, 0, 0, msg_id,
                        len(fields) if body_len is None else body_len) + fields
+
+
+def rk_frames(data):
+    """[(rid, message bytes)] of an RBATCH value: [rid u32 LE][message]..."""
+    out, off = [], 0
+    while off < len(data):
+        rid = struct.unpack_from("<I", data, off)[0]
+        n = RK_HDR.size + RK_HDR.unpack_from(data, off + 4)[6]
+        out.append((rid, data[off + 4:off + 4 + n]))
+        off += 4 + n
+    return out
+
+
+def rk_fields(rest):
+    """{tag number: bytes} of a message body."""
+    out, off = {}, 0
+    while off + 5 <= len(rest):
+        tag, n = struct.unpack_from("<BI", rest, off)
+        out[tag] = rest[off + 5:off + 5 + n]
+        off += 5 + n
+    return out
 
 
 def rk_decode_header(body):

@@ -6,13 +6,15 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
 
 import pytest
 
-from harness import RK_MAGIC, SPConn, rk_decode_header, rk_field, rk_message, rk_text, wait_for
+from harness import (RK_MAGIC, RK_TAG, SPConn, rk_decode_header, rk_field, rk_fields, rk_frames, rk_message,
+                     rk_text, wait_for)
 
 START_TIMEOUT = 20  # a daemon that must refuse to start has this long to exit
 
@@ -299,6 +301,43 @@ def test_garbage_and_truncated_frames_get_malformed(cluster):
         bg.stop()
     assert not bg.failures, f"the concurrent client failed {len(bg.failures)} times: {bg.failures[:2]}"
     assert n.is_running()
+
+
+def test_peer_batches_answer_every_frame_and_refuse_bad_ones(cluster):
+    """An RBATCH is answered frame by frame (each rid echoed, a frame that is
+    not a replica request refused on its own); a batch whose frames do not
+    fill it, or with more than 4096 frames, is refused whole; the node goes
+    on serving."""
+    (n,) = cluster.start(1)
+    version = struct.pack("<Q", (int(time.time() * 1000) << 16))
+
+    def frame(rid, msg):
+        return struct.pack("<I", rid) + msg
+    frames = (frame(0x80000011, rk_message("RPUT", rk_field("KEY", b"b1") + rk_field("VALUE", b"one")
+                                           + rk_field("VERSION", version), msg_id=1))
+              + frame(0x80000022, rk_message("RGET", rk_field("KEY", b"missing"), msg_id=2))
+              + frame(0x80000033, rk_message("PUT", rk_field("KEY", b"b2") + rk_field("VALUE", b"x"),
+                                             msg_id=3)))
+    with SPConn(n.ports["client"]) as c:
+        assert c.handshake() == 0x31
+        c.request(rk_message("RBATCH", rk_field("VALUE", frames), msg_id=9))
+        h = rk_decode_header(c.recv_reply()[1])
+        assert h["status_name"] == "OK" and h["id"] == 9, h
+        got = {rid: rk_decode_header(m) for rid, m in rk_frames(rk_fields(h["rest"])[RK_TAG["VALUE"]])}
+        assert sorted(got) == [0x80000011, 0x80000022, 0x80000033], got
+        assert got[0x80000011]["status_name"] == "OK" and got[0x80000011]["id"] == 1
+        assert got[0x80000022]["status_name"] == "NOT_FOUND" and got[0x80000022]["id"] == 2
+        assert got[0x80000033]["status_name"] == "MALFORMED", got[0x80000033]
+        assert "replica requests only" in rk_text(got[0x80000033]["rest"])
+
+        tiny = frame(1, rk_message("RGET", rk_field("KEY", b"k")))
+        for what, value in {"cut frame": frames[:-3], "4097 frames": tiny * 4097}.items():
+            c.request(rk_message("RBATCH", rk_field("VALUE", value), msg_id=10))
+            h = rk_decode_header(c.recv_reply()[1])
+            assert h["status_name"] == "MALFORMED" and h["id"] == 10, (what, h)
+            assert "malformed batch" in rk_text(h["rest"]), (what, h)
+    assert n.kvctl("get", "b1").out == b"one"
+    assert n.kvctl("put", "after", "batches").rc == 0
 
 
 def test_non_sp_garbage_and_cut_frames_do_not_hurt(cluster):
