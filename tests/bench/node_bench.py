@@ -348,8 +348,8 @@ def counters(docs):
     for d in docs:
         for k in ("busy", "errors"):
             out[k] = out.get(k, 0) + d[k]
-        for sect in ("replication", "hints"):
-            for k, v in d[sect].items():
+        for sect in ("replication", "hints", "peer_batches"):
+            for k, v in d.get(sect, {}).items():
                 out[f"{sect}.{k}"] = out.get(f"{sect}.{k}", 0) + v
     return out
 
@@ -503,7 +503,8 @@ def report(args, results, extra):
 
 
 # Counters that grow with every request: not news.
-ROUTINE = ("replication.coordinated", "replication.replica_writes", "replication.replica_reads")
+ROUTINE = ("replication.coordinated", "replication.replica_writes", "replication.replica_reads",
+           "peer_batches.sent", "peer_batches.requests_sent", "peer_batches.served")
 
 
 def print_details(r):
@@ -515,6 +516,9 @@ def print_details(r):
         served = c["replication.replica_writes"] + c["replication.replica_reads"]
         per = served / c["replication.coordinated"]
         line = f"replica requests served per coordinated one: {per:.2f}"
+        if c.get("peer_batches.sent"):
+            line += (f"; peer requests per batch: "
+                     f"{c['peer_batches.requests_sent'] / c['peer_batches.sent']:.1f}")
     news = {k: v for k, v in c.items() if v and k not in ROUTINE}
     if news:
         line += f"{'; ' if line else ''}counters changed: {news}"
