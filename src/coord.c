@@ -305,6 +305,11 @@ static int batch_send(struct rk_coord *c, struct peer *p)
     }
     p->olen = 0;
     p->oframes = 0;
+    if (p->ocap > 2 * BATCH_BYTES) { /* grown for one big value: give it back */
+        free(p->obuf);
+        p->obuf = NULL;
+        p->ocap = 0;
+    }
     return 0;
 }
 

@@ -5,6 +5,7 @@ through every node, and the cluster is checked while nodes are down. Every
 wait polls with a deadline.
 """
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -276,3 +277,20 @@ def test_replica_requests_travel_in_batches(cluster):
     assert put_many(nodes, keys) == keys
     for n in nodes:
         assert bad_reads(n, keys) == [], n
+
+
+def test_values_of_the_default_limit_replicate(cluster):
+    """1 MiB values (storage.max_value_size's default) travel to every
+    replica: a frame larger than a batch's 256 KiB goes out alone."""
+    nodes = start3(cluster, **{"storage.max_value_size": None})
+    values = {f"big-{i}": os.urandom(1 << 20) for i in range(4)}
+
+    def put(i_kv):
+        i, (k, v) = i_kv
+        return nodes[i % 3].kvctl("put", k, "-", input=v, timeout=30).rc
+    with ThreadPoolExecutor(4) as ex:
+        assert list(ex.map(put, enumerate(values.items()))) == [0] * 4
+    for n in nodes:
+        for k, v in values.items():
+            r = n.kvctl("-r", "3", "get", k, timeout=30)
+            assert r.rc == 0 and r.out == v, (n, k, r.rc, r.err)
