@@ -9,7 +9,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import last_json, wait_for
+from harness import RawKV, last_json, wait_for
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s",
           "cluster.request_timeout": "1s"}
@@ -183,27 +183,45 @@ def hints(node):
     return last_json(node.kvctl("--json", "stats").out)["hints"]
 
 
-def test_hints_bring_a_restarted_node_up_to_date(cluster):
+def raw_put_all(nodes, items):
+    """Put every (key, value) through the nodes in turn; the keys not OK."""
+    conns = [RawKV(n) for n in nodes]
+    try:
+        return [k for i, (k, v) in enumerate(items) if conns[i % len(conns)].put(k, v) != "OK"]
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_1000_keys_survive_a_kill_and_hints_bring_the_node_up_to_date(cluster):
     nodes = start3(cluster)
-    keys = [f"h-{i}" for i in range(300)]
-    assert put_many(nodes, keys, "old") == keys
-    victim = nodes[1]
+    keys = [f"h-{i}".encode() for i in range(1000)]
+    assert raw_put_all(nodes, [(k, b"old-" + k) for k in keys]) == []
+    victim, alive = nodes[1], [nodes[0], nodes[2]]
     victim.kill()
-    wait_state([nodes[0], nodes[2]], victim, ("dead",))
-    assert put_many([nodes[0], nodes[2]], keys, "new") == keys  # node-2 misses these
+    wait_state(alive, victim, ("dead",))
+    for n in alive:
+        with RawKV(n) as kv:
+            bad = [(k, st) for k in keys for st, v, _ in [kv.get(k)] if v != b"old-" + k]
+        assert bad == [], f"reads through {n.name} with {victim.name} down: {bad[:5]}"
+    assert raw_put_all(alive, [(k, b"new-" + k) for k in keys]) == []  # node-2 misses these
     # (stats are published every 100 ms: poll)
-    wait_for(lambda: sum(hints(n)["stored"] for n in (nodes[0], nodes[2])) >= len(keys), 5,
+    wait_for(lambda: sum(hints(n)["stored"] for n in alive) >= len(keys), 5,
              "a hint for every write node-2 missed")
     victim.start()
     wait_state(nodes, victim, ("alive",))
     wait_for(lambda: all(hints(n)["pending"] == 0 for n in nodes), SLACK_S, "hints delivered")
     assert sum(hints(n)["delivered"] for n in nodes) >= len(keys)
     # Without any read repair, every replica already has the newest version.
-    for k in keys:
-        j = last_json(nodes[2].kvctl("--json", "-r", "3", "get", k).out)
-        vs = {r["node"]: r.get("version") for r in j["replicas"]}
-        assert len(vs) == 3 and len(set(vs.values())) == 1 and None not in vs.values(), (k, j)
-        assert j["value"] == f"new-{k}", j
+    with RawKV(nodes[2]) as kv:
+        for k in keys:
+            st, v, t = kv.get(k, r=3, trace=True)
+            vs = {r["node"]: r.get("version") for r in t["replicas"]}
+            assert st == "OK" and v == b"new-" + k, (k, st, v, t)
+            assert len(vs) == 3 and len(set(vs.values())) == 1 and None not in vs.values(), (k, t)
+    for k in keys[:: len(keys) // 10]:  # and kvctl shows the same
+        j = last_json(nodes[0].kvctl("--json", "-r", "3", "get", k.decode()).out)
+        assert len({r["version"] for r in j["replicas"]}) == 1 and j["value"] == "new-" + k.decode(), j
     rr = sum(last_json(n.kvctl("--json", "stats").out)["replication"]["read_repairs"] for n in nodes)
     assert rr == 0, f"hints, not read repair, should have done it: {rr} repairs"
 
