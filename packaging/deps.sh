@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev   # libFuzzer targets (RINGKV_FUZZ) and clang sanitizers
   systemd                    # systemd-analyze verify on systemd/ringkvd.service
   lz4                        # the storage benchmark compares with `lz4 -b1 -B16384`
+  libfaketime                # cluster tests: a node whose wall clock runs ahead
 )
 
 # --bench: also what tests/bench/run_node_bench.sh compares against.

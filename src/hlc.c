@@ -4,6 +4,8 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <stdbool.h>
+
 #define WARN_EVERY_MS 60000
 
 void rk_hlc_init(struct rk_hlc *h, uint64_t max_skew_ms)
@@ -13,6 +15,17 @@ void rk_hlc_init(struct rk_hlc *h, uint64_t max_skew_ms)
     atomic_init(&h->backwards, 0);
     atomic_init(&h->refused, 0);
     atomic_init(&h->warned_ms, 0);
+    atomic_init(&h->refused_warned_ms, 0);
+}
+
+/* At most one line per WARN_EVERY_MS for the warning timestamped by *at;
+ * true for the caller that may write it. */
+static bool warn_due(_Atomic uint64_t *at, uint64_t wall_ms)
+{
+    uint64_t prev = atomic_load(at);
+    if (wall_ms - prev < WARN_EVERY_MS && prev <= wall_ms)
+        return false;
+    return atomic_compare_exchange_strong(at, &prev, wall_ms);
 }
 
 /* The wall clock is behind versions we already issued: keep counting up
@@ -21,10 +34,7 @@ void rk_hlc_init(struct rk_hlc *h, uint64_t max_skew_ms)
 static void behind(struct rk_hlc *h, uint64_t wall_ms, uint64_t last)
 {
     atomic_fetch_add(&h->backwards, 1);
-    uint64_t prev = atomic_load(&h->warned_ms);
-    if (wall_ms - prev < WARN_EVERY_MS && prev <= wall_ms)
-        return;
-    if (!atomic_compare_exchange_strong(&h->warned_ms, &prev, wall_ms))
+    if (!warn_due(&h->warned_ms, wall_ms))
         return;
     rk_warn("hlc", "wall clock is %llu ms behind the latest version; versions keep counting "
                    "from it (check NTP)",
@@ -48,7 +58,13 @@ uint64_t rk_hlc_now(struct rk_hlc *h, uint64_t wall_ms)
 int rk_hlc_observe(struct rk_hlc *h, uint64_t version, uint64_t wall_ms)
 {
     if (RK_HLC_MS(version) > wall_ms + h->max_skew_ms) {
-        atomic_fetch_add(&h->refused, 1);
+        uint64_t n = atomic_fetch_add(&h->refused, 1) + 1;
+        if (warn_due(&h->refused_warned_ms, wall_ms))
+            rk_warn("hlc", "refused a peer's version %llu ms ahead of this node's clock "
+                           "(cluster.max_clock_skew = %llu ms; %llu refused so far): check NTP "
+                           "on the coordinator",
+                    (unsigned long long)(RK_HLC_MS(version) - wall_ms),
+                    (unsigned long long)h->max_skew_ms, (unsigned long long)n);
         return RK_EREFUSED;
     }
     uint64_t last = atomic_load(&h->last);

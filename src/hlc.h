@@ -30,6 +30,7 @@ struct rk_hlc {
     _Atomic uint64_t backwards;   /* times the wall clock was found behind */
     _Atomic uint64_t refused;     /* peer versions refused as too far ahead */
     _Atomic uint64_t warned_ms;   /* rate limit of the backwards warning */
+    _Atomic uint64_t refused_warned_ms; /* rate limit of the refusal warning */
 };
 
 void rk_hlc_init(struct rk_hlc *h, uint64_t max_skew_ms);
@@ -38,8 +39,9 @@ void rk_hlc_init(struct rk_hlc *h, uint64_t max_skew_ms);
  * clock (a parameter so tests can move it). Any thread. */
 uint64_t rk_hlc_now(struct rk_hlc *h, uint64_t wall_ms);
 
-/* Take a peer's version into account. 0, or RK_EREFUSED (counted) if it is
- * more than max_skew_ms ahead of wall_ms. Any thread. */
+/* Take a peer's version into account. 0, or RK_EREFUSED (counted, logged
+ * once a minute) if it is more than max_skew_ms ahead of wall_ms. Any
+ * thread. */
 int rk_hlc_observe(struct rk_hlc *h, uint64_t version, uint64_t wall_ms);
 
 #endif

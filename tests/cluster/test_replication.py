@@ -9,6 +9,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from harness import RawKV, last_json, wait_for
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s",
@@ -312,3 +314,41 @@ def test_values_of_the_default_limit_replicate(cluster):
         for k, v in values.items():
             r = n.kvctl("-r", "3", "get", k, timeout=30)
             assert r.rc == 0 and r.out == v, (n, k, r.rc, r.err)
+
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+
+
+def test_a_coordinator_clock_far_ahead_is_refused_by_its_replicas(cluster):
+    """node-3's wall clock runs 10 s ahead (libfaketime): its writes carry
+    versions past cluster.max_clock_skew (500 ms) for node-1 and node-2, which
+    refuse them, count them and log why; the write fails naming them. Writes
+    coordinated by the others still work, node-3 included as a replica."""
+    if not os.path.exists(FAKETIME_LIB):
+        pytest.fail(f"{FAKETIME_LIB} missing: run packaging/deps.sh (libfaketime)")
+    cluster.overrides.update(GOSSIP)
+    nodes = [cluster.add_node() for _ in range(3)]
+    # Monotonic time stays real: gossip's timers and timeouts run on it.
+    nodes[2].env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": "+10s",
+                    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+                    # ASan wants to be the first library loaded; libfaketime is harmless before it.
+                    "ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
+                                                          "verify_asan_link_order=0"]))}
+    for n in nodes:
+        n.start(wait=False)
+    for n in nodes:
+        n.wait_ready()
+    wait_for(lambda: all(list(members_state(n).values()).count("alive") == 3 for n in nodes),
+             SLACK_S, "3 alive everywhere")
+    r = nodes[2].kvctl("put", "ahead", "x")
+    assert r.rc == 3, r
+    # node-3's own replica may or may not have acknowledged by then.
+    assert "write quorum not met:" in r.err and "of 2 acks" in r.err, r
+    assert "node-1 refused" in r.err and "node-2 refused" in r.err, r
+    wait_for(lambda: all(last_json(n.kvctl("--json", "stats").out)["replication"]["clock_refused"] >= 1
+                         for n in nodes[:2]), 5, "the refusals counted on node-1 and node-2")
+    for n in nodes[:2]:
+        n.wait_log("ms ahead of this node's clock (cluster.max_clock_skew = 500 ms", timeout=5)
+    assert nodes[0].kvctl("put", "behind", "y").rc == 0
+    for n in nodes:
+        assert n.kvctl("-r", "3", "get", "behind").out == b"y", n
