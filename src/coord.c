@@ -115,7 +115,7 @@ struct replica {
     uint8_t st;
     bool tombstone;
     uint64_t version, rank; /* reads: what it holds; rank breaks a version tie */
-    char why[40];
+    char why[112];  /* why it failed: "timed out", "refused: <the replica's reason>" */
 };
 
 struct op {
@@ -625,10 +625,14 @@ static void on_answer(struct op *op, uint8_t i, const struct rk_msg *rep)
         settle(op, i, RS_MISSING, NULL);
         op->answers++;
     } else {
-        char why[40];
-        snprintf(why, sizeof(why), "%s", rk_proto_status_name(rep->status));
+        /* "refused: <the replica's one-line reason>", cut to fit. */
+        char why[sizeof(op->r[i].why)];
+        int n = snprintf(why, sizeof(why), "%s", rk_proto_status_name(rep->status));
         for (char *p = why; *p; p++)
             *p = *p == '_' ? ' ' : (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        if (rep->has_text && rep->tlen && n > 0 && (size_t)n < sizeof(why))
+            snprintf(why + n, sizeof(why) - (size_t)n, ": %.*s", (int)rep->tlen,
+                     (const char *)rep->text);
         settle(op, i, RS_FAILED, why);
         op->c->stats.replica_errors++;
     }

@@ -423,10 +423,16 @@ static void serve_replica_write(struct rk_worker *w, nng_msg *msg, const struct 
                                 uint16_t part)
 {
     uint64_t now = rk_clock_wall_ms(), cur = 0;
-    if (!req->has_version || rk_hlc_observe(&w->sh->hlc, req->version, now) < 0) {
+    if (!req->has_version) {
+        reply_status(w, msg, req->opcode, req->id, RK_ST_MALFORMED, "replica write without a version");
+        return;
+    }
+    if (rk_hlc_observe(&w->sh->hlc, req->version, now) < 0) {
         char text[160];
-        snprintf(text, sizeof(text), "version %llu is over cluster.max_clock_skew ahead of this "
-                 "node's clock; check NTP", (unsigned long long)req->version);
+        uint64_t ahead = RK_HLC_MS(req->version) > now ? RK_HLC_MS(req->version) - now : 0;
+        snprintf(text, sizeof(text), "version %llu ms ahead of %s's clock (cluster.max_clock_skew "
+                 "= %llu ms)", (unsigned long long)ahead, w->sh->node_id,
+                 (unsigned long long)w->sh->cfg.max_clock_skew_ms);
         reply_status(w, msg, req->opcode, req->id, RK_ST_REFUSED, text);
         return;
     }
