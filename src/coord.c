@@ -1100,6 +1100,40 @@ static void fan_out(struct rk_coord *c, struct op *op)
     }
 }
 
+/* The request's quorum, key, and for writes the version, value and expiry,
+ * copied into op (the client's message is answered before the op ends).
+ * false once the client was answered with why not. */
+static bool op_take(struct rk_coord *c, struct op *op, const struct rk_msg *req)
+{
+    char why[128];
+    op->need = quorum(c->sh, req, op->n, why, sizeof(why));
+    if (op->need == 0) {
+        reply_text(op, RK_ST_MALFORMED, why);
+        return false;
+    }
+    bool write = op->opcode != RK_OP_GET;
+    op->tombstone = op->opcode == RK_OP_DEL;
+    op->key = malloc(req->klen);
+    if (write && !op->tombstone)
+        op->val = malloc(req->vlen ? req->vlen : 1);
+    if (!op->key || (write && !op->tombstone && !op->val)) {
+        reply_text(op, RK_ST_INTERNAL, "out of memory");
+        return false;
+    }
+    memcpy(op->key, req->key, req->klen);
+    op->klen = req->klen;
+    if (!write)
+        return true;
+    op->version = rk_hlc_now(&c->sh->hlc, rk_clock_wall_ms());
+    if (!op->tombstone) {
+        memcpy(op->val, req->val, req->vlen);
+        op->vlen = req->vlen;
+        if (req->has_ttl && req->ttl_ms)
+            op->expiry_ms = rk_clock_wall_ms() + req->ttl_ms;
+    }
+    return true;
+}
+
 bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, uint32_t part)
 {
     struct rk_view *v = rk_view_acquire(&c->sh->views);
@@ -1131,34 +1165,9 @@ bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, 
     op->n = (uint8_t)n;
     for (size_t i = 0; i < n; i++)
         op->r[i].m = rk_view_find(v, ids[i]);
-    char why[128];
-    op->need = quorum(c->sh, req, op->n, why, sizeof(why));
-    if (op->need == 0) {
-        reply_text(op, RK_ST_MALFORMED, why);
-        op_free(op);
+    if (!op_take(c, op, req)) {
+        op_free(op); /* answered already */
         return true;
-    }
-    op->key = malloc(req->klen);
-    if (!op->key) {
-        reply_text(op, RK_ST_INTERNAL, "out of memory");
-        op_free(op);
-        return true;
-    }
-    memcpy(op->key, req->key, req->klen);
-    op->klen = req->klen;
-    if (op->opcode != RK_OP_GET) {
-        op->version = rk_hlc_now(&c->sh->hlc, rk_clock_wall_ms());
-        op->tombstone = op->opcode == RK_OP_DEL;
-        if (!op->tombstone && req->has_ttl && req->ttl_ms)
-            op->expiry_ms = rk_clock_wall_ms() + req->ttl_ms;
-        if (!op->tombstone && !(op->val = malloc(req->vlen ? req->vlen : 1))) {
-            reply_text(op, RK_ST_INTERNAL, "out of memory");
-            op_free(op);
-            return true;
-        }
-        if (!op->tombstone)
-            memcpy(op->val, req->val, req->vlen);
-        op->vlen = op->tombstone ? 0 : req->vlen;
     }
     c->stats.coordinated++;
     fan_out(c, op);
