@@ -1,11 +1,5 @@
-/* Coordinator state machine (see coord.h).
- *
- * Replica requests go to a peer in batches (proto.h, RBATCH): requests
- * are framed into the peer's open batch as they come, and the batch goes
- * out when it is full or before the loop blocks (rk_coord_flush), so one
- * nng message per peer per loop turn carries them all. A batch's raw
- * req0 header word is 0x80000000 | its slot in the peer's bout[], and its
- * proto id the peer's batch sequence number.
+/* The coordinator's state machine (see coord.h, coord_int.h): one op per
+ * client request, its replicas' answers and timeouts, the client's answer.
  *
  * A replica request's id (its frame's rid) is
  *     0x80000000 | slot << 4 | replica index
@@ -14,345 +8,18 @@
  * the op's sequence number, so a late answer to a slot's previous
  * occupant is recognised and dropped.
  */
-#include "coord.h"
-#include "batch.h"
-#include "client.h"
-#include "hints.h"
-#include "nng_close.h"
+#include "coord_int.h"
 #include "record.h"
-#include "ring.h"
 #include "util/clock.h"
 #include "util/err.h"
-#include "util/log.h"
 
 #include <errno.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_OPS 4096           /* outstanding coordinated requests per worker */
-#define FLIGHT_BASE MAX_OPS    /* slots FLIGHT_BASE + k: flights[k] (a hint or a repair) */
-#define FLIGHTS 256             /* hint deliveries outstanding per worker */
-#define HINT_BATCH 32           /* hints offered to one peer at a time */
-#define HINT_BACKOFF_MIN_MS 200
-#define HINT_BACKOFF_MAX_MS 10000
-/* Batches outstanding to one peer: nng 1.5.2's raw rep socket queues at
- * most 64 replies per connection and drops the rest without a word
- * (xrep0's per-pipe send queue), so a coordinator keeps fewer than that
- * in flight on its connection and queues the rest itself. */
-#define PEER_BATCHES 16
-#define BATCH_FRAMES 128        /* replica requests in one batch */
-#define BATCH_BYTES (256u << 10) /* a batch closes past this (one big frame still goes) */
-#define PEER_INFLIGHT (PEER_BATCHES * BATCH_FRAMES) /* replica requests out to one peer */
-#define TICK_S 0.2              /* expiry of batches and flights; hint offers */
-#define PEER_BUF 1024          /* nng queue depth of a peer socket */
-#define RECV_BATCH 64
-#define NREP RK_RING_REPLICAS_MAX
-#define RECONNECT_MIN_MS 50
-#define RECONNECT_MAX_MS 1000
-#define CLOSE_LIMIT_MS 300 /* nng_close.h; several peers may close at shutdown */
-#define RK_PEER_MAX_MSG RK_CLIENT_MAX_MSG
-
-static_assert(MAX_OPS + FLIGHTS <= (0x7fffffff >> 4), "slot fits the request id");
-static_assert(BATCH_FRAMES <= RK_BATCH_MAX_FRAMES, "peers accept our batches");
-
-enum rstate { RS_PENDING, RS_OK, RS_MISSING, RS_FAILED, RS_DOWN };
-
-struct peer {
-    char id[RK_MEMBER_ID_MAX + 1];
-    char addr[RK_MEMBER_ADDR_MAX + 1];
-    nng_socket s;
-    ev_io io;
-    uint32_t inflight;
-    struct rk_coord *c;
-    uint64_t hint_after_ms;  /* back-off: no delivery before this (mono ms) */
-    uint64_t hint_backoff_ms;
-    uint32_t hint_flights;   /* deliveries in flight to this peer */
-    struct wait *wait;       /* replica requests queued for room in a batch */
-    uint32_t whead, wcount, wcap;
-    bool pumping;
-    bool dirty;              /* in c->dirty: flushed before the loop blocks */
-    bool closed;             /* retired: its socket is closed */
-    uint8_t *obuf;           /* the open batch: frames not sent yet */
-    size_t olen, ocap;
-    uint32_t oframes;
-    uint32_t batches;        /* batches sent and not answered */
-    uint32_t bseq;
-    struct {
-        bool used;
-        uint32_t seq;
-        uint64_t deadline_ms;
-    } bout[PEER_BATCHES];
-};
-
-/* A replica request waiting for room on its peer's connection. */
-struct wait {
-    uint32_t slot, seq;
-    uint8_t idx;
-};
-
-enum { FLIGHT_HINT, FLIGHT_REPAIR };
-
-/* A write sent for its own sake, not for a client: a hint being delivered
- * or a read repair. Tracked so it counts against the peer's limit and
- * expires. */
-struct flight {
-    bool used;
-    uint8_t kind;
-    struct peer *p;
-    uint8_t *key;
-    uint32_t klen;
-    uint64_t lv, deadline_ms;
-};
-
-struct replica {
-    const struct rk_view_member *m; /* in op->view, held by the op */
-    struct peer *p;
-    bool sent;      /* on the wire (counts in p->inflight), not only queued */
-    int8_t owner;   /* a fallback: index of the replica it stands in for; else -1 */
-    bool handed;    /* down, but a fallback holds the write for it */
-    uint8_t st;
-    bool tombstone;
-    uint64_t version, rank; /* reads: what it holds; rank breaks a version tie */
-    char why[112];  /* why it failed: "timed out", "refused: <the replica's reason>" */
-};
-
-struct op {
-    bool used, replied, trace;
-    uint8_t opcode, n, need, pending, acks, answers;
-    uint8_t nf;        /* fallbacks, in r[n .. n + nf) */
-    uint8_t pend_pref; /* preference replicas still pending */
-    uint32_t seq, req_id;
-    nng_msg *client;      /* until answered */
-    struct rk_view *view; /* held for the op's life */
-    struct replica r[NREP];
-    uint64_t version;     /* writes: the version written */
-    bool have_best;       /* reads: the newest answer so far, its value copied */
-    bool best_tombstone;
-    uint64_t best_version, best_rank, best_expiry_ms;
-    uint8_t *best_val;
-    uint32_t best_vlen;
-    uint8_t *key;
-    uint32_t klen, part;
-    uint8_t *val;         /* writes: for hints to replicas that missed it */
-    uint32_t vlen;
-    uint64_t expiry_ms;
-    bool tombstone;
-    ev_timer timer;
-    struct rk_coord *c;
-};
-
-struct rk_coord {
-    struct ev_loop *loop;
-    struct rk_shared *sh;
-    struct op *ops; /* MAX_OPS */
-    uint32_t next_slot, used, seq, evict_at;
-    struct peer **peers, **retired;
-    size_t npeers, nretired;
-    struct peer **dirty; /* peers with frames or waits to flush; capacity npeers */
-    size_t ndirty, cdirty;
-    struct rk_hints *hints; /* the worker's; NULL = no hinted handoff */
-    rk_coord_local_fn *local; /* this node's own replica, without the socket */
-    void *local_arg;
-    struct flight flights[FLIGHTS];
-    ev_timer tick;
-    struct rk_coord_stats stats;
-};
-
-/* ---- peers ---- */
-
-static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents);
-
-static struct peer *peer_open(struct rk_coord *c, const struct rk_view_member *m)
-{
-    int fd, rv;
-    struct peer *p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    snprintf(p->id, sizeof(p->id), "%s", m->id);
-    snprintf(p->addr, sizeof(p->addr), "%s", m->peer_addr);
-    p->c = c;
-    nng_dialer d;
-    rv = nng_req0_open_raw(&p->s);
-    if (rv == 0)
-        rv = nng_socket_set_int(p->s, NNG_OPT_SENDBUF, PEER_BUF);
-    if (rv == 0)
-        rv = nng_socket_set_int(p->s, NNG_OPT_RECVBUF, PEER_BUF);
-    if (rv == 0)
-        rv = nng_socket_set_size(p->s, NNG_OPT_RECVMAXSZ, RK_PEER_MAX_MSG);
-    if (rv == 0)
-        rv = nng_dialer_create(&d, p->s, p->addr);
-    if (rv == 0) {
-        nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS);
-        nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS);
-        nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, RK_PEER_MAX_MSG);
-        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-    }
-    if (rv == 0)
-        rv = nng_socket_get_int(p->s, NNG_OPT_RECVFD, &fd);
-    if (rv != 0) {
-        rk_warn("coord", "cannot reach peer %s at %s: %s", m->id, m->peer_addr, nng_strerror(rv));
-        if (nng_socket_id(p->s) > 0)
-            nng_close(p->s);
-        free(p);
-        return NULL;
-    }
-    ev_io_init(&p->io, on_peer_rx, fd, EV_READ);
-    p->io.data = p;
-    ev_io_start(c->loop, &p->io);
-    return p;
-}
-
-static void peer_close(struct rk_coord *c, struct peer *p)
-{
-    p->closed = true;
-    ev_io_stop(c->loop, &p->io);
-    rk_nng_close_bounded(p->s, CLOSE_LIMIT_MS, "peer");
-}
-
-/* The socket to member m, opened on first use; reopened if its address
- * changed (a restart on another port). */
-static struct peer *peer_get(struct rk_coord *c, const struct rk_view_member *m)
-{
-    size_t i = 0;
-    while (i < c->npeers && strcmp(c->peers[i]->id, m->id) != 0)
-        i++;
-    if (i < c->npeers && strcmp(c->peers[i]->addr, m->peer_addr) == 0)
-        return c->peers[i];
-    if (i < c->npeers) {
-        /* Retired, not freed: requests still out to it hold the pointer
-         * and will time out. Freed with the coordinator. */
-        struct peer **nr = realloc(c->retired, (c->nretired + 1) * sizeof(*nr));
-        if (!nr)
-            return NULL;
-        c->retired = nr;
-        peer_close(c, c->peers[i]);
-        c->retired[c->nretired++] = c->peers[i];
-        c->peers[i] = c->peers[--c->npeers];
-    }
-    struct peer **np = realloc(c->peers, (c->npeers + 1) * sizeof(*np));
-    if (!np)
-        return NULL;
-    c->peers = np;
-    struct peer *p = peer_open(c, m);
-    if (p)
-        c->peers[c->npeers++] = p;
-    return p;
-}
-
-/* req encoded behind a 4-byte header carrying rid, or NULL. */
-static nng_msg *build(const struct rk_msg *req, uint32_t rid)
-{
-    size_t n = rk_proto_size(req);
-    nng_msg *m;
-    if (n == 0 || nng_msg_alloc(&m, n) != 0)
-        return NULL;
-    rk_proto_encode(req, nng_msg_body(m));
-    if (nng_msg_header_append_u32(m, rid) != 0) {
-        nng_msg_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-/* ---- batches ---- */
-
-static uint64_t mono_ms(void);
-
-static void mark_dirty(struct rk_coord *c, struct peer *p)
-{
-    if (p->dirty)
-        return;
-    if (c->ndirty == c->cdirty) {
-        size_t cap = c->cdirty ? c->cdirty * 2 : 8;
-        struct peer **nd = realloc(c->dirty, cap * sizeof(*nd));
-        if (!nd)
-            return; /* flushed when the next batch is answered or expires */
-        c->dirty = nd;
-        c->cdirty = cap;
-    }
-    c->dirty[c->ndirty++] = p;
-    p->dirty = true;
-}
-
-/* Send p's open batch, if it has frames and p a free batch slot. 0, or
- * RK_EBUSY when p has PEER_BATCHES out (the frames wait for a slot). A
- * batch that cannot be sent is dropped: its requests time out. */
-static int batch_send(struct rk_coord *c, struct peer *p)
-{
-    if (p->oframes == 0 || p->closed)
-        return 0;
-    if (p->batches >= PEER_BATCHES)
-        return RK_EBUSY;
-    uint32_t k = 0;
-    while (p->bout[k].used)
-        k++;
-    struct rk_msg m = {.opcode = RK_OP_RBATCH, .id = ++p->bseq, .val = p->obuf,
-                       .vlen = (uint32_t)p->olen, .has_val = true};
-    nng_msg *msg = build(&m, 0x80000000u | k);
-    if (msg && nng_sendmsg(p->s, msg, NNG_FLAG_NONBLOCK) == 0) {
-        p->bout[k].used = true;
-        p->bout[k].seq = m.id;
-        p->bout[k].deadline_ms = mono_ms() + c->sh->cfg.request_timeout_ms;
-        p->batches++;
-        c->stats.batches_sent++;
-        c->stats.batched_requests += p->oframes;
-    } else {
-        if (msg)
-            nng_msg_free(msg);
-        c->stats.replica_errors += p->oframes;
-    }
-    p->olen = 0;
-    p->oframes = 0;
-    if (p->ocap > 2 * BATCH_BYTES) { /* grown for one big value: give it back */
-        free(p->obuf);
-        p->obuf = NULL;
-        p->ocap = 0;
-    }
-    return 0;
-}
-
-/* Can p take one more replica request now? */
-static bool peer_room(const struct peer *p)
-{
-    bool open_full = p->oframes >= BATCH_FRAMES || p->olen >= BATCH_BYTES;
-    return !p->closed && p->inflight < PEER_INFLIGHT && (!open_full || p->batches < PEER_BATCHES);
-}
-
-/* Frame req into p's open batch under the request id rid (the caller
- * checked peer_room); takes nothing on failure. */
-static int peer_send(struct rk_coord *c, struct peer *p, const struct rk_msg *req, uint32_t rid)
-{
-    size_t n = rk_proto_frame_size(req);
-    if (n == 0)
-        return RK_ETOOLARGE;
-    if (p->oframes && (p->olen + n > BATCH_BYTES || p->oframes >= BATCH_FRAMES) &&
-        batch_send(c, p) < 0)
-        return RK_EBUSY;
-    if (p->olen + n > p->ocap) {
-        size_t cap = p->ocap ? p->ocap : 4096;
-        while (cap < p->olen + n)
-            cap *= 2;
-        uint8_t *nb = realloc(p->obuf, cap);
-        if (!nb)
-            return -ENOMEM;
-        p->obuf = nb;
-        p->ocap = cap;
-    }
-    rk_proto_frame_put(p->obuf + p->olen, rid, req);
-    p->olen += n;
-    p->oframes++;
-    p->inflight++;
-    mark_dirty(c, p);
-    return 0;
-}
-
-static void pump(struct rk_coord *c, struct peer *p);
 static void advance(struct op *op);
-static bool flight_send(struct rk_coord *c, struct peer *p, uint8_t kind, const struct rk_msg *m,
-                        uint64_t lv);
-static size_t offer(struct rk_coord *c, struct peer *p, size_t room);
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents);
 
 /* ---- answering the client ---- */
 
@@ -503,7 +170,7 @@ static void read_repair(struct op *op)
         bool stale = r->st == RS_MISSING ||
                      (r->st == RS_OK &&
                       rk_record_newer(op->best_version, op->best_rank, r->version, r->rank));
-        if (stale && r->p && flight_send(op->c, r->p, FLIGHT_REPAIR, &w, 0))
+        if (stale && r->p && coord_flight_send(op->c, r->p, FLIGHT_REPAIR, &w, 0))
             op->c->stats.read_repairs++;
     }
 }
@@ -563,7 +230,7 @@ static void settle(struct op *op, uint8_t i, uint8_t st, const char *why)
     if (r->sent) {
         r->sent = false;
         r->p->inflight--;
-        pump(op->c, r->p);
+        coord_pump(op->c, r->p);
     }
 }
 
@@ -639,158 +306,11 @@ static void on_answer(struct op *op, uint8_t i, const struct rk_msg *rep)
     advance(op);
 }
 
-/* ---- hinted handoff: delivery ---- */
-
-static uint64_t mono_ms(void)
-{
-    return rk_clock_mono_ns() / 1000000;
-}
-
-static void back_off(struct peer *p)
-{
-    uint64_t b = p->hint_backoff_ms * 2;
-    p->hint_backoff_ms = b < HINT_BACKOFF_MIN_MS ? HINT_BACKOFF_MIN_MS
-                         : b > HINT_BACKOFF_MAX_MS ? HINT_BACKOFF_MAX_MS
-                                                  : b;
-    p->hint_after_ms = mono_ms() + p->hint_backoff_ms;
-}
-
-static void flight_end(struct rk_coord *c, struct flight *f)
-{
-    struct peer *p = f->p;
-    p->inflight--;
-    if (f->kind == FLIGHT_HINT)
-        p->hint_flights--;
-    free(f->key);
-    memset(f, 0, sizeof(*f));
-    pump(c, p);
-}
-
-/* Send m to p as flights[k]; false when the peer has no room, no flight
- * slot is free, or the send failed (a repair is then skipped; a hint
- * waits for the next offer). */
-static bool flight_send(struct rk_coord *c, struct peer *p, uint8_t kind, const struct rk_msg *m,
-                        uint64_t lv)
-{
-    uint32_t k = 0;
-    while (k < FLIGHTS && c->flights[k].used)
-        k++;
-    if (k == FLIGHTS || !peer_room(p))
-        return false;
-    uint8_t *key = malloc(m->klen ? m->klen : 1);
-    if (!key)
-        return false;
-    memcpy(key, m->key, m->klen);
-    if (peer_send(c, p, m, 0x80000000u | (FLIGHT_BASE + k) << 4) < 0) {
-        free(key);
-        return false;
-    }
-    c->flights[k] = (struct flight){.used = true, .kind = kind, .p = p, .key = key,
-                                    .klen = m->klen, .lv = lv,
-                                    .deadline_ms = mono_ms() + c->sh->cfg.request_timeout_ms};
-    if (kind == FLIGHT_HINT)
-        p->hint_flights++;
-    return true;
-}
-
-static void flight_answer(struct rk_coord *c, struct peer *p, uint32_t k, const struct rk_msg *rep)
-{
-    struct flight *f = &c->flights[k];
-    if (!f->used || f->p != p)
-        return; /* expired already */
-    if (f->kind == FLIGHT_REPAIR) {
-        flight_end(c, f);
-        return;
-    }
-    bool ok = rep->status == RK_ST_OK;
-    if (ok) {
-        rk_hints_delivered(c->hints, p->id, f->key, f->klen, f->lv,
-                           rk_hlc_now(&c->sh->hlc, rk_clock_wall_ms()));
-        c->stats.hints_delivered++;
-        p->hint_backoff_ms = 0;
-    } else {
-        back_off(p);
-    }
-    flight_end(c, f);
-    if (ok)
-        offer(c, p, FLIGHTS); /* keep the hand-off streaming while p answers */
-}
-
-struct offer {
-    struct rk_coord *c;
-    struct peer *p;
-};
-
-static void deliver(const struct rk_hint *h, void *arg)
-{
-    struct offer *o = arg;
-    struct rk_msg m = {.opcode = RK_OP_RPUT, .key = h->key, .klen = h->klen, .has_key = true,
-                       .version = h->version, .has_version = true, .expiry_ms = h->expiry_ms,
-                       .has_expiry = h->expiry_ms != 0, .tombstone = h->tombstone,
-                       .has_tombstone = h->tombstone};
-    if (!h->tombstone)
-        m.val = h->val, m.vlen = h->vlen, m.has_val = true;
-    flight_send(o->c, o->p, FLIGHT_HINT, &m, h->local_version);
-}
-
-/* Offer the next batch of p's hints, unless one is out or p is backed off. */
-static size_t offer(struct rk_coord *c, struct peer *p, size_t room)
-{
-    if (p->hint_flights || mono_ms() < p->hint_after_ms || !rk_hints_pending(c->hints, p->id))
-        return 0;
-    struct offer o = {c, p};
-    return rk_hints_each(c->hints, p->id, room < HINT_BATCH ? room : HINT_BATCH, deliver, &o);
-}
-
-static void batch_end(struct rk_coord *c, struct peer *p, uint32_t k);
-
-/* Batches unanswered past request_timeout give their slot up: their
- * requests have timed out already (each op's own timer). */
-static void expire_batches(struct rk_coord *c, struct peer *p, uint64_t now)
-{
-    for (uint32_t k = 0; k < PEER_BATCHES; k++)
-        if (p->bout[k].used && now >= p->bout[k].deadline_ms)
-            batch_end(c, p, k);
-}
-
-/* Every TICK_S: expire batches and deliveries that got no answer, then
- * offer the hints of every member that is up, one hint batch per member
- * at a time (the next goes as soon as one is acknowledged: see
- * flight_answer). */
-static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    (void)loop, (void)revents;
-    struct rk_coord *c = t->data;
-    uint64_t now = mono_ms();
-    for (size_t i = 0; i < c->npeers; i++)
-        expire_batches(c, c->peers[i], now);
-    if (!c->hints)
-        return;
-    size_t free_flights = 0;
-    for (uint32_t k = 0; k < FLIGHTS; k++) {
-        struct flight *f = &c->flights[k];
-        if (f->used && now >= f->deadline_ms) {
-            if (f->kind == FLIGHT_HINT)
-                back_off(f->p);
-            flight_end(c, f);
-        }
-        free_flights += !f->used;
-    }
-    struct rk_view *v = rk_view_acquire(&c->sh->views);
-    for (size_t i = 0; v && i < v->n && free_flights; i++) {
-        const struct rk_view_member *m = &v->m[i];
-        if (!rk_view_up(m) || rk_hints_pending(c->hints, m->id) == 0)
-            continue;
-        struct peer *p = peer_get(c, m);
-        if (p)
-            free_flights -= offer(c, p, free_flights);
-    }
-    rk_view_release(v);
-}
+/* ---- answers ---- */
 
 /* The answer to the replica request rid, from peer p (NULL: from this
  * node's own replica); buf is borrowed. */
-static void take_answer(struct rk_coord *c, struct peer *p, uint32_t rid, const uint8_t *buf,
+void coord_take_answer(struct rk_coord *c, struct peer *p, uint32_t rid, const uint8_t *buf,
                         size_t len)
 {
     struct rk_msg rep;
@@ -800,7 +320,7 @@ static void take_answer(struct rk_coord *c, struct peer *p, uint32_t rid, const 
     uint8_t i = rid & 15;
     if (slot >= FLIGHT_BASE && slot < FLIGHT_BASE + FLIGHTS) {
         if (p)
-            flight_answer(c, p, slot - FLIGHT_BASE, &rep);
+            coord_flight_answer(c, p, slot - FLIGHT_BASE, &rep);
         return;
     }
     struct op *op = slot < MAX_OPS ? &c->ops[slot] : NULL;
@@ -810,69 +330,12 @@ static void take_answer(struct rk_coord *c, struct peer *p, uint32_t rid, const 
     on_answer(op, i, &rep);
 }
 
-/* Batch slot k of p is answered or given up: room for the next. */
-static void batch_end(struct rk_coord *c, struct peer *p, uint32_t k)
-{
-    p->bout[k].used = false;
-    p->batches--;
-    pump(c, p);
-    if (p->oframes)
-        mark_dirty(c, p);
-}
-
-/* A batch's reply: one frame per request it carried. */
-static void take_batch(struct rk_coord *c, struct peer *p, nng_msg *msg)
-{
-    uint32_t hk = 0;
-    struct rk_msg rep;
-    if (nng_msg_header_len(msg) < 4 || nng_msg_header_trim_u32(msg, &hk) != 0 ||
-        rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &rep) < 0)
-        return;
-    uint32_t k = hk & 0x7fffffff;
-    if (k >= PEER_BATCHES || !p->bout[k].used || p->bout[k].seq != rep.id)
-        return; /* expired already */
-    batch_end(c, p, k);
-    if (rep.opcode != RK_OP_RBATCH || rep.status != RK_ST_OK || !rep.has_val)
-        return; /* refused whole: its requests time out */
-    size_t off = 0, flen;
-    uint32_t rid;
-    const uint8_t *f;
-    while (rk_proto_frame_next(rep.val, rep.vlen, &off, &rid, &f, &flen) == 1)
-        take_answer(c, p, rid, f, flen);
-}
-
-static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
-{
-    (void)loop, (void)revents;
-    struct peer *p = io->data;
-    for (int k = 0; k < RECV_BATCH; k++) {
-        nng_msg *msg;
-        if (nng_recvmsg(p->s, &msg, NNG_FLAG_NONBLOCK) != 0)
-            return;
-        take_batch(p->c, p, msg);
-        nng_msg_free(msg);
-    }
-}
-
 void rk_coord_local_answer(struct rk_coord *c, nng_msg *msg)
 {
     uint32_t rid;
     if (nng_msg_header_len(msg) == 4 && nng_msg_header_trim_u32(msg, &rid) == 0)
-        take_answer(c, NULL, rid, nng_msg_body(msg), nng_msg_len(msg));
+        coord_take_answer(c, NULL, rid, nng_msg_body(msg), nng_msg_len(msg));
     nng_msg_free(msg);
-}
-
-void rk_coord_flush(struct rk_coord *c)
-{
-    /* pump may frame more for a peer being flushed: it stays marked until
-     * its batch is out, so it is not listed twice. */
-    for (size_t i = 0; i < c->ndirty; i++) {
-        struct peer *p = c->dirty[i];
-        pump(c, p);
-        batch_send(c, p);
-        p->dirty = false;
-    }
-    c->ndirty = 0;
 }
 
 /* ---- starting ---- */
@@ -962,7 +425,7 @@ static bool transmit(struct rk_coord *c, struct op *op, uint8_t i)
 {
     struct replica *r = &op->r[i];
     struct rk_msg m = replica_msg(op, i);
-    int rc = peer_send(c, r->p, &m, 0x80000000u | (uint32_t)(op - c->ops) << 4 | i);
+    int rc = coord_peer_send(c, r->p, &m, 0x80000000u | (uint32_t)(op - c->ops) << 4 | i);
     if (rc == 0) {
         r->sent = true;
         return true;
@@ -992,12 +455,12 @@ static int wait_push(struct peer *p, const struct op *op, uint32_t slot, uint8_t
 
 /* Send queued requests while the peer has room. Entries whose op ended
  * or whose replica settled meanwhile (timed out) are skipped. */
-static void pump(struct rk_coord *c, struct peer *p)
+void coord_pump(struct rk_coord *c, struct peer *p)
 {
     if (p->pumping)
         return; /* settle() inside transmit() calls back here */
     p->pumping = true;
-    while (p->wcount && peer_room(p)) {
+    while (p->wcount && coord_peer_room(p)) {
         struct wait w = p->wait[p->whead];
         p->whead = (p->whead + 1) % p->wcap;
         p->wcount--;
@@ -1018,7 +481,7 @@ static void send_to(struct rk_coord *c, struct op *op, uint8_t i)
     if (c->local && r->m == &op->view->m[op->view->self]) {
         /* Our own replica: served on this loop, answered after its commit. */
         struct rk_msg m = replica_msg(op, i);
-        nng_msg *msg = build(&m, 0x80000000u | (uint32_t)(op - c->ops) << 4 | i);
+        nng_msg *msg = coord_build(&m, 0x80000000u | (uint32_t)(op - c->ops) << 4 | i);
         r->p = NULL;
         if (!msg) {
             settle(op, i, RS_FAILED, "out of memory");
@@ -1027,13 +490,13 @@ static void send_to(struct rk_coord *c, struct op *op, uint8_t i)
         c->local(c->local_arg, msg);
         return;
     }
-    r->p = peer_get(c, r->m);
+    r->p = coord_peer_get(c, r->m);
     if (!r->p) {
         settle(op, i, RS_FAILED, "unreachable");
         c->stats.replica_errors++;
         return;
     }
-    if (peer_room(r->p) && r->p->wcount == 0) {
+    if (coord_peer_room(r->p) && r->p->wcount == 0) {
         transmit(c, op, i);
         return;
     }
@@ -1210,9 +673,9 @@ void rk_coord_destroy(struct rk_coord *c)
             op_free(&c->ops[i]);
     for (uint32_t k = 0; k < FLIGHTS; k++)
         if (c->flights[k].used)
-            flight_end(c, &c->flights[k]);
+            coord_flight_end(c, &c->flights[k]);
     for (size_t i = 0; i < c->npeers; i++)
-        peer_close(c, c->peers[i]);
+        coord_peer_close(c, c->peers[i]);
     for (size_t i = 0; i < c->npeers + c->nretired; i++) {
         struct peer *p = i < c->npeers ? c->peers[i] : c->retired[i - c->npeers];
         free(p->wait);
@@ -1229,4 +692,15 @@ void rk_coord_destroy(struct rk_coord *c)
 void rk_coord_stats(const struct rk_coord *c, struct rk_coord_stats *out)
 {
     *out = c->stats;
+}
+
+/* Every TICK_S: expire batches and flights that got no answer; offer hints. */
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_coord *c = t->data;
+    uint64_t now = coord_mono_ms();
+    for (size_t i = 0; i < c->npeers; i++)
+        coord_expire_batches(c, c->peers[i], now);
+    coord_flights_tick(c, now);
 }
