@@ -26,6 +26,7 @@ Rules the tests rely on:
 
 import json
 import os
+import random
 import signal
 import socket
 import struct
@@ -77,19 +78,41 @@ _ports_lock = threading.Lock()
 _ports_given = set()
 
 
+def _ephemeral_low():
+    """First port of the kernel's ephemeral range (outgoing connections)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORT_LOW = 10000
+_port_rng = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0
-    and let the kernel choose). Never hands out the same port twice in one
-    test process, so nodes of one test cannot collide with each other."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the
+    kernel's ephemeral range: a node restarted on its ports must find them
+    free, and any outgoing connection on the machine (another test's
+    kvctl, a node dialling its peers) takes its local port from the
+    ephemeral range, so a port from there could be taken in between. Never
+    hands out the same port twice in one test process; random, so parallel
+    test processes rarely try the same one."""
+    high = _ephemeral_low() - 1
     with _ports_lock:
-        for _ in range(100):
+        for _ in range(1000):
+            port = _port_rng.randint(_PORT_LOW, high)
+            if port in _ports_given:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            if port not in _ports_given:
-                _ports_given.add(port)
-                return port
-    raise RuntimeError("no free loopback port found")
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _ports_given.add(port)
+            return port
+    raise RuntimeError(f"no free loopback port found in {_PORT_LOW}..{high}")
 
 
 def scrubbed_env(extra=None):
