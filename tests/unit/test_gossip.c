@@ -17,7 +17,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define N 3
@@ -25,16 +27,41 @@
 #define SUSPECT_MS 400
 #define DEAD_MS 800
 
+/* A loopback port free a moment ago, below the kernel's ephemeral range:
+ * a port from that range may be taken as the local end of any outgoing
+ * connection (another node's dial) before the node binds it. */
 static int free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        return -1;
-    close(fd);
-    return ntohs(a.sin_port);
+    static unsigned seed;
+    int low = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d", &low) != 1)
+            low = 32768;
+        fclose(f);
+    }
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    static int given[64], ngiven;
+    for (int tries = 0; tries < 1000; tries++) {
+        int port = 10000 + (int)(rand_r(&seed) % (unsigned)(low - 10000));
+        bool seen = false;
+        for (int k = 0; k < ngiven; k++)
+            seen |= given[k] == port;
+        if (seen)
+            continue; /* handed out already, maybe not bound yet */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok && ngiven < 64)
+            given[ngiven++] = port;
+        if (ok)
+            return port;
+    }
+    return -1;
 }
 
 struct node {
