@@ -1,6 +1,7 @@
 /* Admin replies as JSON. Field names are stable: scripts parse them. */
 #include "admin.h"
 #include "util/clock.h"
+#include "util/jbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,49 +11,13 @@
 #define STALL_NS (2ull * 1000000000) /* a loop silent this long is not turning */
 #define VERSION_STR "0.1.0"
 
-struct jbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void jadd(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jadd(struct jbuf *b, const char *fmt, ...)
+/* The buffer's text, or NULL (freed) if an append ran out of memory. */
+static char *jtake(struct rk_jbuf *b)
 {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 512) + (size_t)n;
-        char *np = realloc(b->p, cap);
-        if (!np)
-            return;
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
-/* A JSON string literal (config values are ASCII paths and addresses, but
- * escape quotes, backslashes and control bytes anyway). */
-static void jstr(struct jbuf *b, const char *s)
-{
-    jadd(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            jadd(b, "\\%c", c);
-        else if (c < 0x20)
-            jadd(b, "\\u%04x", c);
-        else
-            jadd(b, "%c", c);
-    }
-    jadd(b, "\"");
+    if (!b->oom)
+        return b->p;
+    free(b->p);
+    return NULL;
 }
 
 static const char *stalled_worker(struct rk_shared *sh, uint32_t *idx)
@@ -99,45 +64,45 @@ static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
     }
 }
 
-static void status_json(struct rk_shared *sh, struct jbuf *b)
+static void status_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
     struct rk_worker_stats t;
     sum_stats(sh, &t);
     uint32_t idx;
     const char *stall = stalled_worker(sh, &idx);
-    jadd(b, "{\"node\":");
-    jstr(b, sh->node_id);
-    jadd(b, ",\"version\":\"%s\",\"cluster\":", VERSION_STR);
-    jstr(b, sh->cfg.cluster_name);
-    jadd(b, ",\"state\":\"%s\",\"uptime_s\":%llu,\"workers\":%u,\"partitions\":%u,"
+    rk_jadd(b, "{\"node\":");
+    rk_jstr(b, sh->node_id);
+    rk_jadd(b, ",\"version\":\"%s\",\"cluster\":", VERSION_STR);
+    rk_jstr(b, sh->cfg.cluster_name);
+    rk_jadd(b, ",\"state\":\"%s\",\"uptime_s\":%llu,\"workers\":%u,\"partitions\":%u,"
             "\"keys\":%llu,\"inflight\":%u,\"data_dir\":",
          atomic_load(&sh->stopping) ? "stopping" : stall ? "degraded" : "serving",
          (unsigned long long)((rk_clock_wall_ms() - sh->start_ms) / 1000), sh->nworkers,
          sh->partitions, (unsigned long long)t.storage.keys, atomic_load(&sh->inflight));
-    jstr(b, sh->cfg.data_dir);
-    jadd(b, ",\"listen\":{\"client\":");
-    jstr(b, sh->cfg.listen_client);
-    jadd(b, ",\"gossip\":");
-    jstr(b, sh->cfg.listen_gossip);
-    jadd(b, "},\"members\":{\"total\":%u,\"alive\":%u,\"seen\":%u}}",
+    rk_jstr(b, sh->cfg.data_dir);
+    rk_jadd(b, ",\"listen\":{\"client\":");
+    rk_jstr(b, sh->cfg.listen_client);
+    rk_jadd(b, ",\"gossip\":");
+    rk_jstr(b, sh->cfg.listen_gossip);
+    rk_jadd(b, "},\"members\":{\"total\":%u,\"alive\":%u,\"seen\":%u}}",
          atomic_load(&sh->members_total), atomic_load(&sh->members_alive),
          atomic_load(&sh->members_seen));
 }
 
-static void stats_json(struct rk_shared *sh, struct jbuf *b)
+static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
     struct rk_worker_stats t;
     sum_stats(sh, &t);
     const struct rk_storage_stats *s = &t.storage;
-    jadd(b, "{\"node\":");
-    jstr(b, sh->node_id);
-    jadd(b, ",\"requests\":{\"put\":%llu,\"get\":%llu,\"del\":%llu,\"admin\":%llu},"
+    rk_jadd(b, "{\"node\":");
+    rk_jstr(b, sh->node_id);
+    rk_jadd(b, ",\"requests\":{\"put\":%llu,\"get\":%llu,\"del\":%llu,\"admin\":%llu},"
             "\"busy\":%llu,\"errors\":%llu,\"forwarded\":%llu,\"inflight\":%u,",
          (unsigned long long)t.puts, (unsigned long long)t.gets, (unsigned long long)t.dels,
          (unsigned long long)t.other, (unsigned long long)t.busy, (unsigned long long)t.errors,
          (unsigned long long)t.forwarded, atomic_load(&sh->inflight));
     const struct rk_coord_stats *co = &t.coord;
-    jadd(b, "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"
+    rk_jadd(b, "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"
             "\"replica_timeouts\":%llu,\"replica_errors\":%llu,\"replicas_down\":%llu,"
             "\"read_repairs\":%llu,\"hinted_writes\":%llu,\"replica_writes\":%llu,"
             "\"replica_reads\":%llu,\"evicted\":%llu,"
@@ -157,10 +122,10 @@ static void stats_json(struct rk_shared *sh, struct jbuf *b)
          (unsigned long long)t.hints.pending, (unsigned long long)t.hints.pending_bytes,
          (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old,
          (unsigned long long)t.hints.partitions_marked);
-    jadd(b, "\"peer_batches\":{\"sent\":%llu,\"requests_sent\":%llu,\"served\":%llu},",
+    rk_jadd(b, "\"peer_batches\":{\"sent\":%llu,\"requests_sent\":%llu,\"served\":%llu},",
          (unsigned long long)co->batches_sent, (unsigned long long)co->batched_requests,
          (unsigned long long)t.batches_served);
-    jadd(b, "\"storage\":{\"keys\":%llu,\"tombstones\":%llu,\"segments\":%llu,"
+    rk_jadd(b, "\"storage\":{\"keys\":%llu,\"tombstones\":%llu,\"segments\":%llu,"
             "\"disk_bytes\":%llu,\"raw_bytes\":%llu,\"compression_ratio\":%.2f,"
             "\"live_bytes\":%llu,\"dead_bytes\":%llu,\"index_bytes\":%llu,\"cache_bytes\":%llu,"
             "\"cache_hits\":%llu,\"cache_misses\":%llu,\"commits\":%llu,\"fsyncs\":%llu,"
@@ -178,15 +143,15 @@ static void stats_json(struct rk_shared *sh, struct jbuf *b)
          (unsigned long long)s->merges, (unsigned long long)s->stale_puts);
 }
 
-static enum rk_status health_json(struct rk_shared *sh, struct jbuf *b)
+static enum rk_status health_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
     uint32_t idx = 0;
     const char *stall = stalled_worker(sh, &idx);
     if (stall) {
-        jadd(b, "{\"healthy\":false,\"reason\":\"worker %u: %s\"}", idx, stall);
+        rk_jadd(b, "{\"healthy\":false,\"reason\":\"worker %u: %s\"}", idx, stall);
         return RK_ST_UNAVAILABLE;
     }
-    jadd(b, "{\"healthy\":true,\"workers\":%u}", sh->nworkers);
+    rk_jadd(b, "{\"healthy\":true,\"workers\":%u}", sh->nworkers);
     return RK_ST_OK;
 }
 
@@ -194,44 +159,44 @@ static enum rk_status health_json(struct rk_shared *sh, struct jbuf *b)
  * any node that answers), and either the cluster is still forming (fewer
  * than expect_nodes members ever seen, so nodes started one by one never
  * wait for each other) or enough peers are alive for a write quorum. */
-static enum rk_status ready_json(struct rk_shared *sh, struct jbuf *b)
+static enum rk_status ready_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
     unsigned seen = atomic_load(&sh->members_seen), alive = atomic_load(&sh->members_alive);
     unsigned expect = sh->cfg.expect_nodes, need = sh->cfg.write_quorum - 1;
     unsigned peers = alive ? alive - 1 : 0; /* alive counts this node */
     if (atomic_load(&sh->stopping)) {
-        jadd(b, "{\"ready\":false,\"reason\":\"shutting down\"}");
+        rk_jadd(b, "{\"ready\":false,\"reason\":\"shutting down\"}");
         return RK_ST_UNAVAILABLE;
     }
     if (seen < expect) {
-        jadd(b, "{\"ready\":true,\"reason\":\"cluster forming: %u of %u expected members seen "
+        rk_jadd(b, "{\"ready\":true,\"reason\":\"cluster forming: %u of %u expected members seen "
                 "(cluster.expect_nodes)\"}", seen, expect);
         return RK_ST_OK;
     }
     if (peers >= need) {
-        jadd(b, "{\"ready\":true,\"reason\":\"%u peers alive; a write quorum of %u is "
+        rk_jadd(b, "{\"ready\":true,\"reason\":\"%u peers alive; a write quorum of %u is "
                 "reachable\"}", peers, sh->cfg.write_quorum);
         return RK_ST_OK;
     }
-    jadd(b, "{\"ready\":false,\"reason\":\"%u peers alive; a write quorum of %u needs %u "
+    rk_jadd(b, "{\"ready\":false,\"reason\":\"%u peers alive; a write quorum of %u needs %u "
             "(cluster.write_quorum)\"}", peers, sh->cfg.write_quorum, need);
     return RK_ST_UNAVAILABLE;
 }
 
-static void member_json(struct jbuf *b, const struct rk_member *m, bool self, uint64_t now,
+static void member_json(struct rk_jbuf *b, const struct rk_member *m, bool self, uint64_t now,
                         uint64_t our_config)
 {
-    jadd(b, "{\"id\":");
-    jstr(b, m->id);
-    jadd(b, ",\"self\":%s,\"state\":\"%s\",\"incarnation\":%llu,\"heartbeat\":%llu,"
+    rk_jadd(b, "{\"id\":");
+    rk_jstr(b, m->id);
+    rk_jadd(b, ",\"self\":%s,\"state\":\"%s\",\"incarnation\":%llu,\"heartbeat\":%llu,"
             "\"client\":", self ? "true" : "false", rk_member_state_name(m->state),
          (unsigned long long)m->incarnation, (unsigned long long)m->heartbeat);
-    jstr(b, m->client_addr);
-    jadd(b, ",\"peer\":");
-    jstr(b, m->peer_addr);
-    jadd(b, ",\"gossip\":");
-    jstr(b, m->gossip_addr);
-    jadd(b, ",\"last_heard_ms\":%llu,\"rtt_us\":%u,\"state_for_ms\":%llu,"
+    rk_jstr(b, m->client_addr);
+    rk_jadd(b, ",\"peer\":");
+    rk_jstr(b, m->peer_addr);
+    rk_jadd(b, ",\"gossip\":");
+    rk_jstr(b, m->gossip_addr);
+    rk_jadd(b, ",\"last_heard_ms\":%llu,\"rtt_us\":%u,\"state_for_ms\":%llu,"
             "\"config_digest\":\"%016llx\",\"config_match\":%s}",
          (unsigned long long)(self || now < m->last_heard_ms ? 0 : now - m->last_heard_ms),
          self ? 0 : m->rtt_us,
@@ -239,56 +204,56 @@ static void member_json(struct jbuf *b, const struct rk_member *m, bool self, ui
          (unsigned long long)m->config_digest, m->config_digest == our_config ? "true" : "false");
 }
 
-static void members_json(struct rk_shared *sh, const struct rk_gossip *g, struct jbuf *b)
+static void members_json(struct rk_shared *sh, const struct rk_gossip *g, struct rk_jbuf *b)
 {
     const struct rk_members *t = rk_gossip_members(g);
     const struct rk_member *me = &t->m[t->self];
     uint64_t now = rk_clock_wall_ms();
     size_t c[RK_MEMBER_NSTATES];
     rk_members_counts(t, c);
-    jadd(b, "{\"node\":");
-    jstr(b, sh->node_id);
-    jadd(b, ",\"cluster\":");
-    jstr(b, sh->cfg.cluster_name);
-    jadd(b, ",\"digest\":\"%016llx\",\"counts\":{", (unsigned long long)rk_members_digest(t));
+    rk_jadd(b, "{\"node\":");
+    rk_jstr(b, sh->node_id);
+    rk_jadd(b, ",\"cluster\":");
+    rk_jstr(b, sh->cfg.cluster_name);
+    rk_jadd(b, ",\"digest\":\"%016llx\",\"counts\":{", (unsigned long long)rk_members_digest(t));
     for (unsigned s = 0; s < RK_MEMBER_NSTATES; s++)
-        jadd(b, "%s\"%s\":%zu", s ? "," : "", rk_member_state_name(s), c[s]);
-    jadd(b, "},\"members\":[");
+        rk_jadd(b, "%s\"%s\":%zu", s ? "," : "", rk_member_state_name(s), c[s]);
+    rk_jadd(b, "},\"members\":[");
     for (size_t i = 0; i < t->n; i++) {
         if (i)
-            jadd(b, ",");
+            rk_jadd(b, ",");
         member_json(b, &t->m[i], i == t->self, now, me->config_digest);
     }
     const struct rk_gossip_refusal *r;
     size_t nr = rk_gossip_refusals(g, &r);
     struct rk_gossip_stats gs;
     rk_gossip_stats(g, &gs);
-    jadd(b, "],\"gossip\":{\"bytes_out\":%llu,\"bytes_in\":%llu,\"surveys\":%llu,"
+    rk_jadd(b, "],\"gossip\":{\"bytes_out\":%llu,\"bytes_in\":%llu,\"surveys\":%llu,"
             "\"answers\":%llu,\"seen\":%zu},\"refused\":[",
          (unsigned long long)gs.bytes_out, (unsigned long long)gs.bytes_in,
          (unsigned long long)gs.surveys, (unsigned long long)gs.answers, rk_gossip_seen(g));
     for (size_t i = 0; i < nr; i++) {
-        jadd(b, "%s{\"id\":", i ? "," : "");
-        jstr(b, r[i].id);
-        jadd(b, ",\"peer\":");
-        jstr(b, r[i].addr);
-        jadd(b, ",\"setting\":");
-        jstr(b, r[i].setting);
-        jadd(b, ",\"theirs\":");
-        jstr(b, r[i].theirs);
-        jadd(b, ",\"ours\":");
-        jstr(b, r[i].ours);
-        jadd(b, ",\"ago_ms\":%llu}",
+        rk_jadd(b, "%s{\"id\":", i ? "," : "");
+        rk_jstr(b, r[i].id);
+        rk_jadd(b, ",\"peer\":");
+        rk_jstr(b, r[i].addr);
+        rk_jadd(b, ",\"setting\":");
+        rk_jstr(b, r[i].setting);
+        rk_jadd(b, ",\"theirs\":");
+        rk_jstr(b, r[i].theirs);
+        rk_jadd(b, ",\"ours\":");
+        rk_jstr(b, r[i].ours);
+        rk_jadd(b, ",\"ago_ms\":%llu}",
              (unsigned long long)(now < r[i].at_ms ? 0 : now - r[i].at_ms));
     }
-    jadd(b, "]}");
+    rk_jadd(b, "]}");
 }
 
 char *rk_admin_members(struct rk_shared *sh, const struct rk_gossip *g)
 {
-    struct jbuf b = {0};
+    struct rk_jbuf b = {0};
     members_json(sh, g, &b);
-    return b.p;
+    return jtake(&b);
 }
 
 char *rk_admin_message(const char *fmt, ...)
@@ -298,11 +263,11 @@ char *rk_admin_message(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    struct jbuf b = {0};
-    jadd(&b, "{\"message\":");
-    jstr(&b, line);
-    jadd(&b, "}");
-    return b.p;
+    struct rk_jbuf b = {0};
+    rk_jadd(&b, "{\"message\":");
+    rk_jstr(&b, line);
+    rk_jadd(&b, "}");
+    return jtake(&b);
 }
 
 static const char *state_of(const struct rk_view *v, const char *id)
@@ -313,66 +278,66 @@ static const char *state_of(const struct rk_view *v, const char *id)
 
 /* LOCATE: the key's partition and preference list, with each member's
  * health as this node sees it. */
-static enum rk_status locate_json(struct rk_shared *sh, const struct rk_msg *req, struct jbuf *b)
+static enum rk_status locate_json(struct rk_shared *sh, const struct rk_msg *req, struct rk_jbuf *b)
 {
     if (!req->has_key || req->klen == 0) {
-        jadd(b, "locate: give a KEY");
+        rk_jadd(b, "locate: give a KEY");
         return RK_ST_MALFORMED;
     }
     struct rk_view *v = rk_view_acquire(&sh->views);
     if (!v) {
-        jadd(b, "no cluster view yet; retry");
+        rk_jadd(b, "no cluster view yet; retry");
         return RK_ST_UNAVAILABLE;
     }
     uint32_t part = rk_ring_partition_of(req->key, req->klen, sh->partitions);
     const char *ids[RK_RING_REPLICAS_MAX];
     size_t n = rk_ring_preference(v->ring, part, ids, RK_RING_REPLICAS_MAX);
     char *key = strndup((const char *)req->key, req->klen);
-    jadd(b, "{\"key\":");
-    jstr(b, key ? key : "");
+    rk_jadd(b, "{\"key\":");
+    rk_jstr(b, key ? key : "");
     free(key);
-    jadd(b, ",\"partition\":%u,\"replicas\":%u,\"preference\":[", part, sh->cfg.replicas);
+    rk_jadd(b, ",\"partition\":%u,\"replicas\":%u,\"preference\":[", part, sh->cfg.replicas);
     for (size_t i = 0; i < n; i++) {
         const struct rk_view_member *m = rk_view_find(v, ids[i]);
-        jadd(b, "%s{\"node\":", i ? "," : "");
-        jstr(b, ids[i]);
-        jadd(b, ",\"state\":\"%s\",\"peer\":", state_of(v, ids[i]));
-        jstr(b, m ? m->peer_addr : "");
-        jadd(b, "}");
+        rk_jadd(b, "%s{\"node\":", i ? "," : "");
+        rk_jstr(b, ids[i]);
+        rk_jadd(b, ",\"state\":\"%s\",\"peer\":", state_of(v, ids[i]));
+        rk_jstr(b, m ? m->peer_addr : "");
+        rk_jadd(b, "}");
     }
-    jadd(b, "]}");
+    rk_jadd(b, "]}");
     rk_view_release(v);
     return RK_ST_OK;
 }
 
 /* RING: partitions per member (first in the list / anywhere in it). */
-static enum rk_status ring_json(struct rk_shared *sh, struct jbuf *b)
+static enum rk_status ring_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
     struct rk_view *v = rk_view_acquire(&sh->views);
     if (!v) {
-        jadd(b, "no cluster view yet; retry");
+        rk_jadd(b, "no cluster view yet; retry");
         return RK_ST_UNAVAILABLE;
     }
     const struct rk_ring *r = v->ring;
-    jadd(b, "{\"partitions\":%u,\"replicas\":%u,\"digest\":\"%016llx\",\"members\":[",
+    rk_jadd(b, "{\"partitions\":%u,\"replicas\":%u,\"digest\":\"%016llx\",\"members\":[",
          rk_ring_partitions(r), rk_ring_replicas(r), (unsigned long long)rk_ring_digest(r));
     for (size_t i = 0; i < rk_ring_members(r); i++) {
         uint32_t primary, replica;
         const char *id = rk_ring_member_id(r, i);
         rk_ring_counts(r, i, &primary, &replica);
-        jadd(b, "%s{\"node\":", i ? "," : "");
-        jstr(b, id);
-        jadd(b, ",\"state\":\"%s\",\"primary\":%u,\"replica\":%u}", state_of(v, id), primary,
+        rk_jadd(b, "%s{\"node\":", i ? "," : "");
+        rk_jstr(b, id);
+        rk_jadd(b, ",\"state\":\"%s\",\"primary\":%u,\"replica\":%u}", state_of(v, id), primary,
              replica);
     }
-    jadd(b, "]}");
+    rk_jadd(b, "]}");
     rk_view_release(v);
     return RK_ST_OK;
 }
 
 enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, char **text)
 {
-    struct jbuf b = {0};
+    struct rk_jbuf b = {0};
     enum rk_status st = RK_ST_OK;
     uint8_t op = req->opcode;
     switch (op) {
@@ -383,9 +348,9 @@ enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, ch
     case RK_OP_HEALTH: st = health_json(sh, &b); break;
     case RK_OP_READY: st = ready_json(sh, &b); break;
     default:
-        jadd(&b, "opcode %u is not served by this node", op);
+        rk_jadd(&b, "opcode %u is not served by this node", op);
         st = RK_ST_UNSUPPORTED;
     }
-    *text = b.p;
+    *text = jtake(&b);
     return st;
 }

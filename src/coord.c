@@ -12,6 +12,7 @@
 #include "record.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/jbuf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,53 +24,38 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents);
 
 /* ---- answering the client ---- */
 
-static void json_str(char *buf, size_t len, size_t *o, const char *s)
+/* The trace of a GET: who coordinated, what each replica said (malloc'd,
+ * or NULL out of memory). */
+static char *trace_json(const struct op *op)
 {
-    *o += (size_t)snprintf(buf + *o, *o < len ? len - *o : 0, "\"");
-    for (; *s && *o + 8 < len; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            *o += (size_t)snprintf(buf + *o, len - *o, "\\%c", ch);
-        else if (ch < 0x20)
-            *o += (size_t)snprintf(buf + *o, len - *o, "\\u%04x", ch);
-        else
-            buf[(*o)++] = (char)ch;
-    }
-    *o += (size_t)snprintf(buf + *o, *o < len ? len - *o : 0, "\"");
-}
-
-/* The trace of a GET: who coordinated, what each replica said. */
-static void trace_json(const struct op *op, char *buf, size_t len)
-{
-    size_t o = 0;
+    struct rk_jbuf b = {0};
     const struct rk_view *v = op->view;
-    o += (size_t)snprintf(buf, len, "{\"coordinator\":");
-    json_str(buf, len, &o, v->m[v->self].id);
-    o += (size_t)snprintf(buf + o, o < len ? len - o : 0, ",\"replicas\":[");
-    for (uint8_t i = 0; i < op->n && o < len; i++) {
+    rk_jadd(&b, "{\"coordinator\":");
+    rk_jstr(&b, v->m[v->self].id);
+    rk_jadd(&b, ",\"replicas\":[");
+    for (uint8_t i = 0; i < op->n; i++) {
         const struct replica *r = &op->r[i];
-        o += (size_t)snprintf(buf + o, len - o, "%s{\"node\":", i ? "," : "");
-        json_str(buf, len, &o, r->m->id);
-        if (o >= len)
-            break;
-        if (r->st == RS_OK)
-            o += (size_t)snprintf(buf + o, len - o, ",\"version\":%llu%s}",
-                                  (unsigned long long)r->version,
-                                  r->tombstone ? ",\"tombstone\":true" : "");
-        else if (r->st == RS_MISSING)
-            o += (size_t)snprintf(buf + o, len - o, ",\"missing\":true}");
-        else if (r->st == RS_PENDING)
-            o += (size_t)snprintf(buf + o, len - o, ",\"pending\":true}");
-        else {
-            o += (size_t)snprintf(buf + o, len - o, ",\"error\":");
-            json_str(buf, len, &o, r->why);
-            o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "}");
+        rk_jadd(&b, "%s{\"node\":", i ? "," : "");
+        rk_jstr(&b, r->m->id);
+        if (r->st == RS_OK) {
+            rk_jadd(&b, ",\"version\":%llu%s}", (unsigned long long)r->version,
+                    r->tombstone ? ",\"tombstone\":true" : "");
+        } else if (r->st == RS_MISSING) {
+            rk_jadd(&b, ",\"missing\":true}");
+        } else if (r->st == RS_PENDING) {
+            rk_jadd(&b, ",\"pending\":true}");
+        } else {
+            rk_jadd(&b, ",\"error\":");
+            rk_jstr(&b, r->why);
+            rk_jadd(&b, "}");
         }
     }
-    if (o < len)
-        snprintf(buf + o, len - o, "]}");
-    else if (len)
-        buf[0] = '\0'; /* cut: better no trace than broken JSON */
+    rk_jadd(&b, "]}");
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
 }
 
 static void reply(struct op *op, const struct rk_msg *rep)
@@ -120,12 +106,10 @@ static void reply_quorum(struct op *op)
 
 static void reply_read(struct op *op)
 {
-    char trace[2048] = "";
-    if (op->trace)
-        trace_json(op, trace, sizeof(trace));
+    char *trace = op->trace ? trace_json(op) : NULL; /* none rather than a broken one */
     struct rk_msg rep = {.opcode = RK_OP_GET, .flags = RK_MSG_REPLY, .id = op->req_id,
-                         .has_text = op->trace && trace[0], .text = (const uint8_t *)trace,
-                         .tlen = (uint32_t)strlen(trace)};
+                         .has_text = trace != NULL, .text = (const uint8_t *)trace,
+                         .tlen = trace ? (uint32_t)strlen(trace) : 0};
     if (!op->have_best || op->best_tombstone) {
         rep.status = RK_ST_NOT_FOUND;
     } else {
@@ -134,6 +118,7 @@ static void reply_read(struct op *op)
         rep.expiry_ms = op->best_expiry_ms, rep.has_expiry = op->best_expiry_ms != 0;
     }
     reply(op, &rep);
+    free(trace);
 }
 
 /* ---- the state machine ---- */
