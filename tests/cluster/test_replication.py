@@ -367,6 +367,13 @@ def rss_kib(node):
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
 
 
+def sanitized(node):
+    """Runs under ASan or TSan, whose shadow memory and quarantine of freed
+    blocks make RSS say nothing about ringkvd's own memory."""
+    with open(f"/proc/{node.pid}/maps") as f:
+        return any("libasan" in l or "libtsan" in l for l in f)
+
+
 def test_a_stopped_peer_slows_no_write_and_catches_up(cluster):
     """node-3 is SIGSTOPped under 32 writing clients: its replica requests
     time out (the slots they hold are given up, hints kept), W = 2 is met
@@ -394,7 +401,7 @@ def test_a_stopped_peer_slows_no_write_and_catches_up(cluster):
     assert j["errors"] == {}, f"clients saw errors while node-3 was stopped: {j['errors']}"
     grown = rss_kib(nodes[0]) - rss0
     # ~30-35 MiB measured (ops holding their values, hints, caches)
-    assert grown < 100 * 1024, f"node-1 grew {grown} KiB while a peer was stopped"
+    assert sanitized(nodes[0]) or grown < 100 * 1024, f"node-1 grew {grown} KiB while a peer was stopped"
     wait_state(nodes, slow, ("alive",))
     wait_for(lambda: all(hints(n)["pending"] == 0 for n in nodes), SLACK_S, "hints delivered")
     assert sum(hints(n)["delivered"] for n in nodes[:2]) > 0
