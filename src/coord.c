@@ -459,7 +459,8 @@ void coord_pump(struct rk_coord *c, struct peer *p)
     p->pumping = false;
 }
 
-/* Send replica i of op, or queue it behind the peer's PEER_INFLIGHT. */
+/* Send replica i of op: served here if it is this node, framed into its
+ * peer's open batch if that has room, else queued for room. */
 static void send_to(struct rk_coord *c, struct op *op, uint8_t i)
 {
     struct replica *r = &op->r[i];
