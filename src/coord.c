@@ -233,11 +233,12 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 /* A read answer newer than the best so far becomes the best: its value
- * is copied (the answer's buffer is gone once it is handled). */
+ * is copied (the answer's buffer is gone once it is handled). tombstone:
+ * a delete, or an answer without a value. */
 static void keep_best(struct op *op, const struct rk_msg *rep, bool tombstone, uint64_t rank)
 {
     uint8_t *v = NULL;
-    if (!tombstone && rep->has_val && !(v = malloc(rep->vlen ? rep->vlen : 1)))
+    if (!tombstone && !(v = malloc(rep->vlen ? rep->vlen : 1)))
         return; /* out of memory: the older answer stands */
     if (v)
         memcpy(v, rep->val, rep->vlen);
@@ -247,7 +248,7 @@ static void keep_best(struct op *op, const struct rk_msg *rep, bool tombstone, u
     op->have_best = true;
     op->best_version = rep->version;
     op->best_rank = rank;
-    op->best_tombstone = tombstone || !rep->has_val;
+    op->best_tombstone = tombstone;
     op->best_expiry_ms = rep->has_expiry ? rep->expiry_ms : 0;
 }
 

@@ -75,6 +75,7 @@ struct rk_worker {
     atomic_int cmd;
     struct replies out;     /* this turn's replies, sent after its commit */
     struct replies held;    /* write replies waiting for a sync to start */
+    struct replies hinted;  /* hinted-write replies waiting for the hint store's sync */
     struct replies syncing; /* write replies covered by the running sync */
     struct syncer sync;
     struct rk_coord *coord;
@@ -311,6 +312,22 @@ static void sync_drain(struct rk_worker *w)
     }
 }
 
+/* Hinted writes are acknowledged once the hint store holds them durably:
+ * one commit and one fdatasync for all of a turn's (rare: only while a
+ * replica is down), then their replies. */
+static void send_hinted(struct rk_worker *w)
+{
+    if (w->hinted.n == 0)
+        return;
+    int rc = rk_hints_flush(w->hints);
+    for (uint32_t i = 0; i < w->hinted.n; i++) {
+        if (rc < 0)
+            fail_write(w, w->hinted.m[i], rc);
+        send_one(w, w->hinted.m[i]);
+    }
+    w->hinted.n = 0;
+}
+
 /* Prepare watcher: runs before the loop blocks, after every request of this
  * turn was served: one commit (one write) for them all, then the replies:
  * at once for reads and, unless the sync is pipelined, for writes too. */
@@ -336,8 +353,10 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
     w->out.n = 0;
     if (pipelined)
         sync_start(w);
-    if (w->hints)
+    if (w->hints) {
+        send_hinted(w);
         rk_hints_commit(w->hints);
+    }
     if (w->coord)
         rk_coord_flush(w->coord); /* last: answers above may have queued requests */
 }
@@ -473,8 +492,6 @@ static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct r
         target[req->hlen] = '\0';
         rc = rk_hints_add(w->hints, target, r, rk_hlc_now(&w->sh->hlc, rk_clock_wall_ms()));
     }
-    if (rc == 0)
-        rc = rk_hints_flush(w->hints);
     w->stats.replica_writes++;
     if (rc < 0) {
         char text[160];
@@ -484,7 +501,14 @@ static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct r
     }
     struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
                          .version = req->version, .has_version = true};
-    answer(w, msg, &rep, false);
+    if (rk_reply_encode(msg, &rep) < 0) {
+        drop(w, msg);
+    } else if (replies_push(&w->hinted, msg, true) < 0) {
+        rc = rk_hints_flush(w->hints); /* cannot queue: make it durable now */
+        if (rc < 0)
+            fail_write(w, msg, rc);
+        send_one(w, msg);
+    }
 }
 
 /* RGET: this replica's record, tombstones included (a delete must win
@@ -767,6 +791,7 @@ static void finish(struct rk_worker *w)
     rk_mailbox_fini(&w->mb); /* serves what other workers forwarded */
     rk_coord_destroy(w->coord); /* answers what still waits for replicas */
     w->coord = NULL;
+    send_hinted(w);
     rk_hints_close(w->hints); /* commits and syncs the hints it took */
     w->hints = NULL;
     on_prepare(w->loop, &w->flush, 0);
@@ -959,6 +984,7 @@ void rk_worker_destroy(struct rk_worker *w)
     pthread_cond_destroy(&w->sync.cv);
     replies_free(&w->out);
     replies_free(&w->held);
+    replies_free(&w->hinted);
     replies_free(&w->syncing);
     pthread_mutex_destroy(&w->stats_lock);
     free(w);
