@@ -35,7 +35,6 @@
 #define RECONNECT_MIN_MS 100 /* NNG-NOTES: a restarted peer is redialled in ~30 ms */
 #define RECONNECT_MAX_MS 2000 /* back-off cap while a seed or member is down */
 #define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
-#define LOG_EVERY_MS 60000 /* repeated complaints: once a minute */
 #define MSG_MAX (RK_GOSSIP_HDR_MAX + RK_MEMBERS_WIRE_MAX)
 #define SURVEY_FLAG 0x80000000u /* raw surveyor: the last header word has the top bit */
 
@@ -178,7 +177,7 @@ static void refuse(struct rk_gossip *g, const struct rk_member *who, const char 
     size_t i = 0;
     while (i < g->nrefused && strcmp(g->refused[i].id, who->id) != 0)
         i++;
-    bool fresh = i == g->nrefused || now - g->refused[i].at_ms >= LOG_EVERY_MS ||
+    bool fresh = i == g->nrefused || now - g->refused[i].at_ms >= RK_LOG_EVERY_MS ||
                  strcmp(g->refused[i].setting, setting) != 0;
     if (i == g->nrefused && g->nrefused < RK_GOSSIP_REFUSALS)
         g->nrefused++;
@@ -214,8 +213,7 @@ static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, ch
         rc = rk_members_decode(p + used, len - used, g->scratch, RK_MEMBERS_MAX, &n);
     if (rc < 0 || n == 0) {
         uint64_t now = wall_ms();
-        if (now - g->malformed_log_ms >= LOG_EVERY_MS) {
-            g->malformed_log_ms = now;
+        if (rk_log_due(&g->malformed_log_ms, now)) {
             rk_warn("gossip", "dropped a gossip message of %zu bytes: %s", len,
                     rc == RK_EUNSUPPORTED ? "unsupported version" : "malformed");
         }
@@ -352,9 +350,8 @@ static void log_lonely(struct rk_gossip *g)
     uint64_t now = wall_ms();
     /* Not before suspect_after: a first answer needs a few intervals. */
     if (g->reached || g->ndials == 0 || now - g->start_ms < g->o.suspect_after_ms ||
-        now - g->lonely_log_ms < LOG_EVERY_MS)
+        !rk_log_due(&g->lonely_log_ms, now))
         return;
-    g->lonely_log_ms = now;
     char list[512] = "";
     size_t o = 0;
     for (size_t i = 0; i < g->ndials && o < sizeof(list); i++)
@@ -390,12 +387,11 @@ static void log_lag(struct rk_gossip *g, uint64_t lag_ms)
 {
     uint64_t now = wall_ms();
     g->lags++;
-    if (now - g->lag_log_ms < LOG_EVERY_MS)
+    if (!rk_log_due(&g->lag_log_ms, now))
         return;
     rk_warn("gossip", "this node's loop ran %llu ms late (%llu late runs since the last such "
                       "line); not counting that time against peers",
             (unsigned long long)lag_ms, (unsigned long long)g->lags);
-    g->lag_log_ms = now;
     g->lags = 0;
 }
 

@@ -16,7 +16,6 @@
 #include <xxhash.h>
 
 #define HDR 17u /* kind u8, version u64, expiry u64 */
-#define LOG_EVERY_MS 60000
 /* Marks are saved at most this often: each save is two fsyncs on the
  * worker's loop, and a burst of drops can mark many partitions in a row.
  * The same window as the store's own fsync interval (see hints.h): a mark
@@ -173,7 +172,7 @@ static void mark_dropped(struct rk_hints *h, const char *tgt, const void *key, u
     if (!rk_aemarks_mark(h->marks, p))
         return;
     uint64_t now = rk_clock_wall_ms();
-    if (now - h->mark_log_ms < LOG_EVERY_MS) {
+    if (!rk_log_due(&h->mark_log_ms, now)) {
         h->marks_unlogged++;
         return;
     }
@@ -181,7 +180,6 @@ static void mark_dropped(struct rk_hints *h, const char *tgt, const void *key, u
     if (h->marks_unlogged)
         snprintf(more, sizeof(more), "; %llu more partitions marked since the last such line",
                  (unsigned long long)h->marks_unlogged);
-    h->mark_log_ms = now;
     h->marks_unlogged = 0;
     rk_warn("hints", "partition %u marked for anti-entropy: hints for %s dropped (%s)%s", p, tgt,
             why, more);
@@ -208,8 +206,7 @@ int rk_hints_add(struct rk_hints *h, const char *tgt, const struct rk_record *r,
     if (t->bytes + kl + vl > h->max_bytes) {
         h->st.dropped_full++;
         uint64_t now = rk_clock_wall_ms();
-        if (now - t->full_log_ms >= LOG_EVERY_MS) {
-            t->full_log_ms = now;
+        if (rk_log_due(&t->full_log_ms, now)) {
             rk_warn("hints", "hints for %s reached hints.max_bytes_per_target (%llu bytes); "
                              "further writes for it are left to anti-entropy",
                     tgt, (unsigned long long)h->max_bytes);
@@ -257,8 +254,7 @@ static void save_marks(struct rk_hints *h)
     h->marks_saved_ns = now;
     int rc = rk_aemarks_save(h->marks);
     uint64_t wall = rk_clock_wall_ms();
-    if (rc < 0 && wall - h->save_log_ms >= LOG_EVERY_MS) {
-        h->save_log_ms = wall;
+    if (rc < 0 && rk_log_due(&h->save_log_ms, wall)) {
         rk_warn("hints", "cannot save anti-entropy marks (%u partitions) in %s/%s: %s; retrying",
                 rk_aemarks_count(h->marks), h->dir, RK_AEMARKS_FILE, rk_strerror(rc));
     }

@@ -6,7 +6,6 @@
 
 #include <stdbool.h>
 
-#define WARN_EVERY_MS 60000
 
 void rk_hlc_init(struct rk_hlc *h, uint64_t max_skew_ms)
 {
@@ -18,12 +17,12 @@ void rk_hlc_init(struct rk_hlc *h, uint64_t max_skew_ms)
     atomic_init(&h->refused_warned_ms, 0);
 }
 
-/* At most one line per WARN_EVERY_MS for the warning timestamped by *at;
- * true for the caller that may write it. */
+/* rk_log_due for a warning any thread may write: true for the one caller
+ * that may write it now. */
 static bool warn_due(_Atomic uint64_t *at, uint64_t wall_ms)
 {
     uint64_t prev = atomic_load(at);
-    if (wall_ms - prev < WARN_EVERY_MS && prev <= wall_ms)
+    if (wall_ms - prev < RK_LOG_EVERY_MS && prev <= wall_ms)
         return false;
     return atomic_compare_exchange_strong(at, &prev, wall_ms);
 }

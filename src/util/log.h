@@ -4,6 +4,9 @@
 #ifndef RK_UTIL_LOG_H
 #define RK_UTIL_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 enum rk_log_level { RK_LOG_DEBUG, RK_LOG_INFO, RK_LOG_WARN, RK_LOG_ERROR };
 
 typedef void rk_log_sink(enum rk_log_level lvl, const char *line, void *arg);
@@ -18,6 +21,19 @@ void rk_log_set_sink(rk_log_sink *sink, void *arg);
 
 void rk_log(enum rk_log_level lvl, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A complaint that can repeat is logged at most once per RK_LOG_EVERY_MS.
+ * rk_log_due: true, and *last_ms = now_ms, when that long has passed since
+ * *last_ms (0: never logged). One thread per *last_ms. */
+#define RK_LOG_EVERY_MS 60000
+
+static inline bool rk_log_due(uint64_t *last_ms, uint64_t now_ms)
+{
+    if (now_ms - *last_ms < RK_LOG_EVERY_MS)
+        return false;
+    *last_ms = now_ms;
+    return true;
+}
 
 #define rk_debug(c, ...) rk_log(RK_LOG_DEBUG, c, __VA_ARGS__)
 #define rk_info(c, ...) rk_log(RK_LOG_INFO, c, __VA_ARGS__)
