@@ -134,12 +134,14 @@ void rk_reply_send(struct rk_shared *sh, nng_msg *m)
 }
 
 /* A reply goes to its client; for a replica request this node's own
- * coordinator made (a 4-byte header: its request id, no pipe), back to
+ * coordinator made (internal, a 4-byte header: its request id), back to
  * the coordinator; for a part of a peer's batch (batch.h), to the batch.
- * Neither of those went through the socket alone or counts in flight. */
+ * Neither of those went through the socket alone or counts in flight.
+ * What came from the socket is told apart by its pipe, never by its
+ * header, which the sender controls. */
 static bool is_local(nng_msg *m)
 {
-    return nng_msg_header_len(m) == 4;
+    return rk_msg_is_internal(m) && nng_msg_header_len(m) == 4;
 }
 
 static void send_one(struct rk_worker *w, nng_msg *m)
