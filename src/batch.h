@@ -39,12 +39,13 @@ int rk_batch_split(struct rk_shared *sh, nng_msg *msg, const struct rk_msg *req,
                    void (*route)(void *arg, nng_msg *part), void *arg);
 
 /* Did m come from this process rather than from a socket? nng stamps every
- * message it receives with the pipe it came on (pipe ids are never 0); a
- * message made with nng_msg_alloc has none. Nothing a peer sends can
- * change that, so it alone may decide whether a header is trusted. */
+ * message it receives with the pipe it came on (ids 1..2^31-1 in 1.5.2); a
+ * message made with nng_msg_alloc has pipe id 0. Nothing a peer sends can
+ * change that, so it alone may decide whether a header is trusted. (The
+ * raw id is read: nng_pipe_id() maps 0 to -1.) */
 static inline bool rk_msg_is_internal(nng_msg *m)
 {
-    return nng_pipe_id(nng_msg_get_pipe(m)) == 0;
+    return nng_msg_get_pipe(m).id == 0;
 }
 
 /* Is m a batch part (its body, once answered, is the part's reply)? Only

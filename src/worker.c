@@ -18,6 +18,7 @@
 #include "proto.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/ident.h"
 #include "util/io.h"
 #include "util/log.h"
 
@@ -488,7 +489,8 @@ static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct r
                                const struct rk_record *r)
 {
     char target[RK_MEMBER_ID_MAX + 1];
-    int rc = req->hlen == 0 || req->hlen > RK_MEMBER_ID_MAX ? RK_EMALFORMED : 0;
+    /* The target becomes a hint store key and a log word: a node id. */
+    int rc = rk_ident_valid((const char *)req->hint, req->hlen, NULL) ? 0 : RK_EMALFORMED;
     if (rc == 0) {
         memcpy(target, req->hint, req->hlen);
         target[req->hlen] = '\0';
