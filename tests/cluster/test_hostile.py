@@ -8,7 +8,7 @@ RSS must be back within the bounds stated below, its log must hold no
 unescaped control character, and no sanitizer may have reported anything.
 
     RINGKV_SEED=N        another seed (default DEFAULT_SEED; printed either way)
-    RINGKV_HOSTILE_SCALE=F   multiply the number of inputs (default 1, 0.2 for
+    RINGKV_HOSTILE_SCALE=F   multiply the number of inputs (default 1, 0.3 for
                          an ASan build)
     RINGKV_HOSTILE_SKIP=hops leave out one family of inputs (hops: req0
                          backtraces with hop words, issue 10 item 1), to look
@@ -59,9 +59,9 @@ SETTLE_S = 30          # how long the node may take to come back within them
 # Inputs per port (scaled by RINGKV_HOSTILE_SCALE / ASan): mutated valid
 # messages on a connection that is read, and connection-level inputs
 # (handshakes, lengths, truncation, random bytes), each on its own connection.
-N_STREAM = 1200
-N_RAW = 300
-N_LIAR_OPS = 1500       # client requests that make coordinators ask the liar
+N_STREAM = 800
+N_RAW = 200
+N_LIAR_OPS = 1000       # client requests that make coordinators ask the liar
 CHUNK = 16              # mutated messages before a sentinel ECHO must come back
 
 GOSSIP_MAGIC = 0x4752
@@ -82,13 +82,40 @@ def scale(binary):
     env = os.environ.get("RINGKV_HOSTILE_SCALE")
     if env:
         return float(env)
-    return 0.2 if is_asan(binary) else 1.0
+    return 0.3 if is_asan(binary) else 1.0
 
 
 # ---- process measurements --------------------------------------------------
 
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def fd_kinds(pid):
+    """{"socket": n, "file": n, ...} of a process's descriptors, with TCP
+    sockets split by state (ESTABLISHED, CLOSE_WAIT, ...)."""
+    states = {}
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(f) as fh:
+                for line in fh.readlines()[1:]:
+                    parts = line.split()
+                    states[parts[9]] = {"01": "ESTABLISHED", "08": "CLOSE_WAIT", "0A": "LISTEN",
+                                        "06": "TIME_WAIT", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+                                        "02": "SYN_SENT", "07": "CLOSE", "09": "LAST_ACK"}.get(parts[3], parts[3])
+        except OSError:
+            pass
+    kinds = collections.Counter()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            t = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            kinds["tcp " + states.get(t[8:-1], "other socket")] += 1
+        else:
+            kinds[t.split(":")[0] if ":" in t else "file"] += 1
+    return dict(kinds)
 
 
 def rss_kib(pid):
@@ -952,7 +979,8 @@ def test_hostile_input_all_ports(cluster, tmp_path, binaries):
                 raise death
             if errors:
                 raise errors[0]
-            print(f"hostile: {what}: {time.monotonic() - t1:.0f} s")
+            print(f"hostile: {what}: {time.monotonic() - t1:.0f} s; descriptors now "
+                  + ", ".join(f"{n.name} {fd_count(n.pid)}" for n in nodes))
 
         # The batch path's reply direction runs while client and peer ports
         # are fuzzed; the gossip ports come after it (strangers in the ring
@@ -1023,6 +1051,8 @@ def test_hostile_input_all_ports(cluster, tmp_path, binaries):
                          f"+{rss_slack // 1024} MiB of before on every node")
     finally:
         now = snapshot(nodes)
+        for n in nodes:
+            print(f"  {n.name}: descriptors by kind: {fd_kinds(n.pid)}")
         for k in now:
             print(f"  {k}: fds {before[k][0]} -> {now[k][0]}, RSS {before[k][1] // 1024} -> "
                   f"{now[k][1] // 1024} MiB")
