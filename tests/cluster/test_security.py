@@ -254,3 +254,30 @@ def all_alive(nodes):
         if t is None or len(t) != len(nodes) or any(m["state"] != "alive" for m in t.values()):
             return False
     return True
+
+
+# ---- 6: what a client is told when a node does not answer -------------------
+
+@pytest.mark.parametrize("port", ["client", "peer", "gossip"])
+def test_a_paused_node_is_silent_not_unconnected(cluster, port):
+    """A client of a node paused with SIGSTOP was told 'not connected (is
+    ringkvd running there?)' although TCP connected: now it hears that the
+    node accepted the connection and did not answer. 'not connected' stays
+    for a refused connection; the gossip port is named as the wrong port."""
+    (node,) = cluster.start(1)
+    addr = node.addr(port)
+    if port == "gossip":
+        r = node.kvctl("--timeout", "500ms", "get", "k", addr=addr)
+        assert r.rc == 3 and "is not a ringkv client port" in r.err, r
+    node.pause()
+    try:
+        r = node.kvctl("--timeout", "500ms", "get", "k", addr=addr)
+    finally:
+        node.resume()
+    assert r.rc == 3, r
+    assert "accepted the connection but did not answer" in r.err, r
+    assert "not connected" not in r.err, r
+    assert len(r.err.strip().splitlines()) == 1, r
+    node.stop()
+    r = node.kvctl("--timeout", "500ms", "get", "k", addr=addr)
+    assert r.rc == 3 and "not connected (is ringkvd running there?)" in r.err, r
