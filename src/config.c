@@ -696,6 +696,12 @@ void rk_config_defaults(struct rk_config *c)
     }
 }
 
+void rk_config_single_node(struct rk_config *c)
+{
+    rk_config_defaults(c);
+    c->replicas = c->read_quorum = c->write_quorum = c->expect_nodes = 1;
+}
+
 static int check_str(const char *label, const char *f, size_t width, unsigned flags, char *msg,
                      size_t len)
 {

@@ -20,7 +20,7 @@ static int load(struct rk_config *c, const char *path)
 {
     char err[1200];
     if (!path) {
-        rk_config_defaults(c);
+        rk_config_single_node(c);
         return 0;
     }
     if (rk_config_load(c, path, err, sizeof(err)) < 0) {
