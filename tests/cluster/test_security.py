@@ -256,6 +256,26 @@ def all_alive(nodes):
     return True
 
 
+@pytest.mark.parametrize("port", ["client", "peer"])
+def test_a_hint_target_with_a_newline_is_refused_and_never_logged_raw(cluster, port):
+    """The node id a hinted write names comes from the wire too: outside
+    the id character set it is MALFORMED, and nothing raw reaches the log."""
+    (node,) = cluster.start(1)
+    fields = (rk_field("KEY", b"k") + rk_field("VALUE", b"v") +
+              rk_field("VERSION", struct.pack("<Q", 1 << 20)) +
+              struct.pack("<BI", 12, 27) + b"evil\nerror ringkvd: FORGED")  # HINT
+    with SPConn(node.ports[port]) as c:
+        assert c.handshake(SP_REQ0) == 0x31
+        c.request(rk_message("RPUT", fields, msg_id=5))
+        _, body = c.recv_reply()
+    h = rk_decode_header(body)
+    assert h["status_name"] == "MALFORMED", h
+    assert node.kvctl("health").rc == 0
+    assert "FORGED" not in "".join(l for l in node.log().splitlines()
+                                   if l.startswith("error ringkvd:"))
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", node.log())
+
+
 # ---- 6: what a client is told when a node does not answer -------------------
 
 @pytest.mark.parametrize("port", ["client", "peer", "gossip"])
