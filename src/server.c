@@ -4,6 +4,7 @@
  * worker stops receiving → once all have, each answers what it holds,
  * commits, syncs and closes its storage → join → exit 0. */
 #include "server.h"
+#include "conns.h"
 #include "control.h"
 #include "gossip.h"
 #include "nng_close.h"
@@ -67,13 +68,18 @@ static uint32_t worker_count(const struct rk_config *c)
     return (uint32_t)n;
 }
 
+/* Over the receive limit nng drops the connection without a word; keep it
+ * well above the value limit so oversized values get a TOO_LARGE answer
+ * that names the limit. It is also what one stalled connection can cost. */
+static size_t recv_max(const struct rk_config *c)
+{
+    return 2 * ((size_t)c->max_value_size + c->max_key_size) + 65536;
+}
+
 static int open_socket(struct server *s)
 {
     struct rk_shared *sh = &s->sh;
-    /* Over the receive limit nng drops the connection without a word; keep
-     * it well above the value limit so oversized values get a TOO_LARGE
-     * answer that names the limit. */
-    size_t maxsz = 2 * ((size_t)sh->cfg.max_value_size + sh->cfg.max_key_size) + 65536;
+    size_t maxsz = recv_max(&sh->cfg);
     int rv = nng_rep0_open_raw(&sh->sock);
     if (rv == 0)
         rv = nng_socket_set_size(sh->sock, NNG_OPT_RECVMAXSZ, maxsz);
@@ -81,16 +87,23 @@ static int open_socket(struct server *s)
         rv = nng_socket_set_int(sh->sock, NNG_OPT_SENDBUF, SEND_BUF);
     if (rv == 0)
         rv = nng_socket_set_int(sh->sock, NNG_OPT_RECVBUF, SEND_BUF);
+    if (rv == 0)
+        rv = rk_conns_watch(&sh->conns, sh->sock);
     if (rv != 0)
         fatal("client socket: %s", nng_strerror(rv));
     return rv ? -1 : 0;
 }
 
 /* One socket serves clients and peers (the same protocol): it listens on
- * both addresses. */
-static int listen_on(struct server *s, const char *addr, const char *key)
+ * both addresses, each with its own connection limit (conns.h). */
+static int listen_on(struct server *s, const char *addr, const char *key, const char *name)
 {
-    int rv = nng_listen(s->sh.sock, addr, NULL, 0);
+    nng_listener l;
+    int rv = rk_conns_listener_create(&s->sh.conns, s->sh.sock, addr, name, &l);
+    if (rv == 0)
+        rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, recv_max(&s->sh.cfg));
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
     if (rv == NNG_EADDRINUSE)
         fatal("bind %s: address in use (is another ringkvd running?)", addr);
     else if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP)
@@ -102,11 +115,11 @@ static int listen_on(struct server *s, const char *addr, const char *key)
 
 static int listen_client(struct server *s)
 {
-    if (listen_on(s, s->sh.cfg.listen_client, "listen.client") < 0)
+    if (listen_on(s, s->sh.cfg.listen_client, "listen.client", "client") < 0)
         return -1;
     if (strcmp(s->sh.cfg.listen_peer, s->sh.cfg.listen_client) == 0)
         return 0;
-    return listen_on(s, s->sh.cfg.listen_peer, "listen.peer");
+    return listen_on(s, s->sh.cfg.listen_peer, "listen.peer", "peer");
 }
 
 /* tcp://HOST:PORT as peers reach it: the advertised host and the
@@ -209,7 +222,8 @@ static int start_gossip(struct server *s)
         .partitions = c->partitions, .replicas = c->replicas, .seeds = seeds, .nseeds = c->nseeds,
         .interval_ms = c->gossip_interval_ms, .suspect_after_ms = c->suspect_after_ms,
         .dead_after_ms = c->dead_after_ms, .auto_remove_ms = c->auto_remove_after_ms,
-        .on_change = on_members_changed, .arg = s, .known = known, .nknown = nknown};
+        .on_change = on_members_changed, .arg = s, .known = known, .nknown = nknown,
+        .conns = &s->sh.conns};
     int rc = rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err));
     free(known);
     if (rc < 0) {
@@ -305,10 +319,12 @@ static void reload(struct server *s)
     if (live[0]) {
         rk_log_set_level(neu->log_level);
         atomic_store(&s->sh.max_inflight, neu->max_inflight);
+        rk_conns_set_max(&s->sh.conns, neu->max_connections);
         /* Remember what was applied, so the next reload compares against the
          * running values. Workers never read these fields of cfg. */
         s->sh.cfg.log_level = neu->log_level;
         s->sh.cfg.max_inflight = neu->max_inflight;
+        s->sh.cfg.max_connections = neu->max_connections;
         s->sh.cfg.client_rate = neu->client_rate;
         s->sh.cfg.ae_interval_ms = neu->ae_interval_ms;
         s->sh.cfg.ae_max_keys_per_second = neu->ae_max_keys_per_second;
@@ -448,6 +464,7 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path)
     s->sh.partitions = cfg->partitions;
     s->sh.start_ms = rk_clock_wall_ms();
     atomic_store(&s->sh.max_inflight, cfg->max_inflight);
+    rk_conns_init(&s->sh.conns, cfg->max_connections);
     rk_view_slot_init(&s->sh.views);
     rk_hlc_init(&s->sh.hlc, cfg->max_clock_skew_ms);
     signal(SIGPIPE, SIG_IGN);
