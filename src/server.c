@@ -9,6 +9,7 @@
 #include "gossip.h"
 #include "nng_close.h"
 #include "node.h"
+#include "reapwatch.h"
 #include "util/fsutil.h"
 #include "worker.h"
 #include "util/clock.h"
@@ -32,14 +33,17 @@
 #define STOP_POLL_S 0.005  /* how often shutdown checks that receiving stopped */
 #define STOP_DEADLINE_S 8.0 /* systemd and operators expect an exit within 10 s */
 #define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
+#define REAP_PROBE_S 1.0    /* how often nng's reaper is probed (reapwatch.h) */
+#define REAP_STUCK_NS (5ull * 1000000000) /* a probe is freed in microseconds; 5 s is stuck */
 
 struct server {
     struct rk_shared sh;
     const char *config_path;
     struct ev_loop *loop;
     ev_signal sigterm, sigint, sighup;
-    ev_timer watchdog, status, stop_poll, stop_deadline;
+    ev_timer watchdog, status, stop_poll, stop_deadline, reaper;
     int lock_fd;
+    bool restart; /* stopping to restart in place (rk_server_run's RK_SERVER_RESTART) */
     bool listening;
     struct rk_gossip *gossip;
     struct rk_control control;
@@ -383,6 +387,26 @@ static void begin_stop(struct server *s, const char *why)
     ev_timer_start(s->loop, &s->stop_deadline);
 }
 
+/* nng's reaper is stuck for good (reapwatch.h): every connection closed
+ * from now on would keep its descriptor. Stop as on SIGTERM, then restart
+ * in place (same pid, same arguments). */
+static void on_reaper(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct server *s = t->data;
+    uint64_t now = rk_clock_mono_ns();
+    if (!rk_reapwatch_stuck(now, REAP_STUCK_NS)) {
+        rk_reapwatch_probe(now);
+        return;
+    }
+    ev_timer_stop(s->loop, t);
+    rk_error("server", "nng's reaper has been stuck for over %llu s (an nng 1.5.2 bug: closed "
+             "connections keep their descriptors); restarting in place",
+             REAP_STUCK_NS / 1000000000);
+    s->restart = true;
+    begin_stop(s, "restarting: nng's reaper is stuck");
+}
+
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop, (void)revents;
@@ -399,12 +423,15 @@ static void watchers_start(struct server *s)
     ev_signal_init(&s->sighup, on_sighup, SIGHUP);
     ev_timer_init(&s->status, on_status, 1.0, 5.0);
     ev_timer_init(&s->stop_poll, on_stop_poll, STOP_POLL_S, STOP_POLL_S);
+    ev_timer_init(&s->reaper, on_reaper, REAP_PROBE_S, REAP_PROBE_S);
+    s->reaper.data = s;
     s->sigterm.data = s->sigint.data = s->sighup.data = s;
     s->status.data = s->stop_poll.data = s->watchdog.data = s;
     ev_signal_start(s->loop, &s->sigterm);
     ev_signal_start(s->loop, &s->sigint);
     ev_signal_start(s->loop, &s->sighup);
     ev_timer_start(s->loop, &s->status);
+    ev_timer_start(s->loop, &s->reaper);
     uint64_t usec;
     if (sd_watchdog_enabled(0, &usec) > 0) {
         double half = (double)usec / 2e6; /* systemd's advice: ping at half the timeout */
@@ -475,11 +502,13 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path)
         sd_notify(0, "READY=1");
         on_status(s->loop, &s->status, 0);
         ev_run(s->loop, 0);
-        code = 0;
+        code = s->restart ? RK_SERVER_RESTART : 0;
     }
     teardown(s);
     if (code == 0)
         rk_info("server", "stopped");
+    else if (code == RK_SERVER_RESTART)
+        rk_info("server", "stopped; restarting");
     free(s);
     return code;
 }
