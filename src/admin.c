@@ -245,9 +245,10 @@ static void members_json(struct rk_shared *sh, const struct rk_gossip *g, struct
     struct rk_gossip_stats gs;
     rk_gossip_stats(g, &gs);
     rk_jadd(b, "],\"gossip\":{\"bytes_out\":%llu,\"bytes_in\":%llu,\"surveys\":%llu,"
-            "\"answers\":%llu,\"seen\":%zu},\"refused\":[",
+            "\"answers\":%llu,\"seen\":%zu,\"incarnations_refused\":%llu},\"refused\":[",
          (unsigned long long)gs.bytes_out, (unsigned long long)gs.bytes_in,
-         (unsigned long long)gs.surveys, (unsigned long long)gs.answers, rk_gossip_seen(g));
+         (unsigned long long)gs.surveys, (unsigned long long)gs.answers, rk_gossip_seen(g),
+         (unsigned long long)gs.incarnations_refused);
     for (size_t i = 0; i < nr; i++) {
         rk_jadd(b, "%s{\"id\":", i ? "," : "");
         rk_jstr(b, r[i].id);

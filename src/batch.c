@@ -37,7 +37,7 @@ static bool read_hdr(nng_msg *m, struct part_hdr *h)
 bool rk_batch_is_part(nng_msg *m)
 {
     struct part_hdr h;
-    return read_hdr(m, &h);
+    return rk_msg_is_internal(m) && read_hdr(m, &h);
 }
 
 /* Frames in req's value, or RK_EMALFORMED if they do not tile it or are

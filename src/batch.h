@@ -10,9 +10,10 @@
  * the whole batch's reply, whichever thread it is on.
  *
  * A part carries a 16-byte nng header: [0x80000000 | index][rid][batch].
- * Messages from the socket carry nng's pipe id first (31 bits, top bit
- * clear), and this node's own replica requests a 4-byte header, so the
- * three never mix (rk_batch_is_part).
+ * A peer controls every byte of what it sends, header included (extra
+ * backtrace words make a 16-byte header too), so a part is recognised by
+ * where it came from first: it was made here, it has no pipe
+ * (rk_msg_is_internal); only then is its header read.
  *
  * Threads: split on the receiving worker; parts done on any worker.
  */
@@ -37,7 +38,18 @@
 int rk_batch_split(struct rk_shared *sh, nng_msg *msg, const struct rk_msg *req,
                    void (*route)(void *arg, nng_msg *part), void *arg);
 
-/* Is m a batch part (its body, once answered, is the part's reply)? */
+/* Did m come from this process rather than from a socket? nng stamps every
+ * message it receives with the pipe it came on (ids 1..2^31-1 in 1.5.2); a
+ * message made with nng_msg_alloc has pipe id 0. Nothing a peer sends can
+ * change that, so it alone may decide whether a header is trusted. (The
+ * raw id is read: nng_pipe_id() maps 0 to -1.) */
+static inline bool rk_msg_is_internal(nng_msg *m)
+{
+    return nng_msg_get_pipe(m).id == 0;
+}
+
+/* Is m a batch part (its body, once answered, is the part's reply)? Only
+ * an internal message can be one. */
 bool rk_batch_is_part(nng_msg *m);
 
 /* The part's body now holds its reply (answered: true), or it could not

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "toml.h"
 #include "util/err.h"
+#include "util/ident.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -29,6 +30,7 @@ enum {
     F_LIVE = 1,     /* SIGHUP applies it without a restart */
     F_POW2 = 2,     /* a power of two */
     F_NONEMPTY = 4, /* a string (or each string of an array) must not be "" */
+    F_IDENT = 8,    /* a string, unless "", is an identifier (util/ident.h) */
 };
 
 struct key {
@@ -67,7 +69,7 @@ static_assert(sizeof(enum rk_fsync) == 4 && sizeof(enum rk_log_level) == 4,
 /* Ranges are what the code can honour plus a margin against typos (a
  * gossip interval of 10 minutes is an error, not a choice). */
 static const struct key keys[] = {
-    {ROW("node.id", K_STR, node_id, "")},
+    {ROW("node.id", K_STR, node_id, ""), .flags = F_IDENT},
     {ROW("node.data_dir", K_STR, data_dir, "./ringkv-data"), .flags = F_NONEMPTY},
     {ROW("node.workers", K_UINT, workers, "0"), .min = 0, .max = 1024},
     {ROW("node.pin_workers", K_BOOL, pin_workers, "true")},
@@ -449,6 +451,21 @@ static int unknown(struct loader *L, const struct rk_toml_value *v)
     return errat(L, v, true, "unknown key \"%s\" ([%s] has: %s)", path, v->parent->key, hint);
 }
 
+/* F_IDENT: why s[0..n) is not an identifier (one line in msg), or 0. */
+static int ident_error(const char *label, const char *s, size_t n, unsigned flags, char *msg,
+                       size_t len)
+{
+    size_t bad;
+    if (!(flags & F_IDENT) || n == 0 || rk_ident_valid(s, n, &bad))
+        return 0;
+    if (bad == n)
+        snprintf(msg, len, "%s is %zu bytes long; at most %d", label, n, RK_IDENT_MAX);
+    else
+        snprintf(msg, len, "%s has byte 0x%02x at offset %zu; it may hold only %s", label,
+                 (unsigned char)s[bad], bad, RK_IDENT_CHARSET);
+    return -1;
+}
+
 /* A string value into dst (width bytes); label names it in messages. */
 static int take_str(struct loader *L, const struct key *k, const struct rk_toml_value *v,
                     const char *label, char *dst, size_t width)
@@ -461,6 +478,9 @@ static int take_str(struct loader *L, const struct key *k, const struct rk_toml_
         return errat(L, v, false, "%s is %zu bytes long; at most %zu", label, v->len, width - 1);
     if (v->len == 0 && (k->flags & F_NONEMPTY))
         return errat(L, v, false, "%s must not be empty", label);
+    char why[160];
+    if (ident_error(label, v->str, v->len, k->flags, why, sizeof(why)))
+        return errat(L, v, false, "%s", why);
     set_str(dst, width, v->str, v->len);
     return 0;
 }
@@ -692,7 +712,7 @@ static int check_str(const char *label, const char *f, size_t width, unsigned fl
         snprintf(msg, len, "%s must not be empty", label);
         return -1;
     }
-    return 0;
+    return ident_error(label, f, n, flags, msg, len);
 }
 
 /* One row's own constraints on a filled config. */

@@ -22,6 +22,7 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/survey0/respond.h>
@@ -42,6 +43,17 @@
 struct dial {
     char addr[RK_MEMBER_ADDR_MAX + 1];
     nng_dialer d;
+};
+
+/* Sources of entries refused for an incarnation too far ahead, each
+ * logged at most once a minute: a flood from one address cannot fill the
+ * log, and another source is still named. 16 addresses cover a cluster's
+ * worth of liars; past that the least recently logged slot is reused. */
+#define AHEAD_SOURCES 16
+struct ahead_log {
+    char src[64];
+    uint64_t last_ms;
+    uint64_t skipped; /* refusals from src not logged since */
 };
 
 struct rk_gossip {
@@ -69,6 +81,7 @@ struct rk_gossip {
     void (*leave_done)(void *);
     void *leave_arg;
     struct rk_gossip_stats stats;
+    struct ahead_log ahead[AHEAD_SOURCES]; /* refused incarnations: last log per source */
     uint8_t *buf;              /* MSG_MAX: encode buffer */
     struct rk_member *scratch; /* RK_MEMBERS_MAX: decode and encode lists */
 };
@@ -199,6 +212,62 @@ static void refuse(struct rk_gossip *g, const struct rk_member *who, const char 
                  who->id, who->gossip_addr[0] ? who->gossip_addr : "?", setting, theirs, ours);
 }
 
+/* "127.0.0.1:7402", the remote end of the connection m came on, or "?". */
+static void msg_source(nng_msg *m, char *out, size_t len)
+{
+    nng_sockaddr sa;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (nng_pipe_get_addr(nng_msg_get_pipe(m), NNG_OPT_REMADDR, &sa) != 0) {
+        snprintf(out, len, "?");
+    } else if (sa.s_family == NNG_AF_INET) {
+        inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip));
+        snprintf(out, len, "%s:%u", ip, ntohs(sa.s_in.sa_port));
+    } else if (sa.s_family == NNG_AF_INET6) {
+        inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip));
+        snprintf(out, len, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
+    } else {
+        snprintf(out, len, "?");
+    }
+}
+
+/* The log slot of src: its own, or the one logged longest ago. */
+static struct ahead_log *ahead_slot(struct rk_gossip *g, const char *src)
+{
+    struct ahead_log *oldest = &g->ahead[0];
+    for (size_t i = 0; i < AHEAD_SOURCES; i++) {
+        if (strcmp(g->ahead[i].src, src) == 0)
+            return &g->ahead[i];
+        if (g->ahead[i].last_ms < oldest->last_ms)
+            oldest = &g->ahead[i];
+    }
+    snprintf(oldest->src, sizeof(oldest->src), "%s", src);
+    oldest->last_ms = 0;
+    oldest->skipped = 0;
+    return oldest;
+}
+
+/* An entry whose incarnation is further ahead of our clock than
+ * cluster.max_clock_skew (members.h): counted, logged once a minute per
+ * source, never merged. */
+static void refused_ahead(struct rk_gossip *g, nng_msg *msg, const struct rk_member_event *ev,
+                          uint64_t now)
+{
+    char src[64];
+    g->stats.incarnations_refused++;
+    msg_source(msg, src, sizeof(src));
+    struct ahead_log *a = ahead_slot(g, src);
+    if (!rk_log_due(&a->last_ms, now)) {
+        a->skipped++;
+        return;
+    }
+    rk_warn("gossip", "refused news of member %s from %s: incarnation %llu is %llu ms ahead of "
+            "this node's clock (cluster.max_clock_skew = %llu ms); %llu more refused since",
+            ev->id, src, (unsigned long long)ev->incarnation,
+            (unsigned long long)(ev->incarnation - now),
+            (unsigned long long)g->o.max_clock_skew_ms, (unsigned long long)a->skipped);
+    a->skipped = 0;
+}
+
 enum { TAKEN, REFUSED, DROPPED };
 
 /* Decode and merge a received message. TAKEN: *from is the sender's id
@@ -231,7 +300,12 @@ static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, ch
     bool publish = false;
     for (size_t i = 0; i < n; i++) {
         struct rk_member_event ev = {0};
-        if (rk_members_merge(&g->table, &g->scratch[i], now, &ev) == 0 && log_event(&ev))
+        int mrc = rk_members_merge(&g->table, &g->scratch[i], now, &ev);
+        if (mrc == RK_EREFUSED) {
+            refused_ahead(g, msg, &ev, now);
+            continue;
+        }
+        if (mrc == 0 && log_event(&ev))
             publish = true;
         if (g->scratch[i].state != RK_MEMBER_LEFT)
             dial(g, g->scratch[i].gossip_addr);
@@ -609,6 +683,8 @@ int rk_gossip_start(struct rk_gossip **out, struct ev_loop *loop, const struct r
         snprintf(err, errlen, "gossip: invalid node id, address or cluster name");
         rc = RK_EINVAL;
     }
+    if (rc == 0)
+        rk_members_bound_incarnations(&g->table, o->max_clock_skew_ms);
     if (rc == 0)
         rc = open_sockets(g, err, errlen);
     if (rc < 0) {

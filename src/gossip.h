@@ -46,6 +46,7 @@ struct rk_gossip_opts {
     size_t nknown;                 /* (merged at start; self is skipped) */
     uint64_t interval_ms, suspect_after_ms, dead_after_ms;
     uint64_t auto_remove_ms;      /* a member dead this long is removed; 0 = never */
+    uint64_t max_clock_skew_ms;   /* news with an incarnation further ahead is refused */
     rk_gossip_change_cb *on_change; /* may be NULL */
     void *arg;
     struct rk_conns *conns;       /* counts and limits the respondent's connections */
@@ -80,6 +81,7 @@ size_t rk_gossip_seen(const struct rk_gossip *g);
  * sent and received, surveys sent, answers received. */
 struct rk_gossip_stats {
     uint64_t bytes_out, bytes_in, surveys, answers;
+    uint64_t incarnations_refused; /* entries too far ahead of our clock */
 };
 void rk_gossip_stats(const struct rk_gossip *g, struct rk_gossip_stats *out);
 

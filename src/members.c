@@ -8,7 +8,8 @@
  *  1. m[0..n) is sorted by id (strcmp, bytewise) with no duplicate ids;
  *     1 <= n <= RK_MEMBERS_MAX; m[self] is our own entry and is never
  *     removed.
- *  2. Every entry is valid: id of 1..63 bytes, addresses <= 127 bytes,
+ *  2. Every entry is valid: id of 1..63 bytes of RK_IDENT_CHARSET
+ *     (util/ident.h), addresses <= 127 bytes,
  *     state < RK_MEMBER_NSTATES, settings digest equal to ours (a differing
  *     one is reported as CONFLICT and never stored).
  *  3. Only a member raises its own incarnation and heartbeat. Others only
@@ -55,6 +56,14 @@
  * so they prove it ran recently even if our own link to it is down. Being
  * heard never clears a suspicion by itself; the member's refutation does.
  *
+ * Incarnations are wall-clock milliseconds at a member's start, plus one
+ * per refutation, leave and left. News whose incarnation is further ahead
+ * of our clock than max_ahead_ms (cluster.max_clock_skew) is refused
+ * whole: no honest member can have it, and one forged entry at 2^64-1
+ * would otherwise outrank its member for good (LEFT at that incarnation
+ * cannot be refuted). So news about self is always refutable: what we
+ * accept is at most now + max_ahead_ms, and theirs + 1 fits.
+ *
  * Failure cases: a paused observer (rk_members_tick forgives lag_ms);
  * one missed interval (suspect_after spans several intervals, and the
  * threshold is on silence, not on missed rounds); a restarted member
@@ -65,6 +74,7 @@
 #include "util/le.h"
 
 #include "util/err.h"
+#include "util/ident.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -100,6 +110,7 @@ static bool valid_str(const char *s, size_t max, bool nonempty)
 static bool valid_entry(const struct rk_member *e)
 {
     return valid_str(e->id, RK_MEMBER_ID_MAX, true) &&
+           rk_ident_valid(e->id, strlen(e->id), NULL) &&
            valid_str(e->client_addr, RK_MEMBER_ADDR_MAX, false) &&
            valid_str(e->peer_addr, RK_MEMBER_ADDR_MAX, false) &&
            valid_str(e->gossip_addr, RK_MEMBER_ADDR_MAX, false) && e->state < RK_MEMBER_NSTATES;
@@ -173,7 +184,13 @@ int rk_members_init(struct rk_members *t, const struct rk_member *self, uint64_t
     t->n = 1;
     t->self = 0;
     t->ngone = 0;
+    t->max_ahead_ms = 0;
     return 0;
+}
+
+void rk_members_bound_incarnations(struct rk_members *t, uint64_t max_ahead_ms)
+{
+    t->max_ahead_ms = max_ahead_ms;
 }
 
 static int insert(struct rk_members *t, size_t at, const struct rk_member *in, uint64_t now_ms)
@@ -251,6 +268,8 @@ int rk_members_merge(struct rk_members *t, const struct rk_member *in, uint64_t 
     memcpy(ev->id, in->id, sizeof(ev->id));
     ev->from = ev->to = in->state;
     ev->incarnation = in->incarnation;
+    if (t->max_ahead_ms && in->incarnation > now_ms + t->max_ahead_ms)
+        return RK_EREFUSED;
     if (in->settings_digest != t->m[t->self].settings_digest) {
         ev->change = RK_MEMBER_CONFLICT;
         return 0;
@@ -526,7 +545,7 @@ static int get_entry(const uint8_t *buf, size_t len, size_t *off, struct rk_memb
         get_str(buf, len, off, e->client_addr, RK_MEMBER_ADDR_MAX, false) < 0 ||
         get_str(buf, len, off, e->peer_addr, RK_MEMBER_ADDR_MAX, false) < 0 ||
         get_str(buf, len, off, e->gossip_addr, RK_MEMBER_ADDR_MAX, false) < 0 ||
-        len - *off < RK_MEMBERS_WIRE_FIXED)
+        !rk_ident_valid(e->id, strlen(e->id), NULL) || len - *off < RK_MEMBERS_WIRE_FIXED)
         return RK_EMALFORMED;
     const uint8_t *p = buf + *off;
     e->incarnation = rk_le_get64(p);

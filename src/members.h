@@ -84,6 +84,7 @@ struct rk_members {
     size_t self; /* index of our own entry in m[] */
     struct rk_member m[RK_MEMBERS_MAX];
     size_t ngone; /* reaped so far; the last RK_MEMBERS_GONE are in gone[] */
+    uint64_t max_ahead_ms; /* news this far ahead of now is refused; 0 = no bound */
     struct rk_member_gone gone[RK_MEMBERS_GONE];
 };
 
@@ -109,12 +110,19 @@ struct rk_member_event {
  * now_ms, its state must be ALIVE). 0, or RK_EINVAL for an invalid entry. */
 int rk_members_init(struct rk_members *t, const struct rk_member *self, uint64_t now_ms);
 
+/* Refuse news whose incarnation is more than max_ahead_ms ahead of the
+ * merge's now_ms (0, the default after init: no bound). Incarnations are
+ * wall-clock ms, so this is cluster.max_clock_skew. */
+void rk_members_bound_incarnations(struct rk_members *t, uint64_t max_ahead_ms);
+
 /* Merges one received entry. A settings digest unlike ours → CONFLICT, no
  * change. News about self that outranks our entry → REFUTED (incarnation
  * becomes theirs + 1, our state kept). Otherwise the entry wins if it
  * outranks ours (see members.c). *ev says what happened. 0, RK_EINVAL for
- * an invalid entry, -ENOBUFS when a new member does not fit, -EOVERFLOW if
- * refuting would overflow the incarnation. */
+ * an invalid entry, RK_EREFUSED for an incarnation beyond the bound (ev->id
+ * and ev->incarnation name it, nothing changed), -ENOBUFS when a new
+ * member does not fit, -EOVERFLOW if refuting would overflow the
+ * incarnation. */
 int rk_members_merge(struct rk_members *t, const struct rk_member *in, uint64_t now_ms,
                      struct rk_member_event *ev);
 
@@ -181,7 +189,8 @@ const char *rk_member_state_name(unsigned state);
 int rk_members_encode(const struct rk_member *e, size_t n, uint8_t *buf, size_t cap, size_t *len);
 
 /* Decodes into out[0..cap); *n gets the count. Local fields are zeroed.
- * 0, RK_EMALFORMED (any length, string or state out of bounds, trailing
+ * 0, RK_EMALFORMED (any length, string or state out of bounds, an id
+ * outside RK_IDENT_CHARSET, trailing
  * bytes), RK_EUNSUPPORTED (another version), -ENOBUFS (count > cap). On
  * error out[] may be partly written and *n is 0. */
 int rk_members_decode(const uint8_t *buf, size_t len, struct rk_member *out, size_t cap, size_t *n);

@@ -3,6 +3,7 @@
 #include "node.h"
 #include "util/err.h"
 #include "util/fsutil.h"
+#include "util/ident.h"
 #include "util/io.h"
 
 #include <errno.h>
@@ -78,9 +79,23 @@ static int check_id(const struct rk_config *c, char *id, size_t idlen, char *err
         snprintf(id, idlen, "%s", c->node_id);
     else if (gethostname(id, idlen) != 0 || !id[0])
         snprintf(id, idlen, "node-1");
+    /* An id stamped by an earlier start wins over the host name; a new
+     * one must be valid before it is stamped. */
+    char path[1100]; /* data_dir[1024] + "/NODE_ID" */
+    snprintf(path, sizeof(path), "%s/NODE_ID", c->data_dir);
+    if (access(path, F_OK) != 0 && !rk_ident_valid(id, strlen(id), NULL)) {
+        snprintf(err, errlen, "the host name is not a valid node id (1..%d of %s): set node.id",
+                 RK_IDENT_MAX, RK_IDENT_CHARSET);
+        return RK_EINVAL;
+    }
     int rc = stamp(c->data_dir, "NODE_ID", id, stored, sizeof(stored), err, errlen);
     if (rc <= 0)
         return rc;
+    if (!rk_ident_valid(stored, strlen(stored), NULL)) {
+        snprintf(err, errlen, "%s/NODE_ID does not hold a valid node id (1..%d of %s)",
+                 c->data_dir, RK_IDENT_MAX, RK_IDENT_CHARSET);
+        return RK_EINVAL;
+    }
     if (c->node_id[0] && strcmp(c->node_id, stored) != 0) {
         snprintf(err, errlen,
                  "data dir %s belongs to node \"%s\" but node.id is \"%s\" (set node.id = "

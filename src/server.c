@@ -202,6 +202,22 @@ static void on_left(void *arg)
     begin_stop(arg, "left the cluster");
 }
 
+/* A restart comes back with a higher incarnation than its previous life,
+ * so its news outranks what others still say about that life: wall-clock
+ * ms, or one more than the saved one when refutations (or a clock that
+ * stepped back) put that ahead. A saved value beyond max_clock_skew is not
+ * inherited: peers would refuse it (members.h). */
+static uint64_t next_incarnation(const struct server *s, const struct rk_member *known,
+                                 size_t nknown)
+{
+    uint64_t now = rk_clock_wall_ms(), inc = now;
+    for (size_t i = 0; known && i < nknown; i++)
+        if (strcmp(known[i].id, s->self.id) == 0 && known[i].incarnation >= inc &&
+            known[i].incarnation < now + s->sh.cfg.max_clock_skew_ms)
+            inc = known[i].incarnation + 1;
+    return inc;
+}
+
 static int start_gossip(struct server *s)
 {
     const struct rk_config *c = &s->sh.cfg;
@@ -211,9 +227,6 @@ static int start_gossip(struct server *s)
     advertised(c->listen_client, c->advertise, me->client_addr, sizeof(me->client_addr));
     advertised(c->listen_peer, c->advertise, me->peer_addr, sizeof(me->peer_addr));
     advertised(c->listen_gossip, c->advertise, me->gossip_addr, sizeof(me->gossip_addr));
-    /* A restart comes back with a higher incarnation than its previous
-     * life, so its news outranks what others still say about that life. */
-    me->incarnation = rk_clock_wall_ms();
     me->settings_digest = rk_members_settings_digest(c->cluster_name, c->partitions, c->replicas);
     me->config_digest = rk_config_digest(c);
     const char *seeds[RK_CONFIG_MAX_SEEDS];
@@ -221,11 +234,13 @@ static int start_gossip(struct server *s)
         seeds[i] = c->seeds[i];
     size_t nknown;
     struct rk_member *known = load_members(s, &nknown);
+    me->incarnation = next_incarnation(s, known, nknown);
     struct rk_gossip_opts o = {
         .listen = c->listen_gossip, .self = me, .cluster_name = c->cluster_name,
         .partitions = c->partitions, .replicas = c->replicas, .seeds = seeds, .nseeds = c->nseeds,
         .interval_ms = c->gossip_interval_ms, .suspect_after_ms = c->suspect_after_ms,
         .dead_after_ms = c->dead_after_ms, .auto_remove_ms = c->auto_remove_after_ms,
+        .max_clock_skew_ms = c->max_clock_skew_ms,
         .on_change = on_members_changed, .arg = s, .known = known, .nknown = nknown,
         .conns = &s->sh.conns};
     int rc = rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err));

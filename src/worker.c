@@ -18,6 +18,7 @@
 #include "proto.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/ident.h"
 #include "util/io.h"
 #include "util/log.h"
 
@@ -134,12 +135,14 @@ void rk_reply_send(struct rk_shared *sh, nng_msg *m)
 }
 
 /* A reply goes to its client; for a replica request this node's own
- * coordinator made (a 4-byte header: its request id, no pipe), back to
+ * coordinator made (internal, a 4-byte header: its request id), back to
  * the coordinator; for a part of a peer's batch (batch.h), to the batch.
- * Neither of those went through the socket alone or counts in flight. */
+ * Neither of those went through the socket alone or counts in flight.
+ * What came from the socket is told apart by its pipe, never by its
+ * header, which the sender controls. */
 static bool is_local(nng_msg *m)
 {
-    return nng_msg_header_len(m) == 4;
+    return rk_msg_is_internal(m) && nng_msg_header_len(m) == 4;
 }
 
 static void send_one(struct rk_worker *w, nng_msg *m)
@@ -486,7 +489,8 @@ static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct r
                                const struct rk_record *r)
 {
     char target[RK_MEMBER_ID_MAX + 1];
-    int rc = req->hlen == 0 || req->hlen > RK_MEMBER_ID_MAX ? RK_EMALFORMED : 0;
+    /* The target becomes a hint store key and a log word: a node id. */
+    int rc = rk_ident_valid((const char *)req->hint, req->hlen, NULL) ? 0 : RK_EMALFORMED;
     if (rc == 0) {
         memcpy(target, req->hint, req->hlen);
         target[req->hlen] = '\0';

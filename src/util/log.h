@@ -1,5 +1,7 @@
 /* One line per event: "level component: message key=value" on stderr
- * (journald adds time and unit). A sink can be installed to capture lines,
+ * (journald adds time and unit). Every byte of a message outside printable
+ * ASCII is written as \xNN (a backslash as \\), so a string that came
+ * from a peer or a client can neither break a line nor forge one. A sink can be installed to capture lines,
  * which tests use to assert on what recovery reported. */
 #ifndef RK_UTIL_LOG_H
 #define RK_UTIL_LOG_H

@@ -451,6 +451,19 @@ static void test_enums_bools_strings(void **state)
     load_ok("[node]\nid = \"012345678901234567890123456789012345678901234567890123456789012\"\n",
             &c);
     assert_int_equal(strlen(c.node_id), 63);
+    /* Node ids travel in gossip and into logs: a documented character set. */
+    load_err("[node]\nid = \"evil\\nerror ringkvd: FORGED\"\n",
+             ":2:6: node.id has byte 0x0a at offset 4; it may hold only letters, digits, '.', "
+             "'_' and '-'");
+    load_err("[node]\nid = \"node 1\"\n",
+             ":2:6: node.id has byte 0x20 at offset 4; it may hold only letters, digits, '.', "
+             "'_' and '-'");
+    load_err("[node]\nid = \"n\\u00e9\"\n",
+             ":2:6: node.id has byte 0xc3 at offset 1; it may hold only letters, digits, '.', "
+             "'_' and '-'");
+    load_ok("[node]\nid = \"db-7.rack_2.example\"\n", &c);
+    assert_string_equal(c.node_id, "db-7.rack_2.example");
+    load_ok("[node]\nid = \"\"\n", &c); /* "" = the host name */
     load_err("[node]\ndata_dir = \"\"\n", ":2:12: node.data_dir must not be empty");
     load_err("[listen]\nclient = \"\"\n", ":2:10: listen.client must not be empty");
     load_ok("[listen]\nhttp = \"\"\n", &c);
@@ -571,6 +584,11 @@ static void test_validate_filled_config(void **state)
     memset(c.cluster_name, 'x', sizeof(c.cluster_name));
     assert_int_equal(rk_config_validate(&c, err, sizeof(err)), -1);
     assert_string_equal(err, "cluster.name is not NUL-terminated");
+    rk_config_defaults(&c);
+    strcpy(c.node_id, "a\tb");
+    assert_int_equal(rk_config_validate(&c, err, sizeof(err)), -1);
+    assert_string_equal(err, "node.id has byte 0x09 at offset 1; it may hold only letters, "
+                             "digits, '.', '_' and '-'");
     rk_config_defaults(&c);
     c.nseeds = 2;
     assert_int_equal(rk_config_validate(&c, err, sizeof(err)), -1);
