@@ -58,6 +58,7 @@ struct rk_config {
     /* [limits] */
     uint32_t max_inflight;       /* 10000; >= 1 */
     uint32_t client_rate;        /* 0 = off */
+    uint32_t max_connections;    /* 256 per listening address; 1 .. 65536 */
     /* [security] */
     char secret_file[1024], tls_cert[1024], tls_key[1024], tls_ca[1024];
     /* [log] */
