@@ -89,6 +89,21 @@ static void status_json(struct rk_shared *sh, struct rk_jbuf *b)
          atomic_load(&sh->members_seen));
 }
 
+/* "connections":{"max":N,"client":{"open":..,"accepted":..,"refused":..},...}, */
+static void conns_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_conns *c = &sh->conns;
+    unsigned n = atomic_load(&c->n);
+    rk_jadd(b, "\"connections\":{\"max\":%u", atomic_load(&c->max));
+    for (unsigned i = 0; i < n; i++) {
+        struct rk_conns_listener *l = &c->l[i];
+        rk_jadd(b, ",\"%s\":{\"open\":%u,\"accepted\":%llu,\"refused\":%llu}", l->name,
+                atomic_load(&l->open), (unsigned long long)atomic_load(&l->accepted),
+                (unsigned long long)atomic_load(&l->refused));
+    }
+    rk_jadd(b, "},");
+}
+
 static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
     struct rk_worker_stats t;
@@ -122,6 +137,7 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
          (unsigned long long)t.hints.pending, (unsigned long long)t.hints.pending_bytes,
          (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old,
          (unsigned long long)t.hints.partitions_marked);
+    conns_json(sh, b);
     rk_jadd(b, "\"peer_batches\":{\"sent\":%llu,\"requests_sent\":%llu,\"served\":%llu},",
          (unsigned long long)co->batches_sent, (unsigned long long)co->batched_requests,
          (unsigned long long)t.batches_served);

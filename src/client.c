@@ -6,12 +6,16 @@
 #include "nng_close.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -23,6 +27,7 @@
 #define RECONN_MIN_MS 100
 #define RECONN_MAX_MS 1000
 #define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
+#define PROBE_MS 200        /* a TCP connect on a LAN takes well under a millisecond */
 
 struct rk_client {
     nng_socket sock;
@@ -186,6 +191,114 @@ enum rk_status rk_client_last_status(const struct rk_client *c)
     return c->last_status;
 }
 
+/* Split "tcp://HOST:PORT" ("tcp://[V6]:PORT") into host and port. */
+static bool split_tcp(const char *addr, char *host, size_t hlen, char *port, size_t plen)
+{
+    if (strncmp(addr, "tcp://", 6) != 0)
+        return false;
+    const char *h = addr + 6, *colon = strrchr(h, ':');
+    if (!colon || colon == h || !colon[1])
+        return false;
+    size_t n = (size_t)(colon - h);
+    if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    if (n >= hlen || strlen(colon + 1) >= plen)
+        return false;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    snprintf(port, plen, "%s", colon + 1);
+    return true;
+}
+
+/* What a plain TCP probe of a node's address found (tcp_probe). */
+enum probe {
+    PROBE_UNKNOWN,  /* not tcp://, or the name does not resolve */
+    PROBE_REFUSED,  /* refused, or nothing within PROBE_MS */
+    PROBE_SILENT,   /* TCP accepted, no SP handshake back */
+    PROBE_REP,      /* answers as an SP rep0 socket (a ringkv client port) */
+    PROBE_OTHER,    /* answers as another SP protocol (*proto) */
+};
+
+/* Connect to host:port within ms; a socket fd or -1. */
+static int probe_connect(const char *host, const char *port, int ms)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(host, port, &hints, &ai) != 0)
+        return -2;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int err = errno;
+        socklen_t el = sizeof(err);
+        if (err != EINPROGRESS || poll(&p, 1, ms) != 1 ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* After a timeout with no connection ever made: what is at addr? A node
+ * paused with SIGSTOP (or wedged before its loops run) still completes TCP
+ * handshakes from its listen backlog but never the SP handshake, and a
+ * port of another SP protocol (gossip) drops nng's pipe: nng reports no
+ * pipe in every case. One plain connect and an SP header tell them apart. */
+static enum probe tcp_probe(const char *addr, int ms, unsigned *proto)
+{
+    static const uint8_t req0_hdr[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+    char host[256], port[16];
+    uint8_t hdr[8];
+    if (!split_tcp(addr, host, sizeof(host), port, sizeof(port)))
+        return PROBE_UNKNOWN;
+    int fd = probe_connect(host, port, ms);
+    if (fd < 0)
+        return fd == -2 ? PROBE_UNKNOWN : PROBE_REFUSED;
+    enum probe r = PROBE_SILENT;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (write(fd, req0_hdr, sizeof(req0_hdr)) == (ssize_t)sizeof(req0_hdr) &&
+        poll(&p, 1, ms) == 1 && recv(fd, hdr, sizeof(hdr), MSG_WAITALL) == (ssize_t)sizeof(hdr) &&
+        memcmp(hdr, "\0SP\0", 4) == 0) {
+        *proto = (unsigned)hdr[4] << 8 | hdr[5];
+        r = *proto == 0x31 ? PROBE_REP : PROBE_OTHER;
+    }
+    close(fd);
+    return r;
+}
+
+/* The line for a timeout: what the connection did tells the likely cause. */
+static void timeout_error(struct rk_client *c, bool ever, bool dropped, const char *t)
+{
+    unsigned proto = 0;
+    enum probe pr = ever ? PROBE_UNKNOWN : tcp_probe(c->addr, PROBE_MS, &proto);
+    if (pr == PROBE_SILENT)
+        seterr(c,
+               "no answer from %s within %s: the node accepted the connection but did not "
+               "answer (paused, overloaded or stuck? check its log, or allow a longer timeout)",
+               c->addr, t);
+    else if (pr == PROBE_OTHER)
+        seterr(c,
+               "%s is not a ringkv client port: it speaks SP protocol 0x%02x, not rep0 (the "
+               "gossip port? clients use listen.client or listen.peer)",
+               c->addr, proto);
+    else if (!ever && pr != PROBE_REP)
+        seterr(c, "no answer from %s within %s: not connected (is ringkvd running there?)",
+               c->addr, t);
+    else if (dropped)
+        seterr(c,
+               "no answer from %s within %s: the connection dropped during the request "
+               "(node restarted, or the request is over its message size limit)",
+               c->addr, t);
+    else
+        seterr(c,
+               "no answer from %s within %s: connected, but the node did not reply "
+               "(overloaded or stuck? check its log, or allow a longer timeout)",
+               c->addr, t);
+}
+
 /* An nng error from send/recv → our code and a line that says what to do.
  * removed_before: pipes_removed when the call started. */
 static int transport_error(struct rk_client *c, int rv, unsigned removed_before)
@@ -196,19 +309,7 @@ static int transport_error(struct rk_client *c, int rv, unsigned removed_before)
     bool dropped = atomic_load(&c->pipes_removed) != removed_before;
     switch (rv) {
     case NNG_ETIMEDOUT:
-        if (!ever)
-            seterr(c, "no answer from %s within %s: not connected (is ringkvd running there?)",
-                   c->addr, t);
-        else if (dropped)
-            seterr(c,
-                   "no answer from %s within %s: the connection dropped during the request "
-                   "(node restarted, or the request is over its message size limit)",
-                   c->addr, t);
-        else
-            seterr(c,
-                   "no answer from %s within %s: connected, but the node did not reply "
-                   "(overloaded or stuck? check its log, or allow a longer timeout)",
-                   c->addr, t);
+        timeout_error(c, ever, dropped, t);
         return RK_ETIMEDOUT;
     case NNG_ECONNREFUSED:
         seterr(c, "%s refused the connection (is ringkvd running there?)", c->addr);

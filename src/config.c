@@ -115,6 +115,10 @@ static const struct key keys[] = {
      .flags = F_LIVE},
     {ROW("limits.client_rate", K_UINT, client_rate, "0"), .min = 0, .max = 100000000,
      .flags = F_LIVE},
+    /* A connection costs a descriptor and, stalled mid-message, up to one
+     * message of memory: 65536 is far past what one node serves usefully. */
+    {ROW("limits.max_connections", K_UINT, max_connections, "256"), .min = 1, .max = 65536,
+     .flags = F_LIVE},
     {ROW("security.secret_file", K_STR, secret_file, "")},
     {ROW("security.tls_cert", K_STR, tls_cert, "")},
     {ROW("security.tls_key", K_STR, tls_key, "")},
@@ -694,6 +698,12 @@ void rk_config_defaults(struct rk_config *c)
             x = (uint64_t)enum_index(k, k->def);
         set_num(c, k, x);
     }
+}
+
+void rk_config_single_node(struct rk_config *c)
+{
+    rk_config_defaults(c);
+    c->replicas = c->read_quorum = c->write_quorum = c->expect_nodes = 1;
 }
 
 static int check_str(const char *label, const char *f, size_t width, unsigned flags, char *msg,

@@ -58,6 +58,7 @@ struct rk_config {
     /* [limits] */
     uint32_t max_inflight;       /* 10000; >= 1 */
     uint32_t client_rate;        /* 0 = off */
+    uint32_t max_connections;    /* 256 per listening address; 1 .. 65536 */
     /* [security] */
     char secret_file[1024], tls_cert[1024], tls_key[1024], tls_ca[1024];
     /* [log] */
@@ -66,6 +67,12 @@ struct rk_config {
 
 /* Fill c with the built-in defaults (the values above). */
 void rk_config_defaults(struct rk_config *c);
+
+/* The defaults of a node run without a config file: a cluster of one, so
+ * cluster.replicas, read_quorum, write_quorum and expect_nodes are 1 (the
+ * documented defaults, 3/2/2/3, describe the cluster a config file sets
+ * up; a quorum of 2 could never be met by one node). */
+void rk_config_single_node(struct rk_config *c);
 
 /* Load path over the defaults and validate. 0, or -1 with one line in err:
  * "FILE:LINE:COL: message" for syntax errors and for keys (unknown key:

@@ -104,6 +104,22 @@ static void reply_quorum(struct op *op)
     reply_text(op, RK_ST_QUORUM, text);
 }
 
+/* The preference list is shorter than the quorum: this node knows fewer
+ * members than cluster.replicas. Nothing is sent: no replica set it
+ * knows of could make the request succeed. */
+static void reply_short_list(struct op *op)
+{
+    bool write = op->opcode != RK_OP_GET;
+    char text[200];
+    snprintf(text, sizeof(text),
+             "%s quorum not met: 0 of %u %s (only %u of cluster.replicas = %u members known "
+             "yet)",
+             write ? "write" : "read", op->need, write ? "acks" : "answers", op->n,
+             op->c->sh->cfg.replicas);
+    op->c->stats.quorum_failed++;
+    reply_text(op, RK_ST_QUORUM, text);
+}
+
 static void reply_read(struct op *op)
 {
     char *trace = op->trace ? trace_json(op) : NULL; /* none rather than a broken one */
@@ -365,10 +381,17 @@ static struct op *op_alloc(struct rk_coord *c)
     return op;
 }
 
-/* Quorum for this request: the client's or the config's, capped at the
- * preference list. 0 with *why set when the client asked for too many. */
-static uint8_t quorum(const struct rk_shared *sh, const struct rk_msg *req, uint8_t n, char *why,
-                      size_t len)
+/* Quorum for this request: the client's or the config's. 0 with *why set
+ * when the client asked for more than cluster.replicas.
+ *
+ * BEHAVIOR: never capped at the preference list. A coordinator that knows
+ * fewer members than cluster.replicas (a cluster still forming, a node
+ * just restarted or refused by the others) builds a shorter list; were the
+ * quorum capped there, it would acknowledge a write held by fewer than W
+ * replicas, and a read would answer from fewer than R, so R + W > N would
+ * no longer give read-your-writes. Such a request fails (QUORUM, saying
+ * how many members are known) until the members are known. */
+static uint8_t quorum(const struct rk_shared *sh, const struct rk_msg *req, char *why, size_t len)
 {
     bool read = req->opcode == RK_OP_GET;
     unsigned q = read ? (req->has_r && req->r ? req->r : sh->cfg.read_quorum)
@@ -378,7 +401,7 @@ static uint8_t quorum(const struct rk_shared *sh, const struct rk_msg *req, uint
                  sh->cfg.replicas);
         return 0;
     }
-    return (uint8_t)(q < n ? q : n);
+    return (uint8_t)q;
 }
 
 /* The request for replica i of op, built from the op's own copies (it
@@ -556,9 +579,13 @@ static void fan_out(struct rk_coord *c, struct op *op)
 static bool op_take(struct rk_coord *c, struct op *op, const struct rk_msg *req)
 {
     char why[128];
-    op->need = quorum(c->sh, req, op->n, why, sizeof(why));
+    op->need = quorum(c->sh, req, why, sizeof(why));
     if (op->need == 0) {
         reply_text(op, RK_ST_MALFORMED, why);
+        return false;
+    }
+    if (op->n < op->need) {
+        reply_short_list(op);
         return false;
     }
     bool write = op->opcode != RK_OP_GET;
@@ -584,26 +611,38 @@ static bool op_take(struct rk_coord *c, struct op *op, const struct rk_msg *req)
     return true;
 }
 
+/* Answer a request that never became an op (takes msg). */
+static void reply_now(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req,
+                      enum rk_status st, const char *text)
+{
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .status = (uint16_t)st, .has_text = true, .text = (const uint8_t *)text,
+                         .tlen = (uint32_t)strlen(text)};
+    if (rk_reply_encode(msg, &rep) == 0)
+        rk_reply_send(c->sh, msg);
+    else
+        nng_msg_free(msg), atomic_fetch_sub(&c->sh->inflight, 1);
+}
+
 bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, uint32_t part)
 {
     struct rk_view *v = rk_view_acquire(&c->sh->views);
     const char *ids[NREP];
     size_t n = v ? rk_ring_preference(v->ring, part, ids, NREP) : 0;
-    if (!v || (n == 1 && strcmp(ids[0], v->m[v->self].id) == 0)) {
+    char why[128];
+    if (!v) {
+        reply_now(c, msg, req, RK_ST_UNAVAILABLE, "no cluster view yet; retry");
+        return true;
+    }
+    if (n == 1 && strcmp(ids[0], v->m[v->self].id) == 0 &&
+        quorum(c->sh, req, why, sizeof(why)) == 1) {
         rk_view_release(v);
-        return false; /* a single replica, this node: the local path */
+        return false; /* a single replica, this node, and a quorum of one: the local path */
     }
     struct op *op = op_alloc(c);
     if (!op) {
         rk_view_release(v);
-        static const char busy[] = "too many requests being coordinated; retry";
-        struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
-                             .status = RK_ST_BUSY, .has_text = true,
-                             .text = (const uint8_t *)busy, .tlen = sizeof(busy) - 1};
-        if (rk_reply_encode(msg, &rep) == 0)
-            rk_reply_send(c->sh, msg);
-        else
-            nng_msg_free(msg), atomic_fetch_sub(&c->sh->inflight, 1);
+        reply_now(c, msg, req, RK_ST_BUSY, "too many requests being coordinated; retry");
         return true;
     }
     op->view = v;

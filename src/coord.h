@@ -18,9 +18,13 @@
  *            that returned an older version or nothing get the newest one
  *            (read repair, counted).
  *
- * W and R default to cluster.write_quorum / read_quorum, may be set per
- * request, and are capped at the preference list's length when the cluster
- * has fewer members than cluster.replicas. A replica that is suspect or
+ * W and R default to cluster.write_quorum / read_quorum and may be set per
+ * request. They are never capped at the preference list: while this node
+ * knows fewer members than cluster.replicas and the list is shorter than
+ * the quorum, the request fails with QUORUM ("only 1 of cluster.replicas =
+ * 3 members known yet"), so an acknowledgement always means W replicas,
+ * an answer R. A node run without a config is a cluster of one
+ * (replicas = R = W = 1, config.h). A replica that is suspect or
  * dead is not asked (it counts as failed: "down"). Outstanding requests are
  * bounded per worker (BUSY beyond) and per peer.
  *

@@ -16,6 +16,7 @@
  */
 #include "gossip.h"
 #include "gossip_wire.h"
+#include "conns.h"
 #include "nng_close.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -618,7 +619,13 @@ static int open_sockets(struct rk_gossip *g, char *err, size_t errlen)
         snprintf(err, errlen, "gossip sockets: %s", nng_strerror(rv));
         return -ENOMEM;
     }
-    rv = nng_listener_create(&l, g->rs, g->listen);
+    if (g->o.conns) {
+        rv = rk_conns_watch(g->o.conns, g->rs);
+        if (rv == 0)
+            rv = rk_conns_listener_create(g->o.conns, g->rs, g->listen, "gossip", &l);
+    } else {
+        rv = nng_listener_create(&l, g->rs, g->listen);
+    }
     if (rv == 0)
         rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, MSG_MAX);
     if (rv == 0)

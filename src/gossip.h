@@ -22,6 +22,8 @@
 
 #include "members.h"
 
+struct rk_conns;
+
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,6 +49,7 @@ struct rk_gossip_opts {
     uint64_t max_clock_skew_ms;   /* news with an incarnation further ahead is refused */
     rk_gossip_change_cb *on_change; /* may be NULL */
     void *arg;
+    struct rk_conns *conns;       /* counts and limits the respondent's connections */
 };
 
 /* A peer refused because its cluster settings differ from ours. */

@@ -4,6 +4,11 @@
 #include "server.h"
 #include "util/log.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +25,7 @@ static int load(struct rk_config *c, const char *path)
 {
     char err[1200];
     if (!path) {
-        rk_config_defaults(c);
+        rk_config_single_node(c);
         return 0;
     }
     if (rk_config_load(c, path, err, sizeof(err)) < 0) {
@@ -50,6 +55,26 @@ static int cmd_check(int argc, char **argv)
     return 0;
 }
 
+/* Start this program again in this process (same pid for systemd and
+ * supervisors): every descriptor but stdio is closed by the exec, which is
+ * the point (nng holds the leaked ones). Returns only on failure: 1. */
+static int restart_in_place(char **argv)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != dirfd(d))
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    if (d)
+        closedir(d);
+    execv("/proc/self/exe", argv);
+    rk_error("ringkvd", "restart: exec /proc/self/exe: %s (exiting; a supervisor restarts it)",
+             strerror(errno));
+    return 1;
+}
+
 static int cmd_run(int argc, char **argv, int first)
 {
     const char *path = NULL;
@@ -69,7 +94,7 @@ static int cmd_run(int argc, char **argv, int first)
         return 1;
     int code = load(c, path) < 0 ? 2 : rk_server_run(c, path);
     free(c);
-    return code;
+    return code == RK_SERVER_RESTART ? restart_in_place(argv) : code;
 }
 
 int main(int argc, char **argv)

@@ -4,10 +4,12 @@
  * worker stops receiving → once all have, each answers what it holds,
  * commits, syncs and closes its storage → join → exit 0. */
 #include "server.h"
+#include "conns.h"
 #include "control.h"
 #include "gossip.h"
 #include "nng_close.h"
 #include "node.h"
+#include "reapwatch.h"
 #include "util/fsutil.h"
 #include "worker.h"
 #include "util/clock.h"
@@ -31,14 +33,17 @@
 #define STOP_POLL_S 0.005  /* how often shutdown checks that receiving stopped */
 #define STOP_DEADLINE_S 8.0 /* systemd and operators expect an exit within 10 s */
 #define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
+#define REAP_PROBE_S 1.0    /* how often nng's reaper is probed (reapwatch.h) */
+#define REAP_STUCK_NS (5ull * 1000000000) /* a probe is freed in microseconds; 5 s is stuck */
 
 struct server {
     struct rk_shared sh;
     const char *config_path;
     struct ev_loop *loop;
     ev_signal sigterm, sigint, sighup;
-    ev_timer watchdog, status, stop_poll, stop_deadline;
+    ev_timer watchdog, status, stop_poll, stop_deadline, reaper;
     int lock_fd;
+    bool restart; /* stopping to restart in place (rk_server_run's RK_SERVER_RESTART) */
     bool listening;
     struct rk_gossip *gossip;
     struct rk_control control;
@@ -67,13 +72,18 @@ static uint32_t worker_count(const struct rk_config *c)
     return (uint32_t)n;
 }
 
+/* Over the receive limit nng drops the connection without a word; keep it
+ * well above the value limit so oversized values get a TOO_LARGE answer
+ * that names the limit. It is also what one stalled connection can cost. */
+static size_t recv_max(const struct rk_config *c)
+{
+    return 2 * ((size_t)c->max_value_size + c->max_key_size) + 65536;
+}
+
 static int open_socket(struct server *s)
 {
     struct rk_shared *sh = &s->sh;
-    /* Over the receive limit nng drops the connection without a word; keep
-     * it well above the value limit so oversized values get a TOO_LARGE
-     * answer that names the limit. */
-    size_t maxsz = 2 * ((size_t)sh->cfg.max_value_size + sh->cfg.max_key_size) + 65536;
+    size_t maxsz = recv_max(&sh->cfg);
     int rv = nng_rep0_open_raw(&sh->sock);
     if (rv == 0)
         rv = nng_socket_set_size(sh->sock, NNG_OPT_RECVMAXSZ, maxsz);
@@ -81,16 +91,23 @@ static int open_socket(struct server *s)
         rv = nng_socket_set_int(sh->sock, NNG_OPT_SENDBUF, SEND_BUF);
     if (rv == 0)
         rv = nng_socket_set_int(sh->sock, NNG_OPT_RECVBUF, SEND_BUF);
+    if (rv == 0)
+        rv = rk_conns_watch(&sh->conns, sh->sock);
     if (rv != 0)
         fatal("client socket: %s", nng_strerror(rv));
     return rv ? -1 : 0;
 }
 
 /* One socket serves clients and peers (the same protocol): it listens on
- * both addresses. */
-static int listen_on(struct server *s, const char *addr, const char *key)
+ * both addresses, each with its own connection limit (conns.h). */
+static int listen_on(struct server *s, const char *addr, const char *key, const char *name)
 {
-    int rv = nng_listen(s->sh.sock, addr, NULL, 0);
+    nng_listener l;
+    int rv = rk_conns_listener_create(&s->sh.conns, s->sh.sock, addr, name, &l);
+    if (rv == 0)
+        rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, recv_max(&s->sh.cfg));
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
     if (rv == NNG_EADDRINUSE)
         fatal("bind %s: address in use (is another ringkvd running?)", addr);
     else if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP)
@@ -102,11 +119,11 @@ static int listen_on(struct server *s, const char *addr, const char *key)
 
 static int listen_client(struct server *s)
 {
-    if (listen_on(s, s->sh.cfg.listen_client, "listen.client") < 0)
+    if (listen_on(s, s->sh.cfg.listen_client, "listen.client", "client") < 0)
         return -1;
     if (strcmp(s->sh.cfg.listen_peer, s->sh.cfg.listen_client) == 0)
         return 0;
-    return listen_on(s, s->sh.cfg.listen_peer, "listen.peer");
+    return listen_on(s, s->sh.cfg.listen_peer, "listen.peer", "peer");
 }
 
 /* tcp://HOST:PORT as peers reach it: the advertised host and the
@@ -224,7 +241,8 @@ static int start_gossip(struct server *s)
         .interval_ms = c->gossip_interval_ms, .suspect_after_ms = c->suspect_after_ms,
         .dead_after_ms = c->dead_after_ms, .auto_remove_ms = c->auto_remove_after_ms,
         .max_clock_skew_ms = c->max_clock_skew_ms,
-        .on_change = on_members_changed, .arg = s, .known = known, .nknown = nknown};
+        .on_change = on_members_changed, .arg = s, .known = known, .nknown = nknown,
+        .conns = &s->sh.conns};
     int rc = rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err));
     free(known);
     if (rc < 0) {
@@ -320,10 +338,12 @@ static void reload(struct server *s)
     if (live[0]) {
         rk_log_set_level(neu->log_level);
         atomic_store(&s->sh.max_inflight, neu->max_inflight);
+        rk_conns_set_max(&s->sh.conns, neu->max_connections);
         /* Remember what was applied, so the next reload compares against the
          * running values. Workers never read these fields of cfg. */
         s->sh.cfg.log_level = neu->log_level;
         s->sh.cfg.max_inflight = neu->max_inflight;
+        s->sh.cfg.max_connections = neu->max_connections;
         s->sh.cfg.client_rate = neu->client_rate;
         s->sh.cfg.ae_interval_ms = neu->ae_interval_ms;
         s->sh.cfg.ae_max_keys_per_second = neu->ae_max_keys_per_second;
@@ -374,12 +394,35 @@ static void begin_stop(struct server *s, const char *why)
     if (atomic_exchange(&s->sh.stopping, true))
         return;
     rk_info("server", "stopping (%s): answering in-flight requests", why);
-    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+    /* A restart in place keeps the pid: to systemd it is a reload (the new
+     * image says READY=1 again), never a stop it would wait to see exit. */
+    sd_notify(0, s->restart ? "RELOADING=1\nSTATUS=restarting in place"
+                            : "STOPPING=1\nSTATUS=stopping");
     for (uint32_t i = 0; i < s->sh.nworkers; i++)
         rk_worker_stop_rx(s->sh.workers[i]);
     ev_timer_start(s->loop, &s->stop_poll);
     ev_timer_init(&s->stop_deadline, on_stop_deadline, STOP_DEADLINE_S, 0.0);
     ev_timer_start(s->loop, &s->stop_deadline);
+}
+
+/* nng's reaper is stuck for good (reapwatch.h): every connection closed
+ * from now on would keep its descriptor. Stop as on SIGTERM, then restart
+ * in place (same pid, same arguments). */
+static void on_reaper(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct server *s = t->data;
+    uint64_t now = rk_clock_mono_ns();
+    if (!rk_reapwatch_stuck(now, REAP_STUCK_NS)) {
+        rk_reapwatch_probe(now);
+        return;
+    }
+    ev_timer_stop(s->loop, t);
+    rk_error("server", "nng's reaper has been stuck for over %llu s (an nng 1.5.2 bug: closed "
+             "connections keep their descriptors); restarting in place",
+             REAP_STUCK_NS / 1000000000);
+    s->restart = true;
+    begin_stop(s, "restarting: nng's reaper is stuck");
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -398,12 +441,15 @@ static void watchers_start(struct server *s)
     ev_signal_init(&s->sighup, on_sighup, SIGHUP);
     ev_timer_init(&s->status, on_status, 1.0, 5.0);
     ev_timer_init(&s->stop_poll, on_stop_poll, STOP_POLL_S, STOP_POLL_S);
+    ev_timer_init(&s->reaper, on_reaper, REAP_PROBE_S, REAP_PROBE_S);
+    s->reaper.data = s;
     s->sigterm.data = s->sigint.data = s->sighup.data = s;
     s->status.data = s->stop_poll.data = s->watchdog.data = s;
     ev_signal_start(s->loop, &s->sigterm);
     ev_signal_start(s->loop, &s->sigint);
     ev_signal_start(s->loop, &s->sighup);
     ev_timer_start(s->loop, &s->status);
+    ev_timer_start(s->loop, &s->reaper);
     uint64_t usec;
     if (sd_watchdog_enabled(0, &usec) > 0) {
         double half = (double)usec / 2e6; /* systemd's advice: ping at half the timeout */
@@ -463,6 +509,7 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path)
     s->sh.partitions = cfg->partitions;
     s->sh.start_ms = rk_clock_wall_ms();
     atomic_store(&s->sh.max_inflight, cfg->max_inflight);
+    rk_conns_init(&s->sh.conns, cfg->max_connections);
     rk_view_slot_init(&s->sh.views);
     rk_hlc_init(&s->sh.hlc, cfg->max_clock_skew_ms);
     signal(SIGPIPE, SIG_IGN);
@@ -473,11 +520,13 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path)
         sd_notify(0, "READY=1");
         on_status(s->loop, &s->status, 0);
         ev_run(s->loop, 0);
-        code = 0;
+        code = s->restart ? RK_SERVER_RESTART : 0;
     }
     teardown(s);
     if (code == 0)
         rk_info("server", "stopped");
+    else if (code == RK_SERVER_RESTART)
+        rk_info("server", "stopped; restarting");
     free(s);
     return code;
 }

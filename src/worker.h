@@ -13,6 +13,7 @@
 #define RK_WORKER_H
 
 #include "config.h"
+#include "conns.h"
 #include "hints.h"
 #include "hlc.h"
 #include "mailbox.h"
@@ -76,6 +77,7 @@ struct rk_shared {
      * on every membership change; the clock that versions every write. */
     struct rk_view_slot views;
     struct rk_hlc hlc;
+    struct rk_conns conns; /* connections per listener (client, peer, gossip) */
 };
 
 /* Replace msg's body with the encoding of rep; msg keeps its routing

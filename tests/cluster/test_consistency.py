@@ -6,10 +6,11 @@ show no lost acknowledged write and no stale read (N=3, W=2, R=2)."""
 
 import json
 import random
+import struct
 import threading
 import time
 
-from harness import last_json, wait_for
+from harness import RK_TAG, Cluster, RawKV, last_json, rk_field, wait_for
 from history import History, check
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s",
@@ -118,3 +119,96 @@ def test_checker_flags_lost_writes_and_stale_reads():
     assert len(problems) == 2, problems
     assert problems[0].startswith("lost write: a") and "stale read: get a through n1" in problems[1]
     assert check(ops[1:2] + ops[3:], {"a": 20}) == []
+
+
+# ---- from the first moment: quorums while the cluster is still forming ----
+
+FORMING_ROUNDS = 20  # the unsafe window was the first ~0.1 s: a fresh cluster each round
+FORMING_OPS = 150    # per client, with 2 clients on each node from its first health answer
+
+
+def raw_client(node, hist, tid, rng, stop):
+    """Puts and gets on KEYS over one raw connection to node, as fast as it
+    answers: the first requests land while the nodes still learn of each
+    other, which is what is under test."""
+    with RawKV(node) as kv:
+        for seq in range(FORMING_OPS):
+            if stop.is_set():
+                return
+            key = rng.choice(KEYS).encode()
+            if rng.random() < 0.5:
+                value = f"t{tid}-{seq}"
+                start = time.monotonic()
+                st, f = kv.call("PUT", rk_field("KEY", key) + rk_field("VALUE", value.encode()))
+                end = time.monotonic()
+                ok = st == "OK"
+                version = struct.unpack("<Q", f[RK_TAG["VERSION"]])[0] if ok else None
+                hist.record(op="put", key=key.decode(), value=value, ok=ok, start=start, end=end,
+                            node=node.name, version=version, err=st)
+            else:
+                start = time.monotonic()
+                st, f = kv.call("GET", rk_field("KEY", key))
+                end = time.monotonic()
+                v = f.get(RK_TAG["VERSION"])
+                hist.record(op="get", key=key.decode(), ok=st in ("OK", "NOT_FOUND"),
+                            value=f[RK_TAG["VALUE"]].decode() if st == "OK" else None,
+                            version=struct.unpack("<Q", v)[0] if st == "OK" else None,
+                            start=start, end=end, node=node.name, err=st)
+
+
+def forming_round(c, hist, seed):
+    """Start 3 nodes at once; each gets 2 clients as soon as it answers
+    health. Returns the final version of every key (R = 3)."""
+    nodes = [c.add_node() for _ in range(3)]
+    for n in nodes:
+        n.start(wait=False)
+    stop, threads = threading.Event(), []
+    try:
+        for i, n in enumerate(nodes):
+            n.wait_ready(30)
+            for k in range(2):
+                tid = i * 2 + k
+                t = threading.Thread(target=raw_client,
+                                     args=(n, hist, tid, random.Random(seed * 100 + tid), stop))
+                t.start()
+                threads.append(t)
+        for t in threads:
+            t.join(120)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    wait_for(lambda: alive_everywhere(nodes), 30, "3 alive everywhere")
+    final = {}
+    for key in KEYS:
+        r = nodes[0].kvctl("--json", "-r", "3", "get", key)
+        assert r.rc in (0, 1), r
+        final[key] = last_json(r.out)["version"] if r.rc == 0 else None
+    return final
+
+
+def test_no_stale_reads_while_the_cluster_forms(cluster, tmp_path):
+    """A node that knew fewer members than cluster.replicas capped W and R
+    at what it knew: reads returned "not found" 30-60 ms after a write to
+    the key was acknowledged, in the first 0.1 s of a fresh cluster. Every
+    round's history must be clean, and requests a forming node cannot
+    serve fail with QUORUM saying why."""
+    seed = 20261207
+    print(f"seed {seed}")
+    failures, quorum_errors, acked = [], 0, 0
+    for rnd in range(FORMING_ROUNDS):
+        c = Cluster(tmp_path / f"round-{rnd}", cluster.ringkvd, cluster.kvctl_bin,
+                    overrides=dict(GOSSIP))
+        try:
+            hist = History(str(tmp_path / f"history-{rnd}.jsonl"))
+            final = forming_round(c, hist, seed + rnd)
+            hist.save()
+            problems = check(hist.ops, final)
+            failures += [f"round {rnd}: {p}" for p in problems]
+            quorum_errors += sum(1 for o in hist.ops if o["err"] == "QUORUM")
+            acked += sum(1 for o in hist.ops if o["op"] == "put" and o["ok"])
+        finally:
+            c.cleanup()
+    print(f"{FORMING_ROUNDS} rounds: {acked} acknowledged puts, {quorum_errors} QUORUM answers")
+    assert acked >= FORMING_ROUNDS * 100, "too few acknowledged writes to check anything"
+    assert not failures, "\n".join(failures[:20])

@@ -97,6 +97,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.ae_max_keys_per_second, 50000);
     assert_int_equal(c.max_inflight, 10000);
     assert_int_equal(c.client_rate, 0);
+    assert_int_equal(c.max_connections, 256);
     assert_string_equal(c.secret_file, "");
     assert_string_equal(c.tls_cert, "");
     assert_string_equal(c.tls_key, "");
@@ -157,7 +158,8 @@ static void comment_above(const char *text, uint32_t line, char *out, size_t len
 static void test_example_file_documents_every_key(void **state)
 {
     static const char *const live[] = {"log.level", "limits.max_inflight", "limits.client_rate",
-                                       "antientropy.interval", "antientropy.max_keys_per_second"};
+                                       "limits.max_connections", "antientropy.interval",
+                                       "antientropy.max_keys_per_second"};
     char path[1024], err[512], comment[4096];
     rk_toml_doc *doc;
     example_path(path, sizeof(path));
@@ -183,7 +185,7 @@ static void test_example_file_documents_every_key(void **state)
             fail_msg("%s: [reload] should %sbe in its comment: %s", name, is_live ? "" : "not ",
                      comment);
     }
-    assert_int_equal(nkeys, 39);
+    assert_int_equal(nkeys, 40);
     rk_toml_free(doc);
 }
 
@@ -204,7 +206,7 @@ static void test_every_key_set(void **state)
             "segment_size = \"1GiB\"\ncompression = \"none\"\nmax_key_size = \"512B\"\n"
             "max_value_size = \"64MiB\"\n"
             "[antientropy]\ninterval = \"5m\"\nmax_keys_per_second = 1000\n"
-            "[limits]\nmax_inflight = 1\nclient_rate = 200\n"
+            "[limits]\nmax_inflight = 1\nclient_rate = 200\nmax_connections = 4096\n"
             "[security]\nsecret_file = \"/etc/ringkv/secret\"\ntls_cert = \"/c.pem\"\n"
             "tls_key = \"/k.pem\"\ntls_ca = \"/ca.pem\"\n"
             "[log]\nlevel = \"debug\"\n",
@@ -241,6 +243,7 @@ static void test_every_key_set(void **state)
     assert_int_equal(c.ae_max_keys_per_second, 1000);
     assert_int_equal(c.max_inflight, 1);
     assert_int_equal(c.client_rate, 200);
+    assert_int_equal(c.max_connections, 4096);
     assert_string_equal(c.secret_file, "/etc/ringkv/secret");
     assert_string_equal(c.tls_cert, "/c.pem");
     assert_string_equal(c.tls_key, "/k.pem");
@@ -381,6 +384,22 @@ static void test_integer_ranges(void **state)
     load_err("[limits]\nmax_inflight = 0\n",
              ":2:16: limits.max_inflight = 0 is out of range: 1..10000000");
     load_err("[cluster]\nreplicas = \"3\"\n", ":2:12: cluster.replicas must be an integer (1..16)");
+    /* limits.max_connections: 0 would refuse every client, peer and
+     * survey; past 65536 is a typo, not a plan. */
+    load_err("[limits]\nmax_connections = 0\n",
+             ":2:19: limits.max_connections = 0 is out of range: 1..65536");
+    load_err("[limits]\nmax_connections = 65537\n",
+             ":2:19: limits.max_connections = 65537 is out of range: 1..65536");
+    load_err("[limits]\nmax_connections = -5\n",
+             ":2:19: limits.max_connections = -5 is out of range: 1..65536");
+    load_err("[limits]\nmax_connections = \"100\"\n",
+             ":2:19: limits.max_connections must be an integer (1..65536)");
+    load_err("[limits]\nmax_conections = 100\n",
+             ":2:1: unknown key \"limits.max_conections\" (did you mean \"limits.max_connections\"?)");
+    load_ok("[limits]\nmax_connections = 1\n", &c);
+    assert_int_equal(c.max_connections, 1);
+    load_ok("[limits]\nmax_connections = 65536\n", &c);
+    assert_int_equal(c.max_connections, 65536);
     load_err("[cluster]\nreplicas = 3.0\n", ":2:12: cluster.replicas must be an integer (1..16)");
 }
 
@@ -432,6 +451,19 @@ static void test_enums_bools_strings(void **state)
     load_ok("[node]\nid = \"012345678901234567890123456789012345678901234567890123456789012\"\n",
             &c);
     assert_int_equal(strlen(c.node_id), 63);
+    /* Node ids travel in gossip and into logs: a documented character set. */
+    load_err("[node]\nid = \"evil\\nerror ringkvd: FORGED\"\n",
+             ":2:6: node.id has byte 0x0a at offset 4; it may hold only letters, digits, '.', "
+             "'_' and '-'");
+    load_err("[node]\nid = \"node 1\"\n",
+             ":2:6: node.id has byte 0x20 at offset 4; it may hold only letters, digits, '.', "
+             "'_' and '-'");
+    load_err("[node]\nid = \"n\\u00e9\"\n",
+             ":2:6: node.id has byte 0xc3 at offset 1; it may hold only letters, digits, '.', "
+             "'_' and '-'");
+    load_ok("[node]\nid = \"db-7.rack_2.example\"\n", &c);
+    assert_string_equal(c.node_id, "db-7.rack_2.example");
+    load_ok("[node]\nid = \"\"\n", &c); /* "" = the host name */
     load_err("[node]\ndata_dir = \"\"\n", ":2:12: node.data_dir must not be empty");
     load_err("[listen]\nclient = \"\"\n", ":2:10: listen.client must not be empty");
     load_ok("[listen]\nhttp = \"\"\n", &c);
@@ -553,6 +585,11 @@ static void test_validate_filled_config(void **state)
     assert_int_equal(rk_config_validate(&c, err, sizeof(err)), -1);
     assert_string_equal(err, "cluster.name is not NUL-terminated");
     rk_config_defaults(&c);
+    strcpy(c.node_id, "a\tb");
+    assert_int_equal(rk_config_validate(&c, err, sizeof(err)), -1);
+    assert_string_equal(err, "node.id has byte 0x09 at offset 1; it may hold only letters, "
+                             "digits, '.', '_' and '-'");
+    rk_config_defaults(&c);
     c.nseeds = 2;
     assert_int_equal(rk_config_validate(&c, err, sizeof(err)), -1);
     assert_string_equal(err, "cluster.seeds[1] must not be empty");
@@ -577,9 +614,11 @@ static void test_diff(void **state)
     b.client_rate = 7;
     b.ae_interval_ms = 1000;
     b.ae_max_keys_per_second = 9;
+    b.max_connections = 10;
     rk_config_diff(&a, &b, live, sizeof(live), restart, sizeof(restart));
     assert_string_equal(live, "antientropy.interval,antientropy.max_keys_per_second,"
-                              "limits.max_inflight,limits.client_rate,log.level");
+                              "limits.max_inflight,limits.client_rate,limits.max_connections,"
+                              "log.level");
     assert_string_equal(restart, "");
     b = a;
     strcpy(b.node_id, "n2");

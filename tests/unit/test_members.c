@@ -194,6 +194,45 @@ static void test_refute_overflow(void **state)
     free(t);
 }
 
+/* Incarnations are wall-clock ms: news further ahead of our clock than
+ * the bound is refused whole, so a forged LEFT at 2^64-1 cannot evict a
+ * member for good, and news about self is always refutable. */
+static void test_incarnation_bound(void **state)
+{
+    const uint64_t now = 1000000, skew = 500;
+    struct rk_members *t = table("me", now, now);
+    rk_members_bound_incarnations(t, skew);
+    struct rk_member_event ev;
+    assert_int_equal(merge(t, entry("peer", now, RK_MEMBER_ALIVE, 0), now), RK_MEMBER_NEW);
+
+    struct rk_member in = entry("peer", UINT64_MAX, RK_MEMBER_LEFT, 0);
+    assert_int_equal(rk_members_merge(t, &in, now, &ev), RK_EREFUSED);
+    assert_string_equal(ev.id, "peer");
+    assert_true(ev.incarnation == UINT64_MAX);
+    in = entry("peer", now + skew + 1, RK_MEMBER_LEFT, 0);
+    assert_int_equal(rk_members_merge(t, &in, now, &ev), RK_EREFUSED);
+    assert_int_equal(rk_members_find(t, "peer")->state, RK_MEMBER_ALIVE);
+    in = entry("newcomer", now + skew + 1, RK_MEMBER_ALIVE, 0);
+    assert_int_equal(rk_members_merge(t, &in, now, &ev), RK_EREFUSED);
+    assert_null(rk_members_find(t, "newcomer"));
+    /* At the bound it is news like any other. */
+    assert_int_equal(merge(t, entry("peer", now + skew, RK_MEMBER_ALIVE, 0), now),
+                     RK_MEMBER_REFRESH);
+
+    /* About self: beyond the bound refused, within it refuted. */
+    in = entry("me", UINT64_MAX, RK_MEMBER_LEFT, 0);
+    assert_int_equal(rk_members_merge(t, &in, now, &ev), RK_EREFUSED);
+    assert_true(t->m[t->self].incarnation == now);
+    assert_int_equal(merge(t, entry("me", now + skew, RK_MEMBER_LEFT, 0), now),
+                     RK_MEMBER_REFUTED);
+    assert_true(t->m[t->self].incarnation == now + skew + 1);
+    assert_int_equal(t->m[t->self].state, RK_MEMBER_ALIVE);
+    /* The clock moves on: what was too far ahead is in bounds later. */
+    in = entry("peer", now + 2 * skew, RK_MEMBER_ALIVE, 0);
+    assert_int_equal(rk_members_merge(t, &in, now + skew, &ev), 0);
+    free(t);
+}
+
 /* ---- failure detection ---- */
 
 static void test_tick_transitions(void **state)
@@ -660,6 +699,9 @@ static void test_codec_rejects_bad_input(void **state)
     MUTATE(4, 0, RK_EMALFORMED);                    /* empty id */
     MUTATE(4, RK_MEMBER_ID_MAX + 1, RK_EMALFORMED); /* id too long */
     MUTATE(5, 0, RK_EMALFORMED);                    /* NUL inside the id */
+    MUTATE(5, '\n', RK_EMALFORMED);                 /* a line break: forged log lines */
+    MUTATE(5, 0x1b, RK_EMALFORMED);                 /* a terminal escape */
+    MUTATE(5, ' ', RK_EMALFORMED);                  /* outside RK_IDENT_CHARSET */
     MUTATE(4 + 1 + RK_MEMBER_ID_MAX + 1, RK_MEMBER_ADDR_MAX + 1, RK_EMALFORMED); /* peer addr */
     size_t first = 4 + 1 + RK_MEMBER_ID_MAX + 1 + 0 + 1 + RK_MEMBER_ADDR_MAX + 1 +
                    strlen(in[0].gossip_addr) + RK_MEMBERS_WIRE_FIXED;
@@ -681,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_merge_new_members_sorted_and_bounded),
         cmocka_unit_test(test_refutation),
         cmocka_unit_test(test_refute_overflow),
+        cmocka_unit_test(test_incarnation_bound),
         cmocka_unit_test(test_tick_transitions),
         cmocka_unit_test(test_tick_forgives_observer_lag),
         cmocka_unit_test(test_one_missed_interval_never_convicts),
