@@ -348,7 +348,10 @@ class Target:
 
 
 def connect(port, timeout=5.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    """A connection to port; retried for a while, since a node over
+    limits.max_connections may close or refuse new ones at once."""
+    s = wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=timeout), 15,
+                 f"a connection to port {port}")
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
@@ -905,7 +908,8 @@ def drive_liar(nodes, rng, n_ops, stop_ev):
             except (OSError, ConnectionError, AssertionError):
                 i = done % len(conns)
                 conns[i].close()
-                conns[i] = RawKV(nodes[i], timeout=5)
+                conns[i] = wait_for(lambda: RawKV(nodes[i], timeout=5), 15,
+                                    f"a new client connection to {nodes[i].name}")
             done += 1
     finally:
         for c in conns:
@@ -1038,7 +1042,10 @@ def test_hostile_input_all_ports(cluster, tmp_path, binaries, capsys):
     everyone_sees(nodes, lambda t: all(t[x]["state"] == "alive" for x in ("node-1", "node-2", "node-3")),
                   "the three nodes alive on every node")
 
-    # Every node answers correctly.
+    # Every node answers correctly (main restarts a node in place when
+    # nng's reaper is stuck: wait for it to be back first).
+    for n in nodes:
+        n.wait_ready(30)
     put_get_everywhere(nodes, check_keys[:0] + [b"after/%d" % i for i in range(30)], b"after:")
     for n in nodes:
         with RawKV(n) as kv:
