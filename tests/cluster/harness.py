@@ -699,3 +699,63 @@ class RawKV:
         return (st, fields.get(RK_TAG["VALUE"]),
                 json.loads(text) if trace and st in ("OK", "NOT_FOUND") and text else None)
 
+
+# ---- gossip wire (src/gossip_wire.h, src/members.h), for hostile tests ----
+
+GOSSIP_MAGIC = 0x4752
+SP_SURVEYOR0 = 0x62  # NNI_PROTO(6, 2)
+SP_RESPONDENT0 = 0x63
+
+
+def g_entry(id_, inc, hb, settings, state=0, client=b"", peer=b"", gossip=b"", config=0):
+    out = bytes([len(id_)]) + id_
+    for a in (client, peer, gossip):
+        out += bytes([len(a)]) + a
+    return out + struct.pack("<QQQQB", inc, hb, settings, config, state)
+
+
+def g_message(env, entries, kind=0, digest=0):
+    name = env["name"]
+    head = struct.pack("<HBBII", GOSSIP_MAGIC, 1, kind, env["partitions"], env["replicas"])
+    head += bytes([len(name)]) + name + struct.pack("<Q", digest)
+    return head + struct.pack("<BBH", 1, 0, len(entries)) + b"".join(entries)
+
+
+def g_decode(data):
+    """(env dict, [entry dict]) of a well-formed gossip message, else None.
+    Mirrors rk_gossip_env_decode + rk_members_decode."""
+    try:
+        magic, ver, kind, parts, reps, nl = struct.unpack_from("<HBBIIB", data)
+        if magic != GOSSIP_MAGIC or ver != 1 or kind > 1 or not 1 <= nl <= 63:
+            return None
+        name = data[13:13 + nl]
+        if len(name) != nl or any(c < 0x20 or c == 0x7F for c in name):
+            return None
+        off = 13 + nl + 8
+        v, _r, count = struct.unpack_from("<BBH", data, off)
+        off += 4
+        if v != 1 or count > 1024:
+            return None
+        entries = []
+        for _ in range(count):
+            e, strs = {}, []
+            for maxlen in (63, 127, 127, 127):
+                n = data[off]
+                s = data[off + 1:off + 1 + n]
+                if len(s) != n or n > maxlen or b"\x00" in s:
+                    return None
+                strs.append(s)
+                off += 1 + n
+            if not strs[0]:
+                return None
+            e["id"], e["client"], e["peer"], e["gossip"] = strs
+            e["inc"], e["hb"], e["settings"], e["config"], e["state"] = struct.unpack_from("<QQQQB", data, off)
+            off += 33
+            if e["state"] > 4:
+                return None
+            entries.append(e)
+        if off != len(data) or not entries:
+            return None
+        return {"name": name, "partitions": parts, "replicas": reps, "kind": kind}, entries
+    except (struct.error, IndexError):
+        return None

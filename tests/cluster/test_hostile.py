@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import (RK_HDR, RK_MAGIC, RK_OP, RK_TAG, RawKV, SPConn, last_json, rk_field,
+from harness import (g_decode, g_entry, g_message, RK_HDR, RK_MAGIC, RK_OP, RK_TAG, RawKV, SPConn, last_json, rk_field,
                      rk_fields, rk_frames, rk_message, wait_for, free_port)
 
 DEFAULT_SEED = 20250610
@@ -68,7 +68,6 @@ CHUNK = 16              # mutated messages before a sentinel ECHO must come back
 # sentinel, or its answer is the one dropped.
 GOSSIP_CHUNK = 4
 
-GOSSIP_MAGIC = 0x4752
 STATE = {"alive": 0, "suspect": 1, "dead": 2, "leaving": 3, "left": 4}
 FAKE_ID = b"hostile-peer"
 
@@ -254,62 +253,6 @@ def harmless(data):
     if op == RK_OP["RBATCH"]:  # frames are RPUT/RGET only, refused otherwise
         return True
     return True
-
-
-# ---- gossip messages (gossip_wire.h, members.h) ----------------------------
-
-def g_entry(id_, inc, hb, settings, state=0, client=b"", peer=b"", gossip=b"", config=0):
-    out = bytes([len(id_)]) + id_
-    for a in (client, peer, gossip):
-        out += bytes([len(a)]) + a
-    return out + struct.pack("<QQQQB", inc, hb, settings, config, state)
-
-
-def g_message(env, entries, kind=0, digest=0):
-    name = env["name"]
-    head = struct.pack("<HBBII", GOSSIP_MAGIC, 1, kind, env["partitions"], env["replicas"])
-    head += bytes([len(name)]) + name + struct.pack("<Q", digest)
-    return head + struct.pack("<BBH", 1, 0, len(entries)) + b"".join(entries)
-
-
-def g_decode(data):
-    """(env dict, [entry dict]) of a well-formed gossip message, else None.
-    Mirrors rk_gossip_env_decode + rk_members_decode."""
-    try:
-        magic, ver, kind, parts, reps, nl = struct.unpack_from("<HBBIIB", data)
-        if magic != GOSSIP_MAGIC or ver != 1 or kind > 1 or not 1 <= nl <= 63:
-            return None
-        name = data[13:13 + nl]
-        if len(name) != nl or any(c < 0x20 or c == 0x7F for c in name):
-            return None
-        off = 13 + nl + 8
-        v, _r, count = struct.unpack_from("<BBH", data, off)
-        off += 4
-        if v != 1 or count > 1024:
-            return None
-        entries = []
-        for _ in range(count):
-            e, strs = {}, []
-            for maxlen in (63, 127, 127, 127):
-                n = data[off]
-                s = data[off + 1:off + 1 + n]
-                if len(s) != n or n > maxlen or b"\x00" in s:
-                    return None
-                strs.append(s)
-                off += 1 + n
-            if not strs[0]:
-                return None
-            e["id"], e["client"], e["peer"], e["gossip"] = strs
-            e["inc"], e["hb"], e["settings"], e["config"], e["state"] = struct.unpack_from("<QQQQB", data, off)
-            off += 33
-            if e["state"] > 4:
-                return None
-            entries.append(e)
-        if off != len(data) or not entries:
-            return None
-        return {"name": name, "partitions": parts, "replicas": reps, "kind": kind}, entries
-    except (struct.error, IndexError):
-        return None
 
 
 def printable_id(b):
@@ -1079,49 +1022,3 @@ def test_hostile_input_all_ports(cluster, tmp_path, binaries, capsys):
     bad = [line for n in nodes for line in control_chars(n.log_path)]
     assert not bad, f"{len(bad)} log lines with unescaped control characters:\n" + "\n".join(bad[:20])
     assert not cluster.sanitizer_reports(), cluster.sanitizer_reports()[:20]
-
-
-# ---- regression cases: each input that crashed or hung a node --------------
-
-def _echo_after(port, payload):
-    """One connection: one req0 payload (backtrace and body as given), then a
-    plain ECHO that must be answered (or the node closes the connection)."""
-    with SPConn(port, 5) as c:
-        c.handshake()
-        c.send_frame(payload)
-        rid = c.request(rk_message("ECHO", rk_field("TEXT", b"after")))
-        while True:
-            got, _ = c.recv_reply()
-            if got == rid:
-                return
-
-
-_ECHO = rk_message("ECHO", rk_field("TEXT", b"hop"))
-BAD_BACKTRACES = {
-    # two hop words before the request id (issue 10 item 1)
-    "two_hops": struct.pack(">III", 0x01020304, 0x05060708, 0x80000001) + _ECHO,
-    # found by this test: a request id without the top bit makes nng read
-    # on into the body for one; the ringkv header's first word (magic,
-    # version, opcode) has none, the second (flags 0x0080) has it: again a
-    # 16-byte raw header, ending two words into the ringkv header
-    "no_top_bit": struct.pack(">I", 0x00000001) +
-    RK_HDR.pack(RK_MAGIC, 1, RK_OP["ECHO"], 0x0080, 0, 7, len(_ECHO) - RK_HDR.size) + _ECHO[RK_HDR.size:],
-}
-
-
-@pytest.mark.parametrize("shape", sorted(BAD_BACKTRACES))
-@pytest.mark.parametrize("port", ["client", "peer"])
-def test_sp_backtrace_read_into_the_body_does_not_crash(cluster, port, shape):
-    """Both shapes gave SIGSEGV in rk_batch_part_done (batch.c:156, UBSan:
-    misaligned struct rk_batch at 0xfffffffffffffe15) before main's c12f89f:
-    a 16-byte raw rep header was taken for an internal batch part. Whether a
-    connection triggers it depends on its pipe id: 200 connections."""
-    (n,) = cluster.start(1)
-    for i in range(200):
-        try:
-            _echo_after(n.ports[port], BAD_BACKTRACES[shape])
-        except (OSError, ConnectionError):
-            pass
-        assert n.is_running(), f"{n.name} died (rc {n.proc.returncode}) on connection {i}"
-    with RawKV(n) as kv:
-        assert kv.put(b"k", b"v") == "OK" and kv.get(b"k")[:2] == ("OK", b"v")
