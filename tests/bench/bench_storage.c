@@ -6,7 +6,7 @@
  * key. It prints each figure beside its target and never fails on a missed
  * target: see README.md for what each figure means. */
 #include "gen_json.h"
-#include "storage.h"
+#include "storage/storage.h"
 #include "util/err.h"
 #include "util/log.h"
 

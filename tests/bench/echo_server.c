@@ -16,7 +16,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
-#include "proto.h"
+#include "proto/proto.h"
 
 #define DEFAULT_CTX 128         /* NNG-NOTES: 128 ctx + aio callbacks, 16-18 µs per request */
 #define MAX_MSG     (80u << 20) /* as the client: never unlimited (nng 1.5.2's default) */

@@ -4,7 +4,7 @@
  * decoded envelope encodes back to exactly the bytes it was read from, and
  * comparing it with ours names a setting only when one differs. */
 #include "fuzz.h"
-#include "gossip_wire.h"
+#include "cluster/gossip_wire.h"
 #include "util/err.h"
 
 #include <stdbool.h>

@@ -4,7 +4,7 @@
  * (the format has one encoding per list), decodes again to the same entries,
  * and merging it into a table keeps the table's invariants. */
 #include "fuzz.h"
-#include "members.h"
+#include "cluster/members.h"
 #include "util/err.h"
 
 #include <errno.h>

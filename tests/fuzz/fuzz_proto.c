@@ -3,7 +3,7 @@
  * encode, decode again, and get the same message field for field; encoding
  * that again must give the same bytes. */
 #include "fuzz.h"
-#include "proto.h"
+#include "proto/proto.h"
 #include "util/err.h"
 
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * every record and closing must never crash, hang or leak; corruption must
  * come back as an error, never as a served record that is not in the file. */
 #include "fuzz.h"
-#include "storage.h"
+#include "storage/storage.h"
 #include "util/err.h"
 #include "util/log.h"
 

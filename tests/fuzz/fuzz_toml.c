@@ -5,8 +5,8 @@
  * re-parse byte for byte, and every error must be one line that starts
  * with the file name. A config that loads must also validate. */
 #include "fuzz.h"
-#include "config.h"
-#include "toml.h"
+#include "config/config.h"
+#include "config/toml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,7 +162,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     char live[1024], restart[1024];
     rk_config_diff(&def, &c, live, sizeof(live), restart, sizeof(restart));
-    struct rk_storage_opts o;
-    rk_config_storage_opts(&c, &o);
     return 0;
 }

@@ -3,7 +3,7 @@
  * seed input (rk_fuzz_seed) and a fixed-seed series of its mutations (bit
  * flips, byte overwrites, truncations). */
 #include "fuzz.h"
-#include "storage.h"
+#include "storage/storage.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "storage.h"
+#include "storage/storage.h"
 #include "testutil.h"
 #include "util/err.h"
 #include "util/io.h"

@@ -9,9 +9,9 @@
 
 #include <errno.h>
 
-#include "aemarks.h"
-#include "hints.h"
-#include "ring.h"
+#include "cluster/aemarks.h"
+#include "cluster/hints.h"
+#include "cluster/ring.h"
 
 /* ---- helpers ---- */
 

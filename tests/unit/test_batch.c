@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "batch.h"
+#include "server/batch.h"
 #include "util/err.h"
 
 #include <nng/protocol/reqrep0/rep.h>
@@ -45,7 +45,7 @@ static void answer(nng_msg *part)
     memcpy(key, req.key, req.klen);
     struct rk_msg rep = {.opcode = req.opcode, .flags = RK_MSG_REPLY, .id = req.id,
                          .val = key, .vlen = req.klen, .has_val = true};
-    assert_int_equal(rk_reply_encode(part, &rep), 0);
+    assert_int_equal(rk_proto_msg_encode(part, &rep), 0);
     rk_batch_part_done(part, true);
 }
 
@@ -209,13 +209,13 @@ static void test_cut_or_oversized_batch_routes_nothing(void **state)
     (void)state;
     struct node n;
     memset(&n, 0, sizeof(n));
-    static uint8_t frames[(RK_BATCH_MAX_FRAMES + 1) * 32];
+    static uint8_t frames[(RK_PROTO_MAX_FRAMES + 1) * 32];
     size_t one = make_frames(frames, 1);
     size_t len = one;
     while (len + one <= sizeof(frames))
         memcpy(frames + len, frames, one), len += one;
-    assert_true(len / one > RK_BATCH_MAX_FRAMES);
-    const size_t lens[] = {one - 1, len, RK_BATCH_MAX_FRAMES * one + 3, 0};
+    assert_true(len / one > RK_PROTO_MAX_FRAMES);
+    const size_t lens[] = {one - 1, len, RK_PROTO_MAX_FRAMES * one + 3, 0};
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
         nng_msg *msg = batch_request(frames, lens[i], 1);
         struct rk_msg req;
@@ -225,14 +225,14 @@ static void test_cut_or_oversized_batch_routes_nothing(void **state)
         nng_msg_free(msg);
     }
     /* Exactly the limit is accepted: every frame becomes a part. */
-    nng_msg *msg = batch_request(frames, RK_BATCH_MAX_FRAMES * one, 1);
+    nng_msg *msg = batch_request(frames, RK_PROTO_MAX_FRAMES * one, 1);
     struct rk_msg req;
     assert_int_equal(rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req), 0);
-    struct collect c = {calloc(RK_BATCH_MAX_FRAMES, sizeof(nng_msg *)), 0};
+    struct collect c = {calloc(RK_PROTO_MAX_FRAMES, sizeof(nng_msg *)), 0};
     assert_non_null(c.parts);
     atomic_store(&n.sh.inflight, 1);
     assert_int_equal(rk_batch_split(&n.sh, msg, &req, collect_part, &c), 0);
-    assert_int_equal(c.n, RK_BATCH_MAX_FRAMES);
+    assert_int_equal(c.n, RK_PROTO_MAX_FRAMES);
     for (int k = 0; k < c.n; k++) /* none answered: the (unsendable) reply is dropped */
         rk_batch_part_done(c.parts[k], false);
     assert_int_equal(atomic_load(&n.sh.inflight), 0);

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "client.h"
+#include "client/client.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "testutil.h"
-#include "toml.h"
+#include "config/toml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -647,30 +647,6 @@ static void test_diff(void **state)
     assert_int_equal(tiny[6], 'Z');
 }
 
-static void test_storage_opts(void **state)
-{
-    struct rk_config c;
-    struct rk_storage_opts o, def;
-    rk_config_defaults(&c);
-    rk_config_storage_opts(&c, &o);
-    rk_storage_opts_default(&def);
-    assert_memory_equal(&o, &def, sizeof(o));
-    c.fsync = RK_FSYNC_INTERVAL;
-    c.fsync_interval_ms = 7;
-    c.segment_size = 2u << 20;
-    c.compression = false;
-    c.max_key_size = 100;
-    c.max_value_size = 200;
-    rk_config_storage_opts(&c, &o);
-    assert_int_equal(o.fsync, RK_FSYNC_INTERVAL);
-    assert_int_equal(o.fsync_interval_ms, 7);
-    assert_int_equal(o.segment_size, 2u << 20);
-    assert_false(o.compression);
-    assert_int_equal(o.max_key_size, 100);
-    assert_int_equal(o.max_value_size, 200);
-    assert_int_equal(o.block_cache_size, def.block_cache_size);
-    assert_int_equal(o.tombstone_grace_ms, def.tombstone_grace_ms);
-}
 
 int main(void)
 {
@@ -691,7 +667,6 @@ int main(void)
         cmocka_unit_test(test_failed_load_changes_nothing),
         cmocka_unit_test(test_validate_filled_config),
         cmocka_unit_test(test_diff),
-        cmocka_unit_test(test_storage_opts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

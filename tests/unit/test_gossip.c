@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "gossip.h"
+#include "cluster/gossip.h"
 #include "util/err.h"
 #include "util/clock.h"
 #include "util/log.h"

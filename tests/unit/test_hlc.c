@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "hlc.h"
+#include "cluster/hlc.h"
 #include "util/err.h"
 #include "util/log.h"
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "index.h"
+#include "storage/index.h"
 
 #include <stdbool.h>
 #include <stdio.h>

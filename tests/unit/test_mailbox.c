@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "mailbox.h"
+#include "server/mailbox.h"
 #include "util/err.h"
 
 #include <stdatomic.h>

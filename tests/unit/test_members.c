@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "members.h"
+#include "cluster/members.h"
 #include "util/err.h"
 
 #include <errno.h>

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "proto.h"
+#include "proto/proto.h"
 #include "util/err.h"
 
 #include <errno.h>

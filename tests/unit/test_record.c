@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "record.h"
+#include "storage/record.h"
 #include "util/err.h"
 
 #include <stdio.h>

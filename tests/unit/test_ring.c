@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "../../src/ring.c"
+#include "../../src/cluster/ring.c"
 
 #include <stdint.h>
 #include <stdio.h>

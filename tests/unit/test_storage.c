@@ -18,7 +18,7 @@
 #define SF_TAG "storage"
 #include "storage_fixture.h"
 
-#include "record.h" /* rk_record_rank: which of two equal versions wins */
+#include "storage/record.h" /* rk_record_rank: which of two equal versions wins */
 
 static int put_raw(rk_storage *s, const void *key, uint32_t klen, const void *val, uint32_t vlen,
                    uint64_t version, uint64_t expiry, uint16_t partition, uint64_t *cur)

@@ -17,7 +17,7 @@
 #define SF_TAG "merge"
 #include "storage_fixture.h"
 
-#include "record.h" /* rk_record_rank: which of two equal versions wins */
+#include "storage/record.h" /* rk_record_rank: which of two equal versions wins */
 
 static void merge_opts(struct rk_storage_opts *o)
 {

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "testutil.h"
-#include "toml.h"
+#include "config/toml.h"
 #include "util/err.h"
 
 #include <errno.h>

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "storage.h"
+#include "storage/storage.h"
 #include "util/err.h"
 #include "util/log.h"
 

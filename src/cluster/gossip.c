@@ -1,0 +1,741 @@
+/* Gossip runtime: sockets, timers and message flow around the membership
+ * table.
+ *
+ *   timer (interval) ─► on_tick(): beat, tick (lag forgiven), reap, survey
+ *   surveyor RECVFD  ─► on_answers(): merge, heard(responder, RTT)
+ *   respondent RECVFD ─► on_surveys(): merge, heard(surveyor), answer
+ *
+ * Failure cases handled: a member that is down is redialled by nng (a
+ * NONBLOCK dial keeps retrying with back-off) and goes suspect, then dead;
+ * a late answer to an old survey still counts as heard, without an RTT; a
+ * peer whose cluster settings differ is refused and named in the log on
+ * both sides (once a minute per peer) and in the refusal list; a
+ * malformed payload is dropped and logged (once a minute); our own lagging
+ * loop does not accuse others; until any peer has answered, the seeds we
+ * keep retrying are logged once a minute.
+ */
+#include "cluster/gossip.h"
+#include "cluster/gossip_wire.h"
+#include "util/conns.h"
+#include "util/nng_close.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/survey0/respond.h>
+#include <nng/protocol/survey0/survey.h>
+#include <nng/supplemental/util/platform.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECV_BATCH 64      /* per wake-up, so one busy socket cannot starve the loop */
+#define SOCK_BUF 256       /* queued messages per socket: a survey round of big clusters */
+#define RECONNECT_MIN_MS 100 /* NNG-NOTES: a restarted peer is redialled in ~30 ms */
+#define RECONNECT_MAX_MS 2000 /* back-off cap while a seed or member is down */
+#define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
+#define MSG_MAX (RK_GOSSIP_HDR_MAX + RK_MEMBERS_WIRE_MAX)
+#define SURVEY_FLAG 0x80000000u /* raw surveyor: the last header word has the top bit */
+
+struct dial {
+    char addr[RK_MEMBER_ADDR_MAX + 1];
+    nng_dialer d;
+};
+
+/* Sources of entries refused for an incarnation too far ahead, each
+ * logged at most once a minute: a flood from one address cannot fill the
+ * log, and another source is still named. 16 addresses cover a cluster's
+ * worth of liars; past that the least recently logged slot is reused. */
+#define AHEAD_SOURCES 16
+struct ahead_log {
+    char src[64];
+    uint64_t last_ms;
+    uint64_t skipped; /* refusals from src not logged since */
+};
+
+struct rk_gossip {
+    struct ev_loop *loop;
+    struct rk_gossip_opts o;
+    char listen[RK_MEMBER_ADDR_MAX + 1];
+    struct rk_gossip_env env; /* ours: kind and digest set per message */
+    struct rk_members table;
+    nng_socket sv, rs; /* raw surveyor, raw respondent */
+    ev_io sv_io, rs_io;
+    ev_timer tick, leave;
+    uint64_t due_ns;           /* when the current tick was due (mono) */
+    uint32_t survey_id;        /* of the survey in flight */
+    uint64_t survey_ns;        /* when it went out (mono) */
+    struct dial *dials;        /* RK_MEMBERS_MAX */
+    size_t ndials;
+    char (*seeds)[RK_MEMBER_ADDR_MAX + 1];
+    size_t nseeds;
+    size_t seen;
+    bool reached;              /* some peer has answered or surveyed us */
+    uint64_t start_ms, lonely_log_ms, malformed_log_ms, lag_log_ms, lags;
+    struct rk_gossip_refusal refused[RK_GOSSIP_REFUSALS]; /* most recent first */
+    size_t nrefused;
+    int leave_step;            /* 0 none, 1 leaving, 2 left (done pending) */
+    void (*leave_done)(void *);
+    void *leave_arg;
+    struct rk_gossip_stats stats;
+    struct ahead_log ahead[AHEAD_SOURCES]; /* refused incarnations: last log per source */
+    uint8_t *buf;              /* MSG_MAX: encode buffer */
+    struct rk_member *scratch; /* RK_MEMBERS_MAX: decode and encode lists */
+};
+
+static uint64_t wall_ms(void)
+{
+    return rk_clock_wall_ms();
+}
+
+static void changed(struct rk_gossip *g)
+{
+    if (g->table.n > g->seen)
+        g->seen = g->table.n;
+    if (g->o.on_change)
+        g->o.on_change(g, g->o.arg);
+}
+
+/* Logs ev; true if the table changed in a way the owner should publish. */
+static bool log_event(const struct rk_member_event *ev)
+{
+    switch (ev->change) {
+    case RK_MEMBER_STATE:
+        rk_info("gossip", "member %s: %s -> %s incarnation=%llu", ev->id,
+                rk_member_state_name(ev->from), rk_member_state_name(ev->to),
+                (unsigned long long)ev->incarnation);
+        return true;
+    case RK_MEMBER_NEW:
+        rk_info("gossip", "member %s joined: state=%s incarnation=%llu", ev->id,
+                rk_member_state_name(ev->to), (unsigned long long)ev->incarnation);
+        return true;
+    case RK_MEMBER_REFUTED:
+        rk_warn("gossip", "refuted a suspicion of this node: incarnation=%llu",
+                (unsigned long long)ev->incarnation);
+        return false;
+    default:
+        return false;
+    }
+}
+
+/* ---- dialling ---- */
+
+static bool is_self_addr(const struct rk_gossip *g, const char *addr)
+{
+    return strcmp(addr, g->listen) == 0 || strcmp(addr, g->table.m[g->table.self].gossip_addr) == 0;
+}
+
+/* Dial a gossip address once; nng keeps redialling it with back-off. */
+static int dial(struct rk_gossip *g, const char *addr)
+{
+    if (!addr[0] || is_self_addr(g, addr))
+        return 0;
+    for (size_t i = 0; i < g->ndials; i++)
+        if (strcmp(g->dials[i].addr, addr) == 0)
+            return 0;
+    if (g->ndials == RK_MEMBERS_MAX)
+        return -ENOBUFS;
+    nng_dialer d;
+    int rv = nng_dialer_create(&d, g->sv, addr);
+    if (rv == 0) {
+        nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS);
+        nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS);
+        nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, MSG_MAX);
+        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+        if (rv != 0)
+            nng_dialer_close(d);
+    }
+    if (rv != 0) {
+        rk_warn("gossip", "cannot dial %s: %s", addr, nng_strerror(rv));
+        return RK_EINVAL;
+    }
+    struct dial *e = &g->dials[g->ndials++];
+    snprintf(e->addr, sizeof(e->addr), "%s", addr);
+    e->d = d;
+    return 0;
+}
+
+/* ---- messages ---- */
+
+/* A message with our envelope and either our whole table (self first) or
+ * our own entry alone. NULL when out of memory. */
+static nng_msg *encode(struct rk_gossip *g, uint8_t kind, bool whole)
+{
+    const struct rk_members *t = &g->table;
+    size_t k = 0, tlen;
+    g->scratch[k++] = t->m[t->self];
+    for (size_t i = 0; whole && i < t->n; i++)
+        if (i != t->self)
+            g->scratch[k++] = t->m[i];
+    g->env.kind = kind;
+    g->env.digest = rk_members_digest(t);
+    size_t hl = rk_gossip_env_encode(&g->env, g->buf);
+    nng_msg *msg;
+    if (hl == 0 || rk_members_encode(g->scratch, k, g->buf + hl, MSG_MAX - hl, &tlen) < 0 ||
+        nng_msg_alloc(&msg, 0) != 0)
+        return NULL;
+    if (nng_msg_append(msg, g->buf, hl + tlen) != 0) {
+        nng_msg_free(msg);
+        return NULL;
+    }
+    return msg;
+}
+
+static void refuse(struct rk_gossip *g, const struct rk_member *who, const char *setting,
+                   const char *theirs, const char *ours)
+{
+    uint64_t now = wall_ms();
+    size_t i = 0;
+    while (i < g->nrefused && strcmp(g->refused[i].id, who->id) != 0)
+        i++;
+    bool fresh = i == g->nrefused || now - g->refused[i].at_ms >= RK_LOG_EVERY_MS ||
+                 strcmp(g->refused[i].setting, setting) != 0;
+    if (i == g->nrefused && g->nrefused < RK_GOSSIP_REFUSALS)
+        g->nrefused++;
+    if (i == g->nrefused) /* full: the oldest goes */
+        i = g->nrefused - 1;
+    struct rk_gossip_refusal r = {.at_ms = fresh ? now : g->refused[i].at_ms};
+    snprintf(r.id, sizeof(r.id), "%s", who->id);
+    snprintf(r.addr, sizeof(r.addr), "%s", who->gossip_addr);
+    snprintf(r.setting, sizeof(r.setting), "%s", setting);
+    snprintf(r.theirs, sizeof(r.theirs), "%s", theirs);
+    snprintf(r.ours, sizeof(r.ours), "%s", ours);
+    memmove(&g->refused[1], &g->refused[0], i * sizeof(r)); /* most recent first */
+    g->refused[0] = r;
+    if (fresh)
+        rk_error("gossip",
+                 "refused node %s at %s: %s differs (theirs %s, ours %s); it cannot join this "
+                 "cluster until the settings match",
+                 who->id, who->gossip_addr[0] ? who->gossip_addr : "?", setting, theirs, ours);
+}
+
+/* "127.0.0.1:7402", the remote end of the connection m came on, or "?". */
+static void msg_source(nng_msg *m, char *out, size_t len)
+{
+    nng_sockaddr sa;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (nng_pipe_get_addr(nng_msg_get_pipe(m), NNG_OPT_REMADDR, &sa) != 0) {
+        snprintf(out, len, "?");
+    } else if (sa.s_family == NNG_AF_INET) {
+        inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip));
+        snprintf(out, len, "%s:%u", ip, ntohs(sa.s_in.sa_port));
+    } else if (sa.s_family == NNG_AF_INET6) {
+        inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip));
+        snprintf(out, len, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
+    } else {
+        snprintf(out, len, "?");
+    }
+}
+
+/* The log slot of src: its own, or the one logged longest ago. */
+static struct ahead_log *ahead_slot(struct rk_gossip *g, const char *src)
+{
+    struct ahead_log *oldest = &g->ahead[0];
+    for (size_t i = 0; i < AHEAD_SOURCES; i++) {
+        if (strcmp(g->ahead[i].src, src) == 0)
+            return &g->ahead[i];
+        if (g->ahead[i].last_ms < oldest->last_ms)
+            oldest = &g->ahead[i];
+    }
+    snprintf(oldest->src, sizeof(oldest->src), "%s", src);
+    oldest->last_ms = 0;
+    oldest->skipped = 0;
+    return oldest;
+}
+
+/* An entry whose incarnation is further ahead of our clock than
+ * cluster.max_clock_skew (members.h): counted, logged once a minute per
+ * source, never merged. */
+static void refused_ahead(struct rk_gossip *g, nng_msg *msg, const struct rk_member_event *ev,
+                          uint64_t now)
+{
+    char src[64];
+    g->stats.incarnations_refused++;
+    msg_source(msg, src, sizeof(src));
+    struct ahead_log *a = ahead_slot(g, src);
+    if (!rk_log_due(&a->last_ms, now)) {
+        a->skipped++;
+        return;
+    }
+    rk_warn("gossip", "refused news of member %s from %s: incarnation %llu is %llu ms ahead of "
+            "this node's clock (cluster.max_clock_skew = %llu ms); %llu more refused since",
+            ev->id, src, (unsigned long long)ev->incarnation,
+            (unsigned long long)(ev->incarnation - now),
+            (unsigned long long)g->o.max_clock_skew_ms, (unsigned long long)a->skipped);
+    a->skipped = 0;
+}
+
+enum { TAKEN, REFUSED, DROPPED };
+
+/* Decode and merge a received message. TAKEN: *from is the sender's id
+ * (copied) and *env its envelope; REFUSED: other cluster settings,
+ * nothing merged; DROPPED: malformed. */
+static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, char *from)
+{
+    const uint8_t *p = nng_msg_body(msg);
+    size_t len = nng_msg_len(msg), used, n = 0;
+    g->stats.bytes_in += len;
+    int rc = rk_gossip_env_decode(p, len, env, &used);
+    if (rc == 0)
+        rc = rk_members_decode(p + used, len - used, g->scratch, RK_MEMBERS_MAX, &n);
+    if (rc < 0 || n == 0) {
+        uint64_t now = wall_ms();
+        if (rk_log_due(&g->malformed_log_ms, now)) {
+            rk_warn("gossip", "dropped a gossip message of %zu bytes: %s", len,
+                    rc == RK_EUNSUPPORTED ? "unsupported version" : "malformed");
+        }
+        return DROPPED;
+    }
+    char theirs[RK_GOSSIP_NAME_MAX + 1], ours[RK_GOSSIP_NAME_MAX + 1];
+    const char *setting = rk_gossip_env_mismatch(env, &g->env, theirs, ours);
+    if (setting) {
+        refuse(g, &g->scratch[0], setting, theirs, ours);
+        return REFUSED;
+    }
+    snprintf(from, RK_MEMBER_ID_MAX + 1, "%s", g->scratch[0].id);
+    uint64_t now = wall_ms();
+    bool publish = false;
+    for (size_t i = 0; i < n; i++) {
+        struct rk_member_event ev = {0};
+        int mrc = rk_members_merge(&g->table, &g->scratch[i], now, &ev);
+        if (mrc == RK_EREFUSED) {
+            refused_ahead(g, msg, &ev, now);
+            continue;
+        }
+        if (mrc == 0 && log_event(&ev))
+            publish = true;
+        if (g->scratch[i].state != RK_MEMBER_LEFT)
+            dial(g, g->scratch[i].gossip_addr);
+    }
+    if (!g->reached && strcmp(from, g->table.m[g->table.self].id) != 0) {
+        g->reached = true;
+        rk_info("gossip", "reached the cluster through %s (%zu members known)", from, g->table.n);
+    }
+    if (publish)
+        changed(g);
+    return TAKEN;
+}
+
+/* ---- respondent: surveys in, answers out ---- */
+
+static void answer(struct rk_gossip *g, nng_msg *msg)
+{
+    struct rk_gossip_env env;
+    char from[RK_MEMBER_ID_MAX + 1] = "";
+    int rc = take(g, msg, &env, from);
+    if (rc == DROPPED) {
+        nng_msg_free(msg);
+        return;
+    }
+    if (rc == TAKEN)
+        rk_members_heard(&g->table, from, wall_ms(), 0);
+    /* A refused peer gets our own entry so it can name the mismatch too. */
+    bool whole = rc == TAKEN && env.digest != rk_members_digest(&g->table);
+    nng_msg *body = encode(g, RK_GOSSIP_ANSWER, whole);
+    /* The reply keeps the request's header (pipe id and survey id): raw
+     * mode routes it back by that. */
+    nng_msg_clear(msg);
+    size_t len = body ? nng_msg_len(body) : 0;
+    if (!body || nng_msg_append(msg, nng_msg_body(body), len) != 0 ||
+        nng_sendmsg(g->rs, msg, NNG_FLAG_NONBLOCK) != 0)
+        nng_msg_free(msg);
+    else
+        g->stats.bytes_out += len;
+    if (body)
+        nng_msg_free(body);
+}
+
+static void on_surveys(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_gossip *g = io->data;
+    for (int i = 0; i < RECV_BATCH; i++) {
+        nng_msg *msg;
+        if (nng_recvmsg(g->rs, &msg, NNG_FLAG_NONBLOCK) != 0)
+            return;
+        answer(g, msg);
+    }
+}
+
+/* ---- surveyor: answers in ---- */
+
+static void on_answers(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_gossip *g = io->data;
+    for (int i = 0; i < RECV_BATCH; i++) {
+        nng_msg *msg;
+        if (nng_recvmsg(g->sv, &msg, NNG_FLAG_NONBLOCK) != 0)
+            return;
+        uint32_t id = 0;
+        size_t hl = nng_msg_header_len(msg);
+        if (hl >= 4) {
+            const uint8_t *h = (const uint8_t *)nng_msg_header(msg) + hl - 4;
+            id = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+        }
+        struct rk_gossip_env env;
+        char from[RK_MEMBER_ID_MAX + 1] = "";
+        g->stats.answers++;
+        if (take(g, msg, &env, from) == TAKEN) {
+            uint64_t rtt_us = id == g->survey_id ? (rk_clock_mono_ns() - g->survey_ns) / 1000 : 0;
+            rk_members_heard(&g->table, from, wall_ms(),
+                             (uint32_t)(rtt_us > UINT32_MAX ? UINT32_MAX : rtt_us));
+        }
+        nng_msg_free(msg);
+    }
+}
+
+/* Peers the survey reaches: the members we dial that look reachable. */
+static size_t connected(const struct rk_gossip *g)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < g->table.n; i++)
+        if (i != g->table.self && (g->table.m[i].state == RK_MEMBER_ALIVE ||
+                                   g->table.m[i].state == RK_MEMBER_LEAVING ||
+                                   g->table.m[i].state == RK_MEMBER_SUSPECT))
+            k++;
+    return k;
+}
+
+static void send_survey(struct rk_gossip *g)
+{
+    nng_msg *msg = encode(g, RK_GOSSIP_SURVEY, true);
+    if (!msg)
+        return;
+    g->survey_id = ((g->survey_id + 1) & ~SURVEY_FLAG) | SURVEY_FLAG;
+    g->survey_ns = rk_clock_mono_ns();
+    size_t len = nng_msg_len(msg);
+    if (nng_msg_header_append_u32(msg, g->survey_id) != 0 ||
+        nng_sendmsg(g->sv, msg, NNG_FLAG_NONBLOCK) != 0) {
+        nng_msg_free(msg);
+        return;
+    }
+    /* One survey goes to every connected peer: count each copy. */
+    g->stats.surveys++;
+    g->stats.bytes_out += len * connected(g);
+}
+
+/* ---- the interval ---- */
+
+static void log_lonely(struct rk_gossip *g)
+{
+    uint64_t now = wall_ms();
+    /* Not before suspect_after: a first answer needs a few intervals. */
+    if (g->reached || g->ndials == 0 || now - g->start_ms < g->o.suspect_after_ms ||
+        !rk_log_due(&g->lonely_log_ms, now))
+        return;
+    char list[512] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < g->ndials && o < sizeof(list); i++)
+        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "", g->dials[i].addr);
+    rk_warn("gossip", "no peer has answered yet; retrying %s with back-off (check cluster.seeds "
+                      "and that those nodes run)", list);
+}
+
+/* cluster.auto_remove_after: what an operator's `kvctl remove` would do
+ * once a member has been dead that long. Every node may decide it; the
+ * verdicts agree (LEFT at the member's incarnation). */
+static bool auto_remove(struct rk_gossip *g, uint64_t now)
+{
+    bool any = false;
+    for (size_t i = 0; g->o.auto_remove_ms && i < g->table.n; i++) {
+        const struct rk_member *e = &g->table.m[i];
+        if (e->state != RK_MEMBER_DEAD || now < e->state_since_ms ||
+            now - e->state_since_ms < g->o.auto_remove_ms)
+            continue;
+        char id[RK_MEMBER_ID_MAX + 1];
+        snprintf(id, sizeof(id), "%s", e->id);
+        if (rk_members_remove(&g->table, id, false, now, NULL) == 0) {
+            rk_warn("gossip", "removed member %s: dead for %llu s (cluster.auto_remove_after)", id,
+                    (unsigned long long)(g->o.auto_remove_ms / 1000));
+            any = true;
+        }
+    }
+    return any;
+}
+
+/* Our loop ran late (paused, overloaded): say so, at most once a minute. */
+static void log_lag(struct rk_gossip *g, uint64_t lag_ms)
+{
+    uint64_t now = wall_ms();
+    g->lags++;
+    if (!rk_log_due(&g->lag_log_ms, now))
+        return;
+    rk_warn("gossip", "this node's loop ran %llu ms late (%llu late runs since the last such "
+                      "line); not counting that time against peers",
+            (unsigned long long)lag_ms, (unsigned long long)g->lags);
+    g->lags = 0;
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_gossip *g = t->data;
+    uint64_t now_ns = rk_clock_mono_ns(), interval_ns = g->o.interval_ms * 1000000;
+    /* Lag: how late this tick ran. Time we were not running is not
+     * silence of the others (Lifeguard). */
+    uint64_t lag_ms = now_ns > g->due_ns + interval_ns / 2 ? (now_ns - g->due_ns) / 1000000 : 0;
+    if (lag_ms)
+        log_lag(g, lag_ms);
+    g->due_ns = now_ns + interval_ns;
+    struct rk_member_event ev[64];
+    size_t n = 0;
+    uint64_t now = wall_ms();
+    rk_members_beat(&g->table);
+    rk_members_tick(&g->table, now, g->o.suspect_after_ms, g->o.dead_after_ms, lag_ms, ev, 64, &n);
+    bool publish = n > 0;
+    for (size_t i = 0; i < n && i < 64; i++)
+        log_event(&ev[i]);
+    if (auto_remove(g, now))
+        publish = true;
+    /* Departed members stay visible (as left) for a while, then go. */
+    size_t reaped = rk_members_reap(&g->table, now, 10 * g->o.dead_after_ms);
+    if (reaped) {
+        rk_info("gossip", "forgot %zu member(s) that left", reaped);
+        publish = true;
+    }
+    if (publish)
+        changed(g);
+    log_lonely(g);
+    send_survey(g);
+}
+
+/* ---- leaving ---- */
+
+static void on_leave_step(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    struct rk_gossip *g = t->data;
+    if (g->leave_step == 1) {
+        rk_members_left(&g->table, wall_ms());
+        rk_info("gossip", "left the cluster: incarnation=%llu",
+                (unsigned long long)g->table.m[g->table.self].incarnation);
+        g->leave_step = 2;
+        changed(g);
+        send_survey(g);
+        ev_timer_set(t, (double)g->o.interval_ms / 1000.0, 0.0);
+        ev_timer_start(loop, t);
+        return;
+    }
+    if (g->leave_done)
+        g->leave_done(g->leave_arg);
+}
+
+int rk_gossip_leave(struct rk_gossip *g, void (*done)(void *arg), void *arg)
+{
+    if (g->leave_step || rk_members_leave(&g->table, wall_ms()) < 0)
+        return RK_EINVAL;
+    rk_info("gossip", "leaving the cluster: incarnation=%llu",
+            (unsigned long long)g->table.m[g->table.self].incarnation);
+    g->leave_step = 1;
+    g->leave_done = done;
+    g->leave_arg = arg;
+    changed(g);
+    send_survey(g);
+    ev_timer_init(&g->leave, on_leave_step, 2.0 * (double)g->o.interval_ms / 1000.0, 0.0);
+    g->leave.data = g;
+    ev_timer_start(g->loop, &g->leave);
+    return 0;
+}
+
+/* ---- operator commands ---- */
+
+int rk_gossip_join(struct rk_gossip *g, const char *addr, char *err, size_t errlen)
+{
+    int rc = dial(g, addr);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot dial %s (want tcp://HOST:PORT)", addr);
+    else
+        rk_info("gossip", "join: dialling %s", addr);
+    return rc < 0 ? RK_EINVAL : 0;
+}
+
+int rk_gossip_remove(struct rk_gossip *g, const char *id, bool force)
+{
+    struct rk_member_event ev = {0};
+    int rc = rk_members_remove(&g->table, id, force, wall_ms(), &ev);
+    if (rc == 0 && ev.change == RK_MEMBER_STATE) {
+        rk_info("gossip", "removed member %s (was %s)%s", id, rk_member_state_name(ev.from),
+                force ? " by force" : "");
+        changed(g);
+        send_survey(g);
+    }
+    return rc;
+}
+
+const struct rk_members *rk_gossip_members(const struct rk_gossip *g)
+{
+    return &g->table;
+}
+
+void rk_gossip_stats(const struct rk_gossip *g, struct rk_gossip_stats *out)
+{
+    *out = g->stats;
+}
+
+size_t rk_gossip_seen(const struct rk_gossip *g)
+{
+    return g->seen;
+}
+
+size_t rk_gossip_refusals(const struct rk_gossip *g, const struct rk_gossip_refusal **out)
+{
+    *out = g->refused;
+    return g->nrefused;
+}
+
+/* ---- life cycle ---- */
+
+static int watch(struct rk_gossip *g, nng_socket s, ev_io *io, void (*cb)(struct ev_loop *, ev_io *, int))
+{
+    int fd;
+    int rv = nng_socket_get_int(s, NNG_OPT_RECVFD, &fd);
+    if (rv != 0)
+        return rv;
+    ev_io_init(io, cb, fd, EV_READ);
+    io->data = g;
+    ev_io_start(g->loop, io);
+    return 0;
+}
+
+static int open_sockets(struct rk_gossip *g, char *err, size_t errlen)
+{
+    nng_listener l;
+    int rv = nng_surveyor0_open_raw(&g->sv);
+    if (rv == 0)
+        rv = nng_respondent0_open_raw(&g->rs);
+    nng_socket socks[] = {g->sv, g->rs};
+    for (size_t i = 0; rv == 0 && i < 2; i++) {
+        rv = nng_socket_set_size(socks[i], NNG_OPT_RECVMAXSZ, MSG_MAX);
+        if (rv == 0)
+            rv = nng_socket_set_int(socks[i], NNG_OPT_RECVBUF, SOCK_BUF);
+        if (rv == 0)
+            rv = nng_socket_set_int(socks[i], NNG_OPT_SENDBUF, SOCK_BUF);
+    }
+    if (rv != 0) {
+        snprintf(err, errlen, "gossip sockets: %s", nng_strerror(rv));
+        return -ENOMEM;
+    }
+    if (g->o.conns) {
+        rv = rk_conns_watch(g->o.conns, g->rs);
+        if (rv == 0)
+            rv = rk_conns_listener_create(g->o.conns, g->rs, g->listen, "gossip", &l);
+    } else {
+        rv = nng_listener_create(&l, g->rs, g->listen);
+    }
+    if (rv == 0)
+        rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, MSG_MAX);
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
+    if (rv != 0) {
+        snprintf(err, errlen, "bind %s: %s%s", g->listen,
+                 rv == NNG_EADDRINUSE ? "address in use" : nng_strerror(rv),
+                 rv == NNG_EADDRINUSE ? " (is another ringkvd running?)"
+                 : rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
+                     ? " (listen.gossip wants tcp://HOST:PORT)"
+                     : "");
+        return -EADDRINUSE;
+    }
+    rv = watch(g, g->sv, &g->sv_io, on_answers);
+    if (rv == 0)
+        rv = watch(g, g->rs, &g->rs_io, on_surveys);
+    if (rv != 0) {
+        snprintf(err, errlen, "gossip receive fds: %s", nng_strerror(rv));
+        return -EIO;
+    }
+    return 0;
+}
+
+static int copy_opts(struct rk_gossip *g, const struct rk_gossip_opts *o)
+{
+    g->o = *o;
+    snprintf(g->listen, sizeof(g->listen), "%s", o->listen);
+    snprintf(g->env.name, sizeof(g->env.name), "%s", o->cluster_name);
+    g->env.partitions = o->partitions;
+    g->env.replicas = o->replicas;
+    g->seeds = calloc(o->nseeds ? o->nseeds : 1, sizeof(*g->seeds));
+    if (!g->seeds)
+        return -ENOMEM;
+    for (size_t i = 0; i < o->nseeds; i++)
+        snprintf(g->seeds[i], sizeof(g->seeds[i]), "%s", o->seeds[i]);
+    g->nseeds = o->nseeds;
+    g->o.seeds = NULL; /* ours are in g->seeds */
+    return 0;
+}
+
+int rk_gossip_start(struct rk_gossip **out, struct ev_loop *loop, const struct rk_gossip_opts *o,
+                    char *err, size_t errlen)
+{
+    struct rk_gossip *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    g->loop = loop;
+    g->buf = malloc(MSG_MAX);
+    g->scratch = calloc(RK_MEMBERS_MAX, sizeof(*g->scratch));
+    g->dials = calloc(RK_MEMBERS_MAX, sizeof(*g->dials));
+    int rc = g->buf && g->scratch && g->dials ? copy_opts(g, o) : -ENOMEM;
+    if (rc < 0)
+        snprintf(err, errlen, "gossip: out of memory");
+    if (rc == 0 && (rk_members_init(&g->table, o->self, wall_ms()) < 0 || !g->env.name[0])) {
+        snprintf(err, errlen, "gossip: invalid node id, address or cluster name");
+        rc = RK_EINVAL;
+    }
+    if (rc == 0)
+        rk_members_bound_incarnations(&g->table, o->max_clock_skew_ms);
+    if (rc == 0)
+        rc = open_sockets(g, err, errlen);
+    if (rc < 0) {
+        rk_gossip_stop(g);
+        return rc;
+    }
+    g->seen = 1;
+    g->start_ms = wall_ms();
+    /* Remembered members go back into the table at once (their last
+     * known incarnation and state, heard "now"), so the ring is whole
+     * from the first request; silence convicts them as usual. */
+    for (size_t i = 0; i < o->nknown; i++) {
+        if (strcmp(o->known[i].id, o->self->id) == 0 || o->known[i].state == RK_MEMBER_LEFT)
+            continue;
+        rk_members_merge(&g->table, &o->known[i], g->start_ms, NULL);
+        dial(g, o->known[i].gossip_addr);
+    }
+    if (g->table.n > g->seen)
+        g->seen = g->table.n;
+    for (size_t i = 0; i < g->nseeds; i++)
+        dial(g, g->seeds[i]);
+    if (g->ndials == 0)
+        g->reached = true; /* only ourselves to reach: a cluster of one */
+    g->survey_id = nng_random() | SURVEY_FLAG; /* distinct across restarts */
+    /* The first survey goes out at once: a joining node learns the
+     * cluster one interval sooner. */
+    double iv = (double)o->interval_ms / 1000.0;
+    ev_timer_init(&g->tick, on_tick, 0.0, iv);
+    g->tick.data = g;
+    g->due_ns = rk_clock_mono_ns();
+    ev_timer_start(loop, &g->tick);
+    *out = g;
+    return 0;
+}
+
+void rk_gossip_stop(struct rk_gossip *g)
+{
+    if (!g)
+        return;
+    ev_timer_stop(g->loop, &g->tick);
+    ev_timer_stop(g->loop, &g->leave);
+    /* Stop watching the receive fds before closing: nng owns them. */
+    ev_io_stop(g->loop, &g->sv_io);
+    ev_io_stop(g->loop, &g->rs_io);
+    if (nng_socket_id(g->sv) > 0)
+        rk_nng_close_bounded(g->sv, CLOSE_LIMIT_MS, "gossip surveyor");
+    if (nng_socket_id(g->rs) > 0)
+        rk_nng_close_bounded(g->rs, CLOSE_LIMIT_MS, "gossip respondent");
+    free(g->seeds);
+    free(g->dials);
+    free(g->scratch);
+    free(g->buf);
+    free(g);
+}

@@ -1,0 +1,105 @@
+/* Gossip: membership and heartbeats over NNG surveyor/respondent, driving
+ * the membership table (members.h) from one libev loop (the daemon's main
+ * loop).
+ *
+ * Every `interval` a node surveys every member it knows (one surveyor
+ * socket dialled to each gossip address, seeds included); the survey
+ * carries its whole table, each answer the responder's own entry, or its
+ * whole table when the two differ (gossip_wire.h). Both sides merge what
+ * they receive. A survey or an answer counts as "heard" for its sender;
+ * silence past suspect_after / dead_after makes a member suspect / dead
+ * (rk_members_tick, which forgives our own loop's lag).
+ *
+ * Both sockets are raw and polled through NNG_OPT_RECVFD on the loop, so
+ * no nng callback ever touches gossip state and nothing is pending inside
+ * nng when the sockets close. Survey ids (raw surveyor header) are ours:
+ * an answer to the current survey also gives the round-trip time.
+ *
+ * Threads: everything here runs on the loop's thread.
+ */
+#ifndef RK_GOSSIP_H
+#define RK_GOSSIP_H
+
+#include "cluster/members.h"
+
+struct rk_conns;
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rk_gossip;
+
+/* Called on the loop after the table changed (a member joined, changed
+ * state or was reaped): lets the owner publish counts and status. */
+typedef void rk_gossip_change_cb(struct rk_gossip *g, void *arg);
+
+struct rk_gossip_opts {
+    const char *listen;           /* respondent address, e.g. tcp://0.0.0.0:7402 */
+    const struct rk_member *self; /* id, advertised addresses, digests; state ALIVE */
+    const char *cluster_name;     /* settings compared at join; their digest is */
+    uint32_t partitions, replicas; /* self->settings_digest */
+    const char *const *seeds;     /* gossip addresses to dial at start */
+    size_t nseeds;
+    const struct rk_member *known; /* members remembered from a previous run */
+    size_t nknown;                 /* (merged at start; self is skipped) */
+    uint64_t interval_ms, suspect_after_ms, dead_after_ms;
+    uint64_t auto_remove_ms;      /* a member dead this long is removed; 0 = never */
+    uint64_t max_clock_skew_ms;   /* news with an incarnation further ahead is refused */
+    rk_gossip_change_cb *on_change; /* may be NULL */
+    void *arg;
+    struct rk_conns *conns;       /* counts and limits the respondent's connections */
+};
+
+/* A peer refused because its cluster settings differ from ours. */
+struct rk_gossip_refusal {
+    char id[RK_MEMBER_ID_MAX + 1];
+    char addr[RK_MEMBER_ADDR_MAX + 1]; /* its gossip address */
+    char setting[32];                  /* "cluster.partitions", ... */
+    char theirs[64], ours[64];
+    uint64_t at_ms;                    /* wall ms of the latest refusal */
+};
+#define RK_GOSSIP_REFUSALS 16
+
+/* Bind, dial the seeds and start surveying on loop. 0, or a negative code
+ * with one line in err (e.g. the gossip address is in use). */
+int rk_gossip_start(struct rk_gossip **out, struct ev_loop *loop, const struct rk_gossip_opts *o,
+                    char *err, size_t errlen);
+
+/* Stop the watchers, close the sockets, free g. NULL is a no-op. */
+void rk_gossip_stop(struct rk_gossip *g);
+
+/* The member table (borrowed until the loop next runs gossip). */
+const struct rk_members *rk_gossip_members(const struct rk_gossip *g);
+
+/* Most members this node has seen in its table at once since start: the
+ * measure of "the cluster is still forming" for readiness. */
+size_t rk_gossip_seen(const struct rk_gossip *g);
+
+/* Traffic since start (loop thread): payload bytes of gossip messages
+ * sent and received, surveys sent, answers received. */
+struct rk_gossip_stats {
+    uint64_t bytes_out, bytes_in, surveys, answers;
+    uint64_t incarnations_refused; /* entries too far ahead of our clock */
+};
+void rk_gossip_stats(const struct rk_gossip *g, struct rk_gossip_stats *out);
+
+/* Recent refusals (most recent first); returns how many, <= RK_GOSSIP_REFUSALS. */
+size_t rk_gossip_refusals(const struct rk_gossip *g, const struct rk_gossip_refusal **out);
+
+/* Dial one more gossip address (kvctl join). 0, or RK_EINVAL with a line
+ * in err for an address nng cannot dial. */
+int rk_gossip_join(struct rk_gossip *g, const char *addr, char *err, size_t errlen);
+
+/* Announce our departure: LEAVING now, LEFT two intervals later, then, one
+ * interval after that (the news has gone out), done(arg) is called. 0, or
+ * RK_EINVAL if we are leaving already. */
+int rk_gossip_leave(struct rk_gossip *g, void (*done)(void *arg), void *arg);
+
+/* Operator removal of another member (rk_members_remove rules); the
+ * verdict goes out with the next survey. 0, RK_ENOTFOUND, RK_EBUSY
+ * (not dead or left, no force), RK_EINVAL (self). */
+int rk_gossip_remove(struct rk_gossip *g, const char *id, bool force);
+
+#endif

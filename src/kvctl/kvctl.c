@@ -1,0 +1,1533 @@
+/* kvctl: the ringkv command-line client (DESIGN §2). Parses arguments,
+ * runs one request through the client library and maps the outcome to an
+ * exit code and at most one error line on stderr. Admin replies (JSON in
+ * TEXT) are printed as aligned "key: value" lines by a small JSON walker,
+ * or passed through with --json; `members`, `locate` and `ring` build their
+ * listings from the same walker's lines. `kvctl bench` lives in bench.c. */
+#include "kvctl/bench.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "util/err.h"
+
+#define DEFAULT_ADDR       "tcp://127.0.0.1:7400"
+#define DEFAULT_TIMEOUT_MS 5000
+#define MAX_JSON_DEPTH     64 /* admin replies nest 2-3 levels; bounds the recursion */
+
+static const char usage_text[] =
+    "usage: kvctl [-a ADDR] [--json] [--timeout DUR] [-r R] [-w W] COMMAND ...\n"
+    "\n"
+    "commands:\n"
+    "  put KEY VALUE [--ttl DUR]  store VALUE under KEY; VALUE \"-\" reads stdin (binary-safe)\n"
+    "  get KEY                    print the value (raw bytes, no newline added);\n"
+    "                             --json adds which replicas answered what\n"
+    "  del KEY                    delete KEY\n"
+    "  status | stats             node status / statistics\n"
+    "  health | ready             probes: exit 0 yes, 1 no\n"
+    "  members                    member table: state, last heard, RTT, addresses\n"
+    "  join SEED_ADDR             join the cluster through a member's gossip address\n"
+    "  leave                      announce the node's departure, then stop it\n"
+    "  remove NODE_ID [--force]   take a dead member out (--force: whatever its state)\n"
+    "  locate KEY                 KEY's partition and its preference list of nodes\n"
+    "  ring                       partitions per member, ring size and digest\n"
+    "  bench [OPTIONS]            load generator (see kvctl bench --help)\n"
+    "  (ae, repair: not in this version)\n"
+    "\n"
+    "options (before or after COMMAND):\n"
+    "  -a ADDR        node address (default $KVCTL_ADDR, else " DEFAULT_ADDR ")\n"
+    "  --json         print one JSON object per line\n"
+    "  --timeout DUR  per-request timeout: 250ms, 2s, 1m ... (default 5s)\n"
+    "  -r R, -w W     read / write quorum for this request (default: the node's)\n"
+    "  --             end of options (for a KEY or VALUE starting with '-')\n"
+    "\n"
+    "exit status: 0 ok, 1 not found / probe says no, 2 usage or bad input (also\n"
+    "             a membership change the node refuses, or an unknown member),\n"
+    "             3 cluster or network error (timeout, unreachable, busy, quorum)\n";
+
+/* ---- shared helpers (bench.h) ---- */
+
+void rk_kvctl_err(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("kvctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int rk_kvctl_exit_code(int err)
+{
+    switch (err) {
+    case 0:
+        return RK_EXIT_OK;
+    case RK_ENOTFOUND:
+        return RK_EXIT_NO;
+    case RK_ETOOLARGE:
+    case RK_EINVAL:
+    case RK_EMALFORMED:
+    case RK_EUNSUPPORTED:
+        return RK_EXIT_USAGE;
+    default:
+        return RK_EXIT_CLUSTER;
+    }
+}
+
+int rk_kvctl_parse_duration(const char *s, uint64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
+    size_t n = strspn(s, "0123456789.");
+    char *end;
+    if (n == 0 || s[0] == '.')
+        return RK_EINVAL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end != s + n) /* rejects "1e3s", "0x10s", "1.2.3s" */
+        return RK_EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) != 0)
+            continue;
+        double t = v * units[i].ms;
+        if (!(t > 0) || t > 1e12) /* zero, or beyond 30 years */
+            return RK_EINVAL;
+        uint64_t u = (uint64_t)t;
+        *ms = (double)u < t ? u + 1 : u;
+        return 0;
+    }
+    return RK_EINVAL;
+}
+
+int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    if (s[0] < '0' || s[0] > '9')
+        return RK_EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return RK_EINVAL;
+    *out = v;
+    return 0;
+}
+
+int rk_kvctl_opt_value(const char *name, int argc, char **argv, int *i, const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        rk_kvctl_err("option %s needs a value (see kvctl --help)", name);
+        return -1;
+    }
+    *val = argv[++*i];
+    return 1;
+}
+
+static int bad_value(const char *opt, const char *val, const char *want)
+{
+    rk_kvctl_err("bad value '%s' for %s: %s", val, opt, want);
+    return -1;
+}
+
+int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i)
+{
+    const char *v;
+    uint64_t u;
+    int rv;
+    if (strcmp(argv[*i], "--json") == 0) {
+        o->json = true;
+        return 1;
+    }
+    if ((rv = rk_kvctl_opt_value("-a", argc, argv, i, &v)) != 0 ||
+        (rv = rk_kvctl_opt_value("--addr", argc, argv, i, &v)) != 0) {
+        if (rv > 0)
+            o->addr = v;
+        return rv;
+    }
+    if ((rv = rk_kvctl_opt_value("--timeout", argc, argv, i, &v)) != 0) {
+        if (rv > 0 && rk_kvctl_parse_duration(v, &o->timeout_ms) != 0)
+            return bad_value("--timeout", v, "use a duration such as 250ms, 2s, 1m");
+        if (rv > 0 && o->timeout_ms > 24 * 3600 * 1000)
+            return bad_value("--timeout", v, "at most 24h");
+        return rv;
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "-r" : "-w";
+        if ((rv = rk_kvctl_opt_value(name, argc, argv, i, &v)) == 0)
+            continue;
+        if (rv > 0 && rk_kvctl_parse_uint(v, 1, 255, &u) != 0)
+            return bad_value(name, v, "use a replica count from 1 to 255");
+        if (rv > 0)
+            *(k == 0 ? &o->r : &o->w) = (unsigned)u;
+        return rv;
+    }
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid
+ * (overlong, surrogate, beyond U+10FFFF, truncated). */
+static size_t utf8_len(const uint8_t *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF)
+        len = 2, cp = p[0] & 0x1Fu;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+        len = 3, cp = p[0] & 0x0Fu;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+        len = 4, cp = p[0] & 0x07u;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3Fu);
+    }
+    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
+        return 0;
+    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
+        return 0;
+    return len;
+}
+
+bool rk_kvctl_json_string(FILE *f, const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+    bool valid = true;
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_len(p + i, n - i);
+        uint8_t c = p[i];
+        if (len > 1) {
+            fwrite(p + i, 1, len, f);
+            i += len;
+            continue;
+        }
+        valid = valid && len == 1;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c == '\r')
+            fputs("\\r", f);
+        else if (c < 0x20 || c >= 0x7F)
+            fprintf(f, "\\u%04x", c); /* invalid UTF-8 byte: as if Latin-1 */
+        else
+            fputc(c, f);
+        i++;
+    }
+    fputc('"', f);
+    return valid;
+}
+
+static void base64_string(FILE *f, const uint8_t *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    fputc('"', f);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        fputc(tab[v >> 18 & 63], f);
+        fputc(tab[v >> 12 & 63], f);
+        fputc(i + 1 < n ? tab[v >> 6 & 63] : '=', f);
+        fputc(i + 2 < n ? tab[v & 63] : '=', f);
+    }
+    fputc('"', f);
+}
+
+/* ---- a growable string and a small JSON walker for admin replies ---- */
+
+struct sbuf {
+    char *p;
+    size_t n, cap;
+};
+
+static void sb_putn(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            rk_kvctl_err("out of memory");
+            exit(RK_EXIT_CLUSTER);
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void sb_putc(struct sbuf *b, char c)
+{
+    sb_putn(b, &c, 1);
+}
+
+/* One flattened "key: value" line. */
+struct kvline {
+    char *key, *val;
+};
+
+struct jwalk {
+    const char *s;
+    size_t i, n;
+    int depth;
+    struct kvline *lines;
+    size_t nlines, cap;
+};
+
+static void jw_ws(struct jwalk *w)
+{
+    while (w->i < w->n && strchr(" \t\r\n", w->s[w->i]) != NULL && w->s[w->i] != '\0')
+        w->i++;
+}
+
+static bool jw_peek(struct jwalk *w, char c)
+{
+    jw_ws(w);
+    return w->i < w->n && w->s[w->i] == c;
+}
+
+static unsigned hex4(const char *s)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = s[k];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return 0x110000; /* not a code point: the caller rejects it */
+        v = v << 4 | (unsigned)d;
+    }
+    return v;
+}
+
+static void put_utf8(struct sbuf *b, unsigned cp)
+{
+    char u[4];
+    if (cp < 0x80) {
+        sb_putc(b, (char)cp);
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F));
+        sb_putn(b, u, 2);
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        sb_putn(b, u, 3);
+    } else {
+        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+        u[2] = (char)(0x80 | (cp >> 6 & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F));
+        sb_putn(b, u, 4);
+    }
+}
+
+/* A \u escape at s[i] (after the 'u'): decoded into out for display;
+ * control characters stay escaped so one value stays on one line. Returns
+ * the characters consumed after the 'u', or 0 if invalid. */
+static size_t jw_unicode(const char *s, size_t left, struct sbuf *out)
+{
+    if (left < 4)
+        return 0;
+    unsigned cp = hex4(s);
+    size_t used = 4;
+    if (cp >= 0xD800 && cp <= 0xDBFF && left >= 10 && s[4] == '\\' && s[5] == 'u') {
+        unsigned lo = hex4(s + 6);
+        if (lo >= 0xDC00 && lo <= 0xDFFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            used = 10;
+        }
+    }
+    if (cp > 0x10FFFF)
+        return 0;
+    if (out != NULL && (cp < 0x20 || (cp >= 0xD800 && cp <= 0xDFFF)))
+        sb_putn(out, s - 2, used + 2);
+    else if (out != NULL)
+        put_utf8(out, cp);
+    return used;
+}
+
+/* The string at w->i (which is '"'): decoded into out when out != NULL. */
+static bool jw_string(struct jwalk *w, struct sbuf *out)
+{
+    w->i++;
+    while (w->i < w->n) {
+        char c = w->s[w->i++];
+        if (c == '"')
+            return true;
+        if ((unsigned char)c < 0x20)
+            return false;
+        if (c != '\\') {
+            if (out != NULL)
+                sb_putc(out, c);
+            continue;
+        }
+        if (w->i >= w->n)
+            return false;
+        c = w->s[w->i++];
+        if (c == 'u') {
+            size_t used = jw_unicode(w->s + w->i, w->n - w->i, out);
+            if (used == 0)
+                return false;
+            w->i += used;
+        } else if (strchr("\"\\/", c) != NULL && c != '\0') {
+            if (out != NULL)
+                sb_putc(out, c);
+        } else if (strchr("bfnrt", c) != NULL && c != '\0') {
+            if (out != NULL)
+                sb_putn(out, w->s + w->i - 2, 2); /* keep \n etc. visible */
+        } else {
+            return false;
+        }
+    }
+    return false;
+}
+
+/* Skip (and validate) one literal or number; containers and strings are
+ * jw_flatten's and jw_string's. */
+static bool jw_scalar(struct jwalk *w)
+{
+    jw_ws(w);
+    if (w->i >= w->n)
+        return false;
+    char c = w->s[w->i];
+    static const char *const lits[] = {"true", "false", "null"};
+    for (size_t k = 0; k < 3; k++) {
+        size_t len = strlen(lits[k]);
+        if (w->n - w->i >= len && memcmp(w->s + w->i, lits[k], len) == 0) {
+            w->i += len;
+            return true;
+        }
+    }
+    size_t start = w->i;
+    while (w->i < w->n && strchr("+-0123456789.eE", w->s[w->i]) != NULL && w->s[w->i] != '\0')
+        w->i++;
+    return w->i > start && (c == '-' || (c >= '0' && c <= '9'));
+}
+
+/* Copy valid JSON s[a, b) into out without the whitespace between tokens. */
+static void jw_compact(const char *s, size_t a, size_t b, struct sbuf *out)
+{
+    bool in_str = false;
+    for (size_t i = a; i < b; i++) {
+        char c = s[i];
+        if (in_str && c == '\\' && i + 1 < b) {
+            sb_putn(out, s + i, 2);
+            i++;
+            continue;
+        }
+        if (c == '"')
+            in_str = !in_str;
+        if (in_str || strchr(" \t\r\n", c) == NULL || c == '\0')
+            sb_putc(out, c);
+    }
+}
+
+static void jw_line(struct jwalk *w, const char *key, struct sbuf *val)
+{
+    if (w->nlines == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 32;
+        struct kvline *l = realloc(w->lines, cap * sizeof *l);
+        if (l == NULL) {
+            rk_kvctl_err("out of memory");
+            exit(RK_EXIT_CLUSTER);
+        }
+        w->lines = l;
+        w->cap = cap;
+    }
+    w->lines[w->nlines].key = strdup(key);
+    w->lines[w->nlines].val = val->p != NULL ? val->p : strdup("");
+    if (w->lines[w->nlines].key == NULL || w->lines[w->nlines].val == NULL) {
+        rk_kvctl_err("out of memory");
+        exit(RK_EXIT_CLUSTER);
+    }
+    w->nlines++;
+    *val = (struct sbuf){0};
+}
+
+static bool jw_flatten(struct jwalk *w, const char *prefix);
+
+/* One member value under the dotted name: objects and arrays recurse,
+ * strings are decoded, everything else is shown compactly as written. */
+static bool jw_member(struct jwalk *w, const char *name)
+{
+    struct sbuf val = {0};
+    jw_ws(w);
+    if (w->i < w->n && (w->s[w->i] == '{' || w->s[w->i] == '['))
+        return jw_flatten(w, name);
+    size_t start = w->i;
+    bool ok = w->i < w->n && w->s[w->i] == '"' ? jw_string(w, &val) : jw_scalar(w);
+    if (ok && (w->s[start] != '"'))
+        jw_compact(w->s, start, w->i, &val);
+    if (ok)
+        jw_line(w, name, &val);
+    free(val.p);
+    return ok;
+}
+
+/* The name of the next element: prefix.key for an object, prefix.K (the
+ * index) for an array; "" prefix at the top. */
+static bool jw_name(struct jwalk *w, const char *prefix, char close, size_t k, struct sbuf *name)
+{
+    char idx[24];
+    sb_putn(name, prefix, strlen(prefix));
+    if (prefix[0] != '\0')
+        sb_putc(name, '.');
+    if (close == ']') {
+        snprintf(idx, sizeof idx, "%zu", k);
+        sb_putn(name, idx, strlen(idx));
+        return true;
+    }
+    if (!jw_peek(w, '"') || !jw_string(w, name) || !jw_peek(w, ':'))
+        return false;
+    w->i++;
+    return true;
+}
+
+/* The object or array at w->i, flattened into lines named by jw_name();
+ * an empty one is a line of its own, "{}" or "[]". */
+static bool jw_flatten(struct jwalk *w, const char *prefix)
+{
+    size_t start_lines = w->nlines;
+    char close = w->s[w->i] == '[' ? ']' : '}';
+    if (++w->depth > MAX_JSON_DEPTH)
+        return false;
+    w->i++;
+    for (size_t k = 0;; k++) {
+        if (k == 0 && jw_peek(w, close)) {
+            w->i++;
+            break;
+        }
+        struct sbuf name = {0};
+        bool ok = jw_name(w, prefix, close, k, &name) && jw_member(w, name.p);
+        free(name.p);
+        if (!ok)
+            return false;
+        if (jw_peek(w, ',')) {
+            w->i++;
+            continue;
+        }
+        if (!jw_peek(w, close))
+            return false;
+        w->i++;
+        break;
+    }
+    if (w->nlines == start_lines && prefix[0] != '\0') {
+        struct sbuf v = {0};
+        sb_putn(&v, close == ']' ? "[]" : "{}", 2);
+        jw_line(w, prefix, &v);
+    }
+    w->depth--;
+    return true;
+}
+
+static void jw_free(struct jwalk *w)
+{
+    for (size_t k = 0; k < w->nlines; k++) {
+        free(w->lines[k].key);
+        free(w->lines[k].val);
+    }
+    free(w->lines);
+    w->lines = NULL;
+    w->nlines = 0;
+}
+
+/* Flatten a JSON object into w->lines. False if json is not one. */
+static bool flatten_json(const char *json, struct jwalk *w)
+{
+    *w = (struct jwalk){.s = json, .n = strlen(json)};
+    if (!jw_peek(w, '{') || !jw_flatten(w, "")) {
+        jw_free(w);
+        return false;
+    }
+    jw_ws(w);
+    if (w->i != w->n) {
+        jw_free(w);
+        return false;
+    }
+    return true;
+}
+
+/* The value of the flattened key, or NULL. */
+static const char *jw_get(const struct jwalk *w, const char *key)
+{
+    for (size_t k = 0; k < w->nlines; k++)
+        if (strcmp(w->lines[k].key, key) == 0)
+            return w->lines[k].val;
+    return NULL;
+}
+
+/* The value of field in element k of the flattened array name, or NULL. */
+static const char *jw_elem(const struct jwalk *w, const char *name, size_t k, const char *field)
+{
+    char key[128]; /* name and field are ours and short */
+    snprintf(key, sizeof key, "%s.%zu.%s", name, k, field);
+    return jw_get(w, key);
+}
+
+/* Elements in the flattened array name: 1 + its largest index, 0 for "[]",
+ * -1 if there is no such array (or an index no array of these lines can
+ * have: each element makes at least one line). */
+static long jw_array_len(const struct jwalk *w, const char *name)
+{
+    size_t n = strlen(name);
+    long len = -1;
+    for (size_t k = 0; k < w->nlines; k++) {
+        const char *key = w->lines[k].key;
+        char *end;
+        if (strncmp(key, name, n) != 0)
+            continue;
+        if (key[n] == '\0' && strcmp(w->lines[k].val, "[]") == 0 && len < 0)
+            len = 0;
+        if (key[n] != '.' || key[n + 1] < '0' || key[n + 1] > '9')
+            continue;
+        unsigned long idx = strtoul(key + n + 1, &end, 10);
+        if (idx >= w->nlines || (*end != '.' && *end != '\0'))
+            return -1;
+        len = (long)idx >= len ? (long)idx + 1 : len;
+    }
+    return len;
+}
+
+/* The raw text [*a, *b) of the top-level member name of the JSON object
+ * json, which flatten_json has accepted. False if there is no such member. */
+static bool jw_raw(const char *json, const char *name, size_t *a, size_t *b)
+{
+    struct jwalk w = {.s = json, .n = strlen(json), .depth = 1};
+    bool found = false;
+    if (!jw_peek(&w, '{'))
+        return false;
+    w.i++;
+    while (!found && !jw_peek(&w, '}')) {
+        struct sbuf key = {0};
+        if (jw_peek(&w, ','))
+            w.i++;
+        bool ok = jw_name(&w, "", '}', 0, &key);
+        jw_ws(&w);
+        *a = w.i;
+        ok = ok && jw_member(&w, ""); /* skips the value; its lines go with w */
+        *b = w.i;
+        found = ok && strcmp(key.p, name) == 0;
+        free(key.p);
+        if (!ok)
+            break;
+    }
+    jw_free(&w);
+    return found;
+}
+
+/* Print an admin reply: one compact line with --json, else aligned
+ * "key: value" lines. Text that is not a JSON object prints as is. */
+static void print_admin(const char *json, bool as_json, const struct jwalk *w, bool parsed)
+{
+    if (!parsed) {
+        printf("%s\n", json);
+        return;
+    }
+    if (as_json) {
+        struct sbuf out = {0};
+        jw_compact(json, 0, strlen(json), &out);
+        printf("%s\n", out.p != NULL ? out.p : "{}");
+        free(out.p);
+        return;
+    }
+    int width = 0;
+    for (size_t k = 0; k < w->nlines; k++) {
+        int len = (int)strlen(w->lines[k].key) + 1;
+        width = len > width ? len : width;
+    }
+    for (size_t k = 0; k < w->nlines; k++)
+        printf("%s:%*s %s\n", w->lines[k].key, width - (int)strlen(w->lines[k].key) - 1, "",
+               w->lines[k].val);
+}
+
+/* ---- commands ---- */
+
+struct cmd;
+
+struct cmd_args {
+    const char *pos[2];
+    int npos;
+    const char *ttl; /* --ttl DUR (CMD_TTL) */
+    bool force;      /* --force (CMD_FORCE) */
+};
+
+/* The options a command takes besides the global ones (struct cmd.opts). */
+enum { CMD_TTL = 1u << 0, CMD_FORCE = 1u << 1 };
+
+typedef int cmd_fn(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a);
+
+struct cmd {
+    const char *name;
+    const char *synopsis; /* after "kvctl [OPTIONS] " */
+    const char *help;
+    int minpos, maxpos;
+    unsigned opts; /* CMD_TTL | CMD_FORCE */
+    int op;        /* admin opcode */
+    cmd_fn *run;
+};
+
+static void cmd_usage(FILE *f, const struct cmd *cmd)
+{
+    fprintf(f, "usage: kvctl [-a ADDR] [--json] [--timeout DUR] [-r R] [-w W] %s\n\n%s\n",
+            cmd->synopsis, cmd->help);
+}
+
+/* Escaped, shortened key for error lines. */
+static const char *show_key(const char *k, char *buf, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; k[i] != '\0' && o + 8 < n; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (i == 48) {
+            o += (size_t)snprintf(buf + o, n - o, "...");
+            break;
+        }
+        if (c >= 0x20 && c < 0x7F)
+            buf[o++] = (char)c;
+        else
+            o += (size_t)snprintf(buf + o, n - o, "\\x%02x", c);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Open the client; on failure print the line and return NULL with *code. */
+static struct rk_client *open_client(const struct rk_kvctl_opts *o, const char *what, int *code)
+{
+    struct rk_client *c;
+    int rv = rk_client_open(&c, o->addr, (int)o->timeout_ms);
+    if (rv == 0)
+        rv = rk_client_set_quorum(c, o->r, o->w);
+    if (rv == 0)
+        return c;
+    rk_kvctl_err("%s: %s", what, c != NULL ? rk_client_error(c) : "out of memory");
+    *code = rk_kvctl_exit_code(rv);
+    rk_client_close(c);
+    return NULL;
+}
+
+/* All of stdin, binary-safe, bounded by the client's message limit. */
+static int read_stdin(char **out, size_t *len)
+{
+    struct sbuf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (b.n + n > RK_CLIENT_MAX_MSG) {
+            free(b.p);
+            rk_kvctl_err("put: value on stdin exceeds %u MiB; store a smaller value",
+                         RK_CLIENT_MAX_MSG >> 20);
+            return -1;
+        }
+        sb_putn(&b, chunk, n);
+    }
+    if (ferror(stdin)) {
+        free(b.p);
+        rk_kvctl_err("put: cannot read the value from stdin: %s", strerror(errno));
+        return -1;
+    }
+    *out = b.p;
+    *len = b.n;
+    return 0;
+}
+
+static void print_key_version(const char *key, uint64_t version)
+{
+    fputs("{\"key\":", stdout);
+    rk_kvctl_json_string(stdout, key, strlen(key));
+    printf(",\"version\":%llu}\n", (unsigned long long)version);
+}
+
+static int cmd_put(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char kb[256];
+    const char *key = a->pos[0];
+    uint64_t ttl = 0, version = 0;
+    char *val = NULL;
+    size_t vlen;
+    int code = RK_EXIT_OK;
+    if (a->ttl != NULL && rk_kvctl_parse_duration(a->ttl, &ttl) != 0) {
+        bad_value("--ttl", a->ttl, "use a duration such as 30s, 5m, 1h");
+        return RK_EXIT_USAGE;
+    }
+    if (strcmp(a->pos[1], "-") == 0) {
+        if (read_stdin(&val, &vlen) != 0)
+            return RK_EXIT_USAGE;
+    } else {
+        vlen = strlen(a->pos[1]);
+    }
+    struct rk_client *c = open_client(o, "put", &code);
+    if (c == NULL) {
+        free(val);
+        return code;
+    }
+    int rv = rk_client_put(c, key, strlen(key), val != NULL ? val : a->pos[1], vlen, ttl, &version);
+    if (rv != 0)
+        rk_kvctl_err("put %s: %s", show_key(key, kb, sizeof kb), rk_client_error(c));
+    else if (o->json)
+        print_key_version(key, version);
+    rk_client_close(c);
+    free(val);
+    return rk_kvctl_exit_code(rv);
+}
+
+/* '{"key":' and the key (plus "key_base64" if it is not UTF-8), no brace
+ * closing: the caller adds its fields. */
+static void print_json_key(const char *key)
+{
+    fputs("{\"key\":", stdout);
+    if (!rk_kvctl_json_string(stdout, key, strlen(key))) {
+        fputs(",\"key_base64\":", stdout);
+        base64_string(stdout, (const uint8_t *)key, strlen(key));
+    }
+}
+
+/* trace_fields is "" or the ',"coordinator":..,"replicas":..' of the node's
+ * trace (get_trace). */
+static void print_get_json(const char *key, const char *val, size_t vlen, uint64_t version,
+                           uint64_t expiry, const char *trace_fields)
+{
+    print_json_key(key);
+    fputs(",\"value\":", stdout);
+    if (!rk_kvctl_json_string(stdout, val, vlen)) {
+        fputs(",\"value_base64\":", stdout);
+        base64_string(stdout, (const uint8_t *)val, vlen);
+    }
+    printf(",\"version\":%llu,\"expiry_ms\":", (unsigned long long)version);
+    if (expiry != 0)
+        printf("%llu", (unsigned long long)expiry);
+    else
+        fputs("null", stdout);
+    printf("%s}\n", trace_fields);
+}
+
+/* The "coordinator" and "replicas" members of a GET trace (the reply's TEXT,
+ * or NULL), each as ',"name":' and its JSON text as the node wrote it,
+ * compacted, into out; members it lacks are left out. A trace that is not a
+ * JSON object adds nothing: on an OK reply that is worth a warning (a
+ * NOT_FOUND reply from an older node may carry a plain line instead). */
+static void get_trace(const char *key, const char *trace, bool ok, struct sbuf *out)
+{
+    static const char *const names[] = {"coordinator", "replicas"};
+    char kb[256];
+    struct jwalk w;
+    size_t a, b;
+    sb_putn(out, "", 0);
+    if (trace == NULL)
+        return;
+    if (!flatten_json(trace, &w)) {
+        if (ok)
+            rk_kvctl_err("get %s: the node's trace is not a JSON object; printed without it",
+                         show_key(key, kb, sizeof kb));
+        return;
+    }
+    jw_free(&w);
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (!jw_raw(trace, names[k], &a, &b))
+            continue;
+        sb_putn(out, ",\"", 2);
+        sb_putn(out, names[k], strlen(names[k]));
+        sb_putn(out, "\":", 2);
+        jw_compact(trace, a, b, out);
+    }
+}
+
+/* stdout is closed, full or a broken pipe: the value did not get out. */
+static int write_failed(const char *what, const char *key)
+{
+    char kb[256];
+    rk_kvctl_err("%s %s: cannot write the value to stdout: %s (check the output file or pipe)",
+                 what, show_key(key, kb, sizeof kb), strerror(errno));
+    return RK_EXIT_USAGE;
+}
+
+/* Not found: the line on stderr and, with --json and a trace that names the
+ * replicas asked, {"key":..,"found":false,"coordinator":..,"replicas":..}
+ * on stdout so that scripts see which replicas answered missing. */
+static void get_not_found(const char *key, const char *trace_fields)
+{
+    char kb[256];
+    rk_kvctl_err("get %s: not found", show_key(key, kb, sizeof kb));
+    if (trace_fields[0] == '\0')
+        return;
+    print_json_key(key);
+    printf(",\"found\":false%s}\n", trace_fields);
+}
+
+/* get KEY. With --json the request asks for a trace (TRACE = 1): its
+ * coordinator and replicas join the printed object. */
+static int cmd_get(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char kb[256];
+    const char *key = a->pos[0];
+    void *val;
+    size_t vlen;
+    uint64_t version, expiry;
+    char *trace = NULL;
+    struct sbuf fields = {0};
+    int code = RK_EXIT_OK;
+    struct rk_client *c = open_client(o, "get", &code);
+    if (c == NULL)
+        return code;
+    int rv = rk_client_get_ex(c, key, strlen(key), o->json, &val, &vlen, &version, &expiry,
+                              o->json ? &trace : NULL);
+    get_trace(key, trace, rv == 0, &fields);
+    if (rv == RK_ENOTFOUND)
+        get_not_found(key, fields.p);
+    else if (rv != 0)
+        rk_kvctl_err("get %s: %s", show_key(key, kb, sizeof kb), rk_client_error(c));
+    else if (o->json)
+        print_get_json(key, val, vlen, version, expiry, fields.p);
+    else if (fwrite(val, 1, vlen, stdout) != vlen || fflush(stdout) != 0)
+        code = write_failed("get", key);
+    rk_client_close(c);
+    free(fields.p);
+    free(trace);
+    if (rv == 0)
+        free(val);
+    return rv != 0 ? rk_kvctl_exit_code(rv) : code;
+}
+
+static int cmd_del(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char kb[256];
+    const char *key = a->pos[0];
+    uint64_t version = 0;
+    int code = RK_EXIT_OK;
+    struct rk_client *c = open_client(o, "del", &code);
+    if (c == NULL)
+        return code;
+    int rv = rk_client_del(c, key, strlen(key), &version);
+    if (rv != 0)
+        rk_kvctl_err("del %s: %s", show_key(key, kb, sizeof kb), rk_client_error(c));
+    else if (o->json)
+        print_key_version(key, version);
+    rk_client_close(c);
+    return rk_kvctl_exit_code(rv);
+}
+
+/* A probe reply that says no: a top-level "ready", "healthy", "ok" or
+ * "live" member that is false. */
+static bool probe_says_no(const struct jwalk *w)
+{
+    static const char *const names[] = {"ready", "healthy", "ok", "live"};
+    for (size_t k = 0; k < w->nlines; k++)
+        for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
+            if (strcmp(w->lines[k].key, names[j]) == 0 && strcmp(w->lines[k].val, "false") == 0)
+                return true;
+    return false;
+}
+
+/* The exit code of an admin command once a reply (or failure) is in. */
+static int admin_outcome(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct rk_client *c,
+                         int rv, const char *json)
+{
+    bool probe = cmd->op == RK_OP_HEALTH || cmd->op == RK_OP_READY;
+    enum rk_status st = rk_client_last_status(c);
+    bool replied = rv == 0 || st != RK_ST_OK;
+    if (!replied || (rv != 0 && !probe) || st == RK_ST_UNSUPPORTED || st == RK_ST_MALFORMED) {
+        rk_kvctl_err("%s: %s", cmd->name, rk_client_error(c));
+        return rk_kvctl_exit_code(rv);
+    }
+    struct jwalk w;
+    bool parsed = json != NULL && flatten_json(json, &w);
+    if (rv != 0 && !parsed) { /* a probe answered no, with a plain line */
+        rk_kvctl_err("%s: no: %s", cmd->name, rk_client_error(c));
+        return RK_EXIT_NO;
+    }
+    print_admin(json, o->json, &w, parsed);
+    bool no = rv != 0 || (probe && parsed && probe_says_no(&w));
+    const char *reason = parsed ? jw_get(&w, "reason") : NULL;
+    if (no && probe) /* scripts read the exit code; people read why */
+        rk_kvctl_err("%s: no: %s", cmd->name, reason ? reason : "the node says no");
+    if (parsed)
+        jw_free(&w);
+    return no ? RK_EXIT_NO : RK_EXIT_OK;
+}
+
+static int cmd_admin(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char *json = NULL;
+    int code = RK_EXIT_OK;
+    struct rk_client *c = open_client(o, cmd->name, &code);
+    if (c == NULL)
+        return code;
+    int rv = rk_client_admin(c, (enum rk_op)cmd->op, &json);
+    code = admin_outcome(o, cmd, c, rv, json);
+    free(json);
+    rk_client_close(c);
+    return code;
+}
+
+/* ---- membership and placement: members, join, leave, remove, locate, ring ---- */
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (p == NULL) {
+        rk_kvctl_err("out of memory");
+        exit(RK_EXIT_CLUSTER);
+    }
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+/* A duration of us microseconds in at most 2-3 digits: "250us", "1.2ms",
+ * "120ms", "3.2s", "45s", "5m07s", "2h05m". A tenth shows only while the
+ * whole part is one digit, and not when it is 0. */
+static char *fmt_us(uint64_t us)
+{
+    typedef unsigned long long ull;
+    if (us >= 3600000000u)
+        return xasprintf("%lluh%02llum", (ull)(us / 3600000000u), (ull)(us / 60000000u % 60));
+    if (us >= 60000000u)
+        return xasprintf("%llum%02llus", (ull)(us / 60000000u), (ull)(us / 1000000u % 60));
+    if (us < 1000)
+        return xasprintf("%lluus", (ull)us);
+    uint64_t unit = us < 1000000 ? 1000 : 1000000;
+    uint64_t whole = us / unit, tenth = us / (unit / 10) % 10;
+    if (whole < 10 && tenth != 0)
+        return xasprintf("%llu.%llu%s", (ull)whole, (ull)tenth, unit == 1000 ? "ms" : "s");
+    return xasprintf("%llu%s", (ull)whole, unit == 1000 ? "ms" : "s");
+}
+
+static const char *or_dash(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : "-";
+}
+
+static const char *member_field(const struct jwalk *w, size_t k, const char *field)
+{
+    return jw_elem(w, "members", k, field);
+}
+
+/* LAST-HEARD of member k: "-" if the node does not say (or for itself). */
+static char *heard_cell(const struct jwalk *w, size_t k)
+{
+    uint64_t ms;
+    const char *v = member_field(w, k, "last_heard_ms");
+    if (v == NULL || rk_kvctl_parse_uint(v, 0, UINT64_MAX, &ms) != 0)
+        return xasprintf("-");
+    if (ms == 0)
+        return xasprintf("0ms"); /* not fmt_us's "0us": ms is all the node measures */
+    return fmt_us(ms > UINT64_MAX / 1000 ? UINT64_MAX : ms * 1000);
+}
+
+/* RTT of member k: "-" if 0 (not measured yet, or itself) or missing. */
+static char *rtt_cell(const struct jwalk *w, size_t k)
+{
+    uint64_t us;
+    const char *v = member_field(w, k, "rtt_us");
+    if (v == NULL || rk_kvctl_parse_uint(v, 1, UINT64_MAX, &us) != 0)
+        return xasprintf("-");
+    return fmt_us(us);
+}
+
+enum { M_ID, M_STATE, M_INC, M_HEARD, M_RTT, M_CONFIG, M_CLIENT, M_GOSSIP, M_COLS };
+
+static const char *const member_head[M_COLS] = {"ID",  "STATE",  "INC",    "LAST-HEARD",
+                                                "RTT", "CONFIG", "CLIENT", "GOSSIP"};
+
+/* The elements of array name in w, each of which must have fields f1 and
+ * f2 (the others show as "-" when missing). -1 if w has no such array or
+ * an element lacks one. */
+static long array_rows(const struct jwalk *w, const char *name, const char *f1, const char *f2)
+{
+    long n = jw_array_len(w, name);
+    for (long k = 0; k < n; k++)
+        if (jw_elem(w, name, (size_t)k, f1) == NULL || jw_elem(w, name, (size_t)k, f2) == NULL)
+            return -1;
+    return n;
+}
+
+/* The cells of member k, malloc'd. */
+static void member_row(const struct jwalk *w, size_t k, char **cell)
+{
+    const char *id = member_field(w, k, "id"), *state = member_field(w, k, "state");
+    const char *self = member_field(w, k, "self"), *match = member_field(w, k, "config_match");
+    bool is_self = self != NULL && strcmp(self, "true") == 0;
+    cell[M_ID] = xasprintf("%s%s", id, is_self ? "*" : "");
+    cell[M_STATE] = xasprintf("%s", state);
+    cell[M_INC] = xasprintf("%s", or_dash(member_field(w, k, "incarnation")));
+    cell[M_HEARD] = is_self ? xasprintf("-") : heard_cell(w, k);
+    cell[M_RTT] = rtt_cell(w, k);
+    if (match == NULL)
+        cell[M_CONFIG] = xasprintf("-");
+    else
+        cell[M_CONFIG] = xasprintf("%s", strcmp(match, "true") == 0 ? "same" : "differs");
+    cell[M_CLIENT] = xasprintf("%s", or_dash(member_field(w, k, "client")));
+    cell[M_GOSSIP] = xasprintf("%s", or_dash(member_field(w, k, "gossip")));
+}
+
+/* Terminal columns of UTF-8 text, counting each code point as one. */
+static size_t text_width(const char *s)
+{
+    size_t n = 0;
+    for (; *s != '\0'; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+#define TABLE_MAX_COLS 8 /* the member table's; print_table's widths */
+static_assert(M_COLS <= TABLE_MAX_COLS, "print_table: too many columns");
+
+/* Fills the cols cells of row k of a table from w, each malloc'd. */
+typedef void row_fn(const struct jwalk *w, size_t k, char **cell);
+
+/* A table: the header head (cols columns), then row(w, k, ...) for k < n;
+ * each column as wide as its widest cell plus 2. */
+static void print_table(const char *const *head, size_t cols, const struct jwalk *w, size_t n,
+                        row_fn *row)
+{
+    size_t rows = n + 1, width[TABLE_MAX_COLS] = {0};
+    char **cell = calloc(rows * cols, sizeof *cell);
+    if (cell == NULL) {
+        rk_kvctl_err("out of memory");
+        exit(RK_EXIT_CLUSTER);
+    }
+    for (size_t c = 0; c < cols; c++)
+        cell[c] = xasprintf("%s", head[c]);
+    for (size_t k = 0; k < n; k++)
+        row(w, k, cell + (k + 1) * cols);
+    for (size_t i = 0; i < rows * cols; i++)
+        if (text_width(cell[i]) > width[i % cols])
+            width[i % cols] = text_width(cell[i]);
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = 0; c < cols; c++) {
+            const char *s = cell[r * cols + c];
+            fputs(s, stdout);
+            if (c + 1 < cols)
+                printf("%*s", (int)(width[c] - text_width(s) + 2), "");
+        }
+        putchar('\n');
+    }
+    for (size_t i = 0; i < rows * cols; i++)
+        free(cell[i]);
+    free(cell);
+}
+
+/* "3 members: 2 alive, 1 dead": non-zero counts by state in a fixed order,
+ * then states this version does not know as "other". */
+static void print_member_counts(const struct jwalk *w, size_t n)
+{
+    static const char *const states[] = {"alive", "suspect", "dead", "leaving", "left", "other"};
+    size_t count[6] = {0}, other = 5;
+    for (size_t k = 0; k < n; k++) {
+        const char *st = member_field(w, k, "state");
+        size_t j = 0;
+        while (j < other && strcmp(st, states[j]) != 0)
+            j++;
+        count[j]++;
+    }
+    printf("%zu member%s", n, n == 1 ? "" : "s");
+    const char *sep = ": ";
+    for (size_t j = 0; j <= other; j++) {
+        if (count[j] == 0)
+            continue;
+        printf("%s%zu %s", sep, count[j], states[j]);
+        sep = ", ";
+    }
+    putchar('\n');
+}
+
+/* Peers whose gossip this node ignores because a setting differs. */
+static void print_refused(const struct jwalk *w)
+{
+    long n = jw_array_len(w, "refused");
+    for (size_t k = 0; n > 0 && k < (size_t)n; k++)
+        printf("refused: %s at %s: %s differs (theirs %s, ours %s)\n",
+               or_dash(jw_elem(w, "refused", k, "id")), or_dash(jw_elem(w, "refused", k, "peer")),
+               or_dash(jw_elem(w, "refused", k, "setting")),
+               or_dash(jw_elem(w, "refused", k, "theirs")),
+               or_dash(jw_elem(w, "refused", k, "ours")));
+}
+
+/* The member table (n members, checked by array_rows), the counts and the
+ * refused peers. */
+static void print_members_table(const struct jwalk *w, size_t n)
+{
+    print_table(member_head, M_COLS, w, n, member_row);
+    print_member_counts(w, n);
+    print_refused(w);
+}
+
+/* LOCATE's reply: "partition 12: node-2 (alive), node-3 (alive)", the
+ * preference list in order (n entries, checked by array_rows). */
+static void print_preference(const struct jwalk *w, size_t n)
+{
+    printf("partition %s:", or_dash(jw_get(w, "partition")));
+    for (size_t k = 0; k < n; k++)
+        printf("%s %s (%s)", k > 0 ? "," : "", jw_elem(w, "preference", k, "node"),
+               jw_elem(w, "preference", k, "state"));
+    puts(n == 0 ? " (none)" : "");
+}
+
+enum { G_NODE, G_STATE, G_PRIMARY, G_REPLICA, G_COLS };
+
+static const char *const ring_head[G_COLS] = {"NODE", "STATE", "PRIMARY", "REPLICA"};
+static_assert(G_COLS <= TABLE_MAX_COLS, "print_table: too many columns");
+
+static void ring_row(const struct jwalk *w, size_t k, char **cell)
+{
+    cell[G_NODE] = xasprintf("%s", jw_elem(w, "members", k, "node"));
+    cell[G_STATE] = xasprintf("%s", jw_elem(w, "members", k, "state"));
+    cell[G_PRIMARY] = xasprintf("%s", or_dash(jw_elem(w, "members", k, "primary")));
+    cell[G_REPLICA] = xasprintf("%s", or_dash(jw_elem(w, "members", k, "replica")));
+}
+
+/* RING's reply: partitions per member (n members, checked by array_rows),
+ * then the ring's size and digest. */
+static void print_ring(const struct jwalk *w, size_t n)
+{
+    print_table(ring_head, G_COLS, w, n, ring_row);
+    printf("%s partitions, %s replicas, digest %s\n", or_dash(jw_get(w, "partitions")),
+           or_dash(jw_get(w, "replicas")), or_dash(jw_get(w, "digest")));
+}
+
+/* The replies kvctl prints as a listing: the array each must hold, the two
+ * fields each element must have, and the printer. */
+static const struct listing {
+    int op;
+    const char *array, *f1, *f2;
+    void (*print)(const struct jwalk *w, size_t n);
+} listings[] = {
+    {RK_OP_MEMBERS, "members", "id", "state", print_members_table},
+    {RK_OP_LOCATE, "preference", "node", "state", print_preference},
+    {RK_OP_RING, "members", "node", "state", print_ring},
+};
+
+static const struct listing *find_listing(int op)
+{
+    for (size_t k = 0; k < sizeof listings / sizeof listings[0]; k++)
+        if (listings[k].op == op)
+            return &listings[k];
+    return NULL;
+}
+
+/* A listing reply (MEMBERS, LOCATE, RING): the object on one line with
+ * --json, else its printer's lines. A reply that is not the expected
+ * object is an error (exit 3), never printed as is: scripts read this. */
+static int print_listing(const struct cmd *cmd, const struct listing *l, const char *json,
+                         bool as_json)
+{
+    struct jwalk w;
+    bool parsed = flatten_json(json, &w);
+    long n = parsed ? array_rows(&w, l->array, l->f1, l->f2) : -1;
+    if (n >= 0 && as_json)
+        print_admin(json, true, &w, true);
+    else if (n >= 0)
+        l->print(&w, (size_t)n);
+    else
+        rk_kvctl_err("%s: the node sent a reply kvctl cannot read (kvctl and ringkvd "
+                     "versions differ?)",
+                     cmd->name);
+    if (parsed)
+        jw_free(&w);
+    return n >= 0 ? RK_EXIT_OK : RK_EXIT_CLUSTER;
+}
+
+/* A JOIN, LEAVE or REMOVE reply: the object on one line with --json, else
+ * its "message" if it has one, else "key: value" lines. */
+static void print_member_reply(const char *json, bool as_json)
+{
+    struct jwalk w;
+    bool parsed = flatten_json(json, &w);
+    const char *msg = parsed && !as_json ? jw_get(&w, "message") : NULL;
+    if (msg != NULL)
+        printf("%s\n", msg);
+    else
+        print_admin(json, as_json, &w, parsed);
+    if (parsed)
+        jw_free(&w);
+}
+
+/* A seed address as JOIN needs it: tcp://HOST:PORT, PORT 1..65535. The
+ * node checks the rest (that HOST resolves, that a seed answers there). */
+static bool valid_seed(const char *addr)
+{
+    static const char scheme[] = "tcp://";
+    const char *host = addr + sizeof scheme - 1;
+    uint64_t port;
+    if (strncmp(addr, scheme, sizeof scheme - 1) != 0)
+        return false;
+    const char *colon = strrchr(host, ':');
+    return colon != NULL && colon > host && rk_kvctl_parse_uint(colon + 1, 1, 65535, &port) == 0;
+}
+
+/* The node turning down a membership change (REFUSED, or NOT_FOUND: no such
+ * member) is bad input, exit 2; for get, NOT_FOUND stays exit 1. */
+static int member_exit_code(int err)
+{
+    return err == RK_EREFUSED || err == RK_ENOTFOUND ? RK_EXIT_USAGE : rk_kvctl_exit_code(err);
+}
+
+/* members, join SEED_ADDR, leave, remove NODE_ID [--force], locate KEY,
+ * ring. */
+static int cmd_member(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char kb[256];
+    const char *arg = a->npos > 0 ? a->pos[0] : NULL;
+    char *json = NULL;
+    int code = RK_EXIT_OK;
+    if (cmd->op == RK_OP_JOIN && !valid_seed(arg)) {
+        rk_kvctl_err("join: bad seed address '%s': use tcp://HOST:PORT, the seed's gossip "
+                     "address (its listen.gossip, e.g. tcp://10.0.0.1:7402)",
+                     show_key(arg, kb, sizeof kb));
+        return RK_EXIT_USAGE;
+    }
+    struct rk_client *c = open_client(o, cmd->name, &code);
+    if (c == NULL)
+        return code;
+    int rv = rk_client_admin_arg(c, (enum rk_op)cmd->op, arg, a->force, &json);
+    const struct listing *l = find_listing(cmd->op);
+    if (rv != 0) {
+        rk_kvctl_err("%s: %s", cmd->name, rk_client_error(c));
+        code = member_exit_code(rv);
+    } else if (l != NULL) {
+        code = print_listing(cmd, l, json, o->json);
+    } else {
+        print_member_reply(json, o->json);
+    }
+    free(json);
+    rk_client_close(c);
+    return code;
+}
+
+static const struct cmd commands[] = {
+    {"put", "put KEY VALUE [--ttl DUR]",
+     "Store VALUE under KEY. VALUE \"-\" reads the value from stdin (binary-safe).\n"
+     "  --ttl DUR   the key expires DUR after the write (30s, 5m, 1h)\n"
+     "Prints nothing; with --json {\"key\":..,\"version\":..}.",
+     2, 2, CMD_TTL, 0, cmd_put},
+    {"get", "get KEY",
+     "Print the value of KEY as raw bytes (no newline added); exit 1 if absent.\n"
+     "With --json: {\"key\",\"value\",\"value_base64\" (if not UTF-8),\"version\",\"expiry_ms\",\n"
+     "\"coordinator\",\"replicas\"}: the node that served the read and each replica it\n"
+     "asked with the version it returned, or \"missing\", or an \"error\" (a node that\n"
+     "does not trace reads leaves the two out). If absent, --json still prints\n"
+     "{\"key\",\"found\":false,\"coordinator\",\"replicas\"} when the node traced the read.",
+     1, 1, 0, 0, cmd_get},
+    {"del", "del KEY", "Delete KEY (absent keys are not an error). --json prints the version.", 1,
+     1, 0, 0, cmd_del},
+    {"status", "status", "Print the node's status.", 0, 0, 0, RK_OP_STATUS, cmd_admin},
+    {"stats", "stats", "Print the node's statistics.", 0, 0, 0, RK_OP_STATS, cmd_admin},
+    {"health", "health", "Probe: exit 0 if the node is healthy, 1 if not.", 0, 0, false,
+     RK_OP_HEALTH, cmd_admin},
+    {"ready", "ready", "Probe: exit 0 if the node is ready for traffic, 1 if not.", 0, 0, false,
+     RK_OP_READY, cmd_admin},
+    {"members", "members",
+     "Print the node's view of the cluster: one row per member (* = this node) with\n"
+     "its state, incarnation, when it was last heard from, round-trip time, whether\n"
+     "its settings match this node's, and its client and gossip addresses; then a\n"
+     "count by state and any peer refused because a setting differs.\n"
+     "With --json: the node's reply object on one line.",
+     0, 0, 0, RK_OP_MEMBERS, cmd_member},
+    {"join", "join SEED_ADDR",
+     "Make the node join the cluster that SEED_ADDR belongs to. SEED_ADDR is a\n"
+     "member's gossip address, tcp://HOST:PORT (its listen.gossip).",
+     1, 1, 0, RK_OP_JOIN, cmd_member},
+    {"leave", "leave", "Make the node leave the cluster: it announces its departure, then stops.",
+     0, 0, 0, RK_OP_LEAVE, cmd_member},
+    {"remove", "remove NODE_ID [--force]",
+     "Take member NODE_ID out of the cluster; ask any other member. Only a member\n"
+     "that is dead or has left is removed unless\n"
+     "  --force   remove it whatever its state (a live node must be stopped first)\n"
+     "Exit 2 if the node refuses or knows no member NODE_ID.",
+     1, 1, CMD_FORCE, RK_OP_REMOVE, cmd_member},
+    {"locate", "locate KEY",
+     "Print the partition KEY hashes to and its preference list: the nodes that hold\n"
+     "it, in order, each with its state:\n"
+     "  partition 12: node-2 (alive), node-3 (alive), node-1 (alive)\n"
+     "With --json: the node's reply object on one line.",
+     1, 1, 0, RK_OP_LOCATE, cmd_member},
+    {"ring", "ring",
+     "Print the ring as this node sees it: one row per member with its state, the\n"
+     "partitions it is first in the preference list of (PRIMARY) and those it holds\n"
+     "a replica of, primaries included (REPLICA); then the number of partitions, the\n"
+     "replication factor and the ring's digest (equal digests = the same ring).\n"
+     "With --json: the node's reply object on one line.",
+     0, 0, 0, RK_OP_RING, cmd_member},
+};
+
+static const char *const unsupported[] = {"ae", "repair"};
+
+/* If argv[*i] is one of cmd's own options, record it in a and return 1
+ * with *i on its last word; 0 if it is not one; -1 after an error line. */
+static int cmd_opt(const struct cmd *cmd, struct cmd_args *a, int argc, char **argv, int *i)
+{
+    if ((cmd->opts & CMD_FORCE) && strcmp(argv[*i], "--force") == 0) {
+        a->force = true;
+        return 1;
+    }
+    if (cmd->opts & CMD_TTL)
+        return rk_kvctl_opt_value("--ttl", argc, argv, i, &a->ttl);
+    return 0;
+}
+
+/* The name of positional argument k (0-based) in cmd's synopsis: "KEY". */
+static const char *arg_name(const struct cmd *cmd, int k, char *buf, size_t n)
+{
+    const char *s = cmd->synopsis;
+    for (int j = 0; j <= k; j++) {
+        s += strcspn(s, " ");
+        s += strspn(s, " ");
+    }
+    snprintf(buf, n, "%.*s", (int)strcspn(s, " "), s);
+    return buf;
+}
+
+/* Parse the words after the command; 0 ok, 1 help printed, -1 error. */
+static int parse_cmd_args(struct rk_kvctl_opts *o, const struct cmd *cmd, int argc, char **argv,
+                          struct cmd_args *a)
+{
+    bool opts = true;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (opts && s[0] == '-' && s[1] != '\0') {
+            if (strcmp(s, "--") == 0) {
+                opts = false;
+                continue;
+            }
+            if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+                cmd_usage(stdout, cmd);
+                return 1;
+            }
+            int rv = rk_kvctl_global_opt(o, argc, argv, &i);
+            if (rv == 0)
+                rv = cmd_opt(cmd, a, argc, argv, &i);
+            if (rv == 0)
+                rk_kvctl_err("%s: unknown option '%s' (see kvctl %s --help; use -- before "
+                             "an argument that starts with '-')",
+                             cmd->name, s, cmd->name);
+            if (rv <= 0)
+                return -1;
+            continue;
+        }
+        if (a->npos == cmd->maxpos) {
+            rk_kvctl_err("%s: unexpected argument '%s' (usage: kvctl %s)", cmd->name, s,
+                         cmd->synopsis);
+            return -1;
+        }
+        a->pos[a->npos++] = s;
+    }
+    if (a->npos < cmd->minpos) {
+        char name[32];
+        rk_kvctl_err("%s: missing %s (usage: kvctl %s)", cmd->name,
+                     arg_name(cmd, a->npos, name, sizeof name), cmd->synopsis);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_command(struct rk_kvctl_opts *o, int argc, char **argv)
+{
+    const char *name = argv[0];
+    if (strcmp(name, "bench") == 0)
+        return rk_bench_main(o, argc, argv);
+    for (size_t k = 0; k < sizeof unsupported / sizeof unsupported[0]; k++) {
+        if (strcmp(name, unsupported[k]) == 0) {
+            rk_kvctl_err("%s is not supported by this version", name);
+            return RK_EXIT_USAGE;
+        }
+    }
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
+        if (strcmp(name, commands[k].name) != 0)
+            continue;
+        struct cmd_args a = {0};
+        int rv = parse_cmd_args(o, &commands[k], argc, argv, &a);
+        if (rv != 0)
+            return rv > 0 ? RK_EXIT_OK : RK_EXIT_USAGE;
+        if (a.npos > 0 && a.pos[0][0] == '\0') {
+            char arg[32];
+            arg_name(&commands[k], 0, arg, sizeof arg);
+            rk_kvctl_err("%s: %s is empty; give a non-empty %s", name, arg, arg);
+            return RK_EXIT_USAGE;
+        }
+        return commands[k].run(o, &commands[k], &a);
+    }
+    rk_kvctl_err("unknown command '%s' (see kvctl --help)", name);
+    return RK_EXIT_USAGE;
+}
+
+/* With fd 0, 1 or 2 closed, nng's sockets would take those numbers and a
+ * value written to "stdout" would land in one of them: park /dev/null
+ * there first. */
+static void guard_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (n >= 0 && n != fd) { /* not expected: lower fds are open by now */
+            dup2(n, fd);
+            close(n);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    guard_std_fds();
+    const char *env = getenv("KVCTL_ADDR");
+    struct rk_kvctl_opts o = {.addr = env != NULL && env[0] != '\0' ? env : DEFAULT_ADDR,
+                              .timeout_ms = DEFAULT_TIMEOUT_MS};
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *s = argv[i];
+        if (s[0] != '-' || s[1] == '\0')
+            break;
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+            fputs(usage_text, stdout);
+            return RK_EXIT_OK;
+        }
+        int rv = rk_kvctl_global_opt(&o, argc, argv, &i);
+        if (rv == 0)
+            rk_kvctl_err("unknown option '%s' (see kvctl --help)", s);
+        if (rv <= 0)
+            return RK_EXIT_USAGE;
+    }
+    if (i == argc) {
+        rk_kvctl_err("no command given (see kvctl --help)");
+        return RK_EXIT_USAGE;
+    }
+    return run_command(&o, argc - i, argv + i);
+}

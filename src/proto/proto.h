@@ -1,0 +1,216 @@
+/* ringkv wire protocol, version 1: one binary message format for client,
+ * admin and (later) peer traffic. Pure functions, no I/O; the decoder is a
+ * fuzz target (tests/fuzz/fuzz_proto.c).
+ *
+ * Every message is a 16-byte header followed by fields, all little-endian:
+ *
+ *   offset size field
+ *   0      2    magic    0x4B52 ("RK" on the wire)
+ *   2      1    version  RK_PROTO_VERSION; another value gets UNSUPPORTED
+ *   3      1    opcode   enum rk_op
+ *   4      2    flags    RK_MSG_REPLY on replies
+ *   6      2    status   enum rk_status (0 in requests)
+ *   8      4    id       chosen by the requester, echoed in the reply
+ *   12     4    body_len bytes after the header; must be exactly the rest
+ *
+ *   body: fields, each [tag u8][len u32][len bytes], any order, each tag at
+ *   most once. Unknown tags are skipped (newer peers may add fields); a
+ *   known tag with the wrong length, a repeated tag, or a field running past
+ *   the end is MALFORMED. Integer fields are 8 bytes (u64) except R and W
+ *   (1 byte).
+ *
+ * Requests and replies by opcode (fields in brackets are optional):
+ *   PUT     req: KEY VALUE [TTL_MS] [R] [W]        rep: VERSION
+ *   GET     req: KEY [R]                            rep: VALUE VERSION [EXPIRY_MS]
+ *   DEL     req: KEY [W]                            rep: VERSION
+ *   STATUS, STATS, HEALTH, READY
+ *           req: -                                  rep: TEXT (one JSON object)
+ *           HEALTH/READY answer OK for "yes" and UNAVAILABLE for "no" (the
+ *           JSON's "reason" says why), so probes need not parse JSON.
+ *   ECHO    req: anything                           rep: the same fields (transport benchmark)
+ *   MEMBERS req: -                                  rep: TEXT (the member table as JSON)
+ *   JOIN    req: KEY (a seed's gossip address)      rep: TEXT
+ *   LEAVE   req: -                                  rep: TEXT; the node announces its
+ *           departure, then stops
+ *   REMOVE  req: KEY (node id) [FORCE]              rep: TEXT; NOT_FOUND for an unknown
+ *           id, REFUSED for this node itself or (without FORCE) a member not
+ *           dead or left
+ *   LOCATE  req: KEY                                rep: TEXT (partition, preference list)
+ *   RING    req: -                                  rep: TEXT (partitions per member)
+ * Peer requests (node to node, on the same socket; listen.peer):
+ *   RPUT    req: KEY [VALUE] VERSION [EXPIRY_MS] [TOMBSTONE] [HINT]
+ *           With HINT (sloppy quorum) the receiver is a fallback: it keeps the
+ *           write as a hint for the named node and hands it off later.
+ *           rep: VERSION (the stored
+ *           one, which may be newer: a stale replica write is acknowledged, not
+ *           refused); REFUSED for a version too far in the future
+ *   RGET    req: KEY                                rep: VALUE VERSION [EXPIRY_MS]
+ *           [TOMBSTONE], or NOT_FOUND when the replica has nothing
+ *   RBATCH  req: VALUE = frames                     rep: VALUE = frames
+ *           A frame is [rid u32][one encoded message]; the message's own
+ *           header gives its length. A request's frames are RPUT/RGET
+ *           requests; the reply has one frame per request frame, in any
+ *           order, each carrying its request's rid and its reply. Every
+ *           replica request goes in one: a coordinator sends one message
+ *           per peer per loop turn, whatever the number of requests.
+ * GET with TRACE: the reply's TEXT is a JSON object naming the coordinator
+ * and each replica asked with the version it returned (or missing/error).
+ * Any reply whose status is not OK may carry TEXT: a one-line error message.
+ */
+#ifndef RK_PROTO_H
+#define RK_PROTO_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RK_PROTO_MAGIC 0x4B52u
+#define RK_PROTO_VERSION 1u
+#define RK_PROTO_HDR 16u
+
+/* Largest message a client or a coordinator accepts (NNG_OPT_RECVMAXSZ):
+ * a max-size value plus headers fits many times over, and a hostile or
+ * confused peer cannot make us allocate without bound (nng 1.5.2's
+ * default is unlimited). */
+#define RK_PROTO_MAX_MSG (80u << 20)
+
+/* Frames one RBATCH may carry: a receiver refuses more (coordinators send
+ * at most 128), so one message cannot make it allocate a part for each of
+ * millions of tiny frames. */
+#define RK_PROTO_MAX_FRAMES 4096u
+
+/* Pins the layout above; its fields are in host order, so the codec reads
+ * and writes the bytes little-endian itself rather than through this. */
+struct __attribute__((packed)) rk_proto_hdr {
+    uint16_t magic;
+    uint8_t version;
+    uint8_t opcode;
+    uint16_t flags;
+    uint16_t status;
+    uint32_t id;
+    uint32_t body_len;
+};
+static_assert(sizeof(struct rk_proto_hdr) == RK_PROTO_HDR, "wire header layout");
+static_assert(offsetof(struct rk_proto_hdr, id) == 8, "wire header layout");
+static_assert(offsetof(struct rk_proto_hdr, body_len) == 12, "wire header layout");
+
+enum rk_op {
+    RK_OP_PUT = 1,
+    RK_OP_GET = 2,
+    RK_OP_DEL = 3,
+    RK_OP_STATUS = 16,
+    RK_OP_STATS = 17,
+    RK_OP_HEALTH = 18,
+    RK_OP_READY = 19,
+    RK_OP_ECHO = 20,
+    RK_OP_MEMBERS = 21,
+    RK_OP_JOIN = 22,
+    RK_OP_LEAVE = 23,
+    RK_OP_REMOVE = 24,
+    RK_OP_LOCATE = 25,
+    RK_OP_RING = 26,
+    RK_OP_RPUT = 32, /* peer: store a replica at the coordinator's version */
+    RK_OP_RGET = 33, /* peer: read a replica, tombstones included */
+    RK_OP_RBATCH = 34, /* peer: several RPUT/RGET in one message (frames) */
+};
+
+enum { RK_MSG_REPLY = 1u << 0 };
+
+/* Reply status codes. Stable: scripts and other versions depend on them. */
+enum rk_status {
+    RK_ST_OK = 0,
+    RK_ST_NOT_FOUND = 1,
+    RK_ST_MALFORMED = 2,
+    RK_ST_UNSUPPORTED = 3,
+    RK_ST_BUSY = 4,
+    RK_ST_TOO_LARGE = 5,
+    RK_ST_NO_SPACE = 6,
+    RK_ST_READONLY = 7,
+    RK_ST_STALE = 8,
+    RK_ST_QUORUM = 9,
+    RK_ST_TIMEOUT = 10,
+    RK_ST_INTERNAL = 11,
+    RK_ST_UNAVAILABLE = 12, /* shutting down, or not ready */
+    RK_ST_REFUSED = 13,     /* a valid request the node will not carry out (TEXT says why) */
+};
+
+enum rk_tag {
+    RK_TAG_KEY = 1,
+    RK_TAG_VALUE = 2,
+    RK_TAG_VERSION = 3,   /* u64 */
+    RK_TAG_TTL_MS = 4,    /* u64, relative */
+    RK_TAG_EXPIRY_MS = 5, /* u64, absolute wall ms */
+    RK_TAG_TEXT = 6,      /* UTF-8: error line or JSON object */
+    RK_TAG_R = 7,         /* u8 */
+    RK_TAG_W = 8,         /* u8 */
+    RK_TAG_FORCE = 9,     /* u8, 1 = override a safety check (REMOVE) */
+    RK_TAG_TOMBSTONE = 10, /* u8, 1 = the record is a delete (RPUT, RGET reply) */
+    RK_TAG_TRACE = 11,    /* u8, 1 = GET: reply TEXT describes each replica's answer */
+    RK_TAG_HINT = 12,     /* RPUT to a fallback node: the node id the write is meant for */
+};
+
+/* A decoded message. Byte fields point into the buffer that was decoded
+ * (borrowed: valid as long as that buffer). has_* says which were present. */
+struct rk_msg {
+    uint8_t opcode;
+    uint16_t flags;
+    uint16_t status;
+    uint32_t id;
+    const uint8_t *key, *val, *text, *hint;
+    uint32_t klen, vlen, tlen, hlen;
+    uint64_t version, ttl_ms, expiry_ms;
+    uint8_t r, w, force, tombstone, trace;
+    bool has_force, has_tombstone, has_trace, has_hint, has_key, has_val, has_text, has_version, has_ttl, has_expiry, has_r, has_w;
+};
+
+/* Decode len bytes. 0 on success. RK_EMALFORMED for a bad magic, a short
+ * message, a body_len that disagrees with len, or a bad field.
+ * RK_EUNSUPPORTED for another protocol version or an unknown opcode: then
+ * m->opcode and m->id are still filled so the reply can echo them.
+ * Checks run in this order: length >= 16 and magic (MALFORMED, m all zero);
+ * version (UNSUPPORTED); body_len (MALFORMED); opcode (UNSUPPORTED); fields
+ * (MALFORMED). Once the magic matched, opcode, flags, status and id are
+ * filled on every return, so a MALFORMED reply can echo the id too; on an
+ * error no body field is set. Decode does not check which fields an opcode
+ * requires (ECHO carries anything): handlers test has_*. */
+int rk_proto_decode(const void *buf, size_t len, struct rk_msg *m);
+
+/* Bytes rk_proto_encode will write for m (header included), or 0 if m
+ * cannot be encoded: its body would exceed body_len's UINT32_MAX bytes. */
+size_t rk_proto_size(const struct rk_msg *m);
+
+/* Encode m (the has_* fields choose what goes out, in tag order) into buf,
+ * which holds at least rk_proto_size(m) bytes. Returns the bytes written:
+ * rk_proto_size(m), so 0 (nothing written) when m cannot be encoded. */
+size_t rk_proto_encode(const struct rk_msg *m, void *buf);
+
+/* Replace msg's body with the encoding of m; its header (raw routing) is
+ * kept. 0, RK_ETOOLARGE (m cannot be encoded) or -ENOMEM; msg is then
+ * unchanged. Any thread (proto/nngmsg.c: the codec itself needs no nng). */
+typedef struct nng_msg nng_msg;
+int rk_proto_msg_encode(nng_msg *msg, const struct rk_msg *m);
+
+/* Batch frames (RBATCH): [rid u32][message]. frame_size: bytes a frame
+ * of m takes (0 if m cannot be encoded); frame_put writes it to dst and
+ * returns that size. frame_next reads the frame at *off of buf[0..len):
+ * 1 with *rid, *msg, *mlen set and *off moved past it; 0 at the end;
+ * RK_EMALFORMED when what is left is not a whole frame (the message
+ * itself is not decoded: the caller does that). */
+size_t rk_proto_frame_size(const struct rk_msg *m);
+size_t rk_proto_frame_put(uint8_t *dst, uint32_t rid, const struct rk_msg *m);
+int rk_proto_frame_next(const uint8_t *buf, size_t len, size_t *off, uint32_t *rid,
+                        const uint8_t **msg, size_t *mlen);
+
+/* Status code for an engine error (RK_E* / -errno), and back. Each RK_E*
+ * with a status maps to it, -ESHUTDOWN to UNAVAILABLE, any other error to
+ * INTERNAL. Back: INTERNAL and statuses unknown to this version give -EIO,
+ * UNAVAILABLE gives -ESHUTDOWN; rk_proto_status(rk_proto_error(st)) == st
+ * for every status defined above. */
+enum rk_status rk_proto_status(int err);
+int rk_proto_error(enum rk_status st);
+
+/* Short stable name of a status ("OK", "NOT_FOUND", "BUSY", ...). */
+const char *rk_proto_status_name(enum rk_status st);
+
+#endif

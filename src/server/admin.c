@@ -1,0 +1,373 @@
+/* Admin replies as JSON. Field names are stable: scripts parse them. */
+#include "server/admin.h"
+#include "util/clock.h"
+#include "util/jbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STALL_NS (2ull * 1000000000) /* a loop silent this long is not turning */
+#define VERSION_STR "0.1.0"
+
+/* The buffer's text, or NULL (freed) if an append ran out of memory. */
+static char *jtake(struct rk_jbuf *b)
+{
+    if (!b->oom)
+        return b->p;
+    free(b->p);
+    return NULL;
+}
+
+static const char *stalled_worker(struct rk_shared *sh, uint32_t *idx)
+{
+    uint64_t now = rk_clock_mono_ns();
+    for (uint32_t i = 0; i < sh->nworkers; i++) {
+        if (now - rk_worker_heartbeat(sh->workers[i]) > STALL_NS) {
+            *idx = i;
+            return "a worker loop has not turned for over 2 s";
+        }
+    }
+    return NULL;
+}
+
+static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (uint32_t i = 0; i < sh->nworkers; i++) {
+        struct rk_worker_stats s;
+        rk_worker_stats(sh->workers[i], &s);
+        t->puts += s.puts, t->gets += s.gets, t->dels += s.dels, t->other += s.other;
+        t->busy += s.busy, t->errors += s.errors, t->forwarded += s.forwarded;
+        t->replica_writes += s.replica_writes, t->replica_reads += s.replica_reads;
+        struct rk_coord_stats *x = &t->coord, *y = &s.coord;
+        x->coordinated += y->coordinated, x->quorum_failed += y->quorum_failed;
+        x->replica_timeouts += y->replica_timeouts, x->replica_errors += y->replica_errors;
+        x->replicas_down += y->replicas_down, x->read_repairs += y->read_repairs;
+        x->hints_stored += y->hints_stored, x->hints_delivered += y->hints_delivered;
+        x->hinted_writes += y->hinted_writes, x->evicted += y->evicted;
+        x->batches_sent += y->batches_sent, x->batched_requests += y->batched_requests;
+        t->batches_served += s.batches_served;
+        struct rk_hints_stats *hx = &t->hints, *hy = &s.hints;
+        hx->pending += hy->pending, hx->pending_bytes += hy->pending_bytes;
+        hx->dropped_full += hy->dropped_full, hx->dropped_old += hy->dropped_old;
+        hx->partitions_marked += hy->partitions_marked;
+        struct rk_storage_stats *a = &t->storage, *b = &s.storage;
+        a->keys += b->keys, a->tombstones += b->tombstones, a->segments += b->segments;
+        a->disk_bytes += b->disk_bytes, a->raw_bytes += b->raw_bytes;
+        a->live_bytes += b->live_bytes, a->dead_bytes += b->dead_bytes;
+        a->index_bytes += b->index_bytes, a->cache_bytes += b->cache_bytes;
+        a->commits += b->commits, a->fsyncs += b->fsyncs, a->synced_puts += b->synced_puts;
+        a->cache_hits += b->cache_hits, a->cache_misses += b->cache_misses;
+        a->merges += b->merges, a->stale_puts += b->stale_puts;
+    }
+}
+
+static void status_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_worker_stats t;
+    sum_stats(sh, &t);
+    uint32_t idx;
+    const char *stall = stalled_worker(sh, &idx);
+    rk_jadd(b, "{\"node\":");
+    rk_jstr(b, sh->node_id);
+    rk_jadd(b, ",\"version\":\"%s\",\"cluster\":", VERSION_STR);
+    rk_jstr(b, sh->cfg.cluster_name);
+    rk_jadd(b, ",\"state\":\"%s\",\"uptime_s\":%llu,\"workers\":%u,\"partitions\":%u,"
+            "\"keys\":%llu,\"inflight\":%u,\"data_dir\":",
+         atomic_load(&sh->stopping) ? "stopping" : stall ? "degraded" : "serving",
+         (unsigned long long)((rk_clock_wall_ms() - sh->start_ms) / 1000), sh->nworkers,
+         sh->partitions, (unsigned long long)t.storage.keys, atomic_load(&sh->inflight));
+    rk_jstr(b, sh->cfg.data_dir);
+    rk_jadd(b, ",\"listen\":{\"client\":");
+    rk_jstr(b, sh->cfg.listen_client);
+    rk_jadd(b, ",\"gossip\":");
+    rk_jstr(b, sh->cfg.listen_gossip);
+    rk_jadd(b, "},\"members\":{\"total\":%u,\"alive\":%u,\"seen\":%u}}",
+         atomic_load(&sh->members_total), atomic_load(&sh->members_alive),
+         atomic_load(&sh->members_seen));
+}
+
+/* "connections":{"max":N,"client":{"open":..,"accepted":..,"refused":..},...}, */
+static void conns_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_conns *c = &sh->conns;
+    unsigned n = atomic_load(&c->n);
+    rk_jadd(b, "\"connections\":{\"max\":%u", atomic_load(&c->max));
+    for (unsigned i = 0; i < n; i++) {
+        struct rk_conns_listener *l = &c->l[i];
+        rk_jadd(b, ",\"%s\":{\"open\":%u,\"accepted\":%llu,\"refused\":%llu}", l->name,
+                atomic_load(&l->open), (unsigned long long)atomic_load(&l->accepted),
+                (unsigned long long)atomic_load(&l->refused));
+    }
+    rk_jadd(b, "},");
+}
+
+static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_worker_stats t;
+    sum_stats(sh, &t);
+    const struct rk_storage_stats *s = &t.storage;
+    rk_jadd(b, "{\"node\":");
+    rk_jstr(b, sh->node_id);
+    rk_jadd(b, ",\"requests\":{\"put\":%llu,\"get\":%llu,\"del\":%llu,\"admin\":%llu},"
+            "\"busy\":%llu,\"errors\":%llu,\"forwarded\":%llu,\"inflight\":%u,",
+         (unsigned long long)t.puts, (unsigned long long)t.gets, (unsigned long long)t.dels,
+         (unsigned long long)t.other, (unsigned long long)t.busy, (unsigned long long)t.errors,
+         (unsigned long long)t.forwarded, atomic_load(&sh->inflight));
+    const struct rk_coord_stats *co = &t.coord;
+    rk_jadd(b, "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"
+            "\"replica_timeouts\":%llu,\"replica_errors\":%llu,\"replicas_down\":%llu,"
+            "\"read_repairs\":%llu,\"hinted_writes\":%llu,\"replica_writes\":%llu,"
+            "\"replica_reads\":%llu,\"evicted\":%llu,"
+            "\"clock_refused\":%llu,\"clock_backwards\":%llu},"
+            "\"hints\":{\"stored\":%llu,\"delivered\":%llu,\"pending\":%llu,"
+            "\"pending_bytes\":%llu,\"dropped_full\":%llu,\"dropped_old\":%llu,"
+            "\"partitions_marked\":%llu},",
+         (unsigned long long)co->coordinated, (unsigned long long)co->quorum_failed,
+         (unsigned long long)co->replica_timeouts, (unsigned long long)co->replica_errors,
+         (unsigned long long)co->replicas_down, (unsigned long long)co->read_repairs,
+         (unsigned long long)co->hinted_writes,
+         (unsigned long long)t.replica_writes, (unsigned long long)t.replica_reads,
+         (unsigned long long)co->evicted,
+         (unsigned long long)atomic_load(&sh->hlc.refused),
+         (unsigned long long)atomic_load(&sh->hlc.backwards),
+         (unsigned long long)co->hints_stored, (unsigned long long)co->hints_delivered,
+         (unsigned long long)t.hints.pending, (unsigned long long)t.hints.pending_bytes,
+         (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old,
+         (unsigned long long)t.hints.partitions_marked);
+    conns_json(sh, b);
+    rk_jadd(b, "\"peer_batches\":{\"sent\":%llu,\"requests_sent\":%llu,\"served\":%llu},",
+         (unsigned long long)co->batches_sent, (unsigned long long)co->batched_requests,
+         (unsigned long long)t.batches_served);
+    rk_jadd(b, "\"storage\":{\"keys\":%llu,\"tombstones\":%llu,\"segments\":%llu,"
+            "\"disk_bytes\":%llu,\"raw_bytes\":%llu,\"compression_ratio\":%.2f,"
+            "\"live_bytes\":%llu,\"dead_bytes\":%llu,\"index_bytes\":%llu,\"cache_bytes\":%llu,"
+            "\"cache_hits\":%llu,\"cache_misses\":%llu,\"commits\":%llu,\"fsyncs\":%llu,"
+            "\"synced_puts\":%llu,\"puts_per_fsync\":%.2f,\"merges\":%llu,\"stale_puts\":%llu}}",
+         (unsigned long long)s->keys, (unsigned long long)s->tombstones,
+         (unsigned long long)s->segments, (unsigned long long)s->disk_bytes,
+         (unsigned long long)s->raw_bytes,
+         s->disk_bytes ? (double)s->raw_bytes / (double)s->disk_bytes : 0.0,
+         (unsigned long long)s->live_bytes, (unsigned long long)s->dead_bytes,
+         (unsigned long long)s->index_bytes, (unsigned long long)s->cache_bytes,
+         (unsigned long long)s->cache_hits, (unsigned long long)s->cache_misses,
+         (unsigned long long)s->commits, (unsigned long long)s->fsyncs,
+         (unsigned long long)s->synced_puts,
+         s->fsyncs ? (double)s->synced_puts / (double)s->fsyncs : 0.0,
+         (unsigned long long)s->merges, (unsigned long long)s->stale_puts);
+}
+
+static enum rk_status health_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    uint32_t idx = 0;
+    const char *stall = stalled_worker(sh, &idx);
+    if (stall) {
+        rk_jadd(b, "{\"healthy\":false,\"reason\":\"worker %u: %s\"}", idx, stall);
+        return RK_ST_UNAVAILABLE;
+    }
+    rk_jadd(b, "{\"healthy\":true,\"workers\":%u}", sh->nworkers);
+    return RK_ST_OK;
+}
+
+/* Ready once storage is recovered and the listeners are bound (true of
+ * any node that answers), and either the cluster is still forming (fewer
+ * than expect_nodes members ever seen, so nodes started one by one never
+ * wait for each other) or enough peers are alive for a write quorum. */
+static enum rk_status ready_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    unsigned seen = atomic_load(&sh->members_seen), alive = atomic_load(&sh->members_alive);
+    unsigned expect = sh->cfg.expect_nodes, need = sh->cfg.write_quorum - 1;
+    unsigned peers = alive ? alive - 1 : 0; /* alive counts this node */
+    if (atomic_load(&sh->stopping)) {
+        rk_jadd(b, "{\"ready\":false,\"reason\":\"shutting down\"}");
+        return RK_ST_UNAVAILABLE;
+    }
+    if (seen < expect) {
+        rk_jadd(b, "{\"ready\":true,\"reason\":\"cluster forming: %u of %u expected members seen "
+                "(cluster.expect_nodes)\"}", seen, expect);
+        return RK_ST_OK;
+    }
+    if (peers >= need) {
+        rk_jadd(b, "{\"ready\":true,\"reason\":\"%u peers alive; a write quorum of %u is "
+                "reachable\"}", peers, sh->cfg.write_quorum);
+        return RK_ST_OK;
+    }
+    rk_jadd(b, "{\"ready\":false,\"reason\":\"%u peers alive; a write quorum of %u needs %u "
+            "(cluster.write_quorum)\"}", peers, sh->cfg.write_quorum, need);
+    return RK_ST_UNAVAILABLE;
+}
+
+static void member_json(struct rk_jbuf *b, const struct rk_member *m, bool self, uint64_t now,
+                        uint64_t our_config)
+{
+    rk_jadd(b, "{\"id\":");
+    rk_jstr(b, m->id);
+    rk_jadd(b, ",\"self\":%s,\"state\":\"%s\",\"incarnation\":%llu,\"heartbeat\":%llu,"
+            "\"client\":", self ? "true" : "false", rk_member_state_name(m->state),
+         (unsigned long long)m->incarnation, (unsigned long long)m->heartbeat);
+    rk_jstr(b, m->client_addr);
+    rk_jadd(b, ",\"peer\":");
+    rk_jstr(b, m->peer_addr);
+    rk_jadd(b, ",\"gossip\":");
+    rk_jstr(b, m->gossip_addr);
+    rk_jadd(b, ",\"last_heard_ms\":%llu,\"rtt_us\":%u,\"state_for_ms\":%llu,"
+            "\"config_digest\":\"%016llx\",\"config_match\":%s}",
+         (unsigned long long)(self || now < m->last_heard_ms ? 0 : now - m->last_heard_ms),
+         self ? 0 : m->rtt_us,
+         (unsigned long long)(now < m->state_since_ms ? 0 : now - m->state_since_ms),
+         (unsigned long long)m->config_digest, m->config_digest == our_config ? "true" : "false");
+}
+
+static void members_json(struct rk_shared *sh, const struct rk_gossip *g, struct rk_jbuf *b)
+{
+    const struct rk_members *t = rk_gossip_members(g);
+    const struct rk_member *me = &t->m[t->self];
+    uint64_t now = rk_clock_wall_ms();
+    size_t c[RK_MEMBER_NSTATES];
+    rk_members_counts(t, c);
+    rk_jadd(b, "{\"node\":");
+    rk_jstr(b, sh->node_id);
+    rk_jadd(b, ",\"cluster\":");
+    rk_jstr(b, sh->cfg.cluster_name);
+    rk_jadd(b, ",\"digest\":\"%016llx\",\"counts\":{", (unsigned long long)rk_members_digest(t));
+    for (unsigned s = 0; s < RK_MEMBER_NSTATES; s++)
+        rk_jadd(b, "%s\"%s\":%zu", s ? "," : "", rk_member_state_name(s), c[s]);
+    rk_jadd(b, "},\"members\":[");
+    for (size_t i = 0; i < t->n; i++) {
+        if (i)
+            rk_jadd(b, ",");
+        member_json(b, &t->m[i], i == t->self, now, me->config_digest);
+    }
+    const struct rk_gossip_refusal *r;
+    size_t nr = rk_gossip_refusals(g, &r);
+    struct rk_gossip_stats gs;
+    rk_gossip_stats(g, &gs);
+    rk_jadd(b, "],\"gossip\":{\"bytes_out\":%llu,\"bytes_in\":%llu,\"surveys\":%llu,"
+            "\"answers\":%llu,\"seen\":%zu,\"incarnations_refused\":%llu},\"refused\":[",
+         (unsigned long long)gs.bytes_out, (unsigned long long)gs.bytes_in,
+         (unsigned long long)gs.surveys, (unsigned long long)gs.answers, rk_gossip_seen(g),
+         (unsigned long long)gs.incarnations_refused);
+    for (size_t i = 0; i < nr; i++) {
+        rk_jadd(b, "%s{\"id\":", i ? "," : "");
+        rk_jstr(b, r[i].id);
+        rk_jadd(b, ",\"peer\":");
+        rk_jstr(b, r[i].addr);
+        rk_jadd(b, ",\"setting\":");
+        rk_jstr(b, r[i].setting);
+        rk_jadd(b, ",\"theirs\":");
+        rk_jstr(b, r[i].theirs);
+        rk_jadd(b, ",\"ours\":");
+        rk_jstr(b, r[i].ours);
+        rk_jadd(b, ",\"ago_ms\":%llu}",
+             (unsigned long long)(now < r[i].at_ms ? 0 : now - r[i].at_ms));
+    }
+    rk_jadd(b, "]}");
+}
+
+char *rk_admin_members(struct rk_shared *sh, const struct rk_gossip *g)
+{
+    struct rk_jbuf b = {0};
+    members_json(sh, g, &b);
+    return jtake(&b);
+}
+
+char *rk_admin_message(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    struct rk_jbuf b = {0};
+    rk_jadd(&b, "{\"message\":");
+    rk_jstr(&b, line);
+    rk_jadd(&b, "}");
+    return jtake(&b);
+}
+
+static const char *state_of(const struct rk_view *v, const char *id)
+{
+    const struct rk_view_member *m = rk_view_find(v, id);
+    return m ? rk_member_state_name(m->state) : "?";
+}
+
+/* LOCATE: the key's partition and preference list, with each member's
+ * health as this node sees it. */
+static enum rk_status locate_json(struct rk_shared *sh, const struct rk_msg *req, struct rk_jbuf *b)
+{
+    if (!req->has_key || req->klen == 0) {
+        rk_jadd(b, "locate: give a KEY");
+        return RK_ST_MALFORMED;
+    }
+    struct rk_view *v = rk_view_acquire(&sh->views);
+    if (!v) {
+        rk_jadd(b, "no cluster view yet; retry");
+        return RK_ST_UNAVAILABLE;
+    }
+    uint32_t part = rk_ring_partition_of(req->key, req->klen, sh->partitions);
+    const char *ids[RK_RING_REPLICAS_MAX];
+    size_t n = rk_ring_preference(v->ring, part, ids, RK_RING_REPLICAS_MAX);
+    char *key = strndup((const char *)req->key, req->klen);
+    rk_jadd(b, "{\"key\":");
+    rk_jstr(b, key ? key : "");
+    free(key);
+    rk_jadd(b, ",\"partition\":%u,\"replicas\":%u,\"preference\":[", part, sh->cfg.replicas);
+    for (size_t i = 0; i < n; i++) {
+        const struct rk_view_member *m = rk_view_find(v, ids[i]);
+        rk_jadd(b, "%s{\"node\":", i ? "," : "");
+        rk_jstr(b, ids[i]);
+        rk_jadd(b, ",\"state\":\"%s\",\"peer\":", state_of(v, ids[i]));
+        rk_jstr(b, m ? m->peer_addr : "");
+        rk_jadd(b, "}");
+    }
+    rk_jadd(b, "]}");
+    rk_view_release(v);
+    return RK_ST_OK;
+}
+
+/* RING: partitions per member (first in the list / anywhere in it). */
+static enum rk_status ring_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_view *v = rk_view_acquire(&sh->views);
+    if (!v) {
+        rk_jadd(b, "no cluster view yet; retry");
+        return RK_ST_UNAVAILABLE;
+    }
+    const struct rk_ring *r = v->ring;
+    rk_jadd(b, "{\"partitions\":%u,\"replicas\":%u,\"digest\":\"%016llx\",\"members\":[",
+         rk_ring_partitions(r), rk_ring_replicas(r), (unsigned long long)rk_ring_digest(r));
+    for (size_t i = 0; i < rk_ring_members(r); i++) {
+        uint32_t primary, replica;
+        const char *id = rk_ring_member_id(r, i);
+        rk_ring_counts(r, i, &primary, &replica);
+        rk_jadd(b, "%s{\"node\":", i ? "," : "");
+        rk_jstr(b, id);
+        rk_jadd(b, ",\"state\":\"%s\",\"primary\":%u,\"replica\":%u}", state_of(v, id), primary,
+             replica);
+    }
+    rk_jadd(b, "]}");
+    rk_view_release(v);
+    return RK_ST_OK;
+}
+
+enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, char **text)
+{
+    struct rk_jbuf b = {0};
+    enum rk_status st = RK_ST_OK;
+    uint8_t op = req->opcode;
+    switch (op) {
+    case RK_OP_LOCATE: st = locate_json(sh, req, &b); break;
+    case RK_OP_RING: st = ring_json(sh, &b); break;
+    case RK_OP_STATUS: status_json(sh, &b); break;
+    case RK_OP_STATS: stats_json(sh, &b); break;
+    case RK_OP_HEALTH: st = health_json(sh, &b); break;
+    case RK_OP_READY: st = ready_json(sh, &b); break;
+    default:
+        rk_jadd(&b, "opcode %u is not served by this node", op);
+        st = RK_ST_UNSUPPORTED;
+    }
+    *text = jtake(&b);
+    return st;
+}

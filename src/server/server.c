@@ -1,0 +1,532 @@
+/* Server life cycle (main thread, libev default loop). Startup order:
+ * lock + identity → open every worker's storage (recovery) → bind the
+ * client listener → start workers → READY=1. Shutdown: STOPPING=1 → every
+ * worker stops receiving → once all have, each answers what it holds,
+ * commits, syncs and closes its storage → join → exit 0. */
+#include "server/server.h"
+#include "util/conns.h"
+#include "server/control.h"
+#include "cluster/gossip.h"
+#include "util/nng_close.h"
+#include "server/node.h"
+#include "server/reapwatch.h"
+#include "util/fsutil.h"
+#include "server/worker.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define SEND_BUF 1024      /* raw rep with the default 0-message buffers costs ~60%
+                              more CPU per request (NNG-NOTES); max_inflight bounds use */
+#define STOP_POLL_S 0.005  /* how often shutdown checks that receiving stopped */
+#define STOP_DEADLINE_S 8.0 /* systemd and operators expect an exit within 10 s */
+#define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
+#define REAP_PROBE_S 1.0    /* how often nng's reaper is probed (reapwatch.h) */
+#define REAP_STUCK_NS (5ull * 1000000000) /* a probe is freed in microseconds; 5 s is stuck */
+
+struct server {
+    struct rk_shared sh;
+    const char *config_path;
+    struct ev_loop *loop;
+    ev_signal sigterm, sigint, sighup;
+    ev_timer watchdog, status, stop_poll, stop_deadline, reaper;
+    int lock_fd;
+    bool restart; /* stopping to restart in place (rk_server_run's RK_SERVER_RESTART) */
+    bool listening;
+    struct rk_gossip *gossip;
+    struct rk_control control;
+    struct rk_member self;
+};
+
+static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fatal(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    rk_error("ringkvd", "%s", line);
+    sd_notifyf(0, "STATUS=failed: %s", line);
+}
+
+static uint32_t worker_count(const struct rk_config *c)
+{
+    long n = c->workers ? (long)c->workers : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    if ((uint32_t)n > c->partitions)
+        n = (long)c->partitions; /* a worker without partitions would only idle */
+    return (uint32_t)n;
+}
+
+/* Over the receive limit nng drops the connection without a word; keep it
+ * well above the value limit so oversized values get a TOO_LARGE answer
+ * that names the limit. It is also what one stalled connection can cost. */
+static size_t recv_max(const struct rk_config *c)
+{
+    return 2 * ((size_t)c->max_value_size + c->max_key_size) + 65536;
+}
+
+static int open_socket(struct server *s)
+{
+    struct rk_shared *sh = &s->sh;
+    size_t maxsz = recv_max(&sh->cfg);
+    int rv = nng_rep0_open_raw(&sh->sock);
+    if (rv == 0)
+        rv = nng_socket_set_size(sh->sock, NNG_OPT_RECVMAXSZ, maxsz);
+    if (rv == 0)
+        rv = nng_socket_set_int(sh->sock, NNG_OPT_SENDBUF, SEND_BUF);
+    if (rv == 0)
+        rv = nng_socket_set_int(sh->sock, NNG_OPT_RECVBUF, SEND_BUF);
+    if (rv == 0)
+        rv = rk_conns_watch(&sh->conns, sh->sock);
+    if (rv != 0)
+        fatal("client socket: %s", nng_strerror(rv));
+    return rv ? -1 : 0;
+}
+
+/* One socket serves clients and peers (the same protocol): it listens on
+ * both addresses, each with its own connection limit (conns.h). */
+static int listen_on(struct server *s, const char *addr, const char *key, const char *name)
+{
+    nng_listener l;
+    int rv = rk_conns_listener_create(&s->sh.conns, s->sh.sock, addr, name, &l);
+    if (rv == 0)
+        rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, recv_max(&s->sh.cfg));
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
+    if (rv == NNG_EADDRINUSE)
+        fatal("bind %s: address in use (is another ringkvd running?)", addr);
+    else if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP)
+        fatal("bind %s: invalid address (%s wants tcp://HOST:PORT)", addr, key);
+    else if (rv != 0)
+        fatal("bind %s: %s", addr, nng_strerror(rv));
+    return rv ? -1 : 0;
+}
+
+static int listen_client(struct server *s)
+{
+    if (listen_on(s, s->sh.cfg.listen_client, "listen.client", "client") < 0)
+        return -1;
+    if (strcmp(s->sh.cfg.listen_peer, s->sh.cfg.listen_client) == 0)
+        return 0;
+    return listen_on(s, s->sh.cfg.listen_peer, "listen.peer", "peer");
+}
+
+/* tcp://HOST:PORT as peers reach it: the advertised host and the
+ * listener's port (a listener on 0.0.0.0 is not an address to dial). */
+static void advertised(const char *listen, const char *host, char *out, size_t len)
+{
+    const char *colon = strrchr(listen, ':');
+    if (strncmp(listen, "tcp://", 6) == 0 && colon && colon > listen + 6)
+        snprintf(out, len, "tcp://%s%s", host, colon);
+    else
+        snprintf(out, len, "%s", listen);
+}
+
+#define MEMBERS_FILE "MEMBERS"
+
+/* The member table as of now, in data_dir/MEMBERS (the gossip wire
+ * encoding): a restart places keys on the whole ring from its first
+ * request, not on whatever part of the cluster it has heard from yet. */
+static void save_members(struct server *s, const struct rk_members *t)
+{
+    size_t len;
+    uint8_t *buf = malloc(RK_MEMBERS_WIRE_MAX);
+    if (!buf || rk_members_encode(t->m, t->n, buf, RK_MEMBERS_WIRE_MAX, &len) < 0) {
+        free(buf);
+        return;
+    }
+    int rc = rk_fs_write_file(s->sh.cfg.data_dir, MEMBERS_FILE, buf, len);
+    if (rc < 0)
+        rk_warn("server", "cannot save the member list in %s/%s: %s", s->sh.cfg.data_dir,
+                MEMBERS_FILE, rk_strerror(rc));
+    free(buf);
+}
+
+/* Members saved by the previous run (none on a first start or when the
+ * file is unreadable, which is logged: gossip rebuilds the list). */
+static struct rk_member *load_members(struct server *s, size_t *n)
+{
+    char path[1200];
+    size_t len;
+    *n = 0;
+    snprintf(path, sizeof(path), "%s/%s", s->sh.cfg.data_dir, MEMBERS_FILE);
+    uint8_t *buf = malloc(RK_MEMBERS_WIRE_MAX);
+    struct rk_member *m = calloc(RK_MEMBERS_MAX, sizeof(*m));
+    int rc = buf && m ? rk_fs_read_file(path, buf, RK_MEMBERS_WIRE_MAX, &len) : -ENOMEM;
+    if (rc == 0)
+        rc = rk_members_decode(buf, len, m, RK_MEMBERS_MAX, n);
+    if (rc < 0 && rc != -ENOENT)
+        rk_warn("server", "ignoring %s: %s; the member list comes from gossip", path,
+                rk_strerror(rc));
+    free(buf);
+    return m;
+}
+
+/* Publish the member counts for readiness, STATUS and the status line. */
+static void on_members_changed(struct rk_gossip *g, void *arg)
+{
+    struct server *s = arg;
+    const struct rk_members *t = rk_gossip_members(g);
+    save_members(s, t);
+    size_t c[RK_MEMBER_NSTATES];
+    rk_members_counts(t, c);
+    atomic_store(&s->sh.members_total, (unsigned)t->n);
+    atomic_store(&s->sh.members_alive, (unsigned)c[RK_MEMBER_ALIVE]);
+    atomic_store(&s->sh.members_seen, (unsigned)rk_gossip_seen(g));
+    struct rk_view *v = rk_view_build(t, s->sh.partitions, s->sh.cfg.replicas);
+    if (v)
+        rk_view_publish(&s->sh.views, v);
+    else
+        rk_error("server", "out of memory building the cluster view; keeping the previous one");
+}
+
+static void begin_stop(struct server *s, const char *why);
+
+static void on_left(void *arg)
+{
+    begin_stop(arg, "left the cluster");
+}
+
+/* A restart comes back with a higher incarnation than its previous life,
+ * so its news outranks what others still say about that life: wall-clock
+ * ms, or one more than the saved one when refutations (or a clock that
+ * stepped back) put that ahead. A saved value beyond max_clock_skew is not
+ * inherited: peers would refuse it (members.h). */
+static uint64_t next_incarnation(const struct server *s, const struct rk_member *known,
+                                 size_t nknown)
+{
+    uint64_t now = rk_clock_wall_ms(), inc = now;
+    for (size_t i = 0; known && i < nknown; i++)
+        if (strcmp(known[i].id, s->self.id) == 0 && known[i].incarnation >= inc &&
+            known[i].incarnation < now + s->sh.cfg.max_clock_skew_ms)
+            inc = known[i].incarnation + 1;
+    return inc;
+}
+
+static int start_gossip(struct server *s)
+{
+    const struct rk_config *c = &s->sh.cfg;
+    struct rk_member *me = &s->self;
+    char err[600] = "";
+    snprintf(me->id, sizeof(me->id), "%s", s->sh.node_id);
+    advertised(c->listen_client, c->advertise, me->client_addr, sizeof(me->client_addr));
+    advertised(c->listen_peer, c->advertise, me->peer_addr, sizeof(me->peer_addr));
+    advertised(c->listen_gossip, c->advertise, me->gossip_addr, sizeof(me->gossip_addr));
+    me->settings_digest = rk_members_settings_digest(c->cluster_name, c->partitions, c->replicas);
+    me->config_digest = rk_config_digest(c);
+    const char *seeds[RK_CONFIG_MAX_SEEDS];
+    for (uint32_t i = 0; i < c->nseeds; i++)
+        seeds[i] = c->seeds[i];
+    size_t nknown;
+    struct rk_member *known = load_members(s, &nknown);
+    me->incarnation = next_incarnation(s, known, nknown);
+    struct rk_gossip_opts o = {
+        .listen = c->listen_gossip, .self = me, .cluster_name = c->cluster_name,
+        .partitions = c->partitions, .replicas = c->replicas, .seeds = seeds, .nseeds = c->nseeds,
+        .interval_ms = c->gossip_interval_ms, .suspect_after_ms = c->suspect_after_ms,
+        .dead_after_ms = c->dead_after_ms, .auto_remove_ms = c->auto_remove_after_ms,
+        .max_clock_skew_ms = c->max_clock_skew_ms,
+        .on_change = on_members_changed, .arg = s, .known = known, .nknown = nknown,
+        .conns = &s->sh.conns};
+    int rc = rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err));
+    free(known);
+    if (rc < 0) {
+        fatal("%s", err);
+        return -1;
+    }
+    on_members_changed(s->gossip, s);
+    if (rk_control_init(&s->control, s->loop, &s->sh, s->gossip, on_left, s) < 0) {
+        fatal("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int start_workers(struct server *s)
+{
+    struct rk_shared *sh = &s->sh;
+    sh->workers = calloc(sh->nworkers, sizeof(*sh->workers));
+    if (!sh->workers)
+        return -1;
+    for (uint32_t i = 0; i < sh->nworkers; i++) {
+        char err[600] = "";
+        sd_notifyf(0, "STATUS=recovering storage of worker %u/%u", i + 1, sh->nworkers);
+        if (rk_worker_create(&sh->workers[i], sh, i, err, sizeof(err)) < 0) {
+            fatal("%s", err);
+            return -1;
+        }
+    }
+    if (listen_client(s) < 0)
+        return -1;
+    s->listening = true;
+    if (start_gossip(s) < 0)
+        return -1;
+    for (uint32_t i = 0; i < sh->nworkers; i++) {
+        if (rk_worker_start(sh->workers[i], sh->cfg.pin_workers) < 0) {
+            fatal("cannot start worker thread %u", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- running ---- */
+
+static bool loops_turning(struct rk_shared *sh)
+{
+    uint64_t now = rk_clock_mono_ns();
+    for (uint32_t i = 0; i < sh->nworkers; i++)
+        if (now - rk_worker_heartbeat(sh->workers[i]) > 2ull * 1000000000)
+            return false;
+    return true;
+}
+
+static void on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct server *s = t->data;
+    if (loops_turning(&s->sh))
+        sd_notify(0, "WATCHDOG=1"); /* withheld while a loop is stuck: systemd restarts us */
+}
+
+static void on_status(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct server *s = t->data;
+    uint64_t keys = 0;
+    for (uint32_t i = 0; i < s->sh.nworkers; i++) {
+        struct rk_worker_stats st;
+        rk_worker_stats(s->sh.workers[i], &st);
+        keys += st.storage.keys;
+    }
+    sd_notifyf(0, "STATUS=%u members, %u alive; serving %s: %llu keys, %u workers",
+               atomic_load(&s->sh.members_total), atomic_load(&s->sh.members_alive),
+               s->sh.cfg.listen_client, (unsigned long long)keys, s->sh.nworkers);
+}
+
+static void reload(struct server *s)
+{
+    if (!s->config_path) {
+        rk_info("server", "reload: no config file (built-in defaults); nothing to reload");
+        return;
+    }
+    struct rk_config *neu = malloc(sizeof(*neu));
+    char err[600], live[512], restart[512];
+    if (!neu)
+        return;
+    if (rk_config_load(neu, s->config_path, err, sizeof(err)) < 0) {
+        rk_error("server", "reload failed, keeping the running config: %s", err);
+        free(neu);
+        return;
+    }
+    rk_config_diff(&s->sh.cfg, neu, live, sizeof(live), restart, sizeof(restart));
+    if (live[0]) {
+        rk_log_set_level(neu->log_level);
+        atomic_store(&s->sh.max_inflight, neu->max_inflight);
+        rk_conns_set_max(&s->sh.conns, neu->max_connections);
+        /* Remember what was applied, so the next reload compares against the
+         * running values. Workers never read these fields of cfg. */
+        s->sh.cfg.log_level = neu->log_level;
+        s->sh.cfg.max_inflight = neu->max_inflight;
+        s->sh.cfg.max_connections = neu->max_connections;
+        s->sh.cfg.client_rate = neu->client_rate;
+        s->sh.cfg.ae_interval_ms = neu->ae_interval_ms;
+        s->sh.cfg.ae_max_keys_per_second = neu->ae_max_keys_per_second;
+        rk_info("server", "reloaded: %s", live);
+    }
+    if (restart[0])
+        rk_warn("server", "reload: %s need a restart to change", restart);
+    if (!live[0] && !restart[0])
+        rk_info("server", "reloaded: nothing changed");
+    free(neu);
+}
+
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop, (void)revents;
+    sd_notify(0, "RELOADING=1");
+    reload(w->data);
+    sd_notify(0, "READY=1");
+}
+
+/* ---- stopping ---- */
+
+static void on_stop_poll(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    struct server *s = t->data;
+    if (atomic_load(&s->sh.rx_stopped) < s->sh.nworkers)
+        return;
+    ev_timer_stop(loop, t);
+    for (uint32_t i = 0; i < s->sh.nworkers; i++)
+        rk_worker_exit(s->sh.workers[i]);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* A worker that does not stop in time (stuck in I/O): leave without it.
+ * Acknowledged writes are already durable per the fsync policy; recovery
+ * rebuilds whatever hint files are missing. */
+static void on_stop_deadline(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)t, (void)revents;
+    rk_error("server", "workers did not stop within %.0f s; exiting without them",
+             STOP_DEADLINE_S);
+    _exit(1);
+}
+
+static void begin_stop(struct server *s, const char *why)
+{
+    if (atomic_exchange(&s->sh.stopping, true))
+        return;
+    rk_info("server", "stopping (%s): answering in-flight requests", why);
+    /* A restart in place keeps the pid: to systemd it is a reload (the new
+     * image says READY=1 again), never a stop it would wait to see exit. */
+    sd_notify(0, s->restart ? "RELOADING=1\nSTATUS=restarting in place"
+                            : "STOPPING=1\nSTATUS=stopping");
+    for (uint32_t i = 0; i < s->sh.nworkers; i++)
+        rk_worker_stop_rx(s->sh.workers[i]);
+    ev_timer_start(s->loop, &s->stop_poll);
+    ev_timer_init(&s->stop_deadline, on_stop_deadline, STOP_DEADLINE_S, 0.0);
+    ev_timer_start(s->loop, &s->stop_deadline);
+}
+
+/* nng's reaper is stuck for good (reapwatch.h): every connection closed
+ * from now on would keep its descriptor. Stop as on SIGTERM, then restart
+ * in place (same pid, same arguments). */
+static void on_reaper(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct server *s = t->data;
+    uint64_t now = rk_clock_mono_ns();
+    if (!rk_reapwatch_stuck(now, REAP_STUCK_NS)) {
+        rk_reapwatch_probe(now);
+        return;
+    }
+    ev_timer_stop(s->loop, t);
+    rk_error("server", "nng's reaper has been stuck for over %llu s (an nng 1.5.2 bug: closed "
+             "connections keep their descriptors); restarting in place",
+             REAP_STUCK_NS / 1000000000);
+    s->restart = true;
+    begin_stop(s, "restarting: nng's reaper is stuck");
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop, (void)revents;
+    char why[32];
+    snprintf(why, sizeof(why), "signal %d", w->signum);
+    begin_stop(w->data, why);
+}
+
+static void watchers_start(struct server *s)
+{
+    s->loop = ev_default_loop(0);
+    ev_signal_init(&s->sigterm, on_stop_signal, SIGTERM);
+    ev_signal_init(&s->sigint, on_stop_signal, SIGINT);
+    ev_signal_init(&s->sighup, on_sighup, SIGHUP);
+    ev_timer_init(&s->status, on_status, 1.0, 5.0);
+    ev_timer_init(&s->stop_poll, on_stop_poll, STOP_POLL_S, STOP_POLL_S);
+    ev_timer_init(&s->reaper, on_reaper, REAP_PROBE_S, REAP_PROBE_S);
+    s->reaper.data = s;
+    s->sigterm.data = s->sigint.data = s->sighup.data = s;
+    s->status.data = s->stop_poll.data = s->watchdog.data = s;
+    ev_signal_start(s->loop, &s->sigterm);
+    ev_signal_start(s->loop, &s->sigint);
+    ev_signal_start(s->loop, &s->sighup);
+    ev_timer_start(s->loop, &s->status);
+    ev_timer_start(s->loop, &s->reaper);
+    uint64_t usec;
+    if (sd_watchdog_enabled(0, &usec) > 0) {
+        double half = (double)usec / 2e6; /* systemd's advice: ping at half the timeout */
+        ev_timer_init(&s->watchdog, on_watchdog, half, half);
+        ev_timer_start(s->loop, &s->watchdog);
+    }
+}
+
+static void teardown(struct server *s)
+{
+    struct rk_shared *sh = &s->sh;
+    for (uint32_t i = 0; sh->workers && i < sh->nworkers; i++) {
+        if (!sh->workers[i])
+            continue;
+        rk_worker_join(sh->workers[i]);
+        rk_worker_destroy(sh->workers[i]);
+    }
+    free(sh->workers);
+    rk_control_fini(&s->control);
+    rk_gossip_stop(s->gossip);
+    rk_view_slot_fini(&sh->views);
+    if (nng_socket_id(sh->sock) > 0)
+        rk_nng_close_bounded(sh->sock, CLOSE_LIMIT_MS, "client");
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+}
+
+static int startup(struct server *s)
+{
+    struct rk_shared *sh = &s->sh;
+    char err[1200] = "";
+    sh->nworkers = worker_count(&sh->cfg);
+    if (rk_node_open(&sh->cfg, sh->nworkers, sh->node_id, sizeof(sh->node_id), &s->lock_fd, err,
+                     sizeof(err)) < 0) {
+        fatal("%s", err);
+        return -1;
+    }
+    if (open_socket(s) < 0 || start_workers(s) < 0)
+        return -1;
+    if (sh->cfg.client_rate)
+        rk_warn("server", "limits.client_rate = %u is not enforced by this version; "
+                          "limits.max_inflight bounds the load", sh->cfg.client_rate);
+    rk_info("server", "ready node=%s client=%s gossip=%s workers=%u partitions=%u data_dir=%s",
+            sh->node_id, sh->cfg.listen_client, sh->cfg.listen_gossip, sh->nworkers,
+            sh->partitions, sh->cfg.data_dir);
+    return 0;
+}
+
+int rk_server_run(const struct rk_config *cfg, const char *config_path)
+{
+    struct server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return 1;
+    s->config_path = config_path;
+    s->lock_fd = -1;
+    s->sh.cfg = *cfg;
+    s->sh.partitions = cfg->partitions;
+    s->sh.start_ms = rk_clock_wall_ms();
+    atomic_store(&s->sh.max_inflight, cfg->max_inflight);
+    rk_conns_init(&s->sh.conns, cfg->max_connections);
+    rk_view_slot_init(&s->sh.views);
+    rk_hlc_init(&s->sh.hlc, cfg->max_clock_skew_ms);
+    signal(SIGPIPE, SIG_IGN);
+    rk_log_set_level(cfg->log_level);
+    int code = 1;
+    watchers_start(s); /* signals are caught from here on, also during recovery */
+    if (startup(s) == 0) {
+        sd_notify(0, "READY=1");
+        on_status(s->loop, &s->status, 0);
+        ev_run(s->loop, 0);
+        code = s->restart ? RK_SERVER_RESTART : 0;
+    }
+    teardown(s);
+    if (code == 0)
+        rk_info("server", "stopped");
+    else if (code == RK_SERVER_RESTART)
+        rk_info("server", "stopped; restarting");
+    free(s);
+    return code;
+}

@@ -1,0 +1,98 @@
+/* Worker threads: one pinned thread per worker, each with its own libev
+ * loop and its own storage engine. Partition p belongs to worker
+ * p % nworkers, which alone touches that partition's data: no locks on the
+ * data path.
+ *
+ * Every worker watches the raw rep socket's receive fd (level-triggered),
+ * pulls up to RECV_BATCH requests per wake-up, and either serves a request
+ * itself or posts it to the owning worker's mailbox. Replies are queued and
+ * sent from the loop's prepare watcher, after the turn's group commit: a put
+ * is acknowledged only once it is durable per the fsync policy.
+ */
+#ifndef RK_WORKER_H
+#define RK_WORKER_H
+
+#include "cluster/coord.h"
+#include "config/config.h"
+#include "util/conns.h"
+#include "cluster/hints.h"
+#include "cluster/hlc.h"
+#include "server/mailbox.h"
+#include "proto/proto.h"
+#include "storage/storage.h"
+#include "cluster/view.h"
+
+#include <ev.h>
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rk_worker;
+
+/* Counters a worker publishes for admin requests (copied under a mutex). */
+struct rk_worker_stats {
+    uint64_t puts, gets, dels, other, busy, errors, forwarded;
+    uint64_t replica_writes, replica_reads; /* served for coordinators */
+    uint64_t batches_served; /* RBATCH messages received */
+    struct rk_coord_stats coord;
+    struct rk_hints_stats hints;
+    struct rk_storage_stats storage;
+};
+
+/* State shared by all workers and the main thread. Plain fields are set
+ * before the workers start and never change; atomics may change anytime. */
+struct rk_shared {
+    nng_socket sock; /* raw rep0 on listen.client */
+    struct rk_worker **workers;
+    uint32_t nworkers;
+    uint32_t partitions;
+    struct rk_config cfg; /* the config at start (main thread owns reloads) */
+    char node_id[64];
+    uint64_t start_ms;
+    atomic_uint inflight;      /* requests received and not yet answered */
+    atomic_uint max_inflight;  /* limits.max_inflight, reloadable */
+    atomic_int log_level;
+    atomic_bool stopping;      /* no new requests: answer UNAVAILABLE */
+    atomic_uint rx_stopped;    /* workers that stopped receiving */
+    /* Membership: requests that need the member table (MEMBERS, JOIN,
+     * LEAVE, REMOVE) go to the main loop, which owns it; NULL = not served.
+     * The counts are published by the main loop after every change. */
+    struct rk_mailbox *control;
+    atomic_uint members_total, members_alive, members_seen;
+    /* Placement: the ring and member health, republished by the main loop
+     * on every membership change; the clock that versions every write. */
+    struct rk_view_slot views;
+    struct rk_hlc hlc;
+    struct rk_conns conns; /* connections per listener (client, peer, gossip) */
+};
+
+/* Send a reply on the client socket; the request is then no longer in
+ * flight (sh->inflight drops by one). Frees msg if the client is gone. */
+void rk_reply_send(struct rk_shared *sh, nng_msg *msg);
+
+/* Create worker idx: its loop, mailbox and storage (opened in data_dir/
+ * worker-<idx>). On failure returns an error with one line in err. Main
+ * thread, before start. */
+int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx, char *err,
+                     size_t errlen);
+
+/* Start the thread (pinned to core idx % ncores when pin is set). */
+int rk_worker_start(struct rk_worker *w, bool pin);
+
+/* Shutdown, phase 1: stop receiving (any thread). Phase 2, once every
+ * worker has stopped receiving: answer what is queued, commit, sync and
+ * close storage, end the loop. Then join and destroy (main thread). */
+void rk_worker_stop_rx(struct rk_worker *w);
+void rk_worker_exit(struct rk_worker *w);
+int rk_worker_join(struct rk_worker *w);
+void rk_worker_destroy(struct rk_worker *w);
+
+/* Monotonic ns of the worker loop's last tick (any thread). */
+uint64_t rk_worker_heartbeat(const struct rk_worker *w);
+
+/* Latest published counters (any thread). */
+void rk_worker_stats(struct rk_worker *w, struct rk_worker_stats *out);
+
+#endif

@@ -1,0 +1,770 @@
+/* Storage engine facade: open/recovery, the group-commit write path, reads
+ * through the block cache, hint jobs and the background step.
+ *
+ * Segment life cycle (arrows name the functions that move them):
+ *
+ *   create ──► ACTIVE ──roll()/open──► SEALED ──hint_step()──► HINTED
+ *                                                                │ merge
+ *              merge: OUTPUT ──(apply)──► SEALED                 ▼
+ *                                                            (unlinked)
+ *
+ * Invariants:
+ * 1. The index holds exactly one entry per key: its newest version. Versions
+ *    decide, not arrival order; an older put is refused (RK_ESTALE) and
+ *    never written. At an equal version the record of strictly higher rank
+ *    (rk_record_rank: a delete, else a digest of the value) replaces the
+ *    stored one, so every replica keeps the same one whatever the arrival
+ *    order; it is appended after the record it replaces, so recovery's
+ *    "later in log order wins on an equal version" agrees (recovery.c).
+ * 2. A put's index change is visible at once and recorded in the undo log
+ *    until its batch commits; a failed commit rolls every change back, so
+ *    the index never points at bytes that were not written.
+ * 3. Only the active segment is written by puts; only SEALED/HINTED segments
+ *    are read in bulk; only HINTED ones are merged.
+ * 4. A hint file omits records that were dead when it was built, so the
+ *    record that superseded them is synced before a hint is finished.
+ */
+#include "storage/storage_int.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/io.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HINT_STEP_ENTRIES 65536 /* index entries examined per hint step: ~1 ms */
+
+void rk_storage_opts_default(struct rk_storage_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->segment_size = 64ull << 20;
+    o->fsync = RK_FSYNC_ALWAYS;
+    o->fsync_interval_ms = 10;
+    o->compression = true;
+    o->max_key_size = 1024;
+    o->max_value_size = 1u << 20;
+    o->block_cache_size = 32ull << 20;
+    o->merge_dead_ratio = 0.4;
+    o->repack_below = 12 * 1024;
+    o->tombstone_grace_ms = 24ull * 3600 * 1000;
+}
+
+uint64_t rk_storage_now_ms(const rk_storage *s)
+{
+    return s->o.now_ms ? s->o.now_ms() : rk_clock_wall_ms();
+}
+
+static uint64_t death_ms(const struct rk_ix_entry *e)
+{
+    return (e->flags & RK_REC_TOMBSTONE) ? e->version >> 16 : (uint64_t)e->expiry_s * 1000;
+}
+
+void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign)
+{
+    struct seg *g = &s->segs[e->seg];
+    uint64_t d = (uint64_t)(int64_t)sign * e->len;
+    if (e->flags & RK_REC_TOMBSTONE) {
+        g->tomb_bytes += d;
+        s->ntomb += (uint64_t)(int64_t)sign;
+    } else {
+        g->live_bytes += d;
+    }
+    /* When a merge could first drop something here. Never raised on removal:
+     * a stale early time costs one needless merge, which recomputes it. */
+    if (sign > 0 && ((e->flags & RK_REC_TOMBSTONE) || e->expiry_s) &&
+        death_ms(e) + s->o.tombstone_grace_ms < g->next_drop_ms)
+        g->next_drop_ms = death_ms(e) + s->o.tombstone_grace_ms;
+}
+
+int rk_storage_seg_slot(rk_storage *s, uint32_t *slot)
+{
+    for (uint32_t i = 0; i < s->nsegs; i++) {
+        if (s->segs[i].state == SEG_FREE) {
+            *slot = i;
+            goto found;
+        }
+    }
+    struct seg *ns = realloc(s->segs, (s->nsegs + 1) * sizeof(*ns));
+    if (!ns)
+        return -ENOMEM;
+    s->segs = ns;
+    *slot = s->nsegs++;
+found:
+    memset(&s->segs[*slot], 0, sizeof(struct seg));
+    s->segs[*slot].fd = -1;
+    s->segs[*slot].next_drop_ms = UINT64_MAX;
+    return 0;
+}
+
+void rk_storage_seg_drop(rk_storage *s, uint32_t slot)
+{
+    struct seg *g = &s->segs[slot];
+    char path[4096];
+    rk_cache_drop_seg(&s->cache, slot);
+    if (g->fd >= 0)
+        close(g->fd);
+    rk_seg_path(path, sizeof(path), s->dir, g->id, "rkh");
+    unlink(path);
+    rk_seg_path(path, sizeof(path), s->dir, g->id, g->tmp_name ? "rks.tmp" : "rks");
+    unlink(path);
+    memset(g, 0, sizeof(*g));
+    g->fd = -1;
+}
+
+/* ---- reads ---- */
+
+static uint8_t *cache_alloc(void *arg, uint32_t len)
+{
+    void **a = arg;
+    return rk_cache_insert(a[0], (uint32_t)(uintptr_t)a[1], (uint32_t)(uintptr_t)a[2], len);
+}
+
+/* The raw payload of block `block` of segment slot seg, from the open block,
+ * the batch buffer, the cache or disk (verified). Borrowed. */
+static int block_raw(rk_storage *s, uint32_t seg, uint32_t block, const uint8_t **raw)
+{
+    struct seg *g = &s->segs[seg];
+    uint32_t len;
+    if (seg == s->active && block >= g->end) {
+        uint64_t open_off = g->end + s->wlen;
+        if (block == open_off) {
+            *raw = s->blk;
+            return 0;
+        }
+    }
+    *raw = rk_cache_get(&s->cache, seg, block, &len);
+    if (*raw)
+        return 0;
+    if (seg == s->active && block >= g->end) { /* sealed in this batch, evicted */
+        struct rk_blk_hdr h;
+        memcpy(&h, s->wbuf + (block - g->end), sizeof(h));
+        uint8_t *dst = rk_cache_insert(&s->cache, seg, block, h.raw_len);
+        if (!dst)
+            return -ENOMEM;
+        *raw = dst;
+        return rk_blk_open(&h, s->wbuf + (block - g->end) + sizeof(h), dst);
+    }
+    void *arg[3] = {&s->cache, (void *)(uintptr_t)seg, (void *)(uintptr_t)block};
+    struct rk_blk_hdr h;
+    uint8_t *dst = NULL;
+    int rc = rk_seg_read_block(g->fd, block, g->end, &h, cache_alloc, arg, &dst);
+    if (rc < 0) {
+        if (dst)
+            rk_cache_drop_block(&s->cache, seg, block);
+        if (rc == RK_ECORRUPT && !g->corrupt_logged) {
+            rk_error("storage", "corrupt block in %s/seg-%016llx.rks offset=%u: checksum "
+                     "mismatch; reads of it fail (restart with repair to move the segment aside)",
+                     s->dir, (unsigned long long)g->id, block);
+            g->corrupt_logged = true;
+        }
+        return rc;
+    }
+    *raw = dst;
+    return 0;
+}
+
+static bool expired(uint32_t expiry_s, uint64_t now)
+{
+    return expiry_s && now >= (uint64_t)expiry_s * 1000;
+}
+
+/* Fill out from entry e, reading the record when a value is wanted. */
+static int entry_record(rk_storage *s, const struct rk_ix_entry *e, bool value,
+                        struct rk_record *out)
+{
+    out->key = e->key;
+    out->klen = e->klen;
+    out->version = e->version;
+    out->partition = e->partition;
+    out->tombstone = (e->flags & RK_REC_TOMBSTONE) != 0;
+    out->expiry_ms = (uint64_t)e->expiry_s * 1000;
+    out->val = "";
+    out->vlen = 0;
+    if (!value || out->tombstone)
+        return 0;
+    const uint8_t *raw, *k, *v;
+    int rc = block_raw(s, e->seg, e->block, &raw);
+    if (rc < 0)
+        return rc;
+    struct rk_rec_hdr h;
+    if (rk_rec_decode(raw, e->off + e->len, e->off, &h, &k, &v) < 0 || h.klen != e->klen ||
+        h.version != e->version || memcmp(k, e->key, e->klen) != 0)
+        return RK_ECORRUPT;
+    out->val = v;
+    out->vlen = h.vlen;
+    out->expiry_ms = h.expiry_ms;
+    return 0;
+}
+
+int rk_storage_get(rk_storage *s, const void *key, uint32_t klen, unsigned flags,
+                   struct rk_record *out)
+{
+    s->st.gets++;
+    if (klen == 0 || klen > RK_STORAGE_KEY_MAX)
+        return RK_ENOTFOUND;
+    uint32_t id = rk_index_find(&s->ix, key, klen, rk_index_hash(key, klen));
+    if (id == RK_IX_NONE)
+        return RK_ENOTFOUND;
+    const struct rk_ix_entry *e = rk_index_entry(&s->ix, id);
+    uint64_t now = rk_storage_now_ms(s);
+    if (e->flags & RK_REC_TOMBSTONE) {
+        if (!(flags & RK_GET_TOMBSTONES))
+            return RK_ENOTFOUND;
+        return entry_record(s, e, false, out);
+    }
+    if (expired(e->expiry_s, now))
+        return RK_ENOTFOUND;
+    int rc = entry_record(s, e, true, out);
+    if (rc == 0 && out->expiry_ms && now >= out->expiry_ms)
+        return RK_ENOTFOUND;
+    return rc;
+}
+
+/* ---- staging (group commit) ---- */
+
+void rk_storage_batch_abort(rk_storage *s);
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 16;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (!q)
+        return -ENOMEM;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static int grow32(void **p, uint32_t *cap, size_t need, size_t elem)
+{
+    size_t c = *cap;
+    int rc = grow(p, &c, need, elem);
+    *cap = (uint32_t)c;
+    return rc;
+}
+
+/* Seal the open block into the batch buffer; the block stays readable
+ * through the cache (or the batch buffer if evicted). */
+static int close_block(rk_storage *s, uint16_t flags)
+{
+    if (grow((void **)&s->wbuf, &s->wcap, s->wlen + rk_blk_bound(s->blen), 1) < 0 ||
+        grow32((void **)&s->closed, &s->cclosed, s->nclosed + 1, sizeof(uint32_t)) < 0)
+        return -ENOMEM;
+    uint64_t off = s->segs[s->active].end + s->wlen;
+    uint8_t *c = rk_cache_insert(&s->cache, s->active, (uint32_t)off, s->blen);
+    if (c)
+        memcpy(c, s->blk, s->blen);
+    s->closed[s->nclosed++] = (uint32_t)off;
+    s->wlen += rk_blk_seal(s->wbuf + s->wlen, s->blk, s->blen, s->bcount, flags,
+                           s->o.compression);
+    s->blen = s->bcount = 0;
+    return 0;
+}
+
+/* Append a record to the open block; *block and *off say where it will live. */
+static int stage(rk_storage *s, const struct rk_rec_hdr *h, const void *key, const void *val,
+                 uint32_t *block, uint32_t *off)
+{
+    uint32_t size = rk_rec_size(h->klen, h->vlen);
+    if (s->blen > 0 && s->blen + size > RK_BLOCK_TARGET && close_block(s, 0) < 0)
+        return -ENOMEM;
+    if (grow32((void **)&s->blk, &s->bcap, s->blen + size, 1) < 0)
+        return -ENOMEM;
+    uint64_t pos = s->segs[s->active].end + s->wlen;
+    if (pos > UINT32_MAX - size)
+        return RK_ENOSPACE; /* offsets are 32-bit: a segment stays below 4 GiB */
+    rk_rec_encode(s->blk + s->blen, h, key, val);
+    *block = (uint32_t)pos;
+    *off = s->blen;
+    s->blen += size;
+    s->bcount++;
+    s->batch_rec += size;
+    return 0;
+}
+
+static int check_put(const rk_storage *s, const struct rk_record *r)
+{
+    if (s->werr)
+        return RK_EREADONLY;
+    if (r->klen == 0)
+        return RK_EINVAL;
+    if (r->klen > s->o.max_key_size || r->klen > RK_STORAGE_KEY_MAX)
+        return RK_ETOOLARGE;
+    if (!r->tombstone && (r->vlen > s->o.max_value_size || r->vlen > RK_STORAGE_VALUE_MAX))
+        return RK_ETOOLARGE;
+    return 0;
+}
+
+/* Whether r replaces the stored entry e: 1 yes, 0 stale, or the error that
+ * kept the stored record from being read. Only an exact version tie reads
+ * it (from the batch, the cache or disk, as a get does); an older put is
+ * refused on the index alone. */
+static int supersedes(rk_storage *s, const struct rk_ix_entry *e, const struct rk_record *r)
+{
+    if (r->version != e->version)
+        return r->version > e->version;
+    struct rk_record old;
+    int rc = entry_record(s, e, true, &old); /* a tombstone is not read */
+    if (rc < 0)
+        return rc;
+    uint64_t mine = rk_record_rank(r->tombstone, r->val, r->vlen, r->expiry_ms);
+    uint64_t theirs = rk_record_rank(old.tombstone, old.val, old.vlen, old.expiry_ms);
+    return rk_record_newer(r->version, mine, e->version, theirs);
+}
+
+int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur)
+{
+    int rc = check_put(s, r);
+    if (rc < 0)
+        return rc;
+    uint32_t hash = rk_index_hash(r->key, r->klen);
+    uint32_t id = rk_index_find(&s->ix, r->key, r->klen, hash);
+    if (id != RK_IX_NONE) {
+        const struct rk_ix_entry *e = rk_index_entry(&s->ix, id);
+        rc = supersedes(s, e, r);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            if (cur)
+                *cur = e->version;
+            s->st.stale_puts++;
+            return RK_ESTALE;
+        }
+    }
+    if (grow32((void **)&s->undo, &s->cundo, s->nundo + 1, sizeof(struct undo)) < 0)
+        return -ENOMEM;
+    struct rk_rec_hdr h = {
+        .version = r->version,
+        .expiry_ms = r->tombstone ? 0 : r->expiry_ms,
+        .vlen = r->tombstone ? 0 : r->vlen,
+        .klen = (uint16_t)r->klen,
+        .partition = r->partition,
+        .flags = r->tombstone ? RK_REC_TOMBSTONE : 0,
+    };
+    uint32_t block, off;
+    rc = stage(s, &h, r->key, r->val, &block, &off);
+    if (rc < 0)
+        return rc;
+    struct undo *u = &s->undo[s->nundo];
+    u->created = id == RK_IX_NONE;
+    if (u->created) {
+        rc = rk_index_insert(&s->ix, r->key, r->klen, hash, &id);
+        if (rc < 0)
+            return rc; /* the staged bytes become a dead record */
+    } else {
+        u->old = *rk_index_entry(&s->ix, id);
+        rk_storage_account(s, &u->old, -1);
+    }
+    u->id = id;
+    s->nundo++;
+    struct rk_ix_entry *e = rk_index_entry(&s->ix, id);
+    e->version = h.version;
+    e->seg = s->active;
+    e->block = block;
+    e->off = off;
+    e->len = rk_rec_size(h.klen, h.vlen);
+    e->expiry_s = h.expiry_ms ? (uint32_t)((h.expiry_ms + 999) / 1000) : 0;
+    e->partition = h.partition;
+    e->flags = h.flags;
+    rk_storage_account(s, e, +1);
+    s->st.puts++;
+    return 0;
+}
+
+int rk_storage_del(rk_storage *s, const void *key, uint32_t klen, uint16_t partition,
+                   uint64_t version, uint64_t *cur)
+{
+    struct rk_record r = {
+        .key = key, .klen = klen, .version = version, .partition = partition, .tombstone = true};
+    return rk_storage_put(s, &r, cur);
+}
+
+uint32_t rk_storage_staged(const rk_storage *s)
+{
+    return s->nundo;
+}
+
+/* Undo every staged put (newest first) and forget the batch's bytes. */
+void rk_storage_batch_abort(rk_storage *s)
+{
+    while (s->nundo > 0) {
+        struct undo *u = &s->undo[--s->nundo];
+        struct rk_ix_entry *e = rk_index_entry(&s->ix, u->id);
+        rk_storage_account(s, e, -1);
+        if (u->created) {
+            rk_index_remove(&s->ix, u->id);
+        } else {
+            *e = u->old;
+            rk_storage_account(s, e, +1);
+        }
+    }
+    for (uint32_t i = 0; i < s->nclosed; i++)
+        rk_cache_drop_block(&s->cache, s->active, s->closed[i]);
+    s->wlen = s->blen = s->bcount = s->nclosed = 0;
+    s->batch_rec = 0;
+}
+
+static void batch_done(rk_storage *s)
+{
+    struct seg *g = &s->segs[s->active];
+    for (uint32_t i = 0; i < s->nclosed; i++) {
+        struct rk_blk_hdr h;
+        memcpy(&h, s->wbuf + (s->closed[i] - g->end), sizeof(h));
+        g->raw_bytes += h.raw_len;
+    }
+    g->nblocks += s->nclosed;
+    g->rec_bytes += s->batch_rec;
+    g->end += s->wlen;
+    s->wlen = s->nclosed = 0;
+    s->batch_rec = 0;
+    s->nundo = 0;
+}
+
+static int refuse_writes(rk_storage *s, int err, const char *what)
+{
+    struct seg *g = &s->segs[s->active];
+    s->werr = err;
+    snprintf(s->werr_msg, sizeof(s->werr_msg),
+             "%s %s/seg-%016llx.rks failed: %s; writes are refused until restart",
+             what, s->dir, (unsigned long long)g->id, rk_strerror(err));
+    rk_error("storage", "%s", s->werr_msg);
+    return RK_EREADONLY;
+}
+
+int rk_storage_datasync(rk_storage *s)
+{
+    if (!s->dirty)
+        return 0;
+    int rc = rk_io_datasync(s->segs[s->active].fd);
+    if (rc < 0)
+        return refuse_writes(s, rc, "fdatasync");
+    s->dirty = false;
+    s->st.fsyncs++;
+    s->st.synced_puts += s->unsynced_puts;
+    s->unsynced_puts = 0;
+    return 0;
+}
+
+static int roll(rk_storage *s);
+
+/* Write the staged batch; sync it here unless the caller syncs (nosync). */
+static int commit(rk_storage *s, bool nosync)
+{
+    if (s->nundo == 0)
+        return s->werr ? RK_EREADONLY : 0;
+    struct seg *g = &s->segs[s->active];
+    int rc = close_block(s, RK_BLK_COMMIT);
+    if (rc == 0)
+        rc = rk_io_pwrite(g->fd, s->wbuf, s->wlen, g->end);
+    if (rc < 0) {
+        uint32_t n = s->nundo;
+        rk_storage_batch_abort(s);
+        if (rc == -ENOSPC || rc == -EDQUOT || rc == RK_ENOSPACE) {
+            rk_warn("storage", "write seg=%016llx: no space left; %u puts refused",
+                    (unsigned long long)g->id, n);
+            return RK_ENOSPACE;
+        }
+        if (rc == -ENOMEM)
+            return rc;
+        return refuse_writes(s, rc, "write");
+    }
+    if (!s->dirty)
+        s->dirty_since_ns = rk_clock_mono_ns();
+    s->dirty = true;
+    s->unsynced_puts += s->nundo;
+    if ((s->o.fsync == RK_FSYNC_ALWAYS && !nosync) ||
+        (s->o.fsync == RK_FSYNC_INTERVAL &&
+         rk_clock_mono_ns() - s->dirty_since_ns >= s->o.fsync_interval_ms * 1000000)) {
+        rc = rk_storage_datasync(s);
+        if (rc < 0) {
+            rk_storage_batch_abort(s);
+            return rc;
+        }
+    }
+    s->st.commits++;
+    batch_done(s);
+    if (g->end >= s->o.segment_size)
+        roll(s);
+    return 0;
+}
+
+int rk_storage_commit(rk_storage *s)
+{
+    return commit(s, false);
+}
+
+int rk_storage_commit_nosync(rk_storage *s)
+{
+    return commit(s, true);
+}
+
+int rk_storage_sync_begin(rk_storage *s, int *fd, uint64_t *puts)
+{
+    *fd = -1;
+    *puts = 0;
+    if (s->werr)
+        return RK_EREADONLY;
+    if (!s->dirty)
+        return 0;
+    *fd = dup(s->segs[s->active].fd); /* stays valid even if the segment rolls meanwhile */
+    if (*fd < 0)
+        return -errno;
+    *puts = s->unsynced_puts;
+    s->unsynced_puts = 0;
+    s->dirty = false; /* later writes set it again and need a sync of their own */
+    return 0;
+}
+
+void rk_storage_sync_end(rk_storage *s, uint64_t puts, int rc)
+{
+    if (rc < 0) {
+        if (!s->werr)
+            refuse_writes(s, rc, "fdatasync");
+        return;
+    }
+    s->st.fsyncs++;
+    s->st.synced_puts += puts;
+}
+
+int rk_storage_sync(rk_storage *s)
+{
+    if (s->werr)
+        return RK_EREADONLY;
+    return rk_storage_datasync(s);
+}
+
+uint64_t rk_storage_sync_due_ms(const rk_storage *s)
+{
+    if (s->o.fsync != RK_FSYNC_INTERVAL || !s->dirty)
+        return UINT64_MAX;
+    uint64_t age = (rk_clock_mono_ns() - s->dirty_since_ns) / 1000000;
+    return age >= s->o.fsync_interval_ms ? 0 : s->o.fsync_interval_ms - age;
+}
+
+/* Truncate a segment to its data and make that durable. */
+int rk_storage_seal_file(rk_storage *s, uint32_t slot)
+{
+    struct seg *g = &s->segs[slot];
+    if (ftruncate(g->fd, (off_t)g->end) < 0)
+        return -errno;
+    return rk_io_fsync(g->fd);
+}
+
+int rk_storage_new_active(rk_storage *s)
+{
+    uint32_t slot;
+    int fd;
+    int rc = rk_storage_seg_slot(s, &slot);
+    if (rc < 0)
+        return rc;
+    rc = rk_seg_create(s->dir, s->next_id, s->next_order, 0, s->o.segment_size, false, &fd);
+    if (rc < 0)
+        return rc;
+    struct seg *g = &s->segs[slot];
+    g->id = s->next_id++;
+    g->order = s->next_order++;
+    g->fd = fd;
+    g->state = SEG_ACTIVE;
+    g->end = sizeof(struct rk_seg_hdr);
+    s->active = slot;
+    return 0;
+}
+
+/* Seal the full active segment and start the next. The old one is synced
+ * and truncated first, so only the newest segment can ever have a torn tail.
+ * If the new file cannot be created (disk full) appends continue on the old
+ * one, past its preallocation, and the roll is retried after later commits. */
+static int roll(rk_storage *s)
+{
+    uint32_t old = s->active;
+    int rc = rk_storage_datasync(s);
+    if (rc == 0)
+        rc = rk_storage_seal_file(s, old);
+    if (rc < 0)
+        return refuse_writes(s, rc, "seal");
+    rc = rk_storage_new_active(s);
+    if (rc < 0) {
+        uint64_t now = rk_clock_mono_ns();
+        if (now - s->roll_warned_ns > 60ull * 1000000000) {
+            rk_warn("storage", "cannot start a new segment in %s: %s; appending to the current one",
+                    s->dir, rk_strerror(rc));
+            s->roll_warned_ns = now;
+        }
+        return rc;
+    }
+    s->segs[old].state = SEG_SEALED;
+    return 0;
+}
+
+/* ---- hint jobs ---- */
+
+static int hint_start(rk_storage *s)
+{
+    for (uint32_t i = 0; i < s->nsegs; i++) {
+        if (s->segs[i].state != SEG_SEALED)
+            continue;
+        char path[4096];
+        rk_seg_path(path, sizeof(path), s->dir, s->segs[i].id, "rkh");
+        int rc = rk_hint_begin(&s->hj.w, path);
+        if (rc < 0)
+            return rc;
+        s->hj.on = true;
+        s->hj.seg = i;
+        s->hj.cursor = 0;
+        s->hj.count = 0;
+        return 1;
+    }
+    return 0;
+}
+
+static int hint_finish(rk_storage *s)
+{
+    struct seg *g = &s->segs[s->hj.seg];
+    /* Invariant 4: whatever superseded the records this hint omits must be
+     * durable before the hint is. */
+    int rc = rk_storage_datasync(s);
+    struct rk_hint_hdr h = {
+        .magic = RK_HINT_MAGIC,
+        .format = 1,
+        .seg_id = g->id,
+        .count = s->hj.count,
+        .seg_end = g->end,
+        .rec_bytes = g->rec_bytes,
+        .raw_bytes = g->raw_bytes,
+        .nblocks = g->nblocks,
+    };
+    if (rc == 0)
+        rc = rk_hint_finish(&s->hj.w, &h, s->dir);
+    else
+        rk_hint_abort(&s->hj.w);
+    s->hj.on = false;
+    if (rc < 0)
+        return rc;
+    g->state = SEG_HINTED;
+    s->st.hints_written++;
+    return 0;
+}
+
+/* Add the next batch of the segment's current entries to its hint file. */
+static int hint_step(rk_storage *s)
+{
+    struct hint_job *j = &s->hj;
+    uint32_t stop = j->cursor + HINT_STEP_ENTRIES;
+    for (; j->cursor < s->ix.high && j->cursor < stop; j->cursor++) {
+        const struct rk_ix_entry *e = rk_index_entry(&s->ix, j->cursor);
+        if (!e->key || e->seg != j->seg)
+            continue;
+        struct rk_hint_ent he = {
+            .version = e->version,
+            .expiry_ms = (uint64_t)e->expiry_s * 1000,
+            .block = e->block,
+            .off = e->off,
+            .len = e->len,
+            .klen = e->klen,
+            .partition = e->partition,
+            .flags = e->flags,
+        };
+        int rc = rk_hint_add(&j->w, &he, e->key);
+        if (rc == 0)
+            rc = rk_hint_flush(&j->w, false);
+        if (rc < 0) {
+            rk_hint_abort(&j->w);
+            j->on = false;
+            return rc;
+        }
+        j->count++;
+    }
+    if (j->cursor < s->ix.high)
+        return 1;
+    return hint_finish(s);
+}
+
+int rk_storage_hints_flush(rk_storage *s)
+{
+    for (;;) {
+        if (!s->hj.on) {
+            int rc = hint_start(s);
+            if (rc <= 0)
+                return rc;
+        }
+        int rc = hint_step(s);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int rk_storage_step(rk_storage *s)
+{
+    if (s->nundo > 0)
+        return 1; /* the index holds uncommitted changes: commit first */
+    if (!s->hj.on) {
+        int rc = hint_start(s);
+        if (rc < 0)
+            return rc;
+    }
+    if (s->hj.on) {
+        int rc = hint_step(s);
+        return rc < 0 ? rc : 1;
+    }
+    return rk_merge_step(s);
+}
+
+/* ---- iteration, stats ---- */
+
+void rk_storage_iter_init(struct rk_storage_iter *it, int32_t partition, bool values)
+{
+    it->next = 0;
+    it->partition = partition;
+    it->values = values;
+}
+
+int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_record *out)
+{
+    uint64_t now = rk_storage_now_ms(s);
+    while (it->next < s->ix.high) {
+        const struct rk_ix_entry *e = rk_index_entry(&s->ix, it->next++);
+        if (!e->key || (it->partition >= 0 && e->partition != (uint32_t)it->partition))
+            continue;
+        if (!(e->flags & RK_REC_TOMBSTONE) && expired(e->expiry_s, now))
+            continue;
+        int rc = entry_record(s, e, it->values, out);
+        return rc < 0 ? rc : 1;
+    }
+    return 0;
+}
+
+void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st)
+{
+    *st = s->st;
+    st->keys = s->ix.used - s->ntomb;
+    st->tombstones = s->ntomb;
+    st->index_bytes = rk_index_bytes(&s->ix);
+    st->cache_bytes = s->cache.bytes;
+    st->cache_hits = s->cache.hits;
+    st->cache_misses = s->cache.misses;
+    for (uint32_t i = 0; i < s->nsegs; i++) {
+        const struct seg *g = &s->segs[i];
+        if (g->state == SEG_FREE || g->state == SEG_OUTPUT)
+            continue;
+        st->segments++;
+        st->disk_bytes += g->end;
+        st->raw_bytes += g->raw_bytes + sizeof(struct rk_seg_hdr) + g->nblocks * sizeof(struct rk_blk_hdr);
+        st->live_bytes += g->live_bytes + g->tomb_bytes;
+        st->dead_bytes += g->rec_bytes - g->live_bytes - g->tomb_bytes;
+    }
+}
+
+const char *rk_storage_write_error(const rk_storage *s)
+{
+    return s->werr_msg;
+}

@@ -1,0 +1,190 @@
+/* The per-worker storage engine: lz4-compressed log-structured segments with
+ * an in-memory hash index, group commit, hint files, crash recovery and
+ * incremental merge. One rk_storage belongs to one thread: no call here is
+ * thread-safe, and none blocks on anything but local disk I/O.
+ *
+ * Write path (group commit): rk_storage_put()/rk_storage_del() stage records
+ * and update the index at once (later reads and puts in the same loop turn
+ * see them); rk_storage_commit() appends every staged record with one write
+ * and, under fsync "always", one fdatasync. Only after commit returns 0 may
+ * the caller acknowledge those puts. If commit fails, every put staged since
+ * the previous commit is undone.
+ *
+ * Background work (sealing hint files, repacking and merging sealed
+ * segments) advances only inside rk_storage_step(), one bounded step per
+ * call, so the owner interleaves it with requests. */
+#ifndef RK_STORAGE_H
+#define RK_STORAGE_H
+
+#include "util/fsync.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rk_storage rk_storage;
+
+
+/* Hard limits of the on-disk format (the configured limits must be lower). */
+#define RK_STORAGE_KEY_MAX 65535u          /* 16-bit key length field */
+#define RK_STORAGE_VALUE_MAX (64u << 20)   /* one record must fit one block */
+#define RK_STORAGE_PARTITIONS_MAX 65536u   /* 16-bit partition field */
+
+struct rk_storage_opts {
+    uint64_t segment_size;       /* roll the active segment past this; default 64 MiB */
+    enum rk_fsync fsync;         /* default RK_FSYNC_ALWAYS */
+    uint64_t fsync_interval_ms;  /* RK_FSYNC_INTERVAL: max age of unsynced data; 10 */
+    bool compression;            /* lz4 blocks; default true */
+    uint32_t max_key_size;       /* default 1 KiB */
+    uint32_t max_value_size;     /* default 1 MiB */
+    uint64_t block_cache_size;   /* bytes of decompressed blocks kept; 32 MiB */
+    double merge_dead_ratio;     /* merge a sealed segment past this dead share; 0.4 */
+    uint32_t repack_below;       /* rewrite sealed segments whose mean block holds
+                                    fewer raw bytes than this (small batches);
+                                    0 = never; default 12 KiB */
+    uint64_t tombstone_grace_ms; /* keep tombstones and expired records this
+                                    long before merge may drop them; 1 day */
+    bool repair;                 /* verify every segment at open; move corrupt
+                                    ones aside instead of refusing to open */
+    uint64_t (*now_ms)(void);    /* wall clock for expiry and grace; NULL = real */
+};
+
+/* Fill o with the defaults above. */
+void rk_storage_opts_default(struct rk_storage_opts *o);
+
+/* A record as the engine sees it. As an output, key and val are borrowed:
+ * valid until the next call on the same rk_storage. */
+struct rk_record {
+    const void *key;
+    uint32_t klen;
+    const void *val;
+    uint32_t vlen;
+    uint64_t version;   /* HLC: 48-bit wall ms << 16 | 16-bit logical */
+    uint64_t expiry_ms; /* absolute wall ms; 0 = never */
+    uint16_t partition;
+    bool tombstone;
+};
+
+/* What open found; every field is filled on success and on failure. */
+struct rk_storage_report {
+    uint32_t segments;          /* segment files loaded */
+    uint32_t from_hints;        /* ... of which through their hint file */
+    uint32_t scanned;           /* ... of which by reading their blocks */
+    uint64_t torn_bytes;        /* cut from the tail of the newest segment */
+    uint32_t quarantined;       /* segments moved aside (repair mode) */
+    uint64_t records_lost;      /* records in quarantined segments */
+    uint64_t keys;              /* live keys after open */
+    char error[512];            /* one line when open failed */
+};
+
+/* Open (creating if needed) the store in dir, which it locks with flock.
+ * Recovery loads hint files, scans segments without a valid hint, verifies
+ * every block it reads, cuts a torn tail off the newest segment (logging file,
+ * offset and bytes dropped) and refuses corruption anywhere else with
+ * RK_ECORRUPT unless opts->repair. A locked dir gives RK_ELOCKED and
+ * "data dir X is locked by pid N" in rep->error. rep may be NULL. */
+int rk_storage_open(rk_storage **out, const char *dir, const struct rk_storage_opts *opts,
+                    struct rk_storage_report *rep);
+
+/* Commit staged puts, sync, write pending hint files, release the lock and
+ * free s. Returns the first error met (s is freed regardless). */
+int rk_storage_close(rk_storage *s);
+
+/* Stage a put (r->tombstone = a delete). Checks limits before any I/O:
+ * RK_ETOOLARGE. A record older than the stored one, or of the same version
+ * and not of a strictly higher rk_record_rank (record.h: a delete wins a
+ * tie, else a digest of value and expiry decides, alike on every replica),
+ * is ignored: RK_ESTALE, with the stored version in *cur (cur may be NULL).
+ * Only a version tie reads the stored record; if that read fails, its
+ * error (RK_ECORRUPT, -errno) is returned and nothing is staged.
+ * RK_EREADONLY after an fsync error. r's memory is copied. */
+int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur);
+
+/* Stage a tombstone for key at version. Same results as rk_storage_put. */
+int rk_storage_del(rk_storage *s, const void *key, uint32_t klen, uint16_t partition,
+                   uint64_t version, uint64_t *cur);
+
+/* Append everything staged since the last commit (one write) and sync it per
+ * the fsync policy. 0: durable per policy, the puts may be acknowledged.
+ * RK_ENOSPACE: disk full, the staged puts are undone, later commits retry.
+ * RK_EREADONLY or -errno from fsync: the staged puts are undone and the store
+ * refuses writes from now on (rk_storage_write_error says why). */
+int rk_storage_commit(rk_storage *s);
+
+/* Pipelined group commit (fsync "always" with the fdatasync off the loop):
+ * rk_storage_commit_nosync() is rk_storage_commit() without the fdatasync
+ * (same results; the staged puts are written, not yet durable, and must not
+ * be acknowledged). rk_storage_sync_begin() then hands out a dup of the
+ * active segment's fd (*fd = -1 when nothing is unsynced) and the number of
+ * puts it covers; any thread may fdatasync it, after which the owner closes
+ * it and reports the result with rk_storage_sync_end(): 0 makes every put
+ * written before sync_begin durable; an error makes the store refuse writes
+ * (never retried as success). Puts written while a sync runs need the next
+ * one. A failed sync does not undo the index: those puts may or may not be
+ * on disk, and their callers must be told they failed. */
+int rk_storage_commit_nosync(rk_storage *s);
+int rk_storage_sync_begin(rk_storage *s, int *fd, uint64_t *puts);
+void rk_storage_sync_end(rk_storage *s, uint64_t puts, int rc);
+
+/* Number of puts staged and not yet committed. */
+uint32_t rk_storage_staged(const rk_storage *s);
+
+#define RK_GET_TOMBSTONES 1u /* report tombstones instead of RK_ENOTFOUND */
+
+/* Look key up. 0 with *out filled (borrowed); RK_ENOTFOUND when absent,
+ * expired, or a tombstone (unless flags has RK_GET_TOMBSTONES: then 0 with
+ * out->tombstone set); RK_ECORRUPT when its block fails its checksum (the
+ * bad bytes are never returned). */
+int rk_storage_get(rk_storage *s, const void *key, uint32_t klen, unsigned flags,
+                   struct rk_record *out);
+
+/* fdatasync the active segment now if it has unsynced data (for the
+ * "interval" policy's timer). 0 or an error as for commit. */
+int rk_storage_sync(rk_storage *s);
+
+/* Milliseconds until unsynced data is older than fsync_interval_ms (0 = a
+ * sync is due now; UINT64_MAX = nothing unsynced or not "interval"). */
+uint64_t rk_storage_sync_due_ms(const rk_storage *s);
+
+/* One bounded step of background work: writing a hint file chunk, or
+ * copying up to about 1 MiB of a merge. Returns 1 if more work is pending,
+ * 0 when idle, or a negative error (the step is abandoned, data intact). */
+int rk_storage_step(rk_storage *s);
+
+/* Iteration over the current record of every key (tombstones included,
+ * expired records skipped), optionally one partition's. A record present for
+ * the whole iteration is returned exactly once; records put or removed while
+ * iterating may or may not be seen. The struct is the caller's memory. */
+struct rk_storage_iter {
+    uint32_t next;     /* private: next index entry */
+    int32_t partition; /* -1 = all */
+    bool values;       /* read values too (costs a block read each) */
+};
+
+void rk_storage_iter_init(struct rk_storage_iter *it, int32_t partition, bool values);
+/* 1 with *out filled (borrowed), 0 at the end, or a negative error. */
+int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_record *out);
+
+struct rk_storage_stats {
+    uint64_t keys;           /* index entries that are not tombstones */
+    uint64_t tombstones;
+    uint64_t segments;
+    uint64_t disk_bytes;     /* bytes of segment data on disk (stored form) */
+    uint64_t raw_bytes;      /* the same data uncompressed */
+    uint64_t live_bytes;     /* raw bytes of current records */
+    uint64_t dead_bytes;     /* raw bytes of superseded records */
+    uint64_t index_bytes;    /* memory held by the index (slots, entries, keys) */
+    uint64_t cache_bytes;
+    uint64_t puts, gets, stale_puts;
+    uint64_t commits, fsyncs, synced_puts; /* synced_puts / fsyncs = group size */
+    uint64_t cache_hits, cache_misses;
+    uint64_t merges, merged_bytes_in, merged_bytes_out;
+    uint64_t hints_written;
+};
+
+void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st);
+
+/* Why writes are refused (empty when they are not). */
+const char *rk_storage_write_error(const rk_storage *s);
+
+#endif

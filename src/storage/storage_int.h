@@ -1,0 +1,112 @@
+/* Private state of the storage engine, shared by storage.c (open, read and
+ * write paths, hint jobs) and merge.c (background rewrite). Nothing outside
+ * the engine includes this. */
+#ifndef RK_STORAGE_INT_H
+#define RK_STORAGE_INT_H
+
+#include "storage/cache.h"
+#include "storage/index.h"
+#include "storage/segment.h"
+#include "storage/storage.h"
+
+enum seg_state {
+    SEG_FREE,   /* slot unused */
+    SEG_ACTIVE, /* receives appends */
+    SEG_SEALED, /* immutable, hint file not yet written */
+    SEG_HINTED, /* immutable with a hint file: may be merged */
+    SEG_OUTPUT, /* being written by merge, not referenced by the index yet */
+};
+
+struct seg {
+    uint64_t id, order;
+    uint32_t flags; /* RK_SEG_F_* */
+    uint8_t state;
+    bool no_merge;  /* a merge found it corrupt: never read it again in bulk */
+    bool tmp_name;  /* still named *.rks.tmp (merge output before its rename) */
+    bool corrupt_logged; /* a read found a bad block: said once, not per read */
+    int fd;
+    uint64_t end;        /* end of data (next append offset when active) */
+    uint64_t rec_bytes;  /* raw bytes of all records in it */
+    uint64_t live_bytes; /* raw bytes of current, non-tombstone records */
+    uint64_t tomb_bytes; /* raw bytes of current tombstones */
+    uint64_t raw_bytes;  /* decompressed payload bytes of its blocks */
+    uint64_t nblocks;
+    uint64_t next_drop_ms; /* earliest time a merge could drop a tombstone in it */
+};
+
+struct undo {
+    uint32_t id;
+    bool created;
+    struct rk_ix_entry old;
+};
+
+struct hint_job {
+    bool on;
+    uint32_t seg;
+    uint32_t cursor; /* next index entry id to examine */
+    uint64_t count;
+    struct rk_hint_writer w;
+};
+
+struct rk_merge;
+
+struct rk_storage {
+    char *dir;
+    int lock_fd;
+    struct rk_storage_opts o;
+    struct rk_index ix;
+    struct rk_cache cache;
+    uint64_t ntomb;
+
+    struct seg *segs;
+    uint32_t nsegs; /* slots in use or free below this */
+    uint32_t active;
+    uint64_t next_id, next_order;
+
+    /* The batch being staged (group commit). */
+    uint8_t *wbuf;     /* sealed blocks, to be written at segs[active].end */
+    size_t wlen, wcap;
+    uint8_t *blk;      /* the open block's raw payload */
+    uint32_t blen, bcap, bcount;
+    uint32_t *closed;  /* file offsets of blocks sealed in this batch */
+    uint32_t nclosed, cclosed;
+    struct undo *undo;
+    uint32_t nundo, cundo;
+    uint64_t batch_rec;
+
+    bool dirty;               /* written but not fdatasynced */
+    uint64_t dirty_since_ns;
+    uint64_t unsynced_puts;
+    uint64_t roll_warned_ns;
+    int werr;                 /* nonzero: writes refused */
+    char werr_msg[256];
+
+    struct hint_job hj;
+    struct rk_merge *merge;
+    struct rk_storage_stats st;
+};
+
+uint64_t rk_storage_now_ms(const rk_storage *s);
+
+/* Bytes a current entry counts toward its segment's live / tombstone totals. */
+void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign);
+
+/* Allocate a segment slot (state SEG_FREE → caller sets it). -ENOMEM. */
+int rk_storage_seg_slot(rk_storage *s, uint32_t *slot);
+
+/* Close and unlink a segment and its hint, free its slot. */
+void rk_storage_seg_drop(rk_storage *s, uint32_t slot);
+
+/* Durability helpers shared with recovery.c. */
+int rk_storage_datasync(rk_storage *s);       /* fdatasync active if dirty; refuse writes on error */
+int rk_storage_seal_file(rk_storage *s, uint32_t slot); /* truncate to end + fsync */
+int rk_storage_new_active(rk_storage *s);     /* create the next active segment */
+int rk_storage_hints_flush(rk_storage *s);    /* write every pending hint file now */
+void rk_storage_batch_abort(rk_storage *s);   /* undo all staged puts */
+
+/* Merge: one bounded step (1 = more to do, 0 = nothing to merge, <0 error),
+ * and abandon a merge in progress (close): outputs removed, inputs kept. */
+int rk_merge_step(rk_storage *s);
+void rk_merge_abort(rk_storage *s);
+
+#endif
