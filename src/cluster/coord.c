@@ -7,9 +7,76 @@
  * deliveries and read-repair writes), and the request's proto id carries
  * the op's sequence number, so a late answer to a slot's previous
  * occupant is recognised and dropped.
+ *
+ * Design
+ * ------
+ * Replica states (enum rstate): every replica starts PENDING and settle()
+ * moves it once, never back:
+ *
+ *                  on_answer: OK ---------------------------> OK
+ *                  on_answer: NOT_FOUND (reads) ------------> MISSING
+ *   PENDING ---+-- on_answer: error; on_timeout; evict;
+ *              |   send_to/transmit: unreachable, overloaded -> FAILED
+ *              +-- fan_out: not up in the view -------------> DOWN
+ *                  (writes: hand_off first asks a fallback, r[n+k], for it)
+ *
+ * An op's life:
+ *
+ *   free --op_alloc--> used --op_take fails--> replied --op_free--> free
+ *                        |
+ *                   fan_out (every replica asked or settled DOWN/FAILED)
+ *                        v
+ *   waiting --settle...advance: have >= need: reply (OK / the newest)
+ *     |                         have + pend_pref < need: reply_quorum
+ *     |     (on_answer, on_timeout, evict and a failed pump call settle)
+ *     v
+ *   replied, replicas pending --settle...advance: pending == 0-->
+ *     read_repair (reads) --op_free--> free
+ *   (evict: op_alloc finds no free slot and gives an answered op's pending
+ *    replicas up, settling them FAILED, which frees it through advance)
+ *
+ * Invariants, for every used op between two events of the loop (check()
+ * tests 2-7 in advance(); have = acks for writes, answers for reads):
+ *  1. c->used is the number of used ops; a used op has a running timer and
+ *     pending > 0, except inside the call that settled its last replica,
+ *     which frees it (advance); a freed op is all zero.
+ *  2. pending = #{i < n + nf : r[i].st == PENDING},
+ *     pend_pref = #{i < n : r[i].st == PENDING} (so pend_pref <= pending).
+ *  3. Writes: acks = #{i < n : r[i].st == OK}, answers = 0. Reads:
+ *     answers = #{i < n : r[i].st in {OK, MISSING}}, acks = 0, nf = 0.
+ *     A fallback's ack never counts: W means W preference replicas (or
+ *     their hints) hold the write. So acks + answers + pend_pref <= n.
+ *  4. 1 <= need <= n, n + nf <= NREP. A fallback r[k], k >= n, stands in
+ *     for r[owner], owner < n, which is DOWN and handed; each DOWN replica
+ *     has at most one, and no member is asked twice for one op.
+ *  5. replied ⇔ client == NULL, and replied never goes back. After
+ *     advance, !replied ⇒ have < need <= have + pend_pref: the client is
+ *     answered as soon as the outcome is known, and an op with nothing
+ *     pending has been answered (QUORUM at worst) before it is freed.
+ *  6. r[i].sent ⇒ r[i].st == PENDING and r[i].p counts it in p->inflight;
+ *     settle() takes it out, so every peer's inflight drains.
+ *  7. Reads: have_best ⇒ (best_version, best_rank) are some OK replica's,
+ *     and none newer was answered (rk_record_newer; unless copying its
+ *     value ran out of memory); best_val != NULL ⇔ have_best &&
+ *     !best_tombstone.
+ *
+ * BEHAVIOR: why an op always ends. Every path that settles a replica ends
+ * in advance() (fan_out's in rk_coord_start's), every PENDING replica is
+ * settled by request_timeout at the latest (on_timeout), and pending only
+ * falls, so each op reaches pending == 0 and is freed. A late answer finds
+ * its replica settled, or its slot reused under another seq, and is
+ * dropped (coord_take_answer). A write whose replica failed or was down is
+ * kept as a hint for it (settle → hint), unless a fallback holds it.
+ *
+ * Failure cases handled: a replica down (a fallback, or a hint), silent
+ * (timeout), refusing (its reason in the QUORUM text), a peer without room
+ * (queued on it, coord_pump), slots exhausted by a dead replica (evict),
+ * the local replica served on this loop (env.local, answered in a later
+ * turn: see check in rk_coord_start).
  */
 #include "cluster/coord_int.h"
 #include "storage/record.h"
+#include "util/assert.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/jbuf.h"
@@ -134,9 +201,40 @@ static void reply_read(struct op *op)
 
 /* ---- the state machine ---- */
 
+/* Invariants 2-7 of the design block, recounted: O(n + nf), at most
+ * NREP (16) replicas, so cheap enough to run on every advance(). */
+static void check(const struct op *op)
+{
+    bool write = op->opcode != RK_OP_GET;
+    uint8_t pending = 0, pend_pref = 0, ok = 0, missing = 0, best = 0;
+    RK_ASSERT(op->used && op->need >= 1 && op->need <= op->n && op->n + op->nf <= NREP);
+    RK_ASSERT(write || op->nf == 0);
+    for (uint8_t i = 0; i < op->n + op->nf; i++) {
+        const struct replica *r = &op->r[i];
+        bool pref = i < op->n, pend = r->st == RS_PENDING;
+        pending += pend;
+        pend_pref += pref && pend;
+        ok += pref && r->st == RS_OK;
+        missing += pref && r->st == RS_MISSING;
+        best += pref && r->st == RS_OK && r->version == op->best_version &&
+                r->rank == op->best_rank;
+        RK_ASSERT(!r->sent || (pend && r->p));
+        RK_ASSERT(pref ? r->owner == -1
+                       : r->owner >= 0 && r->owner < op->n && op->r[r->owner].handed &&
+                             op->r[r->owner].st == RS_DOWN);
+    }
+    RK_ASSERT(pending == op->pending && pend_pref == op->pend_pref);
+    RK_ASSERT(write ? op->acks == ok && op->answers == 0 && missing == 0
+                    : op->answers == ok + missing && op->acks == 0);
+    RK_ASSERT(op->replied == (op->client == NULL));
+    RK_ASSERT(!op->have_best || (!write && best > 0));
+    RK_ASSERT((op->best_val != NULL) == (op->have_best && !op->best_tombstone));
+}
+
 static void op_free(struct op *op)
 {
     struct rk_coord *c = op->c;
+    RK_ASSERT(op->used && c->used > 0);
     ev_timer_stop(c->loop, &op->timer);
     if (op->client) { /* never answered: we are shutting down */
         reply_text(op, RK_ST_UNAVAILABLE, "node is shutting down");
@@ -175,8 +273,9 @@ static void read_repair(struct op *op)
 static void advance(struct op *op)
 {
     bool write = op->opcode != RK_OP_GET;
+    uint8_t have = write ? op->acks : op->answers;
+    check(op);
     if (!op->replied) {
-        uint8_t have = write ? op->acks : op->answers;
         if (have >= op->need) {
             if (write) {
                 struct rk_msg rep = {.opcode = op->opcode, .flags = RK_MSG_REPLY,
@@ -190,8 +289,12 @@ static void advance(struct op *op)
             reply_quorum(op);
         }
     }
+    /* Invariant 5: decided as soon as it can be, so nothing pending means
+     * answered. */
+    RK_ASSERT(op->replied || (have < op->need && op->need <= have + op->pend_pref));
     if (op->pending)
         return;
+    RK_ASSERT(op->replied);
     if (!write)
         read_repair(op);
     op_free(op);
@@ -215,6 +318,9 @@ static void hint(struct op *op, uint8_t i)
 static void settle(struct op *op, uint8_t i, uint8_t st, const char *why)
 {
     struct replica *r = &op->r[i];
+    /* Once only (invariant 2): a second settle would wrap the counts. */
+    RK_ASSERT(r->st == RS_PENDING && st != RS_PENDING && op->pending > 0 &&
+              (i >= op->n || op->pend_pref > 0));
     r->st = st;
     if ((st == RS_DOWN || st == RS_FAILED) && !r->handed)
         hint(op, r->owner >= 0 ? (uint8_t)r->owner : i);
@@ -652,7 +758,11 @@ bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, 
         return true;
     }
     c->stats.coordinated++;
+    uint32_t seq = op->seq;
     fan_out(c, op);
+    /* env.local answers in a later turn: an answer inside fan_out could
+     * settle the last replica and free op under us. */
+    RK_ASSERT(op->used && op->seq == seq);
     ev_timer_init(&op->timer, on_timeout, (double)c->env.request_timeout_ms / 1000.0, 0.0);
     op->timer.data = op;
     ev_timer_start(c->loop, &op->timer);

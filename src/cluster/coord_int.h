@@ -41,7 +41,15 @@
 static_assert(MAX_OPS + FLIGHTS <= (0x7fffffff >> 4), "slot fits the request id");
 static_assert(BATCH_FRAMES <= RK_PROTO_MAX_FRAMES, "peers accept our batches");
 
-enum rstate { RS_PENDING, RS_OK, RS_MISSING, RS_FAILED, RS_DOWN };
+/* A replica's part in one op (coord.c, invariant 2): PENDING until
+ * settle() moves it, once, to one of the others. */
+enum rstate {
+    RS_PENDING, /* asked, or waiting for room on its peer: no outcome yet */
+    RS_OK,      /* write acknowledged; read answered with a record (version, rank, tombstone) */
+    RS_MISSING, /* read answered NOT_FOUND (reads only) */
+    RS_FAILED,  /* refused, timed out, unreachable, overloaded, given up: why says which */
+    RS_DOWN,    /* a preference replica not up in the op's view: never asked */
+};
 
 struct peer {
     char id[RK_MEMBER_ID_MAX + 1];
@@ -90,40 +98,51 @@ struct flight {
     uint64_t lv, deadline_ms;
 };
 
+/* Replica i of an op: r[0..n) the preference list, r[n..n+nf) fallbacks. */
 struct replica {
     const struct rk_view_member *m; /* in op->view, held by the op */
-    struct peer *p;
-    bool sent;      /* on the wire (counts in p->inflight), not only queued */
-    int8_t owner;   /* a fallback: index of the replica it stands in for; else -1 */
-    bool handed;    /* down, but a fallback holds the write for it */
-    uint8_t st;
-    bool tombstone;
-    uint64_t version, rank; /* reads: what it holds; rank breaks a version tie */
-    char why[112];  /* why it failed: "timed out", "refused: <the replica's reason>" */
+    struct peer *p; /* its peer, set by send_to; NULL: this node (env.local), or not asked */
+    bool sent;      /* on the wire (counts in p->inflight), not only queued; ⇒ st == PENDING */
+    int8_t owner;   /* a fallback: index < n of the DOWN replica it stands in for; else -1 */
+    bool handed;    /* DOWN, and a fallback holds the write for it (no hint kept here) */
+    uint8_t st;     /* enum rstate */
+    bool tombstone; /* st == OK, reads: what it holds */
+    uint64_t version, rank; /* st == OK: version (rank for reads only, breaks a version tie) */
+    char why[112];  /* st == FAILED/DOWN: "timed out", "refused: <the replica's reason>" */
 };
 
+/* One client request being coordinated (coord.c's design block gives the
+ * invariants between these fields; check() tests them). */
 struct op {
-    bool used, replied, trace;
-    uint8_t opcode, n, need, pending, acks, answers;
-    uint8_t nf;        /* fallbacks, in r[n .. n + nf) */
-    uint8_t pend_pref; /* preference replicas still pending */
-    uint32_t seq, req_id;
-    nng_msg *client;      /* until answered */
+    bool used;         /* the slot is taken; all else is zero while it is not */
+    bool replied;      /* the client was answered (once; never undone) */
+    bool trace;        /* reads: the reply carries the replicas' trace */
+    uint8_t opcode;    /* RK_OP_PUT, RK_OP_DEL or RK_OP_GET */
+    uint8_t n;         /* preference replicas, r[0..n): 1 <= need <= n <= NREP once fanned out */
+    uint8_t need;      /* W (writes) or R (reads) */
+    uint8_t pending;   /* r[0..n+nf) in RS_PENDING */
+    uint8_t acks;      /* writes: r[0..n) in RS_OK (a fallback's ack is not one); reads: 0 */
+    uint8_t answers;   /* reads: r[0..n) in RS_OK or RS_MISSING; writes: 0 */
+    uint8_t nf;        /* writes: fallbacks, in r[n .. n + nf); reads: 0 */
+    uint8_t pend_pref; /* r[0..n) in RS_PENDING */
+    uint32_t seq;      /* unique per use of the slot: the replica requests' proto id */
+    uint32_t req_id;   /* the client's request id, echoed */
+    nng_msg *client;      /* until answered: replied ⇔ client == NULL once started */
     struct rk_view *view; /* held for the op's life */
     struct replica r[NREP];
     uint64_t version;     /* writes: the version written */
-    bool have_best;       /* reads: the newest answer so far, its value copied */
-    bool best_tombstone;
-    uint64_t best_version, best_rank, best_expiry_ms;
-    uint8_t *best_val;
+    bool have_best;       /* reads: an answer was kept in best_* (value copied) */
+    bool best_tombstone;  /* have_best: the newest is a delete (or had no value) */
+    uint64_t best_version, best_rank, best_expiry_ms; /* have_best: of some RS_OK replica */
+    uint8_t *best_val;    /* non-NULL ⇔ have_best && !best_tombstone */
     uint32_t best_vlen;
     uint8_t *key;
     uint32_t klen, part;
     uint8_t *val;         /* writes: for hints to replicas that missed it */
     uint32_t vlen;
     uint64_t expiry_ms;
-    bool tombstone;
-    ev_timer timer;
+    bool tombstone;       /* writes: a DEL */
+    ev_timer timer;       /* request_timeout; runs from fan-out until op_free */
     struct rk_coord *c;
 };
 

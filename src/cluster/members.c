@@ -73,6 +73,7 @@
 #include "cluster/members.h"
 #include "util/le.h"
 
+#include "util/assert.h"
 #include "util/err.h"
 #include "util/ident.h"
 
@@ -173,6 +174,15 @@ static void set_event(struct rk_member_event *ev, enum rk_member_change c, uint8
 
 /* ---- table ---- */
 
+/* Invariant 1 after a change of the table's shape (init, insert, reap):
+ * bounds, our own index, strict id order. O(n) with n <= RK_MEMBERS_MAX. */
+static void check_shape(const struct rk_members *t)
+{
+    RK_ASSERT(t->n >= 1 && t->n <= RK_MEMBERS_MAX && t->self < t->n);
+    for (size_t i = 1; i < t->n; i++)
+        RK_ASSERT(strcmp(t->m[i - 1].id, t->m[i].id) < 0);
+}
+
 int rk_members_init(struct rk_members *t, const struct rk_member *self, uint64_t now_ms)
 {
     if (!valid_entry(self) || self->state != RK_MEMBER_ALIVE)
@@ -185,6 +195,7 @@ int rk_members_init(struct rk_members *t, const struct rk_member *self, uint64_t
     t->self = 0;
     t->ngone = 0;
     t->max_ahead_ms = 0;
+    check_shape(t);
     return 0;
 }
 
@@ -207,6 +218,7 @@ static int insert(struct rk_members *t, size_t at, const struct rk_member *in, u
     /* A new member gets a full suspect_after before any accusation. */
     e->last_heard_ms = now_ms;
     e->state_since_ms = now_ms;
+    check_shape(t); /* at came from search(): the order holds */
     return 0;
 }
 
@@ -423,6 +435,7 @@ size_t rk_members_reap(struct rk_members *t, uint64_t now_ms, uint64_t after_ms)
         k++;
     }
     t->n = k;
+    check_shape(t); /* self is never reaped */
     return gone;
 }
 

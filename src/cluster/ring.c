@@ -14,6 +14,7 @@
 #include "ring.h"
 
 #include "members.h"
+#include "util/assert.h"
 #include "util/err.h"
 
 #include <assert.h>
@@ -173,8 +174,7 @@ static void set_preferences(struct rk_ring *r)
     for (uint32_t p = 0; p < r->partitions; p++) {
         uint16_t *list = &r->pref[(size_t)p * r->replicas];
         size_t got = walk_idx(r, p, list, r->plen);
-        assert(got == r->plen);
-        (void)got;
+        RK_ASSERT(got == r->plen); /* plen = min(replicas, members): every list fills */
         for (size_t k = 0; k < r->plen; k++) {
             if (k == 0)
                 r->primary[list[k]]++;

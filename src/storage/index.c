@@ -1,6 +1,7 @@
 /* Hash index: linear probing with backward-shift deletion (no tombstone
  * slots, so probe lengths stay short after many removals). */
 #include "storage/index.h"
+#include "util/assert.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -182,6 +183,8 @@ int rk_index_insert(struct rk_index *ix, const void *key, uint32_t klen, uint32_
     e->key = k;
     e->klen = (uint16_t)klen;
     e->hash = hash;
+    /* At most 3/4 full (grow): slot_place finds a free slot. */
+    RK_ASSERT((uint64_t)ix->used * 4 < (uint64_t)(ix->mask + 1) * 3);
     slot_place(ix->slots, ix->mask, hash, *id);
     ix->used++;
     return 0;
@@ -190,6 +193,8 @@ int rk_index_insert(struct rk_index *ix, const void *key, uint32_t klen, uint32_
 void rk_index_remove(struct rk_index *ix, uint32_t id)
 {
     struct rk_ix_entry *e = rk_index_entry(ix, id);
+    /* A live entry, or the probe below never finds its slot. */
+    RK_ASSERT(id < ix->high && ix->used > 0 && e->key != NULL);
     uint32_t i = e->hash & ix->mask;
     while (ix->slots[i] != id + 1)
         i = (i + 1) & ix->mask;

@@ -1,9 +1,13 @@
-/* The coordinator when it knows fewer members than cluster.replicas: a
- * preference list shorter than R or W must fail the request with QUORUM
- * (saying how many members are known), never shrink the quorum to the
- * list. Driven over real nng sockets (inproc) on a loop of the test's own:
- * a req0 client sends the request, a raw rep0 "node" takes it to the
- * coordinator, this node's own replica is answered by the test. */
+/* The coordinator (coord.c): fan-out, quorums, timeouts, fallbacks, the
+ * newest answer by rank, read repair; and, when it knows fewer members than
+ * cluster.replicas, a preference list shorter than R or W fails the request
+ * with QUORUM (saying how many members are known), never shrinks the
+ * quorum to the list. Driven over real nng sockets (inproc) on a loop of
+ * the test's own: a req0 client sends the request, a raw rep0 "node" takes
+ * it to the coordinator. This node's own replica is answered by the test
+ * through rk_coord_local_answer, or (setup_peers) every replica, this node
+ * included, is a raw rep0 socket of the test that answers the RBATCH
+ * messages the coordinator sends, as a node's batch.c would. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +15,7 @@
 
 #include "cluster/coord.h"
 #include "cluster/members.h"
+#include "storage/record.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -22,6 +27,8 @@
 
 #define URL "inproc://test_coord"
 #define PARTS 8
+#define MEMBERS 4 /* at most, in these tests */
+#define FRAMES 8  /* replica requests in one batch, at most, in these tests */
 
 struct node {
     nng_socket sock; /* raw rep0: the node's client socket */
@@ -31,6 +38,19 @@ struct node {
     struct rk_coord *c;
     nng_socket client; /* raw req0 */
     nng_msg *local; /* this node's replica request, waiting for the test */
+    size_t k;                   /* members */
+    const char *ids[MEMBERS];   /* ids[0]: this node */
+    nng_socket peer[MEMBERS];   /* setup_peers: raw rep0, member i's peer address */
+    bool peers;
+};
+
+/* An RBATCH a peer received: its frames decoded (borrowing from msg). */
+struct batch {
+    nng_msg *msg; /* keeps the header that routes the reply */
+    struct rk_msg req;
+    size_t n;
+    uint32_t rid[FRAMES];
+    struct rk_msg f[FRAMES];
 };
 
 static void take_local(void *arg, nng_msg *msg)
@@ -48,29 +68,50 @@ static void send_reply(void *arg, nng_msg *msg, bool answered)
         nng_msg_free(msg);
 }
 
-static struct rk_member member(const char *id, uint8_t state, uint64_t settings)
+static int url_seq; /* a failed test leaves its sockets open: fresh names each time */
+
+static struct rk_member member(const char *id, uint8_t state, uint64_t settings, bool peers)
 {
     struct rk_member e = {.incarnation = rk_clock_wall_ms(), .state = state,
                           .settings_digest = settings};
     snprintf(e.id, sizeof(e.id), "%s", id);
-    snprintf(e.peer_addr, sizeof(e.peer_addr), "tcp://127.0.0.1:1"); /* nothing listens */
+    if (peers)
+        snprintf(e.peer_addr, sizeof(e.peer_addr), "inproc://test_coord-%d-%s", url_seq, id);
+    else
+        snprintf(e.peer_addr, sizeof(e.peer_addr), "tcp://127.0.0.1:1"); /* nothing listens */
     return e;
 }
 
 /* A node "node-1" that knows the members ids[] (itself first), each in
- * state states[]; cluster.replicas = 3, R = W = 2. */
-static void setup(struct node *n, const char *const *ids, const uint8_t *states, size_t k)
+ * state states[]; cluster.replicas = 3, R = W = 2. peers: every member,
+ * this node too, is a socket of the test (no local path). */
+static void setup_with(struct node *n, const char *const *ids, const uint8_t *states, size_t k,
+                       bool peers)
 {
     memset(n, 0, sizeof(*n));
+    assert_true(k <= MEMBERS);
+    ++url_seq;
+    n->k = k;
+    n->peers = peers;
+    for (size_t i = 0; i < k; i++) {
+        n->ids[i] = ids[i];
+        if (!peers)
+            continue;
+        char url[128];
+        snprintf(url, sizeof(url), "inproc://test_coord-%d-%s", url_seq, ids[i]);
+        assert_int_equal(nng_rep0_open_raw(&n->peer[i]), 0);
+        assert_int_equal(nng_listen(n->peer[i], url, NULL, 0), 0);
+        assert_int_equal(nng_socket_set_ms(n->peer[i], NNG_OPT_RECVTIMEO, 5), 0);
+    }
     rk_hlc_init(&n->hlc, 500);
     rk_view_slot_init(&n->views);
     uint64_t settings = rk_members_settings_digest("t", PARTS, 3);
     struct rk_members *t = calloc(1, sizeof(*t));
     assert_non_null(t);
-    struct rk_member self = member(ids[0], RK_MEMBER_ALIVE, settings);
+    struct rk_member self = member(ids[0], RK_MEMBER_ALIVE, settings, peers);
     assert_int_equal(rk_members_init(t, &self, rk_clock_wall_ms()), 0);
     for (size_t i = 1; i < k; i++) {
-        struct rk_member m = member(ids[i], states[i], settings);
+        struct rk_member m = member(ids[i], states[i], settings, peers);
         assert_int_equal(rk_members_merge(t, &m, rk_clock_wall_ms(), NULL), 0);
     }
     struct rk_view *v = rk_view_build(t, PARTS, 3);
@@ -80,12 +121,12 @@ static void setup(struct node *n, const char *const *ids, const uint8_t *states,
     n->loop = ev_loop_new(EVFLAG_AUTO);
     struct rk_coord_env env = {.replicas = 3, .read_quorum = 2, .write_quorum = 2,
                                .request_timeout_ms = 200, .hlc = &n->hlc, .views = &n->views,
-                               .reply = send_reply, .local = take_local, .arg = n};
+                               .reply = send_reply, .local = peers ? NULL : take_local,
+                               .arg = n};
     assert_int_equal(rk_coord_create(&n->c, n->loop, &env), 0);
     assert_int_equal(nng_rep0_open_raw(&n->sock), 0);
-    static int seq;
     char url[64];
-    snprintf(url, sizeof(url), "%s-%d", URL, ++seq); /* a failed test leaves its own open */
+    snprintf(url, sizeof(url), "%s-%d", URL, url_seq);
     assert_int_equal(nng_listen(n->sock, url, NULL, 0), 0);
     /* Raw: a receive that times out between loop turns must not cancel the
      * request, as it would on a cooked req0 socket. */
@@ -93,9 +134,16 @@ static void setup(struct node *n, const char *const *ids, const uint8_t *states,
     assert_int_equal(nng_dial(n->client, url, NULL, 0), 0);
 }
 
+static void setup(struct node *n, const char *const *ids, const uint8_t *states, size_t k)
+{
+    setup_with(n, ids, states, k, false);
+}
+
 static void teardown(struct node *n)
 {
     rk_coord_destroy(n->c);
+    for (size_t i = 0; n->peers && i < n->k; i++)
+        nng_close(n->peer[i]);
     nng_close(n->client);
     nng_close(n->sock);
     ev_loop_destroy(n->loop);
@@ -104,7 +152,7 @@ static void teardown(struct node *n)
 
 /* Send a client request through the socket and hand it to the coordinator
  * as the worker would. Returns rk_coord_start's verdict. */
-static bool start(struct node *n, uint8_t op, uint8_t quorum)
+static bool start_part(struct node *n, uint8_t op, uint8_t quorum, uint32_t part)
 {
     struct rk_msg m = {.opcode = op, .id = 9, .key = (const uint8_t *)"k", .klen = 1,
                        .has_key = true};
@@ -123,10 +171,15 @@ static bool start(struct node *n, uint8_t op, uint8_t quorum)
     assert_int_equal(nng_recvmsg(n->sock, &got, 0), 0);
     struct rk_msg req;
     assert_int_equal(rk_proto_decode(nng_msg_body(got), nng_msg_len(got), &req), 0);
-    bool taken = rk_coord_start(n->c, got, &req, 0);
+    bool taken = rk_coord_start(n->c, got, &req, part);
     if (!taken)
         nng_msg_free(got);
     return taken;
+}
+
+static bool start(struct node *n, uint8_t op, uint8_t quorum)
+{
+    return start_part(n, op, quorum, 0);
 }
 
 /* Answer this node's own replica request (the worker's part). */
@@ -230,12 +283,438 @@ static void test_two_known_one_silent_times_out(void **state)
     teardown(&n);
 }
 
+/* ---- every replica a socket of the test (setup_peers) ---- */
+
+/* Members node-1..node-k, alive unless states says otherwise; every
+ * replica, this node's too, answered by the test. */
+static void setup_peers(struct node *n, size_t k, const uint8_t *states)
+{
+    static const char *const ids[] = {"node-1", "node-2", "node-3", "node-4"};
+    static const uint8_t alive[MEMBERS] = {RK_MEMBER_ALIVE, RK_MEMBER_ALIVE, RK_MEMBER_ALIVE,
+                                           RK_MEMBER_ALIVE};
+    setup_with(n, ids, states ? states : alive, k, true);
+}
+
+/* One turn of the coordinator's loop, as the worker's: send the open
+ * batches, then run what is ready. */
+static void turn(struct node *n)
+{
+    rk_coord_flush(n->c);
+    ev_run(n->loop, EVRUN_NOWAIT);
+}
+
+/* Member index of id. */
+static size_t idx(const struct node *n, const char *id)
+{
+    for (size_t i = 0; i < n->k; i++)
+        if (strcmp(n->ids[i], id) == 0)
+            return i;
+    fail_msg("no member %s", id);
+    return 0;
+}
+
+/* The preference list of part (member indices), and the rest of the
+ * ring's walk after it (walk[0..*nw)). Returns its length. */
+static size_t preference(struct node *n, uint32_t part, size_t *pref, size_t *walk, size_t *nw)
+{
+    struct rk_view *v = rk_view_acquire(&n->views);
+    const char *ids[MEMBERS];
+    size_t np = rk_ring_preference(v->ring, part, ids, MEMBERS);
+    for (size_t i = 0; i < np; i++)
+        pref[i] = idx(n, ids[i]);
+    if (walk) {
+        *nw = rk_ring_walk(v->ring, part, ids, MEMBERS);
+        for (size_t i = 0; i < *nw; i++)
+            walk[i] = idx(n, ids[i]);
+    }
+    rk_view_release(v);
+    return np;
+}
+
+/* The next batch member i receives, turning the loop until it comes. */
+static void peer_batch(struct node *n, size_t i, struct batch *b)
+{
+    uint64_t deadline = rk_clock_mono_ns() + 5000000000ull;
+    memset(b, 0, sizeof(*b));
+    while (nng_recvmsg(n->peer[i], &b->msg, 0) != 0) {
+        assert_true(rk_clock_mono_ns() < deadline);
+        turn(n);
+    }
+    assert_int_equal(rk_proto_decode(nng_msg_body(b->msg), nng_msg_len(b->msg), &b->req), 0);
+    assert_int_equal(b->req.opcode, RK_OP_RBATCH);
+    size_t off = 0, flen;
+    const uint8_t *f;
+    while (rk_proto_frame_next(b->req.val, b->req.vlen, &off, &b->rid[b->n], &f, &flen) == 1) {
+        assert_true(b->n < FRAMES);
+        assert_int_equal(rk_proto_decode(f, flen, &b->f[b->n]), 0);
+        b->n++;
+    }
+}
+
+/* The one replica request member i receives next. */
+static const struct rk_msg *peer_request(struct node *n, size_t i, struct batch *b)
+{
+    peer_batch(n, i, b);
+    assert_int_equal(b->n, 1);
+    return &b->f[0];
+}
+
+/* Answer b's frames with reps[0..b->n) (their ids are the requests'). */
+static void peer_answer(struct node *n, size_t i, struct batch *b, struct rk_msg *reps)
+{
+    uint8_t buf[4096];
+    size_t o = 0;
+    for (size_t k = 0; k < b->n; k++) {
+        reps[k].flags = RK_MSG_REPLY;
+        reps[k].opcode = b->f[k].opcode;
+        reps[k].id = b->f[k].id;
+        assert_true(o + rk_proto_frame_size(&reps[k]) <= sizeof(buf));
+        o += rk_proto_frame_put(buf + o, b->rid[k], &reps[k]);
+    }
+    struct rk_msg rep = {.opcode = RK_OP_RBATCH, .flags = RK_MSG_REPLY, .id = b->req.id,
+                         .val = buf, .vlen = (uint32_t)o, .has_val = true};
+    assert_int_equal(rk_proto_msg_encode(b->msg, &rep), 0);
+    assert_int_equal(nng_sendmsg(n->peer[i], b->msg, 0), 0);
+    b->msg = NULL;
+}
+
+/* Member i acknowledges (or answers with rep) its one request. */
+static void peer_ok(struct node *n, size_t i, struct batch *b)
+{
+    struct rk_msg rep = {.version = b->f[0].version, .has_version = true};
+    peer_answer(n, i, b, &rep);
+}
+
+/* A replica's answer to an RGET: a value, a tombstone (val NULL), or
+ * NOT_FOUND (version 0). */
+static struct rk_msg record(uint64_t version, const char *val)
+{
+    struct rk_msg m = {.version = version, .has_version = version != 0};
+    if (version == 0)
+        m.status = RK_ST_NOT_FOUND;
+    else if (val)
+        m.val = (const uint8_t *)val, m.vlen = (uint32_t)strlen(val), m.has_val = true;
+    else
+        m.tombstone = 1, m.has_tombstone = true;
+    return m;
+}
+
+/* Member i receives nothing during a few turns of the loop. */
+static void peer_silent(struct node *n, size_t i)
+{
+    nng_msg *m;
+    for (int k = 0; k < 10; k++)
+        turn(n);
+    assert_int_not_equal(nng_recvmsg(n->peer[i], &m, NNG_FLAG_NONBLOCK), 0);
+}
+
+/* The client has no reply yet after a few turns of the loop. */
+static void no_reply_yet(struct node *n)
+{
+    nng_msg *m;
+    for (int k = 0; k < 10; k++) {
+        turn(n);
+        assert_int_not_equal(nng_recvmsg(n->client, &m, NNG_FLAG_NONBLOCK), 0);
+    }
+}
+
+/* The client's reply, decoded into rep with its value copied to val. */
+static uint16_t reply_value(struct node *n, struct rk_msg *rep, char *val, size_t len)
+{
+    nng_msg *m = NULL;
+    uint64_t deadline = rk_clock_mono_ns() + 5000000000ull;
+    assert_int_equal(nng_socket_set_ms(n->client, NNG_OPT_RECVTIMEO, 5), 0);
+    while (nng_recvmsg(n->client, &m, 0) != 0) {
+        assert_true(rk_clock_mono_ns() < deadline);
+        turn(n);
+    }
+    assert_int_equal(rk_proto_decode(nng_msg_body(m), nng_msg_len(m), rep), 0);
+    snprintf(val, len, "%.*s", (int)rep->vlen, rep->has_val ? (const char *)rep->val : "");
+    rep->val = NULL, rep->text = NULL, rep->key = NULL; /* borrowed from m */
+    nng_msg_free(m);
+    return rep->status;
+}
+
+static struct rk_coord_stats stats(const struct node *n)
+{
+    struct rk_coord_stats st;
+    rk_coord_stats(n->c, &st);
+    return st;
+}
+
+/* ---- tests over peers ---- */
+
+static void test_fan_out_asks_every_replica(void **state)
+{
+    (void)state;
+    struct node n;
+    struct batch b[3];
+    size_t pref[MEMBERS];
+    setup_peers(&n, 3, NULL);
+    assert_int_equal(preference(&n, 0, pref, NULL, NULL), 3);
+    assert_true(start(&n, RK_OP_PUT, 0));
+    uint64_t version = 0;
+    uint32_t rids = 0;
+    for (size_t k = 0; k < 3; k++) {
+        const struct rk_msg *f = peer_request(&n, pref[k], &b[k]);
+        assert_int_equal(f->opcode, RK_OP_RPUT);
+        assert_memory_equal(f->key, "k", 1);
+        assert_true(f->has_val && f->vlen == 1 && f->val[0] == 'v');
+        assert_false(f->has_hint);
+        assert_true(f->has_version && f->version != 0);
+        assert_true(version == 0 || f->version == version); /* one version for all */
+        version = f->version;
+        rids |= 1u << (b[k].rid[0] & 15); /* each replica its own index */
+    }
+    assert_int_equal(rids, 7);
+    for (size_t k = 0; k < 3; k++)
+        peer_ok(&n, pref[k], &b[k]);
+    struct rk_msg rep;
+    char val[64];
+    assert_int_equal(reply_value(&n, &rep, val, sizeof(val)), RK_ST_OK);
+    assert_int_equal(rep.version, version);
+    assert_true(start(&n, RK_OP_GET, 0));
+    for (size_t k = 0; k < 3; k++) {
+        const struct rk_msg *f = peer_request(&n, pref[k], &b[k]);
+        assert_int_equal(f->opcode, RK_OP_RGET);
+        assert_memory_equal(f->key, "k", 1);
+    }
+    assert_int_equal(stats(&n).coordinated, 2);
+    teardown(&n); /* the GET is still waiting: answered UNAVAILABLE */
+}
+
+static void test_quorum_reached_at_w_acks_and_r_answers(void **state)
+{
+    (void)state;
+    struct node n;
+    struct batch b[3];
+    size_t pref[MEMBERS];
+    struct rk_msg rep;
+    char val[64];
+    setup_peers(&n, 3, NULL);
+    preference(&n, 0, pref, NULL, NULL);
+    assert_true(start(&n, RK_OP_PUT, 0)); /* W = 2 */
+    for (size_t k = 0; k < 3; k++)
+        peer_request(&n, pref[k], &b[k]);
+    peer_ok(&n, pref[0], &b[0]);
+    no_reply_yet(&n); /* one ack of two */
+    peer_ok(&n, pref[2], &b[2]);
+    assert_int_equal(reply_value(&n, &rep, val, sizeof(val)), RK_ST_OK); /* pref[1] still silent */
+    assert_int_equal(rep.version, b[0].f[0].version);
+    peer_ok(&n, pref[1], &b[1]); /* late: the op ends quietly */
+    assert_true(start(&n, RK_OP_GET, 0)); /* R = 2 */
+    for (size_t k = 0; k < 3; k++)
+        peer_request(&n, pref[k], &b[k]);
+    struct rk_msg a = record(5, "five"), missing = record(0, NULL);
+    peer_answer(&n, pref[1], &b[1], &a);
+    no_reply_yet(&n);
+    peer_answer(&n, pref[0], &b[0], &missing); /* NOT_FOUND is an answer too */
+    assert_int_equal(reply_value(&n, &rep, val, sizeof(val)), RK_ST_OK);
+    assert_string_equal(val, "five");
+    assert_int_equal(rep.version, 5);
+    assert_int_equal(stats(&n).quorum_failed, 0);
+    teardown(&n);
+}
+
+static void test_silent_replica_fails_after_request_timeout(void **state)
+{
+    (void)state;
+    struct node n;
+    struct batch b[3];
+    size_t pref[MEMBERS];
+    char text[256], want[256];
+    setup_peers(&n, 3, NULL);
+    preference(&n, 0, pref, NULL, NULL);
+    assert_true(start(&n, RK_OP_PUT, 3)); /* -w 3 */
+    for (size_t k = 0; k < 3; k++)
+        peer_request(&n, pref[k], &b[k]);
+    uint64_t t0 = rk_clock_mono_ns();
+    peer_ok(&n, pref[0], &b[0]);
+    peer_ok(&n, pref[1], &b[1]);
+    assert_int_equal(reply(&n, text, sizeof(text)), RK_ST_QUORUM);
+    assert_true(rk_clock_mono_ns() - t0 >= 150000000ull); /* request_timeout = 200 ms */
+    snprintf(want, sizeof(want), "write quorum not met: 2 of 3 acks (%s timed out)",
+             n.ids[pref[2]]);
+    assert_string_equal(text, want);
+    assert_int_equal(stats(&n).replica_timeouts, 1);
+    /* A read, R = 2: one answer, two silent replicas. */
+    assert_true(start(&n, RK_OP_GET, 0));
+    for (size_t k = 0; k < 3; k++)
+        peer_request(&n, pref[k], &b[k]);
+    struct rk_msg a = record(5, "five");
+    peer_answer(&n, pref[1], &b[1], &a);
+    assert_int_equal(reply(&n, text, sizeof(text)), RK_ST_QUORUM);
+    snprintf(want, sizeof(want), "read quorum not met: 1 of 2 answers (%s timed out, %s timed out)",
+             n.ids[pref[0]], n.ids[pref[2]]);
+    assert_string_equal(text, want);
+    assert_int_equal(stats(&n).replica_timeouts, 3);
+    teardown(&n);
+}
+
+/* A partition whose preference list holds member i. */
+static uint32_t part_holding(struct node *n, size_t i)
+{
+    size_t pref[MEMBERS];
+    for (uint32_t part = 0; part < PARTS; part++) {
+        size_t np = preference(n, part, pref, NULL, NULL);
+        for (size_t k = 0; k < np; k++)
+            if (pref[k] == i)
+                return part;
+    }
+    fail_msg("no partition holds member %zu", i);
+    return 0;
+}
+
+static void test_down_replica_write_goes_to_fallback_with_hint(void **state)
+{
+    (void)state;
+    static const uint8_t states[] = {RK_MEMBER_ALIVE, RK_MEMBER_ALIVE, RK_MEMBER_ALIVE,
+                                     RK_MEMBER_DEAD};
+    struct node n;
+    struct batch b[MEMBERS];
+    size_t pref[MEMBERS], walk[MEMBERS], nw;
+    setup_peers(&n, 4, states);
+    const size_t dead = 3; /* node-4 */
+    uint32_t part = part_holding(&n, dead);
+    assert_int_equal(preference(&n, part, pref, walk, &nw), 3);
+    assert_int_equal(nw, 4);
+    size_t fb = walk[3]; /* the next member on the ring: the only one left, and up */
+    assert_true(start_part(&n, RK_OP_PUT, 0, part)); /* W = 2 */
+    size_t up[2], nup = 0;
+    for (size_t k = 0; k < 3; k++) {
+        if (pref[k] == dead)
+            continue;
+        up[nup] = pref[k];
+        assert_false(peer_request(&n, up[nup], &b[up[nup]])->has_hint);
+        nup++;
+    }
+    const struct rk_msg *f = peer_request(&n, fb, &b[fb]);
+    assert_int_equal(f->opcode, RK_OP_RPUT);
+    assert_true(f->has_hint);
+    assert_int_equal(f->hlen, strlen("node-4"));
+    assert_memory_equal(f->hint, "node-4", f->hlen); /* names the replica it stands in for */
+    assert_int_equal(f->version, b[up[0]].f[0].version);
+    peer_silent(&n, dead); /* never asked */
+    peer_ok(&n, fb, &b[fb]);
+    peer_ok(&n, up[0], &b[up[0]]);
+    no_reply_yet(&n); /* the fallback's ack is not one of W */
+    peer_ok(&n, up[1], &b[up[1]]);
+    struct rk_msg rep;
+    char val[64];
+    assert_int_equal(reply_value(&n, &rep, val, sizeof(val)), RK_ST_OK);
+    struct rk_coord_stats st = stats(&n);
+    assert_int_equal(st.replicas_down, 1);
+    assert_int_equal(st.hinted_writes, 1);
+    teardown(&n);
+}
+
+/* Ask a GET of three replicas (R = 3) and answer replica pref[k] with
+ * recs[k]; the client's reply lands in rep/val. */
+static uint16_t read_three(struct node *n, const size_t *pref, struct rk_msg *recs,
+                           struct rk_msg *rep, char *val, size_t len)
+{
+    struct batch b[3];
+    assert_true(start(n, RK_OP_GET, 3));
+    for (size_t k = 0; k < 3; k++)
+        peer_request(n, pref[k], &b[k]);
+    for (size_t k = 0; k < 3; k++)
+        peer_answer(n, pref[k], &b[k], &recs[k]);
+    return reply_value(n, rep, val, len);
+}
+
+/* The read repair member i receives: an RPUT of the newest record. */
+static void expect_repair(struct node *n, size_t i, uint64_t version, const char *val)
+{
+    struct batch b;
+    const struct rk_msg *f = peer_request(n, i, &b);
+    assert_int_equal(f->opcode, RK_OP_RPUT);
+    assert_memory_equal(f->key, "k", 1);
+    assert_int_equal(f->version, version);
+    if (val) {
+        assert_true(f->has_val && f->vlen == strlen(val));
+        assert_memory_equal(f->val, val, f->vlen);
+    } else {
+        assert_true(f->has_tombstone && f->tombstone);
+        assert_false(f->has_val);
+    }
+    assert_false(f->has_hint);
+    peer_ok(n, i, &b);
+}
+
+static void test_newest_answer_wins_by_version_then_rank(void **state)
+{
+    (void)state;
+    struct node n;
+    size_t pref[MEMBERS];
+    struct rk_msg rep;
+    char val[64];
+    setup_peers(&n, 3, NULL);
+    preference(&n, 0, pref, NULL, NULL);
+    /* Two replicas at version 7 with different values: the higher rank wins,
+     * as it would in either replica's storage. */
+    bool a_wins = rk_record_rank(false, "aa", 2, 0) > rk_record_rank(false, "zz", 2, 0);
+    const char *win = a_wins ? "aa" : "zz", *lose = a_wins ? "zz" : "aa";
+    struct rk_msg recs[3] = {record(6, "old"), record(7, lose), record(7, win)};
+    assert_int_equal(read_three(&n, pref, recs, &rep, val, sizeof(val)), RK_ST_OK);
+    assert_string_equal(val, win);
+    assert_int_equal(rep.version, 7);
+    /* The older and the lower-ranked replicas are repaired; the winner is not. */
+    expect_repair(&n, pref[0], 7, win);
+    expect_repair(&n, pref[1], 7, win);
+    peer_silent(&n, pref[2]);
+    /* A tombstone beats a value at an equal version: NOT_FOUND. */
+    assert_true(rk_record_rank(true, NULL, 0, 0) > rk_record_rank(false, "v", 1, 0));
+    struct rk_msg recs2[3] = {record(9, "v"), record(9, NULL), record(8, "w")};
+    assert_int_equal(read_three(&n, pref, recs2, &rep, val, sizeof(val)), RK_ST_NOT_FOUND);
+    expect_repair(&n, pref[0], 9, NULL);
+    expect_repair(&n, pref[2], 9, NULL);
+    peer_silent(&n, pref[1]);
+    assert_int_equal(stats(&n).read_repairs, 4);
+    teardown(&n);
+}
+
+static void test_read_repair_sent_to_stale_replicas(void **state)
+{
+    (void)state;
+    struct node n;
+    struct batch b[3];
+    size_t pref[MEMBERS];
+    struct rk_msg rep;
+    char val[64];
+    setup_peers(&n, 3, NULL);
+    preference(&n, 0, pref, NULL, NULL);
+    assert_true(start(&n, RK_OP_GET, 0)); /* R = 2 */
+    for (size_t k = 0; k < 3; k++)
+        peer_request(&n, pref[k], &b[k]);
+    struct rk_msg recs[3] = {record(10, "new"), record(5, "old"), record(0, NULL)};
+    peer_answer(&n, pref[0], &b[0], &recs[0]);
+    peer_answer(&n, pref[1], &b[1], &recs[1]);
+    assert_int_equal(reply_value(&n, &rep, val, sizeof(val)), RK_ST_OK);
+    assert_string_equal(val, "new");
+    /* Repairs wait for every answer: the newest may still come. */
+    peer_silent(&n, pref[1]);
+    peer_answer(&n, pref[2], &b[2], &recs[2]);
+    expect_repair(&n, pref[1], 10, "new"); /* older */
+    expect_repair(&n, pref[2], 10, "new"); /* had none */
+    peer_silent(&n, pref[0]);
+    for (int k = 0; k < 10; k++)
+        turn(&n); /* the repairs' acks end their flights */
+    assert_int_equal(stats(&n).read_repairs, 2);
+    teardown(&n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_member_known_fails_both_quorums),
         cmocka_unit_test(test_two_known_one_down_is_one_ack_of_two),
         cmocka_unit_test(test_two_known_one_silent_times_out),
+        cmocka_unit_test(test_fan_out_asks_every_replica),
+        cmocka_unit_test(test_quorum_reached_at_w_acks_and_r_answers),
+        cmocka_unit_test(test_silent_replica_fails_after_request_timeout),
+        cmocka_unit_test(test_down_replica_write_goes_to_fallback_with_hint),
+        cmocka_unit_test(test_newest_answer_wins_by_version_then_rank),
+        cmocka_unit_test(test_read_repair_sent_to_stale_replicas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
