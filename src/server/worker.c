@@ -174,10 +174,22 @@ static void fail_write(struct rk_worker *w, nng_msg *m, int rc)
     w->stats.errors++;
 }
 
+/* A reply that cannot be queued (out of memory) goes out now, except to
+ * this node's own coordinator: it is inside rk_coord_start, fanning out,
+ * and an answer now could end the request under it. That one is dropped
+ * and the coordinator times the replica out. */
+static void answer_now(struct rk_worker *w, nng_msg *msg)
+{
+    if (is_local(msg))
+        drop(w, msg);
+    else
+        send_one(w, msg);
+}
+
 static void queue_reply(struct rk_worker *w, nng_msg *msg, bool write)
 {
     if (replies_push(&w->out, msg, write) < 0)
-        send_one(w, msg); /* cannot queue: answer now rather than lose it */
+        answer_now(w, msg);
 }
 
 /* Encode rep into msg and queue it (write: it waits for durability). */
@@ -500,7 +512,7 @@ static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct r
         rc = rk_hints_flush(w->hints); /* cannot queue: make it durable now */
         if (rc < 0)
             fail_write(w, msg, rc);
-        send_one(w, msg);
+        answer_now(w, msg);
     }
 }
 
