@@ -1,0 +1,420 @@
+/* Serving requests on a worker (worker_int.h): every received request is
+ * checked, then served here when this worker owns its partition, or posted
+ * to the owner's mailbox; client PUT/GET/DEL go to the coordinator unless
+ * this node is the key's only replica; a peer's RBATCH is split into parts
+ * (batch.h), each routed the same way.
+ *
+ *   rx ready ─► rk_serve_on_rx (≤ RK_NNG_RX_BATCH msgs) ─► dispatch ─┬─ owner is us ─► serve ─► queue reply
+ *                                                                  └─ else ─► owner's mailbox ─► serve ...
+ *
+ * Requests beyond limits.max_inflight are answered BUSY at once.
+ */
+#include "server/worker_int.h"
+#include "server/admin.h"
+#include "server/batch.h"
+#include "cluster/coord.h"
+#include "cluster/hints.h"
+#include "proto/proto.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/ident.h"
+#include "util/nng_rx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* ---- serving ---- */
+
+static uint64_t next_version(struct rk_worker *w)
+{
+    return rk_hlc_now(&w->sh->hlc, rk_clock_wall_ms());
+}
+
+static void too_large_text(struct rk_worker *w, const struct rk_msg *req, char *buf, size_t len)
+{
+    const struct rk_config *c = &w->sh->cfg;
+    if (req->klen > c->max_key_size)
+        snprintf(buf, len, "key of %u bytes is over storage.max_key_size = %u bytes; nothing written",
+                 req->klen, c->max_key_size);
+    else
+        snprintf(buf, len,
+                 "value of %u bytes is over storage.max_value_size = %u bytes; nothing written",
+                 req->vlen, c->max_value_size);
+}
+
+/* PUT and DEL: stage the record; the reply waits for the commit. */
+static void serve_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
+                        uint16_t part)
+{
+    bool del = req->opcode == RK_OP_DEL;
+    uint64_t now = rk_clock_wall_ms(), cur = 0;
+    struct rk_record r = {.key = req->key, .klen = req->klen, .val = req->val,
+                          .vlen = req->vlen, .partition = part, .tombstone = del};
+    if (!del && req->has_ttl && req->ttl_ms > 0)
+        r.expiry_ms = now + req->ttl_ms;
+    r.version = next_version(w);
+    int rc = rk_storage_put(w->store, &r, &cur);
+    if (rc == RK_ESTALE) { /* the stored version is ahead of our clock: go past it */
+        rk_hlc_observe(&w->sh->hlc, cur, rk_clock_wall_ms());
+        r.version = next_version(w);
+        rc = rk_storage_put(w->store, &r, &cur);
+    }
+    del ? w->stats.dels++ : w->stats.puts++;
+    if (rc < 0) {
+        char text[200];
+        if (rc == RK_ETOOLARGE)
+            too_large_text(w, req, text, sizeof(text));
+        else
+            snprintf(text, sizeof(text), "write refused: %s%s%s", rk_strerror(rc),
+                     rc == RK_EREADONLY ? ": " : "",
+                     rc == RK_EREADONLY ? rk_storage_write_error(w->store) : "");
+        rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc), text);
+        return;
+    }
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .version = r.version, .has_version = true};
+    rk_reply_answer_w(w, msg, &rep, true);
+}
+
+static void serve_get(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    struct rk_record r;
+    w->stats.gets++;
+    int rc = rk_storage_get(w->store, req->key, req->klen, 0, &r);
+    if (rc < 0) {
+        rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc),
+                     rc == RK_ENOTFOUND ? NULL : rk_strerror(rc));
+        return;
+    }
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .val = r.val, .vlen = r.vlen, .has_val = true,
+                         .version = r.version, .has_version = true,
+                         .expiry_ms = r.expiry_ms, .has_expiry = r.expiry_ms != 0};
+    rk_reply_answer_w(w, msg, &rep, false);
+}
+
+static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
+                               const struct rk_record *r);
+
+/* RPUT: a replica write at the coordinator's version. A version not newer
+ * than the stored one is acknowledged with the stored version (this
+ * replica holds it or something newer); the answer still waits for the
+ * turn's commit, so whatever it vouches for is durable. */
+static void serve_replica_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
+                                uint16_t part)
+{
+    uint64_t now = rk_clock_wall_ms(), cur = 0;
+    if (!req->has_version) {
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_MALFORMED, "replica write without a version");
+        return;
+    }
+    if (rk_hlc_observe(&w->sh->hlc, req->version, now) < 0) {
+        char text[160];
+        uint64_t ahead = RK_HLC_MS(req->version) > now ? RK_HLC_MS(req->version) - now : 0;
+        snprintf(text, sizeof(text), "version %llu ms ahead of %s's clock (cluster.max_clock_skew "
+                 "= %llu ms)", (unsigned long long)ahead, w->sh->node_id,
+                 (unsigned long long)w->sh->cfg.max_clock_skew_ms);
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_REFUSED, text);
+        return;
+    }
+    bool tomb = req->has_tombstone && req->tombstone;
+    struct rk_record r = {.key = req->key, .klen = req->klen, .val = req->val,
+                          .vlen = tomb ? 0 : req->vlen, .partition = part, .tombstone = tomb,
+                          .version = req->version, .expiry_ms = req->expiry_ms};
+    if (req->has_hint) {
+        serve_hinted_write(w, msg, req, &r);
+        return;
+    }
+    int rc = rk_storage_put(w->store, &r, &cur);
+    w->stats.replica_writes++;
+    if (rc < 0 && rc != RK_ESTALE) {
+        char text[200];
+        if (rc == RK_ETOOLARGE)
+            too_large_text(w, req, text, sizeof(text));
+        else
+            snprintf(text, sizeof(text), "replica write refused: %s", rk_strerror(rc));
+        rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc), text);
+        return;
+    }
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .version = rc == RK_ESTALE ? cur : req->version, .has_version = true};
+    rk_reply_answer_w(w, msg, &rep, true);
+}
+
+/* RPUT with HINT: this node stands in for a replica that is down (sloppy
+ * quorum); the write is kept as a hint for it, durably before the rk_reply_answer_w,
+ * and handed off when it is back. */
+static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
+                               const struct rk_record *r)
+{
+    char target[RK_MEMBER_ID_MAX + 1];
+    /* The target becomes a hint store key and a log word: a node id. */
+    int rc = rk_ident_valid((const char *)req->hint, req->hlen, NULL) ? 0 : RK_EMALFORMED;
+    if (rc == 0) {
+        memcpy(target, req->hint, req->hlen);
+        target[req->hlen] = '\0';
+        rc = rk_hints_add(w->hints, target, r, rk_hlc_now(&w->sh->hlc, rk_clock_wall_ms()));
+    }
+    w->stats.replica_writes++;
+    if (rc < 0) {
+        char text[160];
+        snprintf(text, sizeof(text), "hinted write refused: %s", rk_strerror(rc));
+        rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc), text);
+        return;
+    }
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .version = req->version, .has_version = true};
+    if (rk_proto_msg_encode(msg, &rep) < 0) {
+        rk_reply_drop_w(w, msg);
+    } else if (rk_replies_push(&w->hinted, msg, true) < 0) {
+        rc = rk_hints_flush(w->hints); /* cannot queue: make it durable now */
+        if (rc < 0)
+            rk_reply_fail_write_w(w, msg, rc);
+        rk_reply_now_w(w, msg);
+    }
+}
+
+/* RGET: this replica's record, tombstones included (a delete must win
+ * over an older value elsewhere). */
+static void serve_replica_read(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    struct rk_record r;
+    w->stats.replica_reads++;
+    int rc = rk_storage_get(w->store, req->key, req->klen, RK_GET_TOMBSTONES, &r);
+    if (rc < 0) {
+        rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc),
+                     rc == RK_ENOTFOUND ? NULL : rk_strerror(rc));
+        return;
+    }
+    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
+                         .val = r.val, .vlen = r.vlen, .has_val = !r.tombstone,
+                         .version = r.version, .has_version = true,
+                         .expiry_ms = r.expiry_ms, .has_expiry = r.expiry_ms != 0,
+                         .tombstone = r.tombstone, .has_tombstone = r.tombstone};
+    rk_reply_answer_w(w, msg, &rep, false);
+}
+
+/* Serve a request whose partition this worker owns. msg is re-decoded here:
+ * it may come from another worker's mailbox. Client requests go to the
+ * coordinator unless this node is the key's only replica. */
+static void serve_owned(struct rk_worker *w, nng_msg *msg)
+{
+    struct rk_msg req;
+    rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req); /* checked by dispatch */
+    uint16_t part = (uint16_t)(XXH3_64bits(req.key, req.klen) & (w->sh->partitions - 1));
+    if (req.opcode == RK_OP_RPUT)
+        serve_replica_write(w, msg, &req, part);
+    else if (req.opcode == RK_OP_RGET)
+        serve_replica_read(w, msg, &req);
+    else if (rk_coord_start(w->coord, msg, &req, part))
+        req.opcode == RK_OP_GET ? w->stats.gets++ : req.opcode == RK_OP_DEL ? w->stats.dels++
+                                                                             : w->stats.puts++;
+    else if (req.opcode == RK_OP_GET)
+        serve_get(w, msg, &req);
+    else
+        serve_write(w, msg, &req, part);
+}
+
+/* The coordinator's request to this node's own replica: served here and
+ * now, as if it had come in on the socket (coord.h). */
+void rk_serve_local(void *arg, nng_msg *msg)
+{
+    serve_owned(arg, msg);
+}
+
+void rk_serve_on_mail(struct rk_mailbox *mb, void *item, void *arg)
+{
+    (void)mb;
+    serve_owned(arg, item);
+}
+
+static void serve_echo(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    /* The reply's fields live in the request body, which encode_into
+     * rewrites: copy the body first. */
+    size_t n = nng_msg_len(msg);
+    uint8_t *copy = malloc(n ? n : 1);
+    struct rk_msg rep;
+    if (!copy) {
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_INTERNAL, "out of memory");
+        return;
+    }
+    memcpy(copy, nng_msg_body(msg), n);
+    rk_proto_decode(copy, n, &rep);
+    rep.flags = RK_MSG_REPLY;
+    rep.status = RK_ST_OK;
+    rk_reply_answer_w(w, msg, &rep, false);
+    free(copy);
+}
+
+static void serve_admin(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    char *text = NULL;
+    enum rk_status st = rk_admin_reply(w->sh, req, &text);
+    w->stats.other++;
+    rk_reply_status_w(w, msg, req->opcode, req->id, st, text ? text : "");
+    free(text);
+}
+
+/* Membership requests go to the main loop, which owns the member table
+ * and answers them itself (rk_control_serve). */
+static void to_control(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    w->stats.other++;
+    if (!w->sh->control)
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_UNSUPPORTED,
+                     "membership is not served by this node");
+    else if (rk_mailbox_post(w->sh->control, msg) != 0)
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_BUSY, "control queue full; retry later");
+}
+
+/* A data request (PUT, GET, DEL, RPUT, RGET): checked, then served here
+ * or posted to the worker that owns its partition. */
+static void route_data(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    struct rk_shared *sh = w->sh;
+    if (!req->has_key || req->klen == 0 || (req->opcode == RK_OP_PUT && !req->has_val) ||
+        (req->opcode == RK_OP_RPUT && !req->has_val && !(req->has_tombstone && req->tombstone))) {
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_MALFORMED,
+                     req->opcode == RK_OP_PUT && req->has_key ? "put without a value"
+                                                              : "request without a key");
+        return;
+    }
+    uint64_t h = XXH3_64bits(req->key, req->klen);
+    struct rk_worker *owner = sh->workers[(h & (sh->partitions - 1)) % sh->nworkers];
+    if (owner == w) {
+        serve_owned(w, msg);
+    } else if (rk_mailbox_post(&owner->mb, msg) == 0) {
+        w->stats.forwarded++;
+    } else {
+        w->stats.busy++;
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_BUSY, "worker queue full; retry later");
+    }
+}
+
+/* Why a request is refused before it is looked at (BUSY, UNAVAILABLE),
+ * or RK_ST_OK. n: requests in flight before this one. */
+static enum rk_status refusal(struct rk_worker *w, unsigned n, const char **why)
+{
+    if (atomic_load(&w->sh->stopping)) {
+        *why = "node is shutting down";
+        return RK_ST_UNAVAILABLE;
+    }
+    if (n >= atomic_load(&w->sh->max_inflight)) {
+        *why = "too many requests in flight; retry later";
+        return RK_ST_BUSY;
+    }
+    return RK_ST_OK;
+}
+
+struct part_route {
+    struct rk_worker *w;
+    enum rk_status refuse;
+    const char *why;
+};
+
+/* One request of a peer's batch: each is answered on its own, refusals
+ * and malformed ones included, so the peer hears about every one. */
+static void route_part(void *arg, nng_msg *part)
+{
+    struct part_route *pr = arg;
+    struct rk_worker *w = pr->w;
+    struct rk_msg req;
+    int rc = rk_proto_decode(nng_msg_body(part), nng_msg_len(part), &req);
+    if (rc < 0 || (req.flags & RK_MSG_REPLY) ||
+        (req.opcode != RK_OP_RPUT && req.opcode != RK_OP_RGET))
+        rk_reply_status_w(w, part, req.opcode, req.id, RK_ST_MALFORMED,
+                     "a batch carries replica requests only");
+    else if (pr->refuse != RK_ST_OK)
+        rk_reply_status_w(w, part, req.opcode, req.id, pr->refuse, pr->why);
+    else
+        route_data(w, part, &req);
+}
+
+static void serve_batch(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
+                        enum rk_status refuse, const char *why)
+{
+    struct part_route pr = {w, refuse, why};
+    w->stats.batches_served++;
+    if (refuse == RK_ST_BUSY)
+        w->stats.busy++;
+    int rc = rk_batch_split(w->sh, msg, req, route_part, &pr);
+    if (rc < 0)
+        rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc),
+                     rc == RK_EMALFORMED ? "malformed batch: frames must fill the value, at most 4096"
+                                         : "out of memory");
+}
+
+/* Route one received request: answer what is malformed or over the limit,
+ * serve or forward data requests, answer admin requests here. */
+static void dispatch(struct rk_worker *w, nng_msg *msg)
+{
+    struct rk_shared *sh = w->sh;
+    struct rk_msg req;
+    unsigned n = atomic_fetch_add(&sh->inflight, 1);
+    int rc = rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req);
+    if (rc < 0 || (req.flags & RK_MSG_REPLY)) {
+        rk_reply_status_w(w, msg, req.opcode, req.id,
+                     rc == RK_EUNSUPPORTED ? RK_ST_UNSUPPORTED : RK_ST_MALFORMED,
+                     rc == RK_EUNSUPPORTED ? "unsupported protocol version or opcode"
+                                           : "malformed message");
+        return;
+    }
+    const char *why = NULL;
+    enum rk_status refuse = refusal(w, n, &why);
+    if (req.opcode == RK_OP_RBATCH) {
+        serve_batch(w, msg, &req, refuse, why);
+        return;
+    }
+    if (refuse != RK_ST_OK) {
+        if (refuse == RK_ST_BUSY)
+            w->stats.busy++;
+        rk_reply_status_w(w, msg, req.opcode, req.id, refuse, why);
+        return;
+    }
+    switch (req.opcode) {
+    case RK_OP_PUT:
+    case RK_OP_GET:
+    case RK_OP_DEL:
+    case RK_OP_RPUT:
+    case RK_OP_RGET:
+        break;
+    case RK_OP_ECHO:
+        serve_echo(w, msg, &req);
+        return;
+    case RK_OP_MEMBERS:
+    case RK_OP_JOIN:
+    case RK_OP_LEAVE:
+    case RK_OP_REMOVE:
+        to_control(w, msg, &req);
+        return;
+    default:
+        serve_admin(w, msg, &req);
+        return;
+    }
+    route_data(w, msg, &req);
+}
+
+static void dispatch_msg(void *arg, nng_msg *msg)
+{
+    dispatch(arg, msg);
+}
+
+void rk_serve_on_rx(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_worker *w = io->data;
+    rk_nng_rx_batch(w->sh->sock, RK_NNG_RX_BATCH, dispatch_msg, w);
+}
+
+/* The coordinator's way to end a client request: sent now (its replicas
+ * committed already), or dropped when no reply could be built. */
+void rk_serve_coord_reply(void *arg, nng_msg *msg, bool answered)
+{
+    if (answered)
+        rk_reply_out_w(arg, msg);
+    else
+        rk_reply_drop_w(arg, msg);
+}

@@ -1,0 +1,104 @@
+/* The inside of a worker (worker.h), shared by its three files:
+ *   worker.c  life cycle, timers, background work, shutdown
+ *   serve.c   dispatch of received requests, serving them on the owner
+ *   reply.c   the group-commit reply path and the pipelined fdatasync
+ * Everything here runs on the worker's own loop thread unless it says
+ * otherwise (suffix _w: must run on the owning worker).
+ */
+#ifndef RK_WORKER_INT_H
+#define RK_WORKER_INT_H
+
+#include "server/worker.h"
+
+#include <ev.h>
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum { CTL_NONE, CTL_STOP_RX, CTL_EXIT }; /* rk_worker.cmd */
+
+struct replies {
+    nng_msg **m;
+    bool *write; /* answers a write: fails if its commit or sync fails */
+    uint32_t n, cap;
+};
+
+/* The fdatasync thread of a worker (fsync = "always"). fd, rc, done and
+ * quit are guarded by mu; busy, dupfd and puts belong to the worker loop. */
+struct syncer {
+    pthread_t th;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int fd;
+    int rc;
+    bool done, quit;
+    ev_async done_w;
+    bool busy;
+    int dupfd;
+    uint64_t puts;
+};
+
+struct rk_worker {
+    struct rk_shared *sh;
+    uint32_t idx;
+    pthread_t thread;
+    bool started;
+    struct ev_loop *loop;
+    struct rk_mailbox mb;
+    rk_storage *store;
+    ev_io rx;
+    ev_prepare flush;
+    ev_timer tick, syncer;
+    ev_idle bg;
+    ev_async ctl;
+    atomic_int cmd;
+    struct replies out;     /* this turn's replies, sent after its commit */
+    struct replies held;    /* write replies waiting for a sync to start */
+    struct replies hinted;  /* hinted-write replies waiting for the hint store's sync */
+    struct replies syncing; /* write replies covered by the running sync */
+    struct syncer sync;
+    struct rk_coord *coord;
+    struct rk_hints *hints;
+    atomic_uint_fast64_t heartbeat;
+    pthread_mutex_t stats_lock;
+    struct rk_worker_stats stats, pub;
+};
+
+/* reply.c */
+int rk_replies_push(struct replies *r, nng_msg *m, bool write); /* 0 or -ENOMEM */
+void rk_replies_free(struct replies *r); /* frees the queued messages too */
+/* Is m a replica request this node's own coordinator made (internal)? */
+bool rk_reply_is_local(nng_msg *m);
+/* Send m's reply where it goes: the client, the coordinator, the batch. */
+void rk_reply_out_w(struct rk_worker *w, nng_msg *m);
+/* The request ends unanswered (no reply could be built). */
+void rk_reply_drop_w(struct rk_worker *w, nng_msg *m);
+/* Answer at once (a reply that could not be queued); see reply.c. */
+void rk_reply_now_w(struct rk_worker *w, nng_msg *msg);
+/* Turn the queued reply to a write into an error: its commit or sync failed. */
+void rk_reply_fail_write_w(struct rk_worker *w, nng_msg *m, int rc);
+/* Queue msg for after this turn's commit (write: it waits for durability). */
+void rk_reply_queue_w(struct rk_worker *w, nng_msg *msg, bool write);
+/* Encode rep into msg and queue it. */
+void rk_reply_answer_w(struct rk_worker *w, nng_msg *msg, const struct rk_msg *rep, bool write);
+/* Answer with a status and an optional one-line text. */
+void rk_reply_status_w(struct rk_worker *w, nng_msg *msg, uint8_t op, uint32_t id,
+                       enum rk_status st, const char *text);
+/* Hinted writes: one commit and fdatasync of the hint store, then replies. */
+void rk_reply_hinted_w(struct rk_worker *w);
+/* The prepare watcher: the turn's commit, then its replies. */
+void rk_reply_on_prepare(struct ev_loop *loop, ev_prepare *p, int revents);
+void *rk_sync_main(void *arg);                                         /* the syncer thread */
+void rk_sync_on_done(struct ev_loop *loop, ev_async *a, int revents); /* its wake-up */
+void rk_sync_drain_w(struct rk_worker *w); /* block until the syncer is idle (shutdown) */
+
+/* serve.c */
+void rk_serve_on_rx(struct ev_loop *loop, ev_io *io, int revents); /* the socket's fd */
+void rk_serve_on_mail(struct rk_mailbox *mb, void *item, void *arg); /* forwarded to us */
+void rk_serve_local(void *arg, nng_msg *msg); /* the coordinator asks this node's replica */
+void rk_serve_coord_reply(void *arg, nng_msg *msg, bool answered); /* rk_coord_reply_fn */
+
+#endif
