@@ -8,6 +8,7 @@
 #include "cluster/coord_int.h"
 #include "util/nng_close.h"
 #include "util/err.h"
+#include "util/grow.h"
 #include "util/log.h"
 #include "util/nng_rx.h"
 
@@ -182,16 +183,8 @@ int coord_peer_send(struct rk_coord *c, struct peer *p, const struct rk_msg *req
     if (p->oframes && (p->olen + n > BATCH_BYTES || p->oframes >= BATCH_FRAMES) &&
         batch_send(c, p) < 0)
         return RK_EBUSY;
-    if (p->olen + n > p->ocap) {
-        size_t cap = p->ocap ? p->ocap : 4096;
-        while (cap < p->olen + n)
-            cap *= 2;
-        uint8_t *nb = realloc(p->obuf, cap);
-        if (!nb)
-            return -ENOMEM;
-        p->obuf = nb;
-        p->ocap = cap;
-    }
+    if (rk_grow(&p->obuf, &p->ocap, p->olen + n, 1, 4096, 0) < 0)
+        return -ENOMEM;
     rk_proto_frame_put(p->obuf + p->olen, rid, req);
     p->olen += n;
     p->oframes++;

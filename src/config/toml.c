@@ -5,6 +5,7 @@
  * parse linear in the input however many keys a table has. */
 #include "config/toml.h"
 #include "util/err.h"
+#include "util/grow.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -313,16 +314,8 @@ static int text_char(struct parser *p, const char *in)
 
 static int tmp_put(struct parser *p, const void *b, size_t n)
 {
-    if (p->tmp_cap - p->tmp_len <= n) {
-        size_t cap = p->tmp_cap ? p->tmp_cap : 256;
-        while (cap - p->tmp_len <= n)
-            cap *= 2;
-        char *t = realloc(p->tmp, cap);
-        if (!t)
-            return oom(p);
-        p->tmp = t;
-        p->tmp_cap = cap;
-    }
+    if (rk_grow(&p->tmp, &p->tmp_cap, p->tmp_len + n + 1, 1, 256, 0) < 0) /* + NUL */
+        return oom(p);
     memcpy(p->tmp + p->tmp_len, b, n);
     p->tmp_len += n;
     p->tmp[p->tmp_len] = '\0';
@@ -1183,14 +1176,12 @@ static int read_all(const char *path, char **out, size_t *len)
     char *b = malloc(cap);
     int rc = b ? 0 : -ENOMEM;
     while (rc == 0) {
-        if (n == cap) {
-            char *nb = cap > RK_TOML_MAX_FILE ? NULL : realloc(b, cap * 2);
-            rc = cap > RK_TOML_MAX_FILE ? RK_ETOOLARGE : nb ? 0 : -ENOMEM;
-            if (rc)
-                break;
-            b = nb;
-            cap *= 2;
+        if (n == cap && cap > RK_TOML_MAX_FILE) {
+            rc = RK_ETOOLARGE;
+            break;
         }
+        if (n == cap && (rc = rk_grow(&b, &cap, n + 1, 1, cap, 0)) < 0)
+            break;
         ssize_t r = read(fd, b + n, cap - n);
         if (r < 0 && errno != EINTR)
             rc = -errno;

@@ -14,6 +14,7 @@
 #include "cluster/hints.h"
 #include "proto/proto.h"
 #include "util/err.h"
+#include "util/grow.h"
 #include "util/io.h"
 
 #include <errno.h>
@@ -25,18 +26,12 @@
 
 int rk_replies_push(struct replies *r, nng_msg *m, bool write)
 {
-    if (r->n == r->cap) {
-        uint32_t c = r->cap ? r->cap * 2 : 64;
-        nng_msg **nm = realloc(r->m, c * sizeof(*nm));
-        if (nm)
-            r->m = nm;
-        bool *nw = realloc(r->write, c * sizeof(*nw));
-        if (nw)
-            r->write = nw;
-        if (!nm || !nw)
-            return -ENOMEM;
-        r->cap = c;
-    }
+    /* Two arrays of one capacity: r->cap moves only once both have it. */
+    size_t cm = r->cap, cw = r->cap;
+    if (rk_grow(&r->m, &cm, r->n + 1, sizeof(*r->m), 64, 0) < 0 ||
+        rk_grow(&r->write, &cw, r->n + 1, sizeof(*r->write), 64, 0) < 0)
+        return -ENOMEM;
+    r->cap = cm;
     r->m[r->n] = m;
     r->write[r->n++] = write;
     return 0;
@@ -44,7 +39,7 @@ int rk_replies_push(struct replies *r, nng_msg *m, bool write)
 
 void rk_replies_free(struct replies *r)
 {
-    for (uint32_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++)
         nng_msg_free(r->m[i]);
     free(r->m);
     free(r->write);
@@ -189,7 +184,7 @@ static void sync_start(struct rk_worker *w)
         return;
     int fd;
     int rc = rk_storage_sync_begin(w->store, &fd, &y->puts);
-    for (uint32_t i = 0; i < w->held.n; i++) {
+    for (size_t i = 0; i < w->held.n; i++) {
         if (fd < 0 && rc < 0)
             rk_reply_fail_write_w(w, w->held.m[i], rc);
         if (fd < 0)
@@ -222,7 +217,7 @@ static void sync_finished(struct rk_worker *w)
     close(y->dupfd);
     y->busy = false;
     rk_storage_sync_end(w->store, y->puts, rc);
-    for (uint32_t i = 0; i < w->syncing.n; i++) {
+    for (size_t i = 0; i < w->syncing.n; i++) {
         if (rc < 0)
             rk_reply_fail_write_w(w, w->syncing.m[i], RK_EREADONLY);
         rk_reply_out_w(w, w->syncing.m[i]);
@@ -259,7 +254,7 @@ void rk_reply_hinted_w(struct rk_worker *w)
     if (w->hinted.n == 0)
         return;
     int rc = rk_hints_flush(w->hints);
-    for (uint32_t i = 0; i < w->hinted.n; i++) {
+    for (size_t i = 0; i < w->hinted.n; i++) {
         if (rc < 0)
             rk_reply_fail_write_w(w, w->hinted.m[i], rc);
         rk_reply_out_w(w, w->hinted.m[i]);
@@ -281,7 +276,7 @@ void rk_reply_on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
         if (!ev_is_active(&w->bg))
             ev_idle_start(w->loop, &w->bg);
     }
-    for (uint32_t i = 0; i < w->out.n; i++) {
+    for (size_t i = 0; i < w->out.n; i++) {
         nng_msg *m = w->out.m[i];
         if (w->out.write[i] && rc < 0)
             rk_reply_fail_write_w(w, m, rc);

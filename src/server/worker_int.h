@@ -22,7 +22,7 @@ enum { CTL_NONE, CTL_STOP_RX, CTL_EXIT }; /* rk_worker.cmd */
 struct replies {
     nng_msg **m;
     bool *write; /* answers a write: fails if its commit or sync fails */
-    uint32_t n, cap;
+    size_t n, cap; /* m[0..n) queued; both arrays hold cap */
 };
 
 /* The fdatasync thread of a worker (fsync = "always"). fd, rc, done and
