@@ -28,9 +28,9 @@ struct rk_ajson_val {
 
 struct rk_ajson {
     size_t nvals;
-    char *text;       /* a NUL-terminated copy of the input */
-    char *strs;       /* decoded names and texts, each NUL-terminated */
-    size_t strs_used; /* bytes of strs taken; at most len + nvals (see store) */
+    char *text;                 /* a NUL-terminated copy of the input */
+    char *strs;                 /* decoded names and texts, each NUL-terminated */
+    size_t strs_used;           /* bytes of strs taken; at most len + nvals (see store) */
     struct rk_ajson_val vals[]; /* vals[0] is the root */
 };
 
@@ -45,9 +45,10 @@ struct parser {
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                               : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static unsigned hex4(const char *s)
@@ -65,8 +66,8 @@ static bool is_digit(char c)
 
 static void skip_ws(struct parser *p)
 {
-    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\r' ||
-                           p->s[p->i] == '\n'))
+    while (p->i < p->n &&
+           (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\r' || p->s[p->i] == '\n'))
         p->i++;
 }
 
@@ -296,9 +297,14 @@ static int parse_container(struct parser *p, size_t idx, const char *key, size_t
     if (p->doc != NULL)
         set_val(p, idx,
                 (struct rk_ajson_val){.type = close == ']' ? RK_AJSON_ARRAY : RK_AJSON_OBJECT,
-                                      .raw = p->s + start, .raw_len = p->i - start, .key = key,
-                                      .key_len = key_len, .count = count,
-                                      .text = count > 0 ? NULL : close == ']' ? "[]" : "{}",
+                                      .raw = p->s + start,
+                                      .raw_len = p->i - start,
+                                      .key = key,
+                                      .key_len = key_len,
+                                      .count = count,
+                                      .text = count > 0      ? NULL
+                                              : close == ']' ? "[]"
+                                                             : "{}",
                                       .text_len = count > 0 ? 0 : 2});
     return 0;
 }
@@ -325,8 +331,8 @@ static int parse_value(struct parser *p, const char *key, size_t key_len)
         return -1;
     if (p->doc == NULL)
         return 0;
-    struct rk_ajson_val v = {.type = t, .raw = p->s + start, .raw_len = p->i - start,
-                             .key = key, .key_len = key_len};
+    struct rk_ajson_val v = {
+        .type = t, .raw = p->s + start, .raw_len = p->i - start, .key = key, .key_len = key_len};
     bool is_str = t == RK_AJSON_STRING;
     v.text = store(p, v.raw + is_str, v.raw_len - 2 * is_str, is_str, &v.text_len);
     set_val(p, idx, v);

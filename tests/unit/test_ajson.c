@@ -135,8 +135,8 @@ static void test_escapes_exact(void **state)
 static void test_escapes_one_line(void **state)
 {
     (void)state;
-    struct rk_ajson *d = must_parse("{\"s\":\"a\\nb\\u0001\\u00e9\\ud800\\/\",\"n\\tk\":0}",
-                                    RK_AJSON_ONE_LINE);
+    struct rk_ajson *d =
+        must_parse("{\"s\":\"a\\nb\\u0001\\u00e9\\ud800\\/\",\"n\\tk\":0}", RK_AJSON_ONE_LINE);
     const struct rk_ajson_val *r = rk_ajson_root(d);
     assert_string_equal(rk_ajson_str(rk_ajson_member(r, "s"), NULL),
                         "a\\nb\\u0001\xc3\xa9\\ud800/");
@@ -162,7 +162,7 @@ static void test_u64_limits(void **state)
     assert_int_equal(rk_ajson_u64(rk_ajson_index(a, 5), &u), RK_EINVAL);
     assert_int_equal(rk_ajson_u64(rk_ajson_index(a, 6), &u), -ERANGE);
     assert_int_equal(rk_ajson_u64(rk_ajson_index(a, 7), &u), RK_EINVAL); /* a string */
-    assert_true(u == UINT64_MAX);                                       /* untouched */
+    assert_true(u == UINT64_MAX);                                        /* untouched */
     double x;
     assert_int_equal(rk_ajson_double(rk_ajson_index(a, 8), &x), -ERANGE);
     rk_ajson_free(d);
@@ -172,11 +172,36 @@ static void test_malformed_refused(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",           " ",         "{",          "}",           "{\"a\"}",      "{\"a\":}",
-        "{\"a\":1,}", "[1,]",      "[1 2]",      "{a:1}",       "{\"a\":1}x",   "\"abc",
-        "\"a\\x\"",   "\"\\u12\"", "\"\\u12g4\"", "\"a\nb\"",   "01",           "1.",
-        ".5",         "-",         "1e",         "1e+",         "+1",           "tru",
-        "truex",      "nul",       "[nan]",      "{\"a\":1 \"b\":2}", "[\"\\",  "{\"a\"\"b\"}",
+        "",
+        " ",
+        "{",
+        "}",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "[1,]",
+        "[1 2]",
+        "{a:1}",
+        "{\"a\":1}x",
+        "\"abc",
+        "\"a\\x\"",
+        "\"\\u12\"",
+        "\"\\u12g4\"",
+        "\"a\nb\"",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "1e+",
+        "+1",
+        "tru",
+        "truex",
+        "nul",
+        "[nan]",
+        "{\"a\":1 \"b\":2}",
+        "[\"\\",
+        "{\"a\"\"b\"}",
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         struct rk_ajson *d = (struct rk_ajson *)1;
@@ -238,10 +263,10 @@ static void test_compact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_object_paths),      cmocka_unit_test(test_arrays_and_iteration),
-        cmocka_unit_test(test_escapes_exact),     cmocka_unit_test(test_escapes_one_line),
-        cmocka_unit_test(test_u64_limits),        cmocka_unit_test(test_malformed_refused),
-        cmocka_unit_test(test_depth_limit),       cmocka_unit_test(test_every_prefix),
+        cmocka_unit_test(test_object_paths),  cmocka_unit_test(test_arrays_and_iteration),
+        cmocka_unit_test(test_escapes_exact), cmocka_unit_test(test_escapes_one_line),
+        cmocka_unit_test(test_u64_limits),    cmocka_unit_test(test_malformed_refused),
+        cmocka_unit_test(test_depth_limit),   cmocka_unit_test(test_every_prefix),
         cmocka_unit_test(test_compact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
