@@ -335,29 +335,6 @@ static int transport_error(struct rk_client *c, int rv, unsigned removed_before)
     }
 }
 
-/* What a status means for the user, when the node sent no TEXT. */
-static const char *const status_hints[] = {
-    [RK_ST_NOT_FOUND] = "not found",
-    [RK_ST_MALFORMED] = "the node could not parse the request (kvctl and ringkvd versions differ?)",
-    [RK_ST_UNSUPPORTED] = "the node does not support this request (upgrade ringkvd?)",
-    [RK_ST_BUSY] = "the node is overloaded (too many requests in flight); retry later",
-    [RK_ST_TOO_LARGE] = "key or value over the node's size limit (max_key_size, max_value_size)",
-    [RK_ST_NO_SPACE] = "the node's disk is full; free space there",
-    [RK_ST_READONLY] = "the node refuses writes after an I/O error; check its log",
-    [RK_ST_STALE] = "a newer version is already stored",
-    [RK_ST_QUORUM] = "quorum not met; check that enough replicas are up",
-    [RK_ST_TIMEOUT] = "the node timed out waiting for replicas; check the other nodes, retry",
-    [RK_ST_INTERNAL] = "internal error on the node; check its log",
-    [RK_ST_UNAVAILABLE] = "the node is not ready or is shutting down; retry later",
-    [RK_ST_REFUSED] = "the node refused the request and sent no reason; check its log",
-};
-
-static const char *status_hint(unsigned st)
-{
-    size_t n = sizeof status_hints / sizeof status_hints[0];
-    return st < n && status_hints[st] != NULL ? status_hints[st] : "unexpected status";
-}
-
 /* The node's TEXT (control bytes blanked) if it sent one, else a hint. */
 static void status_error(struct rk_client *c, const struct rk_msg *rep)
 {
@@ -369,7 +346,7 @@ static void status_error(struct rk_client *c, const struct rk_msg *rep)
         return;
     }
     seterr(c, "%s answered %s: %s", c->addr, rk_proto_status_name(rep->status),
-           status_hint(rep->status));
+           rk_proto_status_advice(rep->status));
 }
 
 /* Decode and check that the reply answers the request we sent. */

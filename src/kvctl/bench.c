@@ -25,6 +25,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "client/client.h"
+#include "kvctl/cli.h"
 #include "proto/proto.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -587,7 +588,7 @@ static int report(struct bench *b)
 
 /* ---- arguments and main ---- */
 
-void rk_bench_usage(FILE *f)
+static void bench_usage(FILE *f)
 {
     fputs("usage: kvctl [-a ADDR] [--json] [--timeout DUR] bench [--workload a|b|c|w]\n"
           "             [--clients N] [--duration DUR] [--keys K] [--value-size B] [--raw]\n"
@@ -644,7 +645,7 @@ static int bench_parse(struct bench *b, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-            rk_bench_usage(stdout);
+            bench_usage(stdout);
             return 1;
         }
         if (strcmp(s, "--raw") == 0) {

@@ -1,64 +1,11 @@
-/* kvctl internals shared by kvctl.c (argument parsing, error lines, exit
- * codes) and bench.c (`kvctl bench`). Not a library interface: both files
- * build into the kvctl executable only, which runs them on its main
- * thread. */
-#ifndef RK_BENCH_H
-#define RK_BENCH_H
+/* `kvctl bench`: the load generator (bench.c), run by kvctl's main thread. */
+#ifndef RK_KVCTL_BENCH_H
+#define RK_KVCTL_BENCH_H
 
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
+#include "kvctl/cli.h"
 
-/* kvctl exit codes (DESIGN §2). */
-enum {
-    RK_EXIT_OK = 0,
-    RK_EXIT_NO = 1,      /* key not found, probe says no */
-    RK_EXIT_USAGE = 2,   /* usage or bad input */
-    RK_EXIT_CLUSTER = 3, /* timeout, unreachable, BUSY, QUORUM, node-side failure */
-};
-
-/* Options that every command accepts. */
-struct rk_kvctl_opts {
-    const char *addr;    /* -a ADDR; default $KVCTL_ADDR, else tcp://127.0.0.1:7400 */
-    bool json;           /* --json */
-    uint64_t timeout_ms; /* --timeout DUR, per request; default 5s */
-    unsigned r, w;       /* -r R, -w W; 0 = the node's default */
-};
-
-/* Parse a duration: a decimal number with a unit ms, s, m or h ("250ms",
- * "2s", "1.5m"). Returns 0 and *ms (> 0, rounded up to whole ms), or
- * RK_EINVAL for anything else (no unit, zero, negative, overflow). */
-int rk_kvctl_parse_duration(const char *s, uint64_t *ms);
-
-/* Parse an unsigned decimal integer in [min, max]; 0 or RK_EINVAL. */
-int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-
-/* Match argv[*i] against option name ("--ttl" or "-a"): "name VALUE" or
- * "name=VALUE". Returns 1 with *val set and *i on the value's word, 0 if
- * argv[*i] is another argument, -1 (after printing the error line) if the
- * value is missing. */
-int rk_kvctl_opt_value(const char *name, int argc, char **argv, int *i, const char **val);
-
-/* If argv[*i] is a global option (-a, --json, --timeout, -r, -w), apply it
- * to o and return 1 with *i on its last word; 0 if it is not one; -1
- * after printing the error line for a bad value. */
-int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i);
-
-/* Print one error line "kvctl: ..." to stderr. */
-void rk_kvctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* The exit code for a failed request's error code (client.h). */
-int rk_kvctl_exit_code(int err);
-
-/* JSON string literal of n bytes to f: valid UTF-8 passes through, control
- * characters and every byte of an invalid sequence become \u00XX. Returns
- * true when the bytes were valid UTF-8. */
-bool rk_kvctl_json_string(FILE *f, const void *p, size_t n);
-
-/* `kvctl bench ARGS`: argv[0] is "bench". Returns the exit code. */
+/* `kvctl bench ARGS`: argv[0] is "bench"; o holds the global options given
+ * before it. Prints its report or one error line; returns the exit code. */
 int rk_bench_main(const struct rk_kvctl_opts *o, int argc, char **argv);
-
-/* The usage text of `kvctl bench`. */
-void rk_bench_usage(FILE *f);
 
 #endif

@@ -4,7 +4,7 @@
  * TEXT) are printed as aligned "key: value" lines by a small JSON walker,
  * or passed through with --json; `members`, `locate` and `ring` build their
  * listings from the same walker's lines. `kvctl bench` lives in bench.c. */
-#include "kvctl/bench.h"
+#include "kvctl/cli.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -14,12 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/ajson.h"
 #include "client/client.h"
+#include "kvctl/bench.h"
 #include "util/err.h"
 
 #define DEFAULT_ADDR       "tcp://127.0.0.1:7400"
 #define DEFAULT_TIMEOUT_MS 5000
-#define MAX_JSON_DEPTH     64 /* admin replies nest 2-3 levels; bounds the recursion */
 
 static const char usage_text[] =
     "usage: kvctl [-a ADDR] [--json] [--timeout DUR] [-r R] [-w W] COMMAND ...\n"
@@ -51,198 +52,6 @@ static const char usage_text[] =
     "             a membership change the node refuses, or an unknown member),\n"
     "             3 cluster or network error (timeout, unreachable, busy, quorum)\n";
 
-/* ---- shared helpers (bench.h) ---- */
-
-void rk_kvctl_err(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("kvctl: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-int rk_kvctl_exit_code(int err)
-{
-    switch (err) {
-    case 0:
-        return RK_EXIT_OK;
-    case RK_ENOTFOUND:
-        return RK_EXIT_NO;
-    case RK_ETOOLARGE:
-    case RK_EINVAL:
-    case RK_EMALFORMED:
-    case RK_EUNSUPPORTED:
-        return RK_EXIT_USAGE;
-    default:
-        return RK_EXIT_CLUSTER;
-    }
-}
-
-int rk_kvctl_parse_duration(const char *s, uint64_t *ms)
-{
-    static const struct {
-        const char *unit;
-        double ms;
-    } units[] = {{"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
-    size_t n = strspn(s, "0123456789.");
-    char *end;
-    if (n == 0 || s[0] == '.')
-        return RK_EINVAL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end != s + n) /* rejects "1e3s", "0x10s", "1.2.3s" */
-        return RK_EINVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(end, units[i].unit) != 0)
-            continue;
-        double t = v * units[i].ms;
-        if (!(t > 0) || t > 1e12) /* zero, or beyond 30 years */
-            return RK_EINVAL;
-        uint64_t u = (uint64_t)t;
-        *ms = (double)u < t ? u + 1 : u;
-        return 0;
-    }
-    return RK_EINVAL;
-}
-
-int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    if (s[0] < '0' || s[0] > '9')
-        return RK_EINVAL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return RK_EINVAL;
-    *out = v;
-    return 0;
-}
-
-int rk_kvctl_opt_value(const char *name, int argc, char **argv, int *i, const char **val)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0)
-        return 0;
-    if (a[n] == '=') {
-        *val = a + n + 1;
-        return 1;
-    }
-    if (a[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        rk_kvctl_err("option %s needs a value (see kvctl --help)", name);
-        return -1;
-    }
-    *val = argv[++*i];
-    return 1;
-}
-
-static int bad_value(const char *opt, const char *val, const char *want)
-{
-    rk_kvctl_err("bad value '%s' for %s: %s", val, opt, want);
-    return -1;
-}
-
-int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i)
-{
-    const char *v;
-    uint64_t u;
-    int rv;
-    if (strcmp(argv[*i], "--json") == 0) {
-        o->json = true;
-        return 1;
-    }
-    if ((rv = rk_kvctl_opt_value("-a", argc, argv, i, &v)) != 0 ||
-        (rv = rk_kvctl_opt_value("--addr", argc, argv, i, &v)) != 0) {
-        if (rv > 0)
-            o->addr = v;
-        return rv;
-    }
-    if ((rv = rk_kvctl_opt_value("--timeout", argc, argv, i, &v)) != 0) {
-        if (rv > 0 && rk_kvctl_parse_duration(v, &o->timeout_ms) != 0)
-            return bad_value("--timeout", v, "use a duration such as 250ms, 2s, 1m");
-        if (rv > 0 && o->timeout_ms > 24 * 3600 * 1000)
-            return bad_value("--timeout", v, "at most 24h");
-        return rv;
-    }
-    for (int k = 0; k < 2; k++) {
-        const char *name = k == 0 ? "-r" : "-w";
-        if ((rv = rk_kvctl_opt_value(name, argc, argv, i, &v)) == 0)
-            continue;
-        if (rv > 0 && rk_kvctl_parse_uint(v, 1, 255, &u) != 0)
-            return bad_value(name, v, "use a replica count from 1 to 255");
-        if (rv > 0)
-            *(k == 0 ? &o->r : &o->w) = (unsigned)u;
-        return rv;
-    }
-    return 0;
-}
-
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid
- * (overlong, surrogate, beyond U+10FFFF, truncated). */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-    size_t len;
-    uint32_t cp;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xC2 && p[0] <= 0xDF)
-        len = 2, cp = p[0] & 0x1Fu;
-    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-        len = 3, cp = p[0] & 0x0Fu;
-    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-        len = 4, cp = p[0] & 0x07u;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3Fu);
-    }
-    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-        return 0;
-    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
-        return 0;
-    return len;
-}
-
-bool rk_kvctl_json_string(FILE *f, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    bool valid = true;
-    fputc('"', f);
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_len(p + i, n - i);
-        uint8_t c = p[i];
-        if (len > 1) {
-            fwrite(p + i, 1, len, f);
-            i += len;
-            continue;
-        }
-        valid = valid && len == 1;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", f);
-        else if (c == '\t')
-            fputs("\\t", f);
-        else if (c == '\r')
-            fputs("\\r", f);
-        else if (c < 0x20 || c >= 0x7F)
-            fprintf(f, "\\u%04x", c); /* invalid UTF-8 byte: as if Latin-1 */
-        else
-            fputc(c, f);
-        i++;
-    }
-    fputc('"', f);
-    return valid;
-}
-
 static void base64_string(FILE *f, const uint8_t *p, size_t n)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -261,414 +70,113 @@ static void base64_string(FILE *f, const uint8_t *p, size_t n)
     fputc('"', f);
 }
 
-/* ---- a growable string and a small JSON walker for admin replies ---- */
+/* ---- admin replies, read with the client library's JSON reader ---- */
 
-struct sbuf {
-    char *p;
-    size_t n, cap;
-};
-
-static void sb_putn(struct sbuf *b, const char *s, size_t n)
+/* A node's admin reply parsed for display: names and strings decoded on
+ * one line each. NULL if json is not a JSON object. */
+static struct rk_ajson *parse_reply(const char *json)
 {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            rk_kvctl_err("out of memory");
-            exit(RK_EXIT_CLUSTER);
-        }
-        b->p = p;
-        b->cap = cap;
+    struct rk_ajson *doc;
+    int rv = rk_ajson_parse(&doc, json, strlen(json), RK_AJSON_ONE_LINE);
+    if (rv == -ENOMEM)
+        rk_kvctl_oom();
+    if (rv != 0)
+        return NULL;
+    if (rk_ajson_type(rk_ajson_root(doc)) != RK_AJSON_OBJECT) {
+        rk_ajson_free(doc);
+        return NULL;
     }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
+    return doc;
 }
 
-static void sb_putc(struct sbuf *b, char c)
+/* The text of the reply's top-level member name (a scalar or an empty
+ * container), or NULL. */
+static const char *field(const struct rk_ajson *doc, const char *name)
 {
-    sb_putn(b, &c, 1);
+    return rk_ajson_text(rk_ajson_member(rk_ajson_root(doc), name));
 }
 
-/* One flattened "key: value" line. */
-struct kvline {
-    char *key, *val;
-};
-
-struct jwalk {
-    const char *s;
-    size_t i, n;
-    int depth;
-    struct kvline *lines;
-    size_t nlines, cap;
-};
-
-static void jw_ws(struct jwalk *w)
+/* The text of member f of element k of the reply's array name, or NULL. */
+static const char *elem_field(const struct rk_ajson *doc, const char *name, size_t k,
+                              const char *f)
 {
-    while (w->i < w->n && strchr(" \t\r\n", w->s[w->i]) != NULL && w->s[w->i] != '\0')
-        w->i++;
+    const struct rk_ajson_val *arr = rk_ajson_member(rk_ajson_root(doc), name);
+    return rk_ajson_text(rk_ajson_member(rk_ajson_index(arr, k), f));
 }
 
-static bool jw_peek(struct jwalk *w, char c)
-{
-    jw_ws(w);
-    return w->i < w->n && w->s[w->i] == c;
-}
+/* Called for each leaf of a reply with its dotted name and its text. */
+typedef void leaf_fn(const char *name, const char *text, void *arg);
 
-static unsigned hex4(const char *s)
+/* The leaves below container v in document order, each named by its path:
+ * prefix.key in an object, prefix.K (the index) in an array. An empty
+ * array or object is a leaf of its own ("[]", "{}"). name holds the prefix
+ * and is left as it came. */
+static void walk_leaves(const struct rk_ajson_val *v, struct rk_jbuf *name, leaf_fn *fn,
+                        void *arg)
 {
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        char c = s[k];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0)
-            return 0x110000; /* not a code point: the caller rejects it */
-        v = v << 4 | (unsigned)d;
+    size_t base = name->len, k = 0, klen;
+    for (const struct rk_ajson_val *c = rk_ajson_first(v); c != NULL; c = rk_ajson_next(c), k++) {
+        name->len = base;
+        if (base > 0)
+            rk_jaddn(name, ".", 1);
+        const char *key = rk_ajson_key(c, &klen);
+        if (key != NULL)
+            rk_jaddn(name, key, klen);
+        else
+            rk_jadd(name, "%zu", k);
+        if (name->oom)
+            rk_kvctl_oom();
+        if (rk_ajson_text(c) != NULL)
+            fn(name->p, rk_ajson_text(c), arg);
+        else
+            walk_leaves(c, name, fn, arg);
     }
-    return v;
+    if (name->p != NULL)
+        name->p[name->len = base] = '\0';
 }
 
-static void put_utf8(struct sbuf *b, unsigned cp)
+static void leaf_width(const char *name, const char *text, void *arg)
 {
-    char u[4];
-    if (cp < 0x80) {
-        sb_putc(b, (char)cp);
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F));
-        sb_putn(b, u, 2);
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        sb_putn(b, u, 3);
-    } else {
-        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-        u[2] = (char)(0x80 | (cp >> 6 & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F));
-        sb_putn(b, u, 4);
-    }
+    int *width = arg, len = (int)strlen(name) + 1;
+    (void)text;
+    *width = len > *width ? len : *width;
 }
 
-/* A \u escape at s[i] (after the 'u'): decoded into out for display;
- * control characters stay escaped so one value stays on one line. Returns
- * the characters consumed after the 'u', or 0 if invalid. */
-static size_t jw_unicode(const char *s, size_t left, struct sbuf *out)
+static void leaf_print(const char *name, const char *text, void *arg)
 {
-    if (left < 4)
-        return 0;
-    unsigned cp = hex4(s);
-    size_t used = 4;
-    if (cp >= 0xD800 && cp <= 0xDBFF && left >= 10 && s[4] == '\\' && s[5] == 'u') {
-        unsigned lo = hex4(s + 6);
-        if (lo >= 0xDC00 && lo <= 0xDFFF) {
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            used = 10;
-        }
-    }
-    if (cp > 0x10FFFF)
-        return 0;
-    if (out != NULL && (cp < 0x20 || (cp >= 0xD800 && cp <= 0xDFFF)))
-        sb_putn(out, s - 2, used + 2);
-    else if (out != NULL)
-        put_utf8(out, cp);
-    return used;
+    int width = *(int *)arg;
+    printf("%s:%*s %s\n", name, width - (int)strlen(name) - 1, "", text);
 }
 
-/* The string at w->i (which is '"'): decoded into out when out != NULL. */
-static bool jw_string(struct jwalk *w, struct sbuf *out)
+/* json compacted onto one line. */
+static void print_compact(const char *json)
 {
-    w->i++;
-    while (w->i < w->n) {
-        char c = w->s[w->i++];
-        if (c == '"')
-            return true;
-        if ((unsigned char)c < 0x20)
-            return false;
-        if (c != '\\') {
-            if (out != NULL)
-                sb_putc(out, c);
-            continue;
-        }
-        if (w->i >= w->n)
-            return false;
-        c = w->s[w->i++];
-        if (c == 'u') {
-            size_t used = jw_unicode(w->s + w->i, w->n - w->i, out);
-            if (used == 0)
-                return false;
-            w->i += used;
-        } else if (strchr("\"\\/", c) != NULL && c != '\0') {
-            if (out != NULL)
-                sb_putc(out, c);
-        } else if (strchr("bfnrt", c) != NULL && c != '\0') {
-            if (out != NULL)
-                sb_putn(out, w->s + w->i - 2, 2); /* keep \n etc. visible */
-        } else {
-            return false;
-        }
-    }
-    return false;
+    struct rk_jbuf out = {0};
+    rk_ajson_compact(json, strlen(json), &out);
+    if (out.oom)
+        rk_kvctl_oom();
+    printf("%s\n", out.p != NULL ? out.p : "{}");
+    free(out.p);
 }
 
-/* Skip (and validate) one literal or number; containers and strings are
- * jw_flatten's and jw_string's. */
-static bool jw_scalar(struct jwalk *w)
+/* Print an admin reply (doc: json parsed by parse_reply): one compact line
+ * with --json, else aligned "key: value" lines. Text that is not a JSON
+ * object (doc NULL) prints as is. */
+static void print_admin(const char *json, bool as_json, const struct rk_ajson *doc)
 {
-    jw_ws(w);
-    if (w->i >= w->n)
-        return false;
-    char c = w->s[w->i];
-    static const char *const lits[] = {"true", "false", "null"};
-    for (size_t k = 0; k < 3; k++) {
-        size_t len = strlen(lits[k]);
-        if (w->n - w->i >= len && memcmp(w->s + w->i, lits[k], len) == 0) {
-            w->i += len;
-            return true;
-        }
-    }
-    size_t start = w->i;
-    while (w->i < w->n && strchr("+-0123456789.eE", w->s[w->i]) != NULL && w->s[w->i] != '\0')
-        w->i++;
-    return w->i > start && (c == '-' || (c >= '0' && c <= '9'));
-}
-
-/* Copy valid JSON s[a, b) into out without the whitespace between tokens. */
-static void jw_compact(const char *s, size_t a, size_t b, struct sbuf *out)
-{
-    bool in_str = false;
-    for (size_t i = a; i < b; i++) {
-        char c = s[i];
-        if (in_str && c == '\\' && i + 1 < b) {
-            sb_putn(out, s + i, 2);
-            i++;
-            continue;
-        }
-        if (c == '"')
-            in_str = !in_str;
-        if (in_str || strchr(" \t\r\n", c) == NULL || c == '\0')
-            sb_putc(out, c);
-    }
-}
-
-static void jw_line(struct jwalk *w, const char *key, struct sbuf *val)
-{
-    if (w->nlines == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 32;
-        struct kvline *l = realloc(w->lines, cap * sizeof *l);
-        if (l == NULL) {
-            rk_kvctl_err("out of memory");
-            exit(RK_EXIT_CLUSTER);
-        }
-        w->lines = l;
-        w->cap = cap;
-    }
-    w->lines[w->nlines].key = strdup(key);
-    w->lines[w->nlines].val = val->p != NULL ? val->p : strdup("");
-    if (w->lines[w->nlines].key == NULL || w->lines[w->nlines].val == NULL) {
-        rk_kvctl_err("out of memory");
-        exit(RK_EXIT_CLUSTER);
-    }
-    w->nlines++;
-    *val = (struct sbuf){0};
-}
-
-static bool jw_flatten(struct jwalk *w, const char *prefix);
-
-/* One member value under the dotted name: objects and arrays recurse,
- * strings are decoded, everything else is shown compactly as written. */
-static bool jw_member(struct jwalk *w, const char *name)
-{
-    struct sbuf val = {0};
-    jw_ws(w);
-    if (w->i < w->n && (w->s[w->i] == '{' || w->s[w->i] == '['))
-        return jw_flatten(w, name);
-    size_t start = w->i;
-    bool ok = w->i < w->n && w->s[w->i] == '"' ? jw_string(w, &val) : jw_scalar(w);
-    if (ok && (w->s[start] != '"'))
-        jw_compact(w->s, start, w->i, &val);
-    if (ok)
-        jw_line(w, name, &val);
-    free(val.p);
-    return ok;
-}
-
-/* The name of the next element: prefix.key for an object, prefix.K (the
- * index) for an array; "" prefix at the top. */
-static bool jw_name(struct jwalk *w, const char *prefix, char close, size_t k, struct sbuf *name)
-{
-    char idx[24];
-    sb_putn(name, prefix, strlen(prefix));
-    if (prefix[0] != '\0')
-        sb_putc(name, '.');
-    if (close == ']') {
-        snprintf(idx, sizeof idx, "%zu", k);
-        sb_putn(name, idx, strlen(idx));
-        return true;
-    }
-    if (!jw_peek(w, '"') || !jw_string(w, name) || !jw_peek(w, ':'))
-        return false;
-    w->i++;
-    return true;
-}
-
-/* The object or array at w->i, flattened into lines named by jw_name();
- * an empty one is a line of its own, "{}" or "[]". */
-static bool jw_flatten(struct jwalk *w, const char *prefix)
-{
-    size_t start_lines = w->nlines;
-    char close = w->s[w->i] == '[' ? ']' : '}';
-    if (++w->depth > MAX_JSON_DEPTH)
-        return false;
-    w->i++;
-    for (size_t k = 0;; k++) {
-        if (k == 0 && jw_peek(w, close)) {
-            w->i++;
-            break;
-        }
-        struct sbuf name = {0};
-        bool ok = jw_name(w, prefix, close, k, &name) && jw_member(w, name.p);
-        free(name.p);
-        if (!ok)
-            return false;
-        if (jw_peek(w, ',')) {
-            w->i++;
-            continue;
-        }
-        if (!jw_peek(w, close))
-            return false;
-        w->i++;
-        break;
-    }
-    if (w->nlines == start_lines && prefix[0] != '\0') {
-        struct sbuf v = {0};
-        sb_putn(&v, close == ']' ? "[]" : "{}", 2);
-        jw_line(w, prefix, &v);
-    }
-    w->depth--;
-    return true;
-}
-
-static void jw_free(struct jwalk *w)
-{
-    for (size_t k = 0; k < w->nlines; k++) {
-        free(w->lines[k].key);
-        free(w->lines[k].val);
-    }
-    free(w->lines);
-    w->lines = NULL;
-    w->nlines = 0;
-}
-
-/* Flatten a JSON object into w->lines. False if json is not one. */
-static bool flatten_json(const char *json, struct jwalk *w)
-{
-    *w = (struct jwalk){.s = json, .n = strlen(json)};
-    if (!jw_peek(w, '{') || !jw_flatten(w, "")) {
-        jw_free(w);
-        return false;
-    }
-    jw_ws(w);
-    if (w->i != w->n) {
-        jw_free(w);
-        return false;
-    }
-    return true;
-}
-
-/* The value of the flattened key, or NULL. */
-static const char *jw_get(const struct jwalk *w, const char *key)
-{
-    for (size_t k = 0; k < w->nlines; k++)
-        if (strcmp(w->lines[k].key, key) == 0)
-            return w->lines[k].val;
-    return NULL;
-}
-
-/* The value of field in element k of the flattened array name, or NULL. */
-static const char *jw_elem(const struct jwalk *w, const char *name, size_t k, const char *field)
-{
-    char key[128]; /* name and field are ours and short */
-    snprintf(key, sizeof key, "%s.%zu.%s", name, k, field);
-    return jw_get(w, key);
-}
-
-/* Elements in the flattened array name: 1 + its largest index, 0 for "[]",
- * -1 if there is no such array (or an index no array of these lines can
- * have: each element makes at least one line). */
-static long jw_array_len(const struct jwalk *w, const char *name)
-{
-    size_t n = strlen(name);
-    long len = -1;
-    for (size_t k = 0; k < w->nlines; k++) {
-        const char *key = w->lines[k].key;
-        char *end;
-        if (strncmp(key, name, n) != 0)
-            continue;
-        if (key[n] == '\0' && strcmp(w->lines[k].val, "[]") == 0 && len < 0)
-            len = 0;
-        if (key[n] != '.' || key[n + 1] < '0' || key[n + 1] > '9')
-            continue;
-        unsigned long idx = strtoul(key + n + 1, &end, 10);
-        if (idx >= w->nlines || (*end != '.' && *end != '\0'))
-            return -1;
-        len = (long)idx >= len ? (long)idx + 1 : len;
-    }
-    return len;
-}
-
-/* The raw text [*a, *b) of the top-level member name of the JSON object
- * json, which flatten_json has accepted. False if there is no such member. */
-static bool jw_raw(const char *json, const char *name, size_t *a, size_t *b)
-{
-    struct jwalk w = {.s = json, .n = strlen(json), .depth = 1};
-    bool found = false;
-    if (!jw_peek(&w, '{'))
-        return false;
-    w.i++;
-    while (!found && !jw_peek(&w, '}')) {
-        struct sbuf key = {0};
-        if (jw_peek(&w, ','))
-            w.i++;
-        bool ok = jw_name(&w, "", '}', 0, &key);
-        jw_ws(&w);
-        *a = w.i;
-        ok = ok && jw_member(&w, ""); /* skips the value; its lines go with w */
-        *b = w.i;
-        found = ok && strcmp(key.p, name) == 0;
-        free(key.p);
-        if (!ok)
-            break;
-    }
-    jw_free(&w);
-    return found;
-}
-
-/* Print an admin reply: one compact line with --json, else aligned
- * "key: value" lines. Text that is not a JSON object prints as is. */
-static void print_admin(const char *json, bool as_json, const struct jwalk *w, bool parsed)
-{
-    if (!parsed) {
+    struct rk_jbuf name = {0};
+    int width = 0;
+    if (doc == NULL) {
         printf("%s\n", json);
         return;
     }
     if (as_json) {
-        struct sbuf out = {0};
-        jw_compact(json, 0, strlen(json), &out);
-        printf("%s\n", out.p != NULL ? out.p : "{}");
-        free(out.p);
+        print_compact(json);
         return;
     }
-    int width = 0;
-    for (size_t k = 0; k < w->nlines; k++) {
-        int len = (int)strlen(w->lines[k].key) + 1;
-        width = len > width ? len : width;
-    }
-    for (size_t k = 0; k < w->nlines; k++)
-        printf("%s:%*s %s\n", w->lines[k].key, width - (int)strlen(w->lines[k].key) - 1, "",
-               w->lines[k].val);
+    walk_leaves(rk_ajson_root(doc), &name, leaf_width, &width);
+    walk_leaves(rk_ajson_root(doc), &name, leaf_print, &width);
+    free(name.p);
 }
 
 /* ---- commands ---- */
@@ -740,17 +248,19 @@ static struct rk_client *open_client(const struct rk_kvctl_opts *o, const char *
 /* All of stdin, binary-safe, bounded by the client's message limit. */
 static int read_stdin(char **out, size_t *len)
 {
-    struct sbuf b = {0};
+    struct rk_jbuf b = {0};
     char chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-        if (b.n + n > RK_CLIENT_MAX_MSG) {
+        if (b.len + n > RK_CLIENT_MAX_MSG) {
             free(b.p);
             rk_kvctl_err("put: value on stdin exceeds %u MiB; store a smaller value",
                          RK_CLIENT_MAX_MSG >> 20);
             return -1;
         }
-        sb_putn(&b, chunk, n);
+        rk_jaddn(&b, chunk, n);
+        if (b.oom)
+            rk_kvctl_oom();
     }
     if (ferror(stdin)) {
         free(b.p);
@@ -758,7 +268,7 @@ static int read_stdin(char **out, size_t *len)
         return -1;
     }
     *out = b.p;
-    *len = b.n;
+    *len = b.len;
     return 0;
 }
 
@@ -778,7 +288,7 @@ static int cmd_put(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct 
     size_t vlen;
     int code = RK_EXIT_OK;
     if (a->ttl != NULL && rk_kvctl_parse_duration(a->ttl, &ttl) != 0) {
-        bad_value("--ttl", a->ttl, "use a duration such as 30s, 5m, 1h");
+        rk_kvctl_bad_value("--ttl", a->ttl, "use a duration such as 30s, 5m, 1h");
         return RK_EXIT_USAGE;
     }
     if (strcmp(a->pos[1], "-") == 0) {
@@ -837,30 +347,31 @@ static void print_get_json(const char *key, const char *val, size_t vlen, uint64
  * compacted, into out; members it lacks are left out. A trace that is not a
  * JSON object adds nothing: on an OK reply that is worth a warning (a
  * NOT_FOUND reply from an older node may carry a plain line instead). */
-static void get_trace(const char *key, const char *trace, bool ok, struct sbuf *out)
+static void get_trace(const char *key, const char *trace, bool ok, struct rk_jbuf *out)
 {
     static const char *const names[] = {"coordinator", "replicas"};
     char kb[256];
-    struct jwalk w;
-    size_t a, b;
-    sb_putn(out, "", 0);
+    size_t n;
+    rk_jaddn(out, "", 0);
     if (trace == NULL)
         return;
-    if (!flatten_json(trace, &w)) {
+    struct rk_ajson *doc = parse_reply(trace);
+    if (doc == NULL) {
         if (ok)
             rk_kvctl_err("get %s: the node's trace is not a JSON object; printed without it",
                          show_key(key, kb, sizeof kb));
         return;
     }
-    jw_free(&w);
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        if (!jw_raw(trace, names[k], &a, &b))
+        const char *raw = rk_ajson_raw(rk_ajson_member(rk_ajson_root(doc), names[k]), &n);
+        if (raw == NULL)
             continue;
-        sb_putn(out, ",\"", 2);
-        sb_putn(out, names[k], strlen(names[k]));
-        sb_putn(out, "\":", 2);
-        jw_compact(trace, a, b, out);
+        rk_jadd(out, ",\"%s\":", names[k]);
+        rk_ajson_compact(raw, n, out);
     }
+    rk_ajson_free(doc);
+    if (out->oom)
+        rk_kvctl_oom();
 }
 
 /* stdout is closed, full or a broken pipe: the value did not get out. */
@@ -895,7 +406,7 @@ static int cmd_get(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct 
     size_t vlen;
     uint64_t version, expiry;
     char *trace = NULL;
-    struct sbuf fields = {0};
+    struct rk_jbuf fields = {0};
     int code = RK_EXIT_OK;
     struct rk_client *c = open_client(o, "get", &code);
     if (c == NULL)
@@ -939,13 +450,17 @@ static int cmd_del(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct 
 
 /* A probe reply that says no: a top-level "ready", "healthy", "ok" or
  * "live" member that is false. */
-static bool probe_says_no(const struct jwalk *w)
+static bool probe_says_no(const struct rk_ajson *doc)
 {
     static const char *const names[] = {"ready", "healthy", "ok", "live"};
-    for (size_t k = 0; k < w->nlines; k++)
+    const struct rk_ajson_val *m = rk_ajson_first(rk_ajson_root(doc));
+    for (; m != NULL; m = rk_ajson_next(m)) {
+        const char *text = rk_ajson_text(m);
         for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
-            if (strcmp(w->lines[k].key, names[j]) == 0 && strcmp(w->lines[k].val, "false") == 0)
+            if (strcmp(rk_ajson_key(m, NULL), names[j]) == 0 && text != NULL &&
+                strcmp(text, "false") == 0)
                 return true;
+    }
     return false;
 }
 
@@ -960,19 +475,18 @@ static int admin_outcome(const struct rk_kvctl_opts *o, const struct cmd *cmd, s
         rk_kvctl_err("%s: %s", cmd->name, rk_client_error(c));
         return rk_kvctl_exit_code(rv);
     }
-    struct jwalk w;
-    bool parsed = json != NULL && flatten_json(json, &w);
+    struct rk_ajson *doc = json != NULL ? parse_reply(json) : NULL;
+    bool parsed = doc != NULL;
     if (rv != 0 && !parsed) { /* a probe answered no, with a plain line */
         rk_kvctl_err("%s: no: %s", cmd->name, rk_client_error(c));
         return RK_EXIT_NO;
     }
-    print_admin(json, o->json, &w, parsed);
-    bool no = rv != 0 || (probe && parsed && probe_says_no(&w));
-    const char *reason = parsed ? jw_get(&w, "reason") : NULL;
+    print_admin(json, o->json, doc);
+    bool no = rv != 0 || (probe && parsed && probe_says_no(doc));
+    const char *reason = parsed ? field(doc, "reason") : NULL;
     if (no && probe) /* scripts read the exit code; people read why */
         rk_kvctl_err("%s: no: %s", cmd->name, reason ? reason : "the node says no");
-    if (parsed)
-        jw_free(&w);
+    rk_ajson_free(doc);
     return no ? RK_EXIT_NO : RK_EXIT_OK;
 }
 
@@ -1035,13 +549,13 @@ static const char *or_dash(const char *s)
     return s != NULL && s[0] != '\0' ? s : "-";
 }
 
-static const char *member_field(const struct jwalk *w, size_t k, const char *field)
+static const char *member_field(const struct rk_ajson *doc, size_t k, const char *f)
 {
-    return jw_elem(w, "members", k, field);
+    return elem_field(doc, "members", k, f);
 }
 
 /* LAST-HEARD of member k: "-" if the node does not say (or for itself). */
-static char *heard_cell(const struct jwalk *w, size_t k)
+static char *heard_cell(const struct rk_ajson *w, size_t k)
 {
     uint64_t ms;
     const char *v = member_field(w, k, "last_heard_ms");
@@ -1053,7 +567,7 @@ static char *heard_cell(const struct jwalk *w, size_t k)
 }
 
 /* RTT of member k: "-" if 0 (not measured yet, or itself) or missing. */
-static char *rtt_cell(const struct jwalk *w, size_t k)
+static char *rtt_cell(const struct rk_ajson *w, size_t k)
 {
     uint64_t us;
     const char *v = member_field(w, k, "rtt_us");
@@ -1070,17 +584,22 @@ static const char *const member_head[M_COLS] = {"ID",  "STATE",  "INC",    "LAST
 /* The elements of array name in w, each of which must have fields f1 and
  * f2 (the others show as "-" when missing). -1 if w has no such array or
  * an element lacks one. */
-static long array_rows(const struct jwalk *w, const char *name, const char *f1, const char *f2)
+static long array_rows(const struct rk_ajson *doc, const char *name, const char *f1,
+                       const char *f2)
 {
-    long n = jw_array_len(w, name);
+    const struct rk_ajson_val *arr = rk_ajson_member(rk_ajson_root(doc), name);
+    if (rk_ajson_type(arr) != RK_AJSON_ARRAY)
+        return -1;
+    long n = (long)rk_ajson_count(arr);
     for (long k = 0; k < n; k++)
-        if (jw_elem(w, name, (size_t)k, f1) == NULL || jw_elem(w, name, (size_t)k, f2) == NULL)
+        if (elem_field(doc, name, (size_t)k, f1) == NULL ||
+            elem_field(doc, name, (size_t)k, f2) == NULL)
             return -1;
     return n;
 }
 
 /* The cells of member k, malloc'd. */
-static void member_row(const struct jwalk *w, size_t k, char **cell)
+static void member_row(const struct rk_ajson *w, size_t k, char **cell)
 {
     const char *id = member_field(w, k, "id"), *state = member_field(w, k, "state");
     const char *self = member_field(w, k, "self"), *match = member_field(w, k, "config_match");
@@ -1111,11 +630,11 @@ static size_t text_width(const char *s)
 static_assert(M_COLS <= TABLE_MAX_COLS, "print_table: too many columns");
 
 /* Fills the cols cells of row k of a table from w, each malloc'd. */
-typedef void row_fn(const struct jwalk *w, size_t k, char **cell);
+typedef void row_fn(const struct rk_ajson *w, size_t k, char **cell);
 
 /* A table: the header head (cols columns), then row(w, k, ...) for k < n;
  * each column as wide as its widest cell plus 2. */
-static void print_table(const char *const *head, size_t cols, const struct jwalk *w, size_t n,
+static void print_table(const char *const *head, size_t cols, const struct rk_ajson *w, size_t n,
                         row_fn *row)
 {
     size_t rows = n + 1, width[TABLE_MAX_COLS] = {0};
@@ -1147,7 +666,7 @@ static void print_table(const char *const *head, size_t cols, const struct jwalk
 
 /* "3 members: 2 alive, 1 dead": non-zero counts by state in a fixed order,
  * then states this version does not know as "other". */
-static void print_member_counts(const struct jwalk *w, size_t n)
+static void print_member_counts(const struct rk_ajson *w, size_t n)
 {
     static const char *const states[] = {"alive", "suspect", "dead", "leaving", "left", "other"};
     size_t count[6] = {0}, other = 5;
@@ -1170,20 +689,21 @@ static void print_member_counts(const struct jwalk *w, size_t n)
 }
 
 /* Peers whose gossip this node ignores because a setting differs. */
-static void print_refused(const struct jwalk *w)
+static void print_refused(const struct rk_ajson *w)
 {
-    long n = jw_array_len(w, "refused");
+    const struct rk_ajson_val *arr = rk_ajson_member(rk_ajson_root(w), "refused");
+    long n = rk_ajson_type(arr) == RK_AJSON_ARRAY ? (long)rk_ajson_count(arr) : -1;
     for (size_t k = 0; n > 0 && k < (size_t)n; k++)
         printf("refused: %s at %s: %s differs (theirs %s, ours %s)\n",
-               or_dash(jw_elem(w, "refused", k, "id")), or_dash(jw_elem(w, "refused", k, "peer")),
-               or_dash(jw_elem(w, "refused", k, "setting")),
-               or_dash(jw_elem(w, "refused", k, "theirs")),
-               or_dash(jw_elem(w, "refused", k, "ours")));
+               or_dash(elem_field(w, "refused", k, "id")), or_dash(elem_field(w, "refused", k, "peer")),
+               or_dash(elem_field(w, "refused", k, "setting")),
+               or_dash(elem_field(w, "refused", k, "theirs")),
+               or_dash(elem_field(w, "refused", k, "ours")));
 }
 
 /* The member table (n members, checked by array_rows), the counts and the
  * refused peers. */
-static void print_members_table(const struct jwalk *w, size_t n)
+static void print_members_table(const struct rk_ajson *w, size_t n)
 {
     print_table(member_head, M_COLS, w, n, member_row);
     print_member_counts(w, n);
@@ -1192,12 +712,12 @@ static void print_members_table(const struct jwalk *w, size_t n)
 
 /* LOCATE's reply: "partition 12: node-2 (alive), node-3 (alive)", the
  * preference list in order (n entries, checked by array_rows). */
-static void print_preference(const struct jwalk *w, size_t n)
+static void print_preference(const struct rk_ajson *w, size_t n)
 {
-    printf("partition %s:", or_dash(jw_get(w, "partition")));
+    printf("partition %s:", or_dash(field(w, "partition")));
     for (size_t k = 0; k < n; k++)
-        printf("%s %s (%s)", k > 0 ? "," : "", jw_elem(w, "preference", k, "node"),
-               jw_elem(w, "preference", k, "state"));
+        printf("%s %s (%s)", k > 0 ? "," : "", elem_field(w, "preference", k, "node"),
+               elem_field(w, "preference", k, "state"));
     puts(n == 0 ? " (none)" : "");
 }
 
@@ -1206,21 +726,21 @@ enum { G_NODE, G_STATE, G_PRIMARY, G_REPLICA, G_COLS };
 static const char *const ring_head[G_COLS] = {"NODE", "STATE", "PRIMARY", "REPLICA"};
 static_assert(G_COLS <= TABLE_MAX_COLS, "print_table: too many columns");
 
-static void ring_row(const struct jwalk *w, size_t k, char **cell)
+static void ring_row(const struct rk_ajson *w, size_t k, char **cell)
 {
-    cell[G_NODE] = xasprintf("%s", jw_elem(w, "members", k, "node"));
-    cell[G_STATE] = xasprintf("%s", jw_elem(w, "members", k, "state"));
-    cell[G_PRIMARY] = xasprintf("%s", or_dash(jw_elem(w, "members", k, "primary")));
-    cell[G_REPLICA] = xasprintf("%s", or_dash(jw_elem(w, "members", k, "replica")));
+    cell[G_NODE] = xasprintf("%s", elem_field(w, "members", k, "node"));
+    cell[G_STATE] = xasprintf("%s", elem_field(w, "members", k, "state"));
+    cell[G_PRIMARY] = xasprintf("%s", or_dash(elem_field(w, "members", k, "primary")));
+    cell[G_REPLICA] = xasprintf("%s", or_dash(elem_field(w, "members", k, "replica")));
 }
 
 /* RING's reply: partitions per member (n members, checked by array_rows),
  * then the ring's size and digest. */
-static void print_ring(const struct jwalk *w, size_t n)
+static void print_ring(const struct rk_ajson *w, size_t n)
 {
     print_table(ring_head, G_COLS, w, n, ring_row);
-    printf("%s partitions, %s replicas, digest %s\n", or_dash(jw_get(w, "partitions")),
-           or_dash(jw_get(w, "replicas")), or_dash(jw_get(w, "digest")));
+    printf("%s partitions, %s replicas, digest %s\n", or_dash(field(w, "partitions")),
+           or_dash(field(w, "replicas")), or_dash(field(w, "digest")));
 }
 
 /* The replies kvctl prints as a listing: the array each must hold, the two
@@ -1228,7 +748,7 @@ static void print_ring(const struct jwalk *w, size_t n)
 static const struct listing {
     int op;
     const char *array, *f1, *f2;
-    void (*print)(const struct jwalk *w, size_t n);
+    void (*print)(const struct rk_ajson *w, size_t n);
 } listings[] = {
     {RK_OP_MEMBERS, "members", "id", "state", print_members_table},
     {RK_OP_LOCATE, "preference", "node", "state", print_preference},
@@ -1249,19 +769,17 @@ static const struct listing *find_listing(int op)
 static int print_listing(const struct cmd *cmd, const struct listing *l, const char *json,
                          bool as_json)
 {
-    struct jwalk w;
-    bool parsed = flatten_json(json, &w);
-    long n = parsed ? array_rows(&w, l->array, l->f1, l->f2) : -1;
+    struct rk_ajson *doc = parse_reply(json);
+    long n = doc != NULL ? array_rows(doc, l->array, l->f1, l->f2) : -1;
     if (n >= 0 && as_json)
-        print_admin(json, true, &w, true);
+        print_admin(json, true, doc);
     else if (n >= 0)
-        l->print(&w, (size_t)n);
+        l->print(doc, (size_t)n);
     else
         rk_kvctl_err("%s: the node sent a reply kvctl cannot read (kvctl and ringkvd "
                      "versions differ?)",
                      cmd->name);
-    if (parsed)
-        jw_free(&w);
+    rk_ajson_free(doc);
     return n >= 0 ? RK_EXIT_OK : RK_EXIT_CLUSTER;
 }
 
@@ -1269,15 +787,13 @@ static int print_listing(const struct cmd *cmd, const struct listing *l, const c
  * its "message" if it has one, else "key: value" lines. */
 static void print_member_reply(const char *json, bool as_json)
 {
-    struct jwalk w;
-    bool parsed = flatten_json(json, &w);
-    const char *msg = parsed && !as_json ? jw_get(&w, "message") : NULL;
+    struct rk_ajson *doc = parse_reply(json);
+    const char *msg = doc != NULL && !as_json ? field(doc, "message") : NULL;
     if (msg != NULL)
         printf("%s\n", msg);
     else
-        print_admin(json, as_json, &w, parsed);
-    if (parsed)
-        jw_free(&w);
+        print_admin(json, as_json, doc);
+    rk_ajson_free(doc);
 }
 
 /* A seed address as JOIN needs it: tcp://HOST:PORT, PORT 1..65535. The

@@ -9,6 +9,7 @@
 
 #include "util/err.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -327,28 +328,53 @@ int rk_proto_error(enum rk_status st)
     }
 }
 
+/* Each status's stable name and what it means for a user, in one table so
+ * that a new status cannot get one without the other. The advice is what a
+ * client shows when the node sent no TEXT of its own. */
+static const struct status_info {
+    const char *name, *advice;
+} statuses[] = {
+    [RK_ST_OK] = {"OK", "success"},
+    [RK_ST_NOT_FOUND] = {"NOT_FOUND", "not found"},
+    [RK_ST_MALFORMED] = {"MALFORMED",
+                         "the node could not parse the request (kvctl and ringkvd versions differ?)"},
+    [RK_ST_UNSUPPORTED] = {"UNSUPPORTED",
+                           "the node does not support this request (upgrade ringkvd?)"},
+    [RK_ST_BUSY] = {"BUSY", "the node is overloaded (too many requests in flight); retry later"},
+    [RK_ST_TOO_LARGE] = {"TOO_LARGE", "key or value over the node's size limit (max_key_size, "
+                                      "max_value_size)"},
+    [RK_ST_NO_SPACE] = {"NO_SPACE", "the node's disk is full; free space there"},
+    [RK_ST_READONLY] = {"READONLY", "the node refuses writes after an I/O error; check its log"},
+    [RK_ST_STALE] = {"STALE", "a newer version is already stored"},
+    [RK_ST_QUORUM] = {"QUORUM", "quorum not met; check that enough replicas are up"},
+    [RK_ST_TIMEOUT] = {"TIMEOUT",
+                       "the node timed out waiting for replicas; check the other nodes, retry"},
+    [RK_ST_INTERNAL] = {"INTERNAL", "internal error on the node; check its log"},
+    [RK_ST_UNAVAILABLE] = {"UNAVAILABLE", "the node is not ready or is shutting down; retry later"},
+    [RK_ST_REFUSED] = {"REFUSED", "the node refused the request and sent no reason; check its log"},
+};
+static_assert(sizeof statuses / sizeof statuses[0] == RK_ST_COUNT,
+              "every status needs a name and advice in statuses[]");
+
+/* The table's entry for st; NULL for a status this version does not know.
+ * Unsigned compare: a negative value cast into the enum is out of range too. */
+static const struct status_info *status_info(enum rk_status st)
+{
+    if ((unsigned)st >= RK_ST_COUNT || statuses[st].name == NULL)
+        return NULL;
+    return &statuses[st];
+}
+
 const char *rk_proto_status_name(enum rk_status st)
 {
-    static const char *const names[] = {
-        [RK_ST_OK] = "OK",
-        [RK_ST_NOT_FOUND] = "NOT_FOUND",
-        [RK_ST_MALFORMED] = "MALFORMED",
-        [RK_ST_UNSUPPORTED] = "UNSUPPORTED",
-        [RK_ST_BUSY] = "BUSY",
-        [RK_ST_TOO_LARGE] = "TOO_LARGE",
-        [RK_ST_NO_SPACE] = "NO_SPACE",
-        [RK_ST_READONLY] = "READONLY",
-        [RK_ST_STALE] = "STALE",
-        [RK_ST_QUORUM] = "QUORUM",
-        [RK_ST_TIMEOUT] = "TIMEOUT",
-        [RK_ST_INTERNAL] = "INTERNAL",
-        [RK_ST_UNAVAILABLE] = "UNAVAILABLE",
-        [RK_ST_REFUSED] = "REFUSED",
-    };
-    /* Unsigned compare: a negative value cast into the enum is out of range too. */
-    if ((unsigned)st >= sizeof(names) / sizeof(names[0]))
-        return "UNKNOWN";
-    return names[st];
+    const struct status_info *si = status_info(st);
+    return si != NULL ? si->name : "UNKNOWN";
+}
+
+const char *rk_proto_status_advice(enum rk_status st)
+{
+    const struct status_info *si = status_info(st);
+    return si != NULL ? si->advice : "unexpected status";
 }
 
 size_t rk_proto_frame_size(const struct rk_msg *m)

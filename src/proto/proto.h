@@ -134,6 +134,9 @@ enum rk_status {
     RK_ST_UNAVAILABLE = 12, /* shutting down, or not ready */
     RK_ST_REFUSED = 13,     /* a valid request the node will not carry out (TEXT says why) */
 };
+/* One past the last status this version knows: a new status moves it, and
+ * proto.c's table of names refuses to build until the status has a row. */
+#define RK_ST_COUNT (RK_ST_REFUSED + 1)
 
 enum rk_tag {
     RK_TAG_KEY = 1,
@@ -210,7 +213,14 @@ int rk_proto_frame_next(const uint8_t *buf, size_t len, size_t *off, uint32_t *r
 enum rk_status rk_proto_status(int err);
 int rk_proto_error(enum rk_status st);
 
-/* Short stable name of a status ("OK", "NOT_FOUND", "BUSY", ...). */
+/* Short stable name of a status ("OK", "NOT_FOUND", "BUSY", ...);
+ * "UNKNOWN" for a status this version does not know. Static, any thread. */
 const char *rk_proto_status_name(enum rk_status st);
+
+/* What a status means for a user and what to do, one line without a final
+ * period ("quorum not met; check that enough replicas are up"), for a reply
+ * that carries no TEXT of its own; "unexpected status" for a status this
+ * version does not know. Static, any thread. */
+const char *rk_proto_status_advice(enum rk_status st);
 
 #endif

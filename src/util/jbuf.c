@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void rk_jadd(struct rk_jbuf *b, const char *fmt, ...)
 {
@@ -31,6 +32,26 @@ void rk_jadd(struct rk_jbuf *b, const char *fmt, ...)
         b->p = np;
         b->cap = cap;
     }
+}
+
+void rk_jaddn(struct rk_jbuf *b, const void *p, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->p == NULL || b->cap - b->len <= n) { /* room for n and the NUL */
+        size_t cap = (b->cap ? b->cap * 2 : 512) + n;
+        char *np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    if (n > 0) /* p may be NULL then */
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0';
 }
 
 void rk_jstr(struct rk_jbuf *b, const char *s)

@@ -16,6 +16,10 @@ struct rk_jbuf {
 /* Append printf-style. */
 void rk_jadd(struct rk_jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Append n bytes as they are (NUL bytes too: len counts them, and a NUL
+ * still follows the last byte). n == 0 still allocates, so p is "" after. */
+void rk_jaddn(struct rk_jbuf *b, const void *p, size_t n);
+
 /* Append s as a JSON string literal: quotes, backslashes and control
  * bytes escaped (other bytes go as they are: ids and paths are UTF-8). */
 void rk_jstr(struct rk_jbuf *b, const char *s);

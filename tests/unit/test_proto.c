@@ -612,6 +612,24 @@ static void test_status_mapping(void **state)
     assert_string_equal(rk_proto_status_name((enum rk_status) - 1), "UNKNOWN");
 }
 
+/* One table serves names and advice: every status this version knows has
+ * both, and an unknown one gets the defaults from both. */
+static void test_status_table_complete(void **state)
+{
+    (void)state;
+    for (unsigned st = 0; st < RK_ST_COUNT; st++) {
+        assert_string_not_equal(rk_proto_status_name((enum rk_status)st), "UNKNOWN");
+        const char *advice = rk_proto_status_advice((enum rk_status)st);
+        assert_string_not_equal(advice, "unexpected status");
+        assert_null(strchr(advice, '\n'));
+    }
+    assert_string_equal(rk_proto_status_advice(RK_ST_QUORUM),
+                        "quorum not met; check that enough replicas are up");
+    assert_string_equal(rk_proto_status_name((enum rk_status)RK_ST_COUNT), "UNKNOWN");
+    assert_string_equal(rk_proto_status_advice((enum rk_status)RK_ST_COUNT), "unexpected status");
+    assert_string_equal(rk_proto_status_advice((enum rk_status) - 1), "unexpected status");
+}
+
 /* Two frames written back to back read back in order, and every cut
  * short of the end is MALFORMED, never a frame past the buffer. */
 static void test_batch_frames(void **state)
@@ -673,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_unknown_opcode_and_version),
         cmocka_unit_test(test_encode_refuses_oversized_body),
         cmocka_unit_test(test_status_mapping),
+        cmocka_unit_test(test_status_table_complete),
         cmocka_unit_test(test_batch_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
