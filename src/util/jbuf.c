@@ -1,53 +1,44 @@
 /* JSON text buffer (see jbuf.h). */
 #include "util/jbuf.h"
+#include "util/grow.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Room for n more bytes and the NUL; false (and b->oom) when there is none. */
+static bool room(struct rk_jbuf *b, size_t n)
+{
+    if (!b->oom && rk_grow(&b->p, &b->cap, b->len + n + 1, 1, 512, 0) < 0)
+        b->oom = true;
+    return !b->oom;
+}
+
 void rk_jadd(struct rk_jbuf *b, const char *fmt, ...)
 {
-    if (b->oom)
-        return;
-    for (;;) {
+    /* Format into the room there is; only when it does not fit, grow and
+     * format again. */
+    for (int pass = 0; pass < 2 && !b->oom; pass++) {
         va_list ap;
         va_start(ap, fmt);
         int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
         va_end(ap);
         if (n < 0) {
             b->oom = true;
-            return;
-        }
-        if (b->p && b->len + (size_t)n < b->cap) {
+        } else if (b->p && b->len + (size_t)n < b->cap) {
             b->len += (size_t)n;
             return;
+        } else {
+            room(b, (size_t)n);
         }
-        size_t cap = (b->cap ? b->cap * 2 : 512) + (size_t)n;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
     }
 }
 
 void rk_jaddn(struct rk_jbuf *b, const void *p, size_t n)
 {
-    if (b->oom)
+    if (!room(b, n))
         return;
-    if (b->p == NULL || b->cap - b->len <= n) { /* room for n and the NUL */
-        size_t cap = (b->cap ? b->cap * 2 : 512) + n;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
     if (n > 0) /* p may be NULL then */
         memcpy(b->p + b->len, p, n);
     b->len += n;
