@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine, builds ringkv (Release) and runs one
+# Sets up a fresh Debian 12 machine, builds ringkv (RelWithDebInfo) and runs one
 # node in the foreground: built-in defaults, data in ./ringkv-data, clients
 # on tcp://0.0.0.0:7400. Arguments go to ringkvd (e.g. run -c etc/ringkv.toml).
 # Build tree: $RINGKV_BUILD_DIR (default build/ in the checkout).
@@ -7,7 +7,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${RINGKV_BUILD_DIR:-$root/build}/release
 bash "$root/packaging/deps.sh"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" >/dev/null
+# The same settings as tests/run.sh's release build, so either script can
+# run first and the other reuses the tree; only the two binaries are built.
+cmake -S "$root" -B "$build" -DRINGKV_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DBUILD_TESTING=ON -DRINGKV_SANITIZER= >/dev/null
+cmake --build "$build" -j"$(nproc)" --target ringkvd kvctl >/dev/null
 echo "ringkvd: starting; in another shell: $build/src/kvctl put hello world && $build/src/kvctl get hello" >&2
 exec "$build/src/ringkvd" "$@"

@@ -32,7 +32,6 @@
 #define PEER_INFLIGHT (PEER_BATCHES * BATCH_FRAMES) /* replica requests out to one peer */
 #define TICK_S 0.2              /* expiry of batches and flights; hint offers */
 #define PEER_BUF 1024          /* nng queue depth of a peer socket */
-#define RECV_BATCH 64
 #define NREP RK_RING_REPLICAS_MAX
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 1000

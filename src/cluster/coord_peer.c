@@ -9,6 +9,7 @@
 #include "util/nng_close.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/nng_rx.h"
 
 #include <errno.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -239,17 +240,18 @@ static void take_batch(struct rk_coord *c, struct peer *p, nng_msg *msg)
         coord_take_answer(c, p, rid, f, flen);
 }
 
+static void take_reply(void *arg, nng_msg *msg)
+{
+    struct peer *p = arg;
+    take_batch(p->c, p, msg);
+    nng_msg_free(msg);
+}
+
 static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop, (void)revents;
     struct peer *p = io->data;
-    for (int k = 0; k < RECV_BATCH; k++) {
-        nng_msg *msg;
-        if (nng_recvmsg(p->s, &msg, NNG_FLAG_NONBLOCK) != 0)
-            return;
-        take_batch(p->c, p, msg);
-        nng_msg_free(msg);
-    }
+    rk_nng_rx_batch(p->s, RK_NNG_RX_BATCH, take_reply, p);
 }
 
 void rk_coord_flush(struct rk_coord *c)

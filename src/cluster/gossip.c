@@ -21,6 +21,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/nng_rx.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RECV_BATCH 64      /* per wake-up, so one busy socket cannot starve the loop */
 #define SOCK_BUF 256       /* queued messages per socket: a survey round of big clusters */
 #define RECONNECT_MIN_MS 100 /* NNG-NOTES: a restarted peer is redialled in ~30 ms */
 #define RECONNECT_MAX_MS 2000 /* back-off cap while a seed or member is down */
@@ -348,44 +348,48 @@ static void answer(struct rk_gossip *g, nng_msg *msg)
         nng_msg_free(body);
 }
 
+static void answer_msg(void *arg, nng_msg *msg)
+{
+    answer(arg, msg);
+}
+
 static void on_surveys(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop, (void)revents;
     struct rk_gossip *g = io->data;
-    for (int i = 0; i < RECV_BATCH; i++) {
-        nng_msg *msg;
-        if (nng_recvmsg(g->rs, &msg, NNG_FLAG_NONBLOCK) != 0)
-            return;
-        answer(g, msg);
-    }
+    rk_nng_rx_batch(g->rs, RK_NNG_RX_BATCH, answer_msg, g);
 }
 
 /* ---- surveyor: answers in ---- */
+
+/* One answer to a survey: merged; its sender heard, with the round trip
+ * when it answers the survey in flight (raw surveyor: the survey id is
+ * the header's last word). */
+static void take_answer(void *arg, nng_msg *msg)
+{
+    struct rk_gossip *g = arg;
+    uint32_t id = 0;
+    size_t hl = nng_msg_header_len(msg);
+    if (hl >= 4) {
+        const uint8_t *h = (const uint8_t *)nng_msg_header(msg) + hl - 4;
+        id = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    }
+    struct rk_gossip_env env;
+    char from[RK_MEMBER_ID_MAX + 1] = "";
+    g->stats.answers++;
+    if (take(g, msg, &env, from) == TAKEN) {
+        uint64_t rtt_us = id == g->survey_id ? (rk_clock_mono_ns() - g->survey_ns) / 1000 : 0;
+        rk_members_heard(&g->table, from, wall_ms(),
+                         (uint32_t)(rtt_us > UINT32_MAX ? UINT32_MAX : rtt_us));
+    }
+    nng_msg_free(msg);
+}
 
 static void on_answers(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop, (void)revents;
     struct rk_gossip *g = io->data;
-    for (int i = 0; i < RECV_BATCH; i++) {
-        nng_msg *msg;
-        if (nng_recvmsg(g->sv, &msg, NNG_FLAG_NONBLOCK) != 0)
-            return;
-        uint32_t id = 0;
-        size_t hl = nng_msg_header_len(msg);
-        if (hl >= 4) {
-            const uint8_t *h = (const uint8_t *)nng_msg_header(msg) + hl - 4;
-            id = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-        }
-        struct rk_gossip_env env;
-        char from[RK_MEMBER_ID_MAX + 1] = "";
-        g->stats.answers++;
-        if (take(g, msg, &env, from) == TAKEN) {
-            uint64_t rtt_us = id == g->survey_id ? (rk_clock_mono_ns() - g->survey_ns) / 1000 : 0;
-            rk_members_heard(&g->table, from, wall_ms(),
-                             (uint32_t)(rtt_us > UINT32_MAX ? UINT32_MAX : rtt_us));
-        }
-        nng_msg_free(msg);
-    }
+    rk_nng_rx_batch(g->sv, RK_NNG_RX_BATCH, take_answer, g);
 }
 
 /* Peers the survey reaches: the members we dial that look reachable. */

@@ -478,7 +478,7 @@ static int take_str(struct loader *L, const struct key *k, const struct rk_toml_
         return errat(L, v, false, "%s is %zu bytes long; at most %zu", label, v->len, width - 1);
     if (v->len == 0 && (k->flags & F_NONEMPTY))
         return errat(L, v, false, "%s must not be empty", label);
-    char why[160];
+    char why[512]; /* label (a key name, < 128) and the fixed text */
     if (ident_error(label, v->str, v->len, k->flags, why, sizeof(why)))
         return errat(L, v, false, "%s", why);
     set_str(dst, width, v->str, v->len);

@@ -17,7 +17,7 @@
 /* mkdir -p. */
 static int mkdirs(const char *dir)
 {
-    char p[1024];
+    char p[RK_PATH_MAX];
     snprintf(p, sizeof(p), "%s", dir);
     for (char *s = p + 1; *s; s++) {
         if (*s != '/')
@@ -57,8 +57,8 @@ static int write_small(const char *dir, const char *name, const char *text)
 static int stamp(const char *dir, const char *name, const char *want, char *stored, size_t len,
                  char *err, size_t errlen)
 {
-    char path[1100], line[160];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char path[RK_PATH_MAX], line[160];
+    rk_fs_path(path, dir, name); /* data_dir < 1 KiB: fits */
     const char *op = "read";
     int rc = read_small(path, stored, len);
     if (rc == 0)
@@ -82,8 +82,8 @@ static int check_id(const struct rk_config *c, char *id, size_t idlen, char *err
         snprintf(id, idlen, "node-1");
     /* An id stamped by an earlier start wins over the host name; a new
      * one must be valid before it is stamped. */
-    char path[1100]; /* data_dir[1024] + "/NODE_ID" */
-    snprintf(path, sizeof(path), "%s/NODE_ID", c->data_dir);
+    char path[RK_PATH_MAX];
+    rk_fs_path(path, c->data_dir, "NODE_ID"); /* data_dir < 1 KiB: fits */
     if (access(path, F_OK) != 0 && !rk_ident_valid(id, strlen(id), NULL)) {
         snprintf(err, errlen, "the host name is not a valid node id (1..%d of %s): set node.id",
                  RK_IDENT_MAX, RK_IDENT_CHARSET);

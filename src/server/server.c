@@ -127,14 +127,22 @@ static int listen_client(struct server *s)
 }
 
 /* tcp://HOST:PORT as peers reach it: the advertised host and the
- * listener's port (a listener on 0.0.0.0 is not an address to dial). */
-static void advertised(const char *listen, const char *host, char *out, size_t len)
+ * listener's port (a listener on 0.0.0.0 is not an address to dial).
+ * false (with the error said) when it does not fit a member address. */
+static bool advertised(const char *listen, const char *host, const char *key, char *out,
+                       size_t len)
 {
     const char *colon = strrchr(listen, ':');
+    int n;
     if (strncmp(listen, "tcp://", 6) == 0 && colon && colon > listen + 6)
-        snprintf(out, len, "tcp://%s%s", host, colon);
+        n = snprintf(out, len, "tcp://%s%s", host, colon);
     else
-        snprintf(out, len, "%s", listen);
+        n = snprintf(out, len, "%s", listen);
+    if (n >= 0 && (size_t)n < len)
+        return true;
+    fatal("%s with listen.advertise makes an address of %d bytes; peers take at most %zu", key, n,
+          len - 1);
+    return false;
 }
 
 #define MEMBERS_FILE "MEMBERS"
@@ -161,10 +169,10 @@ static void save_members(struct server *s, const struct rk_members *t)
  * file is unreadable, which is logged: gossip rebuilds the list). */
 static struct rk_member *load_members(struct server *s, size_t *n)
 {
-    char path[1200];
+    char path[RK_PATH_MAX];
     size_t len;
     *n = 0;
-    snprintf(path, sizeof(path), "%s/%s", s->sh.cfg.data_dir, MEMBERS_FILE);
+    rk_fs_path(path, s->sh.cfg.data_dir, MEMBERS_FILE); /* data_dir < 1 KiB: fits */
     uint8_t *buf = malloc(RK_MEMBERS_WIRE_MAX);
     struct rk_member *m = calloc(RK_MEMBERS_MAX, sizeof(*m));
     int rc = buf && m ? rk_fs_read_file(path, buf, RK_MEMBERS_WIRE_MAX, &len) : -ENOMEM;
@@ -224,9 +232,13 @@ static int start_gossip(struct server *s)
     struct rk_member *me = &s->self;
     char err[600] = "";
     snprintf(me->id, sizeof(me->id), "%s", s->sh.node_id);
-    advertised(c->listen_client, c->advertise, me->client_addr, sizeof(me->client_addr));
-    advertised(c->listen_peer, c->advertise, me->peer_addr, sizeof(me->peer_addr));
-    advertised(c->listen_gossip, c->advertise, me->gossip_addr, sizeof(me->gossip_addr));
+    if (!advertised(c->listen_client, c->advertise, "listen.client", me->client_addr,
+                    sizeof(me->client_addr)) ||
+        !advertised(c->listen_peer, c->advertise, "listen.peer", me->peer_addr,
+                    sizeof(me->peer_addr)) ||
+        !advertised(c->listen_gossip, c->advertise, "listen.gossip", me->gossip_addr,
+                    sizeof(me->gossip_addr)))
+        return -1;
     me->settings_digest = rk_members_settings_digest(c->cluster_name, c->partitions, c->replicas);
     me->config_digest = rk_config_digest(c);
     const char *seeds[RK_CONFIG_MAX_SEEDS];

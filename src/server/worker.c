@@ -1,7 +1,7 @@
 /* Worker thread: request dispatch, the group-commit reply path, background
  * storage work, and shutdown.
  *
- *   rx ready ─► on_rx (≤ RECV_BATCH msgs) ─► dispatch ─┬─ owner is us ─► serve ─► queue reply
+ *   rx ready ─► on_rx (≤ RK_NNG_RX_BATCH msgs) ─► dispatch ─┬─ owner is us ─► serve ─► queue reply
  *                                                      └─ else ─► owner's mailbox ─► serve ...
  *   loop about to block ─► on_prepare: commit staged puts, fix failed write
  *                          replies, send every queued reply
@@ -19,9 +19,11 @@
 #include "proto/proto.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/fsutil.h"
 #include "util/ident.h"
 #include "util/io.h"
 #include "util/log.h"
+#include "util/nng_rx.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -31,9 +33,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define RECV_BATCH 64      /* per wake-up: ~1 ms of work at most, so timers and the
-                              mailbox are never starved; big enough that one turn
-                              collects what arrived during the last fdatasync */
 #define MAILBOX_CAP 8192   /* forwarded requests waiting for this worker */
 #define TICK_S 0.1         /* heartbeat, stats and background-work cadence */
 
@@ -726,16 +725,16 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
     route_data(w, msg, &req);
 }
 
+static void dispatch_msg(void *arg, nng_msg *msg)
+{
+    dispatch(arg, msg);
+}
+
 static void on_rx(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop, (void)revents;
     struct rk_worker *w = io->data;
-    for (int i = 0; i < RECV_BATCH; i++) {
-        nng_msg *msg;
-        if (nng_recvmsg(w->sh->sock, &msg, NNG_FLAG_NONBLOCK) != 0)
-            return; /* another worker took it, or the queue is empty */
-        dispatch(w, msg);
-    }
+    rk_nng_rx_batch(w->sh->sock, RK_NNG_RX_BATCH, dispatch_msg, w);
 }
 
 /* ---- timers, background work, control ---- */
@@ -826,8 +825,8 @@ static void *thread_main(void *arg)
 
 static int open_store(struct rk_worker *w, char *err, size_t errlen)
 {
-    char dir[1100];
-    snprintf(dir, sizeof(dir), "%s/worker-%u", w->sh->cfg.data_dir, w->idx);
+    char dir[RK_PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/worker-%u", w->sh->cfg.data_dir, w->idx); /* fits: data_dir < 1 KiB */
     struct rk_storage_opts o;
     struct rk_storage_report rep;
     rk_node_storage_opts(&w->sh->cfg, &o);
@@ -843,8 +842,8 @@ static int open_store(struct rk_worker *w, char *err, size_t errlen)
 
 static int open_hints(struct rk_worker *w, char *err, size_t errlen)
 {
-    char dir[1100];
-    snprintf(dir, sizeof(dir), "%s/hints-%u", w->sh->cfg.data_dir, w->idx);
+    char dir[RK_PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/hints-%u", w->sh->cfg.data_dir, w->idx); /* fits: data_dir < 1 KiB */
     struct rk_storage_opts o;
     rk_node_storage_opts(&w->sh->cfg, &o);
     return rk_hints_open(&w->hints, dir, &o, w->sh->partitions, w->sh->cfg.hints_max_bytes,

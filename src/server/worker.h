@@ -4,7 +4,7 @@
  * data path.
  *
  * Every worker watches the raw rep socket's receive fd (level-triggered),
- * pulls up to RECV_BATCH requests per wake-up, and either serves a request
+ * pulls up to RK_NNG_RX_BATCH requests per wake-up, and either serves a request
  * itself or posts it to the owning worker's mailbox. Replies are queued and
  * sent from the loop's prepare watcher, after the turn's group commit: a put
  * is acknowledged only once it is durable per the fsync policy.

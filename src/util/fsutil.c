@@ -22,6 +22,12 @@ int rk_fs_sync_dir(const char *dir)
     return rc;
 }
 
+int rk_fs_path(char out[RK_PATH_MAX], const char *dir, const char *name)
+{
+    int n = snprintf(out, RK_PATH_MAX, "%s/%s", dir, name);
+    return n < 0 || n >= RK_PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
 int rk_fs_mkdir(const char *dir)
 {
     if (mkdir(dir, 0750) == 0 || errno == EEXIST)
@@ -31,8 +37,11 @@ int rk_fs_mkdir(const char *dir)
 
 int rk_fs_lock_dir(const char *dir, int *fd_out, char *msg, size_t msglen)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    char path[RK_PATH_MAX];
+    if (rk_fs_path(path, dir, "LOCK") < 0) {
+        snprintf(msg, msglen, "data dir path too long: %.64s...", dir);
+        return -ENAMETOOLONG;
+    }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
         int e = errno;
@@ -68,9 +77,10 @@ int rk_fs_lock_dir(const char *dir, int *fd_out, char *msg, size_t msglen)
 
 int rk_fs_write_file(const char *dir, const char *name, const void *data, size_t len)
 {
-    char tmp[1200], path[1200];
-    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char tmp[RK_PATH_MAX], path[RK_PATH_MAX];
+    int n = snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    if (n < 0 || n >= (int)sizeof(tmp) || rk_fs_path(path, dir, name) < 0)
+        return -ENAMETOOLONG;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return -errno;

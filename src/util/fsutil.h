@@ -4,6 +4,18 @@
 
 #include <stddef.h>
 
+/* Room for any path ringkv builds: a data dir (node.data_dir holds at most
+ * 1023 bytes) plus the deepest name below it (worker-N/seg-<16 hex>.rks.
+ * corrupt and the like, under 64 bytes) fits many times over; 4096 is
+ * Linux's PATH_MAX, beyond which open() refuses a path anyway. */
+#define RK_PATH_MAX 4096
+
+/* dir "/" name into out (RK_PATH_MAX bytes): 0, or -ENAMETOOLONG (out is
+ * then not a usable path). */
+int rk_fs_path(char out[RK_PATH_MAX], const char *dir, const char *name);
+
+#include <stddef.h>
+
 /* fsync a directory so entries created, renamed or removed in it survive a
  * crash. Returns 0 or -errno. */
 int rk_fs_sync_dir(const char *dir);
