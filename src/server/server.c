@@ -392,7 +392,7 @@ static void on_stop_poll(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* A worker that does not stop in time (stuck in I/O): leave without it.
  * Acknowledged writes are already durable per the fsync policy; recovery
- * rebuilds whatever hint files are missing. */
+ * rebuilds whatever index files are missing. */
 static void on_stop_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)t, (void)revents;

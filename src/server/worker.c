@@ -44,7 +44,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     atomic_store(&w->heartbeat, rk_clock_mono_ns());
     publish(w);
     if (!ev_is_active(&w->bg))
-        ev_idle_start(w->loop, &w->bg); /* hint files and merges, when idle */
+        ev_idle_start(w->loop, &w->bg); /* index files and merges, when idle */
 }
 
 /* fsync = "interval": make written data durable within fsync_interval. */

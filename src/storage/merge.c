@@ -75,7 +75,7 @@ struct rk_merge {
  * the tombstone's segment each step would spin. */
 static bool wanted(const rk_storage *s, const struct seg *g, uint64_t now, uint64_t tomb_limit)
 {
-    if (g->state != SEG_HINTED || g->no_merge || g->rec_bytes == 0)
+    if (g->state != SEG_INDEXED || g->no_merge || g->rec_bytes == 0)
         return false;
     uint64_t dead = g->rec_bytes - g->live_bytes - g->tomb_bytes;
     if ((double)dead >= s->o.merge_dead_ratio * (double)g->rec_bytes)
@@ -121,7 +121,7 @@ static int plan(rk_storage *s, struct rk_merge *m)
     }
     for (uint32_t i = 0; i < s->nsegs; i++) {
         const struct seg *g = &s->segs[i];
-        bool older = g->state == SEG_HINTED && !g->no_merge && g->order < tomb_below;
+        bool older = g->state == SEG_INDEXED && !g->no_merge && g->order < tomb_below;
         if (!older && (!wanted(s, g, now, limit) || total >= budget))
             continue;
         int rc = add_input(m, i);
@@ -422,7 +422,7 @@ static int unlink_step(rk_storage *s, struct rk_merge *m)
 {
     for (uint32_t i = 0; i < m->nin; i++) /* ascending order: invariant 3 */
         rk_storage_seg_drop(s, m->in[i]);
-    /* Only now may hint jobs read the outputs' entries from the index. */
+    /* Only now may index jobs read the outputs' entries from the index. */
     for (uint32_t i = 0; i < m->nout; i++)
         s->segs[m->out[i]].state = SEG_SEALED;
     int rc = rk_fs_sync_dir(s->dir);

@@ -1,15 +1,15 @@
-/* Opening and closing a store: lock, load every segment (through its hint
+/* Opening and closing a store: lock, load every segment (through its index
  * file when valid, else by scanning its blocks), cut a torn tail off the
  * newest segment, refuse or quarantine corruption, start the active
- * segment; and on close, commit, sync, seal and write the hint files.
+ * segment; and on close, commit, sync, seal and write the index files.
  *
  * Failure cases handled at open:
- * - no hint / damaged hint          → scan the segment (checksums verified)
+ * - no index file / damaged one     → scan the segment (checksums verified)
  * - torn batch at the end of newest → cut it, log file, offset and bytes
  * - bad block anywhere else, or a valid committed block after a bad one
  *                                   → RK_ECORRUPT naming file and offset;
  *                                     with repair: file renamed *.corrupt
- * - leftover *.tmp (merge outputs, hints) → removed: never complete
+ * - leftover *.tmp (merge outputs, index files) → removed: never complete
  */
 #include "storage/storage_int.h"
 #include "util/err.h"
@@ -30,11 +30,11 @@
  * (load_all), and a put that won a version tie (rk_record_rank) was
  * appended after the record it replaced, while one that lost was never
  * written; so the later record is the winner, found without reading
- * values, which hint files do not hold. Other equal versions are the same
+ * values, which index files do not hold. Other equal versions are the same
  * record twice (a merge output beside its input after a crash): either
  * will do. */
 static int load_record(rk_storage *s, uint32_t slot, uint32_t block, uint32_t off,
-                       const struct rk_hint_ent *h, const uint8_t *key)
+                       const struct rk_index_file_ent *h, const uint8_t *key)
 {
     uint32_t hash = rk_index_hash(key, h->klen);
     uint32_t id = rk_index_find(&s->ix, key, h->klen, hash);
@@ -57,59 +57,59 @@ static int load_record(rk_storage *s, uint32_t slot, uint32_t block, uint32_t of
     return 0;
 }
 
-/* Walk a hint file twice: first to check its structure, then to load it, so
- * a bad hint never leaves half its entries in the index. */
-static int load_hint(rk_storage *s, uint32_t slot, const uint8_t *buf, size_t len, bool apply)
+/* Walk an index file twice: first to check its structure, then to load it, so
+ * a bad index file never leaves half its entries in the index. */
+static int load_index_file(rk_storage *s, uint32_t slot, const uint8_t *buf, size_t len, bool apply)
 {
-    struct rk_hint_hdr hh;
-    memcpy(&hh, buf, sizeof(hh));
-    size_t pos = sizeof(hh), end = len - 8;
-    for (uint64_t i = 0; i < hh.count; i++) {
-        struct rk_hint_ent he;
-        if (end - pos < sizeof(he))
+    struct rk_index_file_hdr ih;
+    memcpy(&ih, buf, sizeof(ih));
+    size_t pos = sizeof(ih), end = len - 8;
+    for (uint64_t i = 0; i < ih.count; i++) {
+        struct rk_index_file_ent ie;
+        if (end - pos < sizeof(ie))
             return RK_ECORRUPT;
-        memcpy(&he, buf + pos, sizeof(he));
-        pos += sizeof(he);
-        if (end - pos < he.klen || he.klen == 0 || he.block >= hh.seg_end)
+        memcpy(&ie, buf + pos, sizeof(ie));
+        pos += sizeof(ie);
+        if (end - pos < ie.klen || ie.klen == 0 || ie.block >= ih.seg_end)
             return RK_ECORRUPT;
         if (apply) {
-            int rc = load_record(s, slot, he.block, he.off, &he, buf + pos);
+            int rc = load_record(s, slot, ie.block, ie.off, &ie, buf + pos);
             if (rc < 0)
                 return rc;
         }
-        pos += he.klen;
+        pos += ie.klen;
     }
     if (pos != end)
         return RK_ECORRUPT;
     if (apply) {
         struct seg *g = &s->segs[slot];
-        g->end = hh.seg_end;
-        g->rec_bytes = hh.rec_bytes;
-        g->raw_bytes = hh.raw_bytes;
-        g->nblocks = hh.nblocks;
+        g->end = ih.seg_end;
+        g->rec_bytes = ih.rec_bytes;
+        g->raw_bytes = ih.raw_bytes;
+        g->nblocks = ih.nblocks;
     }
     return 0;
 }
 
-static int try_hint(rk_storage *s, uint32_t slot, uint64_t size)
+static int try_index_file(rk_storage *s, uint32_t slot, uint64_t size)
 {
     char path[4096];
     rk_seg_path(path, sizeof(path), s->dir, s->segs[slot].id, "rkh");
     uint8_t *buf;
     size_t len;
-    int rc = rk_hint_load(path, s->segs[slot].id, &buf, &len);
+    int rc = rk_index_file_load(path, s->segs[slot].id, &buf, &len);
     if (rc == -ENOENT)
         return rc;
     if (rc == 0) {
-        struct rk_hint_hdr hh;
-        memcpy(&hh, buf, sizeof(hh));
-        rc = hh.seg_end <= size ? load_hint(s, slot, buf, len, false) : RK_ECORRUPT;
+        struct rk_index_file_hdr ih;
+        memcpy(&ih, buf, sizeof(ih));
+        rc = ih.seg_end <= size ? load_index_file(s, slot, buf, len, false) : RK_ECORRUPT;
         if (rc == 0)
-            rc = load_hint(s, slot, buf, len, true);
+            rc = load_index_file(s, slot, buf, len, true);
         free(buf);
     }
     if (rc == RK_ECORRUPT)
-        rk_warn("storage", "hint file %s is damaged; scanning its segment instead", path);
+        rk_warn("storage", "index file %s is damaged; scanning its segment instead", path);
     return rc;
 }
 
@@ -157,11 +157,11 @@ static int pending_apply(rk_storage *s, uint32_t slot, struct pending *p, bool a
                 n = RK_ECORRUPT;
             if (n < 0)
                 return n;
-            struct rk_hint_ent he = {.version = h.version, .expiry_ms = h.expiry_ms,
+            struct rk_index_file_ent ie = {.version = h.version, .expiry_ms = h.expiry_ms,
                                      .len = (uint32_t)n, .klen = h.klen,
                                      .partition = h.partition, .flags = h.flags};
             if (apply) {
-                int rc = load_record(s, slot, meta[0], off, &he, k);
+                int rc = load_record(s, slot, meta[0], off, &ie, k);
                 if (rc < 0)
                     return rc;
             }
@@ -273,22 +273,22 @@ static int quarantine(rk_storage *s, uint32_t slot, struct rk_storage_report *re
                       uint64_t records, uint64_t bad_off)
 {
     struct seg *g = &s->segs[slot];
-    char from[4096], to[4200], hint[4096];
+    char from[4096], to[4200], ixf[4096];
     rk_seg_path(from, sizeof(from), s->dir, g->id, "rks");
-    rk_seg_path(hint, sizeof(hint), s->dir, g->id, "rkh");
+    rk_seg_path(ixf, sizeof(ixf), s->dir, g->id, "rkh");
     uint8_t *buf;
     size_t len;
-    if (rk_hint_load(hint, g->id, &buf, &len) == 0) { /* the hint knows best */
-        struct rk_hint_hdr hh;
-        memcpy(&hh, buf, sizeof(hh));
-        if (hh.count > records)
-            records = hh.count;
+    if (rk_index_file_load(ixf, g->id, &buf, &len) == 0) { /* the index file knows best */
+        struct rk_index_file_hdr ih;
+        memcpy(&ih, buf, sizeof(ih));
+        if (ih.count > records)
+            records = ih.count;
         free(buf);
     }
     snprintf(to, sizeof(to), "%s.corrupt", from);
     if (rename(from, to) < 0)
         return -errno;
-    unlink(hint);
+    unlink(ixf);
     rk_error("storage", "segment %s is corrupt at offset %llu: moved to %s; %llu records lost "
                         "here (anti-entropy refills them from replicas)",
              from, (unsigned long long)bad_off, to, (unsigned long long)records);
@@ -317,9 +317,9 @@ static int load_segment(rk_storage *s, uint32_t slot, uint64_t size, bool newest
         if (res.corrupt || (res.torn && !newest))
             return quarantine(s, slot, rep, res.records, res.bad_off);
     }
-    if (try_hint(s, slot, size) == 0) {
-        g->state = SEG_HINTED;
-        rep->from_hints++;
+    if (try_index_file(s, slot, size) == 0) {
+        g->state = SEG_INDEXED;
+        rep->from_index_files++;
         return 0;
     }
     rc = scan_blocks(s, slot, size, true, &res);
@@ -446,7 +446,7 @@ static int cmp_log_order(const void *a, const void *b, void *arg)
  * record the merge had already copied; that put must be met last. An
  * output shares its order only with its own inputs, and has a higher id:
  * it holds nothing they supersede. Within a segment, records are met in
- * file order (scan) or once per key (hint file: the current entries). */
+ * file order (scan) or once per key (index file: the current entries). */
 static int load_all(rk_storage *s, const uint64_t *sizes, uint32_t newest,
                     struct rk_storage_report *rep)
 {
@@ -510,8 +510,8 @@ static void destroy(rk_storage *s)
 {
     if (s->merge)
         rk_merge_abort(s);
-    if (s->hj.on)
-        rk_hint_abort(&s->hj.w);
+    if (s->ij.on)
+        rk_index_file_abort(&s->ij.w);
     for (uint32_t i = 0; i < s->nsegs; i++)
         if (s->segs[i].fd >= 0)
             close(s->segs[i].fd);
@@ -558,8 +558,8 @@ int rk_storage_open(rk_storage **out, const char *dir, const struct rk_storage_o
         return rc;
     }
     rep->keys = s->ix.used - s->ntomb;
-    rk_info("storage", "opened %s segments=%u from_hints=%u scanned=%u keys=%llu", dir,
-            rep->segments, rep->from_hints, rep->scanned, (unsigned long long)rep->keys);
+    rk_info("storage", "opened %s segments=%u from_index_files=%u scanned=%u keys=%llu", dir,
+            rep->segments, rep->from_index_files, rep->scanned, (unsigned long long)rep->keys);
     *out = s;
     return 0;
 }
@@ -581,7 +581,7 @@ int rk_storage_close(rk_storage *s)
             rc = rc2;
     }
     if (!s->werr) {
-        rc2 = rk_storage_hints_flush(s);
+        rc2 = rk_storage_index_flush(s);
         if (rc == 0)
             rc = rc2;
     }

@@ -1,4 +1,4 @@
-/* Segment and hint files.
+/* Segment and index files.
  *
  * Invariants the rest of the engine relies on:
  * 1. Blocks are only appended. A group-commit batch is one write of one or
@@ -13,7 +13,7 @@
  * 4. A sealed segment is truncated to its data and fsynced before the next
  *    active segment is created, so only the newest non-merged segment can
  *    have a torn tail.
- * 5. A hint file appears under its final name only complete and fsynced
+ * 5. An index file appears under its final name only complete and fsynced
  *    (written as .tmp, renamed, dir fsynced); a damaged one is ignored and
  *    the segment scanned instead.
  */
@@ -229,7 +229,7 @@ int rk_seg_read_block(int fd, uint64_t off, uint64_t limit, struct rk_blk_hdr *h
     return rc;
 }
 
-int rk_hint_load(const char *path, uint64_t seg_id, uint8_t **buf_out, size_t *len_out)
+int rk_index_file_load(const char *path, uint64_t seg_id, uint8_t **buf_out, size_t *len_out)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -238,7 +238,7 @@ int rk_hint_load(const char *path, uint64_t seg_id, uint8_t **buf_out, size_t *l
     int rc = fstat(fd, &st) < 0 ? -errno : 0;
     size_t len = rc == 0 ? (size_t)st.st_size : 0;
     uint8_t *buf = NULL;
-    if (rc == 0 && len < sizeof(struct rk_hint_hdr) + 8)
+    if (rc == 0 && len < sizeof(struct rk_index_file_hdr) + 8)
         rc = RK_ECORRUPT;
     if (rc == 0 && !(buf = malloc(len)))
         rc = -ENOMEM;
@@ -246,11 +246,11 @@ int rk_hint_load(const char *path, uint64_t seg_id, uint8_t **buf_out, size_t *l
         rc = rk_io_pread(fd, buf, len, 0);
     close(fd);
     if (rc == 0) {
-        struct rk_hint_hdr h;
+        struct rk_index_file_hdr h;
         uint64_t sum;
         memcpy(&h, buf, sizeof(h));
         memcpy(&sum, buf + len - 8, 8);
-        if (h.magic != RK_HINT_MAGIC || h.format != 1 || h.seg_id != seg_id ||
+        if (h.magic != RK_INDEX_FILE_MAGIC || h.format != 1 || h.seg_id != seg_id ||
             XXH3_64bits(buf, len - 8) != sum)
             rc = RK_ECORRUPT;
     }
@@ -263,7 +263,7 @@ int rk_hint_load(const char *path, uint64_t seg_id, uint8_t **buf_out, size_t *l
     return 0;
 }
 
-int rk_hint_begin(struct rk_hint_writer *w, const char *path)
+int rk_index_file_begin(struct rk_index_file_writer *w, const char *path)
 {
     memset(w, 0, sizeof(*w));
     snprintf(w->path, sizeof(w->path), "%s", path);
@@ -275,16 +275,16 @@ int rk_hint_begin(struct rk_hint_writer *w, const char *path)
     w->cap = 1u << 20;
     w->buf = malloc(w->cap);
     if (!w->buf) {
-        rk_hint_abort(w);
+        rk_index_file_abort(w);
         return -ENOMEM;
     }
     /* The header is written last, when the counts are known; reserve it. */
-    w->len = sizeof(struct rk_hint_hdr);
+    w->len = sizeof(struct rk_index_file_hdr);
     memset(w->buf, 0, w->len);
     return 0;
 }
 
-int rk_hint_add(struct rk_hint_writer *w, const struct rk_hint_ent *e, const void *key)
+int rk_index_file_add(struct rk_index_file_writer *w, const struct rk_index_file_ent *e, const void *key)
 {
     size_t need = sizeof(*e) + e->klen;
     if (w->len + need > w->cap) {
@@ -301,7 +301,7 @@ int rk_hint_add(struct rk_hint_writer *w, const struct rk_hint_ent *e, const voi
     return 0;
 }
 
-int rk_hint_flush(struct rk_hint_writer *w, bool force)
+int rk_index_file_flush(struct rk_index_file_writer *w, bool force)
 {
     if (w->len == 0 || (!force && w->len < (1u << 20)))
         return 0;
@@ -313,11 +313,11 @@ int rk_hint_flush(struct rk_hint_writer *w, bool force)
     return 0;
 }
 
-int rk_hint_finish(struct rk_hint_writer *w, const struct rk_hint_hdr *h, const char *dir)
+int rk_index_file_finish(struct rk_index_file_writer *w, const struct rk_index_file_hdr *h, const char *dir)
 {
     if (w->written == 0 && w->len < sizeof(*h))
         w->len = sizeof(*h);
-    int rc = rk_hint_flush(w, true);
+    int rc = rk_index_file_flush(w, true);
     if (rc == 0)
         rc = rk_io_pwrite(w->fd, h, sizeof(*h), 0);
     /* The header is only known now, so the trailer's checksum is computed
@@ -351,7 +351,7 @@ int rk_hint_finish(struct rk_hint_writer *w, const struct rk_hint_hdr *h, const 
     if (rc == 0)
         rc = rk_fs_sync_dir(dir);
     if (rc < 0) {
-        rk_hint_abort(w);
+        rk_index_file_abort(w);
         return rc;
     }
     close(w->fd);
@@ -361,7 +361,7 @@ int rk_hint_finish(struct rk_hint_writer *w, const struct rk_hint_hdr *h, const 
     return 0;
 }
 
-void rk_hint_abort(struct rk_hint_writer *w)
+void rk_index_file_abort(struct rk_index_file_writer *w)
 {
     if (w->fd >= 0) {
         close(w->fd);

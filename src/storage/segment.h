@@ -1,5 +1,5 @@
-/* Segment files and their hint files: creation, sealing, sequential block
- * reading with checksum verification, torn-tail analysis, and the hint file
+/* Segment files and their index files: creation, sealing, sequential block
+ * reading with checksum verification, torn-tail analysis, and the index file
  * format. No index or policy here: storage.c and merge.c decide what to do
  * with what these functions read. Single-threaded. */
 #ifndef RK_SEGMENT_H
@@ -57,9 +57,11 @@ int rk_seg_read_block(int fd, uint64_t off, uint64_t limit, struct rk_blk_hdr *h
                       uint8_t *(*alloc)(void *arg, uint32_t len), void *arg,
                       uint8_t **raw);
 
-/* Hint file: [header 64][entry + key]...[XXH3-64 of all before]. */
-#define RK_HINT_MAGIC 0x31544E4948564B52ull /* "RKVHINT1" */
-struct __attribute__((packed)) rk_hint_hdr {
+/* Index file: [header 64][entry + key]...[XXH3-64 of all before]. */
+/* "RKVHINT1": index files were called hint files when the format was fixed;
+ * the magic stays, so that data dirs written before open unchanged. */
+#define RK_INDEX_FILE_MAGIC 0x31544E4948564B52ull
+struct __attribute__((packed)) rk_index_file_hdr {
     uint64_t magic;
     uint32_t format;
     uint32_t reserved;
@@ -70,9 +72,9 @@ struct __attribute__((packed)) rk_hint_hdr {
     uint64_t raw_bytes; /* raw payload bytes of all blocks */
     uint64_t nblocks;
 };
-static_assert(sizeof(struct rk_hint_hdr) == 64, "hint header layout");
+static_assert(sizeof(struct rk_index_file_hdr) == 64, "index file header layout");
 
-struct __attribute__((packed)) rk_hint_ent {
+struct __attribute__((packed)) rk_index_file_ent {
     uint64_t version;
     uint64_t expiry_ms;
     uint32_t block;
@@ -82,15 +84,15 @@ struct __attribute__((packed)) rk_hint_ent {
     uint16_t partition;
     uint8_t flags;
 };
-static_assert(sizeof(struct rk_hint_ent) == 33, "hint entry layout");
+static_assert(sizeof(struct rk_index_file_ent) == 33, "index file entry layout");
 
-/* Read a whole hint file and check magic, segment id and checksum. 0 with a
+/* Read a whole index file and check magic, segment id and checksum. 0 with a
  * malloc'd buffer in *buf (caller frees), -errno, or RK_ECORRUPT. */
-int rk_hint_load(const char *path, uint64_t seg_id, uint8_t **buf, size_t *len);
+int rk_index_file_load(const char *path, uint64_t seg_id, uint8_t **buf, size_t *len);
 
 /* Writer: streams entries to "<path>.tmp"; finish writes the header and the
  * checksum trailer, fsyncs, renames to path and fsyncs dir. */
-struct rk_hint_writer {
+struct rk_index_file_writer {
     int fd;
     uint8_t *buf;
     size_t len, cap;
@@ -98,11 +100,11 @@ struct rk_hint_writer {
     char path[4096];
 };
 
-int rk_hint_begin(struct rk_hint_writer *w, const char *path);
-int rk_hint_add(struct rk_hint_writer *w, const struct rk_hint_ent *e, const void *key);
+int rk_index_file_begin(struct rk_index_file_writer *w, const char *path);
+int rk_index_file_add(struct rk_index_file_writer *w, const struct rk_index_file_ent *e, const void *key);
 /* Flush buffered entries when more than about 1 MiB is buffered. */
-int rk_hint_flush(struct rk_hint_writer *w, bool force);
-int rk_hint_finish(struct rk_hint_writer *w, const struct rk_hint_hdr *h, const char *dir);
-void rk_hint_abort(struct rk_hint_writer *w);
+int rk_index_file_flush(struct rk_index_file_writer *w, bool force);
+int rk_index_file_finish(struct rk_index_file_writer *w, const struct rk_index_file_hdr *h, const char *dir);
+void rk_index_file_abort(struct rk_index_file_writer *w);
 
 #endif

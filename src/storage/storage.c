@@ -1,12 +1,12 @@
 /* Storage engine facade: open/recovery, the group-commit write path, reads
- * through the block cache, hint jobs and the background step.
+ * through the block cache, index jobs and the background step.
  *
  * Segment life cycle (arrows name the functions that move them):
  *
- *   create ──► ACTIVE ──roll()/open──► SEALED ──hint_step()──► HINTED
- *                                                                │ merge
- *              merge: OUTPUT ──(apply)──► SEALED                 ▼
- *                                                            (unlinked)
+ *   create ──► ACTIVE ──roll()/open──► SEALED ──index_job_step()──► INDEXED
+ *                                                                       │ merge
+ *              merge: OUTPUT ──(apply)──► SEALED                        ▼
+ *                                                                   (unlinked)
  *
  * Invariants:
  * 1. The index holds exactly one entry per key: its newest version. Versions
@@ -19,10 +19,10 @@
  * 2. A put's index change is visible at once and recorded in the undo log
  *    until its batch commits; a failed commit rolls every change back, so
  *    the index never points at bytes that were not written.
- * 3. Only the active segment is written by puts; only SEALED/HINTED segments
- *    are read in bulk; only HINTED ones are merged.
- * 4. A hint file omits records that were dead when it was built, so the
- *    record that superseded them is synced before a hint is finished.
+ * 3. Only the active segment is written by puts; only SEALED/INDEXED segments
+ *    are read in bulk; only INDEXED ones are merged.
+ * 4. An index file omits records that were dead when it was built, so the
+ *    record that superseded them is synced before the index file is finished.
  */
 #include "storage/storage_int.h"
 #include "util/clock.h"
@@ -38,7 +38,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HINT_STEP_ENTRIES 65536 /* index entries examined per hint step: ~1 ms */
+#define INDEX_STEP_ENTRIES 65536 /* index entries examined per index step: ~1 ms */
 
 void rk_storage_opts_default(struct rk_storage_opts *o)
 {
@@ -606,65 +606,65 @@ static int roll(rk_storage *s)
     return 0;
 }
 
-/* ---- hint jobs ---- */
+/* ---- index jobs ---- */
 
-static int hint_start(rk_storage *s)
+static int index_job_start(rk_storage *s)
 {
     for (uint32_t i = 0; i < s->nsegs; i++) {
         if (s->segs[i].state != SEG_SEALED)
             continue;
         char path[4096];
         rk_seg_path(path, sizeof(path), s->dir, s->segs[i].id, "rkh");
-        int rc = rk_hint_begin(&s->hj.w, path);
+        int rc = rk_index_file_begin(&s->ij.w, path);
         if (rc < 0)
             return rc;
-        s->hj.on = true;
-        s->hj.seg = i;
-        s->hj.cursor = 0;
-        s->hj.count = 0;
+        s->ij.on = true;
+        s->ij.seg = i;
+        s->ij.cursor = 0;
+        s->ij.count = 0;
         return 1;
     }
     return 0;
 }
 
-static int hint_finish(rk_storage *s)
+static int index_job_finish(rk_storage *s)
 {
-    struct seg *g = &s->segs[s->hj.seg];
-    /* Invariant 4: whatever superseded the records this hint omits must be
-     * durable before the hint is. */
+    struct seg *g = &s->segs[s->ij.seg];
+    /* Invariant 4: whatever superseded the records this index file omits
+     * must be durable before the index file is. */
     int rc = rk_storage_datasync(s);
-    struct rk_hint_hdr h = {
-        .magic = RK_HINT_MAGIC,
+    struct rk_index_file_hdr h = {
+        .magic = RK_INDEX_FILE_MAGIC,
         .format = 1,
         .seg_id = g->id,
-        .count = s->hj.count,
+        .count = s->ij.count,
         .seg_end = g->end,
         .rec_bytes = g->rec_bytes,
         .raw_bytes = g->raw_bytes,
         .nblocks = g->nblocks,
     };
     if (rc == 0)
-        rc = rk_hint_finish(&s->hj.w, &h, s->dir);
+        rc = rk_index_file_finish(&s->ij.w, &h, s->dir);
     else
-        rk_hint_abort(&s->hj.w);
-    s->hj.on = false;
+        rk_index_file_abort(&s->ij.w);
+    s->ij.on = false;
     if (rc < 0)
         return rc;
-    g->state = SEG_HINTED;
-    s->st.hints_written++;
+    g->state = SEG_INDEXED;
+    s->st.index_files_written++;
     return 0;
 }
 
-/* Add the next batch of the segment's current entries to its hint file. */
-static int hint_step(rk_storage *s)
+/* Add the next batch of the segment's current entries to its index file. */
+static int index_job_step(rk_storage *s)
 {
-    struct hint_job *j = &s->hj;
-    uint32_t stop = j->cursor + HINT_STEP_ENTRIES;
+    struct index_job *j = &s->ij;
+    uint32_t stop = j->cursor + INDEX_STEP_ENTRIES;
     for (; j->cursor < s->ix.high && j->cursor < stop; j->cursor++) {
         const struct rk_ix_entry *e = rk_index_entry(&s->ix, j->cursor);
         if (!e->key || e->seg != j->seg)
             continue;
-        struct rk_hint_ent he = {
+        struct rk_index_file_ent ie = {
             .version = e->version,
             .expiry_ms = (uint64_t)e->expiry_s * 1000,
             .block = e->block,
@@ -674,11 +674,11 @@ static int hint_step(rk_storage *s)
             .partition = e->partition,
             .flags = e->flags,
         };
-        int rc = rk_hint_add(&j->w, &he, e->key);
+        int rc = rk_index_file_add(&j->w, &ie, e->key);
         if (rc == 0)
-            rc = rk_hint_flush(&j->w, false);
+            rc = rk_index_file_flush(&j->w, false);
         if (rc < 0) {
-            rk_hint_abort(&j->w);
+            rk_index_file_abort(&j->w);
             j->on = false;
             return rc;
         }
@@ -686,18 +686,18 @@ static int hint_step(rk_storage *s)
     }
     if (j->cursor < s->ix.high)
         return 1;
-    return hint_finish(s);
+    return index_job_finish(s);
 }
 
-int rk_storage_hints_flush(rk_storage *s)
+int rk_storage_index_flush(rk_storage *s)
 {
     for (;;) {
-        if (!s->hj.on) {
-            int rc = hint_start(s);
+        if (!s->ij.on) {
+            int rc = index_job_start(s);
             if (rc <= 0)
                 return rc;
         }
-        int rc = hint_step(s);
+        int rc = index_job_step(s);
         if (rc < 0)
             return rc;
     }
@@ -707,13 +707,13 @@ int rk_storage_step(rk_storage *s)
 {
     if (s->nundo > 0)
         return 1; /* the index holds uncommitted changes: commit first */
-    if (!s->hj.on) {
-        int rc = hint_start(s);
+    if (!s->ij.on) {
+        int rc = index_job_start(s);
         if (rc < 0)
             return rc;
     }
-    if (s->hj.on) {
-        int rc = hint_step(s);
+    if (s->ij.on) {
+        int rc = index_job_step(s);
         return rc < 0 ? rc : 1;
     }
     return rk_merge_step(s);

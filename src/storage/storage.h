@@ -1,5 +1,5 @@
 /* The per-worker storage engine: lz4-compressed log-structured segments with
- * an in-memory hash index, group commit, hint files, crash recovery and
+ * an in-memory hash index, group commit, index files, crash recovery and
  * incremental merge. One rk_storage belongs to one thread: no call here is
  * thread-safe, and none blocks on anything but local disk I/O.
  *
@@ -10,7 +10,7 @@
  * the caller acknowledge those puts. If commit fails, every put staged since
  * the previous commit is undone.
  *
- * Background work (sealing hint files, repacking and merging sealed
+ * Background work (sealing index files, repacking and merging sealed
  * segments) advances only inside rk_storage_step(), one bounded step per
  * call, so the owner interleaves it with requests. */
 #ifndef RK_STORAGE_H
@@ -68,7 +68,7 @@ struct rk_record {
 /* What open found; every field is filled on success and on failure. */
 struct rk_storage_report {
     uint32_t segments;          /* segment files loaded */
-    uint32_t from_hints;        /* ... of which through their hint file */
+    uint32_t from_index_files;  /* ... of which through their index file */
     uint32_t scanned;           /* ... of which by reading their blocks */
     uint64_t torn_bytes;        /* cut from the tail of the newest segment */
     uint32_t quarantined;       /* segments moved aside (repair mode) */
@@ -78,7 +78,7 @@ struct rk_storage_report {
 };
 
 /* Open (creating if needed) the store in dir, which it locks with flock.
- * Recovery loads hint files, scans segments without a valid hint, verifies
+ * Recovery loads index files, scans segments without a valid one, verifies
  * every block it reads, cuts a torn tail off the newest segment (logging file,
  * offset and bytes dropped) and refuses corruption anywhere else with
  * RK_ECORRUPT unless opts->repair. A locked dir gives RK_ELOCKED and
@@ -86,7 +86,7 @@ struct rk_storage_report {
 int rk_storage_open(rk_storage **out, const char *dir, const struct rk_storage_opts *opts,
                     struct rk_storage_report *rep);
 
-/* Commit staged puts, sync, write pending hint files, release the lock and
+/* Commit staged puts, sync, write pending index files, release the lock and
  * free s. Returns the first error met (s is freed regardless). */
 int rk_storage_close(rk_storage *s);
 
@@ -146,7 +146,7 @@ int rk_storage_sync(rk_storage *s);
  * sync is due now; UINT64_MAX = nothing unsynced or not "interval"). */
 uint64_t rk_storage_sync_due_ms(const rk_storage *s);
 
-/* One bounded step of background work: writing a hint file chunk, or
+/* One bounded step of background work: writing an index file chunk, or
  * copying up to about 1 MiB of a merge. Returns 1 if more work is pending,
  * 0 when idle, or a negative error (the step is abandoned, data intact). */
 int rk_storage_step(rk_storage *s);
@@ -179,7 +179,7 @@ struct rk_storage_stats {
     uint64_t commits, fsyncs, synced_puts; /* synced_puts / fsyncs = group size */
     uint64_t cache_hits, cache_misses;
     uint64_t merges, merged_bytes_in, merged_bytes_out;
-    uint64_t hints_written;
+    uint64_t index_files_written; /* index files finished (.rkh) */
 };
 
 void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st);

@@ -1,5 +1,5 @@
 /* Private state of the storage engine, shared by storage.c (open, read and
- * write paths, hint jobs) and merge.c (background rewrite). Nothing outside
+ * write paths, index jobs) and merge.c (background rewrite). Nothing outside
  * the engine includes this. */
 #ifndef RK_STORAGE_INT_H
 #define RK_STORAGE_INT_H
@@ -10,11 +10,11 @@
 #include "storage/storage.h"
 
 enum seg_state {
-    SEG_FREE,   /* slot unused */
-    SEG_ACTIVE, /* receives appends */
-    SEG_SEALED, /* immutable, hint file not yet written */
-    SEG_HINTED, /* immutable with a hint file: may be merged */
-    SEG_OUTPUT, /* being written by merge, not referenced by the index yet */
+    SEG_FREE,    /* slot unused */
+    SEG_ACTIVE,  /* receives appends */
+    SEG_SEALED,  /* immutable, index file not yet written */
+    SEG_INDEXED, /* immutable with an index file: may be merged */
+    SEG_OUTPUT,  /* being written by merge, not referenced by the index yet */
 };
 
 struct seg {
@@ -40,12 +40,12 @@ struct undo {
     struct rk_ix_entry old;
 };
 
-struct hint_job {
+struct index_job {
     bool on;
     uint32_t seg;
     uint32_t cursor; /* next index entry id to examine */
     uint64_t count;
-    struct rk_hint_writer w;
+    struct rk_index_file_writer w;
 };
 
 struct rk_merge;
@@ -81,7 +81,7 @@ struct rk_storage {
     int werr;                 /* nonzero: writes refused */
     char werr_msg[256];
 
-    struct hint_job hj;
+    struct index_job ij;
     struct rk_merge *merge;
     struct rk_storage_stats st;
 };
@@ -94,14 +94,14 @@ void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign);
 /* Allocate a segment slot (state SEG_FREE → caller sets it). -ENOMEM. */
 int rk_storage_seg_slot(rk_storage *s, uint32_t *slot);
 
-/* Close and unlink a segment and its hint, free its slot. */
+/* Close and unlink a segment and its index file, free its slot. */
 void rk_storage_seg_drop(rk_storage *s, uint32_t slot);
 
 /* Durability helpers shared with recovery.c. */
 int rk_storage_datasync(rk_storage *s);       /* fdatasync active if dirty; refuse writes on error */
 int rk_storage_seal_file(rk_storage *s, uint32_t slot); /* truncate to end + fsync */
 int rk_storage_new_active(rk_storage *s);     /* create the next active segment */
-int rk_storage_hints_flush(rk_storage *s);    /* write every pending hint file now */
+int rk_storage_index_flush(rk_storage *s);    /* write every pending index file now */
 void rk_storage_batch_abort(rk_storage *s);   /* undo all staged puts */
 
 /* Merge: one bounded step (1 = more to do, 0 = nothing to merge, <0 error),

@@ -2,7 +2,7 @@
  * JSON-like values. Measures put rates under each fsync policy, get rates
  * (random and hot set), compression after background repack beside the lz4
  * CLI on the same bytes, the commit path's fdatasync cost against a raw
- * fdatasync, reopen time with and without hint files, and index memory per
+ * fdatasync, reopen time with and without index files, and index memory per
  * key. It prints each figure beside its target and never fails on a missed
  * target: see README.md for what each figure means. */
 #include "gen_json.h"
@@ -72,7 +72,7 @@ enum fig {
     FIG_FDATASYNC_US,
     FIG_COMMIT_US,
     FIG_FSYNC_RATIO,
-    FIG_REOPEN_HINTS_S,
+    FIG_REOPEN_INDEX_S,
     FIG_REOPEN_SCAN_S,
     FIG_INDEX_PER_KEY,
     FIG_RSS_PER_KEY,
@@ -111,8 +111,8 @@ static const struct fig_def figs[FIG_COUNT] = {
     [FIG_FDATASYNC_US] = {"fdatasync_us", "raw 4 KiB pwrite+fdatasync, median us", 1},
     [FIG_COMMIT_US] = {"commit_always_us", "commit of 1 put, fsync=always, median us", 1},
     [FIG_FSYNC_RATIO] = {"fsync_ratio", "commit / raw fdatasync", 2, CMP_AT_MOST, 1.1},
-    [FIG_REOPEN_HINTS_S] = {"reopen_hints_s", "reopen with hint files, s", 3, CMP_AT_MOST, 1.0},
-    [FIG_REOPEN_SCAN_S] = {"reopen_scan_s", "reopen without hints (scan), s", 3},
+    [FIG_REOPEN_INDEX_S] = {"reopen_index_s", "reopen with index files, s", 3, CMP_AT_MOST, 1.0},
+    [FIG_REOPEN_SCAN_S] = {"reopen_scan_s", "reopen without index files (scan), s", 3},
     [FIG_INDEX_PER_KEY] = {"index_bytes_per_key", "index bytes/key beyond the key", 1, CMP_AT_MOST,
                            64},
     [FIG_RSS_PER_KEY] = {"rss_bytes_per_key", "RSS delta/key beyond the key", 1, CMP_AT_MOST, 64},
@@ -284,7 +284,7 @@ static void rm_tree(const char *path)
 
 static int rkh_removed;
 
-static int rm_hint(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static int rm_index_file(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     size_t n = strlen(path);
 
@@ -293,11 +293,11 @@ static int rm_hint(const char *path, const struct stat *st, int flag, struct FTW
     return 0;
 }
 
-/* Delete every hint file (*.rkh) under dir; returns how many. */
-static int remove_hints(const char *dir)
+/* Delete every index file (*.rkh) under dir; returns how many. */
+static int remove_index_files(const char *dir)
 {
     rkh_removed = 0;
-    nftw(dir, rm_hint, 16, FTW_PHYS);
+    nftw(dir, rm_index_file, 16, FTW_PHYS);
     return rkh_removed;
 }
 
@@ -627,7 +627,7 @@ static const struct repack_figs after_reopen = {
     "segments_after_resealed_repack", "disk_mib_after_resealed_repack"};
 
 /* Run rk_storage_step until idle: the background repack of sealed segments
- * into full lz4 blocks, and the hint files. Figures: its duration and the
+ * into full lz4 blocks, and the index files. Figures: its duration and the
  * ratio it leaves. */
 static void phase_repack(struct bench *b, rk_storage *s, const struct repack_figs *rf)
 {
@@ -654,7 +654,7 @@ static void phase_repack(struct bench *b, rk_storage *s, const struct repack_fig
     info(b, rf->disk_mib, (double)st.disk_bytes / (1 << 20));
     info(b, "raw_mib", (double)st.raw_bytes / (1 << 20));
     info(b, "merges", (double)st.merges);
-    info(b, "hints_written", (double)st.hints_written);
+    info(b, "index_files_written", (double)st.index_files_written);
 }
 
 /* Time one open of dir; rep says how it recovered. */
@@ -671,7 +671,7 @@ static double timed_open(struct bench *b, rk_storage **s, const char *dir,
     return now_s() - t0;
 }
 
-/* Reopen the closed main store with its hint files, then again after
+/* Reopen the closed main store with its index files, then again after
  * deleting them, so that every segment is scanned. Page cache is warm. */
 static void phase_reopen(struct bench *b, const char *dir)
 {
@@ -681,18 +681,18 @@ static void phase_reopen(struct bench *b, const char *dir)
 
     if ((dt = timed_open(b, &s, dir, &rep)) < 0)
         return;
-    set_fig(b, FIG_REOPEN_HINTS_S, dt);
+    set_fig(b, FIG_REOPEN_INDEX_S, dt);
     info(b, "reopen_segments", rep.segments);
-    info(b, "reopen_from_hints", rep.from_hints);
-    if (rep.from_hints == 0)
-        note(b, "reopen used no hint file (%u segments, %u scanned)", rep.segments, rep.scanned);
+    info(b, "reopen_from_index_files", rep.from_index_files);
+    if (rep.from_index_files == 0)
+        note(b, "reopen used no index file (%u segments, %u scanned)", rep.segments, rep.scanned);
     verify(b, s, 1000, "after reopen");
     /* Open sealed the segment that was active, so step now repacks it too. */
     phase_repack(b, s, &after_reopen);
     phase_gets(b, s, FIG_GET_RANDOM_REPACKED, false);
     rk_storage_close(s);
 
-    info(b, "hint_files_removed", remove_hints(dir));
+    info(b, "index_files_removed", remove_index_files(dir));
     if ((dt = timed_open(b, &s, dir, &rep)) < 0)
         return;
     set_fig(b, FIG_REOPEN_SCAN_S, dt);

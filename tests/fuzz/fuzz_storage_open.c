@@ -1,6 +1,6 @@
 /* Fuzz target: arbitrary bytes as the newest segment file of a store, named
  * after the id in its header (the first input byte picks whether the same
- * bytes also stand as its hint file, and whether repair mode is on). Opening, reading
+ * bytes also stand as its index file, and whether repair mode is on). Opening, reading
  * every record and closing must never crash, hang or leak; corruption must
  * come back as an error, never as a served record that is not in the file. */
 #include "fuzz.h"

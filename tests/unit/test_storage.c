@@ -1,6 +1,6 @@
 /* Unit tests of the storage engine's API contract (storage.h): reads and
  * writes, versions and equal-version ties, tombstones, TTL, limits, reopen
- * with and without hint files, the data-dir lock, iteration, group commit,
+ * with and without index files, the data-dir lock, iteration, group commit,
  * and the write-error paths (injected ENOSPC and fsync failures, and a real
  * full tmpfs). */
 #include <errno.h>
@@ -320,7 +320,7 @@ static void get_str(rk_storage *s, const char *key, const char *val, uint64_t ve
     assert_memory_equal(r.val, val, r.vlen);
 }
 
-/* Close s and reopen dir twice, through the hint files and by scanning the
+/* Close s and reopen dir twice, through the index files and by scanning the
  * segments, calling check on each; returns the store open by scanning. */
 static rk_storage *reopen_both_ways(rk_storage *s, const char *dir, const struct rk_storage_opts *o,
                                     void (*check)(rk_storage *, void *), void *arg)
@@ -328,12 +328,12 @@ static rk_storage *reopen_both_ways(rk_storage *s, const char *dir, const struct
     assert_rc(rk_storage_close(s), 0);
     struct rk_storage_report rep;
     s = open_ok(dir, o, &rep);
-    assert_true(rep.from_hints > 0);
+    assert_true(rep.from_index_files > 0);
     check(s, arg);
     assert_rc(rk_storage_close(s), 0);
     assert_true(tu_remove_suffix(dir, ".rkh") > 0);
     s = open_ok(dir, o, &rep);
-    assert_int_equal(rep.from_hints, 0);
+    assert_int_equal(rep.from_index_files, 0);
     check(s, arg);
     return s;
 }
@@ -552,7 +552,7 @@ static void test_equal_version_unreadable_record(void **state)
     assert_int_equal(tu_segments(f->dir, seg, 4), 1);
     assert_int_equal(tu_blocks(seg[0].path, blk, 4), 1);
     assert_rc(tu_flip_bit(seg[0].path, blk[0].off + TU_BLOCK_HEADER + blk[0].stored_len / 2, 2), 0);
-    s = open_ok(f->dir, &o, NULL); /* through the hint: the block is not read */
+    s = open_ok(f->dir, &o, NULL); /* through the index file: the block is not read */
     struct rk_record r;
     assert_rc(rk_storage_get(s, "k", 1, 0, &r), RK_ECORRUPT);
 
@@ -740,7 +740,7 @@ static void test_limits(void **state)
 
 /* Open a store made by build_segmented and check its report (nsegs
  * segments, of which scanned were read block by block and the others
- * loaded from their hint files) and its contents. */
+ * loaded from their index files) and its contents. */
 static rk_storage *open_segmented(const char *dir, const struct rk_storage_opts *o,
                                   const struct tu_model *m, int nsegs, int scanned,
                                   struct rk_storage_report *rep)
@@ -748,7 +748,7 @@ static rk_storage *open_segmented(const char *dir, const struct rk_storage_opts 
     rk_storage *s = open_ok(dir, o, rep);
     assert_int_equal(rep->segments, nsegs);
     assert_int_equal(rep->scanned, scanned);
-    assert_int_equal(rep->from_hints, nsegs - scanned);
+    assert_int_equal(rep->from_index_files, nsegs - scanned);
     assert_int_equal(rep->keys, tu_live(m, now_ms));
     assert_model(s, m, 0);
     return s;
@@ -776,7 +776,7 @@ static void test_reopen_after_clean_close(void **state)
     f->ok = true;
 }
 
-static void test_reopen_without_hint_files(void **state)
+static void test_reopen_without_index_files(void **state)
 {
     struct fx *f = *state;
     struct tu_model m;
@@ -794,17 +794,18 @@ static void test_reopen_without_hint_files(void **state)
     f->ok = true;
 }
 
-static void test_reopen_with_corrupt_hint_file(void **state)
+static void test_reopen_with_corrupt_index_file(void **state)
 {
     struct fx *f = *state;
     struct tu_model m;
     int nsegs;
     build_segmented(f->dir, &m, &nsegs);
 
-    /* damage three hint files: in the middle, the last byte, the first */
+    /* damage three index files: in the middle, the last byte, the first */
     struct tu_seg segs[256];
     assert_int_equal(tu_segments(f->dir, segs, 256), nsegs);
-    const char *h[3] = {segs[nsegs / 2].hint, segs[0].hint, segs[nsegs - 1].hint};
+    const char *h[3] = {segs[nsegs / 2].index_file, segs[0].index_file,
+                        segs[nsegs - 1].index_file};
     int64_t sz;
     sz = tu_file_size(h[0]);
     assert_true(sz > 0);
@@ -1261,8 +1262,8 @@ int main(void)
         FX_TEST(test_binary_keys_and_empty_values),
         FX_TEST(test_limits),
         FX_TEST(test_reopen_after_clean_close),
-        FX_TEST(test_reopen_without_hint_files),
-        FX_TEST(test_reopen_with_corrupt_hint_file),
+        FX_TEST(test_reopen_without_index_files),
+        FX_TEST(test_reopen_with_corrupt_index_file),
         FX_TEST(test_second_open_is_locked),
         FX_TEST(test_iteration),
         FX_TEST(test_commit_enospc_undoes_batch),

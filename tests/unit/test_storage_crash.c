@@ -594,12 +594,12 @@ static void test_bit_flip_in_sealed_segment(void **state)
     /* 2. repair quarantines the segment */
     flip_repair_open(data, mp, seg_of, target, seg_records);
 
-    /* 3. without its hint file, the damage is found at open */
+    /* 3. without its index file, the damage is found at open */
     assert_rc(tu_copy_dir(copy, data), 0);
     struct tu_seg t2 = *target;
     snprintf(t2.path, sizeof(t2.path), "%s/%s", data, t2.name);
-    snprintf(t2.hint, sizeof(t2.hint), "%s/%.20s.rkh", data, t2.name);
-    assert_int_equal(unlink(t2.hint), 0);
+    snprintf(t2.index_file, sizeof(t2.index_file), "%s/%.20s.rkh", data, t2.name);
+    assert_int_equal(unlink(t2.index_file), 0);
     assert_rc(tu_open(&s, data, &o, &rep), RK_ECORRUPT);
     if (!strstr(rep.error, t2.name))
         fail_msg("rep.error \"%s\" does not name %s", rep.error, t2.name);

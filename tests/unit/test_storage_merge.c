@@ -400,14 +400,14 @@ static void check_ties(rk_storage *s, const uint64_t *v, const char *when)
     }
 }
 
-/* Close s, reopen through the hint files, then by scanning; both must keep
+/* Close s, reopen through the index files, then by scanning; both must keep
  * every tie's winner. Returns the store, open. */
 static rk_storage *reopen_check_ties(rk_storage *s, const char *dir,
                                      const struct rk_storage_opts *o, const uint64_t *v)
 {
     assert_rc(rk_storage_close(s), 0);
     s = open_ok(dir, o, NULL);
-    check_ties(s, v, "reopened through hint files");
+    check_ties(s, v, "reopened through index files");
     assert_rc(rk_storage_close(s), 0);
     tu_remove_suffix(dir, ".rkh");
     s = open_ok(dir, o, NULL);
@@ -417,7 +417,7 @@ static rk_storage *reopen_check_ties(rk_storage *s, const char *dir,
 
 /* The first record of every tie sits in small-block segments that a merge
  * repacks; the second arrives before the merge, between its steps (after
- * the copy and before the index moves, after it moves, around the hint
+ * the copy and before the index moves, after it moves, around the index
  * files of its outputs), and after it. The winner of each tie must hold,
  * then and after reopening: a merge output holds copies as old as its
  * inputs but gets a newer id than the segment that took the puts. */

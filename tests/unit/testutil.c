@@ -266,7 +266,7 @@ int tu_segments(const char *dir, struct tu_seg *out, int max)
         s->id = id;
         snprintf(s->name, sizeof(s->name), "%.63s", nm);
         snprintf(s->path, sizeof(s->path), "%s/%s", dir, nm);
-        snprintf(s->hint, sizeof(s->hint), "%s/%.20s.rkh", dir, nm);
+        snprintf(s->index_file, sizeof(s->index_file), "%s/%.20s.rkh", dir, nm);
     }
     closedir(d);
     qsort(out, (size_t)n, sizeof(out[0]), cmp_seg);

@@ -57,7 +57,7 @@ struct tu_seg {
     uint64_t id;
     char name[64];   /* seg-<16 hex>.rks */
     char path[1024]; /* dir/name */
-    char hint[1024]; /* dir/seg-<16 hex>.rkh (may not exist) */
+    char index_file[1024]; /* dir/seg-<16 hex>.rkh (may not exist) */
 };
 
 /* The segment files of dir sorted by id (oldest first); returns the count
