@@ -281,7 +281,7 @@ static int check_num(const struct key *k, uint64_t x, const char *shown, char *m
     return 0;
 }
 
-static const char *unit_hint(const struct key *k)
+static const char *unit_example(const struct key *k)
 {
     return k->type == K_DUR ? "such as \"30s\" or \"250ms\" (units: ms, s, m, h)"
                             : "such as \"64MiB\" or \"512B\" (units: B, KiB, MiB, GiB, TiB)";
@@ -431,24 +431,24 @@ errat(struct loader *L, const struct rk_toml_value *v, bool at_key, const char *
 
 static int unknown(struct loader *L, const struct rk_toml_value *v)
 {
-    char path[128], hint[512], near_name[64];
+    char path[128], known[512], near_name[64];
     rk_toml_path(v, path, sizeof(path));
     bool top = v->parent && !v->parent->parent;
     if (top && v->type == RK_TOML_TABLE) {
         if (nearest_table(v->key, v->key_len, near_name, sizeof(near_name)))
             return errat(L, v, true, "unknown table [%s] (did you mean [%s]?)", path, near_name);
-        list_names(NULL, 0, hint, sizeof(hint));
-        return errat(L, v, true, "unknown table [%s] (tables: %s)", path, hint);
+        list_names(NULL, 0, known, sizeof(known));
+        return errat(L, v, true, "unknown table [%s] (tables: %s)", path, known);
     }
     const char *s = nearest_key(path, v->key ? v->key : "", v->key_len);
     if (s)
         return errat(L, v, true, "unknown key \"%s\" (did you mean \"%s\"?)", path, s);
     if (top) {
-        list_names(NULL, 0, hint, sizeof(hint));
-        return errat(L, v, true, "unknown key \"%s\" (settings go in tables: %s)", path, hint);
+        list_names(NULL, 0, known, sizeof(known));
+        return errat(L, v, true, "unknown key \"%s\" (settings go in tables: %s)", path, known);
     }
-    list_names(v->parent->key, v->parent->key_len, hint, sizeof(hint));
-    return errat(L, v, true, "unknown key \"%s\" ([%s] has: %s)", path, v->parent->key, hint);
+    list_names(v->parent->key, v->parent->key_len, known, sizeof(known));
+    return errat(L, v, true, "unknown key \"%s\" ([%s] has: %s)", path, v->parent->key, known);
 }
 
 /* F_IDENT: why s[0..n) is not an identifier (one line in msg), or 0. */
@@ -528,17 +528,17 @@ static int take_amount(struct loader *L, const struct key *k, const struct rk_to
     char shown[64], msg[256];
     uint64_t x = 0;
     if (v->type != RK_TOML_STRING)
-        return errat(L, v, false, "%s must be a %s string %s%s", k->name, what, unit_hint(k),
+        return errat(L, v, false, "%s must be a %s string %s%s", k->name, what, unit_example(k),
                      v->type == RK_TOML_INT ? ", not a bare number" : "");
     rk_toml_quote(shown, sizeof(shown), v->str, v->len);
     int rc = strlen(v->str) != v->len ? -1
              : k->type == K_DUR       ? parse_duration(v->str, &x)
                                       : parse_size(v->str, &x);
     if (rc == -2)
-        return errat(L, v, false, "%s = %s: use binary units %s", k->name, shown, unit_hint(k));
+        return errat(L, v, false, "%s = %s: use binary units %s", k->name, shown, unit_example(k));
     if (rc)
         return errat(L, v, false, "%s = %s is not a %s: expected a number and a unit %s", k->name,
-                     shown, what, unit_hint(k));
+                     shown, what, unit_example(k));
     if (check_num(k, x, shown, msg, sizeof(msg)))
         return errat(L, v, false, "%s", msg);
     set_num(L->c, k, x);

@@ -737,7 +737,7 @@ static int descend(struct parser *p, struct node **t, const struct keypart *k, u
 
 static int parse_value(struct parser *p, struct node *v);
 
-/* What follows '=' is not a value. A bare word gets a hint, since a string
+/* What follows '=' is not a value. A bare word gets a suggestion, since a string
  * without quotes is the likeliest mistake in a config (level = info). */
 static int no_value(struct parser *p, size_t at)
 {

@@ -144,7 +144,7 @@ static void serve_replica_write(struct rk_worker *w, nng_msg *msg, const struct 
 }
 
 /* RPUT with HINT: this node stands in for a replica that is down (sloppy
- * quorum); the write is kept as a hint for it, durably before the rk_reply_answer_w,
+ * quorum); the write is kept as a hint for it, durably before the answer,
  * and handed off when it is back. */
 static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
                                const struct rk_record *r)
