@@ -30,6 +30,7 @@
  */
 #include "storage/storage_int.h"
 #include "util/err.h"
+#include "util/grow.h"
 #include "util/fsutil.h"
 #include "util/io.h"
 #include "util/log.h"
@@ -61,9 +62,11 @@ struct rk_merge {
     uint64_t min_outside_order; /* tombstones of lower order may go */
     uint64_t out_order;
     uint32_t *out;
-    uint32_t nout, cout;
+    uint32_t nout;
+    size_t cout;
     uint8_t *blk, *sealbuf;
-    uint32_t blen, bcap, bcount;
+    uint32_t blen, bcount;
+    size_t bcap;
     struct reloc *rel;
     size_t nrel, crel, apply_pos;
     uint64_t bytes_in, bytes_out;
@@ -181,15 +184,8 @@ static int new_output(rk_storage *s, struct rk_merge *m)
     uint32_t slot;
     int fd;
     int rc = rk_storage_seg_slot(s, &slot);
-    if (rc == 0 && m->nout == m->cout) {
-        uint32_t c = m->cout ? m->cout * 2 : 4;
-        uint32_t *n = realloc(m->out, c * sizeof(uint32_t));
-        rc = n ? 0 : -ENOMEM;
-        if (n) {
-            m->out = n;
-            m->cout = c;
-        }
-    }
+    if (rc == 0 && rk_grow(&m->out, &m->cout, (size_t)m->nout + 1, sizeof(*m->out), 4, 0) < 0)
+        rc = -ENOMEM;
     if (rc == 0)
         rc = rk_seg_create(s->dir, s->next_id, m->out_order, RK_SEG_F_MERGED, 0, true, &fd);
     if (rc < 0)
@@ -233,14 +229,8 @@ static int flush_block(rk_storage *s, struct rk_merge *m)
 
 static int add_reloc(struct rk_merge *m, const struct reloc *r)
 {
-    if (m->nrel == m->crel) {
-        size_t c = m->crel ? m->crel * 2 : 4096;
-        struct reloc *n = realloc(m->rel, c * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
-        m->rel = n;
-        m->crel = c;
-    }
+    if (rk_grow(&m->rel, &m->crel, m->nrel + 1, sizeof(*m->rel), 4096, 0) < 0)
+        return -ENOMEM;
     m->rel[m->nrel++] = *r;
     return 0;
 }
@@ -281,16 +271,8 @@ static int copy_record(rk_storage *s, struct rk_merge *m, uint32_t in, uint32_t 
         if (rc < 0)
             return rc;
     }
-    if (m->blen + e->len > m->bcap) {
-        uint32_t c = m->bcap ? m->bcap : RK_BLOCK_TARGET;
-        while (c < m->blen + e->len)
-            c *= 2;
-        uint8_t *nb = realloc(m->blk, c);
-        if (!nb)
-            return -ENOMEM;
-        m->blk = nb;
-        m->bcap = c;
-    }
+    if (rk_grow(&m->blk, &m->bcap, (size_t)m->blen + e->len, 1, RK_BLOCK_TARGET, 0) < 0)
+        return -ENOMEM;
     memcpy(m->blk + m->blen, rec, e->len);
     struct seg *out = &s->segs[m->out[m->nout - 1]];
     r.new_seg = m->out[m->nout - 1];
@@ -375,7 +357,7 @@ static int sync_step(rk_storage *s, struct rk_merge *m)
             m->out[i--] = m->out[--m->nout];
             continue;
         }
-        char from[4096], to[4096];
+        char from[RK_PATH_MAX], to[RK_PATH_MAX];
         int rc = rk_storage_seal_file(s, m->out[i]);
         rk_seg_path(from, sizeof(from), s->dir, g->id, "rks.tmp");
         rk_seg_path(to, sizeof(to), s->dir, g->id, "rks");

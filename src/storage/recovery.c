@@ -13,6 +13,7 @@
  */
 #include "storage/storage_int.h"
 #include "util/err.h"
+#include "util/grow.h"
 #include "util/fsutil.h"
 #include "util/io.h"
 #include "util/log.h"
@@ -93,7 +94,7 @@ static int load_index_file(rk_storage *s, uint32_t slot, const uint8_t *buf, siz
 
 static int try_index_file(rk_storage *s, uint32_t slot, uint64_t size)
 {
-    char path[4096];
+    char path[RK_PATH_MAX];
     rk_seg_path(path, sizeof(path), s->dir, s->segs[slot].id, "rkh");
     uint8_t *buf;
     size_t len;
@@ -123,16 +124,8 @@ static int pending_add(struct pending *p, uint64_t block, const struct rk_blk_hd
                        const uint8_t *raw)
 {
     size_t need = p->len + 16 + h->raw_len;
-    if (need > p->cap) {
-        size_t n = p->cap ? p->cap * 2 : 65536;
-        while (n < need)
-            n *= 2;
-        uint8_t *nb = realloc(p->buf, n);
-        if (!nb)
-            return -ENOMEM;
-        p->buf = nb;
-        p->cap = n;
-    }
+    if (rk_grow(&p->buf, &p->cap, need, 1, 65536, 0) < 0)
+        return -ENOMEM;
     uint32_t meta[4] = {(uint32_t)block, h->raw_len, h->count, 0};
     memcpy(p->buf + p->len, meta, 16);
     memcpy(p->buf + p->len + 16, raw, h->raw_len);
@@ -273,7 +266,7 @@ static int quarantine(rk_storage *s, uint32_t slot, struct rk_storage_report *re
                       uint64_t records, uint64_t bad_off)
 {
     struct seg *g = &s->segs[slot];
-    char from[4096], to[4200], ixf[4096];
+    char from[RK_PATH_MAX], to[RK_PATH_MAX], ixf[RK_PATH_MAX];
     rk_seg_path(from, sizeof(from), s->dir, g->id, "rks");
     rk_seg_path(ixf, sizeof(ixf), s->dir, g->id, "rkh");
     uint8_t *buf;
@@ -285,7 +278,7 @@ static int quarantine(rk_storage *s, uint32_t slot, struct rk_storage_report *re
             records = ih.count;
         free(buf);
     }
-    snprintf(to, sizeof(to), "%s.corrupt", from);
+    rk_seg_path(to, sizeof(to), s->dir, g->id, "rks.corrupt");
     if (rename(from, to) < 0)
         return -errno;
     unlink(ixf);
@@ -306,7 +299,7 @@ static int load_segment(rk_storage *s, uint32_t slot, uint64_t size, bool newest
                         struct rk_storage_report *rep)
 {
     struct seg *g = &s->segs[slot];
-    char path[4096];
+    char path[RK_PATH_MAX];
     rk_seg_path(path, sizeof(path), s->dir, g->id, "rks");
     struct scan_result res;
     int rc;
@@ -363,21 +356,16 @@ static int list_segments(const char *dir, uint64_t **ids, size_t *n)
         char ext[16];
         size_t l = strlen(de->d_name);
         if (l > 4 && strcmp(de->d_name + l - 4, ".tmp") == 0) {
-            char p[4200];
-            snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-            unlink(p);
+            char p[RK_PATH_MAX];
+            if (rk_fs_path(p, dir, de->d_name) == 0)
+                unlink(p);
             continue;
         }
         if (sscanf(de->d_name, "seg-%16llx.%15s", &id, ext) != 2 || strcmp(ext, "rks") != 0)
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            uint64_t *ni = realloc(*ids, cap * sizeof(uint64_t));
-            if (!ni) {
-                closedir(d);
-                return -ENOMEM;
-            }
-            *ids = ni;
+        if (rk_grow(ids, &cap, *n + 1, sizeof(**ids), 64, 0) < 0) {
+            closedir(d);
+            return -ENOMEM;
         }
         (*ids)[(*n)++] = id;
     }
@@ -396,7 +384,7 @@ static int open_segments(rk_storage *s, const uint64_t *ids, size_t n, uint64_t 
         int rc = rk_storage_seg_slot(s, &slot);
         if (rc < 0)
             return rc;
-        char path[4096];
+        char path[RK_PATH_MAX];
         rk_seg_path(path, sizeof(path), s->dir, ids[i], "rks");
         struct rk_seg_hdr h;
         rc = rk_seg_open(path, &s->segs[slot].fd, &h, &sizes[slot]);
@@ -542,7 +530,12 @@ int rk_storage_open(rk_storage **out, const char *dir, const struct rk_storage_o
     if (s->o.segment_size > UINT32_MAX / 2)
         s->o.segment_size = UINT32_MAX / 2; /* block offsets are 32-bit */
     s->dir = strdup(dir);
-    int rc = s->dir ? rk_fs_mkdir(dir) : -ENOMEM;
+    int rc = s->dir ? 0 : -ENOMEM;
+    /* Every file the engine names is dir + at most RK_STORAGE_NAME_MAX. */
+    if (rc == 0 && strlen(dir) + RK_STORAGE_NAME_MAX >= RK_PATH_MAX)
+        rc = -ENAMETOOLONG;
+    if (rc == 0)
+        rc = rk_fs_mkdir(dir);
     if (rc < 0)
         report_error(rep, "create data dir %s: %s", dir, rk_strerror(rc));
     if (rc == 0)

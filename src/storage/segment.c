@@ -19,6 +19,7 @@
  */
 #include "storage/segment.h"
 #include "util/err.h"
+#include "util/grow.h"
 #include "util/fsutil.h"
 #include "util/io.h"
 
@@ -43,7 +44,7 @@ int rk_seg_create(const char *dir, uint64_t id, uint64_t order, uint32_t flags,
 {
     /* Built under a .tmp name and renamed once its header is durable, so a
      * crash never leaves a segment file without a header. */
-    char path[4096], final[4096];
+    char path[RK_PATH_MAX], final[RK_PATH_MAX];
     rk_seg_path(path, sizeof(path), dir, id, "rks.tmp");
     rk_seg_path(final, sizeof(final), dir, id, "rks");
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -263,12 +264,20 @@ int rk_index_file_load(const char *path, uint64_t seg_id, uint8_t **buf_out, siz
     return 0;
 }
 
+/* path ".tmp": where a file is written before its rename. */
+static int tmp_path(char tmp[RK_PATH_MAX], const char *path)
+{
+    int n = snprintf(tmp, RK_PATH_MAX, "%s.tmp", path);
+    return n < 0 || n >= RK_PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
 int rk_index_file_begin(struct rk_index_file_writer *w, const char *path)
 {
     memset(w, 0, sizeof(*w));
     snprintf(w->path, sizeof(w->path), "%s", path);
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    char tmp[RK_PATH_MAX];
+    if (tmp_path(tmp, path) < 0)
+        return -ENAMETOOLONG;
     w->fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (w->fd < 0)
         return -errno;
@@ -287,14 +296,8 @@ int rk_index_file_begin(struct rk_index_file_writer *w, const char *path)
 int rk_index_file_add(struct rk_index_file_writer *w, const struct rk_index_file_ent *e, const void *key)
 {
     size_t need = sizeof(*e) + e->klen;
-    if (w->len + need > w->cap) {
-        size_t ncap = w->cap * 2 > w->len + need ? w->cap * 2 : w->len + need;
-        uint8_t *nb = realloc(w->buf, ncap);
-        if (!nb)
-            return -ENOMEM;
-        w->buf = nb;
-        w->cap = ncap;
-    }
+    if (rk_grow(&w->buf, &w->cap, w->len + need, 1, 4096, 0) < 0)
+        return -ENOMEM;
     memcpy(w->buf + w->len, e, sizeof(*e));
     memcpy(w->buf + w->len + sizeof(*e), key, e->klen);
     w->len += need;
@@ -344,8 +347,9 @@ int rk_index_file_finish(struct rk_index_file_writer *w, const struct rk_index_f
     }
     if (rc == 0)
         rc = rk_io_fsync(w->fd);
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", w->path);
+    char tmp[RK_PATH_MAX];
+    if (rc == 0)
+        rc = tmp_path(tmp, w->path);
     if (rc == 0 && rename(tmp, w->path) < 0)
         rc = -errno;
     if (rc == 0)
@@ -365,9 +369,9 @@ void rk_index_file_abort(struct rk_index_file_writer *w)
 {
     if (w->fd >= 0) {
         close(w->fd);
-        char tmp[4200];
-        snprintf(tmp, sizeof(tmp), "%s.tmp", w->path);
-        unlink(tmp);
+        char tmp[RK_PATH_MAX];
+        if (tmp_path(tmp, w->path) == 0)
+            unlink(tmp);
     }
     free(w->buf);
     memset(w, 0, sizeof(*w));

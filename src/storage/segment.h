@@ -6,6 +6,7 @@
 #define RK_SEGMENT_H
 
 #include "storage/record.h"
+#include "util/fsutil.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -97,7 +98,7 @@ struct rk_index_file_writer {
     uint8_t *buf;
     size_t len, cap;
     uint64_t written;
-    char path[4096];
+    char path[RK_PATH_MAX];
 };
 
 int rk_index_file_begin(struct rk_index_file_writer *w, const char *path);

@@ -27,6 +27,7 @@
 #include "storage/storage_int.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/grow.h"
 #include "util/fsutil.h"
 #include "util/io.h"
 #include "util/log.h"
@@ -230,25 +231,11 @@ int rk_storage_get(rk_storage *s, const void *key, uint32_t klen, unsigned flags
 
 void rk_storage_batch_abort(rk_storage *s);
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 16;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
-    if (!q)
-        return -ENOMEM;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
-static int grow32(void **p, uint32_t *cap, size_t need, size_t elem)
+/* rk_grow for the engine's 32-bit capacities. */
+static int grow32(void *p, uint32_t *cap, size_t need, size_t elem)
 {
     size_t c = *cap;
-    int rc = grow(p, &c, need, elem);
+    int rc = rk_grow(p, &c, need, elem, 16, UINT32_MAX);
     *cap = (uint32_t)c;
     return rc;
 }
@@ -257,8 +244,8 @@ static int grow32(void **p, uint32_t *cap, size_t need, size_t elem)
  * through the cache (or the batch buffer if evicted). */
 static int close_block(rk_storage *s, uint16_t flags)
 {
-    if (grow((void **)&s->wbuf, &s->wcap, s->wlen + rk_blk_bound(s->blen), 1) < 0 ||
-        grow32((void **)&s->closed, &s->cclosed, s->nclosed + 1, sizeof(uint32_t)) < 0)
+    if (rk_grow(&s->wbuf, &s->wcap, s->wlen + rk_blk_bound(s->blen), 1, 16, 0) < 0 ||
+        grow32(&s->closed, &s->cclosed, s->nclosed + 1, sizeof(uint32_t)) < 0)
         return -ENOMEM;
     uint64_t off = s->segs[s->active].end + s->wlen;
     uint8_t *c = rk_cache_insert(&s->cache, s->active, (uint32_t)off, s->blen);
@@ -278,7 +265,7 @@ static int stage(rk_storage *s, const struct rk_rec_hdr *h, const void *key, con
     uint32_t size = rk_rec_size(h->klen, h->vlen);
     if (s->blen > 0 && s->blen + size > RK_BLOCK_TARGET && close_block(s, 0) < 0)
         return -ENOMEM;
-    if (grow32((void **)&s->blk, &s->bcap, s->blen + size, 1) < 0)
+    if (grow32(&s->blk, &s->bcap, s->blen + size, 1) < 0)
         return -ENOMEM;
     uint64_t pos = s->segs[s->active].end + s->wlen;
     if (pos > UINT32_MAX - size)
@@ -341,7 +328,7 @@ int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur)
             return RK_ESTALE;
         }
     }
-    if (grow32((void **)&s->undo, &s->cundo, s->nundo + 1, sizeof(struct undo)) < 0)
+    if (grow32(&s->undo, &s->cundo, s->nundo + 1, sizeof(struct undo)) < 0)
         return -ENOMEM;
     struct rk_rec_hdr h = {
         .version = r->version,

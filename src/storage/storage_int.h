@@ -8,6 +8,12 @@
 #include "storage/index.h"
 #include "storage/segment.h"
 #include "storage/storage.h"
+#include "util/fsutil.h"
+
+/* The longest name the engine gives a file in its dir, with the '/':
+ * "/seg-<16 hex>.rks.corrupt.tmp" and the like (rk_storage_open refuses a
+ * dir too long for it, so every path fits RK_PATH_MAX). */
+#define RK_STORAGE_NAME_MAX 64
 
 enum seg_state {
     SEG_FREE,    /* slot unused */
