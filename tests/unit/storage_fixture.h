@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "storage/storage.h"
-#include "testutil.h"
+#include "storage_model.h"
 #include "util/err.h"
 #include "util/io.h"
 #include "util/log.h"

@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "storage/storage.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -91,51 +90,6 @@ uint64_t tu_hash(const void *p, size_t n, uint64_t seed); /* FNV-1a */
 /* JSON-like text of exactly len bytes, a pure function of seed. */
 void tu_json(char *buf, size_t len, uint64_t seed);
 
-/* ---- the model: keys "key-<id>", values derived from (id, version) ---- */
-
-#define TU_KEY_CAP 32
-#define TU_VAL_CAP 8192
-
-struct tu_kv {
-    uint64_t version;
-    uint64_t expiry;
-    bool present; /* ever written and not known to be purged */
-    bool tomb;
-};
-
-struct tu_model {
-    uint32_t n;
-    uint32_t partitions; /* partition of id = id % partitions */
-    uint32_t minlen, maxlen;
-    struct tu_kv *kv;
-};
-
-void tu_model_init(struct tu_model *m, uint32_t n, uint32_t partitions, uint32_t minlen,
-                   uint32_t maxlen);
-void tu_model_free(struct tu_model *m);
-void tu_model_copy(struct tu_model *dst, const struct tu_model *src);
-
-uint32_t tu_key(char *buf, uint32_t id);
-/* The value of (id, version): fills buf (TU_VAL_CAP) and returns its length. */
-uint32_t tu_val(const struct tu_model *m, char *buf, uint32_t id, uint64_t version);
-
-/* Stage a put / delete of id and record it in the model when it succeeds.
- * Returns what rk_storage_put returned. */
-int tu_put(rk_storage *s, struct tu_model *m, uint32_t id, uint64_t version, uint64_t expiry);
-int tu_del(rk_storage *s, struct tu_model *m, uint32_t id, uint64_t version);
-
-#define TU_CHECK_PURGED_OK 1u /* tombstones and expired records may be gone */
-
-/* Compare every key of m with s at wall time now. Returns 0, or -1 with a
- * one-line explanation in why. */
-int tu_check(rk_storage *s, const struct tu_model *m, uint64_t now, unsigned flags, char *why,
-             size_t whylen);
-/* The same for one key. */
-int tu_check_key(rk_storage *s, const struct tu_model *m, uint32_t id, uint64_t now, unsigned flags,
-                 char *why, size_t whylen);
-/* Live (present, not a tombstone, not expired at now) keys of m. */
-uint32_t tu_live(const struct tu_model *m, uint64_t now);
-
 /* ---- log capture ---- */
 
 struct tu_log {
@@ -146,12 +100,6 @@ struct tu_log {
 void tu_log_capture(struct tu_log *l); /* installs a sink appending lines */
 void tu_log_release(struct tu_log *l); /* restores stderr, frees */
 void tu_log_clear(struct tu_log *l);
-
-/* ---- opening a store ---- */
-
-/* rk_storage_open with *s and *rep cleared first (rep is always filled). */
-int tu_open(rk_storage **s, const char *dir, const struct rk_storage_opts *o,
-            struct rk_storage_report *rep);
 
 /* ---- processes ---- */
 
