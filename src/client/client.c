@@ -24,10 +24,10 @@
 
 /* Redial quickly after a node restarts (nng's default waits 0.4-0.9 s),
  * but back off to at most 1 s against a node that stays down. */
-#define RECONN_MIN_MS 100
-#define RECONN_MAX_MS 1000
+#define RECONN_MIN_MS  100
+#define RECONN_MAX_MS  1000
 #define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
-#define PROBE_MS 200        /* a TCP connect on a LAN takes well under a millisecond */
+#define PROBE_MS       200  /* a TCP connect on a LAN takes well under a millisecond */
 
 struct rk_client {
     nng_socket sock;
@@ -214,11 +214,11 @@ static bool split_tcp(const char *addr, char *host, size_t hlen, char *port, siz
 
 /* What a plain TCP probe of a node's address found (tcp_probe). */
 enum probe {
-    PROBE_UNKNOWN,  /* not tcp://, or the name does not resolve */
-    PROBE_REFUSED,  /* refused, or nothing within PROBE_MS */
-    PROBE_SILENT,   /* TCP accepted, no SP handshake back */
-    PROBE_REP,      /* answers as an SP rep0 socket (a ringkv client port) */
-    PROBE_OTHER,    /* answers as another SP protocol (*proto) */
+    PROBE_UNKNOWN, /* not tcp://, or the name does not resolve */
+    PROBE_REFUSED, /* refused, or nothing within PROBE_MS */
+    PROBE_SILENT,  /* TCP accepted, no SP handshake back */
+    PROBE_REP,     /* answers as an SP rep0 socket (a ringkv client port) */
+    PROBE_OTHER,   /* answers as another SP protocol (*proto) */
 };
 
 /* Connect to host:port within ms; a socket fd or -1. */
@@ -285,8 +285,8 @@ static void timeout_error(struct rk_client *c, bool ever, bool dropped, const ch
                "gossip port? clients use listen.client or listen.peer)",
                c->addr, proto);
     else if (!ever && pr != PROBE_REP)
-        seterr(c, "no answer from %s within %s: not connected (is ringkvd running there?)",
-               c->addr, t);
+        seterr(c, "no answer from %s within %s: not connected (is ringkvd running there?)", c->addr,
+               t);
     else if (dropped)
         seterr(c,
                "no answer from %s within %s: the connection dropped during the request "

@@ -137,9 +137,13 @@ static void reply(struct op *op, const struct rk_msg *rep)
 
 static void reply_text(struct op *op, enum rk_status st, const char *text)
 {
-    struct rk_msg rep = {.opcode = op->opcode, .flags = RK_MSG_REPLY, .id = op->req_id,
-                         .status = (uint16_t)st, .has_text = text != NULL,
-                         .text = (const uint8_t *)text, .tlen = text ? (uint32_t)strlen(text) : 0};
+    struct rk_msg rep = {.opcode = op->opcode,
+                         .flags = RK_MSG_REPLY,
+                         .id = op->req_id,
+                         .status = (uint16_t)st,
+                         .has_text = text != NULL,
+                         .text = (const uint8_t *)text,
+                         .tlen = text ? (uint32_t)strlen(text) : 0};
     reply(op, &rep);
 }
 
@@ -185,8 +189,11 @@ static void reply_short_list(struct op *op)
 static void reply_read(struct op *op)
 {
     char *trace = op->trace ? trace_json(op) : NULL; /* none rather than a broken one */
-    struct rk_msg rep = {.opcode = RK_OP_GET, .flags = RK_MSG_REPLY, .id = op->req_id,
-                         .has_text = trace != NULL, .text = (const uint8_t *)trace,
+    struct rk_msg rep = {.opcode = RK_OP_GET,
+                         .flags = RK_MSG_REPLY,
+                         .id = op->req_id,
+                         .has_text = trace != NULL,
+                         .text = (const uint8_t *)trace,
                          .tlen = trace ? (uint32_t)strlen(trace) : 0};
     if (!op->have_best || op->best_tombstone) {
         rep.status = RK_ST_NOT_FOUND;
@@ -216,8 +223,8 @@ static void check(const struct op *op)
         pend_pref += pref && pend;
         ok += pref && r->st == RS_OK;
         missing += pref && r->st == RS_MISSING;
-        best += pref && r->st == RS_OK && r->version == op->best_version &&
-                r->rank == op->best_rank;
+        best +=
+            pref && r->st == RS_OK && r->version == op->best_version && r->rank == op->best_rank;
         RK_ASSERT(!r->sent || (pend && r->p));
         RK_ASSERT(pref ? r->owner == -1
                        : r->owner >= 0 && r->owner < op->n && op->r[r->owner].handed &&
@@ -253,10 +260,17 @@ static void read_repair(struct op *op)
 {
     if (!op->have_best)
         return;
-    struct rk_msg w = {.opcode = RK_OP_RPUT, .id = 0, .key = op->key, .klen = op->klen,
-                       .has_key = true, .version = op->best_version, .has_version = true,
-                       .expiry_ms = op->best_expiry_ms, .has_expiry = op->best_expiry_ms != 0,
-                       .tombstone = op->best_tombstone, .has_tombstone = op->best_tombstone};
+    struct rk_msg w = {.opcode = RK_OP_RPUT,
+                       .id = 0,
+                       .key = op->key,
+                       .klen = op->klen,
+                       .has_key = true,
+                       .version = op->best_version,
+                       .has_version = true,
+                       .expiry_ms = op->best_expiry_ms,
+                       .has_expiry = op->best_expiry_ms != 0,
+                       .tombstone = op->best_tombstone,
+                       .has_tombstone = op->best_tombstone};
     if (!op->best_tombstone)
         w.val = op->best_val, w.vlen = op->best_vlen, w.has_val = true;
     for (uint8_t i = 0; i < op->n; i++) {
@@ -278,8 +292,10 @@ static void advance(struct op *op)
     if (!op->replied) {
         if (have >= op->need) {
             if (write) {
-                struct rk_msg rep = {.opcode = op->opcode, .flags = RK_MSG_REPLY,
-                                     .id = op->req_id, .version = op->version,
+                struct rk_msg rep = {.opcode = op->opcode,
+                                     .flags = RK_MSG_REPLY,
+                                     .id = op->req_id,
+                                     .version = op->version,
                                      .has_version = true};
                 reply(op, &rep);
             } else {
@@ -308,10 +324,15 @@ static void hint(struct op *op, uint8_t i)
     struct rk_coord *c = op->c;
     if (!c->env.hints || op->opcode == RK_OP_GET)
         return;
-    struct rk_record r = {.key = op->key, .klen = op->klen, .val = op->val, .vlen = op->vlen,
-                          .version = op->version, .expiry_ms = op->expiry_ms,
+    struct rk_record r = {.key = op->key,
+                          .klen = op->klen,
+                          .val = op->val,
+                          .vlen = op->vlen,
+                          .version = op->version,
+                          .expiry_ms = op->expiry_ms,
                           .tombstone = op->tombstone};
-    if (rk_hints_add(c->env.hints, op->r[i].m->id, &r, rk_hlc_now(c->env.hlc, rk_clock_wall_ms())) == 0)
+    if (rk_hints_add(c->env.hints, op->r[i].m->id, &r,
+                     rk_hlc_now(c->env.hlc, rk_clock_wall_ms())) == 0)
         c->stats.hints_stored++;
 }
 
@@ -414,7 +435,7 @@ static void on_answer(struct op *op, uint8_t i, const struct rk_msg *rep)
 /* The answer to the replica request rid, from peer p (NULL: from this
  * node's own replica); buf is borrowed. */
 void coord_take_answer(struct rk_coord *c, struct peer *p, uint32_t rid, const uint8_t *buf,
-                        size_t len)
+                       size_t len)
 {
     struct rk_msg rep;
     if (rk_proto_decode(buf, len, &rep) < 0)
@@ -427,8 +448,8 @@ void coord_take_answer(struct rk_coord *c, struct peer *p, uint32_t rid, const u
         return;
     }
     struct op *op = slot < MAX_OPS ? &c->ops[slot] : NULL;
-    if (!op || !op->used || op->seq != rep.id || i >= op->n + op->nf ||
-        op->r[i].st != RS_PENDING || op->r[i].p != p)
+    if (!op || !op->used || op->seq != rep.id || i >= op->n + op->nf || op->r[i].st != RS_PENDING ||
+        op->r[i].p != p)
         return; /* late for an op that ended */
     on_answer(op, i, &rep);
 }
@@ -576,8 +597,8 @@ void coord_pump(struct rk_coord *c, struct peer *p)
         p->whead = (p->whead + 1) % p->wcap;
         p->wcount--;
         struct op *op = &c->ops[w.slot];
-        if (!op->used || op->seq != w.seq || op->r[w.idx].st != RS_PENDING ||
-            op->r[w.idx].p != p || op->r[w.idx].sent)
+        if (!op->used || op->seq != w.seq || op->r[w.idx].st != RS_PENDING || op->r[w.idx].p != p ||
+            op->r[w.idx].sent)
             continue;
         if (!transmit(c, op, w.idx))
             advance(op);
@@ -714,11 +735,15 @@ static bool op_take(struct rk_coord *c, struct op *op, const struct rk_msg *req)
 }
 
 /* Answer a request that never became an op (takes msg). */
-static void reply_now(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req,
-                      enum rk_status st, const char *text)
+static void reply_now(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, enum rk_status st,
+                      const char *text)
 {
-    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
-                         .status = (uint16_t)st, .has_text = true, .text = (const uint8_t *)text,
+    struct rk_msg rep = {.opcode = req->opcode,
+                         .flags = RK_MSG_REPLY,
+                         .id = req->id,
+                         .status = (uint16_t)st,
+                         .has_text = true,
+                         .text = (const uint8_t *)text,
                          .tlen = (uint32_t)strlen(text)};
     c->env.reply(c->env.arg, msg, rk_proto_msg_encode(msg, &rep) == 0);
 }

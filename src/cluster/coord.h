@@ -50,11 +50,11 @@ struct rk_coord_stats {
     uint64_t coordinated;   /* client requests sent to replicas */
     uint64_t quorum_failed; /* answered QUORUM */
     uint64_t replica_timeouts, replica_errors, replicas_down;
-    uint64_t read_repairs;  /* replica writes sent by read repair */
+    uint64_t read_repairs; /* replica writes sent by read repair */
     uint64_t hints_stored, hints_delivered;
-    uint64_t hinted_writes; /* writes a fallback node took for a down replica */
-    uint64_t evicted;       /* answered ops that gave their slot up (hints kept) */
-    uint64_t batches_sent;  /* RBATCH messages to peers */
+    uint64_t hinted_writes;    /* writes a fallback node took for a down replica */
+    uint64_t evicted;          /* answered ops that gave their slot up (hints kept) */
+    uint64_t batches_sent;     /* RBATCH messages to peers */
     uint64_t batched_requests; /* replica requests they carried */
 };
 
@@ -73,16 +73,16 @@ typedef void rk_coord_reply_fn(void *arg, nng_msg *msg, bool answered);
  * to answer a client and to ask this node's own replica. Pointers must
  * outlive the coordinator. */
 struct rk_coord_env {
-    uint32_t replicas;            /* cluster.replicas (N) */
-    uint32_t read_quorum;         /* cluster.read_quorum: default R */
-    uint32_t write_quorum;        /* cluster.write_quorum: default W */
-    uint64_t request_timeout_ms;  /* cluster.request_timeout */
-    struct rk_hlc *hlc;           /* versions every write (thread-safe) */
-    struct rk_view_slot *views;   /* the current cluster view (thread-safe) */
-    struct rk_hints *hints;       /* the worker's hint store, or NULL: no hinted handoff */
-    rk_coord_reply_fn *reply;     /* required */
-    rk_coord_local_fn *local;     /* NULL: this node's replica over the peer socket */
-    void *arg;                    /* passed to reply and local */
+    uint32_t replicas;           /* cluster.replicas (N) */
+    uint32_t read_quorum;        /* cluster.read_quorum: default R */
+    uint32_t write_quorum;       /* cluster.write_quorum: default W */
+    uint64_t request_timeout_ms; /* cluster.request_timeout */
+    struct rk_hlc *hlc;          /* versions every write (thread-safe) */
+    struct rk_view_slot *views;  /* the current cluster view (thread-safe) */
+    struct rk_hints *hints;      /* the worker's hint store, or NULL: no hinted handoff */
+    rk_coord_reply_fn *reply;    /* required */
+    rk_coord_local_fn *local;    /* NULL: this node's replica over the peer socket */
+    void *arg;                   /* passed to reply and local */
 };
 
 /* A coordinator on loop (the owning worker's). 0 or -ENOMEM. */

@@ -23,9 +23,9 @@ uint64_t coord_mono_ms(void)
 static void back_off(struct peer *p)
 {
     uint64_t b = p->hint_backoff_ms * 2;
-    p->hint_backoff_ms = b < HINT_BACKOFF_MIN_MS ? HINT_BACKOFF_MIN_MS
+    p->hint_backoff_ms = b < HINT_BACKOFF_MIN_MS   ? HINT_BACKOFF_MIN_MS
                          : b > HINT_BACKOFF_MAX_MS ? HINT_BACKOFF_MAX_MS
-                                                  : b;
+                                                   : b;
     p->hint_after_ms = coord_mono_ms() + p->hint_backoff_ms;
 }
 
@@ -44,7 +44,7 @@ void coord_flight_end(struct rk_coord *c, struct flight *f)
  * slot is free, or the send failed (a repair is then skipped; a hint
  * waits for the next offer). */
 bool coord_flight_send(struct rk_coord *c, struct peer *p, uint8_t kind, const struct rk_msg *m,
-                        uint64_t lv)
+                       uint64_t lv)
 {
     uint32_t k = 0;
     while (k < FLIGHTS && c->flights[k].used)
@@ -59,8 +59,12 @@ bool coord_flight_send(struct rk_coord *c, struct peer *p, uint8_t kind, const s
         free(key);
         return false;
     }
-    c->flights[k] = (struct flight){.used = true, .kind = kind, .p = p, .key = key,
-                                    .klen = m->klen, .lv = lv,
+    c->flights[k] = (struct flight){.used = true,
+                                    .kind = kind,
+                                    .p = p,
+                                    .key = key,
+                                    .klen = m->klen,
+                                    .lv = lv,
                                     .deadline_ms = coord_mono_ms() + c->env.request_timeout_ms};
     if (kind == FLIGHT_HINT)
         p->hint_flights++;
@@ -93,9 +97,15 @@ void coord_flight_answer(struct rk_coord *c, struct peer *p, uint32_t k, const s
 static void deliver(const struct rk_hint *h, void *arg)
 {
     struct offer *o = arg;
-    struct rk_msg m = {.opcode = RK_OP_RPUT, .key = h->key, .klen = h->klen, .has_key = true,
-                       .version = h->version, .has_version = true, .expiry_ms = h->expiry_ms,
-                       .has_expiry = h->expiry_ms != 0, .tombstone = h->tombstone,
+    struct rk_msg m = {.opcode = RK_OP_RPUT,
+                       .key = h->key,
+                       .klen = h->klen,
+                       .has_key = true,
+                       .version = h->version,
+                       .has_version = true,
+                       .expiry_ms = h->expiry_ms,
+                       .has_expiry = h->expiry_ms != 0,
+                       .tombstone = h->tombstone,
                        .has_tombstone = h->tombstone};
     if (!h->tombstone)
         m.val = h->val, m.vlen = h->vlen, m.has_val = true;
@@ -105,7 +115,8 @@ static void deliver(const struct rk_hint *h, void *arg)
 /* Offer the next batch of p's hints, unless one is out or p is backed off. */
 static size_t offer(struct rk_coord *c, struct peer *p, size_t room)
 {
-    if (p->hint_flights || coord_mono_ms() < p->hint_after_ms || !rk_hints_pending(c->env.hints, p->id))
+    if (p->hint_flights || coord_mono_ms() < p->hint_after_ms ||
+        !rk_hints_pending(c->env.hints, p->id))
         return 0;
     struct offer o = {c, p};
     return rk_hints_each(c->env.hints, p->id, room < HINT_BATCH ? room : HINT_BATCH, deliver, &o);

@@ -16,27 +16,27 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define MAX_OPS 4096           /* outstanding coordinated requests per worker */
-#define FLIGHT_BASE MAX_OPS    /* slots FLIGHT_BASE + k: flights[k] (a hint or a repair) */
-#define FLIGHTS 256             /* hint deliveries outstanding per worker */
-#define HINT_BATCH 32           /* hints offered to one peer at a time */
+#define MAX_OPS             4096    /* outstanding coordinated requests per worker */
+#define FLIGHT_BASE         MAX_OPS /* slots FLIGHT_BASE + k: flights[k] (a hint or a repair) */
+#define FLIGHTS             256     /* hint deliveries outstanding per worker */
+#define HINT_BATCH          32      /* hints offered to one peer at a time */
 #define HINT_BACKOFF_MIN_MS 200
 #define HINT_BACKOFF_MAX_MS 10000
 /* Batches outstanding to one peer: nng 1.5.2's raw rep socket queues at
  * most 64 replies per connection and drops the rest without a word
  * (xrep0's per-pipe send queue), so a coordinator keeps fewer than that
  * in flight on its connection and queues the rest itself. */
-#define PEER_BATCHES 16
-#define BATCH_FRAMES 128        /* replica requests in one batch */
-#define BATCH_BYTES (256u << 10) /* a batch closes past this (one big frame still goes) */
-#define PEER_INFLIGHT (PEER_BATCHES * BATCH_FRAMES) /* replica requests out to one peer */
-#define TICK_S 0.2              /* expiry of batches and flights; hint offers */
-#define PEER_BUF 1024          /* nng queue depth of a peer socket */
-#define NREP RK_RING_REPLICAS_MAX
+#define PEER_BATCHES     16
+#define BATCH_FRAMES     128          /* replica requests in one batch */
+#define BATCH_BYTES      (256u << 10) /* a batch closes past this (one big frame still goes) */
+#define PEER_INFLIGHT    (PEER_BATCHES * BATCH_FRAMES) /* replica requests out to one peer */
+#define TICK_S           0.2  /* expiry of batches and flights; hint offers */
+#define PEER_BUF         1024 /* nng queue depth of a peer socket */
+#define NREP             RK_RING_REPLICAS_MAX
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 1000
-#define CLOSE_LIMIT_MS 300 /* nng_close.h; several peers may close at shutdown */
-#define RK_PEER_MAX_MSG RK_PROTO_MAX_MSG
+#define CLOSE_LIMIT_MS   300 /* nng_close.h; several peers may close at shutdown */
+#define RK_PEER_MAX_MSG  RK_PROTO_MAX_MSG
 
 static_assert(MAX_OPS + FLIGHTS <= (0x7fffffff >> 4), "slot fits the request id");
 static_assert(BATCH_FRAMES <= RK_PROTO_MAX_FRAMES, "peers accept our batches");
@@ -58,18 +58,18 @@ struct peer {
     ev_io io;
     uint32_t inflight;
     struct rk_coord *c;
-    uint64_t hint_after_ms;  /* back-off: no delivery before this (mono ms) */
+    uint64_t hint_after_ms; /* back-off: no delivery before this (mono ms) */
     uint64_t hint_backoff_ms;
-    uint32_t hint_flights;   /* deliveries in flight to this peer */
-    struct wait *wait;       /* replica requests queued for room in a batch */
+    uint32_t hint_flights; /* deliveries in flight to this peer */
+    struct wait *wait;     /* replica requests queued for room in a batch */
     uint32_t whead, wcount, wcap;
     bool pumping;
-    bool dirty;              /* in c->dirty: flushed before the loop blocks */
-    bool closed;             /* retired: its socket is closed */
-    uint8_t *obuf;           /* the open batch: frames not sent yet */
+    bool dirty;    /* in c->dirty: flushed before the loop blocks */
+    bool closed;   /* retired: its socket is closed */
+    uint8_t *obuf; /* the open batch: frames not sent yet */
     size_t olen, ocap;
     uint32_t oframes;
-    uint32_t batches;        /* batches sent and not answered */
+    uint32_t batches; /* batches sent and not answered */
     uint32_t bseq;
     struct {
         bool used;
@@ -108,48 +108,48 @@ struct replica {
     uint8_t st;     /* enum rstate */
     bool tombstone; /* st == OK, reads: what it holds */
     uint64_t version, rank; /* st == OK: version (rank for reads only, breaks a version tie) */
-    char why[112];  /* st == FAILED/DOWN: "timed out", "refused: <the replica's reason>" */
+    char why[112];          /* st == FAILED/DOWN: "timed out", "refused: <the replica's reason>" */
 };
 
 /* One client request being coordinated (coord.c's design block gives the
  * invariants between these fields; check() tests them). */
 struct op {
-    bool used;         /* the slot is taken; all else is zero while it is not */
-    bool replied;      /* the client was answered (once; never undone) */
-    bool trace;        /* reads: the reply carries the replicas' trace */
-    uint8_t opcode;    /* RK_OP_PUT, RK_OP_DEL or RK_OP_GET */
-    uint8_t n;         /* preference replicas, r[0..n): 1 <= need <= n <= NREP once fanned out */
-    uint8_t need;      /* W (writes) or R (reads) */
-    uint8_t pending;   /* r[0..n+nf) in RS_PENDING */
-    uint8_t acks;      /* writes: r[0..n) in RS_OK (a fallback's ack is not one); reads: 0 */
-    uint8_t answers;   /* reads: r[0..n) in RS_OK or RS_MISSING; writes: 0 */
-    uint8_t nf;        /* writes: fallbacks, in r[n .. n + nf); reads: 0 */
-    uint8_t pend_pref; /* r[0..n) in RS_PENDING */
-    uint32_t seq;      /* unique per use of the slot: the replica requests' proto id */
-    uint32_t req_id;   /* the client's request id, echoed */
+    bool used;            /* the slot is taken; all else is zero while it is not */
+    bool replied;         /* the client was answered (once; never undone) */
+    bool trace;           /* reads: the reply carries the replicas' trace */
+    uint8_t opcode;       /* RK_OP_PUT, RK_OP_DEL or RK_OP_GET */
+    uint8_t n;            /* preference replicas, r[0..n): 1 <= need <= n <= NREP once fanned out */
+    uint8_t need;         /* W (writes) or R (reads) */
+    uint8_t pending;      /* r[0..n+nf) in RS_PENDING */
+    uint8_t acks;         /* writes: r[0..n) in RS_OK (a fallback's ack is not one); reads: 0 */
+    uint8_t answers;      /* reads: r[0..n) in RS_OK or RS_MISSING; writes: 0 */
+    uint8_t nf;           /* writes: fallbacks, in r[n .. n + nf); reads: 0 */
+    uint8_t pend_pref;    /* r[0..n) in RS_PENDING */
+    uint32_t seq;         /* unique per use of the slot: the replica requests' proto id */
+    uint32_t req_id;      /* the client's request id, echoed */
     nng_msg *client;      /* until answered: replied ⇔ client == NULL once started */
     struct rk_view *view; /* held for the op's life */
     struct replica r[NREP];
-    uint64_t version;     /* writes: the version written */
-    bool have_best;       /* reads: an answer was kept in best_* (value copied) */
-    bool best_tombstone;  /* have_best: the newest is a delete (or had no value) */
+    uint64_t version;    /* writes: the version written */
+    bool have_best;      /* reads: an answer was kept in best_* (value copied) */
+    bool best_tombstone; /* have_best: the newest is a delete (or had no value) */
     uint64_t best_version, best_rank, best_expiry_ms; /* have_best: of some RS_OK replica */
-    uint8_t *best_val;    /* non-NULL ⇔ have_best && !best_tombstone */
+    uint8_t *best_val; /* non-NULL ⇔ have_best && !best_tombstone */
     uint32_t best_vlen;
     uint8_t *key;
     uint32_t klen, part;
-    uint8_t *val;         /* writes: for hints to replicas that missed it */
+    uint8_t *val; /* writes: for hints to replicas that missed it */
     uint32_t vlen;
     uint64_t expiry_ms;
-    bool tombstone;       /* writes: a DEL */
-    ev_timer timer;       /* request_timeout; runs from fan-out until op_free */
+    bool tombstone; /* writes: a DEL */
+    ev_timer timer; /* request_timeout; runs from fan-out until op_free */
     struct rk_coord *c;
 };
 
 struct rk_coord {
     struct ev_loop *loop;
     struct rk_coord_env env; /* the node's settings, clock, view and callbacks */
-    struct op *ops; /* MAX_OPS */
+    struct op *ops;          /* MAX_OPS */
     uint32_t next_slot, used, seq, evict_at;
     struct peer **peers, **retired;
     size_t npeers, nretired;

@@ -141,8 +141,11 @@ static int batch_send(struct rk_coord *c, struct peer *p)
     uint32_t k = 0;
     while (p->bout[k].used)
         k++;
-    struct rk_msg m = {.opcode = RK_OP_RBATCH, .id = ++p->bseq, .val = p->obuf,
-                       .vlen = (uint32_t)p->olen, .has_val = true};
+    struct rk_msg m = {.opcode = RK_OP_RBATCH,
+                       .id = ++p->bseq,
+                       .val = p->obuf,
+                       .vlen = (uint32_t)p->olen,
+                       .has_val = true};
     nng_msg *msg = coord_build(&m, 0x80000000u | k);
     if (msg && nng_sendmsg(p->s, msg, NNG_FLAG_NONBLOCK) == 0) {
         p->bout[k].used = true;

@@ -33,12 +33,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SOCK_BUF 256       /* queued messages per socket: a survey round of big clusters */
-#define RECONNECT_MIN_MS 100 /* NNG-NOTES: a restarted peer is redialled in ~30 ms */
+#define SOCK_BUF         256  /* queued messages per socket: a survey round of big clusters */
+#define RECONNECT_MIN_MS 100  /* NNG-NOTES: a restarted peer is redialled in ~30 ms */
 #define RECONNECT_MAX_MS 2000 /* back-off cap while a seed or member is down */
-#define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
-#define MSG_MAX (RK_GOSSIP_HDR_MAX + RK_MEMBERS_WIRE_MAX)
-#define SURVEY_FLAG 0x80000000u /* raw surveyor: the last header word has the top bit */
+#define CLOSE_LIMIT_MS   1000 /* see nng_close.h */
+#define MSG_MAX          (RK_GOSSIP_HDR_MAX + RK_MEMBERS_WIRE_MAX)
+#define SURVEY_FLAG      0x80000000u /* raw surveyor: the last header word has the top bit */
 
 struct dial {
     char addr[RK_MEMBER_ADDR_MAX + 1];
@@ -65,25 +65,25 @@ struct rk_gossip {
     nng_socket sv, rs; /* raw surveyor, raw respondent */
     ev_io sv_io, rs_io;
     ev_timer tick, leave;
-    uint64_t due_ns;           /* when the current tick was due (mono) */
-    uint32_t survey_id;        /* of the survey in flight */
-    uint64_t survey_ns;        /* when it went out (mono) */
-    struct dial *dials;        /* RK_MEMBERS_MAX */
+    uint64_t due_ns;    /* when the current tick was due (mono) */
+    uint32_t survey_id; /* of the survey in flight */
+    uint64_t survey_ns; /* when it went out (mono) */
+    struct dial *dials; /* RK_MEMBERS_MAX */
     size_t ndials;
     char (*seeds)[RK_MEMBER_ADDR_MAX + 1];
     size_t nseeds;
     size_t seen;
-    bool reached;              /* some peer has answered or surveyed us */
+    bool reached; /* some peer has answered or surveyed us */
     uint64_t start_ms, lonely_log_ms, malformed_log_ms, lag_log_ms, lags;
     struct rk_gossip_refusal refused[RK_GOSSIP_REFUSALS]; /* most recent first */
     size_t nrefused;
-    int leave_step;            /* 0 none, 1 leaving, 2 left (done pending) */
+    int leave_step; /* 0 none, 1 leaving, 2 left (done pending) */
     void (*leave_done)(void *);
     void *leave_arg;
     struct rk_gossip_stats stats;
     struct ahead_log ahead[AHEAD_SOURCES]; /* refused incarnations: last log per source */
-    uint8_t *buf;              /* MSG_MAX: encode buffer */
-    struct rk_member *scratch; /* RK_MEMBERS_MAX: decode and encode lists */
+    uint8_t *buf;                          /* MSG_MAX: encode buffer */
+    struct rk_member *scratch;             /* RK_MEMBERS_MAX: decode and encode lists */
 };
 
 static uint64_t wall_ms(void)
@@ -260,11 +260,12 @@ static void refused_ahead(struct rk_gossip *g, nng_msg *msg, const struct rk_mem
         a->skipped++;
         return;
     }
-    rk_warn("gossip", "refused news of member %s from %s: incarnation %llu is %llu ms ahead of "
+    rk_warn("gossip",
+            "refused news of member %s from %s: incarnation %llu is %llu ms ahead of "
             "this node's clock (cluster.max_clock_skew = %llu ms); %llu more refused since",
             ev->id, src, (unsigned long long)ev->incarnation,
-            (unsigned long long)(ev->incarnation - now),
-            (unsigned long long)g->o.max_clock_skew_ms, (unsigned long long)a->skipped);
+            (unsigned long long)(ev->incarnation - now), (unsigned long long)g->o.max_clock_skew_ms,
+            (unsigned long long)a->skipped);
     a->skipped = 0;
 }
 
@@ -397,9 +398,9 @@ static size_t connected(const struct rk_gossip *g)
 {
     size_t k = 0;
     for (size_t i = 0; i < g->table.n; i++)
-        if (i != g->table.self && (g->table.m[i].state == RK_MEMBER_ALIVE ||
-                                   g->table.m[i].state == RK_MEMBER_LEAVING ||
-                                   g->table.m[i].state == RK_MEMBER_SUSPECT))
+        if (i != g->table.self &&
+            (g->table.m[i].state == RK_MEMBER_ALIVE || g->table.m[i].state == RK_MEMBER_LEAVING ||
+             g->table.m[i].state == RK_MEMBER_SUSPECT))
             k++;
     return k;
 }
@@ -435,8 +436,10 @@ static void log_lonely(struct rk_gossip *g)
     size_t o = 0;
     for (size_t i = 0; i < g->ndials && o < sizeof(list); i++)
         o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "", g->dials[i].addr);
-    rk_warn("gossip", "no peer has answered yet; retrying %s with back-off (check cluster.seeds "
-                      "and that those nodes run)", list);
+    rk_warn("gossip",
+            "no peer has answered yet; retrying %s with back-off (check cluster.seeds "
+            "and that those nodes run)",
+            list);
 }
 
 /* cluster.auto_remove_after: what an operator's `kvctl remove` would do
@@ -468,8 +471,9 @@ static void log_lag(struct rk_gossip *g, uint64_t lag_ms)
     g->lags++;
     if (!rk_log_due(&g->lag_log_ms, now))
         return;
-    rk_warn("gossip", "this node's loop ran %llu ms late (%llu late runs since the last such "
-                      "line); not counting that time against peers",
+    rk_warn("gossip",
+            "this node's loop ran %llu ms late (%llu late runs since the last such "
+            "line); not counting that time against peers",
             (unsigned long long)lag_ms, (unsigned long long)g->lags);
     g->lags = 0;
 }
@@ -593,7 +597,8 @@ size_t rk_gossip_refusals(const struct rk_gossip *g, const struct rk_gossip_refu
 
 /* ---- life cycle ---- */
 
-static int watch(struct rk_gossip *g, nng_socket s, ev_io *io, void (*cb)(struct ev_loop *, ev_io *, int))
+static int watch(struct rk_gossip *g, nng_socket s, ev_io *io,
+                 void (*cb)(struct ev_loop *, ev_io *, int))
 {
     int fd;
     int rv = nng_socket_get_int(s, NNG_OPT_RECVFD, &fd);
@@ -711,7 +716,7 @@ int rk_gossip_start(struct rk_gossip **out, struct ev_loop *loop, const struct r
     for (size_t i = 0; i < g->nseeds; i++)
         dial(g, g->seeds[i]);
     if (g->ndials == 0)
-        g->reached = true; /* only ourselves to reach: a cluster of one */
+        g->reached = true;                     /* only ourselves to reach: a cluster of one */
     g->survey_id = nng_random() | SURVEY_FLAG; /* distinct across restarts */
     /* The first survey goes out at once: a joining node learns the
      * cluster one interval sooner. */

@@ -36,20 +36,20 @@ struct rk_gossip;
 typedef void rk_gossip_change_cb(struct rk_gossip *g, void *arg);
 
 struct rk_gossip_opts {
-    const char *listen;           /* respondent address, e.g. tcp://0.0.0.0:7402 */
-    const struct rk_member *self; /* id, advertised addresses, digests; state ALIVE */
-    const char *cluster_name;     /* settings compared at join; their digest is */
+    const char *listen;            /* respondent address, e.g. tcp://0.0.0.0:7402 */
+    const struct rk_member *self;  /* id, advertised addresses, digests; state ALIVE */
+    const char *cluster_name;      /* settings compared at join; their digest is */
     uint32_t partitions, replicas; /* self->settings_digest */
-    const char *const *seeds;     /* gossip addresses to dial at start */
+    const char *const *seeds;      /* gossip addresses to dial at start */
     size_t nseeds;
     const struct rk_member *known; /* members remembered from a previous run */
     size_t nknown;                 /* (merged at start; self is skipped) */
     uint64_t interval_ms, suspect_after_ms, dead_after_ms;
-    uint64_t auto_remove_ms;      /* a member dead this long is removed; 0 = never */
-    uint64_t max_clock_skew_ms;   /* news with an incarnation further ahead is refused */
+    uint64_t auto_remove_ms;        /* a member dead this long is removed; 0 = never */
+    uint64_t max_clock_skew_ms;     /* news with an incarnation further ahead is refused */
     rk_gossip_change_cb *on_change; /* may be NULL */
     void *arg;
-    struct rk_conns *conns;       /* counts and limits the respondent's connections */
+    struct rk_conns *conns; /* counts and limits the respondent's connections */
 };
 
 /* A peer refused because its cluster settings differ from ours. */
@@ -58,7 +58,7 @@ struct rk_gossip_refusal {
     char addr[RK_MEMBER_ADDR_MAX + 1]; /* its gossip address */
     char setting[32];                  /* "cluster.partitions", ... */
     char theirs[64], ours[64];
-    uint64_t at_ms;                    /* wall ms of the latest refusal */
+    uint64_t at_ms; /* wall ms of the latest refusal */
 };
 #define RK_GOSSIP_REFUSALS 16
 

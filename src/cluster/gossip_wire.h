@@ -20,10 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RK_GOSSIP_MAGIC 0x4752u
-#define RK_GOSSIP_VERSION 1u
+#define RK_GOSSIP_MAGIC    0x4752u
+#define RK_GOSSIP_VERSION  1u
 #define RK_GOSSIP_NAME_MAX 63
-#define RK_GOSSIP_HDR_MAX (2u + 1u + 1u + 4u + 4u + 1u + RK_GOSSIP_NAME_MAX + 8u)
+#define RK_GOSSIP_HDR_MAX  (2u + 1u + 1u + 4u + 4u + 1u + RK_GOSSIP_NAME_MAX + 8u)
 
 enum rk_gossip_kind { RK_GOSSIP_SURVEY = 0, RK_GOSSIP_ANSWER = 1 };
 

@@ -207,8 +207,9 @@ int rk_hints_add(struct rk_hints *h, const char *tgt, const struct rk_record *r,
         h->st.dropped_full++;
         uint64_t now = rk_clock_wall_ms();
         if (rk_log_due(&t->full_log_ms, now)) {
-            rk_warn("hints", "hints for %s reached hints.max_bytes_per_target (%llu bytes); "
-                             "further writes for it are left to anti-entropy",
+            rk_warn("hints",
+                    "hints for %s reached hints.max_bytes_per_target (%llu bytes); "
+                    "further writes for it are left to anti-entropy",
                     tgt, (unsigned long long)h->max_bytes);
         }
         mark_dropped(h, tgt, r->key, r->klen, "over hints.max_bytes_per_target");
@@ -225,8 +226,13 @@ int rk_hints_add(struct rk_hints *h, const char *tgt, const struct rk_record *r,
     rk_le_put64(v + 9, r->expiry_ms);
     if (!r->tombstone)
         memcpy(v + HDR, r->val, r->vlen);
-    struct rk_record hr = {.key = k, .klen = (uint32_t)kl, .val = v, .vlen = (uint32_t)vl,
-                           .version = lv, .partition = part_of(tgt)}, old;
+    struct rk_record hr = {.key = k,
+                           .klen = (uint32_t)kl,
+                           .val = v,
+                           .vlen = (uint32_t)vl,
+                           .version = lv,
+                           .partition = part_of(tgt)},
+                     old;
     /* A newer hint for the same key replaces the older one: count it once. */
     uint64_t replaced = rk_storage_get(h->store, k, (uint32_t)kl, 0, &old) == 0
                             ? (uint64_t)old.klen + old.vlen + 1
@@ -311,9 +317,13 @@ size_t rk_hints_each(struct rk_hints *h, const char *tgt, size_t cap,
             ((const uint8_t *)r.key)[tl] != 0 || r.vlen < HDR)
             continue;
         const uint8_t *v = r.val;
-        struct rk_hint hint = {.key = (const uint8_t *)r.key + tl + 1, .klen = r.klen - (uint32_t)tl - 1,
-                               .val = v + HDR, .vlen = r.vlen - HDR, .tombstone = v[0] == 1,
-                               .version = rk_le_get64(v + 1), .expiry_ms = rk_le_get64(v + 9),
+        struct rk_hint hint = {.key = (const uint8_t *)r.key + tl + 1,
+                               .klen = r.klen - (uint32_t)tl - 1,
+                               .val = v + HDR,
+                               .vlen = r.vlen - HDR,
+                               .tombstone = v[0] == 1,
+                               .version = rk_le_get64(v + 1),
+                               .expiry_ms = rk_le_get64(v + 9),
                                .local_version = r.version};
         if (now > (hint.version >> 16) + h->max_age_ms) {
             h->st.dropped_old++;

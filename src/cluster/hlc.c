@@ -6,7 +6,6 @@
 
 #include <stdbool.h>
 
-
 void rk_hlc_init(struct rk_hlc *h, uint64_t max_skew_ms)
 {
     atomic_init(&h->last, 0);
@@ -35,8 +34,9 @@ static void behind(struct rk_hlc *h, uint64_t wall_ms, uint64_t last)
     atomic_fetch_add(&h->backwards, 1);
     if (!warn_due(&h->warned_ms, wall_ms))
         return;
-    rk_warn("hlc", "wall clock is %llu ms behind the latest version; versions keep counting "
-                   "from it (check NTP)",
+    rk_warn("hlc",
+            "wall clock is %llu ms behind the latest version; versions keep counting "
+            "from it (check NTP)",
             (unsigned long long)(RK_HLC_MS(last) - wall_ms));
 }
 
@@ -59,9 +59,10 @@ int rk_hlc_observe(struct rk_hlc *h, uint64_t version, uint64_t wall_ms)
     if (RK_HLC_MS(version) > wall_ms + h->max_skew_ms) {
         uint64_t n = atomic_fetch_add(&h->refused, 1) + 1;
         if (warn_due(&h->refused_warned_ms, wall_ms))
-            rk_warn("hlc", "refused a peer's version %llu ms ahead of this node's clock "
-                           "(cluster.max_clock_skew = %llu ms; %llu refused so far): check NTP "
-                           "on the coordinator",
+            rk_warn("hlc",
+                    "refused a peer's version %llu ms ahead of this node's clock "
+                    "(cluster.max_clock_skew = %llu ms; %llu refused so far): check NTP "
+                    "on the coordinator",
                     (unsigned long long)(RK_HLC_MS(version) - wall_ms),
                     (unsigned long long)h->max_skew_ms, (unsigned long long)n);
         return RK_EREFUSED;

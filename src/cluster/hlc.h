@@ -22,14 +22,14 @@
 #include <stdint.h>
 
 #define RK_HLC_LOGICAL_BITS 16
-#define RK_HLC_MS(v) ((v) >> RK_HLC_LOGICAL_BITS)
+#define RK_HLC_MS(v)        ((v) >> RK_HLC_LOGICAL_BITS)
 
 struct rk_hlc {
-    _Atomic uint64_t last;        /* greatest version issued or observed */
-    uint64_t max_skew_ms;         /* set once, before sharing */
-    _Atomic uint64_t backwards;   /* times the wall clock was found behind */
-    _Atomic uint64_t refused;     /* peer versions refused as too far ahead */
-    _Atomic uint64_t warned_ms;   /* rate limit of the backwards warning */
+    _Atomic uint64_t last;              /* greatest version issued or observed */
+    uint64_t max_skew_ms;               /* set once, before sharing */
+    _Atomic uint64_t backwards;         /* times the wall clock was found behind */
+    _Atomic uint64_t refused;           /* peer versions refused as too far ahead */
+    _Atomic uint64_t warned_ms;         /* rate limit of the backwards warning */
     _Atomic uint64_t refused_warned_ms; /* rate limit of the refusal warning */
 };
 

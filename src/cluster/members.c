@@ -110,8 +110,7 @@ static bool valid_str(const char *s, size_t max, bool nonempty)
 
 static bool valid_entry(const struct rk_member *e)
 {
-    return valid_str(e->id, RK_MEMBER_ID_MAX, true) &&
-           rk_ident_valid(e->id, strlen(e->id), NULL) &&
+    return valid_str(e->id, RK_MEMBER_ID_MAX, true) && rk_ident_valid(e->id, strlen(e->id), NULL) &&
            valid_str(e->client_addr, RK_MEMBER_ADDR_MAX, false) &&
            valid_str(e->peer_addr, RK_MEMBER_ADDR_MAX, false) &&
            valid_str(e->gossip_addr, RK_MEMBER_ADDR_MAX, false) && e->state < RK_MEMBER_NSTATES;

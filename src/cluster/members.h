@@ -83,7 +83,7 @@ struct rk_members {
     size_t n;    /* members, 1..RK_MEMBERS_MAX */
     size_t self; /* index of our own entry in m[] */
     struct rk_member m[RK_MEMBERS_MAX];
-    size_t ngone; /* reaped so far; the last RK_MEMBERS_GONE are in gone[] */
+    size_t ngone;          /* reaped so far; the last RK_MEMBERS_GONE are in gone[] */
     uint64_t max_ahead_ms; /* news this far ahead of now is refused; 0 = no bound */
     struct rk_member_gone gone[RK_MEMBERS_GONE];
 };

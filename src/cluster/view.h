@@ -25,11 +25,11 @@ struct rk_view_member {
 
 struct rk_view {
     atomic_uint refs;
-    struct rk_ring *ring;         /* members not LEFT */
-    size_t n;                     /* entries of m, sorted by id */
+    struct rk_ring *ring; /* members not LEFT */
+    size_t n;             /* entries of m, sorted by id */
     struct rk_view_member *m;
-    size_t self;                  /* index of this node in m */
-    uint64_t epoch;               /* increases with every published view */
+    size_t self;    /* index of this node in m */
+    uint64_t epoch; /* increases with every published view */
 };
 
 /* Where views are published; owned by the main loop, read by workers. */

@@ -17,16 +17,16 @@
 /* The largest values the storage format can hold, as config limits: the
  * config is a leaf and does not include storage.h; server/node.c checks
  * at compile time that these equal the engine's own. */
-#define RK_CONFIG_KEY_MAX 65535u          /* storage: 16-bit key length */
-#define RK_CONFIG_VALUE_MAX (64u << 20)   /* storage: one record fits one block */
-#define RK_CONFIG_PARTITIONS_MAX 65536u   /* storage: 16-bit partition field */
+#define RK_CONFIG_KEY_MAX        65535u      /* storage: 16-bit key length */
+#define RK_CONFIG_VALUE_MAX      (64u << 20) /* storage: one record fits one block */
+#define RK_CONFIG_PARTITIONS_MAX 65536u      /* storage: 16-bit partition field */
 
 struct rk_config {
     /* [node] */
-    char node_id[64];      /* "" = the host name (persisted in data_dir on first start) */
-    char data_dir[1024];   /* default "./ringkv-data" */
-    uint32_t workers;      /* 0 = one per online core */
-    bool pin_workers;      /* default true */
+    char node_id[64];    /* "" = the host name (persisted in data_dir on first start) */
+    char data_dir[1024]; /* default "./ringkv-data" */
+    uint32_t workers;    /* 0 = one per online core */
+    bool pin_workers;    /* default true */
     /* [listen] */
     char listen_client[256]; /* "tcp://0.0.0.0:7400" */
     char listen_peer[256];   /* "tcp://0.0.0.0:7401" */
@@ -34,14 +34,14 @@ struct rk_config {
     char listen_http[256];   /* "127.0.0.1:7480"; "" = off */
     char advertise[256];     /* "127.0.0.1" */
     /* [cluster] */
-    char cluster_name[64];   /* "default" */
+    char cluster_name[64]; /* "default" */
     char seeds[RK_CONFIG_MAX_SEEDS][256];
-    uint32_t nseeds;         /* default: one seed, "tcp://127.0.0.1:7402" */
-    uint32_t partitions;     /* 256; a power of two, 1..65536 */
-    uint32_t replicas;       /* 3 */
-    uint32_t read_quorum;    /* 2; 1..replicas */
-    uint32_t write_quorum;   /* 2; 1..replicas */
-    uint32_t expect_nodes;   /* 3 */
+    uint32_t nseeds;               /* default: one seed, "tcp://127.0.0.1:7402" */
+    uint32_t partitions;           /* 256; a power of two, 1..65536 */
+    uint32_t replicas;             /* 3 */
+    uint32_t read_quorum;          /* 2; 1..replicas */
+    uint32_t write_quorum;         /* 2; 1..replicas */
+    uint32_t expect_nodes;         /* 3 */
     uint64_t auto_remove_after_ms; /* 0 = off */
     uint64_t request_timeout_ms;   /* 1000: a replica that has not answered by then failed */
     uint64_t max_clock_skew_ms;    /* 500: peer versions further ahead are refused */
@@ -50,22 +50,22 @@ struct rk_config {
     uint64_t suspect_after_ms;   /* 3000 */
     uint64_t dead_after_ms;      /* 10000; > suspect_after */
     /* [storage] */
-    enum rk_fsync fsync;         /* "always" */
-    uint64_t fsync_interval_ms;  /* 10 */
-    uint64_t segment_size;       /* "64MiB"; 1 MiB .. 1 GiB */
-    bool compression;            /* "lz4" → true, "none" → false */
-    uint32_t max_key_size;       /* "1KiB"; 1 .. 65535 */
-    uint32_t max_value_size;     /* "1MiB"; 0 .. 64 MiB */
+    enum rk_fsync fsync;        /* "always" */
+    uint64_t fsync_interval_ms; /* 10 */
+    uint64_t segment_size;      /* "64MiB"; 1 MiB .. 1 GiB */
+    bool compression;           /* "lz4" → true, "none" → false */
+    uint32_t max_key_size;      /* "1KiB"; 1 .. 65535 */
+    uint32_t max_value_size;    /* "1MiB"; 0 .. 64 MiB */
     /* [hints] */
-    uint64_t hints_max_bytes;    /* "64MiB" per target node */
-    uint64_t hints_max_age_ms;   /* "3h" */
+    uint64_t hints_max_bytes;  /* "64MiB" per target node */
+    uint64_t hints_max_age_ms; /* "3h" */
     /* [antientropy] */
-    uint64_t ae_interval_ms;     /* 30000 */
+    uint64_t ae_interval_ms;         /* 30000 */
     uint32_t ae_max_keys_per_second; /* 50000 */
     /* [limits] */
-    uint32_t max_inflight;       /* 10000; >= 1 */
-    uint32_t client_rate;        /* 0 = off */
-    uint32_t max_connections;    /* 256 per listening address; 1 .. 65536 */
+    uint32_t max_inflight;    /* 10000; >= 1 */
+    uint32_t client_rate;     /* 0 = off */
+    uint32_t max_connections; /* 256 per listening address; 1 .. 65536 */
     /* [security] */
     char secret_file[1024], tls_cert[1024], tls_key[1024], tls_ca[1024];
     /* [log] */
@@ -105,7 +105,6 @@ int rk_config_validate(const struct rk_config *c, char *err, size_t errlen);
  * are cut (all names together take under 1 KiB). */
 void rk_config_diff(const struct rk_config *old, const struct rk_config *neu, char *live,
                     size_t live_len, char *restart, size_t restart_len);
-
 
 /* Digest of the settings that should be equal on every node of a cluster
  * (all but node.*, listen.*, security.* and cluster.seeds), for spotting

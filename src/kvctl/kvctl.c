@@ -97,8 +97,7 @@ static const char *field(const struct rk_ajson *doc, const char *name)
 }
 
 /* The text of member f of element k of the reply's array name, or NULL. */
-static const char *elem_field(const struct rk_ajson *doc, const char *name, size_t k,
-                              const char *f)
+static const char *elem_field(const struct rk_ajson *doc, const char *name, size_t k, const char *f)
 {
     const struct rk_ajson_val *arr = rk_ajson_member(rk_ajson_root(doc), name);
     return rk_ajson_text(rk_ajson_member(rk_ajson_index(arr, k), f));
@@ -111,8 +110,7 @@ typedef void leaf_fn(const char *name, const char *text, void *arg);
  * prefix.key in an object, prefix.K (the index) in an array. An empty
  * array or object is a leaf of its own ("[]", "{}"). name holds the prefix
  * and is left as it came. */
-static void walk_leaves(const struct rk_ajson_val *v, struct rk_jbuf *name, leaf_fn *fn,
-                        void *arg)
+static void walk_leaves(const struct rk_ajson_val *v, struct rk_jbuf *name, leaf_fn *fn, void *arg)
 {
     size_t base = name->len, k = 0, klen;
     for (const struct rk_ajson_val *c = rk_ajson_first(v); c != NULL; c = rk_ajson_next(c), k++) {
@@ -584,8 +582,7 @@ static const char *const member_head[M_COLS] = {"ID",  "STATE",  "INC",    "LAST
 /* The elements of array name in w, each of which must have fields f1 and
  * f2 (the others show as "-" when missing). -1 if w has no such array or
  * an element lacks one. */
-static long array_rows(const struct rk_ajson *doc, const char *name, const char *f1,
-                       const char *f2)
+static long array_rows(const struct rk_ajson *doc, const char *name, const char *f1, const char *f2)
 {
     const struct rk_ajson_val *arr = rk_ajson_member(rk_ajson_root(doc), name);
     if (rk_ajson_type(arr) != RK_AJSON_ARRAY)
@@ -695,7 +692,8 @@ static void print_refused(const struct rk_ajson *w)
     long n = rk_ajson_type(arr) == RK_AJSON_ARRAY ? (long)rk_ajson_count(arr) : -1;
     for (size_t k = 0; n > 0 && k < (size_t)n; k++)
         printf("refused: %s at %s: %s differs (theirs %s, ours %s)\n",
-               or_dash(elem_field(w, "refused", k, "id")), or_dash(elem_field(w, "refused", k, "peer")),
+               or_dash(elem_field(w, "refused", k, "id")),
+               or_dash(elem_field(w, "refused", k, "peer")),
                or_dash(elem_field(w, "refused", k, "setting")),
                or_dash(elem_field(w, "refused", k, "theirs")),
                or_dash(elem_field(w, "refused", k, "ours")));

@@ -175,10 +175,9 @@ static uint64_t body_size(const struct rk_msg *m)
     return field_size(m->has_key, m->klen) + field_size(m->has_val, m->vlen) +
            field_size(m->has_version, U64_LEN) + field_size(m->has_ttl, U64_LEN) +
            field_size(m->has_expiry, U64_LEN) + field_size(m->has_text, m->tlen) +
-           field_size(m->has_hint, m->hlen) +
-           field_size(m->has_r, U8_LEN) + field_size(m->has_w, U8_LEN) +
-           field_size(m->has_force, U8_LEN) + field_size(m->has_tombstone, U8_LEN) +
-           field_size(m->has_trace, U8_LEN);
+           field_size(m->has_hint, m->hlen) + field_size(m->has_r, U8_LEN) +
+           field_size(m->has_w, U8_LEN) + field_size(m->has_force, U8_LEN) +
+           field_size(m->has_tombstone, U8_LEN) + field_size(m->has_trace, U8_LEN);
 }
 
 size_t rk_proto_size(const struct rk_msg *m)
@@ -336,8 +335,8 @@ static const struct status_info {
 } statuses[] = {
     [RK_ST_OK] = {"OK", "success"},
     [RK_ST_NOT_FOUND] = {"NOT_FOUND", "not found"},
-    [RK_ST_MALFORMED] = {"MALFORMED",
-                         "the node could not parse the request (kvctl and ringkvd versions differ?)"},
+    [RK_ST_MALFORMED] =
+        {"MALFORMED", "the node could not parse the request (kvctl and ringkvd versions differ?)"},
     [RK_ST_UNSUPPORTED] = {"UNSUPPORTED",
                            "the node does not support this request (upgrade ringkvd?)"},
     [RK_ST_BUSY] = {"BUSY", "the node is overloaded (too many requests in flight); retry later"},

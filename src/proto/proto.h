@@ -65,9 +65,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RK_PROTO_MAGIC 0x4B52u
+#define RK_PROTO_MAGIC   0x4B52u
 #define RK_PROTO_VERSION 1u
-#define RK_PROTO_HDR 16u
+#define RK_PROTO_HDR     16u
 
 /* Largest message a client or a coordinator accepts (NNG_OPT_RECVMAXSZ):
  * a max-size value plus headers fits many times over, and a hostile or
@@ -110,8 +110,8 @@ enum rk_op {
     RK_OP_REMOVE = 24,
     RK_OP_LOCATE = 25,
     RK_OP_RING = 26,
-    RK_OP_RPUT = 32, /* peer: store a replica at the coordinator's version */
-    RK_OP_RGET = 33, /* peer: read a replica, tombstones included */
+    RK_OP_RPUT = 32,   /* peer: store a replica at the coordinator's version */
+    RK_OP_RGET = 33,   /* peer: read a replica, tombstones included */
     RK_OP_RBATCH = 34, /* peer: several RPUT/RGET in one message (frames) */
 };
 
@@ -141,16 +141,16 @@ enum rk_status {
 enum rk_tag {
     RK_TAG_KEY = 1,
     RK_TAG_VALUE = 2,
-    RK_TAG_VERSION = 3,   /* u64 */
-    RK_TAG_TTL_MS = 4,    /* u64, relative */
-    RK_TAG_EXPIRY_MS = 5, /* u64, absolute wall ms */
-    RK_TAG_TEXT = 6,      /* UTF-8: error line or JSON object */
-    RK_TAG_R = 7,         /* u8 */
-    RK_TAG_W = 8,         /* u8 */
-    RK_TAG_FORCE = 9,     /* u8, 1 = override a safety check (REMOVE) */
+    RK_TAG_VERSION = 3,    /* u64 */
+    RK_TAG_TTL_MS = 4,     /* u64, relative */
+    RK_TAG_EXPIRY_MS = 5,  /* u64, absolute wall ms */
+    RK_TAG_TEXT = 6,       /* UTF-8: error line or JSON object */
+    RK_TAG_R = 7,          /* u8 */
+    RK_TAG_W = 8,          /* u8 */
+    RK_TAG_FORCE = 9,      /* u8, 1 = override a safety check (REMOVE) */
     RK_TAG_TOMBSTONE = 10, /* u8, 1 = the record is a delete (RPUT, RGET reply) */
-    RK_TAG_TRACE = 11,    /* u8, 1 = GET: reply TEXT describes each replica's answer */
-    RK_TAG_HINT = 12,     /* RPUT to a fallback node: the node id the write is meant for */
+    RK_TAG_TRACE = 11,     /* u8, 1 = GET: reply TEXT describes each replica's answer */
+    RK_TAG_HINT = 12,      /* RPUT to a fallback node: the node id the write is meant for */
 };
 
 /* A decoded message. Byte fields point into the buffer that was decoded
@@ -164,7 +164,8 @@ struct rk_msg {
     uint32_t klen, vlen, tlen, hlen;
     uint64_t version, ttl_ms, expiry_ms;
     uint8_t r, w, force, tombstone, trace;
-    bool has_force, has_tombstone, has_trace, has_hint, has_key, has_val, has_text, has_version, has_ttl, has_expiry, has_r, has_w;
+    bool has_force, has_tombstone, has_trace, has_hint, has_key, has_val, has_text, has_version,
+        has_ttl, has_expiry, has_r, has_w;
 };
 
 /* Decode len bytes. 0 on success. RK_EMALFORMED for a bad magic, a short

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STALL_NS (2ull * 1000000000) /* a loop silent this long is not turning */
+#define STALL_NS    (2ull * 1000000000) /* a loop silent this long is not turning */
 #define VERSION_STR "0.1.0"
 
 /* The buffer's text, or NULL (freed) if an append ran out of memory. */
@@ -74,19 +74,22 @@ static void status_json(struct rk_shared *sh, struct rk_jbuf *b)
     rk_jstr(b, sh->node_id);
     rk_jadd(b, ",\"version\":\"%s\",\"cluster\":", VERSION_STR);
     rk_jstr(b, sh->cfg.cluster_name);
-    rk_jadd(b, ",\"state\":\"%s\",\"uptime_s\":%llu,\"workers\":%u,\"partitions\":%u,"
+    rk_jadd(b,
+            ",\"state\":\"%s\",\"uptime_s\":%llu,\"workers\":%u,\"partitions\":%u,"
             "\"keys\":%llu,\"inflight\":%u,\"data_dir\":",
-         atomic_load(&sh->stopping) ? "stopping" : stall ? "degraded" : "serving",
-         (unsigned long long)((rk_clock_wall_ms() - sh->start_ms) / 1000), sh->nworkers,
-         sh->partitions, (unsigned long long)t.storage.keys, atomic_load(&sh->inflight));
+            atomic_load(&sh->stopping) ? "stopping"
+            : stall                    ? "degraded"
+                                       : "serving",
+            (unsigned long long)((rk_clock_wall_ms() - sh->start_ms) / 1000), sh->nworkers,
+            sh->partitions, (unsigned long long)t.storage.keys, atomic_load(&sh->inflight));
     rk_jstr(b, sh->cfg.data_dir);
     rk_jadd(b, ",\"listen\":{\"client\":");
     rk_jstr(b, sh->cfg.listen_client);
     rk_jadd(b, ",\"gossip\":");
     rk_jstr(b, sh->cfg.listen_gossip);
     rk_jadd(b, "},\"members\":{\"total\":%u,\"alive\":%u,\"seen\":%u}}",
-         atomic_load(&sh->members_total), atomic_load(&sh->members_alive),
-         atomic_load(&sh->members_seen));
+            atomic_load(&sh->members_total), atomic_load(&sh->members_alive),
+            atomic_load(&sh->members_seen));
 }
 
 /* "connections":{"max":N,"client":{"open":..,"accepted":..,"refused":..},...}, */
@@ -111,13 +114,15 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
     const struct rk_storage_stats *s = &t.storage;
     rk_jadd(b, "{\"node\":");
     rk_jstr(b, sh->node_id);
-    rk_jadd(b, ",\"requests\":{\"put\":%llu,\"get\":%llu,\"del\":%llu,\"admin\":%llu},"
+    rk_jadd(b,
+            ",\"requests\":{\"put\":%llu,\"get\":%llu,\"del\":%llu,\"admin\":%llu},"
             "\"busy\":%llu,\"errors\":%llu,\"forwarded\":%llu,\"inflight\":%u,",
-         (unsigned long long)t.puts, (unsigned long long)t.gets, (unsigned long long)t.dels,
-         (unsigned long long)t.other, (unsigned long long)t.busy, (unsigned long long)t.errors,
-         (unsigned long long)t.forwarded, atomic_load(&sh->inflight));
+            (unsigned long long)t.puts, (unsigned long long)t.gets, (unsigned long long)t.dels,
+            (unsigned long long)t.other, (unsigned long long)t.busy, (unsigned long long)t.errors,
+            (unsigned long long)t.forwarded, atomic_load(&sh->inflight));
     const struct rk_coord_stats *co = &t.coord;
-    rk_jadd(b, "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"
+    rk_jadd(b,
+            "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"
             "\"replica_timeouts\":%llu,\"replica_errors\":%llu,\"replicas_down\":%llu,"
             "\"read_repairs\":%llu,\"hinted_writes\":%llu,\"replica_writes\":%llu,"
             "\"replica_reads\":%llu,\"evicted\":%llu,"
@@ -125,38 +130,38 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             "\"hints\":{\"stored\":%llu,\"delivered\":%llu,\"pending\":%llu,"
             "\"pending_bytes\":%llu,\"dropped_full\":%llu,\"dropped_old\":%llu,"
             "\"partitions_marked\":%llu},",
-         (unsigned long long)co->coordinated, (unsigned long long)co->quorum_failed,
-         (unsigned long long)co->replica_timeouts, (unsigned long long)co->replica_errors,
-         (unsigned long long)co->replicas_down, (unsigned long long)co->read_repairs,
-         (unsigned long long)co->hinted_writes,
-         (unsigned long long)t.replica_writes, (unsigned long long)t.replica_reads,
-         (unsigned long long)co->evicted,
-         (unsigned long long)atomic_load(&sh->hlc.refused),
-         (unsigned long long)atomic_load(&sh->hlc.backwards),
-         (unsigned long long)co->hints_stored, (unsigned long long)co->hints_delivered,
-         (unsigned long long)t.hints.pending, (unsigned long long)t.hints.pending_bytes,
-         (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old,
-         (unsigned long long)t.hints.partitions_marked);
+            (unsigned long long)co->coordinated, (unsigned long long)co->quorum_failed,
+            (unsigned long long)co->replica_timeouts, (unsigned long long)co->replica_errors,
+            (unsigned long long)co->replicas_down, (unsigned long long)co->read_repairs,
+            (unsigned long long)co->hinted_writes, (unsigned long long)t.replica_writes,
+            (unsigned long long)t.replica_reads, (unsigned long long)co->evicted,
+            (unsigned long long)atomic_load(&sh->hlc.refused),
+            (unsigned long long)atomic_load(&sh->hlc.backwards),
+            (unsigned long long)co->hints_stored, (unsigned long long)co->hints_delivered,
+            (unsigned long long)t.hints.pending, (unsigned long long)t.hints.pending_bytes,
+            (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old,
+            (unsigned long long)t.hints.partitions_marked);
     conns_json(sh, b);
     rk_jadd(b, "\"peer_batches\":{\"sent\":%llu,\"requests_sent\":%llu,\"served\":%llu},",
-         (unsigned long long)co->batches_sent, (unsigned long long)co->batched_requests,
-         (unsigned long long)t.batches_served);
-    rk_jadd(b, "\"storage\":{\"keys\":%llu,\"tombstones\":%llu,\"segments\":%llu,"
+            (unsigned long long)co->batches_sent, (unsigned long long)co->batched_requests,
+            (unsigned long long)t.batches_served);
+    rk_jadd(b,
+            "\"storage\":{\"keys\":%llu,\"tombstones\":%llu,\"segments\":%llu,"
             "\"disk_bytes\":%llu,\"raw_bytes\":%llu,\"compression_ratio\":%.2f,"
             "\"live_bytes\":%llu,\"dead_bytes\":%llu,\"index_bytes\":%llu,\"cache_bytes\":%llu,"
             "\"cache_hits\":%llu,\"cache_misses\":%llu,\"commits\":%llu,\"fsyncs\":%llu,"
             "\"synced_puts\":%llu,\"puts_per_fsync\":%.2f,\"merges\":%llu,\"stale_puts\":%llu}}",
-         (unsigned long long)s->keys, (unsigned long long)s->tombstones,
-         (unsigned long long)s->segments, (unsigned long long)s->disk_bytes,
-         (unsigned long long)s->raw_bytes,
-         s->disk_bytes ? (double)s->raw_bytes / (double)s->disk_bytes : 0.0,
-         (unsigned long long)s->live_bytes, (unsigned long long)s->dead_bytes,
-         (unsigned long long)s->index_bytes, (unsigned long long)s->cache_bytes,
-         (unsigned long long)s->cache_hits, (unsigned long long)s->cache_misses,
-         (unsigned long long)s->commits, (unsigned long long)s->fsyncs,
-         (unsigned long long)s->synced_puts,
-         s->fsyncs ? (double)s->synced_puts / (double)s->fsyncs : 0.0,
-         (unsigned long long)s->merges, (unsigned long long)s->stale_puts);
+            (unsigned long long)s->keys, (unsigned long long)s->tombstones,
+            (unsigned long long)s->segments, (unsigned long long)s->disk_bytes,
+            (unsigned long long)s->raw_bytes,
+            s->disk_bytes ? (double)s->raw_bytes / (double)s->disk_bytes : 0.0,
+            (unsigned long long)s->live_bytes, (unsigned long long)s->dead_bytes,
+            (unsigned long long)s->index_bytes, (unsigned long long)s->cache_bytes,
+            (unsigned long long)s->cache_hits, (unsigned long long)s->cache_misses,
+            (unsigned long long)s->commits, (unsigned long long)s->fsyncs,
+            (unsigned long long)s->synced_puts,
+            s->fsyncs ? (double)s->synced_puts / (double)s->fsyncs : 0.0,
+            (unsigned long long)s->merges, (unsigned long long)s->stale_puts);
 }
 
 static enum rk_status health_json(struct rk_shared *sh, struct rk_jbuf *b)
@@ -185,17 +190,23 @@ static enum rk_status ready_json(struct rk_shared *sh, struct rk_jbuf *b)
         return RK_ST_UNAVAILABLE;
     }
     if (seen < expect) {
-        rk_jadd(b, "{\"ready\":true,\"reason\":\"cluster forming: %u of %u expected members seen "
-                "(cluster.expect_nodes)\"}", seen, expect);
+        rk_jadd(b,
+                "{\"ready\":true,\"reason\":\"cluster forming: %u of %u expected members seen "
+                "(cluster.expect_nodes)\"}",
+                seen, expect);
         return RK_ST_OK;
     }
     if (peers >= need) {
-        rk_jadd(b, "{\"ready\":true,\"reason\":\"%u peers alive; a write quorum of %u is "
-                "reachable\"}", peers, sh->cfg.write_quorum);
+        rk_jadd(b,
+                "{\"ready\":true,\"reason\":\"%u peers alive; a write quorum of %u is "
+                "reachable\"}",
+                peers, sh->cfg.write_quorum);
         return RK_ST_OK;
     }
-    rk_jadd(b, "{\"ready\":false,\"reason\":\"%u peers alive; a write quorum of %u needs %u "
-            "(cluster.write_quorum)\"}", peers, sh->cfg.write_quorum, need);
+    rk_jadd(b,
+            "{\"ready\":false,\"reason\":\"%u peers alive; a write quorum of %u needs %u "
+            "(cluster.write_quorum)\"}",
+            peers, sh->cfg.write_quorum, need);
     return RK_ST_UNAVAILABLE;
 }
 
@@ -204,20 +215,24 @@ static void member_json(struct rk_jbuf *b, const struct rk_member *m, bool self,
 {
     rk_jadd(b, "{\"id\":");
     rk_jstr(b, m->id);
-    rk_jadd(b, ",\"self\":%s,\"state\":\"%s\",\"incarnation\":%llu,\"heartbeat\":%llu,"
-            "\"client\":", self ? "true" : "false", rk_member_state_name(m->state),
-         (unsigned long long)m->incarnation, (unsigned long long)m->heartbeat);
+    rk_jadd(b,
+            ",\"self\":%s,\"state\":\"%s\",\"incarnation\":%llu,\"heartbeat\":%llu,"
+            "\"client\":",
+            self ? "true" : "false", rk_member_state_name(m->state),
+            (unsigned long long)m->incarnation, (unsigned long long)m->heartbeat);
     rk_jstr(b, m->client_addr);
     rk_jadd(b, ",\"peer\":");
     rk_jstr(b, m->peer_addr);
     rk_jadd(b, ",\"gossip\":");
     rk_jstr(b, m->gossip_addr);
-    rk_jadd(b, ",\"last_heard_ms\":%llu,\"rtt_us\":%u,\"state_for_ms\":%llu,"
+    rk_jadd(b,
+            ",\"last_heard_ms\":%llu,\"rtt_us\":%u,\"state_for_ms\":%llu,"
             "\"config_digest\":\"%016llx\",\"config_match\":%s}",
-         (unsigned long long)(self || now < m->last_heard_ms ? 0 : now - m->last_heard_ms),
-         self ? 0 : m->rtt_us,
-         (unsigned long long)(now < m->state_since_ms ? 0 : now - m->state_since_ms),
-         (unsigned long long)m->config_digest, m->config_digest == our_config ? "true" : "false");
+            (unsigned long long)(self || now < m->last_heard_ms ? 0 : now - m->last_heard_ms),
+            self ? 0 : m->rtt_us,
+            (unsigned long long)(now < m->state_since_ms ? 0 : now - m->state_since_ms),
+            (unsigned long long)m->config_digest,
+            m->config_digest == our_config ? "true" : "false");
 }
 
 static void members_json(struct rk_shared *sh, const struct rk_gossip *g, struct rk_jbuf *b)
@@ -244,11 +259,12 @@ static void members_json(struct rk_shared *sh, const struct rk_gossip *g, struct
     size_t nr = rk_gossip_refusals(g, &r);
     struct rk_gossip_stats gs;
     rk_gossip_stats(g, &gs);
-    rk_jadd(b, "],\"gossip\":{\"bytes_out\":%llu,\"bytes_in\":%llu,\"surveys\":%llu,"
+    rk_jadd(b,
+            "],\"gossip\":{\"bytes_out\":%llu,\"bytes_in\":%llu,\"surveys\":%llu,"
             "\"answers\":%llu,\"seen\":%zu,\"incarnations_refused\":%llu},\"refused\":[",
-         (unsigned long long)gs.bytes_out, (unsigned long long)gs.bytes_in,
-         (unsigned long long)gs.surveys, (unsigned long long)gs.answers, rk_gossip_seen(g),
-         (unsigned long long)gs.incarnations_refused);
+            (unsigned long long)gs.bytes_out, (unsigned long long)gs.bytes_in,
+            (unsigned long long)gs.surveys, (unsigned long long)gs.answers, rk_gossip_seen(g),
+            (unsigned long long)gs.incarnations_refused);
     for (size_t i = 0; i < nr; i++) {
         rk_jadd(b, "%s{\"id\":", i ? "," : "");
         rk_jstr(b, r[i].id);
@@ -261,7 +277,7 @@ static void members_json(struct rk_shared *sh, const struct rk_gossip *g, struct
         rk_jadd(b, ",\"ours\":");
         rk_jstr(b, r[i].ours);
         rk_jadd(b, ",\"ago_ms\":%llu}",
-             (unsigned long long)(now < r[i].at_ms ? 0 : now - r[i].at_ms));
+                (unsigned long long)(now < r[i].at_ms ? 0 : now - r[i].at_ms));
     }
     rk_jadd(b, "]}");
 }
@@ -337,7 +353,7 @@ static enum rk_status ring_json(struct rk_shared *sh, struct rk_jbuf *b)
     }
     const struct rk_ring *r = v->ring;
     rk_jadd(b, "{\"partitions\":%u,\"replicas\":%u,\"digest\":\"%016llx\",\"members\":[",
-         rk_ring_partitions(r), rk_ring_replicas(r), (unsigned long long)rk_ring_digest(r));
+            rk_ring_partitions(r), rk_ring_replicas(r), (unsigned long long)rk_ring_digest(r));
     for (size_t i = 0; i < rk_ring_members(r); i++) {
         uint32_t primary, replica;
         const char *id = rk_ring_member_id(r, i);
@@ -345,7 +361,7 @@ static enum rk_status ring_json(struct rk_shared *sh, struct rk_jbuf *b)
         rk_jadd(b, "%s{\"node\":", i ? "," : "");
         rk_jstr(b, id);
         rk_jadd(b, ",\"state\":\"%s\",\"primary\":%u,\"replica\":%u}", state_of(v, id), primary,
-             replica);
+                replica);
     }
     rk_jadd(b, "]}");
     rk_view_release(v);
@@ -358,12 +374,24 @@ enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, ch
     enum rk_status st = RK_ST_OK;
     uint8_t op = req->opcode;
     switch (op) {
-    case RK_OP_LOCATE: st = locate_json(sh, req, &b); break;
-    case RK_OP_RING: st = ring_json(sh, &b); break;
-    case RK_OP_STATUS: status_json(sh, &b); break;
-    case RK_OP_STATS: stats_json(sh, &b); break;
-    case RK_OP_HEALTH: st = health_json(sh, &b); break;
-    case RK_OP_READY: st = ready_json(sh, &b); break;
+    case RK_OP_LOCATE:
+        st = locate_json(sh, req, &b);
+        break;
+    case RK_OP_RING:
+        st = ring_json(sh, &b);
+        break;
+    case RK_OP_STATUS:
+        status_json(sh, &b);
+        break;
+    case RK_OP_STATS:
+        stats_json(sh, &b);
+        break;
+    case RK_OP_HEALTH:
+        st = health_json(sh, &b);
+        break;
+    case RK_OP_READY:
+        st = ready_json(sh, &b);
+        break;
     default:
         rk_jadd(&b, "opcode %u is not served by this node", op);
         st = RK_ST_UNSUPPORTED;

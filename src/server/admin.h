@@ -8,8 +8,8 @@
 #include "proto/proto.h"
 #include "server/worker.h"
 
-/* Build the JSON reply for req (STATUS, STATS, HEALTH, READY, LOCATE, RING) into *text (malloc'd, caller frees). Returns
- * the reply status: OK, or UNAVAILABLE when a probe says no (HEALTH: a
+/* Build the JSON reply for req (STATUS, STATS, HEALTH, READY, LOCATE, RING) into *text (malloc'd,
+ * caller frees). Returns the reply status: OK, or UNAVAILABLE when a probe says no (HEALTH: a
  * worker loop has stalled; READY: not ready), or UNSUPPORTED for an opcode
  * this node does not serve. Any thread. */
 enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, char **text);

@@ -131,8 +131,12 @@ static void finish(struct rk_batch *b)
             o += 4 + nng_msg_len(m);
         }
     }
-    struct rk_msg rep = {.opcode = RK_OP_RBATCH, .flags = RK_MSG_REPLY, .id = b->id,
-                         .val = buf, .vlen = (uint32_t)len, .has_val = true};
+    struct rk_msg rep = {.opcode = RK_OP_RBATCH,
+                         .flags = RK_MSG_REPLY,
+                         .id = b->id,
+                         .val = buf,
+                         .vlen = (uint32_t)len,
+                         .has_val = true};
     if (!buf || len > UINT32_MAX || rk_proto_msg_encode(b->msg, &rep) < 0) {
         /* The peer times these requests out. */
         nng_msg_free(b->msg);

@@ -26,11 +26,11 @@
 #include <nng/nng.h>
 #include <stdbool.h>
 
-
 /* Split msg (an RBATCH request, decoded as req) and pass every part to
  * route(arg, part), which owns it from then on. 0: msg belongs to the
  * batch, answered when its last part is. RK_EMALFORMED (frames do not
- * tile the value, or more than RK_PROTO_MAX_FRAMES) or -ENOMEM: nothing was routed, msg is untouched. */
+ * tile the value, or more than RK_PROTO_MAX_FRAMES) or -ENOMEM: nothing was routed, msg is
+ * untouched. */
 int rk_batch_split(struct rk_shared *sh, nng_msg *msg, const struct rk_msg *req,
                    void (*route)(void *arg, nng_msg *part), void *arg);
 

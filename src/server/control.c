@@ -54,7 +54,8 @@ static enum rk_status serve(struct rk_control *c, const struct rk_msg *req, char
     case RK_OP_JOIN: {
         char err[256];
         if (!take_arg(req, arg, sizeof(arg)) || !valid_seed(arg)) {
-            *text = strdup("join: the seed address must be tcp://HOST:PORT (a node's listen.gossip)");
+            *text =
+                strdup("join: the seed address must be tcp://HOST:PORT (a node's listen.gossip)");
             return RK_ST_MALFORMED;
         }
         if (rk_gossip_join(c->g, arg, err, sizeof(err)) < 0) {
@@ -72,7 +73,8 @@ static enum rk_status serve(struct rk_control *c, const struct rk_msg *req, char
             return RK_ST_REFUSED;
         }
         *text = rk_admin_message("leaving: announcing the departure to %zu member(s); this node "
-                                 "stops once they have heard it", others);
+                                 "stops once they have heard it",
+                                 others);
         return RK_ST_OK;
     }
     case RK_OP_REMOVE: {
@@ -96,13 +98,16 @@ static enum rk_status serve(struct rk_control *c, const struct rk_msg *req, char
         }
         if (rc == RK_EBUSY) {
             char line[256];
-            snprintf(line, sizeof(line), "%s is %s; remove takes dead members out (add --force "
-                     "to remove it anyway; a live node rejoins by refuting)", arg, was_copy);
+            snprintf(line, sizeof(line),
+                     "%s is %s; remove takes dead members out (add --force "
+                     "to remove it anyway; a live node rejoins by refuting)",
+                     arg, was_copy);
             *text = strdup(line);
             return RK_ST_REFUSED;
         }
         *text = rk_admin_message("removed %s (was %s); every member drops it as it hears the "
-                                 "news", arg, was_copy);
+                                 "news",
+                                 arg, was_copy);
         return RK_ST_OK;
     }
     default:
@@ -122,8 +127,11 @@ static void on_request(struct rk_mailbox *mb, void *item, void *arg)
     enum rk_status st = rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req) == 0
                             ? serve(c, &req, &text)
                             : RK_ST_MALFORMED;
-    struct rk_msg rep = {.opcode = req.opcode, .flags = RK_MSG_REPLY, .id = req.id,
-                         .status = (uint16_t)st, .has_text = true,
+    struct rk_msg rep = {.opcode = req.opcode,
+                         .flags = RK_MSG_REPLY,
+                         .id = req.id,
+                         .status = (uint16_t)st,
+                         .has_text = true,
                          .text = (const uint8_t *)(text ? text : ""),
                          .tlen = (uint32_t)(text ? strlen(text) : 0)};
     if (rk_proto_msg_encode(msg, &rep) == 0) {

@@ -93,8 +93,8 @@ static int check_id(const struct rk_config *c, char *id, size_t idlen, char *err
     if (rc <= 0)
         return rc;
     if (!rk_ident_valid(stored, strlen(stored), NULL)) {
-        snprintf(err, errlen, "%s/NODE_ID does not hold a valid node id (1..%d of %s)",
-                 c->data_dir, RK_IDENT_MAX, RK_IDENT_CHARSET);
+        snprintf(err, errlen, "%s/NODE_ID does not hold a valid node id (1..%d of %s)", c->data_dir,
+                 RK_IDENT_MAX, RK_IDENT_CHARSET);
         return RK_EINVAL;
     }
     if (c->node_id[0] && strcmp(c->node_id, stored) != 0) {
@@ -125,8 +125,8 @@ static int check_layout(const struct rk_config *c, uint32_t nworkers, char *err,
     return 0;
 }
 
-int rk_node_open(const struct rk_config *c, uint32_t nworkers, char *id, size_t idlen,
-                 int *lock_fd, char *err, size_t errlen)
+int rk_node_open(const struct rk_config *c, uint32_t nworkers, char *id, size_t idlen, int *lock_fd,
+                 char *err, size_t errlen)
 {
     int rc = mkdirs(c->data_dir);
     if (rc < 0) {
@@ -161,6 +161,7 @@ void rk_node_storage_opts(const struct rk_config *c, struct rk_storage_opts *o)
     o->max_value_size = c->max_value_size;
 }
 
-static_assert(RK_CONFIG_KEY_MAX == RK_STORAGE_KEY_MAX && RK_CONFIG_VALUE_MAX == RK_STORAGE_VALUE_MAX &&
+static_assert(RK_CONFIG_KEY_MAX == RK_STORAGE_KEY_MAX &&
+                  RK_CONFIG_VALUE_MAX == RK_STORAGE_VALUE_MAX &&
                   RK_CONFIG_PARTITIONS_MAX == RK_STORAGE_PARTITIONS_MAX,
               "the config's limits are the storage format's");

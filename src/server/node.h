@@ -15,8 +15,8 @@
  * to use is in id (the stored one, or c->node_id / the host name on first
  * start) and *lock_fd holds the dir lock until closed. On failure returns
  * a negative code with one line in err. Main thread. */
-int rk_node_open(const struct rk_config *c, uint32_t nworkers, char *id, size_t idlen,
-                 int *lock_fd, char *err, size_t errlen);
+int rk_node_open(const struct rk_config *c, uint32_t nworkers, char *id, size_t idlen, int *lock_fd,
+                 char *err, size_t errlen);
 
 /* Storage options for a worker's engine (and its hint store), from the
  * config: the one place the config's words become the engine's. */

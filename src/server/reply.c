@@ -23,7 +23,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 int rk_replies_push(struct replies *r, nng_msg *m, bool write)
 {
     /* Two arrays of one capacity: r->cap moves only once both have it. */
@@ -93,13 +92,16 @@ void rk_reply_fail_write_w(struct rk_worker *w, nng_msg *m, int rc)
 {
     char text[320];
     const char *why = rk_storage_write_error(w->store);
-    snprintf(text, sizeof(text), "write failed: %s%s%s", rk_strerror(rc), why[0] ? ": " : "",
-             why);
+    snprintf(text, sizeof(text), "write failed: %s%s%s", rk_strerror(rc), why[0] ? ": " : "", why);
     struct rk_msg rep;
     rk_proto_decode(nng_msg_body(m), nng_msg_len(m), &rep); /* our own reply: valid */
-    struct rk_msg err = {.opcode = rep.opcode, .flags = RK_MSG_REPLY, .id = rep.id,
-                         .status = (uint16_t)rk_proto_status(rc), .text = (const uint8_t *)text,
-                         .tlen = (uint32_t)strlen(text), .has_text = true};
+    struct rk_msg err = {.opcode = rep.opcode,
+                         .flags = RK_MSG_REPLY,
+                         .id = rep.id,
+                         .status = (uint16_t)rk_proto_status(rc),
+                         .text = (const uint8_t *)text,
+                         .tlen = (uint32_t)strlen(text),
+                         .has_text = true};
     rk_proto_msg_encode(m, &err);
     w->stats.errors++;
 }
@@ -133,7 +135,7 @@ void rk_reply_answer_w(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
 
 /* Answer with a status and an optional one-line text. */
 void rk_reply_status_w(struct rk_worker *w, nng_msg *msg, uint8_t op, uint32_t id,
-                         enum rk_status st, const char *text)
+                       enum rk_status st, const char *text)
 {
     struct rk_msg rep = {.opcode = op, .flags = RK_MSG_REPLY, .status = (uint16_t)st, .id = id};
     if (text) {

@@ -4,8 +4,8 @@
  * this node is the key's only replica; a peer's RBATCH is split into parts
  * (batch.h), each routed the same way.
  *
- *   rx ready ─► rk_serve_on_rx (≤ RK_NNG_RX_BATCH msgs) ─► dispatch ─┬─ owner is us ─► serve ─► queue reply
- *                                                                  └─ else ─► owner's mailbox ─► serve ...
+ *   rx ready ─► rk_serve_on_rx (≤ RK_NNG_RX_BATCH msgs) ─► dispatch ─┬─ owner is us ─► serve ─►
+ * queue reply └─ else ─► owner's mailbox ─► serve ...
  *
  * Requests beyond limits.max_inflight are answered BUSY at once.
  */
@@ -36,7 +36,8 @@ static void too_large_text(struct rk_worker *w, const struct rk_msg *req, char *
 {
     const struct rk_config *c = &w->sh->cfg;
     if (req->klen > c->max_key_size)
-        snprintf(buf, len, "key of %u bytes is over storage.max_key_size = %u bytes; nothing written",
+        snprintf(buf, len,
+                 "key of %u bytes is over storage.max_key_size = %u bytes; nothing written",
                  req->klen, c->max_key_size);
     else
         snprintf(buf, len,
@@ -45,13 +46,16 @@ static void too_large_text(struct rk_worker *w, const struct rk_msg *req, char *
 }
 
 /* PUT and DEL: stage the record; the reply waits for the commit. */
-static void serve_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
-                        uint16_t part)
+static void serve_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req, uint16_t part)
 {
     bool del = req->opcode == RK_OP_DEL;
     uint64_t now = rk_clock_wall_ms(), cur = 0;
-    struct rk_record r = {.key = req->key, .klen = req->klen, .val = req->val,
-                          .vlen = req->vlen, .partition = part, .tombstone = del};
+    struct rk_record r = {.key = req->key,
+                          .klen = req->klen,
+                          .val = req->val,
+                          .vlen = req->vlen,
+                          .partition = part,
+                          .tombstone = del};
     if (!del && req->has_ttl && req->ttl_ms > 0)
         r.expiry_ms = now + req->ttl_ms;
     r.version = next_version(w);
@@ -73,8 +77,11 @@ static void serve_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *
         rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc), text);
         return;
     }
-    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
-                         .version = r.version, .has_version = true};
+    struct rk_msg rep = {.opcode = req->opcode,
+                         .flags = RK_MSG_REPLY,
+                         .id = req->id,
+                         .version = r.version,
+                         .has_version = true};
     rk_reply_answer_w(w, msg, &rep, true);
 }
 
@@ -85,13 +92,19 @@ static void serve_get(struct rk_worker *w, nng_msg *msg, const struct rk_msg *re
     int rc = rk_storage_get(w->store, req->key, req->klen, 0, &r);
     if (rc < 0) {
         rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc),
-                     rc == RK_ENOTFOUND ? NULL : rk_strerror(rc));
+                          rc == RK_ENOTFOUND ? NULL : rk_strerror(rc));
         return;
     }
-    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
-                         .val = r.val, .vlen = r.vlen, .has_val = true,
-                         .version = r.version, .has_version = true,
-                         .expiry_ms = r.expiry_ms, .has_expiry = r.expiry_ms != 0};
+    struct rk_msg rep = {.opcode = req->opcode,
+                         .flags = RK_MSG_REPLY,
+                         .id = req->id,
+                         .val = r.val,
+                         .vlen = r.vlen,
+                         .has_val = true,
+                         .version = r.version,
+                         .has_version = true,
+                         .expiry_ms = r.expiry_ms,
+                         .has_expiry = r.expiry_ms != 0};
     rk_reply_answer_w(w, msg, &rep, false);
 }
 
@@ -107,22 +120,30 @@ static void serve_replica_write(struct rk_worker *w, nng_msg *msg, const struct 
 {
     uint64_t now = rk_clock_wall_ms(), cur = 0;
     if (!req->has_version) {
-        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_MALFORMED, "replica write without a version");
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_MALFORMED,
+                          "replica write without a version");
         return;
     }
     if (rk_hlc_observe(&w->sh->hlc, req->version, now) < 0) {
         char text[160];
         uint64_t ahead = RK_HLC_MS(req->version) > now ? RK_HLC_MS(req->version) - now : 0;
-        snprintf(text, sizeof(text), "version %llu ms ahead of %s's clock (cluster.max_clock_skew "
-                 "= %llu ms)", (unsigned long long)ahead, w->sh->node_id,
+        snprintf(text, sizeof(text),
+                 "version %llu ms ahead of %s's clock (cluster.max_clock_skew "
+                 "= %llu ms)",
+                 (unsigned long long)ahead, w->sh->node_id,
                  (unsigned long long)w->sh->cfg.max_clock_skew_ms);
         rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_REFUSED, text);
         return;
     }
     bool tomb = req->has_tombstone && req->tombstone;
-    struct rk_record r = {.key = req->key, .klen = req->klen, .val = req->val,
-                          .vlen = tomb ? 0 : req->vlen, .partition = part, .tombstone = tomb,
-                          .version = req->version, .expiry_ms = req->expiry_ms};
+    struct rk_record r = {.key = req->key,
+                          .klen = req->klen,
+                          .val = req->val,
+                          .vlen = tomb ? 0 : req->vlen,
+                          .partition = part,
+                          .tombstone = tomb,
+                          .version = req->version,
+                          .expiry_ms = req->expiry_ms};
     if (req->has_hint) {
         serve_hinted_write(w, msg, req, &r);
         return;
@@ -138,8 +159,11 @@ static void serve_replica_write(struct rk_worker *w, nng_msg *msg, const struct 
         rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc), text);
         return;
     }
-    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
-                         .version = rc == RK_ESTALE ? cur : req->version, .has_version = true};
+    struct rk_msg rep = {.opcode = req->opcode,
+                         .flags = RK_MSG_REPLY,
+                         .id = req->id,
+                         .version = rc == RK_ESTALE ? cur : req->version,
+                         .has_version = true};
     rk_reply_answer_w(w, msg, &rep, true);
 }
 
@@ -164,8 +188,11 @@ static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct r
         rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc), text);
         return;
     }
-    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
-                         .version = req->version, .has_version = true};
+    struct rk_msg rep = {.opcode = req->opcode,
+                         .flags = RK_MSG_REPLY,
+                         .id = req->id,
+                         .version = req->version,
+                         .has_version = true};
     if (rk_proto_msg_encode(msg, &rep) < 0) {
         rk_reply_drop_w(w, msg);
     } else if (rk_replies_push(&w->hinted, msg, true) < 0) {
@@ -185,14 +212,21 @@ static void serve_replica_read(struct rk_worker *w, nng_msg *msg, const struct r
     int rc = rk_storage_get(w->store, req->key, req->klen, RK_GET_TOMBSTONES, &r);
     if (rc < 0) {
         rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc),
-                     rc == RK_ENOTFOUND ? NULL : rk_strerror(rc));
+                          rc == RK_ENOTFOUND ? NULL : rk_strerror(rc));
         return;
     }
-    struct rk_msg rep = {.opcode = req->opcode, .flags = RK_MSG_REPLY, .id = req->id,
-                         .val = r.val, .vlen = r.vlen, .has_val = !r.tombstone,
-                         .version = r.version, .has_version = true,
-                         .expiry_ms = r.expiry_ms, .has_expiry = r.expiry_ms != 0,
-                         .tombstone = r.tombstone, .has_tombstone = r.tombstone};
+    struct rk_msg rep = {.opcode = req->opcode,
+                         .flags = RK_MSG_REPLY,
+                         .id = req->id,
+                         .val = r.val,
+                         .vlen = r.vlen,
+                         .has_val = !r.tombstone,
+                         .version = r.version,
+                         .has_version = true,
+                         .expiry_ms = r.expiry_ms,
+                         .has_expiry = r.expiry_ms != 0,
+                         .tombstone = r.tombstone,
+                         .has_tombstone = r.tombstone};
     rk_reply_answer_w(w, msg, &rep, false);
 }
 
@@ -209,8 +243,9 @@ static void serve_owned(struct rk_worker *w, nng_msg *msg)
     else if (req.opcode == RK_OP_RGET)
         serve_replica_read(w, msg, &req);
     else if (rk_coord_start(w->coord, msg, &req, part))
-        req.opcode == RK_OP_GET ? w->stats.gets++ : req.opcode == RK_OP_DEL ? w->stats.dels++
-                                                                             : w->stats.puts++;
+        req.opcode == RK_OP_GET   ? w->stats.gets++
+        : req.opcode == RK_OP_DEL ? w->stats.dels++
+                                  : w->stats.puts++;
     else if (req.opcode == RK_OP_GET)
         serve_get(w, msg, &req);
     else
@@ -265,9 +300,10 @@ static void to_control(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
     w->stats.other++;
     if (!w->sh->control)
         rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_UNSUPPORTED,
-                     "membership is not served by this node");
+                          "membership is not served by this node");
     else if (rk_mailbox_post(w->sh->control, msg) != 0)
-        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_BUSY, "control queue full; retry later");
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_BUSY,
+                          "control queue full; retry later");
 }
 
 /* A data request (PUT, GET, DEL, RPUT, RGET): checked, then served here
@@ -278,8 +314,8 @@ static void route_data(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
     if (!req->has_key || req->klen == 0 || (req->opcode == RK_OP_PUT && !req->has_val) ||
         (req->opcode == RK_OP_RPUT && !req->has_val && !(req->has_tombstone && req->tombstone))) {
         rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_MALFORMED,
-                     req->opcode == RK_OP_PUT && req->has_key ? "put without a value"
-                                                              : "request without a key");
+                          req->opcode == RK_OP_PUT && req->has_key ? "put without a value"
+                                                                   : "request without a key");
         return;
     }
     uint64_t h = XXH3_64bits(req->key, req->klen);
@@ -290,7 +326,8 @@ static void route_data(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
         w->stats.forwarded++;
     } else {
         w->stats.busy++;
-        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_BUSY, "worker queue full; retry later");
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_BUSY,
+                          "worker queue full; retry later");
     }
 }
 
@@ -326,7 +363,7 @@ static void route_part(void *arg, nng_msg *part)
     if (rc < 0 || (req.flags & RK_MSG_REPLY) ||
         (req.opcode != RK_OP_RPUT && req.opcode != RK_OP_RGET))
         rk_reply_status_w(w, part, req.opcode, req.id, RK_ST_MALFORMED,
-                     "a batch carries replica requests only");
+                          "a batch carries replica requests only");
     else if (pr->refuse != RK_ST_OK)
         rk_reply_status_w(w, part, req.opcode, req.id, pr->refuse, pr->why);
     else
@@ -343,8 +380,9 @@ static void serve_batch(struct rk_worker *w, nng_msg *msg, const struct rk_msg *
     int rc = rk_batch_split(w->sh, msg, req, route_part, &pr);
     if (rc < 0)
         rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc),
-                     rc == RK_EMALFORMED ? "malformed batch: frames must fill the value, at most 4096"
-                                         : "out of memory");
+                          rc == RK_EMALFORMED
+                              ? "malformed batch: frames must fill the value, at most 4096"
+                              : "out of memory");
 }
 
 /* Route one received request: answer what is malformed or over the limit,
@@ -356,10 +394,9 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
     unsigned n = atomic_fetch_add(&sh->inflight, 1);
     int rc = rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req);
     if (rc < 0 || (req.flags & RK_MSG_REPLY)) {
-        rk_reply_status_w(w, msg, req.opcode, req.id,
-                     rc == RK_EUNSUPPORTED ? RK_ST_UNSUPPORTED : RK_ST_MALFORMED,
-                     rc == RK_EUNSUPPORTED ? "unsupported protocol version or opcode"
-                                           : "malformed message");
+        rk_reply_status_w(
+            w, msg, req.opcode, req.id, rc == RK_EUNSUPPORTED ? RK_ST_UNSUPPORTED : RK_ST_MALFORMED,
+            rc == RK_EUNSUPPORTED ? "unsupported protocol version or opcode" : "malformed message");
         return;
     }
     const char *why = NULL;

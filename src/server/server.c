@@ -28,13 +28,14 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#define SEND_BUF 1024      /* raw rep with the default 0-message buffers costs ~60%
-                              more CPU per request (NNG-NOTES); max_inflight bounds use */
-#define STOP_POLL_S 0.005  /* how often shutdown checks that receiving stopped */
-#define STOP_DEADLINE_S 8.0 /* systemd and operators expect an exit within 10 s */
-#define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
-#define REAP_PROBE_S 1.0    /* how often nng's reaper is probed (reapwatch.h) */
-#define REAP_STUCK_NS (5ull * 1000000000) /* a probe is freed in microseconds; 5 s is stuck */
+#define SEND_BUF                                                                                   \
+    1024                      /* raw rep with the default 0-message buffers costs ~60%             \
+                                 more CPU per request (NNG-NOTES); max_inflight bounds use */
+#define STOP_POLL_S     0.005 /* how often shutdown checks that receiving stopped */
+#define STOP_DEADLINE_S 8.0   /* systemd and operators expect an exit within 10 s */
+#define CLOSE_LIMIT_MS  1000  /* see nng_close.h */
+#define REAP_PROBE_S    1.0   /* how often nng's reaper is probed (reapwatch.h) */
+#define REAP_STUCK_NS   (5ull * 1000000000) /* a probe is freed in microseconds; 5 s is stuck */
 
 struct server {
     struct rk_shared sh;
@@ -129,8 +130,7 @@ static int listen_client(struct server *s)
 /* tcp://HOST:PORT as peers reach it: the advertised host and the
  * listener's port (a listener on 0.0.0.0 is not an address to dial).
  * false (with the error said) when it does not fit a member address. */
-static bool advertised(const char *listen, const char *host, const char *key, char *out,
-                       size_t len)
+static bool advertised(const char *listen, const char *host, const char *key, char *out, size_t len)
 {
     const char *colon = strrchr(listen, ':');
     int n;
@@ -247,14 +247,23 @@ static int start_gossip(struct server *s)
     size_t nknown;
     struct rk_member *known = load_members(s, &nknown);
     me->incarnation = next_incarnation(s, known, nknown);
-    struct rk_gossip_opts o = {
-        .listen = c->listen_gossip, .self = me, .cluster_name = c->cluster_name,
-        .partitions = c->partitions, .replicas = c->replicas, .seeds = seeds, .nseeds = c->nseeds,
-        .interval_ms = c->gossip_interval_ms, .suspect_after_ms = c->suspect_after_ms,
-        .dead_after_ms = c->dead_after_ms, .auto_remove_ms = c->auto_remove_after_ms,
-        .max_clock_skew_ms = c->max_clock_skew_ms,
-        .on_change = on_members_changed, .arg = s, .known = known, .nknown = nknown,
-        .conns = &s->sh.conns};
+    struct rk_gossip_opts o = {.listen = c->listen_gossip,
+                               .self = me,
+                               .cluster_name = c->cluster_name,
+                               .partitions = c->partitions,
+                               .replicas = c->replicas,
+                               .seeds = seeds,
+                               .nseeds = c->nseeds,
+                               .interval_ms = c->gossip_interval_ms,
+                               .suspect_after_ms = c->suspect_after_ms,
+                               .dead_after_ms = c->dead_after_ms,
+                               .auto_remove_ms = c->auto_remove_after_ms,
+                               .max_clock_skew_ms = c->max_clock_skew_ms,
+                               .on_change = on_members_changed,
+                               .arg = s,
+                               .known = known,
+                               .nknown = nknown,
+                               .conns = &s->sh.conns};
     int rc = rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err));
     free(known);
     if (rc < 0) {
@@ -396,8 +405,7 @@ static void on_stop_poll(struct ev_loop *loop, ev_timer *t, int revents)
 static void on_stop_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)t, (void)revents;
-    rk_error("server", "workers did not stop within %.0f s; exiting without them",
-             STOP_DEADLINE_S);
+    rk_error("server", "workers did not stop within %.0f s; exiting without them", STOP_DEADLINE_S);
     _exit(1);
 }
 
@@ -430,7 +438,8 @@ static void on_reaper(struct ev_loop *loop, ev_timer *t, int revents)
         return;
     }
     ev_timer_stop(s->loop, t);
-    rk_error("server", "nng's reaper has been stuck for over %llu s (an nng 1.5.2 bug: closed "
+    rk_error("server",
+             "nng's reaper has been stuck for over %llu s (an nng 1.5.2 bug: closed "
              "connections keep their descriptors); restarting in place",
              REAP_STUCK_NS / 1000000000);
     s->restart = true;
@@ -502,11 +511,13 @@ static int startup(struct server *s)
     if (open_socket(s) < 0 || start_workers(s) < 0)
         return -1;
     if (sh->cfg.client_rate)
-        rk_warn("server", "limits.client_rate = %u is not enforced by this version; "
-                          "limits.max_inflight bounds the load", sh->cfg.client_rate);
+        rk_warn("server",
+                "limits.client_rate = %u is not enforced by this version; "
+                "limits.max_inflight bounds the load",
+                sh->cfg.client_rate);
     rk_info("server", "ready node=%s client=%s gossip=%s workers=%u partitions=%u data_dir=%s",
-            sh->node_id, sh->cfg.listen_client, sh->cfg.listen_gossip, sh->nworkers,
-            sh->partitions, sh->cfg.data_dir);
+            sh->node_id, sh->cfg.listen_client, sh->cfg.listen_gossip, sh->nworkers, sh->partitions,
+            sh->cfg.data_dir);
     return 0;
 }
 

@@ -20,8 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAILBOX_CAP 8192   /* forwarded requests waiting for this worker */
-#define TICK_S 0.1         /* heartbeat, stats and background-work cadence */
+#define MAILBOX_CAP 8192 /* forwarded requests waiting for this worker */
+#define TICK_S      0.1  /* heartbeat, stats and background-work cadence */
 
 /* ---- timers, background work, control ---- */
 
@@ -67,7 +67,7 @@ static void on_idle(struct ev_loop *loop, ev_idle *i, int revents)
 
 static void finish(struct rk_worker *w)
 {
-    rk_mailbox_fini(&w->mb); /* serves what other workers forwarded */
+    rk_mailbox_fini(&w->mb);    /* serves what other workers forwarded */
     rk_coord_destroy(w->coord); /* answers what still waits for replicas */
     w->coord = NULL;
     rk_reply_hinted_w(w);
@@ -112,7 +112,8 @@ static void *thread_main(void *arg)
 static int open_store(struct rk_worker *w, char *err, size_t errlen)
 {
     char dir[RK_PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s/worker-%u", w->sh->cfg.data_dir, w->idx); /* fits: data_dir < 1 KiB */
+    snprintf(dir, sizeof(dir), "%s/worker-%u", w->sh->cfg.data_dir,
+             w->idx); /* fits: data_dir < 1 KiB */
     struct rk_storage_opts o;
     struct rk_storage_report rep;
     rk_node_storage_opts(&w->sh->cfg, &o);
@@ -129,7 +130,8 @@ static int open_store(struct rk_worker *w, char *err, size_t errlen)
 static int open_hints(struct rk_worker *w, char *err, size_t errlen)
 {
     char dir[RK_PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s/hints-%u", w->sh->cfg.data_dir, w->idx); /* fits: data_dir < 1 KiB */
+    snprintf(dir, sizeof(dir), "%s/hints-%u", w->sh->cfg.data_dir,
+             w->idx); /* fits: data_dir < 1 KiB */
     struct rk_storage_opts o;
     rk_node_storage_opts(&w->sh->cfg, &o);
     return rk_hints_open(&w->hints, dir, &o, w->sh->partitions, w->sh->cfg.hints_max_bytes,
@@ -160,11 +162,16 @@ static void watchers_init(struct rk_worker *w, int fd)
 static int make_coord(struct rk_worker *w)
 {
     const struct rk_config *c = &w->sh->cfg;
-    struct rk_coord_env env = {.replicas = c->replicas, .read_quorum = c->read_quorum,
+    struct rk_coord_env env = {.replicas = c->replicas,
+                               .read_quorum = c->read_quorum,
                                .write_quorum = c->write_quorum,
                                .request_timeout_ms = c->request_timeout_ms,
-                               .hlc = &w->sh->hlc, .views = &w->sh->views, .hints = w->hints,
-                               .reply = rk_serve_coord_reply, .local = rk_serve_local, .arg = w};
+                               .hlc = &w->sh->hlc,
+                               .views = &w->sh->views,
+                               .hints = w->hints,
+                               .reply = rk_serve_coord_reply,
+                               .local = rk_serve_local,
+                               .arg = w};
     return rk_coord_create(&w->coord, w->loop, &env);
 }
 

@@ -35,7 +35,7 @@ struct rk_worker;
 struct rk_worker_stats {
     uint64_t puts, gets, dels, other, busy, errors, forwarded;
     uint64_t replica_writes, replica_reads; /* served for coordinators */
-    uint64_t batches_served; /* RBATCH messages received */
+    uint64_t batches_served;                /* RBATCH messages received */
     struct rk_coord_stats coord;
     struct rk_hints_stats hints;
     struct rk_storage_stats storage;
@@ -51,11 +51,11 @@ struct rk_shared {
     struct rk_config cfg; /* the config at start (main thread owns reloads) */
     char node_id[64];
     uint64_t start_ms;
-    atomic_uint inflight;      /* requests received and not yet answered */
-    atomic_uint max_inflight;  /* limits.max_inflight, reloadable */
+    atomic_uint inflight;     /* requests received and not yet answered */
+    atomic_uint max_inflight; /* limits.max_inflight, reloadable */
     atomic_int log_level;
-    atomic_bool stopping;      /* no new requests: answer UNAVAILABLE */
-    atomic_uint rx_stopped;    /* workers that stopped receiving */
+    atomic_bool stopping;   /* no new requests: answer UNAVAILABLE */
+    atomic_uint rx_stopped; /* workers that stopped receiving */
     /* Membership: requests that need the member table (MEMBERS, JOIN,
      * LEAVE, REMOVE) go to the main loop, which owns it; NULL = not served.
      * The counts are published by the main loop after every change. */

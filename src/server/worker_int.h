@@ -21,7 +21,7 @@ enum { CTL_NONE, CTL_STOP_RX, CTL_EXIT }; /* rk_worker.cmd */
 
 struct replies {
     nng_msg **m;
-    bool *write; /* answers a write: fails if its commit or sync fails */
+    bool *write;   /* answers a write: fails if its commit or sync fails */
     size_t n, cap; /* m[0..n) queued; both arrays hold cap */
 };
 
@@ -69,7 +69,7 @@ struct rk_worker {
 
 /* reply.c */
 int rk_replies_push(struct replies *r, nng_msg *m, bool write); /* 0 or -ENOMEM */
-void rk_replies_free(struct replies *r); /* frees the queued messages too */
+void rk_replies_free(struct replies *r);                        /* frees the queued messages too */
 /* Is m a replica request this node's own coordinator made (internal)? */
 bool rk_reply_is_local(nng_msg *m);
 /* Send m's reply where it goes: the client, the coordinator, the batch. */
@@ -91,12 +91,12 @@ void rk_reply_status_w(struct rk_worker *w, nng_msg *msg, uint8_t op, uint32_t i
 void rk_reply_hinted_w(struct rk_worker *w);
 /* The prepare watcher: the turn's commit, then its replies. */
 void rk_reply_on_prepare(struct ev_loop *loop, ev_prepare *p, int revents);
-void *rk_sync_main(void *arg);                                         /* the syncer thread */
+void *rk_sync_main(void *arg);                                        /* the syncer thread */
 void rk_sync_on_done(struct ev_loop *loop, ev_async *a, int revents); /* its wake-up */
 void rk_sync_drain_w(struct rk_worker *w); /* block until the syncer is idle (shutdown) */
 
 /* serve.c */
-void rk_serve_on_rx(struct ev_loop *loop, ev_io *io, int revents); /* the socket's fd */
+void rk_serve_on_rx(struct ev_loop *loop, ev_io *io, int revents);   /* the socket's fd */
 void rk_serve_on_mail(struct rk_mailbox *mb, void *item, void *arg); /* forwarded to us */
 void rk_serve_local(void *arg, nng_msg *msg); /* the coordinator asks this node's replica */
 void rk_serve_coord_reply(void *arg, nng_msg *msg, bool answered); /* rk_coord_reply_fn */

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define CHUNK_SHIFT 12 /* 4096 entries = 192 KiB per chunk */
+#define CHUNK_SHIFT   12 /* 4096 entries = 192 KiB per chunk */
 #define CHUNK_ENTRIES (1u << CHUNK_SHIFT)
-#define SLAB_CHUNK (256u * 1024)
-#define SLAB_CLASSES 64 /* keys up to 512 bytes come from the slab, in 8-byte classes */
+#define SLAB_CHUNK    (256u * 1024)
+#define SLAB_CLASSES  64 /* keys up to 512 bytes come from the slab, in 8-byte classes */
 
 struct rk_ix_slab {
     void *free[SLAB_CLASSES + 1]; /* per class: freed keys, linked through their first 8 bytes */

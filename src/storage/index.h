@@ -23,21 +23,21 @@ struct rk_ix_entry {
     uint32_t expiry_s; /* expiry rounded up to seconds; 0 = none */
     uint16_t klen;
     uint16_t partition;
-    uint8_t flags;     /* RK_REC_TOMBSTONE */
+    uint8_t flags; /* RK_REC_TOMBSTONE */
 };
 
 struct rk_ix_slab; /* private */
 
 struct rk_index {
-    uint32_t *slots;      /* entry id + 1; 0 = empty */
-    uint32_t mask;        /* slots - 1 */
-    uint32_t used;        /* entries in use */
+    uint32_t *slots; /* entry id + 1; 0 = empty */
+    uint32_t mask;   /* slots - 1 */
+    uint32_t used;   /* entries in use */
     struct rk_ix_entry **chunks;
     uint32_t nchunks;
-    uint32_t high;        /* ids below this have been handed out */
-    uint32_t free_head;   /* free entry list through .seg, RK_IX_NONE = empty */
+    uint32_t high;      /* ids below this have been handed out */
+    uint32_t free_head; /* free entry list through .seg, RK_IX_NONE = empty */
     struct rk_ix_slab *slab;
-    size_t key_bytes;     /* slab + large-key memory */
+    size_t key_bytes; /* slab + large-key memory */
 };
 
 int rk_index_init(struct rk_index *ix);

@@ -42,8 +42,8 @@
 #include <unistd.h>
 
 #define STEP_INPUT_BYTES (1u << 20) /* bounds one step to ~1 ms of I/O and lz4 */
-#define STEP_APPLY 65536
-#define DROP UINT32_MAX
+#define STEP_APPLY       65536
+#define DROP             UINT32_MAX
 
 enum phase { COPY, SYNC, APPLY, UNLINK };
 
@@ -55,7 +55,7 @@ struct reloc {
 
 struct rk_merge {
     enum phase phase;
-    uint32_t *in;   /* input slots, ascending order */
+    uint32_t *in; /* input slots, ascending order */
     uint32_t nin, cur;
     bool reading;
     struct rk_blkreader rd;
@@ -118,8 +118,8 @@ static int plan(rk_storage *s, struct rk_merge *m)
             limit = s->segs[i].order;
     for (uint32_t i = 0; i < s->nsegs; i++) {
         const struct seg *g = &s->segs[i];
-        if (wanted(s, g, now, limit) && now >= g->next_drop_ms &&
-            g->order < limit && g->order >= tomb_below)
+        if (wanted(s, g, now, limit) && now >= g->next_drop_ms && g->order < limit &&
+            g->order >= tomb_below)
             tomb_below = g->order + 1;
     }
     for (uint32_t i = 0; i < s->nsegs; i++) {
@@ -212,8 +212,8 @@ static int flush_block(rk_storage *s, struct rk_merge *m)
         return -ENOMEM;
     m->sealbuf = nb;
     struct seg *g = &s->segs[m->out[m->nout - 1]];
-    uint32_t n = rk_blk_seal(m->sealbuf, m->blk, m->blen, m->bcount, RK_BLK_COMMIT,
-                             s->o.compression);
+    uint32_t n =
+        rk_blk_seal(m->sealbuf, m->blk, m->blen, m->bcount, RK_BLK_COMMIT, s->o.compression);
     int rc = rk_io_pwrite(g->fd, m->sealbuf, n, g->end);
     if (rc < 0)
         return rc == -ENOSPC ? RK_ENOSPACE : rc;
@@ -251,9 +251,9 @@ static bool droppable(const rk_storage *s, const struct rk_merge *m, const struc
 }
 
 /* Copy (or drop) one record if it is still the current one for its key. */
-static int copy_record(rk_storage *s, struct rk_merge *m, uint32_t in, uint32_t block,
-                       uint32_t off, const struct rk_rec_hdr *h, const uint8_t *rec,
-                       const uint8_t *key, uint64_t now)
+static int copy_record(rk_storage *s, struct rk_merge *m, uint32_t in, uint32_t block, uint32_t off,
+                       const struct rk_rec_hdr *h, const uint8_t *rec, const uint8_t *key,
+                       uint64_t now)
 {
     uint32_t id = rk_index_find(&s->ix, key, h->klen, rk_index_hash(key, h->klen));
     if (id == RK_IX_NONE)
@@ -321,8 +321,9 @@ static int copy_step(rk_storage *s, struct rk_merge *m)
         if (n < 0) {
             if (n == RK_ECORRUPT) {
                 g->no_merge = true;
-                rk_error("storage", "merge: segment %016llx is corrupt at offset %u; "
-                                    "it is left as it is (restart with repair to move it aside)",
+                rk_error("storage",
+                         "merge: segment %016llx is corrupt at offset %u; "
+                         "it is left as it is (restart with repair to move it aside)",
                          (unsigned long long)g->id, block);
             }
             return n;
@@ -437,10 +438,18 @@ int rk_merge_step(rk_storage *s)
     struct rk_merge *m = s->merge;
     int rc;
     switch (m->phase) {
-    case COPY: rc = copy_step(s, m); break;
-    case SYNC: rc = sync_step(s, m); break;
-    case APPLY: rc = apply_step(s, m); break;
-    default: rc = unlink_step(s, m); break;
+    case COPY:
+        rc = copy_step(s, m);
+        break;
+    case SYNC:
+        rc = sync_step(s, m);
+        break;
+    case APPLY:
+        rc = apply_step(s, m);
+        break;
+    default:
+        rc = unlink_step(s, m);
+        break;
     }
     if (rc < 0 && s->merge && s->merge->phase <= SYNC) {
         rk_warn("storage", "merge abandoned: %s", rk_strerror(rc));

@@ -96,7 +96,7 @@ int rk_blk_open(const struct rk_blk_hdr *h, const uint8_t *stored, uint8_t *raw)
         memcpy(raw, stored, h->raw_len);
         return 0;
     }
-    int n = LZ4_decompress_safe((const char *)stored, (char *)raw, (int)h->stored_len,
-                                (int)h->raw_len);
+    int n =
+        LZ4_decompress_safe((const char *)stored, (char *)raw, (int)h->stored_len, (int)h->raw_len);
     return n == (int)h->raw_len ? 0 : RK_ECORRUPT;
 }

@@ -20,10 +20,11 @@
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "disk formats are little-endian and decoded by memcpy");
 
-#define RK_SEG_MAGIC 0x47455356424B5200ull /* "\0RKBVSEG" as a little-endian u64 */
-#define RK_SEG_FORMAT 1u
+#define RK_SEG_MAGIC   0x47455356424B5200ull /* "\0RKBVSEG" as a little-endian u64 */
+#define RK_SEG_FORMAT  1u
 #define RK_BLOCK_MAGIC 0x4C424B52u /* "RKBL": lets a scan tell data from preallocated zeros */
-#define RK_BLOCK_TARGET (16u * 1024) /* lz4 reaches ~2.3x on 16 KiB of JSON-like data, 1.02x per value */
+#define RK_BLOCK_TARGET                                                                            \
+    (16u * 1024) /* lz4 reaches ~2.3x on 16 KiB of JSON-like data, 1.02x per value */
 /* A record larger than the target gets a block of its own. */
 #define RK_STORAGE_BLOCK_RAW_MAX (26u + RK_STORAGE_KEY_MAX + RK_STORAGE_VALUE_MAX)
 
@@ -49,7 +50,7 @@ struct __attribute__((packed)) rk_blk_hdr {
     uint32_t stored_len; /* payload bytes on disk */
     uint32_t count;      /* records in the block */
     uint32_t reserved2;
-    uint64_t checksum;   /* XXH3-64 of the header's first 24 bytes + stored payload */
+    uint64_t checksum; /* XXH3-64 of the header's first 24 bytes + stored payload */
 };
 static_assert(sizeof(struct rk_blk_hdr) == 32, "block header layout");
 static_assert(offsetof(struct rk_blk_hdr, checksum) == 24, "block header layout");

@@ -150,9 +150,12 @@ static int pending_apply(rk_storage *s, uint32_t slot, struct pending *p, bool a
                 n = RK_ECORRUPT;
             if (n < 0)
                 return n;
-            struct rk_index_file_ent ie = {.version = h.version, .expiry_ms = h.expiry_ms,
-                                     .len = (uint32_t)n, .klen = h.klen,
-                                     .partition = h.partition, .flags = h.flags};
+            struct rk_index_file_ent ie = {.version = h.version,
+                                           .expiry_ms = h.expiry_ms,
+                                           .len = (uint32_t)n,
+                                           .klen = h.klen,
+                                           .partition = h.partition,
+                                           .flags = h.flags};
             if (apply) {
                 int rc = load_record(s, slot, meta[0], off, &ie, k);
                 if (rc < 0)
@@ -173,10 +176,10 @@ static int pending_apply(rk_storage *s, uint32_t slot, struct pending *p, bool a
 }
 
 struct scan_result {
-    uint64_t end;      /* end of the committed data */
-    uint64_t bad_off;  /* where reading stopped */
+    uint64_t end;     /* end of the committed data */
+    uint64_t bad_off; /* where reading stopped */
     uint64_t records;
-    uint64_t torn;     /* bytes past end that are not zeros */
+    uint64_t torn; /* bytes past end that are not zeros */
     bool corrupt;
 };
 
@@ -185,7 +188,8 @@ struct scan_result {
 static bool skip_bad_block(struct rk_blkreader *r, uint64_t at, struct scan_result *res)
 {
     struct rk_blk_hdr h;
-    if (rk_io_pread(r->fd, &h, sizeof(h), at) < 0 || rk_blk_check_hdr(&h, r->limit - at - sizeof(h)) != 0)
+    if (rk_io_pread(r->fd, &h, sizeof(h), at) < 0 ||
+        rk_blk_check_hdr(&h, r->limit - at - sizeof(h)) != 0)
         return false;
     if (!res->corrupt)
         res->bad_off = at;
@@ -262,8 +266,8 @@ static void report_error(struct rk_storage_report *rep, const char *fmt, ...)
 }
 
 /* Move a damaged segment aside (never deleted: an operator may want it). */
-static int quarantine(rk_storage *s, uint32_t slot, struct rk_storage_report *rep,
-                      uint64_t records, uint64_t bad_off)
+static int quarantine(rk_storage *s, uint32_t slot, struct rk_storage_report *rep, uint64_t records,
+                      uint64_t bad_off)
 {
     struct seg *g = &s->segs[slot];
     char from[RK_PATH_MAX], to[RK_PATH_MAX], ixf[RK_PATH_MAX];
@@ -282,8 +286,9 @@ static int quarantine(rk_storage *s, uint32_t slot, struct rk_storage_report *re
     if (rename(from, to) < 0)
         return -errno;
     unlink(ixf);
-    rk_error("storage", "segment %s is corrupt at offset %llu: moved to %s; %llu records lost "
-                        "here (anti-entropy refills them from replicas)",
+    rk_error("storage",
+             "segment %s is corrupt at offset %llu: moved to %s; %llu records lost "
+             "here (anti-entropy refills them from replicas)",
              from, (unsigned long long)bad_off, to, (unsigned long long)records);
     close(g->fd);
     memset(g, 0, sizeof(*g));
@@ -320,8 +325,9 @@ static int load_segment(rk_storage *s, uint32_t slot, uint64_t size, bool newest
         return rc;
     rep->scanned++;
     if (res.corrupt || (res.torn && !newest)) {
-        report_error(rep, "segment %s: corrupt block at offset %llu (checksum mismatch); "
-                          "start with repair to move it aside",
+        report_error(rep,
+                     "segment %s: corrupt block at offset %llu (checksum mismatch); "
+                     "start with repair to move it aside",
                      path, (unsigned long long)res.bad_off);
         return RK_ECORRUPT;
     }

@@ -39,8 +39,8 @@ void rk_seg_path(char *out, size_t len, const char *dir, uint64_t id, const char
     snprintf(out, len, "%s/seg-%016llx.%s", dir, (unsigned long long)id, ext);
 }
 
-int rk_seg_create(const char *dir, uint64_t id, uint64_t order, uint32_t flags,
-                  uint64_t prealloc, bool tmp, int *fd_out)
+int rk_seg_create(const char *dir, uint64_t id, uint64_t order, uint32_t flags, uint64_t prealloc,
+                  bool tmp, int *fd_out)
 {
     /* Built under a .tmp name and renamed once its header is durable, so a
      * crash never leaves a segment file without a header. */
@@ -293,7 +293,8 @@ int rk_index_file_begin(struct rk_index_file_writer *w, const char *path)
     return 0;
 }
 
-int rk_index_file_add(struct rk_index_file_writer *w, const struct rk_index_file_ent *e, const void *key)
+int rk_index_file_add(struct rk_index_file_writer *w, const struct rk_index_file_ent *e,
+                      const void *key)
 {
     size_t need = sizeof(*e) + e->klen;
     if (rk_grow(&w->buf, &w->cap, w->len + need, 1, 4096, 0) < 0)
@@ -316,7 +317,8 @@ int rk_index_file_flush(struct rk_index_file_writer *w, bool force)
     return 0;
 }
 
-int rk_index_file_finish(struct rk_index_file_writer *w, const struct rk_index_file_hdr *h, const char *dir)
+int rk_index_file_finish(struct rk_index_file_writer *w, const struct rk_index_file_hdr *h,
+                         const char *dir)
 {
     if (w->written == 0 && w->len < sizeof(*h))
         w->len = sizeof(*h);

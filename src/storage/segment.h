@@ -19,8 +19,8 @@ void rk_seg_path(char *out, size_t len, const char *dir, uint64_t id, const char
 /* Create DIR/seg-ID.rks (or leave it as ".rks.tmp" when tmp) with its header,
  * preallocate prealloc bytes, fsync file and dir. The final name appears
  * only with a durable header. Returns 0 with *fd, -errno or RK_ENOSPACE. */
-int rk_seg_create(const char *dir, uint64_t id, uint64_t order, uint32_t flags,
-                  uint64_t prealloc, bool tmp, int *fd);
+int rk_seg_create(const char *dir, uint64_t id, uint64_t order, uint32_t flags, uint64_t prealloc,
+                  bool tmp, int *fd);
 
 /* Open an existing segment read-write and check its header. *size is the
  * file size. 0, -errno or RK_ECORRUPT. */
@@ -34,7 +34,7 @@ struct rk_blkreader {
     uint8_t *buf;   /* read-ahead window */
     uint64_t buf_off;
     uint32_t buf_len, buf_cap;
-    uint8_t *raw;   /* decoded payload of the last block */
+    uint8_t *raw; /* decoded payload of the last block */
     uint32_t raw_cap;
 };
 
@@ -55,8 +55,7 @@ int rk_seg_tail_scan(int fd, uint64_t off, uint64_t limit, uint64_t *last_nz, bo
 /* Read and decode the block at off into a buffer from alloc (size h->raw_len).
  * 0, -errno, RK_ECORRUPT. */
 int rk_seg_read_block(int fd, uint64_t off, uint64_t limit, struct rk_blk_hdr *h,
-                      uint8_t *(*alloc)(void *arg, uint32_t len), void *arg,
-                      uint8_t **raw);
+                      uint8_t *(*alloc)(void *arg, uint32_t len), void *arg, uint8_t **raw);
 
 /* Index file: [header 64][entry + key]...[XXH3-64 of all before]. */
 /* "RKVHINT1": index files were called hint files when the format was fixed;
@@ -102,10 +101,12 @@ struct rk_index_file_writer {
 };
 
 int rk_index_file_begin(struct rk_index_file_writer *w, const char *path);
-int rk_index_file_add(struct rk_index_file_writer *w, const struct rk_index_file_ent *e, const void *key);
+int rk_index_file_add(struct rk_index_file_writer *w, const struct rk_index_file_ent *e,
+                      const void *key);
 /* Flush buffered entries when more than about 1 MiB is buffered. */
 int rk_index_file_flush(struct rk_index_file_writer *w, bool force);
-int rk_index_file_finish(struct rk_index_file_writer *w, const struct rk_index_file_hdr *h, const char *dir);
+int rk_index_file_finish(struct rk_index_file_writer *w, const struct rk_index_file_hdr *h,
+                         const char *dir);
 void rk_index_file_abort(struct rk_index_file_writer *w);
 
 #endif

@@ -159,7 +159,8 @@ static int block_raw(rk_storage *s, uint32_t seg, uint32_t block, const uint8_t 
         if (dst)
             rk_cache_drop_block(&s->cache, seg, block);
         if (rc == RK_ECORRUPT && !g->corrupt_logged) {
-            rk_error("storage", "corrupt block in %s/seg-%016llx.rks offset=%u: checksum "
+            rk_error("storage",
+                     "corrupt block in %s/seg-%016llx.rks offset=%u: checksum "
                      "mismatch; reads of it fail (restart with repair to move the segment aside)",
                      s->dir, (unsigned long long)g->id, block);
             g->corrupt_logged = true;
@@ -252,8 +253,7 @@ static int close_block(rk_storage *s, uint16_t flags)
     if (c)
         memcpy(c, s->blk, s->blen);
     s->closed[s->nclosed++] = (uint32_t)off;
-    s->wlen += rk_blk_seal(s->wbuf + s->wlen, s->blk, s->blen, s->bcount, flags,
-                           s->o.compression);
+    s->wlen += rk_blk_seal(s->wbuf + s->wlen, s->blk, s->blen, s->bcount, flags, s->o.compression);
     s->blen = s->bcount = 0;
     return 0;
 }
@@ -422,8 +422,8 @@ static int refuse_writes(rk_storage *s, int err, const char *what)
     struct seg *g = &s->segs[s->active];
     s->werr = err;
     snprintf(s->werr_msg, sizeof(s->werr_msg),
-             "%s %s/seg-%016llx.rks failed: %s; writes are refused until restart",
-             what, s->dir, (unsigned long long)g->id, rk_strerror(err));
+             "%s %s/seg-%016llx.rks failed: %s; writes are refused until restart", what, s->dir,
+             (unsigned long long)g->id, rk_strerror(err));
     rk_error("storage", "%s", s->werr_msg);
     return RK_EREADONLY;
 }
@@ -745,7 +745,8 @@ void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st)
             continue;
         st->segments++;
         st->disk_bytes += g->end;
-        st->raw_bytes += g->raw_bytes + sizeof(struct rk_seg_hdr) + g->nblocks * sizeof(struct rk_blk_hdr);
+        st->raw_bytes +=
+            g->raw_bytes + sizeof(struct rk_seg_hdr) + g->nblocks * sizeof(struct rk_blk_hdr);
         st->live_bytes += g->live_bytes + g->tomb_bytes;
         st->dead_bytes += g->rec_bytes - g->live_bytes - g->tomb_bytes;
     }

@@ -24,11 +24,10 @@
 
 typedef struct rk_storage rk_storage;
 
-
 /* Hard limits of the on-disk format (the configured limits must be lower). */
-#define RK_STORAGE_KEY_MAX 65535u          /* 16-bit key length field */
-#define RK_STORAGE_VALUE_MAX (64u << 20)   /* one record must fit one block */
-#define RK_STORAGE_PARTITIONS_MAX 65536u   /* 16-bit partition field */
+#define RK_STORAGE_KEY_MAX        65535u      /* 16-bit key length field */
+#define RK_STORAGE_VALUE_MAX      (64u << 20) /* one record must fit one block */
+#define RK_STORAGE_PARTITIONS_MAX 65536u      /* 16-bit partition field */
 
 struct rk_storage_opts {
     uint64_t segment_size;       /* roll the active segment past this; default 64 MiB */
@@ -67,14 +66,14 @@ struct rk_record {
 
 /* What open found; every field is filled on success and on failure. */
 struct rk_storage_report {
-    uint32_t segments;          /* segment files loaded */
-    uint32_t from_index_files;  /* ... of which through their index file */
-    uint32_t scanned;           /* ... of which by reading their blocks */
-    uint64_t torn_bytes;        /* cut from the tail of the newest segment */
-    uint32_t quarantined;       /* segments moved aside (repair mode) */
-    uint64_t records_lost;      /* records in quarantined segments */
-    uint64_t keys;              /* live keys after open */
-    char error[512];            /* one line when open failed */
+    uint32_t segments;         /* segment files loaded */
+    uint32_t from_index_files; /* ... of which through their index file */
+    uint32_t scanned;          /* ... of which by reading their blocks */
+    uint64_t torn_bytes;       /* cut from the tail of the newest segment */
+    uint32_t quarantined;      /* segments moved aside (repair mode) */
+    uint64_t records_lost;     /* records in quarantined segments */
+    uint64_t keys;             /* live keys after open */
+    char error[512];           /* one line when open failed */
 };
 
 /* Open (creating if needed) the store in dir, which it locks with flock.
@@ -166,14 +165,14 @@ void rk_storage_iter_init(struct rk_storage_iter *it, int32_t partition, bool va
 int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_record *out);
 
 struct rk_storage_stats {
-    uint64_t keys;           /* index entries that are not tombstones */
+    uint64_t keys; /* index entries that are not tombstones */
     uint64_t tombstones;
     uint64_t segments;
-    uint64_t disk_bytes;     /* bytes of segment data on disk (stored form) */
-    uint64_t raw_bytes;      /* the same data uncompressed */
-    uint64_t live_bytes;     /* raw bytes of current records */
-    uint64_t dead_bytes;     /* raw bytes of superseded records */
-    uint64_t index_bytes;    /* memory held by the index (slots, entries, keys) */
+    uint64_t disk_bytes;  /* bytes of segment data on disk (stored form) */
+    uint64_t raw_bytes;   /* the same data uncompressed */
+    uint64_t live_bytes;  /* raw bytes of current records */
+    uint64_t dead_bytes;  /* raw bytes of superseded records */
+    uint64_t index_bytes; /* memory held by the index (slots, entries, keys) */
     uint64_t cache_bytes;
     uint64_t puts, gets, stale_puts;
     uint64_t commits, fsyncs, synced_puts; /* synced_puts / fsyncs = group size */

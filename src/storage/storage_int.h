@@ -27,8 +27,8 @@ struct seg {
     uint64_t id, order;
     uint32_t flags; /* RK_SEG_F_* */
     uint8_t state;
-    bool no_merge;  /* a merge found it corrupt: never read it again in bulk */
-    bool tmp_name;  /* still named *.rks.tmp (merge output before its rename) */
+    bool no_merge;       /* a merge found it corrupt: never read it again in bulk */
+    bool tmp_name;       /* still named *.rks.tmp (merge output before its rename) */
     bool corrupt_logged; /* a read found a bad block: said once, not per read */
     int fd;
     uint64_t end;        /* end of data (next append offset when active) */
@@ -70,21 +70,21 @@ struct rk_storage {
     uint64_t next_id, next_order;
 
     /* The batch being staged (group commit). */
-    uint8_t *wbuf;     /* sealed blocks, to be written at segs[active].end */
+    uint8_t *wbuf; /* sealed blocks, to be written at segs[active].end */
     size_t wlen, wcap;
-    uint8_t *blk;      /* the open block's raw payload */
+    uint8_t *blk; /* the open block's raw payload */
     uint32_t blen, bcap, bcount;
-    uint32_t *closed;  /* file offsets of blocks sealed in this batch */
+    uint32_t *closed; /* file offsets of blocks sealed in this batch */
     uint32_t nclosed, cclosed;
     struct undo *undo;
     uint32_t nundo, cundo;
     uint64_t batch_rec;
 
-    bool dirty;               /* written but not fdatasynced */
+    bool dirty; /* written but not fdatasynced */
     uint64_t dirty_since_ns;
     uint64_t unsynced_puts;
     uint64_t roll_warned_ns;
-    int werr;                 /* nonzero: writes refused */
+    int werr; /* nonzero: writes refused */
     char werr_msg[256];
 
     struct index_job ij;
@@ -104,11 +104,11 @@ int rk_storage_seg_slot(rk_storage *s, uint32_t *slot);
 void rk_storage_seg_drop(rk_storage *s, uint32_t slot);
 
 /* Durability helpers shared with recovery.c. */
-int rk_storage_datasync(rk_storage *s);       /* fdatasync active if dirty; refuse writes on error */
+int rk_storage_datasync(rk_storage *s); /* fdatasync active if dirty; refuse writes on error */
 int rk_storage_seal_file(rk_storage *s, uint32_t slot); /* truncate to end + fsync */
-int rk_storage_new_active(rk_storage *s);     /* create the next active segment */
-int rk_storage_index_flush(rk_storage *s);    /* write every pending index file now */
-void rk_storage_batch_abort(rk_storage *s);   /* undo all staged puts */
+int rk_storage_new_active(rk_storage *s);               /* create the next active segment */
+int rk_storage_index_flush(rk_storage *s);              /* write every pending index file now */
+void rk_storage_batch_abort(rk_storage *s);             /* undo all staged puts */
 
 /* Merge: one bounded step (1 = more to do, 0 = nothing to merge, <0 error),
  * and abandon a merge in progress (close): outputs removed, inputs kept. */

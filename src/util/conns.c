@@ -61,8 +61,8 @@ int rk_conns_watch(struct rk_conns *c, nng_socket s)
     return rv;
 }
 
-int rk_conns_listener_create(struct rk_conns *c, nng_socket s, const char *addr,
-                             const char *name, nng_listener *out)
+int rk_conns_listener_create(struct rk_conns *c, nng_socket s, const char *addr, const char *name,
+                             nng_listener *out)
 {
     unsigned n = atomic_load(&c->n);
     if (n == RK_CONNS_LISTENERS)

@@ -35,8 +35,8 @@ int rk_conns_watch(struct rk_conns *c, nng_socket s);
 
 /* Create (not start) a listener on s for addr, counted as name. 0 or an
  * nng error; *out is valid on 0. Main thread. */
-int rk_conns_listener_create(struct rk_conns *c, nng_socket s, const char *addr,
-                             const char *name, nng_listener *out);
+int rk_conns_listener_create(struct rk_conns *c, nng_socket s, const char *addr, const char *name,
+                             nng_listener *out);
 
 /* A new limit, for connections accepted from now on (open ones stay).
  * Any thread. */

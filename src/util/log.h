@@ -1,8 +1,8 @@
 /* One line per event: "level component: message key=value" on stderr
  * (journald adds time and unit). Every byte of a message outside printable
  * ASCII is written as \xNN (a backslash as \\), so a string that came
- * from a peer or a client can neither break a line nor forge one. A sink can be installed to capture lines,
- * which tests use to assert on what recovery reported. */
+ * from a peer or a client can neither break a line nor forge one. A sink can be installed to
+ * capture lines, which tests use to assert on what recovery reported. */
 #ifndef RK_UTIL_LOG_H
 #define RK_UTIL_LOG_H
 
@@ -38,8 +38,8 @@ static inline bool rk_log_due(uint64_t *last_ms, uint64_t now_ms)
 }
 
 #define rk_debug(c, ...) rk_log(RK_LOG_DEBUG, c, __VA_ARGS__)
-#define rk_info(c, ...) rk_log(RK_LOG_INFO, c, __VA_ARGS__)
-#define rk_warn(c, ...) rk_log(RK_LOG_WARN, c, __VA_ARGS__)
+#define rk_info(c, ...)  rk_log(RK_LOG_INFO, c, __VA_ARGS__)
+#define rk_warn(c, ...)  rk_log(RK_LOG_WARN, c, __VA_ARGS__)
 #define rk_error(c, ...) rk_log(RK_LOG_ERROR, c, __VA_ARGS__)
 
 #endif

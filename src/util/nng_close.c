@@ -74,8 +74,9 @@ bool rk_nng_close_bounded(nng_socket s, unsigned limit_ms, const char *what)
     bool done = c->done;
     pthread_mutex_unlock(&c->mu);
     if (!done)
-        rk_warn("net", "closing the %s socket did not finish within %u ms (a known nng 1.5.2 "
-                       "hang); going on without it",
+        rk_warn("net",
+                "closing the %s socket did not finish within %u ms (a known nng 1.5.2 "
+                "hang); going on without it",
                 what, limit_ms);
     release(c);
     return done;

@@ -36,8 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 /* A survey envelope of cluster "default" followed by two table bytes. */
 uint8_t *rk_fuzz_seed(size_t *len)
 {
-    struct rk_gossip_env e = {.kind = RK_GOSSIP_SURVEY, .partitions = 256, .replicas = 3,
-                              .name = "default", .digest = 0x0102030405060708ull};
+    struct rk_gossip_env e = {.kind = RK_GOSSIP_SURVEY,
+                              .partitions = 256,
+                              .replicas = 3,
+                              .name = "default",
+                              .digest = 0x0102030405060708ull};
     uint8_t *buf = malloc(RK_GOSSIP_HDR_MAX + 2);
     if (!buf)
         return NULL;

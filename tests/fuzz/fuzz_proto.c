@@ -64,7 +64,8 @@ static void check_frames(const uint8_t *buf, size_t len)
     size_t mlen;
     int rc;
     while ((rc = rk_proto_frame_next(buf, len, &off, &rid, &msg, &mlen)) == 1) {
-        CHECK(msg == buf + prev + 4 && mlen >= RK_PROTO_HDR && off == prev + 4 + mlen && off <= len);
+        CHECK(msg == buf + prev + 4 && mlen >= RK_PROTO_HDR && off == prev + 4 + mlen &&
+              off <= len);
         struct rk_msg f;
         if (rk_proto_decode(msg, mlen, &f) == 0)
             CHECK(inside(&f, msg, mlen));

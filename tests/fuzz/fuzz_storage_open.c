@@ -53,7 +53,8 @@ static void put_file(const char *name, const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!dir[0]) {
-        snprintf(dir, sizeof(dir), "%s/rk-fuzz-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+        snprintf(dir, sizeof(dir), "%s/rk-fuzz-XXXXXX",
+                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
         if (!mkdtemp(dir))
             abort();
         rk_log_set_sink(quiet, NULL);
@@ -110,8 +111,12 @@ uint8_t *rk_fuzz_seed(size_t *len)
         char k[32], v[200];
         int kl = snprintf(k, sizeof(k), "key-%d", i % 200);
         int vl = snprintf(v, sizeof(v), "{\"n\":%d,\"name\":\"user_%d\",\"ok\":true}", i, i * 7);
-        struct rk_record r = {.key = k, .klen = (uint32_t)kl, .val = v, .vlen = (uint32_t)vl,
-                              .version = (uint64_t)(i + 1) << 16, .tombstone = i % 17 == 0};
+        struct rk_record r = {.key = k,
+                              .klen = (uint32_t)kl,
+                              .val = v,
+                              .vlen = (uint32_t)vl,
+                              .version = (uint64_t)(i + 1) << 16,
+                              .tombstone = i % 17 == 0};
         rk_storage_put(s, &r, NULL);
         if (i % 40 == 39)
             rk_storage_commit(s);

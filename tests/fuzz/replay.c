@@ -56,9 +56,15 @@ int main(int argc, char **argv)
         for (int e = 0; e < edits; e++) {
             size_t at = (size_t)rand() % len;
             switch (rand() % 3) {
-            case 0: m[at] ^= (uint8_t)(1u << (rand() % 8)); break;
-            case 1: m[at] = (uint8_t)rand(); break;
-            default: n = at; break;
+            case 0:
+                m[at] ^= (uint8_t)(1u << (rand() % 8));
+                break;
+            case 1:
+                m[at] = (uint8_t)rand();
+                break;
+            default:
+                n = at;
+                break;
             }
         }
         LLVMFuzzerTestOneInput(m, n);

@@ -160,4 +160,3 @@ int tu_open(rk_storage **s, const char *dir, const struct rk_storage_opts *o,
     memset(rep, 0, sizeof(*rep));
     return rk_storage_open(s, dir, o, rep);
 }
-

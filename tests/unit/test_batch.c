@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FRAMES 200
+#define FRAMES  200
 #define THREADS 4
-#define URL "inproc://test_batch"
+#define URL     "inproc://test_batch"
 
 struct node {
     struct rk_shared sh;
@@ -43,8 +43,12 @@ static void answer(nng_msg *part)
     assert_int_equal(rk_proto_decode(nng_msg_body(part), nng_msg_len(part), &req), 0);
     uint8_t key[64];
     memcpy(key, req.key, req.klen);
-    struct rk_msg rep = {.opcode = req.opcode, .flags = RK_MSG_REPLY, .id = req.id,
-                         .val = key, .vlen = req.klen, .has_val = true};
+    struct rk_msg rep = {.opcode = req.opcode,
+                         .flags = RK_MSG_REPLY,
+                         .id = req.id,
+                         .val = key,
+                         .vlen = req.klen,
+                         .has_val = true};
     assert_int_equal(rk_proto_msg_encode(part, &rep), 0);
     rk_batch_part_done(part, true);
 }
@@ -75,8 +79,8 @@ static void setup_node(struct node *n)
 
 static nng_msg *batch_request(const uint8_t *frames, size_t len, uint32_t id)
 {
-    struct rk_msg m = {.opcode = RK_OP_RBATCH, .id = id, .val = frames, .vlen = (uint32_t)len,
-                       .has_val = true};
+    struct rk_msg m = {
+        .opcode = RK_OP_RBATCH, .id = id, .val = frames, .vlen = (uint32_t)len, .has_val = true};
     nng_msg *msg;
     assert_int_equal(nng_msg_alloc(&msg, rk_proto_size(&m)), 0);
     rk_proto_encode(&m, nng_msg_body(msg));
@@ -90,8 +94,11 @@ static size_t make_frames(uint8_t *buf, int n)
     for (int k = 0; k < n; k++) {
         char key[16];
         int kl = snprintf(key, sizeof(key), "key-%d", k);
-        struct rk_msg m = {.opcode = RK_OP_RGET, .id = (uint32_t)k, .key = (const uint8_t *)key,
-                           .klen = (uint32_t)kl, .has_key = true};
+        struct rk_msg m = {.opcode = RK_OP_RGET,
+                           .id = (uint32_t)k,
+                           .key = (const uint8_t *)key,
+                           .klen = (uint32_t)kl,
+                           .has_key = true};
         off += rk_proto_frame_put(buf + off, 0x80000000u | (uint32_t)k, &m);
     }
     return off;

@@ -157,8 +157,11 @@ static void comment_above(const char *text, uint32_t line, char *out, size_t len
  * comment says [reload] exactly for the settings SIGHUP applies. */
 static void test_example_file_documents_every_key(void **state)
 {
-    static const char *const live[] = {"log.level", "limits.max_inflight", "limits.client_rate",
-                                       "limits.max_connections", "antientropy.interval",
+    static const char *const live[] = {"log.level",
+                                       "limits.max_inflight",
+                                       "limits.client_rate",
+                                       "limits.max_connections",
+                                       "antientropy.interval",
                                        "antientropy.max_keys_per_second"};
     char path[1024], err[512], comment[4096];
     rk_toml_doc *doc;
@@ -394,8 +397,9 @@ static void test_integer_ranges(void **state)
              ":2:19: limits.max_connections = -5 is out of range: 1..65536");
     load_err("[limits]\nmax_connections = \"100\"\n",
              ":2:19: limits.max_connections must be an integer (1..65536)");
-    load_err("[limits]\nmax_conections = 100\n",
-             ":2:1: unknown key \"limits.max_conections\" (did you mean \"limits.max_connections\"?)");
+    load_err(
+        "[limits]\nmax_conections = 100\n",
+        ":2:1: unknown key \"limits.max_conections\" (did you mean \"limits.max_connections\"?)");
     load_ok("[limits]\nmax_connections = 1\n", &c);
     assert_int_equal(c.max_connections, 1);
     load_ok("[limits]\nmax_connections = 65536\n", &c);
@@ -510,8 +514,9 @@ static void test_unknown_keys_and_tables(void **state)
              "segment_size, compression, max_key_size, max_value_size)");
     load_err("[bogus]\n", ":1:2: unknown table [bogus] (tables: node, listen, cluster, gossip, "
                           "storage, hints, antientropy, limits, security, log)");
-    load_err("zzzzzz = 1\n", ":1:1: unknown key \"zzzzzz\" (settings go in tables: node, listen, "
-                             "cluster, gossip, storage, hints, antientropy, limits, security, log)");
+    load_err("zzzzzz = 1\n",
+             ":1:1: unknown key \"zzzzzz\" (settings go in tables: node, listen, "
+             "cluster, gossip, storage, hints, antientropy, limits, security, log)");
     load_err("[storage.extra]\n", ":1:10: unknown key \"storage.extra\" ([storage] has: fsync, "
                                   "fsync_interval, segment_size, compression, max_key_size, "
                                   "max_value_size)");
@@ -646,7 +651,6 @@ static void test_diff(void **state)
     assert_string_equal(tiny, "clust");
     assert_int_equal(tiny[6], 'Z');
 }
-
 
 int main(void)
 {

@@ -25,10 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define URL "inproc://test_coord"
-#define PARTS 8
+#define URL     "inproc://test_coord"
+#define PARTS   8
 #define MEMBERS 4 /* at most, in these tests */
-#define FRAMES 8  /* replica requests in one batch, at most, in these tests */
+#define FRAMES  8 /* replica requests in one batch, at most, in these tests */
 
 struct node {
     nng_socket sock; /* raw rep0: the node's client socket */
@@ -36,11 +36,11 @@ struct node {
     struct rk_view_slot views;
     struct ev_loop *loop;
     struct rk_coord *c;
-    nng_socket client; /* raw req0 */
-    nng_msg *local; /* this node's replica request, waiting for the test */
-    size_t k;                   /* members */
-    const char *ids[MEMBERS];   /* ids[0]: this node */
-    nng_socket peer[MEMBERS];   /* setup_peers: raw rep0, member i's peer address */
+    nng_socket client;        /* raw req0 */
+    nng_msg *local;           /* this node's replica request, waiting for the test */
+    size_t k;                 /* members */
+    const char *ids[MEMBERS]; /* ids[0]: this node */
+    nng_socket peer[MEMBERS]; /* setup_peers: raw rep0, member i's peer address */
     bool peers;
 };
 
@@ -72,8 +72,8 @@ static int url_seq; /* a failed test leaves its sockets open: fresh names each t
 
 static struct rk_member member(const char *id, uint8_t state, uint64_t settings, bool peers)
 {
-    struct rk_member e = {.incarnation = rk_clock_wall_ms(), .state = state,
-                          .settings_digest = settings};
+    struct rk_member e = {
+        .incarnation = rk_clock_wall_ms(), .state = state, .settings_digest = settings};
     snprintf(e.id, sizeof(e.id), "%s", id);
     if (peers)
         snprintf(e.peer_addr, sizeof(e.peer_addr), "inproc://test_coord-%d-%s", url_seq, id);
@@ -119,9 +119,14 @@ static void setup_with(struct node *n, const char *const *ids, const uint8_t *st
     rk_view_publish(&n->views, v);
     free(t);
     n->loop = ev_loop_new(EVFLAG_AUTO);
-    struct rk_coord_env env = {.replicas = 3, .read_quorum = 2, .write_quorum = 2,
-                               .request_timeout_ms = 200, .hlc = &n->hlc, .views = &n->views,
-                               .reply = send_reply, .local = peers ? NULL : take_local,
+    struct rk_coord_env env = {.replicas = 3,
+                               .read_quorum = 2,
+                               .write_quorum = 2,
+                               .request_timeout_ms = 200,
+                               .hlc = &n->hlc,
+                               .views = &n->views,
+                               .reply = send_reply,
+                               .local = peers ? NULL : take_local,
                                .arg = n};
     assert_int_equal(rk_coord_create(&n->c, n->loop, &env), 0);
     assert_int_equal(nng_rep0_open_raw(&n->sock), 0);
@@ -154,8 +159,8 @@ static void teardown(struct node *n)
  * as the worker would. Returns rk_coord_start's verdict. */
 static bool start_part(struct node *n, uint8_t op, uint8_t quorum, uint32_t part)
 {
-    struct rk_msg m = {.opcode = op, .id = 9, .key = (const uint8_t *)"k", .klen = 1,
-                       .has_key = true};
+    struct rk_msg m = {
+        .opcode = op, .id = 9, .key = (const uint8_t *)"k", .klen = 1, .has_key = true};
     if (op == RK_OP_PUT)
         m.val = (const uint8_t *)"v", m.vlen = 1, m.has_val = true;
     if (quorum && op == RK_OP_GET)
@@ -188,8 +193,11 @@ static void answer_local(struct node *n)
     assert_non_null(n->local);
     struct rk_msg req, rep;
     assert_int_equal(rk_proto_decode(nng_msg_body(n->local), nng_msg_len(n->local), &req), 0);
-    rep = (struct rk_msg){.opcode = req.opcode, .flags = RK_MSG_REPLY, .id = req.id,
-                          .version = req.version, .has_version = true};
+    rep = (struct rk_msg){.opcode = req.opcode,
+                          .flags = RK_MSG_REPLY,
+                          .id = req.id,
+                          .version = req.version,
+                          .has_version = true};
     assert_int_equal(rk_proto_msg_encode(n->local, &rep), 0);
     nng_msg *m = n->local;
     n->local = NULL;
@@ -371,8 +379,12 @@ static void peer_answer(struct node *n, size_t i, struct batch *b, struct rk_msg
         assert_true(o + rk_proto_frame_size(&reps[k]) <= sizeof(buf));
         o += rk_proto_frame_put(buf + o, b->rid[k], &reps[k]);
     }
-    struct rk_msg rep = {.opcode = RK_OP_RBATCH, .flags = RK_MSG_REPLY, .id = b->req.id,
-                         .val = buf, .vlen = (uint32_t)o, .has_val = true};
+    struct rk_msg rep = {.opcode = RK_OP_RBATCH,
+                         .flags = RK_MSG_REPLY,
+                         .id = b->req.id,
+                         .val = buf,
+                         .vlen = (uint32_t)o,
+                         .has_val = true};
     assert_int_equal(rk_proto_msg_encode(b->msg, &rep), 0);
     assert_int_equal(nng_sendmsg(n->peer[i], b->msg, 0), 0);
     b->msg = NULL;
@@ -501,7 +513,7 @@ static void test_quorum_reached_at_w_acks_and_r_answers(void **state)
     peer_ok(&n, pref[2], &b[2]);
     assert_int_equal(reply_value(&n, &rep, val, sizeof(val)), RK_ST_OK); /* pref[1] still silent */
     assert_int_equal(rep.version, b[0].f[0].version);
-    peer_ok(&n, pref[1], &b[1]); /* late: the op ends quietly */
+    peer_ok(&n, pref[1], &b[1]);          /* late: the op ends quietly */
     assert_true(start(&n, RK_OP_GET, 0)); /* R = 2 */
     for (size_t k = 0; k < 3; k++)
         peer_request(&n, pref[k], &b[k]);

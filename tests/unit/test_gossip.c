@@ -22,10 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N 3
+#define N           3
 #define INTERVAL_MS 100
-#define SUSPECT_MS 400
-#define DEAD_MS 800
+#define SUSPECT_MS  400
+#define DEAD_MS     800
 
 /* A loopback port free a moment ago, below the kernel's ephemeral range:
  * a port from that range may be taken as the local end of any outgoing
@@ -51,7 +51,8 @@ static int free_port(void)
         if (seen)
             continue; /* handed out already, maybe not bound yet */
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
         if (fd >= 0)
@@ -84,9 +85,15 @@ static void start_with(int i, uint64_t incarnation, uint32_t partitions)
     m->incarnation = incarnation;
     m->settings_digest = rk_members_settings_digest("test", partitions, 3);
     const char *seeds[] = {addrs[0]}; /* everyone knows only node-1 */
-    struct rk_gossip_opts o = {.listen = addrs[i], .self = m, .seeds = seeds, .nseeds = 1,
-                               .cluster_name = "test", .partitions = partitions, .replicas = 3,
-                               .interval_ms = INTERVAL_MS, .suspect_after_ms = SUSPECT_MS,
+    struct rk_gossip_opts o = {.listen = addrs[i],
+                               .self = m,
+                               .seeds = seeds,
+                               .nseeds = 1,
+                               .cluster_name = "test",
+                               .partitions = partitions,
+                               .replicas = 3,
+                               .interval_ms = INTERVAL_MS,
+                               .suspect_after_ms = SUSPECT_MS,
                                .dead_after_ms = DEAD_MS};
     char err[256] = "";
     if (rk_gossip_start(&nodes[i].g, loop, &o, err, sizeof(err)) != 0)

@@ -62,7 +62,7 @@ static void test_observe_is_causal_and_bounded(void **state)
     assert_int_equal(atomic_load(&h.last), before);
 }
 
-#define THREADS 4
+#define THREADS    4
 #define PER_THREAD 50000
 static struct rk_hlc shared;
 static uint64_t got[THREADS][PER_THREAD];

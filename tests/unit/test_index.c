@@ -79,7 +79,8 @@ static void test_insert_find_remove(void **state)
         if (present[i])
             continue;
         int n = mkkey(k, i);
-        assert_int_equal(rk_index_insert(&ix, k, (uint32_t)n, rk_index_hash(k, (uint32_t)n), &ids[i]), 0);
+        assert_int_equal(
+            rk_index_insert(&ix, k, (uint32_t)n, rk_index_hash(k, (uint32_t)n), &ids[i]), 0);
     }
     assert_int_equal(ix.high, high);
     assert_int_equal(ix.used, NKEYS);

@@ -35,9 +35,12 @@ static void test_control_bytes_are_escaped(void **state)
     (void)state;
     assert_string_equal(logged("member %s joined", "evil\nerror ringkvd: FORGED"),
                         "warn gossip: member evil\\x0aerror ringkvd: FORGED joined");
-    assert_string_equal(logged("key %s", "\x1b[2J\r\t\x7f"), "warn gossip: key \\x1b[2J\\x0d\\x09\\x7f");
+    assert_string_equal(logged("key %s", "\x1b[2J\r\t\x7f"),
+                        "warn gossip: key \\x1b[2J\\x0d\\x09\\x7f");
     /* Bytes above ASCII too: a raw C1 control (0x9b is CSI on some terminals). */
-    assert_string_equal(logged("%s", "\x9b" "1m\xc3\xa9"), "warn gossip: \\x9b1m\\xc3\\xa9");
+    assert_string_equal(logged("%s", "\x9b"
+                                     "1m\xc3\xa9"),
+                        "warn gossip: \\x9b1m\\xc3\\xa9");
     /* A backslash is doubled, so "\x0a" typed by a peer is not a newline. */
     assert_string_equal(logged("%s", "a\\x0ab"), "warn gossip: a\\\\x0ab");
     assert_string_equal(logged("plain %s", "tcp://127.0.0.1:7400 node-1"),

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PRODUCERS 4
+#define PRODUCERS    4
 #define PER_PRODUCER 200000
 
 struct sink {
@@ -47,12 +47,12 @@ static void test_fifo_and_full(void **state)
     for (uintptr_t i = 1; i <= 8; i++)
         assert_int_equal(rk_mailbox_post(&mb, (void *)i), 0);
     assert_int_equal(rk_mailbox_post(&mb, (void *)9), RK_EBUSY); /* bounded */
-    ev_run(loop, EVRUN_NOWAIT); /* the ev_async wake-up drains */
+    ev_run(loop, EVRUN_NOWAIT);                                  /* the ev_async wake-up drains */
     assert_int_equal(s.n, 8);
     for (int i = 0; i < 8; i++)
         assert_int_equal(s.got[i], (uintptr_t)(i + 1));
     assert_int_equal(rk_mailbox_post(&mb, (void *)10), 0); /* room again */
-    rk_mailbox_fini(&mb); /* hands over what is still queued */
+    rk_mailbox_fini(&mb);                                  /* hands over what is still queued */
     assert_int_equal(s.n, 9);
     assert_int_equal(s.got[8], 10);
     ev_loop_destroy(loop);
@@ -113,8 +113,7 @@ static void test_producers_race_consumer(void **state)
     assert_true(s->order_ok);
     assert_int_equal(atomic_load(&s->delivered), atomic_load(&s->accepted));
     assert_true(atomic_load(&s->accepted) > 0);
-    print_message("accepted %d of %d posts\n", atomic_load(&s->accepted),
-                  PRODUCERS * PER_PRODUCER);
+    print_message("accepted %d of %d posts\n", atomic_load(&s->accepted), PRODUCERS * PER_PRODUCER);
     rk_mailbox_fini(&mb);
     ev_loop_destroy(loop);
     free(s);

@@ -223,8 +223,7 @@ static void test_incarnation_bound(void **state)
     in = entry("me", UINT64_MAX, RK_MEMBER_LEFT, 0);
     assert_int_equal(rk_members_merge(t, &in, now, &ev), RK_EREFUSED);
     assert_true(t->m[t->self].incarnation == now);
-    assert_int_equal(merge(t, entry("me", now + skew, RK_MEMBER_LEFT, 0), now),
-                     RK_MEMBER_REFUTED);
+    assert_int_equal(merge(t, entry("me", now + skew, RK_MEMBER_LEFT, 0), now), RK_MEMBER_REFUTED);
     assert_true(t->m[t->self].incarnation == now + skew + 1);
     assert_int_equal(t->m[t->self].state, RK_MEMBER_ALIVE);
     /* The clock moves on: what was too far ahead is in bounds later. */
@@ -369,7 +368,8 @@ static void test_remove_rules(void **state)
     assert_int_equal(ev.to, RK_MEMBER_LEFT);
     assert_int_equal(rk_members_remove(t, "a", true, 20, NULL), 0);
     assert_int_equal(rk_members_find(t, "a")->state, RK_MEMBER_LEFT);
-    assert_int_equal(rk_members_find(t, "a")->incarnation, 1); /* removal spreads at its incarnation */
+    assert_int_equal(rk_members_find(t, "a")->incarnation,
+                     1); /* removal spreads at its incarnation */
 
     /* The verdict outranks what others say at that incarnation... */
     assert_int_equal(merge(t, entry("c", 1, RK_MEMBER_DEAD, 5), 30), RK_MEMBER_NONE);

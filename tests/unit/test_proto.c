@@ -635,9 +635,16 @@ static void test_status_table_complete(void **state)
 static void test_batch_frames(void **state)
 {
     (void)state;
-    struct rk_msg a = {.opcode = RK_OP_RPUT, .id = 1, .key = bin_key, .klen = sizeof(bin_key),
-                       .has_key = true, .val = bin_val, .vlen = sizeof(bin_val), .has_val = true,
-                       .version = 42, .has_version = true};
+    struct rk_msg a = {.opcode = RK_OP_RPUT,
+                       .id = 1,
+                       .key = bin_key,
+                       .klen = sizeof(bin_key),
+                       .has_key = true,
+                       .val = bin_val,
+                       .vlen = sizeof(bin_val),
+                       .has_val = true,
+                       .version = 42,
+                       .has_version = true};
     struct rk_msg b = {.opcode = RK_OP_RGET, .id = 2, .key = bin_key, .klen = 3, .has_key = true};
     size_t na = rk_proto_frame_size(&a), nb = rk_proto_frame_size(&b);
     assert_int_equal(na, 4 + rk_proto_size(&a));

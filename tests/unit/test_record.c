@@ -22,15 +22,18 @@ static uint32_t make_payload(uint8_t *buf, int n, bool random_values)
     for (int i = 0; i < n; i++) {
         char k[32], v[160];
         int kl = snprintf(k, sizeof(k), "key-%06d", i);
-        int vl = snprintf(v, sizeof(v), "{\"id\":%d,\"user\":\"user_%d\",\"active\":true,\"score\":%d}",
-                          i, i * 31, i % 100);
+        int vl =
+            snprintf(v, sizeof(v), "{\"id\":%d,\"user\":\"user_%d\",\"active\":true,\"score\":%d}",
+                     i, i * 31, i % 100);
         if (random_values)
             for (int j = 0; j < vl; j++) {
                 x = x * 6364136223846793005ull + 1442695040888963407ull;
                 v[j] = (char)(x >> 56);
             }
-        struct rk_rec_hdr h = {.version = (uint64_t)i << 16, .vlen = (uint32_t)vl,
-                               .klen = (uint16_t)kl, .partition = (uint16_t)i};
+        struct rk_rec_hdr h = {.version = (uint64_t)i << 16,
+                               .vlen = (uint32_t)vl,
+                               .klen = (uint16_t)kl,
+                               .partition = (uint16_t)i};
         rk_rec_encode(buf + len, &h, k, v);
         len += rk_rec_size((uint32_t)kl, (uint32_t)vl);
     }

@@ -804,8 +804,7 @@ static void test_reopen_with_corrupt_index_file(void **state)
     /* damage three index files: in the middle, the last byte, the first */
     struct tu_seg segs[256];
     assert_int_equal(tu_segments(f->dir, segs, 256), nsegs);
-    const char *h[3] = {segs[nsegs / 2].index_file, segs[0].index_file,
-                        segs[nsegs - 1].index_file};
+    const char *h[3] = {segs[nsegs / 2].index_file, segs[0].index_file, segs[nsegs - 1].index_file};
     int64_t sz;
     sz = tu_file_size(h[0]);
     assert_true(sz > 0);

@@ -54,8 +54,8 @@ int tu_garbage(const char *path, uint64_t off, uint64_t len, uint64_t *rng);
 
 struct tu_seg {
     uint64_t id;
-    char name[64];   /* seg-<16 hex>.rks */
-    char path[1024]; /* dir/name */
+    char name[64];         /* seg-<16 hex>.rks */
+    char path[1024];       /* dir/name */
     char index_file[1024]; /* dir/seg-<16 hex>.rkh (may not exist) */
 };
 
