@@ -9,6 +9,7 @@ packages=(
   libev-dev libnng-dev liblz4-dev libxxhash-dev libncurses-dev libsystemd-dev
   libcmocka-dev python3 python3-pytest
   clang libclang-rt-14-dev   # libFuzzer targets (RINGKV_FUZZ) and clang sanitizers
+  clang-format               # tests/check_format.sh (the formatting step of tests/run.sh)
   systemd                    # systemd-analyze verify on systemd/ringkvd.service
   lz4                        # the storage benchmark compares with `lz4 -b1 -B16384`
   libfaketime                # cluster tests: a node whose wall clock runs ahead

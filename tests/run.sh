@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine and runs every test:
 #   1. packaging/deps.sh installs what is missing (root);
-#   2. a -Werror build runs the whole ctest suite (unit, fuzz replay, ...);
-#   3. an ASan+UBSan build runs the unit and cluster tests again.
+#   2. every C file must be as clang-format leaves it (seconds);
+#   3. a -Werror build runs the whole ctest suite (unit, fuzz replay, ...);
+#   4. an ASan+UBSan build runs the unit and cluster tests again.
 # Build trees go to $RINGKV_BUILD_DIR (default: build/ in the checkout).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +11,9 @@ build=${RINGKV_BUILD_DIR:-$root/build}
 jobs=$(nproc)
 
 bash "$root/packaging/deps.sh"
+
+echo "== formatting (clang-format with .clang-format)"
+bash "$root/tests/check_format.sh"
 
 echo "== release build (-Werror), all tests"
 # Every setting that matters is given, so a tree configured by another
