@@ -85,29 +85,6 @@ static void serve_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *
     rk_reply_answer_w(w, msg, &rep, true);
 }
 
-static void serve_get(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
-{
-    struct rk_record r;
-    w->stats.gets++;
-    int rc = rk_storage_get(w->store, req->key, req->klen, 0, &r);
-    if (rc < 0) {
-        rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc),
-                          rc == RK_ENOTFOUND ? NULL : rk_strerror(rc));
-        return;
-    }
-    struct rk_msg rep = {.opcode = req->opcode,
-                         .flags = RK_MSG_REPLY,
-                         .id = req->id,
-                         .val = r.val,
-                         .vlen = r.vlen,
-                         .has_val = true,
-                         .version = r.version,
-                         .has_version = true,
-                         .expiry_ms = r.expiry_ms,
-                         .has_expiry = r.expiry_ms != 0};
-    rk_reply_answer_w(w, msg, &rep, false);
-}
-
 static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req,
                                const struct rk_record *r);
 
@@ -203,13 +180,13 @@ static void serve_hinted_write(struct rk_worker *w, nng_msg *msg, const struct r
     }
 }
 
-/* RGET: this replica's record, tombstones included (a delete must win
- * over an older value elsewhere). */
-static void serve_replica_read(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+/* GET on the only replica (flags 0), or RGET: this replica's record,
+ * tombstones included (RK_GET_TOMBSTONES: a delete must win over an older
+ * value elsewhere). */
+static void serve_read(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req, unsigned flags)
 {
     struct rk_record r;
-    w->stats.replica_reads++;
-    int rc = rk_storage_get(w->store, req->key, req->klen, RK_GET_TOMBSTONES, &r);
+    int rc = rk_storage_get(w->store, req->key, req->klen, flags, &r);
     if (rc < 0) {
         rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc),
                           rc == RK_ENOTFOUND ? NULL : rk_strerror(rc));
@@ -238,18 +215,26 @@ static void serve_owned(struct rk_worker *w, nng_msg *msg)
     struct rk_msg req;
     rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req); /* checked by dispatch */
     uint16_t part = (uint16_t)(XXH3_64bits(req.key, req.klen) & (w->sh->partitions - 1));
-    if (req.opcode == RK_OP_RPUT)
+    if (req.opcode == RK_OP_RPUT) {
         serve_replica_write(w, msg, &req, part);
-    else if (req.opcode == RK_OP_RGET)
-        serve_replica_read(w, msg, &req);
-    else if (rk_coord_start(w->coord, msg, &req, part))
-        req.opcode == RK_OP_GET   ? w->stats.gets++
-        : req.opcode == RK_OP_DEL ? w->stats.dels++
-                                  : w->stats.puts++;
-    else if (req.opcode == RK_OP_GET)
-        serve_get(w, msg, &req);
-    else
-        serve_write(w, msg, &req, part);
+        return;
+    }
+    if (req.opcode == RK_OP_RGET) {
+        w->stats.replica_reads++;
+        serve_read(w, msg, &req, RK_GET_TOMBSTONES);
+        return;
+    }
+    uint64_t *count = req.opcode == RK_OP_GET   ? &w->stats.gets
+                      : req.opcode == RK_OP_DEL ? &w->stats.dels
+                                                : &w->stats.puts;
+    if (rk_coord_start(w->coord, msg, &req, part))
+        (*count)++;
+    else if (req.opcode == RK_OP_GET) {
+        (*count)++;
+        serve_read(w, msg, &req, 0);
+    } else {
+        serve_write(w, msg, &req, part); /* counts the put or del itself */
+    }
 }
 
 /* The coordinator's request to this node's own replica: served here and
