@@ -364,6 +364,7 @@ int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur)
     e->partition = h.partition;
     e->flags = h.flags;
     rk_storage_account(s, e, +1);
+    rk_storage_notify(s, u->created ? NULL : &u->old, e);
     s->st.puts++;
     return 0;
 }
@@ -389,8 +390,10 @@ void rk_storage_batch_abort(rk_storage *s)
         struct rk_ix_entry *e = rk_index_entry(&s->ix, u->id);
         rk_storage_account(s, e, -1);
         if (u->created) {
+            rk_storage_notify(s, e, NULL);
             rk_index_remove(&s->ix, u->id);
         } else {
+            rk_storage_notify(s, e, &u->old);
             *e = u->old;
             rk_storage_account(s, e, +1);
         }
@@ -713,11 +716,19 @@ void rk_storage_iter_init(struct rk_storage_iter *it, int32_t partition, bool va
     it->next = 0;
     it->partition = partition;
     it->values = values;
+    it->at_ms = 0;
+}
+
+void rk_storage_iter_init_at(struct rk_storage_iter *it, int32_t partition, bool values,
+                             uint64_t at_ms)
+{
+    rk_storage_iter_init(it, partition, values);
+    it->at_ms = at_ms;
 }
 
 int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_record *out)
 {
-    uint64_t now = rk_storage_now_ms(s);
+    uint64_t now = it->at_ms ? it->at_ms : rk_storage_now_ms(s);
     while (it->next < s->ix.high) {
         const struct rk_ix_entry *e = rk_index_entry(&s->ix, it->next++);
         if (!e->key || (it->partition >= 0 && e->partition != (uint32_t)it->partition))
@@ -750,6 +761,12 @@ void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st)
         st->live_bytes += g->live_bytes + g->tomb_bytes;
         st->dead_bytes += g->rec_bytes - g->live_bytes - g->tomb_bytes;
     }
+}
+
+void rk_storage_set_observer(rk_storage *s, rk_storage_observer_fn fn, void *arg)
+{
+    s->obs = fn;
+    s->obs_arg = fn ? arg : NULL;
 }
 
 const char *rk_storage_write_error(const rk_storage *s)
