@@ -31,6 +31,9 @@ uint64_t rk_aetree_entry_hash(const void *key, uint32_t klen, uint64_t version, 
     }
     /* Streaming gives the same value as one call over the concatenation. */
     XXH3_state_t st;
+    /* A state on the stack must be cleared before a seeded reset: reset
+     * skips deriving the secret when the stale seed field already matches. */
+    XXH3_INITSTATE(&st);
     XXH3_64bits_reset_withSeed(&st, RK_AETREE_SEED);
     XXH3_64bits_update(&st, key, klen);
     XXH3_64bits_update(&st, tail, ENTRY_TAIL);
