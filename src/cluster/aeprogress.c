@@ -709,7 +709,7 @@ void rk_aeprogress_json_partition(const struct rk_aeprogress *p, uint32_t part, 
             (unsigned long long)e->marked_ms, (unsigned long long)(last ? last->last_ms : 0),
             rk_ae_result_name(last ? last->result : RK_AE_NEVER), (unsigned long long)e->leaves,
             (unsigned long long)e->repaired, (unsigned long long)e->round,
-            (unsigned long long)(np ? rk_aeprogress_watermark(p, part, peers, np) : 0));
+            (unsigned long long)rk_aeprogress_watermark(p, part, peers, np));
     for (size_t i = 0; i < np; i++) {
         rk_jadd(b, "%s", i ? "," : "");
         peer_json(find_peer(e, peers[i]), peers[i], b);
