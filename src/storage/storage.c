@@ -295,13 +295,17 @@ static int check_put(const rk_storage *s, const struct rk_record *r)
 /* Whether r replaces the stored entry e: 1 yes, 0 stale, or the error that
  * kept the stored record from being read. Only an exact version tie reads
  * it (from the batch, the cache or disk, as a get does); an older put is
- * refused on the index alone. */
+ * refused on the index alone. A stored record whose block fails its
+ * checksum is lost on this replica: the put replaces it, which is how read
+ * repair and anti-entropy rewrite a damaged record (in a new block). */
 static int supersedes(rk_storage *s, const struct rk_ix_entry *e, const struct rk_record *r)
 {
     if (r->version != e->version)
         return r->version > e->version;
     struct rk_record old;
     int rc = entry_record(s, e, true, &old); /* a tombstone is not read */
+    if (rc == RK_ECORRUPT)
+        return 1;
     if (rc < 0)
         return rc;
     uint64_t mine = rk_record_rank(r->tombstone, r->val, r->vlen, r->expiry_ms);

@@ -94,8 +94,9 @@ int rk_storage_close(rk_storage *s);
  * and not of a strictly higher rk_record_rank (record.h: a delete wins a
  * tie, else a digest of value and expiry decides, alike on every replica),
  * is ignored: RK_ESTALE, with the stored version in *cur (cur may be NULL).
- * Only a version tie reads the stored record; if that read fails, its
- * error (RK_ECORRUPT, -errno) is returned and nothing is staged.
+ * Only a version tie reads the stored record; if its block fails its
+ * checksum (RK_ECORRUPT) the put replaces it (the way a damaged record is
+ * repaired); another read error (-errno) is returned and nothing is staged.
  * RK_EREADONLY after an fsync error. r's memory is copied. */
 int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur);
 
