@@ -523,10 +523,12 @@ int rk_client_del(struct rk_client *c, const void *key, size_t klen, uint64_t *v
     return rv;
 }
 
-/* Admin opcodes, and whether each takes an argument (KEY). */
-static bool admin_op(enum rk_op op, bool *needs_arg)
+/* Admin opcodes, and whether each takes an argument (KEY): needs one, or
+ * may take one (AE and REPAIR: a partition). */
+static bool admin_op(enum rk_op op, bool *needs_arg, bool *may_arg)
 {
     *needs_arg = op == RK_OP_JOIN || op == RK_OP_REMOVE || op == RK_OP_LOCATE;
+    *may_arg = *needs_arg || op == RK_OP_AE || op == RK_OP_REPAIR;
     switch (op) {
     case RK_OP_STATUS:
     case RK_OP_STATS:
@@ -538,6 +540,8 @@ static bool admin_op(enum rk_op op, bool *needs_arg)
     case RK_OP_REMOVE:
     case RK_OP_LOCATE:
     case RK_OP_RING:
+    case RK_OP_AE:
+    case RK_OP_REPAIR:
         return true;
     default:
         return false;
@@ -549,13 +553,13 @@ int rk_client_admin_arg(struct rk_client *c, enum rk_op op, const char *arg, boo
 {
     struct rk_msg m = {.opcode = (uint8_t)op, .force = 1, .has_force = force};
     struct rk_msg rep;
-    bool needs_arg;
+    bool needs_arg, may_arg;
     *json = NULL;
-    if (!admin_op(op, &needs_arg)) {
+    if (!admin_op(op, &needs_arg, &may_arg)) {
         seterr(c, "opcode %d is not an admin request", (int)op);
         return RK_EINVAL;
     }
-    if (needs_arg != (arg != NULL)) {
+    if ((needs_arg && !arg) || (!may_arg && arg)) {
         seterr(c, "admin opcode %d %s an argument", (int)op, needs_arg ? "needs" : "takes no");
         return RK_EINVAL;
     }

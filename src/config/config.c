@@ -106,10 +106,15 @@ static const struct key keys[] = {
     {ROW("hints.max_bytes_per_target", K_SIZE, hints_max_bytes, "64MiB"), .min = 0,
      .max = 1024 * GIB},
     {ROW("hints.max_age", K_DUR, hints_max_age_ms, "3h"), .min = SEC, .max = 30 * 24 * HOUR},
+    {ROW("antientropy.enabled", K_BOOL, ae_enabled, "true"), .flags = F_LIVE},
     {ROW("antientropy.interval", K_DUR, ae_interval_ms, "30s"), .min = SEC, .max = 24 * HOUR,
      .flags = F_LIVE},
     {ROW("antientropy.max_keys_per_second", K_UINT, ae_max_keys_per_second, "50000"), .min = 1,
      .max = 100000000, .flags = F_LIVE},
+    /* 0 = no byte budget (the key budget still holds); 64 GiB/s is past
+     * any disk or link a node has, so more is a typo. */
+    {ROW("antientropy.max_bytes_per_second", K_SIZE, ae_max_bytes_per_second, "32MiB"), .min = 0,
+     .max = 64 * GIB, .flags = F_LIVE},
     {ROW("limits.max_inflight", K_UINT, max_inflight, "10000"), .min = 1, .max = 10000000,
      .flags = F_LIVE},
     {ROW("limits.client_rate", K_UINT, client_rate, "0"), .min = 0, .max = 100000000,

@@ -60,8 +60,10 @@ struct rk_config {
     uint64_t hints_max_bytes;  /* "64MiB" per target node */
     uint64_t hints_max_age_ms; /* "3h" */
     /* [antientropy] */
-    uint64_t ae_interval_ms;         /* 30000 */
-    uint32_t ae_max_keys_per_second; /* 50000 */
+    bool ae_enabled;                  /* true: replicas compare and repair on their own */
+    uint64_t ae_interval_ms;          /* 30000 */
+    uint32_t ae_max_keys_per_second;  /* 50000 */
+    uint64_t ae_max_bytes_per_second; /* "32MiB"; 0 = no byte budget */
     /* [limits] */
     uint32_t max_inflight;    /* 10000; >= 1 */
     uint32_t client_rate;     /* 0 = off */

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/ajson.h"
@@ -39,7 +40,8 @@ static const char usage_text[] =
     "  locate KEY                 KEY's partition and its preference list of nodes\n"
     "  ring                       partitions per member, ring size and digest\n"
     "  bench [OPTIONS]            load generator (see kvctl bench --help)\n"
-    "  (ae, repair: not in this version)\n"
+    "  ae [--partition P]         anti-entropy progress: the round, then per partition\n"
+    "  repair [PARTITION] [--wait]  mark partitions to go first in anti-entropy\n"
     "\n"
     "options (before or after COMMAND):\n"
     "  -a ADDR        node address (default $KVCTL_ADDR, else " DEFAULT_ADDR ")\n"
@@ -184,12 +186,15 @@ struct cmd;
 struct cmd_args {
     const char *pos[2];
     int npos;
-    const char *ttl; /* --ttl DUR (CMD_TTL) */
-    bool force;      /* --force (CMD_FORCE) */
+    const char *ttl;          /* --ttl DUR (CMD_TTL) */
+    bool force;               /* --force (CMD_FORCE) */
+    const char *partition;    /* --partition P (CMD_PARTITION) */
+    bool wait;                /* --wait (CMD_WAIT) */
+    const char *wait_timeout; /* --wait-timeout DUR (CMD_WAIT) */
 };
 
 /* The options a command takes besides the global ones (struct cmd.opts). */
-enum { CMD_TTL = 1u << 0, CMD_FORCE = 1u << 1 };
+enum { CMD_TTL = 1u << 0, CMD_FORCE = 1u << 1, CMD_PARTITION = 1u << 2, CMD_WAIT = 1u << 3 };
 
 typedef int cmd_fn(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a);
 
@@ -846,6 +851,252 @@ static int cmd_member(const struct rk_kvctl_opts *o, const struct cmd *cmd, stru
     return code;
 }
 
+/* ---- anti-entropy: ae, repair ---- */
+
+#define AE_POLL_MS      500           /* repair --wait: how often it asks */
+#define AE_WAIT_DEFAULT (10 * 60000u) /* repair --wait: 10 minutes */
+
+enum { A_PART, A_REPLICAS, A_LAST, A_DIFF, A_REPAIRED, A_MARKS, A_COLS };
+
+static const char *const ae_head[A_COLS] = {"PARTITION",   "REPLICAS",      "LAST-EXCHANGE",
+                                            "DIFFERENCES", "KEYS-REPAIRED", "MARKS"};
+static_assert(A_COLS <= TABLE_MAX_COLS, "print_table: too many columns");
+
+static uint64_t ae_u64(const struct rk_ajson *w, const char *path)
+{
+    uint64_t v = 0;
+    rk_ajson_u64(rk_ajson_path(rk_ajson_root(w), path), &v);
+    return v;
+}
+
+/* "12s ago (ok)", by the node's clock (its now_ms), or "never". */
+static char *ago_cell(const struct rk_ajson *w, uint64_t at, const char *result)
+{
+    uint64_t now = ae_u64(w, "now_ms");
+    if (at == 0)
+        return xasprintf("never");
+    uint64_t s = now > at ? (now - at) / 1000 : 0;
+    return xasprintf("%llu%s ago (%s)", (unsigned long long)(s < 3600 ? s : s / 3600),
+                     s < 3600 ? "s" : "h", or_dash(result));
+}
+
+/* Elements of array v joined by sep into one cell. */
+static char *join_cell(const struct rk_ajson_val *v, const char *sep)
+{
+    struct rk_jbuf b = {0};
+    size_t k = 0;
+    for (const struct rk_ajson_val *c = rk_ajson_first(v); c != NULL; c = rk_ajson_next(c))
+        rk_jadd(&b, "%s%s", k++ ? sep : "", or_dash(rk_ajson_text(c)));
+    if (b.oom)
+        rk_kvctl_oom();
+    char *s = xasprintf("%s", k ? b.p : "-");
+    free(b.p);
+    return s;
+}
+
+static void ae_row(const struct rk_ajson *w, size_t k, char **cell)
+{
+    char path[64];
+    const struct rk_ajson_val *row =
+        rk_ajson_index(rk_ajson_member(rk_ajson_root(w), "partitions"), k);
+    snprintf(path, sizeof path, "partitions.%zu.last_exchange_ms", k);
+    cell[A_PART] = xasprintf("%s", or_dash(elem_field(w, "partitions", k, "partition")));
+    cell[A_REPLICAS] = join_cell(rk_ajson_member(row, "replicas"), ",");
+    cell[A_LAST] = ago_cell(w, ae_u64(w, path), elem_field(w, "partitions", k, "last_result"));
+    cell[A_DIFF] = xasprintf("%s", or_dash(elem_field(w, "partitions", k, "leaves_differing")));
+    cell[A_REPAIRED] = xasprintf("%s", or_dash(elem_field(w, "partitions", k, "keys_repaired")));
+    cell[A_MARKS] = join_cell(rk_ajson_member(row, "marks"), ",");
+}
+
+/* "round 3 in progress: 120/256 partitions compared, ..." */
+static void print_ae_summary(const struct rk_ajson *w)
+{
+    uint64_t round = ae_u64(w, "round.number"), fin = ae_u64(w, "round.finished_ms");
+    const char *eta = rk_ajson_text(rk_ajson_path(rk_ajson_root(w), "round.eta_s"));
+    bool running = strcmp(or_dash(field(w, "exchanges_running")), "true") == 0;
+    bool active =
+        strcmp(or_dash(rk_ajson_text(rk_ajson_path(rk_ajson_root(w), "round.in_progress"))),
+               "true") == 0;
+    printf("%s: round %llu ", or_dash(field(w, "node")), (unsigned long long)round);
+    if (active)
+        printf("in progress");
+    else if (round == 0)
+        printf("not started (never compared)");
+    else
+        printf("finished %llus ago", (unsigned long long)(ae_u64(w, "now_ms") - fin) / 1000);
+    printf(": %llu/%llu partitions compared, %llu leaves differing, %llu keys repaired "
+           "(%s keys/s), ETA %s%s; %llu marked; %s\n",
+           (unsigned long long)ae_u64(w, "round.partitions_compared"),
+           (unsigned long long)ae_u64(w, "round.partitions_total"),
+           (unsigned long long)ae_u64(w, "round.leaves_differing"),
+           (unsigned long long)(ae_u64(w, "round.keys_pulled") + ae_u64(w, "round.keys_pushed")),
+           or_dash(rk_ajson_text(rk_ajson_path(rk_ajson_root(w), "round.keys_per_second"))),
+           eta && strcmp(eta, "null") != 0 ? eta : "-", eta && strcmp(eta, "null") != 0 ? "s" : "",
+           (unsigned long long)ae_u64(w, "marked_partitions"),
+           strcmp(or_dash(field(w, "enabled")), "true") != 0 ? "disabled (antientropy.enabled)"
+           : running                                         ? "exchanges running"
+                     : "exchanges not running in this version (marks are kept)");
+}
+
+static void print_ae(const struct rk_ajson *w, size_t n)
+{
+    print_ae_summary(w);
+    print_table(ae_head, A_COLS, w, n, ae_row);
+}
+
+/* A partition number from the command line: 0 or exit 2 after the line. */
+static int parse_partition(const char *opt, const char *s, char *out, size_t n)
+{
+    uint64_t v;
+    if (rk_kvctl_parse_uint(s, 0, 65535, &v) != 0) {
+        rk_kvctl_bad_value(opt, s, "a partition number, 0..65535");
+        return RK_EXIT_USAGE;
+    }
+    snprintf(out, n, "%llu", (unsigned long long)v);
+    return RK_EXIT_OK;
+}
+
+/* One request; on failure the error line and the exit code. */
+static int admin_call(struct rk_client *c, const char *name, enum rk_op op, const char *arg,
+                      char **json)
+{
+    int rv = rk_client_admin_arg(c, op, arg, false, json);
+    if (rv == 0)
+        return RK_EXIT_OK;
+    rk_kvctl_err("%s: %s", name, rk_client_error(c));
+    return rv == RK_EREFUSED ? RK_EXIT_USAGE : rk_kvctl_exit_code(rv);
+}
+
+static int cmd_ae(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    static const struct listing l = {RK_OP_AE, "partitions", "partition", "last_result", print_ae};
+    char part[16], *json = NULL;
+    int code = a->partition ? parse_partition("--partition", a->partition, part, sizeof part) : 0;
+    if (code != RK_EXIT_OK)
+        return code;
+    struct rk_client *c = open_client(o, cmd->name, &code);
+    if (c == NULL)
+        return code;
+    code = admin_call(c, cmd->name, RK_OP_AE, a->partition ? part : NULL, &json);
+    if (code == RK_EXIT_OK)
+        code = print_listing(cmd, &l, json, o->json);
+    free(json);
+    rk_client_close(c);
+    return code;
+}
+
+/* Whether every partition in an AE reply has exchanged with all its other
+ * replicas since since_ms (its watermark is past it). */
+static bool ae_all_since(const struct rk_ajson *w, size_t n, uint64_t since_ms)
+{
+    char path[64];
+    for (size_t k = 0; k < n; k++) {
+        snprintf(path, sizeof path, "partitions.%zu.watermark_ms", k);
+        if (ae_u64(w, path) <= since_ms)
+            return false;
+    }
+    return true;
+}
+
+static void ms_sleep(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* One poll of `ae` for repair --wait: 1 done (printed), 0 not yet, or
+ * -exit code after the error line. */
+static int repair_poll(const struct rk_kvctl_opts *o, struct rk_client *c, const char *part,
+                       uint64_t since_ms)
+{
+    char *json = NULL;
+    int code = admin_call(c, "repair", RK_OP_AE, part, &json);
+    if (code != RK_EXIT_OK)
+        return -code;
+    struct rk_ajson *doc = parse_reply(json);
+    long n = doc != NULL ? array_rows(doc, "partitions", "partition", "last_result") : -1;
+    int done = 0;
+    if (n < 0) {
+        rk_kvctl_err("repair: the node sent a reply kvctl cannot read (kvctl and ringkvd "
+                     "versions differ?)");
+        done = -RK_EXIT_CLUSTER;
+    } else if (strcmp(or_dash(field(doc, "enabled")), "true") != 0) {
+        rk_kvctl_err("repair: anti-entropy is disabled on %s (antientropy.enabled = false): "
+                     "the partitions stay marked; enable it and reload (SIGHUP) to repair",
+                     or_dash(field(doc, "node")));
+        done = -RK_EXIT_CLUSTER;
+    } else if (ae_all_since(doc, (size_t)n, since_ms)) {
+        if (o->json)
+            print_compact(json);
+        else
+            print_ae(doc, (size_t)n);
+        done = 1;
+    }
+    rk_ajson_free(doc);
+    free(json);
+    return done;
+}
+
+/* repair --wait: poll until every partition asked for exchanged with all
+ * its other replicas after the request (the node's requested_ms), or the
+ * deadline passes. */
+static int repair_wait(const struct rk_kvctl_opts *o, struct rk_client *c, const char *part,
+                       uint64_t since_ms, uint64_t wait_ms, const char *wait_text)
+{
+    uint64_t deadline = mono_ms() + wait_ms;
+    for (;;) {
+        int rv = repair_poll(o, c, part, since_ms);
+        if (rv != 0)
+            return rv > 0 ? RK_EXIT_OK : -rv;
+        if (mono_ms() >= deadline)
+            break;
+        ms_sleep(AE_POLL_MS);
+    }
+    rk_kvctl_err("repair %s: not done after %s: no exchange with every other replica since the "
+                 "request (anti-entropy exchanges do not run in this version); %s stays marked",
+                 part ? part : "(all)", wait_text, part ? "the partition" : "each partition");
+    return RK_EXIT_CLUSTER;
+}
+
+static int cmd_repair(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
+{
+    char part[16], *json = NULL;
+    const char *arg = a->npos > 0 ? part : NULL;
+    uint64_t wait_ms = AE_WAIT_DEFAULT;
+    int code = a->npos > 0 ? parse_partition("PARTITION", a->pos[0], part, sizeof part) : 0;
+    if (code != RK_EXIT_OK)
+        return code;
+    if (a->wait_timeout && rk_kvctl_parse_duration(a->wait_timeout, &wait_ms) != 0)
+        return rk_kvctl_bad_value("--wait-timeout", a->wait_timeout, "a duration: 30s, 5m, 1h"),
+               RK_EXIT_USAGE;
+    struct rk_client *c = open_client(o, cmd->name, &code);
+    if (c == NULL)
+        return code;
+    code = admin_call(c, cmd->name, RK_OP_REPAIR, arg, &json);
+    struct rk_ajson *doc = code == RK_EXIT_OK ? parse_reply(json) : NULL;
+    uint64_t since = doc != NULL ? ae_u64(doc, "requested_ms") : 0;
+    if (code == RK_EXIT_OK && (doc == NULL || since == 0)) {
+        rk_kvctl_err("repair: the node sent a reply kvctl cannot read (kvctl and ringkvd "
+                     "versions differ?)");
+        code = RK_EXIT_CLUSTER;
+    } else if (code == RK_EXIT_OK && !a->wait) {
+        print_member_reply(json, o->json);
+    } else if (code == RK_EXIT_OK) {
+        code = repair_wait(o, c, arg, since, wait_ms, a->wait_timeout ? a->wait_timeout : "10m");
+    }
+    rk_ajson_free(doc);
+    free(json);
+    rk_client_close(c);
+    return code;
+}
+
 static const struct cmd commands[] = {
     {"put", "put KEY VALUE [--ttl DUR]",
      "Store VALUE under KEY. VALUE \"-\" reads the value from stdin (binary-safe).\n"
@@ -900,9 +1151,23 @@ static const struct cmd commands[] = {
      "replication factor and the ring's digest (equal digests = the same ring).\n"
      "With --json: the node's reply object on one line.",
      0, 0, 0, RK_OP_RING, cmd_member},
+    {"ae", "ae [--partition P]",
+     "Print anti-entropy progress: one summary line (the round, partitions compared,\n"
+     "leaves differing, keys repaired, rate and ETA, partitions marked), then a row\n"
+     "per partition the node holds: its replicas, the last exchange and its result,\n"
+     "leaves found differing and keys repaired (ever), and why it is marked.\n"
+     "  --partition P   only partition P (whether the node holds it or not)\n"
+     "Kept in the node's data dir: a restart shows the same round.\n"
+     "With --json: the node's reply object on one line.",
+     0, 0, CMD_PARTITION, RK_OP_AE, cmd_ae},
+    {"repair", "repair [PARTITION] [--wait] [--wait-timeout DUR]",
+     "Mark PARTITION (default: every partition the node holds) to go first in\n"
+     "anti-entropy. Exit 2 if the node holds no replica of PARTITION.\n"
+     "  --wait               then wait until every other replica of it exchanged with\n"
+     "                       this node after the request, and print what was repaired\n"
+     "  --wait-timeout DUR   give up waiting after DUR (default 10m): exit 3",
+     0, 1, CMD_WAIT, RK_OP_REPAIR, cmd_repair},
 };
-
-static const char *const unsupported[] = {"ae", "repair"};
 
 /* If argv[*i] is one of cmd's own options, record it in a and return 1
  * with *i on its last word; 0 if it is not one; -1 after an error line. */
@@ -912,6 +1177,14 @@ static int cmd_opt(const struct cmd *cmd, struct cmd_args *a, int argc, char **a
         a->force = true;
         return 1;
     }
+    if ((cmd->opts & CMD_WAIT) && strcmp(argv[*i], "--wait") == 0) {
+        a->wait = true;
+        return 1;
+    }
+    if (cmd->opts & CMD_WAIT)
+        return rk_kvctl_opt_value("--wait-timeout", argc, argv, i, &a->wait_timeout);
+    if (cmd->opts & CMD_PARTITION)
+        return rk_kvctl_opt_value("--partition", argc, argv, i, &a->partition);
     if (cmd->opts & CMD_TTL)
         return rk_kvctl_opt_value("--ttl", argc, argv, i, &a->ttl);
     return 0;
@@ -977,12 +1250,6 @@ static int run_command(struct rk_kvctl_opts *o, int argc, char **argv)
     const char *name = argv[0];
     if (strcmp(name, "bench") == 0)
         return rk_bench_main(o, argc, argv);
-    for (size_t k = 0; k < sizeof unsupported / sizeof unsupported[0]; k++) {
-        if (strcmp(name, unsupported[k]) == 0) {
-            rk_kvctl_err("%s is not supported by this version", name);
-            return RK_EXIT_USAGE;
-        }
-    }
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
         if (strcmp(name, commands[k].name) != 0)
             continue;

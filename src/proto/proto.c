@@ -40,6 +40,8 @@ static bool known_op(unsigned op)
     case RK_OP_REMOVE:
     case RK_OP_LOCATE:
     case RK_OP_RING:
+    case RK_OP_AE:
+    case RK_OP_REPAIR:
     case RK_OP_RPUT:
     case RK_OP_RGET:
     case RK_OP_RBATCH:

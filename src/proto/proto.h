@@ -37,6 +37,13 @@
  *           dead or left
  *   LOCATE  req: KEY                                rep: TEXT (partition, preference list)
  *   RING    req: -                                  rep: TEXT (partitions per member)
+ *   AE      req: [KEY = a partition, in decimal]    rep: TEXT (anti-entropy progress:
+ *           the node's round and totals, then every partition it holds, or
+ *           only that one); MALFORMED for a partition out of range
+ *   REPAIR  req: [KEY = a partition, in decimal]    rep: TEXT; marks that partition
+ *           (or, without KEY, every partition the node holds) to go first
+ *           in anti-entropy; MALFORMED out of range, REFUSED for a partition
+ *           the node holds no replica of
  * Peer requests (node to node, on the same socket; listen.peer):
  *   RPUT    req: KEY [VALUE] VERSION [EXPIRY_MS] [TOMBSTONE] [HINT]
  *           With HINT (sloppy quorum) the receiver is a fallback: it keeps the
@@ -110,6 +117,8 @@ enum rk_op {
     RK_OP_REMOVE = 24,
     RK_OP_LOCATE = 25,
     RK_OP_RING = 26,
+    RK_OP_AE = 27,     /* anti-entropy progress */
+    RK_OP_REPAIR = 28, /* mark partitions for anti-entropy first */
     RK_OP_RPUT = 32,   /* peer: store a replica at the coordinator's version */
     RK_OP_RGET = 33,   /* peer: read a replica, tombstones included */
     RK_OP_RBATCH = 34, /* peer: several RPUT/RGET in one message (frames) */

@@ -110,6 +110,197 @@ static void conns_json(struct rk_shared *sh, struct rk_jbuf *b)
     rk_jadd(b, "},");
 }
 
+/* ---- anti-entropy: AE, REPAIR, and the stats block ---- */
+
+static void add_summary(const struct rk_aeprogress *p, void *arg)
+{
+    struct rk_aeprogress_summary *into = arg, w;
+    rk_aeprogress_summary(p, &w);
+    rk_aeprogress_summary_add(into, &w, into->round == UINT64_MAX);
+}
+
+/* The node's anti-entropy figures: the sum of what its workers published. */
+static void ae_summary(struct rk_shared *sh, struct rk_aeprogress_summary *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->round = UINT64_MAX; /* "no worker yet": the first one replaces it */
+    for (uint32_t i = 0; i < sh->nworkers; i++)
+        rk_worker_ae_read(sh->workers[i], add_summary, s);
+    if (s->round == UINT64_MAX)
+        s->round = 0;
+}
+
+static void ae_stats_json(struct rk_shared *sh, const struct rk_worker_stats *t, struct rk_jbuf *b)
+{
+    struct rk_aeprogress_summary s;
+    ae_summary(sh, &s);
+    rk_jadd(b,
+            "\"antientropy\":{\"enabled\":%s,\"round\":%llu,\"round_in_progress\":%s,"
+            "\"rounds\":%llu,\"partitions_compared\":%llu,\"leaves_differing\":%llu,"
+            "\"keys_pulled\":%llu,\"keys_pushed\":%llu,\"keys_repaired\":%llu,\"bytes\":%llu,"
+            "\"marked_partitions\":%u,\"trees_bytes\":%llu,\"tree_build_ms\":%llu},",
+            atomic_load(&sh->ae.enabled) ? "true" : "false", (unsigned long long)s.round,
+            s.in_progress ? "true" : "false", (unsigned long long)s.totals.rounds,
+            (unsigned long long)s.totals.compared, (unsigned long long)s.totals.leaves,
+            (unsigned long long)s.totals.pulled, (unsigned long long)s.totals.pushed,
+            (unsigned long long)s.totals.repaired, (unsigned long long)s.totals.bytes, s.marked,
+            (unsigned long long)t->ae_trees_bytes, (unsigned long long)t->ae_tree_build_ms);
+}
+
+/* The partition in req's KEY (decimal), when there is one: 1 with *part,
+ * 0 when there is none, or -1 with the error line in b. */
+static int req_partition(struct rk_shared *sh, const struct rk_msg *req, uint32_t *part,
+                         struct rk_jbuf *b)
+{
+    if (!req->has_key)
+        return 0;
+    uint64_t v = 0;
+    bool ok = req->klen > 0 && req->klen <= 10;
+    for (uint32_t i = 0; ok && i < req->klen; i++) {
+        ok = req->key[i] >= '0' && req->key[i] <= '9';
+        v = v * 10 + (uint64_t)(req->key[i] - '0');
+    }
+    if (!ok || v >= sh->partitions) {
+        rk_jadd(b, "partition %.*s is out of range: this cluster has %u partitions (0..%u)",
+                (int)(req->klen > 20 ? 20 : req->klen), (const char *)req->key, sh->partitions,
+                sh->partitions - 1);
+        return -1;
+    }
+    *part = (uint32_t)v;
+    return 1;
+}
+
+/* Whether self is in part's preference list (ids/n filled either way). */
+static bool holds(struct rk_shared *sh, const struct rk_view *v, uint32_t part, const char **ids,
+                  size_t *n)
+{
+    *n = rk_ring_preference(v->ring, part, ids, RK_RING_REPLICAS_MAX);
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(ids[i], sh->node_id) == 0)
+            return true;
+    return false;
+}
+
+struct ae_row {
+    struct rk_shared *sh;
+    uint32_t part;
+    const char **ids;
+    size_t n;
+    struct rk_jbuf *b;
+};
+
+static void row_json(const struct rk_aeprogress *p, void *arg)
+{
+    struct ae_row *r = arg;
+    rk_aeprogress_json_partition(p, r->part, r->sh->node_id, r->ids, r->n, r->b);
+}
+
+/* "partitions":[...]: partition only (shown whether this node holds it or
+ * not), or else every partition this node holds. Returns how many
+ * partitions this node holds; *only_held whether it holds only. */
+static uint32_t ae_rows_json(struct rk_shared *sh, const struct rk_view *v, int64_t only,
+                             bool *only_held, struct rk_jbuf *b)
+{
+    const char *ids[RK_RING_REPLICAS_MAX];
+    struct ae_row r = {.sh = sh, .ids = ids, .b = b};
+    uint32_t held = 0, rows = 0;
+    rk_jadd(b, "\"partitions\":[");
+    for (uint32_t p = 0; p < sh->partitions; p++) {
+        bool mine = holds(sh, v, p, ids, &r.n);
+        held += mine;
+        if (only == (int64_t)p)
+            *only_held = mine;
+        if (only >= 0 ? only != (int64_t)p : !mine)
+            continue;
+        r.part = p;
+        rk_jadd(b, "%s", rows++ ? "," : "");
+        rk_worker_ae_read(sh->workers[p % sh->nworkers], row_json, &r);
+    }
+    rk_jadd(b, "]");
+    return held;
+}
+
+static enum rk_status ae_json(struct rk_shared *sh, const struct rk_msg *req, struct rk_jbuf *b)
+{
+    uint32_t part = 0;
+    int has = req_partition(sh, req, &part, b);
+    if (has < 0)
+        return RK_ST_MALFORMED;
+    struct rk_view *v = rk_view_acquire(&sh->views);
+    if (!v) {
+        rk_jadd(b, "no cluster view yet; retry");
+        return RK_ST_UNAVAILABLE;
+    }
+    struct rk_aeprogress_summary s;
+    ae_summary(sh, &s);
+    struct rk_jbuf rows = {0};
+    bool only_held = false;
+    uint32_t held = ae_rows_json(sh, v, has ? (int64_t)part : -1, &only_held, &rows);
+    if (!s.in_progress)
+        s.total = held; /* between rounds: what the next one will compare */
+    rk_jadd(b, "{\"node\":");
+    rk_jstr(b, sh->node_id);
+    rk_jadd(b,
+            ",\"enabled\":%s,\"exchanges_running\":false,\"interval_ms\":%llu,"
+            "\"max_keys_per_second\":%u,\"max_bytes_per_second\":%llu,",
+            atomic_load(&sh->ae.enabled) ? "true" : "false",
+            (unsigned long long)atomic_load(&sh->ae.interval_ms),
+            atomic_load(&sh->ae.max_keys_per_second),
+            (unsigned long long)atomic_load(&sh->ae.max_bytes_per_second));
+    uint64_t now = rk_clock_wall_ms();
+    rk_jadd(b, "\"now_ms\":%llu,", (unsigned long long)now); /* "ago" by the node's clock */
+    rk_aeprogress_json_summary(&s, now, b);
+    if (has)
+        rk_jadd(b, ",\"holds_partition\":%s", only_held ? "true" : "false");
+    rk_jadd(b, ",");
+    rk_jaddn(b, rows.p ? rows.p : "", rows.len);
+    b->oom = b->oom || rows.oom;
+    free(rows.p);
+    rk_jadd(b, "}");
+    rk_view_release(v);
+    return RK_ST_OK;
+}
+
+/* REPAIR [P]: mark P, or every partition this node holds, to go first. */
+static enum rk_status repair_json(struct rk_shared *sh, const struct rk_msg *req, struct rk_jbuf *b)
+{
+    uint32_t part = 0, marked = 0;
+    const char *ids[RK_RING_REPLICAS_MAX];
+    size_t n;
+    int has = req_partition(sh, req, &part, b);
+    if (has < 0)
+        return RK_ST_MALFORMED;
+    struct rk_view *v = rk_view_acquire(&sh->views);
+    if (!v) {
+        rk_jadd(b, "no cluster view yet; retry");
+        return RK_ST_UNAVAILABLE;
+    }
+    uint64_t now = rk_clock_wall_ms();
+    for (uint32_t p = has ? part : 0; p < (has ? part + 1 : sh->partitions); p++)
+        if (holds(sh, v, p, ids, &n) &&
+            rk_worker_ae_request(sh->workers[p % sh->nworkers], p, now) == 0)
+            marked++;
+    rk_view_release(v);
+    if (has && !marked) {
+        rk_jadd(b,
+                "%s holds no replica of partition %u; ask one of its replicas (kvctl ae "
+                "--partition %u lists them)",
+                sh->node_id, part, part);
+        return RK_ST_REFUSED;
+    }
+    rk_jadd(b, "{\"node\":");
+    rk_jstr(b, sh->node_id);
+    rk_jadd(b, ",\"partition\":");
+    rk_jadd(b, has ? "%u" : "null", part);
+    rk_jadd(b,
+            ",\"partitions_marked\":%u,\"requested_ms\":%llu,\"exchanges_running\":false,"
+            "\"message\":\"%u partition%s marked to go first in anti-entropy on ",
+            marked, (unsigned long long)now, marked, marked == 1 ? "" : "s");
+    rk_jaddn(b, sh->node_id, strlen(sh->node_id)); /* an identifier: nothing to escape */
+    rk_jadd(b, "\"}");
+    return RK_ST_OK;
+}
+
 static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
     struct rk_worker_stats t;
@@ -145,8 +336,7 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old,
             (unsigned long long)t.hints.partitions_marked);
     conns_json(sh, b);
-    rk_jadd(b, "\"antientropy\":{\"trees_bytes\":%llu,\"tree_build_ms\":%llu},",
-            (unsigned long long)t.ae_trees_bytes, (unsigned long long)t.ae_tree_build_ms);
+    ae_stats_json(sh, &t, b);
     rk_jadd(b, "\"peer_batches\":{\"sent\":%llu,\"requests_sent\":%llu,\"served\":%llu},",
             (unsigned long long)co->batches_sent, (unsigned long long)co->batched_requests,
             (unsigned long long)t.batches_served);
@@ -396,6 +586,12 @@ enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, ch
         break;
     case RK_OP_READY:
         st = ready_json(sh, &b);
+        break;
+    case RK_OP_AE:
+        st = ae_json(sh, req, &b);
+        break;
+    case RK_OP_REPAIR:
+        st = repair_json(sh, req, &b);
         break;
     default:
         rk_jadd(&b, "opcode %u is not served by this node", op);

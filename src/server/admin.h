@@ -1,4 +1,4 @@
-/* Admin requests (STATUS, STATS, HEALTH, READY): answered by whichever
+/* Admin requests (STATUS, STATS, HEALTH, READY, LOCATE, RING, AE, REPAIR): answered by whichever
  * worker received them, from the shared state and the counters every
  * worker publishes, as one JSON object per reply. */
 #ifndef RK_ADMIN_H

@@ -360,6 +360,7 @@ static void reload(struct server *s)
         rk_log_set_level(neu->log_level);
         atomic_store(&s->sh.max_inflight, neu->max_inflight);
         rk_conns_set_max(&s->sh.conns, neu->max_connections);
+        rk_ae_pace_set(&s->sh.ae, neu);
         /* Remember what was applied, so the next reload compares against the
          * running values. Workers never read these fields of cfg. */
         s->sh.cfg.log_level = neu->log_level;
@@ -368,6 +369,8 @@ static void reload(struct server *s)
         s->sh.cfg.client_rate = neu->client_rate;
         s->sh.cfg.ae_interval_ms = neu->ae_interval_ms;
         s->sh.cfg.ae_max_keys_per_second = neu->ae_max_keys_per_second;
+        s->sh.cfg.ae_enabled = neu->ae_enabled;
+        s->sh.cfg.ae_max_bytes_per_second = neu->ae_max_bytes_per_second;
         rk_info("server", "reloaded: %s", live);
     }
     if (restart[0])
@@ -532,6 +535,7 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path)
     s->sh.partitions = cfg->partitions;
     s->sh.start_ms = rk_clock_wall_ms();
     atomic_store(&s->sh.max_inflight, cfg->max_inflight);
+    rk_ae_pace_set(&s->sh.ae, cfg);
     rk_conns_init(&s->sh.conns, cfg->max_connections);
     rk_view_slot_init(&s->sh.views);
     rk_hlc_init(&s->sh.hlc, cfg->max_clock_skew_ms);

@@ -38,12 +38,50 @@ static void publish(struct rk_worker *w)
     pthread_mutex_unlock(&w->stats_lock);
 }
 
+/* Mark what `kvctl repair` asked for. Caller holds stats_lock. */
+static void ae_drain_locked(struct rk_worker *w)
+{
+    for (uint32_t p = w->idx; w->ae_nreq && p < w->sh->partitions; p += w->sh->nworkers) {
+        if (!(w->ae_req[p / 8] >> (p % 8) & 1u))
+            continue;
+        w->ae_req[p / 8] &= (uint8_t) ~(1u << (p % 8));
+        w->ae_nreq--;
+        rk_aeprogress_mark(w->ae, p, RK_AE_MARK_REQUEST, w->ae_req_ms);
+    }
+}
+
+/* Take requests in, republish the progress when it changed, and save it
+ * when a save is due. Request, mark and copy happen under one hold of the
+ * lock, so a reader never sees a requested mark vanish and come back. */
+static void ae_tick(struct rk_worker *w, bool force_save)
+{
+    struct rk_aeprogress *copy = NULL, *old = NULL;
+    uint64_t now = rk_clock_wall_ms();
+    pthread_mutex_lock(&w->stats_lock);
+    ae_drain_locked(w);
+    uint64_t gen = rk_aeprogress_generation(w->ae);
+    if (gen != w->ae_pub_gen && rk_aeprogress_clone(&copy, w->ae) == 0) {
+        old = w->ae_pub;
+        w->ae_pub = copy;
+        w->ae_pub_gen = gen;
+    }
+    pthread_mutex_unlock(&w->stats_lock);
+    rk_aeprogress_close(old);
+    if (!force_save && !rk_aeprogress_save_due(w->ae, now))
+        return;
+    int rc = rk_aeprogress_save(w->ae, now);
+    if (rc < 0) /* at most one line per save interval: a failed save stays due */
+        rk_warn("worker", "worker %u: saving anti-entropy progress: %s (retrying)", w->idx,
+                rk_strerror(rc));
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
     struct rk_worker *w = t->data;
     atomic_store(&w->heartbeat, rk_clock_mono_ns());
     publish(w);
+    ae_tick(w, false);
     if (!ev_is_active(&w->bg))
         ev_idle_start(w->loop, &w->bg); /* index files and merges, when idle */
 }
@@ -76,6 +114,7 @@ static void finish(struct rk_worker *w)
     w->hints = NULL;
     rk_reply_on_prepare(w->loop, &w->flush, 0);
     rk_sync_drain_w(w);
+    ae_tick(w, true); /* shutdown: the round and its counters as they stand */
     ev_prepare_stop(w->loop, &w->flush);
     ev_idle_stop(w->loop, &w->bg);
     ev_timer_stop(w->loop, &w->tick);
@@ -169,6 +208,24 @@ static int open_hints(struct rk_worker *w, char *err, size_t errlen)
                          w->sh->cfg.hints_max_age_ms, err, errlen);
 }
 
+/* The progress lives beside the worker's segments (data_dir/worker-N):
+ * the partitions it describes are the ones whose data is there. */
+static int open_ae(struct rk_worker *w, char *err, size_t errlen)
+{
+    char dir[RK_PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/worker-%u", w->sh->cfg.data_dir, w->idx);
+    uint32_t parts = w->sh->partitions;
+    int rc = rk_aeprogress_open(&w->ae, dir, parts, w->sh->nworkers, w->idx);
+    if (rc == 0)
+        rc = rk_aeprogress_clone(&w->ae_pub, w->ae);
+    if (rc == 0 && !(w->ae_req = calloc((parts + 7) / 8, 1)))
+        rc = -ENOMEM;
+    if (rc < 0)
+        snprintf(err, errlen, "worker %u: anti-entropy progress: %s", w->idx, rk_strerror(rc));
+    w->ae_pub_gen = w->ae ? rk_aeprogress_generation(w->ae) : 0;
+    return rc;
+}
+
 static void watchers_init(struct rk_worker *w, int fd)
 {
     ev_io_init(&w->rx, rk_serve_on_rx, fd, EV_READ);
@@ -227,6 +284,8 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
         rc = open_store(w, err, errlen);
     if (rc == 0)
         rc = build_trees(w);
+    if (rc == 0)
+        rc = open_ae(w, err, errlen);
     if (rc == 0)
         rc = open_hints(w, err, errlen);
     if (rc == 0)
@@ -317,6 +376,9 @@ void rk_worker_destroy(struct rk_worker *w)
     rk_replies_free(&w->hinted);
     rk_replies_free(&w->syncing);
     rk_aetrees_fini(&w->trees); /* after storage closed: a merge finished by close reports */
+    rk_aeprogress_close(w->ae);
+    rk_aeprogress_close(w->ae_pub);
+    free(w->ae_req);
     pthread_mutex_destroy(&w->stats_lock);
     free(w);
 }
@@ -331,4 +393,35 @@ void rk_worker_stats(struct rk_worker *w, struct rk_worker_stats *out)
     pthread_mutex_lock(&w->stats_lock);
     *out = w->pub;
     pthread_mutex_unlock(&w->stats_lock);
+}
+
+void rk_worker_ae_read(struct rk_worker *w, void (*fn)(const struct rk_aeprogress *p, void *arg),
+                       void *arg)
+{
+    pthread_mutex_lock(&w->stats_lock);
+    fn(w->ae_pub, arg);
+    pthread_mutex_unlock(&w->stats_lock);
+}
+
+int rk_worker_ae_request(struct rk_worker *w, uint32_t part, uint64_t now_ms)
+{
+    if (part >= w->sh->partitions || part % w->sh->nworkers != w->idx)
+        return RK_EINVAL;
+    pthread_mutex_lock(&w->stats_lock);
+    if (!(w->ae_req[part / 8] >> (part % 8) & 1u)) {
+        w->ae_req[part / 8] |= (uint8_t)(1u << (part % 8));
+        w->ae_nreq++;
+    }
+    w->ae_req_ms = now_ms;
+    rk_aeprogress_mark(w->ae_pub, part, RK_AE_MARK_REQUEST, now_ms);
+    pthread_mutex_unlock(&w->stats_lock);
+    return 0;
+}
+
+void rk_ae_pace_set(struct rk_ae_pace *p, const struct rk_config *c)
+{
+    atomic_store(&p->enabled, c->ae_enabled);
+    atomic_store(&p->interval_ms, c->ae_interval_ms);
+    atomic_store(&p->max_keys_per_second, c->ae_max_keys_per_second);
+    atomic_store(&p->max_bytes_per_second, c->ae_max_bytes_per_second);
 }

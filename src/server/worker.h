@@ -12,6 +12,7 @@
 #ifndef RK_WORKER_H
 #define RK_WORKER_H
 
+#include "cluster/aeprogress.h"
 #include "cluster/coord.h"
 #include "config/config.h"
 #include "util/conns.h"
@@ -43,6 +44,18 @@ struct rk_worker_stats {
     uint64_t ae_tree_build_ms; /* their last full build (at start) */
 };
 
+/* The anti-entropy settings SIGHUP changes (antientropy.*): the main
+ * thread stores, workers load them where they pace exchanges. */
+struct rk_ae_pace {
+    atomic_bool enabled;
+    atomic_uint_fast64_t interval_ms;
+    atomic_uint max_keys_per_second;
+    atomic_uint_fast64_t max_bytes_per_second; /* 0 = no byte budget */
+};
+
+/* Store c's antientropy.* into p (main thread: at start and on reload). */
+void rk_ae_pace_set(struct rk_ae_pace *p, const struct rk_config *c);
+
 /* State shared by all workers and the main thread. Plain fields are set
  * before the workers start and never change; atomics may change anytime. */
 struct rk_shared {
@@ -55,6 +68,7 @@ struct rk_shared {
     uint64_t start_ms;
     atomic_uint inflight;     /* requests received and not yet answered */
     atomic_uint max_inflight; /* limits.max_inflight, reloadable */
+    struct rk_ae_pace ae;     /* antientropy.*, reloadable */
     atomic_int log_level;
     atomic_bool stopping;   /* no new requests: answer UNAVAILABLE */
     atomic_uint rx_stopped; /* workers that stopped receiving */
@@ -96,5 +110,18 @@ uint64_t rk_worker_heartbeat(const struct rk_worker *w);
 
 /* Latest published counters (any thread). */
 void rk_worker_stats(struct rk_worker *w, struct rk_worker_stats *out);
+
+/* Anti-entropy progress as last published by w (any thread): fn runs with
+ * the published copy, under w's stats lock, so it must be quick and must
+ * not call back into w. The copy is at most one tick (100 ms) old, and
+ * includes the partitions asked for by rk_worker_ae_request. */
+void rk_worker_ae_read(struct rk_worker *w, void (*fn)(const struct rk_aeprogress *p, void *arg),
+                       void *arg);
+
+/* Mark partition part (owned by w) for priority anti-entropy at now_ms, as
+ * `kvctl repair` asks (any thread). The published copy shows the mark at
+ * once; w's loop marks its own progress and saves it on its next tick.
+ * 0, or RK_EINVAL when w does not own part. */
+int rk_worker_ae_request(struct rk_worker *w, uint32_t part, uint64_t now_ms);
 
 #endif

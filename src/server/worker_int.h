@@ -9,6 +9,7 @@
 #define RK_WORKER_INT_H
 
 #include "server/worker.h"
+#include "cluster/aeprogress.h"
 #include "cluster/aetree.h"
 
 #include <ev.h>
@@ -66,7 +67,17 @@ struct rk_worker {
     struct rk_aetrees trees; /* built after open; storage's observer keeps them exact */
     atomic_uint_fast64_t heartbeat;
     pthread_mutex_t stats_lock;
-    struct rk_worker_stats stats, pub;
+    struct rk_worker_stats stats, pub; /* pub: guarded by stats_lock */
+    struct rk_aeprogress *ae;          /* anti-entropy progress; this loop only */
+    /* Guarded by stats_lock: the copy of ae other threads read (replaced
+     * when ae's generation moved) and the partitions `kvctl repair` asked
+     * for that the loop has not marked in ae yet (a bitmap of partitions
+     * bits, set by any thread, drained by the loop on its tick). */
+    struct rk_aeprogress *ae_pub;
+    uint64_t ae_pub_gen;
+    uint8_t *ae_req;
+    uint32_t ae_nreq;
+    uint64_t ae_req_ms;
 };
 
 /* worker.c */

@@ -93,8 +93,10 @@ static void test_defaults(void **state)
     assert_true(c.compression);
     assert_int_equal(c.max_key_size, 1024);
     assert_int_equal(c.max_value_size, 1u << 20);
+    assert_true(c.ae_enabled);
     assert_int_equal(c.ae_interval_ms, 30000);
     assert_int_equal(c.ae_max_keys_per_second, 50000);
+    assert_int_equal(c.ae_max_bytes_per_second, 32u << 20);
     assert_int_equal(c.max_inflight, 10000);
     assert_int_equal(c.client_rate, 0);
     assert_int_equal(c.max_connections, 256);
@@ -161,8 +163,10 @@ static void test_example_file_documents_every_key(void **state)
                                        "limits.max_inflight",
                                        "limits.client_rate",
                                        "limits.max_connections",
+                                       "antientropy.enabled",
                                        "antientropy.interval",
-                                       "antientropy.max_keys_per_second"};
+                                       "antientropy.max_keys_per_second",
+                                       "antientropy.max_bytes_per_second"};
     char path[1024], err[512], comment[4096];
     rk_toml_doc *doc;
     example_path(path, sizeof(path));
@@ -188,7 +192,7 @@ static void test_example_file_documents_every_key(void **state)
             fail_msg("%s: [reload] should %sbe in its comment: %s", name, is_live ? "" : "not ",
                      comment);
     }
-    assert_int_equal(nkeys, 40);
+    assert_int_equal(nkeys, 42);
     rk_toml_free(doc);
 }
 
@@ -208,7 +212,8 @@ static void test_every_key_set(void **state)
             "[storage]\nfsync = \"interval\"\nfsync_interval = \"5ms\"\n"
             "segment_size = \"1GiB\"\ncompression = \"none\"\nmax_key_size = \"512B\"\n"
             "max_value_size = \"64MiB\"\n"
-            "[antientropy]\ninterval = \"5m\"\nmax_keys_per_second = 1000\n"
+            "[antientropy]\nenabled = false\ninterval = \"5m\"\nmax_keys_per_second = 1000\n"
+            "max_bytes_per_second = \"0B\"\n"
             "[limits]\nmax_inflight = 1\nclient_rate = 200\nmax_connections = 4096\n"
             "[security]\nsecret_file = \"/etc/ringkv/secret\"\ntls_cert = \"/c.pem\"\n"
             "tls_key = \"/k.pem\"\ntls_ca = \"/ca.pem\"\n"
@@ -242,8 +247,10 @@ static void test_every_key_set(void **state)
     assert_false(c.compression);
     assert_int_equal(c.max_key_size, 512);
     assert_int_equal(c.max_value_size, 64u << 20);
+    assert_false(c.ae_enabled);
     assert_int_equal(c.ae_interval_ms, 300000);
     assert_int_equal(c.ae_max_keys_per_second, 1000);
+    assert_int_equal(c.ae_max_bytes_per_second, 0);
     assert_int_equal(c.max_inflight, 1);
     assert_int_equal(c.client_rate, 200);
     assert_int_equal(c.max_connections, 4096);
@@ -619,9 +626,12 @@ static void test_diff(void **state)
     b.client_rate = 7;
     b.ae_interval_ms = 1000;
     b.ae_max_keys_per_second = 9;
+    b.ae_enabled = false;
+    b.ae_max_bytes_per_second = 1;
     b.max_connections = 10;
     rk_config_diff(&a, &b, live, sizeof(live), restart, sizeof(restart));
-    assert_string_equal(live, "antientropy.interval,antientropy.max_keys_per_second,"
+    assert_string_equal(live, "antientropy.enabled,antientropy.interval,"
+                              "antientropy.max_keys_per_second,antientropy.max_bytes_per_second,"
                               "limits.max_inflight,limits.client_rate,limits.max_connections,"
                               "log.level");
     assert_string_equal(restart, "");

@@ -1,0 +1,150 @@
+"""Anti-entropy progress and commands, black-box, before the exchanges run:
+`kvctl ae` on a fresh 3-node cluster (round 0, nothing compared, valid
+--json), the progress file surviving a restart, `kvctl repair` marking a
+partition (and --wait giving up with one line, exit 3, while no exchange
+runs), bad partition numbers (exit 2, one line), the antientropy block of
+`kvctl stats`, and the antientropy.* settings reloading on SIGHUP. Every wait
+polls with a deadline.
+"""
+
+import json
+import signal
+
+from harness import last_json, wait_for
+
+GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s"}
+SLACK_S = 15
+PARTS = 64
+
+
+def alive_everywhere(nodes):
+    def ok():
+        for n in nodes:
+            r = n.kvctl("--timeout", "2s", "--json", "members", timeout=10)
+            if r.rc != 0 or [m["state"] for m in last_json(r.out)["members"]].count("alive") != 3:
+                return False
+        return True
+    wait_for(ok, SLACK_S, "3 alive everywhere")
+
+
+def start3(cluster):
+    cluster.overrides.update({**GOSSIP, "cluster.partitions": PARTS})
+    nodes = cluster.start(3)
+    alive_everywhere(nodes)
+    return nodes
+
+
+def ae_json(node, *args):
+    r = node.kvctl("--json", "ae", *args)
+    assert r.rc == 0, r
+    lines = r.out.decode().strip().splitlines()
+    assert len(lines) == 1, f"--json printed {len(lines)} lines: {r.out!r}"
+    return json.loads(lines[0])
+
+
+def test_fresh_cluster_shows_round_zero_and_survives_restart(cluster):
+    n1, n2, n3 = start3(cluster)
+    r = n1.kvctl("ae")
+    assert r.rc == 0, r
+    lines = r.out.decode().splitlines()
+    assert lines[0].startswith("node-1: round 0 not started (never compared): 0/%d" % PARTS), lines[0]
+    assert lines[1].split() == ["PARTITION", "REPLICAS", "LAST-EXCHANGE", "DIFFERENCES",
+                                "KEYS-REPAIRED", "MARKS"], lines[1]
+    assert len(lines) == 2 + PARTS, f"want a row per partition (N=3: all {PARTS}): {len(lines)}"
+    row = lines[2].split()
+    assert row[0] == "0" and sorted(row[1].split(",")) == ["node-1", "node-2", "node-3"], row
+    assert row[2] == "never" and row[3] == "0" and row[4] == "0" and row[5] == "-", row
+
+    j = ae_json(n1)
+    assert j["node"] == "node-1" and j["enabled"] is True
+    assert j["round"]["number"] == 0 and j["round"]["in_progress"] is False
+    assert j["round"]["partitions_total"] == PARTS and j["marked_partitions"] == 0
+    assert len(j["partitions"]) == PARTS
+    p = j["partitions"][0]
+    assert p["last_result"] == "never" and p["watermark_ms"] == 0 and p["marks"] == []
+    assert sorted(x["node"] for x in p["peers"]) == ["node-2", "node-3"]
+
+    # A mark is kept in the data dir: a restart shows it again.
+    r = n1.kvctl("repair", "7")
+    assert r.rc == 0 and "1 partition marked" in r.out.decode(), r
+    n1.restart()
+    alive_everywhere([n1, n2, n3])
+    j = ae_json(n1, "--partition", "7")
+    assert j["marked_partitions"] == 1, j
+    assert j["partitions"][0]["partition"] == 7 and j["partitions"][0]["marks"] == ["request"], j
+    assert j["round"]["number"] == 0
+
+
+def test_repair_marks_and_wait_times_out(cluster):
+    n1, _, _ = start3(cluster)
+    r = n1.kvctl("repair", "7")
+    assert r.rc == 0 and r.err == "", r
+    r = n1.kvctl("ae", "--partition", "7")
+    assert r.rc == 0, r
+    lines = r.out.decode().splitlines()
+    assert len(lines) == 3 and lines[2].split()[0] == "7" and lines[2].split()[-1] == "request", \
+        lines
+    assert "1 marked" in lines[0], lines[0]
+    j = ae_json(n1, "--partition", "7")
+    assert j["holds_partition"] is True and j["partitions"][0]["marked_ms"] > 0
+    # Other partitions are not marked by it.
+    assert ae_json(n1, "--partition", "8")["partitions"][0]["marks"] == []
+
+    # No exchange runs yet: --wait gives up at its deadline, one line, exit 3.
+    r = n1.kvctl("repair", "7", "--wait", "--wait-timeout", "1s", timeout=20)
+    assert r.rc == 3, r
+    assert len(r.err.strip().splitlines()) == 1 and "not done after 1s" in r.err, r.err
+
+    # Without a partition: every partition this node holds.
+    r = n1.kvctl("--json", "repair")
+    assert r.rc == 0, r
+    assert last_json(r.out)["partitions_marked"] == PARTS
+    assert ae_json(n1)["marked_partitions"] == PARTS
+
+
+def test_bad_partition_numbers(cluster):
+    n1, _, _ = start3(cluster)
+    for args in (("repair", str(PARTS)), ("ae", "--partition", str(PARTS)),
+                 ("repair", "x"), ("ae", "--partition", "-1"), ("repair", "70000")):
+        r = n1.kvctl(*args)
+        assert r.rc == 2, (args, r)
+        assert r.out == b"" and len(r.err.strip().splitlines()) == 1, (args, r)
+    r = n1.kvctl("repair", str(PARTS))
+    assert "out of range" in r.err and f"0..{PARTS - 1}" in r.err, r.err
+
+
+def test_stats_has_antientropy_block(cluster):
+    n1, _, _ = start3(cluster)
+    n1.kvctl("repair", "3")
+    r = n1.kvctl("--json", "stats")
+    assert r.rc == 0, r
+    ae = last_json(r.out)["antientropy"]
+    for k in ("rounds", "partitions_compared", "leaves_differing", "keys_pulled", "keys_pushed",
+              "keys_repaired", "bytes", "marked_partitions"):
+        assert isinstance(ae[k], int), (k, ae)
+    assert ae["marked_partitions"] == 1 and ae["rounds"] == 0, ae
+    r = n1.kvctl("stats")
+    assert "antientropy.keys_repaired" in r.out.decode(), r.out
+
+
+def test_antientropy_settings_reload_on_sighup(cluster):
+    (n,) = cluster.start(1)
+    j = ae_json(n)
+    assert j["enabled"] is True and j["max_bytes_per_second"] == 32 << 20
+    assert j["interval_ms"] == 30000 and j["max_keys_per_second"] == 50000
+    mark = n.log_mark()
+    n.set_config({"antientropy.enabled": False, "antientropy.interval": "5s",
+                  "antientropy.max_keys_per_second": 10,
+                  "antientropy.max_bytes_per_second": "1MiB"})
+    n.signal(signal.SIGHUP)
+    line = n.wait_log(lambda l: "reloaded" in l and "antientropy" in l, since=mark,
+                      what="an 'info server: reloaded: antientropy...' line")
+    for k in ("antientropy.enabled", "antientropy.interval", "antientropy.max_keys_per_second",
+              "antientropy.max_bytes_per_second"):
+        assert k in line, (k, line)
+    j = ae_json(n)
+    assert j["enabled"] is False and j["interval_ms"] == 5000
+    assert j["max_keys_per_second"] == 10 and j["max_bytes_per_second"] == 1 << 20
+    # Disabled: repair still marks, --wait says it cannot progress, exit 3.
+    r = n.kvctl("repair", "0", "--wait", "--wait-timeout", "5s", timeout=20)
+    assert r.rc in (0, 3), r
