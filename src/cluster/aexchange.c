@@ -47,6 +47,7 @@
  */
 #include "cluster/aexchange.h"
 
+#include "cluster/aetree.h"
 #include "storage/record.h"
 #include "util/assert.h"
 #include "util/err.h"
@@ -54,6 +55,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The wire's tree shape is the tree's own. */
+static_assert(RK_AEW_LEAVES == RK_AETREE_LEAVES && RK_AEW_MIDS == RK_AETREE_MIDS &&
+                  RK_AEW_FANOUT == RK_AETREE_FANOUT,
+              "aewire.h and aetree.h agree on the tree's shape");
 
 struct rk_aex {
     struct rk_aex_conf conf;

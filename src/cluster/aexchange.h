@@ -18,8 +18,8 @@
 #include "proto/aewire.h"
 #include "proto/proto.h"
 
-/* What the exchange needs from a partition's hash tree (aetree.h will
- * provide it; tests use fakes). Every call is synchronous, on the owning
+/* What the exchange needs from a partition's hash tree (an adapter over
+ * aetree.h and the storage index; tests use fakes). Every call is synchronous, on the owning
  * worker, and returns 0 or a negative error (RK_ENOTFOUND: this node does
  * not hold the partition), which fails the exchange or the answer.
  *  - top: the root and the 32 mid hashes, from a current tree (rebuilt

@@ -254,8 +254,22 @@ static void op_free(struct op *op)
     c->used--;
 }
 
+/* This node's own replica, asked through env.local (no peer): the repair
+ * goes the same way, and its answer, under a slot of no op, is dropped. */
+static bool repair_local(struct op *op, const struct replica *r, const struct rk_msg *w)
+{
+    struct rk_coord *c = op->c;
+    if (!c->env.local || r->m != &op->view->m[op->view->self])
+        return false;
+    nng_msg *msg = coord_build(w, 0x80000000u | (uint32_t)LOCAL_REPAIR_SLOT << 4);
+    if (msg)
+        c->env.local(c->env.arg, msg);
+    return msg != NULL;
+}
+
 /* Newer replicas of a read get the newest version, and so do those that
- * had none (the key is repaired, not only read). */
+ * had none or could not read theirs (the key is repaired, not only read;
+ * storage lets a damaged record be replaced at its own version). */
 static void read_repair(struct op *op)
 {
     if (!op->have_best)
@@ -275,10 +289,12 @@ static void read_repair(struct op *op)
         w.val = op->best_val, w.vlen = op->best_vlen, w.has_val = true;
     for (uint8_t i = 0; i < op->n; i++) {
         struct replica *r = &op->r[i];
-        bool stale = r->st == RS_MISSING ||
+        bool stale = r->st == RS_MISSING || (r->st == RS_FAILED && r->damaged) ||
                      (r->st == RS_OK &&
                       rk_record_newer(op->best_version, op->best_rank, r->version, r->rank));
-        if (stale && r->p && coord_flight_send(op->c, r->p, FLIGHT_REPAIR, &w, 0))
+        if (!stale)
+            continue;
+        if (r->p ? coord_flight_send(op->c, r->p, FLIGHT_REPAIR, &w, 0) : repair_local(op, r, &w))
             op->c->stats.read_repairs++;
     }
 }
@@ -424,6 +440,7 @@ static void on_answer(struct op *op, uint8_t i, const struct rk_msg *rep)
         if (rep->has_text && rep->tlen && n > 0 && (size_t)n < sizeof(why))
             snprintf(why + n, sizeof(why) - (size_t)n, ": %.*s", (int)rep->tlen,
                      (const char *)rep->text);
+        r->damaged = op->opcode == RK_OP_GET && rep->status == RK_ST_INTERNAL;
         settle(op, i, RS_FAILED, why);
         op->c->stats.replica_errors++;
     }

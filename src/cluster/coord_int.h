@@ -26,19 +26,22 @@
  * most 64 replies per connection and drops the rest without a word
  * (xrep0's per-pipe send queue), so a coordinator keeps fewer than that
  * in flight on its connection and queues the rest itself. */
-#define PEER_BATCHES     16
-#define BATCH_FRAMES     128          /* replica requests in one batch */
-#define BATCH_BYTES      (256u << 10) /* a batch closes past this (one big frame still goes) */
-#define PEER_INFLIGHT    (PEER_BATCHES * BATCH_FRAMES) /* replica requests out to one peer */
-#define TICK_S           0.2  /* expiry of batches and flights; hint offers */
-#define PEER_BUF         1024 /* nng queue depth of a peer socket */
-#define NREP             RK_RING_REPLICAS_MAX
-#define RECONNECT_MIN_MS 50
-#define RECONNECT_MAX_MS 1000
-#define CLOSE_LIMIT_MS   300 /* nng_close.h; several peers may close at shutdown */
-#define RK_PEER_MAX_MSG  RK_PROTO_MAX_MSG
+#define PEER_BATCHES  16
+#define BATCH_FRAMES  128          /* replica requests in one batch */
+#define BATCH_BYTES   (256u << 10) /* a batch closes past this (one big frame still goes) */
+#define PEER_INFLIGHT (PEER_BATCHES * BATCH_FRAMES) /* replica requests out to one peer */
+#define TICK_S        0.2                           /* expiry of batches and flights; hint offers */
+#define PEER_BUF      1024                          /* nng queue depth of a peer socket */
+#define NREP          RK_RING_REPLICAS_MAX
+/* A request id of no op and no flight: a read repair of this node's own
+ * replica, whose answer nobody waits for. */
+#define LOCAL_REPAIR_SLOT (FLIGHT_BASE + FLIGHTS)
+#define RECONNECT_MIN_MS  50
+#define RECONNECT_MAX_MS  1000
+#define CLOSE_LIMIT_MS    300 /* nng_close.h; several peers may close at shutdown */
+#define RK_PEER_MAX_MSG   RK_PROTO_MAX_MSG
 
-static_assert(MAX_OPS + FLIGHTS <= (0x7fffffff >> 4), "slot fits the request id");
+static_assert(MAX_OPS + FLIGHTS + 1 <= (0x7fffffff >> 4), "slot fits the request id");
 static_assert(BATCH_FRAMES <= RK_PROTO_MAX_FRAMES, "peers accept our batches");
 
 /* A replica's part in one op (coord.c, invariant 2): PENDING until
@@ -109,6 +112,8 @@ struct replica {
     bool tombstone; /* st == OK, reads: what it holds */
     uint64_t version, rank; /* st == OK: version (rank for reads only, breaks a version tie) */
     char why[112];          /* st == FAILED/DOWN: "timed out", "refused: <the replica's reason>" */
+    bool damaged;           /* reads, st == FAILED: its storage could not read the record
+                               (INTERNAL, e.g. a block failing its checksum): repair it */
 };
 
 /* One client request being coordinated (coord.c's design block gives the

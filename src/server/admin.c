@@ -61,6 +61,9 @@ static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
         a->commits += b->commits, a->fsyncs += b->fsyncs, a->synced_puts += b->synced_puts;
         a->cache_hits += b->cache_hits, a->cache_misses += b->cache_misses;
         a->merges += b->merges, a->stale_puts += b->stale_puts;
+        /* Workers build their trees one after another at start: the sum is
+         * the time the node spent. */
+        t->ae_trees_bytes += s.ae_trees_bytes, t->ae_tree_build_ms += s.ae_tree_build_ms;
     }
 }
 
@@ -142,6 +145,8 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old,
             (unsigned long long)t.hints.partitions_marked);
     conns_json(sh, b);
+    rk_jadd(b, "\"antientropy\":{\"trees_bytes\":%llu,\"tree_build_ms\":%llu},",
+            (unsigned long long)t.ae_trees_bytes, (unsigned long long)t.ae_tree_build_ms);
     rk_jadd(b, "\"peer_batches\":{\"sent\":%llu,\"requests_sent\":%llu,\"served\":%llu},",
             (unsigned long long)co->batches_sent, (unsigned long long)co->batched_requests,
             (unsigned long long)t.batches_served);

@@ -34,6 +34,7 @@ static void publish(struct rk_worker *w)
         rk_coord_stats(w->coord, &w->pub.coord);
     if (w->hints)
         rk_hints_stats(w->hints, &w->pub.hints);
+    w->pub.ae_trees_bytes = rk_aetrees_bytes(&w->trees);
     pthread_mutex_unlock(&w->stats_lock);
 }
 
@@ -127,6 +128,36 @@ static int open_store(struct rk_worker *w, char *err, size_t errlen)
     return rc;
 }
 
+/* Build the anti-entropy trees of this worker's partitions from the index
+ * just recovered, then follow every later change of the data store (not the
+ * hint store: hints are not this node's replicas). */
+static int build_trees(struct rk_worker *w)
+{
+    uint64_t keys = 0;
+    int rc = rk_aetrees_init(&w->trees, w->sh->partitions, w->sh->nworkers, w->idx);
+    if (rc == 0)
+        rc = rk_aetrees_build(&w->trees, w->store, rk_clock_wall_ms(), false, &keys);
+    if (rc < 0)
+        return rc;
+    rk_storage_set_observer(w->store, rk_aetrees_observe, &w->trees);
+    w->stats.ae_tree_build_ms = w->trees.build_ms;
+    rk_info("worker", "anti-entropy trees: %u partitions, %llu keys, %llu ms (worker %u)",
+            w->trees.n, (unsigned long long)keys, (unsigned long long)w->trees.build_ms, w->idx);
+    if (w->trees.foreign)
+        rk_warn("worker", "worker %u holds %llu entries of partitions it does not own: ignored",
+                w->idx, (unsigned long long)w->trees.foreign);
+    return 0;
+}
+
+struct rk_aetree *rk_worker_aetree_w(struct rk_worker *w, uint32_t partition, uint64_t now_ms)
+{
+    struct rk_aetree *t = rk_aetrees_get(&w->trees, partition);
+    if (t && rk_aetree_stale(t, now_ms) &&
+        rk_aetrees_build(&w->trees, w->store, now_ms, true, NULL) < 0)
+        return NULL;
+    return t;
+}
+
 static int open_hints(struct rk_worker *w, char *err, size_t errlen)
 {
     char dir[RK_PATH_MAX];
@@ -194,6 +225,8 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
         rc = rk_mailbox_init(&w->mb, w->loop, MAILBOX_CAP, rk_serve_on_mail, w);
     if (rc == 0)
         rc = open_store(w, err, errlen);
+    if (rc == 0)
+        rc = build_trees(w);
     if (rc == 0)
         rc = open_hints(w, err, errlen);
     if (rc == 0)
@@ -283,6 +316,7 @@ void rk_worker_destroy(struct rk_worker *w)
     rk_replies_free(&w->held);
     rk_replies_free(&w->hinted);
     rk_replies_free(&w->syncing);
+    rk_aetrees_fini(&w->trees); /* after storage closed: a merge finished by close reports */
     pthread_mutex_destroy(&w->stats_lock);
     free(w);
 }

@@ -39,6 +39,8 @@ struct rk_worker_stats {
     struct rk_coord_stats coord;
     struct rk_hints_stats hints;
     struct rk_storage_stats storage;
+    uint64_t ae_trees_bytes;   /* memory of the anti-entropy trees (cluster/aetree.h) */
+    uint64_t ae_tree_build_ms; /* their last full build (at start) */
 };
 
 /* State shared by all workers and the main thread. Plain fields are set

@@ -9,6 +9,7 @@
 #define RK_WORKER_INT_H
 
 #include "server/worker.h"
+#include "cluster/aetree.h"
 
 #include <ev.h>
 #include <nng/nng.h>
@@ -62,10 +63,19 @@ struct rk_worker {
     struct syncer sync;
     struct rk_coord *coord;
     struct rk_hints *hints;
+    struct rk_aetrees trees; /* built after open; storage's observer keeps them exact */
     atomic_uint_fast64_t heartbeat;
     pthread_mutex_t stats_lock;
     struct rk_worker_stats stats, pub;
 };
+
+/* worker.c */
+/* The anti-entropy tree of partition p on this worker, ready to compare:
+ * when it is stale at now_ms, it and every other stale tree of the worker
+ * are rebuilt first (one pass over the index, on this loop: a few ms per
+ * million keys). NULL when p is not this worker's, or on -ENOMEM (the
+ * trees are then as they were: try later). Borrowed until the worker ends. */
+struct rk_aetree *rk_worker_aetree_w(struct rk_worker *w, uint32_t partition, uint64_t now_ms);
 
 /* reply.c */
 int rk_replies_push(struct replies *r, nng_msg *m, bool write); /* 0 or -ENOMEM */

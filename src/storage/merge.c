@@ -382,6 +382,7 @@ static void apply_one(rk_storage *s, const struct reloc *r)
         return; /* replaced by a put since the copy (invariant 2) */
     rk_storage_account(s, e, -1);
     if (r->new_seg == DROP) {
+        rk_storage_notify(s, e, NULL); /* the only change merge makes to what the index says */
         rk_index_remove(&s->ix, r->id);
         return;
     }

@@ -295,13 +295,17 @@ static int check_put(const rk_storage *s, const struct rk_record *r)
 /* Whether r replaces the stored entry e: 1 yes, 0 stale, or the error that
  * kept the stored record from being read. Only an exact version tie reads
  * it (from the batch, the cache or disk, as a get does); an older put is
- * refused on the index alone. */
+ * refused on the index alone. A stored record whose block fails its
+ * checksum is lost on this replica: the put replaces it, which is how read
+ * repair and anti-entropy rewrite a damaged record (in a new block). */
 static int supersedes(rk_storage *s, const struct rk_ix_entry *e, const struct rk_record *r)
 {
     if (r->version != e->version)
         return r->version > e->version;
     struct rk_record old;
     int rc = entry_record(s, e, true, &old); /* a tombstone is not read */
+    if (rc == RK_ECORRUPT)
+        return 1;
     if (rc < 0)
         return rc;
     uint64_t mine = rk_record_rank(r->tombstone, r->val, r->vlen, r->expiry_ms);
@@ -364,6 +368,7 @@ int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur)
     e->partition = h.partition;
     e->flags = h.flags;
     rk_storage_account(s, e, +1);
+    rk_storage_notify(s, u->created ? NULL : &u->old, e);
     s->st.puts++;
     return 0;
 }
@@ -389,8 +394,10 @@ void rk_storage_batch_abort(rk_storage *s)
         struct rk_ix_entry *e = rk_index_entry(&s->ix, u->id);
         rk_storage_account(s, e, -1);
         if (u->created) {
+            rk_storage_notify(s, e, NULL);
             rk_index_remove(&s->ix, u->id);
         } else {
+            rk_storage_notify(s, e, &u->old);
             *e = u->old;
             rk_storage_account(s, e, +1);
         }
@@ -713,11 +720,19 @@ void rk_storage_iter_init(struct rk_storage_iter *it, int32_t partition, bool va
     it->next = 0;
     it->partition = partition;
     it->values = values;
+    it->at_ms = 0;
+}
+
+void rk_storage_iter_init_at(struct rk_storage_iter *it, int32_t partition, bool values,
+                             uint64_t at_ms)
+{
+    rk_storage_iter_init(it, partition, values);
+    it->at_ms = at_ms;
 }
 
 int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_record *out)
 {
-    uint64_t now = rk_storage_now_ms(s);
+    uint64_t now = it->at_ms ? it->at_ms : rk_storage_now_ms(s);
     while (it->next < s->ix.high) {
         const struct rk_ix_entry *e = rk_index_entry(&s->ix, it->next++);
         if (!e->key || (it->partition >= 0 && e->partition != (uint32_t)it->partition))
@@ -750,6 +765,12 @@ void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st)
         st->live_bytes += g->live_bytes + g->tomb_bytes;
         st->dead_bytes += g->rec_bytes - g->live_bytes - g->tomb_bytes;
     }
+}
+
+void rk_storage_set_observer(rk_storage *s, rk_storage_observer_fn fn, void *arg)
+{
+    s->obs = fn;
+    s->obs_arg = fn ? arg : NULL;
 }
 
 const char *rk_storage_write_error(const rk_storage *s)

@@ -94,8 +94,9 @@ int rk_storage_close(rk_storage *s);
  * and not of a strictly higher rk_record_rank (record.h: a delete wins a
  * tie, else a digest of value and expiry decides, alike on every replica),
  * is ignored: RK_ESTALE, with the stored version in *cur (cur may be NULL).
- * Only a version tie reads the stored record; if that read fails, its
- * error (RK_ECORRUPT, -errno) is returned and nothing is staged.
+ * Only a version tie reads the stored record; if its block fails its
+ * checksum (RK_ECORRUPT) the put replaces it (the way a damaged record is
+ * repaired); another read error (-errno) is returned and nothing is staged.
  * RK_EREADONLY after an fsync error. r's memory is copied. */
 int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur);
 
@@ -153,14 +154,24 @@ int rk_storage_step(rk_storage *s);
 /* Iteration over the current record of every key (tombstones included,
  * expired records skipped), optionally one partition's. A record present for
  * the whole iteration is returned exactly once; records put or removed while
- * iterating may or may not be seen. The struct is the caller's memory. */
+ * iterating may or may not be seen. Without values, expiry_ms is the index's
+ * (rounded up to whole seconds, as the change observer reports it); with
+ * values, the record's own. The struct is the caller's memory. */
 struct rk_storage_iter {
     uint32_t next;     /* private: next index entry */
     int32_t partition; /* -1 = all */
     bool values;       /* read values too (costs a block read each) */
+    uint64_t at_ms;    /* skip records expired at this wall time; 0 = the
+                          engine's clock at each call */
 };
 
 void rk_storage_iter_init(struct rk_storage_iter *it, int32_t partition, bool values);
+/* The same, judging expiry at the fixed time at_ms for the whole iteration
+ * (a record with expiry_ms <= at_ms is skipped; tombstones never are), so a
+ * caller that needs "every entry alive at at_ms" gets exactly that even if
+ * the engine's clock moves on meanwhile. at_ms must not be 0. */
+void rk_storage_iter_init_at(struct rk_storage_iter *it, int32_t partition, bool values,
+                             uint64_t at_ms);
 /* 1 with *out filled (borrowed), 0 at the end, or a negative error. */
 int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_record *out);
 
@@ -182,6 +193,32 @@ struct rk_storage_stats {
 };
 
 void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st);
+
+/* ---- change observer ----
+ * The owner may register one observer to follow the index: it is called on
+ * EVERY change of an index entry after open, synchronously, on the owner's
+ * thread: a put staged (insert or replace), a staged put undone by a failed
+ * commit (the change reversed), a tombstone or expired record dropped by
+ * merge. Moves that keep what an entry says (merge relocating a record)
+ * are not reported. Recovery inside rk_storage_open runs before any
+ * observer can be set: the owner builds its view from iteration after open.
+ * old is the entry replaced or removed (NULL: the key was absent), new the
+ * entry now current (NULL: removed); key and both entries are borrowed for
+ * the call. The observer must not call into s. Costs one indirect call per
+ * change when set, nothing when not. */
+struct rk_storage_entry {
+    uint64_t version;
+    uint64_t expiry_ms; /* as the index keeps it: rounded up to whole seconds; 0 = never */
+    uint16_t partition;
+    bool tombstone;
+};
+
+typedef void (*rk_storage_observer_fn)(void *arg, const void *key, uint32_t klen,
+                                       const struct rk_storage_entry *old,
+                                       const struct rk_storage_entry *new_);
+
+/* Register fn(arg, ...) (NULL: none). Replaces any earlier observer. */
+void rk_storage_set_observer(rk_storage *s, rk_storage_observer_fn fn, void *arg);
 
 /* Why writes are refused (empty when they are not). */
 const char *rk_storage_write_error(const rk_storage *s);

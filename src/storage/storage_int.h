@@ -90,9 +90,38 @@ struct rk_storage {
     struct index_job ij;
     struct rk_merge *merge;
     struct rk_storage_stats st;
+
+    rk_storage_observer_fn obs; /* NULL: no observer (rk_storage_set_observer) */
+    void *obs_arg;
 };
 
 uint64_t rk_storage_now_ms(const rk_storage *s);
+
+static inline struct rk_storage_entry rk_storage_entry_of(const struct rk_ix_entry *e)
+{
+    return (struct rk_storage_entry){.version = e->version,
+                                     .expiry_ms = (uint64_t)e->expiry_s * 1000,
+                                     .partition = e->partition,
+                                     .tombstone = (e->flags & RK_REC_TOMBSTONE) != 0};
+}
+
+/* Tell the observer, if any, that a key's entry went from old to new
+ * (either may be NULL, not both; the key is read from whichever is not).
+ * Every index change after open goes through here: call it while both
+ * entries (and the key) are still valid. */
+static inline void rk_storage_notify(rk_storage *s, const struct rk_ix_entry *old,
+                                     const struct rk_ix_entry *new_)
+{
+    if (!s->obs)
+        return;
+    struct rk_storage_entry o, n;
+    const struct rk_ix_entry *k = new_ ? new_ : old;
+    if (old)
+        o = rk_storage_entry_of(old);
+    if (new_)
+        n = rk_storage_entry_of(new_);
+    s->obs(s->obs_arg, k->key, k->klen, old ? &o : NULL, new_ ? &n : NULL);
+}
 
 /* Bytes a current entry counts toward its segment's live / tombstone totals. */
 void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign);

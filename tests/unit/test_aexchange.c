@@ -1,15 +1,17 @@
 /* The anti-entropy exchange (aexchange.h) between two fake trees built from
  * key sets with ae-design.md's entry hash and leaf placement, initiator
  * and responder driven against each other through the codec as over the
- * wire: equal sets cost one AE_ROOT; every differing key moves once, the
- * right way (versions, tombstones, ties); expired entries never move;
- * thousands of differences go in bounded replies and batches; a bad,
- * mismatched or failed reply ends the exchange FAILED. */
+ * wire (the fake trees hash with aetree.h, so tree and exchange agree on
+ * the entry hash and the leaf of a key): equal sets cost one AE_ROOT; every differing key moves
+ * once, the right way (versions, tombstones, ties); expired entries never move; thousands of
+ * differences go in bounded replies and batches; a bad, mismatched or failed reply ends the
+ * exchange FAILED. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "cluster/aetree.h"
 #include "cluster/aexchange.h"
 #include "util/err.h"
 #include "util/le.h"
@@ -17,11 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
-/* ---- a fake tree: ae-design.md's rules, entries sorted by (leaf, key) ---- */
-
-#define ENTRY_SEED 0x52414521ull
+/* ---- a fake tree: real aetree hashes and placement, entries sorted by
+ * (leaf, key) for the scan ---- */
 
 struct fent {
     char key[24];
@@ -33,37 +33,9 @@ struct fent {
 struct ftree {
     struct fent *e;
     size_t n, cap;
-    uint64_t cut; /* the tree's last build: entries expired by it are out */
-    uint64_t leaves[RK_AEW_LEAVES];
-    int fail; /* non-zero: every call returns it */
+    struct rk_aetree tree; /* its leaves; cut_ms decides membership */
+    int fail;              /* non-zero: every call returns it */
 };
-
-static uint16_t leaf_of(const char *key, size_t klen)
-{
-    return (uint16_t)(XXH3_64bits(key, klen) >> 54);
-}
-
-static uint64_t entry_hash(const struct fent *e)
-{
-    uint8_t buf[sizeof e->key + 17];
-    memcpy(buf, e->key, e->klen);
-    rk_le_put64(buf + e->klen, e->version);
-    buf[e->klen + 8] = e->tomb;
-    rk_le_put64(buf + e->klen + 9, e->expiry);
-    return XXH3_64bits_withSeed(buf, e->klen + 17u, ENTRY_SEED);
-}
-
-/* A node's hash over its children (u64 LE); an all-zero subtree is 0. */
-static uint64_t node_hash(const uint64_t *kids, unsigned n)
-{
-    uint8_t buf[8 * RK_AEW_FANOUT];
-    bool zero = true;
-    for (unsigned i = 0; i < n; i++) {
-        rk_le_put64(buf + 8 * i, kids[i]);
-        zero = zero && kids[i] == 0;
-    }
-    return zero ? 0 : XXH3_64bits(buf, 8 * n);
-}
 
 static void fput(struct ftree *t, unsigned i, uint64_t version, bool tomb, uint64_t expiry)
 {
@@ -75,7 +47,7 @@ static void fput(struct ftree *t, unsigned i, uint64_t version, bool tomb, uint6
     struct fent *e = &t->e[t->n++];
     memset(e, 0, sizeof *e);
     e->klen = (uint16_t)snprintf(e->key, sizeof e->key, "key-%07u", i);
-    e->leaf = leaf_of(e->key, e->klen);
+    e->leaf = (uint16_t)rk_aetree_leaf_of(e->key, e->klen);
     e->version = version, e->tomb = tomb, e->expiry = expiry;
 }
 
@@ -92,11 +64,15 @@ static void fbuild(struct ftree *t, uint64_t cut)
 {
     if (t->n > 0)
         qsort(t->e, t->n, sizeof *t->e, fent_cmp);
-    memset(t->leaves, 0, sizeof t->leaves);
-    t->cut = cut;
-    for (size_t i = 0; i < t->n; i++)
-        if (t->e[i].expiry == 0 || t->e[i].expiry > cut)
-            t->leaves[t->e[i].leaf] ^= entry_hash(&t->e[i]);
+    rk_aetree_init(&t->tree, 5, cut);
+    for (size_t i = 0; i < t->n; i++) {
+        const struct fent *e = &t->e[i];
+        if (!rk_aetree_member(&t->tree, e->expiry))
+            continue;
+        t->tree.leaf[e->leaf] ^=
+            rk_aetree_entry_hash(e->key, e->klen, e->version, e->tomb, e->expiry);
+        t->tree.entries++; /* aetree's invariant 1 */
+    }
 }
 
 static int f_top(void *arg, uint16_t part, uint64_t *root, uint64_t mids[RK_AEW_MIDS])
@@ -105,9 +81,8 @@ static int f_top(void *arg, uint16_t part, uint64_t *root, uint64_t mids[RK_AEW_
     (void)part;
     if (t->fail)
         return t->fail;
-    for (unsigned m = 0; m < RK_AEW_MIDS; m++)
-        mids[m] = node_hash(t->leaves + m * RK_AEW_FANOUT, RK_AEW_FANOUT);
-    *root = node_hash(mids, RK_AEW_MIDS);
+    rk_aetree_mids(&t->tree, mids);
+    *root = rk_aetree_root(&t->tree);
     return 0;
 }
 
@@ -115,7 +90,7 @@ static int f_leaves(void *arg, uint16_t part, unsigned mid, uint64_t leaves[RK_A
 {
     struct ftree *t = arg;
     (void)part;
-    memcpy(leaves, t->leaves + mid * RK_AEW_FANOUT, 8 * RK_AEW_FANOUT);
+    memcpy(leaves, t->tree.leaf + mid * RK_AEW_FANOUT, 8 * RK_AEW_FANOUT);
     return t->fail;
 }
 
