@@ -45,6 +45,8 @@ static bool known_op(unsigned op)
     case RK_OP_RPUT:
     case RK_OP_RGET:
     case RK_OP_RBATCH:
+    case RK_OP_AE_ROOT:
+    case RK_OP_AE_KEYS:
         return true;
     default:
         return false;

@@ -60,6 +60,11 @@
  *           order, each carrying its request's rid and its reply. Every
  *           replica request goes in one: a coordinator sends one message
  *           per peer per loop turn, whatever the number of requests.
+ *   AE_ROOT req: VALUE = AE body                    rep: VALUE = AE body
+ *   AE_KEYS req: VALUE = AE body                    rep: VALUE = AE body
+ *           Anti-entropy between two replicas of a partition; the bodies'
+ *           layouts, limits and checks are in aewire.h. Every reply fits
+ *           RK_AEW_MSG_MAX (256 KiB).
  * GET with TRACE: the reply's TEXT is a JSON object naming the coordinator
  * and each replica asked with the version it returned (or missing/error).
  * Any reply whose status is not OK may carry TEXT: a one-line error message.
@@ -117,11 +122,13 @@ enum rk_op {
     RK_OP_REMOVE = 24,
     RK_OP_LOCATE = 25,
     RK_OP_RING = 26,
-    RK_OP_AE = 27,     /* anti-entropy progress */
-    RK_OP_REPAIR = 28, /* mark partitions for anti-entropy first */
-    RK_OP_RPUT = 32,   /* peer: store a replica at the coordinator's version */
-    RK_OP_RGET = 33,   /* peer: read a replica, tombstones included */
-    RK_OP_RBATCH = 34, /* peer: several RPUT/RGET in one message (frames) */
+    RK_OP_AE = 27,      /* anti-entropy progress */
+    RK_OP_REPAIR = 28,  /* mark partitions for anti-entropy first */
+    RK_OP_RPUT = 32,    /* peer: store a replica at the coordinator's version */
+    RK_OP_RGET = 33,    /* peer: read a replica, tombstones included */
+    RK_OP_RBATCH = 34,  /* peer: several RPUT/RGET in one message (frames) */
+    RK_OP_AE_ROOT = 35, /* peer: anti-entropy, compare a partition's tree top (aewire.h) */
+    RK_OP_AE_KEYS = 36, /* peer: anti-entropy, the entries of differing leaves (aewire.h) */
 };
 
 enum { RK_MSG_REPLY = 1u << 0 };

@@ -598,7 +598,8 @@ RK_STATUS = {0: "OK", 1: "NOT_FOUND", 2: "MALFORMED", 3: "UNSUPPORTED", 4: "BUSY
              5: "TOO_LARGE", 6: "NO_SPACE", 7: "READONLY", 8: "STALE", 9: "QUORUM",
              10: "TIMEOUT", 11: "INTERNAL", 12: "UNAVAILABLE", 13: "REFUSED"}
 RK_OP = {"PUT": 1, "GET": 2, "DEL": 3, "STATUS": 16, "STATS": 17, "HEALTH": 18,
-         "READY": 19, "ECHO": 20, "RPUT": 32, "RGET": 33, "RBATCH": 34}
+         "READY": 19, "ECHO": 20, "RPUT": 32, "RGET": 33, "RBATCH": 34,
+         "AE_ROOT": 35, "AE_KEYS": 36}
 RK_TAG = {"KEY": 1, "VALUE": 2, "VERSION": 3, "TTL_MS": 4, "EXPIRY_MS": 5, "TEXT": 6,
           "R": 7, "W": 8, "TOMBSTONE": 10, "TRACE": 11}
 

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const uint8_t all_ops[] = {RK_OP_PUT,   RK_OP_GET,    RK_OP_DEL,   RK_OP_STATUS,
-                                  RK_OP_STATS, RK_OP_HEALTH, RK_OP_READY, RK_OP_ECHO,
-                                  RK_OP_RPUT,  RK_OP_RGET,   RK_OP_RBATCH};
+static const uint8_t all_ops[] = {
+    RK_OP_PUT,  RK_OP_GET,  RK_OP_DEL,  RK_OP_STATUS, RK_OP_STATS,   RK_OP_HEALTH, RK_OP_READY,
+    RK_OP_ECHO, RK_OP_RPUT, RK_OP_RGET, RK_OP_RBATCH, RK_OP_AE_ROOT, RK_OP_AE_KEYS};
 
 /* Binary key and value: NUL bytes inside and at the ends. */
 static const uint8_t bin_key[] = {0, 'k', 0, 0xFF, 'e', 0x80, 'y', 0};
