@@ -3,7 +3,7 @@
  * key hash, kept exact on every index change (the storage observer) and
  * compared top-down between replicas (the exchange, aexchange.h).
  *
- * DESIGN (issue 12, notes/ae-design.md)
+ * DESIGN
  *
  *   leaf_of(key)  = XXH3_64bits(key) >> 54        top 10 bits; the partition
  *                                                 uses the low bits, so the

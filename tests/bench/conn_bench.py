@@ -1,4 +1,4 @@
-"""Figures for issue 10 (items 2 and 3), printed, never judged:
+"""Figures for connection handling, printed, never judged:
 descriptors of ringkvd after 3,000 connect/close cycles that follow a few
 unread request bursts, and RSS under 100 connections each stalled half-way
 through a 2 MB message.

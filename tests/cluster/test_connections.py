@@ -16,11 +16,11 @@ from harness import SPConn, rk_field, rk_message, wait_for
 
 PORTS = ["client", "peer", "gossip"]
 SP_PROTO = {"client": 0x30, "peer": 0x30, "gossip": 0x62}  # req0 / surveyor0 (raw respondent)
-TRIGGER_ROUNDS = 12     # issue 10: 60-150 requests, disconnect unread, "a few times over"
+TRIGGER_ROUNDS = 12     # the trigger: 60-150 requests, disconnect unread, a few times over
 TRIGGER_REQUESTS = 120
 CYCLES = 1500           # connect/handshake/close after the trigger
 FD_SLACK = 64           # the node's own churn: gossip dials, kvctl, reaper lag
-STALLED = 100           # issue 10: 100 connections stalled half-way through 2 MB
+STALLED = 100           # 100 connections stalled half-way through 2 MB
 STALL_LEN = 2_000_000
 LIMIT = 20              # limits.max_connections for the memory test
 MIB = 1 << 20

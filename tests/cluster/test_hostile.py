@@ -11,7 +11,7 @@ unescaped control character, and no sanitizer may have reported anything.
     RINGKV_HOSTILE_SCALE=F   multiply the number of inputs (default 1, 0.3 for
                          an ASan build)
     RINGKV_HOSTILE_SKIP=hops leave out one family of inputs (hops: req0
-                         backtraces with hop words, issue 10 item 1), to look
+                         backtraces with hop words, which once crashed a node), to look
                          for bugs behind a known crash; never in CI
 
 The seed fixes every input the generators make; which of them a node has
@@ -335,7 +335,7 @@ def backtrace(rng, rid):
     r = rng.random()
     if r < 0.90:
         return struct.pack(">I", rid)
-    if r < 0.95 and "hops" not in SKIP:  # hops (issue 10 item 1: 2 extra words crashed the node)
+    if r < 0.95 and "hops" not in SKIP:  # hops (2 extra words once crashed the node)
         return b"".join(struct.pack(">I", rng.randrange(2**31)) for _ in range(rng.randint(1, 8))) + \
             struct.pack(">I", rid)
     if r < 0.98:
