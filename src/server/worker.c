@@ -149,11 +149,17 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* data_dir/<kind>-<idx>: this worker's own store ("worker") or hint store
+ * ("hints"). data_dir holds under 1 KiB (config.h): it fits. */
+static void worker_dir(const struct rk_worker *w, const char *kind, char dir[RK_PATH_MAX])
+{
+    snprintf(dir, RK_PATH_MAX, "%s/%s-%u", w->sh->cfg.data_dir, kind, w->idx);
+}
+
 static int open_store(struct rk_worker *w, char *err, size_t errlen)
 {
     char dir[RK_PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s/worker-%u", w->sh->cfg.data_dir,
-             w->idx); /* fits: data_dir < 1 KiB */
+    worker_dir(w, "worker", dir);
     struct rk_storage_opts o;
     struct rk_storage_report rep;
     rk_node_storage_opts(&w->sh->cfg, &o);
@@ -200,8 +206,7 @@ struct rk_aetree *rk_worker_aetree_w(struct rk_worker *w, uint32_t partition, ui
 static int open_hints(struct rk_worker *w, char *err, size_t errlen)
 {
     char dir[RK_PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s/hints-%u", w->sh->cfg.data_dir,
-             w->idx); /* fits: data_dir < 1 KiB */
+    worker_dir(w, "hints", dir);
     struct rk_storage_opts o;
     rk_node_storage_opts(&w->sh->cfg, &o);
     return rk_hints_open(&w->hints, dir, &o, w->sh->partitions, w->sh->cfg.hints_max_bytes,
@@ -213,7 +218,7 @@ static int open_hints(struct rk_worker *w, char *err, size_t errlen)
 static int open_ae(struct rk_worker *w, char *err, size_t errlen)
 {
     char dir[RK_PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s/worker-%u", w->sh->cfg.data_dir, w->idx);
+    worker_dir(w, "worker", dir);
     uint32_t parts = w->sh->partitions;
     int rc = rk_aeprogress_open(&w->ae, dir, parts, w->sh->nworkers, w->idx);
     if (rc == 0)
