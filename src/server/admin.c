@@ -241,8 +241,10 @@ static enum rk_status ae_json(struct rk_shared *sh, const struct rk_msg *req, st
     rk_jadd(b, "{\"node\":");
     rk_jstr(b, sh->node_id);
     rk_jadd(b,
-            ",\"enabled\":%s,\"exchanges_running\":false,\"interval_ms\":%llu,"
+            ",\"enabled\":%s,\"exchanges_running\":%s,\"interval_ms\":%llu,"
             "\"max_keys_per_second\":%u,\"max_bytes_per_second\":%llu,",
+            atomic_load(&sh->ae.enabled) ? "true" : "false",
+            /* every worker runs an initiator: rounds run whenever enabled */
             atomic_load(&sh->ae.enabled) ? "true" : "false",
             (unsigned long long)atomic_load(&sh->ae.interval_ms),
             atomic_load(&sh->ae.max_keys_per_second),
@@ -293,9 +295,10 @@ static enum rk_status repair_json(struct rk_shared *sh, const struct rk_msg *req
     rk_jadd(b, ",\"partition\":");
     rk_jadd(b, has ? "%u" : "null", part);
     rk_jadd(b,
-            ",\"partitions_marked\":%u,\"requested_ms\":%llu,\"exchanges_running\":false,"
+            ",\"partitions_marked\":%u,\"requested_ms\":%llu,\"exchanges_running\":%s,"
             "\"message\":\"%u partition%s marked to go first in anti-entropy on ",
-            marked, (unsigned long long)now, marked, marked == 1 ? "" : "s");
+            marked, (unsigned long long)now, atomic_load(&sh->ae.enabled) ? "true" : "false",
+            marked, marked == 1 ? "" : "s");
     rk_jaddn(b, sh->node_id, strlen(sh->node_id)); /* an identifier: nothing to escape */
     rk_jadd(b, "\"}");
     return RK_ST_OK;

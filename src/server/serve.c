@@ -12,14 +12,17 @@
 #include "server/worker_int.h"
 #include "server/admin.h"
 #include "server/batch.h"
+#include "cluster/antientropy.h"
 #include "cluster/coord.h"
 #include "cluster/hints.h"
+#include "proto/aewire.h"
 #include "proto/proto.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/ident.h"
 #include "util/nng_rx.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +210,38 @@ static void serve_read(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
     rk_reply_answer_w(w, msg, &rep, false);
 }
 
+/* ---- anti-entropy: a peer compares a partition's tree with ours ---- */
+
+static struct rk_aetree *worker_tree(void *arg, uint32_t partition, uint64_t now_ms)
+{
+    return rk_worker_aetree_w(arg, partition, now_ms);
+}
+
+/* AE_ROOT / AE_KEYS on the partition's owner: rk_aex_respond builds the
+ * whole reply message, which goes back as a normal reply (decoded, then
+ * re-encoded into msg). Reads only: nothing waits for a commit. */
+static void serve_ae(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    struct rk_ae_local l = {
+        .tree = worker_tree, .arg = w, .store = w->store, .now_ms = rk_clock_wall_ms()};
+    struct rk_ae_tree tree = {&rk_ae_local_ops, &l};
+    struct rk_msg rep;
+    size_t len = 0;
+    uint8_t *buf = malloc(RK_AEW_MSG_MAX); /* a reply's bound: too big for the stack */
+    int rc = buf ? rk_aex_respond(&tree, req, 0, buf, &len) : -ENOMEM;
+    rk_ae_local_release(&l); /* the reply holds copies of the keys */
+    if (rc == 0)
+        rc = rk_proto_decode(buf, len, &rep);
+    w->stats.other++;
+    if (rc < 0)
+        rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc),
+                          rc == RK_ENOTFOUND ? "no anti-entropy tree for this partition here"
+                                             : rk_strerror(rc));
+    else
+        rk_reply_answer_w(w, msg, &rep, false);
+    free(buf);
+}
+
 /* Serve a request whose partition this worker owns. msg is re-decoded here:
  * it may come from another worker's mailbox. Client requests go to the
  * coordinator unless this node is the key's only replica. */
@@ -214,6 +249,10 @@ static void serve_owned(struct rk_worker *w, nng_msg *msg)
 {
     struct rk_msg req;
     rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req); /* checked by dispatch */
+    if (req.opcode == RK_OP_AE_ROOT || req.opcode == RK_OP_AE_KEYS) {
+        serve_ae(w, msg, &req);
+        return;
+    }
     uint16_t part = (uint16_t)(XXH3_64bits(req.key, req.klen) & (w->sh->partitions - 1));
     if (req.opcode == RK_OP_RPUT) {
         serve_replica_write(w, msg, &req, part);
@@ -291,6 +330,21 @@ static void to_control(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
                           "control queue full; retry later");
 }
 
+/* Post msg to owner, or serve it here when that is us. */
+static void to_owner(struct rk_worker *w, struct rk_worker *owner, nng_msg *msg,
+                     const struct rk_msg *req)
+{
+    if (owner == w) {
+        serve_owned(w, msg);
+    } else if (rk_mailbox_post(&owner->mb, msg) == 0) {
+        w->stats.forwarded++;
+    } else {
+        w->stats.busy++;
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_BUSY,
+                          "worker queue full; retry later");
+    }
+}
+
 /* A data request (PUT, GET, DEL, RPUT, RGET): checked, then served here
  * or posted to the worker that owns its partition. */
 static void route_data(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
@@ -304,16 +358,27 @@ static void route_data(struct rk_worker *w, nng_msg *msg, const struct rk_msg *r
         return;
     }
     uint64_t h = XXH3_64bits(req->key, req->klen);
-    struct rk_worker *owner = sh->workers[(h & (sh->partitions - 1)) % sh->nworkers];
-    if (owner == w) {
-        serve_owned(w, msg);
-    } else if (rk_mailbox_post(&owner->mb, msg) == 0) {
-        w->stats.forwarded++;
-    } else {
-        w->stats.busy++;
-        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_BUSY,
-                          "worker queue full; retry later");
+    to_owner(w, sh->workers[(h & (sh->partitions - 1)) % sh->nworkers], msg, req);
+}
+
+/* AE_ROOT / AE_KEYS name a partition in their body (aewire.h: bytes 2-3
+ * of every AE body), not a key: they go to the worker owning it. */
+static void route_ae(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    struct rk_shared *sh = w->sh;
+    const uint8_t *body;
+    size_t len;
+    if (rk_aew_body(req, req->opcode, false, 0, &body, &len) < 0 || len < 4) {
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_MALFORMED,
+                          "anti-entropy request without a body");
+        return;
     }
+    uint32_t part = (uint32_t)body[2] | (uint32_t)body[3] << 8;
+    if (part >= sh->partitions) {
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_NOT_FOUND, "no such partition here");
+        return;
+    }
+    to_owner(w, sh->workers[part % sh->nworkers], msg, req);
 }
 
 /* Why a request is refused before it is looked at (BUSY, UNAVAILABLE),
@@ -403,6 +468,10 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
     case RK_OP_RPUT:
     case RK_OP_RGET:
         break;
+    case RK_OP_AE_ROOT:
+    case RK_OP_AE_KEYS:
+        route_ae(w, msg, &req);
+        return;
     case RK_OP_ECHO:
         serve_echo(w, msg, &req);
         return;

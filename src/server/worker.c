@@ -6,6 +6,7 @@
  */
 #include "server/worker_int.h"
 #include "server/node.h"
+#include "cluster/antientropy.h"
 #include "cluster/coord.h"
 #include "cluster/hints.h"
 #include "util/clock.h"
@@ -106,7 +107,9 @@ static void on_idle(struct ev_loop *loop, ev_idle *i, int revents)
 
 static void finish(struct rk_worker *w)
 {
-    rk_mailbox_fini(&w->mb);    /* serves what other workers forwarded */
+    rk_mailbox_fini(&w->mb); /* serves what other workers forwarded */
+    rk_ae_destroy(w->aed);   /* the exchange under way is recorded as aborted */
+    w->aed = NULL;
     rk_coord_destroy(w->coord); /* answers what still waits for replicas */
     w->coord = NULL;
     rk_reply_hinted_w(w);
@@ -268,6 +271,32 @@ static int make_coord(struct rk_worker *w)
     return rk_coord_create(&w->coord, w->loop, &env);
 }
 
+static struct rk_aetree *worker_tree(void *arg, uint32_t partition, uint64_t now_ms)
+{
+    return rk_worker_aetree_w(arg, partition, now_ms);
+}
+
+static int make_ae(struct rk_worker *w)
+{
+    struct rk_shared *sh = w->sh;
+    struct rk_ae_env env = {.loop = w->loop,
+                            .partitions = sh->partitions,
+                            .nworkers = sh->nworkers,
+                            .worker = w->idx,
+                            .replicas = sh->cfg.replicas,
+                            .request_timeout_ms = sh->cfg.request_timeout_ms,
+                            .self = sh->node_id,
+                            .views = &sh->views,
+                            .hlc = &sh->hlc,
+                            .store = w->store,
+                            .tree = worker_tree,
+                            .tree_arg = w,
+                            .progress = w->ae,
+                            .pace = {&sh->ae.enabled, &sh->ae.interval_ms,
+                                     &sh->ae.max_keys_per_second, &sh->ae.max_bytes_per_second}};
+    return rk_ae_create(&w->aed, &env);
+}
+
 int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx, char *err,
                      size_t errlen)
 {
@@ -295,6 +324,8 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
         rc = open_hints(w, err, errlen);
     if (rc == 0)
         rc = make_coord(w);
+    if (rc == 0)
+        rc = make_ae(w);
     if (rc == 0 && nng_socket_get_int(sh->sock, NNG_OPT_RECVFD, &fd) != 0)
         rc = -EIO;
     if (rc < 0) {
@@ -361,6 +392,7 @@ void rk_worker_destroy(struct rk_worker *w)
         return;
     if (w->store)
         rk_storage_close(w->store);
+    rk_ae_destroy(w->aed);      /* only if the thread never ran finish() */
     rk_coord_destroy(w->coord); /* only if the thread never ran finish() */
     rk_hints_close(w->hints);
     if (w->loop) {

@@ -63,6 +63,7 @@ struct rk_worker {
     struct replies syncing; /* write replies covered by the running sync */
     struct syncer sync;
     struct rk_coord *coord;
+    struct rk_ae *aed; /* the anti-entropy initiator (cluster/antientropy.h) */
     struct rk_hints *hints;
     struct rk_aetrees trees; /* built after open; storage's observer keeps them exact */
     atomic_uint_fast64_t heartbeat;

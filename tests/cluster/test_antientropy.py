@@ -1,16 +1,20 @@
-"""Anti-entropy progress and commands, black-box, before the exchanges run:
-`kvctl ae` on a fresh 3-node cluster (round 0, nothing compared, valid
---json), the progress file surviving a restart, `kvctl repair` marking a
-partition (and --wait giving up with one line, exit 3, while no exchange
-runs), bad partition numbers (exit 2, one line), the antientropy block of
-`kvctl stats`, and the antientropy.* settings reloading on SIGHUP. Every wait
-polls with a deadline.
+"""Anti-entropy, black-box. Progress and commands with the default 30 s
+interval (no round has run yet in these tests): `kvctl ae` on a fresh
+3-node cluster (round 0, nothing compared, valid --json), the progress file
+surviving a restart, `kvctl repair` marking a partition (and --wait giving
+up with one line, exit 3), bad partition numbers (exit 2, one line), the
+antientropy block of `kvctl stats`, and the antientropy.* settings reloading
+on SIGHUP. Then the exchange itself: AE_ROOT answered by hand, and a wiped
+node refilled by the rounds alone, with no client read. Every wait polls
+with a deadline.
 """
 
 import json
+import shutil
 import signal
+import struct
 
-from harness import last_json, wait_for
+from harness import RK_TAG, RawKV, last_json, rk_field, wait_for
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s"}
 SLACK_S = 15
@@ -148,3 +152,111 @@ def test_antientropy_settings_reload_on_sighup(cluster):
     # Disabled: repair still marks, --wait says it cannot progress, exit 3.
     r = n.kvctl("repair", "0", "--wait", "--wait-timeout", "5s", timeout=20)
     assert r.rc in (0, 3), r
+
+
+# ---- the exchange's wire, served (aewire.h) ----
+
+AE_ROOT_REQ = struct.Struct("<BBHIQ32Q")  # format, flags, partition, reserved, root, mids
+AE_ROOT_REP = struct.Struct("<BBHIQ")     # format, flags, partition, mask, root; then leaves
+
+
+def ae_root(kv, part, root=0, mids=(0,) * 32):
+    """(status, mask, root, {mid: [32 leaf hashes]}) of one AE_ROOT by hand."""
+    st, f = kv.call("AE_ROOT", rk_field("VALUE", AE_ROOT_REQ.pack(1, 0, part, 0, root, *mids)))
+    if st != "OK":
+        return st, None, None, None
+    body = f[RK_TAG["VALUE"]]
+    fmt, flags, p, mask, r = AE_ROOT_REP.unpack_from(body)
+    bits = [m for m in range(32) if mask >> m & 1]
+    assert fmt == 1 and flags == 0 and p == part, body[:16]
+    assert len(body) == 16 + 256 * len(bits), (len(body), bits)
+    leaves = {m: struct.unpack_from("<32Q", body, 16 + 256 * i) for i, m in enumerate(bits)}
+    return st, mask, r, leaves
+
+
+def test_ae_root_is_answered_with_the_mask_of_differing_mids(cluster):
+    # One partition: every key lands in the tree asked about.
+    (n,) = cluster.start(1, overrides={"cluster.partitions": 1})
+    with RawKV(n) as kv:
+        st, mask, root, _ = ae_root(kv, 0)
+        assert (st, mask, root) == ("OK", 0, 0), "an empty tree equals an all-zero one"
+
+        assert kv.put(b"only-key", b"v") == "OK"
+        st, mask, root, leaves = ae_root(kv, 0)
+        assert st == "OK" and bin(mask).count("1") == 1 and root != 0, (mask, root)
+        assert sum(1 for ls in leaves.values() for x in ls if x) == 1, leaves
+
+        for i in range(300):
+            assert kv.put(b"k%d" % i, b"v") == "OK"
+        st, mask, root, leaves = ae_root(kv, 0)
+        assert st == "OK" and root != 0
+        # Every mid named differs from zero: it holds a non-zero leaf.
+        assert all(any(ls) for ls in leaves.values()), leaves
+        assert bin(mask).count("1") >= 24, hex(mask)  # 301 keys over 32 mids
+        nonzero = sum(1 for ls in leaves.values() for x in ls if x)
+        assert 1 < nonzero <= 301, nonzero
+
+        # Mids that match none of ours: every one differs.
+        st, mask, _, _ = ae_root(kv, 0, root=1, mids=(1,) * 32)
+        assert st == "OK" and mask == 0xFFFFFFFF, hex(mask)
+
+        # No such partition; a body that is not an AE_ROOT.
+        assert ae_root(kv, 5)[0] == "NOT_FOUND"
+        st, _ = kv.call("AE_ROOT", rk_field("VALUE", b"\x01\x00\x00\x00"))
+        assert st == "MALFORMED", st
+        st, _ = kv.call("AE_ROOT", rk_field("KEY", b"k1"))
+        assert st == "MALFORMED", st
+
+
+# ---- the driver: replicas converge by themselves ----
+
+AE_FAST = {**GOSSIP, "cluster.partitions": PARTS, "antientropy.interval": "1s"}
+REFILL_S = 60
+
+
+def stats_of(node):
+    r = node.kvctl("--json", "stats", timeout=10)
+    assert r.rc == 0, r
+    return last_json(r.out)
+
+
+def missing_on(node, keys, want):
+    """Keys whose replica on node (one RGET each, no read repair) does not
+    hold the value wanted."""
+    out = []
+    with RawKV(node) as kv:
+        for k in keys:
+            st, f = kv.call("RGET", rk_field("KEY", k))
+            if st != "OK" or f.get(RK_TAG["VALUE"]) != want[k]:
+                out.append(k)
+    return out
+
+
+def test_wiped_node_is_refilled_by_anti_entropy_alone(cluster):
+    cluster.overrides.update(AE_FAST)
+    n1, n2, n3 = cluster.start(3)
+    alive_everywhere([n1, n2, n3])
+    want = {b"wipe-%05d" % i: b"value-%d" % i for i in range(2000)}
+    with RawKV(n1) as kv:
+        for k, v in want.items():
+            assert kv.put(k, v) == "OK", k
+
+    n3.kill()
+    shutil.rmtree(n3.data_dir)
+    n3.start()
+    alive_everywhere([n1, n2, n3])
+
+    # No client reads: only anti-entropy can bring the keys back.
+    left = [None]
+
+    def refilled():
+        left[0] = missing_on(n3, left[0] if left[0] is not None else list(want), want)
+        return not left[0]
+    wait_for(refilled, REFILL_S, "anti-entropy to refill node-3")
+
+    assert missing_on(n3, list(want), want) == []
+    st = [stats_of(n) for n in (n1, n2, n3)]
+    assert sum(s["antientropy"]["keys_repaired"] for s in st) >= len(want), \
+        [s["antientropy"] for s in st]
+    assert sum(s["replication"]["read_repairs"] for s in st) == 0, [s["replication"] for s in st]
+    assert ae_json(n3)["exchanges_running"] is True

@@ -1,0 +1,97 @@
+/* Anti-entropy on a worker: the local side of an exchange (an
+ * rk_ae_tree_ops adapter over a partition's hash tree and the storage
+ * index, used both to answer a peer's AE_ROOT / AE_KEYS and by this
+ * worker's own exchanges). Design notes in antientropy.c.
+ *
+ * Threads: everything here runs on the worker that owns the partitions'
+ * storage and trees; nothing locks.
+ */
+#ifndef RK_ANTIENTROPY_H
+#define RK_ANTIENTROPY_H
+
+#include "cluster/aetree.h"
+#include "cluster/aexchange.h"
+#include "storage/storage.h"
+
+#include <ev.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The worker's tree of partition p, current at now_ms (rebuilt first when
+ * stale), or NULL when this worker holds no tree for p. */
+typedef struct rk_aetree *rk_ae_tree_fn(void *arg, uint32_t partition, uint64_t now_ms);
+
+/* The local tree of one worker, as the exchange sees it (rk_ae_tree.t).
+ * now_ms is the wall time the caller reads the tree at: set it before each
+ * use. Every field is the caller's; store and tree must outlive its use. */
+struct rk_ae_local {
+    rk_ae_tree_fn *tree;
+    void *arg; /* passed to tree */
+    rk_storage *store;
+    uint64_t now_ms;
+    /* The keys scans handed out: the exchange holds them to the end of the
+     * rk_aex_* call that scanned (several leaves may be scanned before it
+     * emits), so they live until rk_ae_local_release. */
+    struct rk_ae_scanned *held;
+    size_t nheld, capheld;
+};
+
+/* The adapter: top and leaves from the tree, scan from the storage index
+ * (no values). RK_ENOTFOUND when tree gives NULL. */
+extern const struct rk_ae_tree_ops rk_ae_local_ops;
+
+/* Free the keys of l's scans: call after each rk_aex_start, rk_aex_on_reply
+ * or rk_aex_respond that used l, once nothing borrows them. */
+void rk_ae_local_release(struct rk_ae_local *l);
+
+/* ---- the initiator: this worker's rounds of exchanges ---- */
+
+struct rk_hlc;
+struct rk_view_slot;
+struct rk_aeprogress;
+
+/* The anti-entropy settings, read at each use (SIGHUP may change them). */
+struct rk_ae_pace_ref {
+    const atomic_bool *enabled;
+    const atomic_uint_fast64_t *interval_ms;
+    const atomic_uint *max_keys_per_second;           /* 0 = no key budget */
+    const atomic_uint_fast64_t *max_bytes_per_second; /* 0 = no byte budget */
+};
+
+/* Everything the initiator needs from its worker, given at creation.
+ * Pointers must outlive the initiator; all of it is used on loop only
+ * (views and the pace atomics are thread-safe). */
+struct rk_ae_env {
+    struct ev_loop *loop; /* the owning worker's */
+    uint32_t partitions, nworkers, worker, replicas;
+    uint64_t request_timeout_ms; /* cluster.request_timeout: fails an exchange */
+    const char *self;            /* this node's id */
+    struct rk_view_slot *views;
+    struct rk_hlc *hlc; /* observes pulled versions, as for any replica write */
+    rk_storage *store;  /* reads pushed records, applies pulled ones */
+    rk_ae_tree_fn *tree;
+    void *tree_arg;
+    struct rk_aeprogress *progress; /* the worker's: every exchange is recorded */
+    struct rk_ae_pace_ref pace;
+};
+
+struct rk_ae_stats {
+    uint64_t exchanges, exchanges_failed;
+    uint64_t keys_pulled, keys_pushed; /* applied (the other side's write took them) */
+    bool running;                      /* a round is under way */
+};
+
+struct rk_ae;
+
+/* An initiator on env->loop: its first round starts after one interval.
+ * 0 or -ENOMEM. */
+int rk_ae_create(struct rk_ae **out, const struct rk_ae_env *env);
+
+/* Abandon the exchange under way (recorded as aborted), close the peer
+ * sockets, free a. NULL is a no-op. */
+void rk_ae_destroy(struct rk_ae *a);
+
+void rk_ae_stats(const struct rk_ae *a, struct rk_ae_stats *out);
+
+#endif
