@@ -935,7 +935,7 @@ static void print_ae_summary(const struct rk_ajson *w)
            (unsigned long long)ae_u64(w, "marked_partitions"),
            strcmp(or_dash(field(w, "enabled")), "true") != 0 ? "disabled (antientropy.enabled)"
            : running                                         ? "exchanges running"
-                     : "exchanges not running in this version (marks are kept)");
+                     : "exchanges not running (marks are kept)");
 }
 
 static void print_ae(const struct rk_ajson *w, size_t n)
@@ -1060,7 +1060,7 @@ static int repair_wait(const struct rk_kvctl_opts *o, struct rk_client *c, const
         ms_sleep(AE_POLL_MS);
     }
     rk_kvctl_err("repair %s: not done after %s: no exchange with every other replica since the "
-                 "request (anti-entropy exchanges do not run in this version); %s stays marked",
+                 "request (replicas down or unreachable?); %s stays marked",
                  part ? part : "(all)", wait_text, part ? "the partition" : "each partition");
     return RK_EXIT_CLUSTER;
 }

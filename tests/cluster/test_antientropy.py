@@ -94,8 +94,16 @@ def test_repair_marks_and_wait_times_out(cluster):
     # Other partitions are not marked by it.
     assert ae_json(n1, "--partition", "8")["partitions"][0]["marks"] == []
 
-    # No exchange runs yet: --wait gives up at its deadline, one line, exit 3.
-    r = n1.kvctl("repair", "7", "--wait", "--wait-timeout", "1s", timeout=20)
+    # With the other replicas paused no exchange can complete: --wait gives
+    # up at its deadline, one line, exit 3.
+    others = [n for n in cluster.nodes if n is not n1]
+    for n in others:
+        n.pause()
+    try:
+        r = n1.kvctl("repair", "7", "--wait", "--wait-timeout", "1s", timeout=20)
+    finally:
+        for n in others:
+            n.resume()
     assert r.rc == 3, r
     assert len(r.err.strip().splitlines()) == 1 and "not done after 1s" in r.err, r.err
 
