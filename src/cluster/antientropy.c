@@ -145,7 +145,7 @@ static int local_scan(void *arg, uint16_t part, uint16_t leaf, const uint8_t *af
     }
     if ((rc = leaf_hold(l, &s)) < 0)
         return rc; /* freed by leaf_hold */
-    if (s.n > 1) /* qsort's array may not be NULL, even for 0 entries */
+    if (s.n > 1)   /* qsort's array may not be NULL, even for 0 entries */
         qsort(s.e, s.n, sizeof(*s.e), key_order);
     for (size_t i = 0; i < s.n; i++)
         if (visit(varg, &s.e[i]))
