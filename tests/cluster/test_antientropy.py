@@ -268,3 +268,57 @@ def test_wiped_node_is_refilled_by_anti_entropy_alone(cluster):
         [s["antientropy"] for s in st]
     assert sum(s["replication"]["read_repairs"] for s in st) == 0, [s["replication"] for s in st]
     assert ae_json(n3)["exchanges_running"] is True
+
+
+def replica_versions(node, keys):
+    """{key: (version, tombstone)} of node's own replica (RGET, tombstones
+    included; no read repair), None for a key it does not hold."""
+    out = {}
+    with RawKV(node) as kv:
+        for k in keys:
+            st, f = kv.call("RGET", rk_field("KEY", k))
+            v = f.get(RK_TAG["VERSION"])
+            out[k] = (struct.unpack("<Q", v)[0], RK_TAG["TOMBSTONE"] in f) if st == "OK" else None
+    return out
+
+
+def test_replicas_that_diverged_both_ways_converge(cluster):
+    """node-1 and node-3 miss different writes (hinted handoff off: every
+    hint is dropped), overwrites and deletes included; after both are back,
+    anti-entropy alone leaves every replica with the newest version of
+    every key, deletes included."""
+    cluster.overrides.update({**AE_FAST, "hints.max_bytes_per_target": "0B",
+                              "antientropy.enabled": False})  # on once they diverged
+    n1, n2, n3 = cluster.start(3)
+    alive_everywhere([n1, n2, n3])
+    keys = [b"both-%04d" % i for i in range(600)]
+
+    def write_with_down(down, up, items, deletes=()):
+        down.kill()  # stopped, not paused: a paused node still takes what waits in its socket
+        with RawKV(up) as kv:
+            for k, v in items:
+                assert kv.put(k, v) == "OK", k
+            for k in deletes:
+                st, _ = kv.call("DEL", rk_field("KEY", k))
+                assert st == "OK", (k, st)
+        down.start()
+        alive_everywhere([n1, n2, n3])
+
+    write_with_down(n3, n1, [(k, b"first") for k in keys[:400]])          # node-3 misses
+    write_with_down(n1, n2, [(k, b"second") for k in keys[200:600]],     # node-1 misses:
+                    deletes=keys[100:200])                               # new, overwrites, deletes
+    before = [replica_versions(n, keys) for n in (n1, n3)]
+    assert before[0] != before[1], "node-1 and node-3 never diverged: the test proves nothing"
+    for n in (n1, n2, n3):
+        n.set_config({"antientropy.enabled": True})
+        n.signal(signal.SIGHUP)
+
+    def converged():
+        seen = [replica_versions(n, keys) for n in (n1, n2, n3)]
+        return all(seen[0][k] is not None and seen[0][k] == seen[1][k] == seen[2][k] for k in keys)
+    wait_for(converged, REFILL_S, "every replica at the newest version of every key")
+    final = replica_versions(n2, keys)
+    assert all(final[k][1] for k in keys[100:200]), "a delete did not win everywhere"
+    with RawKV(n1) as kv:
+        assert kv.get(keys[150])[0] == "NOT_FOUND"
+        assert kv.get(keys[50])[1] == b"first" and kv.get(keys[300])[1] == b"second"
