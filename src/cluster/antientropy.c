@@ -14,6 +14,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/nng_close.h"
+#include "util/nng_peer.h"
 #include "util/nng_rx.h"
 
 #include <errno.h>
@@ -267,38 +268,22 @@ static void on_peer_rx(struct ev_loop *loop, ev_io *io, int revents);
 static struct ae_peer *peer_open(struct rk_ae *a, const struct rk_view_member *m)
 {
     int fd, rv;
-    nng_dialer d;
     struct ae_peer *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     snprintf(p->id, sizeof(p->id), "%s", m->id);
     snprintf(p->addr, sizeof(p->addr), "%s", m->peer_addr);
     p->a = a;
-    rv = nng_req0_open_raw(&p->s);
     /* A socket opens at the start of a round and dials without blocking:
      * the queue holds the first requests until the connection is up (with
-     * none, a send before it fails at once). */
-    if (rv == 0)
-        rv = nng_socket_set_int(p->s, NNG_OPT_SENDBUF, AE_SOCK_BUF);
-    if (rv == 0)
-        rv = nng_socket_set_int(p->s, NNG_OPT_RECVBUF, AE_SOCK_BUF);
-    if (rv == 0) /* an AE reply is bounded, but an RGET answer carries a value */
-        rv = nng_socket_set_size(p->s, NNG_OPT_RECVMAXSZ, RK_PROTO_MAX_MSG);
-    if (rv == 0)
-        rv = nng_dialer_create(&d, p->s, p->addr);
-    if (rv == 0) {
-        nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, AE_RECONNECT_MIN_MS);
-        nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, AE_RECONNECT_MAX_MS);
-        nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, RK_PROTO_MAX_MSG);
-        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-    }
-    if (rv == 0)
-        rv = nng_socket_get_int(p->s, NNG_OPT_RECVFD, &fd);
+     * none, a send before it fails at once). An AE reply is bounded, but
+     * an RGET answer carries a value: the message limit is the protocol's. */
+    static const struct rk_nng_peer_opts po = {AE_SOCK_BUF, RK_PROTO_MAX_MSG, AE_RECONNECT_MIN_MS,
+                                               AE_RECONNECT_MAX_MS};
+    rv = rk_nng_peer_open(&p->s, p->addr, &po, &fd);
     if (rv != 0) {
         rk_warn("antientropy", "cannot reach peer %s at %s: %s", m->id, m->peer_addr,
                 nng_strerror(rv));
-        if (nng_socket_id(p->s) > 0)
-            nng_close(p->s);
         free(p);
         return NULL;
     }

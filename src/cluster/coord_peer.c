@@ -10,6 +10,7 @@
 #include "util/err.h"
 #include "util/grow.h"
 #include "util/log.h"
+#include "util/nng_peer.h"
 #include "util/nng_rx.h"
 
 #include <errno.h>
@@ -30,28 +31,11 @@ static struct peer *peer_open(struct rk_coord *c, const struct rk_view_member *m
     snprintf(p->id, sizeof(p->id), "%s", m->id);
     snprintf(p->addr, sizeof(p->addr), "%s", m->peer_addr);
     p->c = c;
-    nng_dialer d;
-    rv = nng_req0_open_raw(&p->s);
-    if (rv == 0)
-        rv = nng_socket_set_int(p->s, NNG_OPT_SENDBUF, PEER_BUF);
-    if (rv == 0)
-        rv = nng_socket_set_int(p->s, NNG_OPT_RECVBUF, PEER_BUF);
-    if (rv == 0)
-        rv = nng_socket_set_size(p->s, NNG_OPT_RECVMAXSZ, RK_PEER_MAX_MSG);
-    if (rv == 0)
-        rv = nng_dialer_create(&d, p->s, p->addr);
-    if (rv == 0) {
-        nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS);
-        nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS);
-        nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, RK_PEER_MAX_MSG);
-        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-    }
-    if (rv == 0)
-        rv = nng_socket_get_int(p->s, NNG_OPT_RECVFD, &fd);
+    static const struct rk_nng_peer_opts po = {PEER_BUF, RK_PEER_MAX_MSG, RECONNECT_MIN_MS,
+                                               RECONNECT_MAX_MS};
+    rv = rk_nng_peer_open(&p->s, p->addr, &po, &fd);
     if (rv != 0) {
         rk_warn("coord", "cannot reach peer %s at %s: %s", m->id, m->peer_addr, nng_strerror(rv));
-        if (nng_socket_id(p->s) > 0)
-            nng_close(p->s);
         free(p);
         return NULL;
     }
