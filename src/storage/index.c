@@ -48,9 +48,13 @@ void rk_index_fini(struct rk_index *ix)
         if (e->key && (e->klen + 7u) / 8 > SLAB_CLASSES)
             free(e->key);
     }
-    for (uint32_t i = 0; i < ix->nchunks; i++)
+    for (uint32_t i = 0; i < ix->nchunks; i++) {
         free(ix->chunks[i]);
+        free(ix->links[i]);
+    }
     free(ix->chunks);
+    free(ix->links);
+    free(ix->phead);
     if (ix->slab) {
         for (size_t i = 0; i < ix->slab->nchunks; i++)
             free(ix->slab->chunks[i]);
@@ -156,19 +160,97 @@ static int entry_alloc(struct rk_index *ix, uint32_t *id)
         if (!nc)
             return -ENOMEM;
         ix->chunks = nc;
-        nc[ix->nchunks] = calloc(CHUNK_ENTRIES, sizeof(struct rk_ix_entry));
-        if (!nc[ix->nchunks])
+        uint32_t **nl = realloc(ix->links, (ix->nchunks + 1) * sizeof(*nl));
+        if (!nl)
             return -ENOMEM;
+        ix->links = nl;
+        nc[ix->nchunks] = calloc(CHUNK_ENTRIES, sizeof(struct rk_ix_entry));
+        nl[ix->nchunks] = malloc(CHUNK_ENTRIES * 2 * sizeof(uint32_t));
+        if (!nc[ix->nchunks] || !nl[ix->nchunks]) {
+            free(nc[ix->nchunks]);
+            free(nl[ix->nchunks]);
+            return -ENOMEM;
+        }
         ix->nchunks++;
     }
     *id = ix->high++;
     return 0;
 }
 
+/* ---- the partition lists ---- */
+
+static uint32_t *link_of(const struct rk_index *ix, uint32_t id)
+{
+    return &ix->links[id >> CHUNK_SHIFT][(id & (CHUNK_ENTRIES - 1)) * 2]; /* [0] next, [1] prev */
+}
+
+/* phead covering partition p: 0 or -ENOMEM. */
+static int heads_cover(struct rk_index *ix, uint16_t p)
+{
+    if (p < ix->nphead)
+        return 0;
+    uint32_t n = ix->nphead ? ix->nphead : 64;
+    while (n <= p)
+        n *= 2;
+    uint32_t *h = realloc(ix->phead, (size_t)n * sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    for (uint32_t i = ix->nphead; i < n; i++)
+        h[i] = RK_IX_NONE;
+    ix->phead = h;
+    ix->nphead = n;
+    return 0;
+}
+
+static void link_in(struct rk_index *ix, uint32_t id, uint16_t p)
+{
+    uint32_t *l = link_of(ix, id), head = ix->phead[p];
+    l[0] = head;
+    l[1] = RK_IX_NONE;
+    if (head != RK_IX_NONE)
+        link_of(ix, head)[1] = id;
+    ix->phead[p] = id;
+    rk_index_entry(ix, id)->partition = p;
+}
+
+static void link_out(struct rk_index *ix, uint32_t id)
+{
+    uint32_t *l = link_of(ix, id);
+    if (l[1] != RK_IX_NONE)
+        link_of(ix, l[1])[0] = l[0];
+    else
+        ix->phead[rk_index_entry(ix, id)->partition] = l[0];
+    if (l[0] != RK_IX_NONE)
+        link_of(ix, l[0])[1] = l[1];
+}
+
+int rk_index_set_partition(struct rk_index *ix, uint32_t id, uint16_t partition)
+{
+    if (rk_index_entry(ix, id)->partition == partition)
+        return 0;
+    if (heads_cover(ix, partition) < 0)
+        return -ENOMEM;
+    link_out(ix, id);
+    link_in(ix, id, partition);
+    return 0;
+}
+
+uint32_t rk_index_first(const struct rk_index *ix, uint16_t partition)
+{
+    return partition < ix->nphead ? ix->phead[partition] : RK_IX_NONE;
+}
+
+uint32_t rk_index_next(const struct rk_index *ix, uint32_t id)
+{
+    return link_of(ix, id)[0];
+}
+
 int rk_index_insert(struct rk_index *ix, const void *key, uint32_t klen, uint32_t hash,
-                    uint32_t *id)
+                    uint16_t partition, uint32_t *id)
 {
     if ((uint64_t)(ix->used + 1) * 4 > (uint64_t)(ix->mask + 1) * 3 && grow(ix) < 0)
+        return -ENOMEM;
+    if (heads_cover(ix, partition) < 0)
         return -ENOMEM;
     uint8_t *k = key_alloc(ix, klen);
     if (!k)
@@ -186,6 +268,7 @@ int rk_index_insert(struct rk_index *ix, const void *key, uint32_t klen, uint32_
     /* At most 3/4 full (grow): slot_place finds a free slot. */
     RK_ASSERT((uint64_t)ix->used * 4 < (uint64_t)(ix->mask + 1) * 3);
     slot_place(ix->slots, ix->mask, hash, *id);
+    link_in(ix, *id, (uint16_t)partition);
     ix->used++;
     return 0;
 }
@@ -212,6 +295,7 @@ void rk_index_remove(struct rk_index *ix, uint32_t id)
         }
     }
     ix->slots[i] = 0;
+    link_out(ix, id);
     key_free(ix, e->key, e->klen);
     memset(e, 0, sizeof(*e));
     e->seg = ix->free_head;
@@ -222,5 +306,7 @@ void rk_index_remove(struct rk_index *ix, uint32_t id)
 size_t rk_index_bytes(const struct rk_index *ix)
 {
     return ((size_t)ix->mask + 1) * sizeof(uint32_t) +
-           (size_t)ix->nchunks * CHUNK_ENTRIES * sizeof(struct rk_ix_entry) + ix->key_bytes;
+           (size_t)ix->nchunks * CHUNK_ENTRIES *
+               (sizeof(struct rk_ix_entry) + 2 * sizeof(uint32_t)) +
+           (size_t)ix->nphead * sizeof(uint32_t) + ix->key_bytes;
 }

@@ -40,11 +40,13 @@ static int load_record(rk_storage *s, uint32_t slot, uint32_t block, uint32_t of
     uint32_t hash = rk_index_hash(key, h->klen);
     uint32_t id = rk_index_find(&s->ix, key, h->klen, hash);
     if (id == RK_IX_NONE) {
-        int rc = rk_index_insert(&s->ix, key, h->klen, hash, &id);
+        int rc = rk_index_insert(&s->ix, key, h->klen, hash, h->partition, &id);
         if (rc < 0)
             return rc;
     } else if (h->version < rk_index_entry(&s->ix, id)->version) {
         return 0;
+    } else if (rk_index_set_partition(&s->ix, id, h->partition) < 0) {
+        return -ENOMEM;
     }
     struct rk_ix_entry *e = rk_index_entry(&s->ix, id);
     e->version = h->version;
@@ -53,7 +55,6 @@ static int load_record(rk_storage *s, uint32_t slot, uint32_t block, uint32_t of
     e->off = off;
     e->len = h->len;
     e->expiry_s = h->expiry_ms ? (uint32_t)((h->expiry_ms + 999) / 1000) : 0;
-    e->partition = h->partition;
     e->flags = h->flags;
     return 0;
 }

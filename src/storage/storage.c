@@ -349,10 +349,15 @@ int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur)
     struct undo *u = &s->undo[s->nundo];
     u->created = id == RK_IX_NONE;
     if (u->created) {
-        rc = rk_index_insert(&s->ix, r->key, r->klen, hash, &id);
+        rc = rk_index_insert(&s->ix, r->key, r->klen, hash, h.partition, &id);
         if (rc < 0)
             return rc; /* the staged bytes become a dead record */
     } else {
+        /* A key keeps its partition; moving it (a caller that changed its
+         * mind) is not undone by an abort, so it happens first. */
+        rc = rk_index_set_partition(&s->ix, id, h.partition);
+        if (rc < 0)
+            return rc;
         u->old = *rk_index_entry(&s->ix, id);
         rk_storage_account(s, &u->old, -1);
     }
@@ -365,7 +370,6 @@ int rk_storage_put(rk_storage *s, const struct rk_record *r, uint64_t *cur)
     e->off = off;
     e->len = rk_rec_size(h.klen, h.vlen);
     e->expiry_s = h.expiry_ms ? (uint32_t)((h.expiry_ms + 999) / 1000) : 0;
-    e->partition = h.partition;
     e->flags = h.flags;
     rk_storage_account(s, e, +1);
     rk_storage_notify(s, u->created ? NULL : &u->old, e);
@@ -718,6 +722,7 @@ int rk_storage_step(rk_storage *s)
 void rk_storage_iter_init(struct rk_storage_iter *it, int32_t partition, bool values)
 {
     it->next = 0;
+    it->started = false;
     it->partition = partition;
     it->values = values;
     it->at_ms = 0;
@@ -730,13 +735,39 @@ void rk_storage_iter_init_at(struct rk_storage_iter *it, int32_t partition, bool
     it->at_ms = at_ms;
 }
 
+/* The iteration's next live entry, or NULL at its end. A partition walks
+ * its list; an id found off that list (removed, perhaps reused, since it
+ * was read as the next one) ends it rather than wandering elsewhere. */
+static const struct rk_ix_entry *iter_step(rk_storage *s, struct rk_storage_iter *it)
+{
+    if (it->partition < 0) {
+        while (it->next < s->ix.high) {
+            const struct rk_ix_entry *e = rk_index_entry(&s->ix, it->next++);
+            if (e->key)
+                return e;
+        }
+        return NULL;
+    }
+    if (!it->started) {
+        it->next = rk_index_first(&s->ix, (uint16_t)it->partition);
+        it->started = true;
+    }
+    if (it->next == RK_IX_NONE || it->next >= s->ix.high)
+        return NULL;
+    const struct rk_ix_entry *e = rk_index_entry(&s->ix, it->next);
+    if (!e->key || e->partition != (uint32_t)it->partition) {
+        it->next = RK_IX_NONE;
+        return NULL;
+    }
+    it->next = rk_index_next(&s->ix, it->next);
+    return e;
+}
+
 int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_record *out)
 {
     uint64_t now = it->at_ms ? it->at_ms : rk_storage_now_ms(s);
-    while (it->next < s->ix.high) {
-        const struct rk_ix_entry *e = rk_index_entry(&s->ix, it->next++);
-        if (!e->key || (it->partition >= 0 && e->partition != (uint32_t)it->partition))
-            continue;
+    const struct rk_ix_entry *e;
+    while ((e = iter_step(s, it)) != NULL) {
         if (!(e->flags & RK_REC_TOMBSTONE) && expired(e->expiry_s, now))
             continue;
         int rc = entry_record(s, e, it->values, out);

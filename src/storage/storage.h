@@ -158,7 +158,8 @@ int rk_storage_step(rk_storage *s);
  * (rounded up to whole seconds, as the change observer reports it); with
  * values, the record's own. The struct is the caller's memory. */
 struct rk_storage_iter {
-    uint32_t next;     /* private: next index entry */
+    uint32_t next;     /* private: next index entry (id order, or the partition's list) */
+    bool started;      /* private: next holds the partition list's position */
     int32_t partition; /* -1 = all */
     bool values;       /* read values too (costs a block read each) */
     uint64_t at_ms;    /* skip records expired at this wall time; 0 = the
@@ -172,7 +173,12 @@ void rk_storage_iter_init(struct rk_storage_iter *it, int32_t partition, bool va
  * the engine's clock moves on meanwhile. at_ms must not be 0. */
 void rk_storage_iter_init_at(struct rk_storage_iter *it, int32_t partition, bool values,
                              uint64_t at_ms);
-/* 1 with *out filled (borrowed), 0 at the end, or a negative error. */
+/* 1 with *out filled (borrowed), 0 at the end, or a negative error. One
+ * partition costs its own entries (the index keeps a list per partition);
+ * all partitions cost the whole index. Puts during the iteration are safe
+ * (a key's entry stays where it is, a new key may or may not be seen); an
+ * entry removed meanwhile (a merge dropping it, an aborted batch) may end a
+ * partition's iteration early. */
 int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_record *out);
 
 struct rk_storage_stats {
