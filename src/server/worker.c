@@ -184,7 +184,8 @@ static void on_store_damage(void *arg, const struct rk_storage_damage *d)
 {
     struct rk_worker *w = arg;
     bool lost = d->kind == RK_DAMAGE_QUARANTINED;
-    uint32_t n = mark_damaged(w, d, d->all_partitions, lost ? RK_AE_MARK_SEGMENT : RK_AE_MARK_CORRUPT);
+    uint32_t n =
+        mark_damaged(w, d, d->all_partitions, lost ? RK_AE_MARK_SEGMENT : RK_AE_MARK_CORRUPT);
     rk_warn("worker",
             "worker %u: %s segment %016llx offset=%llu: %llu records %s; %u partitions "
             "marked for anti-entropy%s",
@@ -227,9 +228,10 @@ static void advise_repair(int rc, char *err, size_t errlen)
 {
     size_t n = strnlen(err, errlen);
     if (rc == RK_ECORRUPT && n < errlen)
-        snprintf(err + n, errlen - n,
-                 "; restart with --repair (ringkvd run -c FILE --repair) to move the damaged "
-                 "segment aside: anti-entropy then copies its records back from the other replicas");
+        snprintf(
+            err + n, errlen - n,
+            "; restart with --repair (ringkvd run -c FILE --repair) to move the damaged "
+            "segment aside: anti-entropy then copies its records back from the other replicas");
 }
 
 static int open_store(struct rk_worker *w, char *err, size_t errlen)

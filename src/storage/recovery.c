@@ -247,8 +247,7 @@ static int scan_blocks(rk_storage *s, uint32_t slot, uint64_t size, bool apply,
         }
         rc = pending_add(&p, at, &h, raw);
         if (rc == 0 && (h.flags & RK_BLK_COMMIT)) {
-            rc = pending_apply(s, slot, &p, apply, &res->records, &rec_bytes,
-                               apply ? NULL : parts);
+            rc = pending_apply(s, slot, &p, apply, &res->records, &rec_bytes, apply ? NULL : parts);
             if (rc == RK_ECORRUPT) { /* checksum fine, records not: still corrupt */
                 res->bad_off = at;
                 res->corrupt = true;

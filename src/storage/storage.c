@@ -216,19 +216,17 @@ void rk_storage_damage_found(rk_storage *s, uint32_t seg, uint32_t block)
     memmove(&s->bad[at + 1], &s->bad[at], (s->nbad - at) * sizeof(*s->bad));
     s->bad[at] = (struct bad_block){g->id, block};
     s->nbad++;
-    if (!g->damaged)
+    if (!g->has_bad_blocks)
         rk_error("storage",
                  "corrupt block in %s/seg-%016llx.rks offset=%u: checksum mismatch; its records "
                  "cannot be read here until written again (later damage in this segment is "
                  "not logged; repair at the next open moves the segment aside)",
                  s->dir, (unsigned long long)g->id, block);
-    g->damaged = true;
+    g->has_bad_blocks = true;
     if (!parts)
         return;
-    struct rk_storage_damage d = {.kind = RK_DAMAGE_UNREADABLE,
-                                  .segment = g->id,
-                                  .offset = block,
-                                  .partitions = parts};
+    struct rk_storage_damage d = {
+        .kind = RK_DAMAGE_UNREADABLE, .segment = g->id, .offset = block, .partitions = parts};
     d.records = block_partitions(s, seg, block, parts);
     s->o.on_damage(s->o.damage_arg, &d);
     free(parts);
@@ -238,7 +236,7 @@ void rk_storage_damage_found(rk_storage *s, uint32_t seg, uint32_t block)
 static bool bad_known(const rk_storage *s, uint32_t seg, uint32_t block)
 {
     bool found = false;
-    if (s->segs[seg].damaged)
+    if (s->segs[seg].has_bad_blocks)
         bad_pos(s, s->segs[seg].id, block, &found);
     return found;
 }
@@ -820,8 +818,7 @@ int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_re
     return 0;
 }
 
-int64_t rk_storage_unreadable(rk_storage *s, uint16_t partition, rk_storage_visit_fn fn,
-                              void *arg)
+int64_t rk_storage_unreadable(rk_storage *s, uint16_t partition, rk_storage_visit_fn fn, void *arg)
 {
     uint64_t now = rk_storage_now_ms(s);
     int64_t n = 0;
@@ -829,7 +826,7 @@ int64_t rk_storage_unreadable(rk_storage *s, uint16_t partition, rk_storage_visi
         const struct rk_ix_entry *e = rk_index_entry(&s->ix, id);
         struct rk_record r;
         if (!e->key || e->partition != partition || (e->flags & RK_REC_TOMBSTONE) ||
-            expired(e->expiry_s, now) || !s->segs[e->seg].damaged)
+            expired(e->expiry_s, now) || !s->segs[e->seg].has_bad_blocks)
             continue;
         if (!bad_known(s, e->seg, e->block)) { /* damage near it: read it to know */
             int rc = entry_record(s, e, true, &r);

@@ -44,9 +44,9 @@ enum rk_storage_damage_kind {
 
 struct rk_storage_damage {
     enum rk_storage_damage_kind kind;
-    uint64_t segment;  /* id of the segment file (seg-<id>.rks) */
-    uint64_t offset;   /* where the damage is (QUARANTINED: where reading first failed) */
-    uint64_t records;  /* records lost (QUARANTINED) or indexed in the block (UNREADABLE) */
+    uint64_t segment; /* id of the segment file (seg-<id>.rks) */
+    uint64_t offset;  /* where the damage is (QUARANTINED: where reading first failed) */
+    uint64_t records; /* records lost (QUARANTINED) or indexed in the block (UNREADABLE) */
     /* Bit p of partitions[p / 8] (RK_STORAGE_PARTITIONS_MAX bits) is set
      * for every partition with a record there: for QUARANTINED from the
      * segment's index file when it loads, else from the records scanned;
@@ -80,17 +80,18 @@ struct rk_storage_opts {
                                     0 = never; default 12 KiB */
     uint64_t tombstone_grace_ms; /* keep tombstones and expired records this
                                     long before merge may drop them; 1 day */
-    bool verify;                 /* read every block of every segment at open and
-                                    check its checksum, also of segments loaded
-                                    through their index file (bit rot found at
-                                    start, not at the first read); damage
-                                    refuses to open unless repair. Costs one
-                                    read of the data; default false */
     bool repair;                 /* verify every segment at open; move corrupt
                                     ones aside instead of refusing to open */
     uint64_t (*now_ms)(void);    /* wall clock for expiry and grace; NULL = real */
-    rk_storage_damage_fn on_damage; /* damage reports (see above); NULL = none */
-    void *damage_arg;               /* passed to on_damage */
+
+    /* Read every block of every segment at open and check its checksum,
+     * also of segments loaded through their index file (bit rot is found
+     * at start, not by the first read of it): damage refuses to open unless
+     * repair. Costs one read of the data. Default false. */
+    bool verify;
+    /* Damage reports (see above); NULL = none. damage_arg is passed to it. */
+    rk_storage_damage_fn on_damage;
+    void *damage_arg;
 };
 
 /* Fill o with the defaults above. */
@@ -200,8 +201,7 @@ int rk_storage_get(rk_storage *s, const void *key, uint32_t klen, unsigned flags
  * segments. Returns how many records were reported, or a read error other
  * than RK_ECORRUPT (the walk stops). */
 typedef void (*rk_storage_visit_fn)(void *arg, const struct rk_record *r);
-int64_t rk_storage_unreadable(rk_storage *s, uint16_t partition, rk_storage_visit_fn fn,
-                              void *arg);
+int64_t rk_storage_unreadable(rk_storage *s, uint16_t partition, rk_storage_visit_fn fn, void *arg);
 
 /* fdatasync the active segment now if it has unsynced data (for the
  * "interval" policy's timer). 0 or an error as for commit. */

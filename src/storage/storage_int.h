@@ -29,7 +29,7 @@ struct seg {
     uint8_t state;
     bool no_merge;       /* a merge found it corrupt: never read it again in bulk */
     bool tmp_name;       /* still named *.rks.tmp (merge output before its rename) */
-    bool damaged;        /* a read found a bad block in it (logged once, not per read) */
+    bool has_bad_blocks; /* a read found a bad block in it (logged once, not per read) */
     int fd;
     uint64_t end;        /* end of data (next append offset when active) */
     uint64_t rec_bytes;  /* raw bytes of all records in it */

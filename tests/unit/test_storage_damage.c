@@ -562,7 +562,7 @@ static void test_unreadable_lists_what_cannot_be_read(void **state)
     struct rk_storage_opts o;
     damage_opts(&o, &seen);
     rk_storage *s = open_ok(f->dir, &o, NULL);
-    now_ms += 2 * EXPIRY_IN_MS; /* the expiring keys are gone: nothing to read */
+    now_ms += 2 * EXPIRY_IN_MS;            /* the expiring keys are gone: nothing to read */
     assert_int_equal(walk_all(s, got), 0); /* no damage known: nothing read */
     assert_rc(get_id(s, a1.ids[first_live(&a1)]), RK_ECORRUPT);
     assert_int_equal(seen.calls, 1);
@@ -576,8 +576,8 @@ static void test_unreadable_lists_what_cannot_be_read(void **state)
     assert_int_equal(walk_all(s, got), n);
     assert_same_ids(got, want, "second walk");
     assert_int_equal(seen.calls, 2);
-    print_message("%" PRIu32 " unreadable records in 2 blocks (%s tombstones or expired ones)\n",
-                  n, tombs_or_expiring ? "with" : "without");
+    print_message("%" PRIu32 " unreadable records in 2 blocks (%s tombstones or expired ones)\n", n,
+                  tombs_or_expiring ? "with" : "without");
 
     /* Puts at their own versions replace them: nothing left to report. */
     for (uint32_t id = 0; id < KEYS; id++)
