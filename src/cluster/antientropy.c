@@ -637,6 +637,29 @@ static void on_watch(struct ev_loop *loop, ev_timer *t, int revents)
     advance(a);
 }
 
+/* rk_storage_visit_fn of pull_unreadable: pull one key (copied). */
+static void pull_one(void *arg, const struct rk_record *r)
+{
+    struct rk_aew_entry e = {.klen = (uint16_t)r->klen, .key = r->key};
+    queue_move(arg, RK_AEX_PULL, &e);
+}
+
+/* A partition marked CORRUPT holds records this replica cannot read, which
+ * the trees cannot show (they hash what the index says, alike on every
+ * replica): the exchange also pulls each of them from the peer, whose copy
+ * at the same version replaces the unreadable one (storage.h), a newer one
+ * winning as always. Only once the exchange's request is out (its replies
+ * pump the moves); a replica exchanged later finds none left to pull. */
+static void pull_unreadable(struct rk_ae *a, uint32_t part)
+{
+    if (!a->ae_wait || !(rk_aeprogress_marks(a->env.progress, part) & RK_AE_MARK_CORRUPT))
+        return;
+    int64_t n = rk_storage_unreadable(a->env.store, (uint16_t)part, pull_one, a);
+    if (n < 0)
+        rk_warn("antientropy", "partition %u: looking for unreadable records: %s", part,
+                rk_strerror((int)n));
+}
+
 /* Start an exchange of the partition under way with replica id. false
  * when it could not start (recorded: the caller goes on). */
 static bool ex_start(struct rk_ae *a, const char *id)
@@ -670,6 +693,7 @@ static bool ex_start(struct rk_ae *a, const char *id)
     rk_ae_local_release(&a->local);
     if (rc == 0)
         send_ae(a, req, len);
+    pull_unreadable(a, part);
     return true;
 }
 

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,13 @@
 #define RINGKV_VERSION "0.1.0"
 
 static const char usage[] =
-    "usage: ringkvd [run] [-c FILE]       run a node (without -c: built-in defaults,\n"
+    "usage: ringkvd [run] [-c FILE] [--repair]\n"
+    "                                     run a node (without -c: built-in defaults,\n"
     "                                     a single node, data in ./ringkv-data)\n"
+    "         --repair                    a data segment that fails its checksums is\n"
+    "                                     moved aside (seg-N.rks.corrupt) instead of\n"
+    "                                     refusing the start; anti-entropy then copies\n"
+    "                                     its records back from the other replicas\n"
     "       ringkvd check-config FILE     validate a config file; exit 0 or 2\n"
     "       ringkvd version\n";
 
@@ -78,9 +84,12 @@ static int restart_in_place(char **argv)
 static int cmd_run(int argc, char **argv, int first)
 {
     const char *path = NULL;
+    bool repair = false;
     for (int i = first; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
             path = argv[++i];
+        } else if (strcmp(argv[i], "--repair") == 0) {
+            repair = true;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             printf("%s", usage);
             return 0;
@@ -92,7 +101,7 @@ static int cmd_run(int argc, char **argv, int first)
     struct rk_config *c = malloc(sizeof(*c));
     if (!c)
         return 1;
-    int code = load(c, path) < 0 ? 2 : rk_server_run(c, path);
+    int code = load(c, path) < 0 ? 2 : rk_server_run(c, path, repair);
     free(c);
     return code == RK_SERVER_RESTART ? restart_in_place(argv) : code;
 }

@@ -285,7 +285,7 @@ static int start_workers(struct server *s)
     if (!sh->workers)
         return -1;
     for (uint32_t i = 0; i < sh->nworkers; i++) {
-        char err[600] = "";
+        char err[1024] = ""; /* a path under data_dir and what to do about it */
         sd_notifyf(0, "STATUS=recovering storage of worker %u/%u", i + 1, sh->nworkers);
         if (rk_worker_create(&sh->workers[i], sh, i, err, sizeof(err)) < 0) {
             fatal("%s", err);
@@ -524,7 +524,7 @@ static int startup(struct server *s)
     return 0;
 }
 
-int rk_server_run(const struct rk_config *cfg, const char *config_path)
+int rk_server_run(const struct rk_config *cfg, const char *config_path, bool repair)
 {
     struct server *s = calloc(1, sizeof(*s));
     if (!s)
@@ -532,6 +532,7 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path)
     s->config_path = config_path;
     s->lock_fd = -1;
     s->sh.cfg = *cfg;
+    s->sh.repair = repair;
     s->sh.partitions = cfg->partitions;
     s->sh.start_ms = rk_clock_wall_ms();
     atomic_store(&s->sh.max_inflight, cfg->max_inflight);

@@ -159,21 +159,101 @@ static void worker_dir(const struct rk_worker *w, const char *kind, char dir[RK_
     snprintf(dir, RK_PATH_MAX, "%s/%s-%u", w->sh->cfg.data_dir, kind, w->idx);
 }
 
+/* ---- damage found by storage (storage.h): partitions to refill ---- */
+
+/* Mark the partitions of this worker that d names (every one when all) for
+ * anti-entropy, for why. How many were marked. */
+static uint32_t mark_damaged(struct rk_worker *w, const struct rk_storage_damage *d, bool all,
+                             unsigned why)
+{
+    uint64_t now = rk_clock_wall_ms();
+    uint32_t n = 0;
+    for (uint32_t p = w->idx; p < w->sh->partitions; p += w->sh->nworkers)
+        if (all || (d->partitions[p / 8] >> (p % 8) & 1u))
+            n += rk_aeprogress_mark(w->ae, p, why, now) == 0;
+    return n;
+}
+
+/* The data store lost records (a segment moved aside by --repair) or found
+ * some it cannot read (a corrupt block met by a read): their partitions go
+ * first in anti-entropy, which copies the records back from the other
+ * replicas. The trees cannot see an unreadable record (they hash what the
+ * index says), so for a CORRUPT mark the exchange also pulls the keys
+ * storage cannot read (antientropy.c). At most once per block or segment. */
+static void on_store_damage(void *arg, const struct rk_storage_damage *d)
+{
+    struct rk_worker *w = arg;
+    bool lost = d->kind == RK_DAMAGE_QUARANTINED;
+    uint32_t n =
+        mark_damaged(w, d, d->all_partitions, lost ? RK_AE_MARK_SEGMENT : RK_AE_MARK_CORRUPT);
+    rk_warn("worker",
+            "worker %u: %s segment %016llx offset=%llu: %llu records %s; %u partitions "
+            "marked for anti-entropy%s",
+            w->idx, lost ? "moved aside" : "corrupt block in", (unsigned long long)d->segment,
+            (unsigned long long)d->offset, (unsigned long long)d->records,
+            lost ? "lost" : "unreadable here", n,
+            d->all_partitions ? " (every one: no index file names the records lost)" : "");
+}
+
+/* Hints lost to damage: whose keys they held is not known (a hint's
+ * partition field is its target's), so every partition of this worker is
+ * marked as for a dropped hint. */
+static void on_hints_damage(void *arg, const struct rk_storage_damage *d)
+{
+    struct rk_worker *w = arg;
+    uint32_t n = mark_damaged(w, d, true, RK_AE_MARK_HINT);
+    rk_warn("worker",
+            "worker %u: hint store %s segment %016llx offset=%llu: %llu hints %s; %u "
+            "partitions marked for anti-entropy",
+            w->idx, d->kind == RK_DAMAGE_QUARANTINED ? "moved aside" : "found a corrupt block in",
+            (unsigned long long)d->segment, (unsigned long long)d->offset,
+            (unsigned long long)d->records,
+            d->kind == RK_DAMAGE_QUARANTINED ? "lost" : "unreadable", n);
+}
+
+/* A store of this worker: every block verified at open (bit rot refuses
+ * the start, or is moved aside with --repair), damage reported to fn. */
+static void store_opts(struct rk_worker *w, struct rk_storage_opts *o, rk_storage_damage_fn fn)
+{
+    rk_node_storage_opts(&w->sh->cfg, o);
+    o->verify = true;
+    o->repair = w->sh->repair;
+    o->on_damage = fn;
+    o->damage_arg = w;
+}
+
+/* After a store refused to open (err says why): damage (RK_ECORRUPT)
+ * also says how to start anyway, on the same line. */
+static void advise_repair(int rc, char *err, size_t errlen)
+{
+    size_t n = strnlen(err, errlen);
+    if (rc == RK_ECORRUPT && n < errlen)
+        snprintf(
+            err + n, errlen - n,
+            "; restart with --repair (ringkvd run -c FILE --repair) to move the damaged "
+            "segment aside: anti-entropy then copies its records back from the other replicas");
+}
+
 static int open_store(struct rk_worker *w, char *err, size_t errlen)
 {
     char dir[RK_PATH_MAX];
     worker_dir(w, "worker", dir);
     struct rk_storage_opts o;
     struct rk_storage_report rep;
-    rk_node_storage_opts(&w->sh->cfg, &o);
+    store_opts(w, &o, on_store_damage);
     int rc = rk_storage_open(&w->store, dir, &o, &rep);
-    if (rc < 0)
+    if (rc < 0) {
         snprintf(err, errlen, "%s", rep.error[0] ? rep.error : rk_strerror(rc));
-    else if (rep.torn_bytes || rep.quarantined)
+        advise_repair(rc, err, errlen);
+        return rc;
+    }
+    if (rep.torn_bytes || rep.quarantined)
         rk_warn("worker", "worker %u recovered: torn_bytes=%llu quarantined=%u records_lost=%llu",
                 w->idx, (unsigned long long)rep.torn_bytes, rep.quarantined,
                 (unsigned long long)rep.records_lost);
-    return rc;
+    else if (w->sh->repair)
+        rk_info("worker", "worker %u: --repair: every segment verified, none damaged", w->idx);
+    return 0;
 }
 
 /* Build the anti-entropy trees of this worker's partitions from the index
@@ -211,19 +291,24 @@ static int open_hints(struct rk_worker *w, char *err, size_t errlen)
     char dir[RK_PATH_MAX];
     worker_dir(w, "hints", dir);
     struct rk_storage_opts o;
-    rk_node_storage_opts(&w->sh->cfg, &o);
-    return rk_hints_open(&w->hints, dir, &o, w->sh->partitions, w->sh->cfg.hints_max_bytes,
-                         w->sh->cfg.hints_max_age_ms, err, errlen);
+    store_opts(w, &o, on_hints_damage);
+    int rc = rk_hints_open(&w->hints, dir, &o, w->sh->partitions, w->sh->cfg.hints_max_bytes,
+                           w->sh->cfg.hints_max_age_ms, err, errlen);
+    advise_repair(rc, err, errlen);
+    return rc;
 }
 
 /* The progress lives beside the worker's segments (data_dir/worker-N):
- * the partitions it describes are the ones whose data is there. */
+ * the partitions it describes are the ones whose data is there. Opened
+ * before the store, so damage found at open marks it (on_store_damage). */
 static int open_ae(struct rk_worker *w, char *err, size_t errlen)
 {
     char dir[RK_PATH_MAX];
     worker_dir(w, "worker", dir);
     uint32_t parts = w->sh->partitions;
-    int rc = rk_aeprogress_open(&w->ae, dir, parts, w->sh->nworkers, w->idx);
+    int rc = rk_fs_mkdir(dir);
+    if (rc == 0)
+        rc = rk_aeprogress_open(&w->ae, dir, parts, w->sh->nworkers, w->idx);
     if (rc == 0)
         rc = rk_aeprogress_clone(&w->ae_pub, w->ae);
     if (rc == 0 && !(w->ae_req = calloc((parts + 7) / 8, 1)))
@@ -315,11 +400,11 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
     if (rc == 0)
         rc = rk_mailbox_init(&w->mb, w->loop, MAILBOX_CAP, rk_serve_on_mail, w);
     if (rc == 0)
+        rc = open_ae(w, err, errlen);
+    if (rc == 0)
         rc = open_store(w, err, errlen);
     if (rc == 0)
         rc = build_trees(w);
-    if (rc == 0)
-        rc = open_ae(w, err, errlen);
     if (rc == 0)
         rc = open_hints(w, err, errlen);
     if (rc == 0)
@@ -337,6 +422,7 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
     watchers_init(w, fd);
     atomic_store(&w->heartbeat, rk_clock_mono_ns());
     publish(w);
+    ae_tick(w, false); /* marks set at open are shown from the first request on */
     *out = w;
     return 0;
 }

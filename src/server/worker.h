@@ -64,6 +64,7 @@ struct rk_shared {
     uint32_t nworkers;
     uint32_t partitions;
     struct rk_config cfg; /* the config at start (main thread owns reloads) */
+    bool repair;          /* ringkvd --repair: storage moves damaged segments aside */
     char node_id[64];
     uint64_t start_ms;
     atomic_uint inflight;     /* requests received and not yet answered */

@@ -320,6 +320,7 @@ static int copy_step(rk_storage *s, struct rk_merge *m)
         int n = rk_blkreader_next(&m->rd, &h, &raw);
         if (n < 0) {
             if (n == RK_ECORRUPT) {
+                rk_storage_damage_found(s, in, block); /* its records' partitions */
                 g->no_merge = true;
                 rk_error("storage",
                          "merge: segment %016llx is corrupt at offset %u; "

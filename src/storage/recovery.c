@@ -9,6 +9,11 @@
  * - bad block anywhere else, or a valid committed block after a bad one
  *                                   → RK_ECORRUPT naming file and offset;
  *                                     with repair: file renamed *.corrupt
+ * - bad block in a segment with a valid index file → not seen at open
+ *                                     unless verify or repair (then as above)
+ * - bad segment header             → RK_ECORRUPT; with repair: *.corrupt
+ * Every segment moved aside is reported to on_damage with the partitions
+ * it held (storage.h).
  * - leftover *.tmp (merge outputs, index files) → removed: never complete
  */
 #include "storage/storage_int.h"
@@ -59,9 +64,17 @@ static int load_record(rk_storage *s, uint32_t slot, uint32_t block, uint32_t of
     return 0;
 }
 
+static void set_bit(uint8_t *bits, uint32_t i)
+{
+    bits[i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
 /* Walk an index file twice: first to check its structure, then to load it, so
- * a bad index file never leaves half its entries in the index. */
-static int load_index_file(rk_storage *s, uint32_t slot, const uint8_t *buf, size_t len, bool apply)
+ * a bad index file never leaves half its entries in the index. When only
+ * checking (slot unused), the partitions of its entries go to parts if
+ * given. */
+static int load_index_file(rk_storage *s, uint32_t slot, const uint8_t *buf, size_t len, bool apply,
+                           uint8_t *parts)
 {
     struct rk_index_file_hdr ih;
     memcpy(&ih, buf, sizeof(ih));
@@ -78,6 +91,8 @@ static int load_index_file(rk_storage *s, uint32_t slot, const uint8_t *buf, siz
             int rc = load_record(s, slot, ie.block, ie.off, &ie, buf + pos);
             if (rc < 0)
                 return rc;
+        } else if (parts) {
+            set_bit(parts, ie.partition);
         }
         pos += ie.klen;
     }
@@ -105,9 +120,9 @@ static int try_index_file(rk_storage *s, uint32_t slot, uint64_t size)
     if (rc == 0) {
         struct rk_index_file_hdr ih;
         memcpy(&ih, buf, sizeof(ih));
-        rc = ih.seg_end <= size ? load_index_file(s, slot, buf, len, false) : RK_ECORRUPT;
+        rc = ih.seg_end <= size ? load_index_file(s, slot, buf, len, false, NULL) : RK_ECORRUPT;
         if (rc == 0)
-            rc = load_index_file(s, slot, buf, len, true);
+            rc = load_index_file(s, slot, buf, len, true, NULL);
         free(buf);
     }
     if (rc == RK_ECORRUPT)
@@ -134,9 +149,10 @@ static int pending_add(struct pending *p, uint64_t block, const struct rk_blk_hd
     return 0;
 }
 
-/* Apply the records of a committed batch (or of one verified pass). */
+/* Apply the records of a committed batch (or of one verified pass: then
+ * their partitions are noted in parts, when given). */
 static int pending_apply(rk_storage *s, uint32_t slot, struct pending *p, bool apply,
-                         uint64_t *records, uint64_t *rec_bytes)
+                         uint64_t *records, uint64_t *rec_bytes, uint8_t *parts)
 {
     for (size_t pos = 0; pos < p->len;) {
         uint32_t meta[4];
@@ -161,6 +177,8 @@ static int pending_apply(rk_storage *s, uint32_t slot, struct pending *p, bool a
                 int rc = load_record(s, slot, meta[0], off, &ie, k);
                 if (rc < 0)
                     return rc;
+            } else if (parts) {
+                set_bit(parts, h.partition);
             }
             off += (uint32_t)n;
             (*records)++;
@@ -182,6 +200,7 @@ struct scan_result {
     uint64_t records;
     uint64_t torn; /* bytes past end that are not zeros */
     bool corrupt;
+    uint8_t *parts; /* verifying: partitions of the records read (NULL: not wanted) */
 };
 
 /* A block whose header is sane but whose payload fails its checksum: note
@@ -209,7 +228,9 @@ static int scan_blocks(rk_storage *s, uint32_t slot, uint64_t size, bool apply,
     struct rk_blkreader r;
     struct pending p = {0};
     uint64_t rec_bytes = 0;
+    uint8_t *parts = res->parts;
     memset(res, 0, sizeof(*res));
+    res->parts = parts;
     res->end = sizeof(struct rk_seg_hdr);
     int rc = rk_blkreader_init(&r, g->fd, sizeof(struct rk_seg_hdr), size);
     while (rc == 0) {
@@ -227,7 +248,7 @@ static int scan_blocks(rk_storage *s, uint32_t slot, uint64_t size, bool apply,
         }
         rc = pending_add(&p, at, &h, raw);
         if (rc == 0 && (h.flags & RK_BLK_COMMIT)) {
-            rc = pending_apply(s, slot, &p, apply, &res->records, &rec_bytes);
+            rc = pending_apply(s, slot, &p, apply, &res->records, &rec_bytes, apply ? NULL : parts);
             if (rc == RK_ECORRUPT) { /* checksum fine, records not: still corrupt */
                 res->bad_off = at;
                 res->corrupt = true;
@@ -266,37 +287,125 @@ static void report_error(struct rk_storage_report *rep, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Move a damaged segment aside (never deleted: an operator may want it). */
-static int quarantine(rk_storage *s, uint32_t slot, struct rk_storage_report *rep, uint64_t records,
-                      uint64_t bad_off)
+/* The partitions of the entries of segment id's index file into parts,
+ * and how many entries it lists: true when it loads and checks whole. */
+static bool index_file_parts(rk_storage *s, uint64_t id, uint8_t *parts, uint64_t *count)
 {
-    struct seg *g = &s->segs[slot];
-    char from[RK_PATH_MAX], to[RK_PATH_MAX], ixf[RK_PATH_MAX];
-    rk_seg_path(from, sizeof(from), s->dir, g->id, "rks");
-    rk_seg_path(ixf, sizeof(ixf), s->dir, g->id, "rkh");
+    char ixf[RK_PATH_MAX];
+    rk_seg_path(ixf, sizeof(ixf), s->dir, id, "rkh");
     uint8_t *buf;
     size_t len;
-    if (rk_index_file_load(ixf, g->id, &buf, &len) == 0) { /* the index file knows best */
-        struct rk_index_file_hdr ih;
-        memcpy(&ih, buf, sizeof(ih));
-        if (ih.count > records)
-            records = ih.count;
-        free(buf);
+    if (rk_index_file_load(ixf, id, &buf, &len) != 0)
+        return false;
+    struct rk_index_file_hdr ih;
+    memcpy(&ih, buf, sizeof(ih));
+    bool ok = load_index_file(s, UINT32_MAX, buf, len, false, parts) == 0;
+    *count = ih.count;
+    free(buf);
+    return ok;
+}
+
+/* Move segment id aside as *.rks.corrupt (never deleted: an operator may
+ * want it), remove its index file, log and count the records lost and tell
+ * on_damage which partitions held them: the index file's entries when it
+ * loads (it knows best), else the partitions of the records a scan read
+ * (scanned, may be NULL) and "any partition". records: what a scan counted
+ * (the index file's count wins when higher). */
+static int quarantine(rk_storage *s, uint64_t id, struct rk_storage_report *rep, uint64_t records,
+                      uint64_t bad_off, const uint8_t *scanned)
+{
+    char from[RK_PATH_MAX], to[RK_PATH_MAX], ixf[RK_PATH_MAX];
+    uint8_t *parts = calloc(RK_STORAGE_PARTITIONS_MAX / 8, 1);
+    if (!parts)
+        return -ENOMEM;
+    uint64_t listed = 0;
+    bool named = index_file_parts(s, id, parts, &listed);
+    if (named && listed > records)
+        records = listed;
+    if (!named) {
+        memset(parts, 0, RK_STORAGE_PARTITIONS_MAX / 8); /* a partial walk proves nothing */
+        if (scanned)
+            memcpy(parts, scanned, RK_STORAGE_PARTITIONS_MAX / 8);
     }
-    rk_seg_path(to, sizeof(to), s->dir, g->id, "rks.corrupt");
-    if (rename(from, to) < 0)
-        return -errno;
+    rk_seg_path(from, sizeof(from), s->dir, id, "rks");
+    rk_seg_path(ixf, sizeof(ixf), s->dir, id, "rkh");
+    rk_seg_path(to, sizeof(to), s->dir, id, "rks.corrupt");
+    if (rename(from, to) < 0) {
+        int e = -errno;
+        free(parts);
+        return e;
+    }
     unlink(ixf);
     rk_error("storage",
              "segment %s is corrupt at offset %llu: moved to %s; %llu records lost "
-             "here (anti-entropy refills them from replicas)",
-             from, (unsigned long long)bad_off, to, (unsigned long long)records);
+             "here%s (anti-entropy refills them from replicas)",
+             from, (unsigned long long)bad_off, to, (unsigned long long)records,
+             named ? "" : ", of partitions no index file names");
+    rep->quarantined++;
+    rep->records_lost += records;
+    if (s->o.on_damage) {
+        struct rk_storage_damage d = {.kind = RK_DAMAGE_QUARANTINED,
+                                      .segment = id,
+                                      .offset = bad_off,
+                                      .records = records,
+                                      .partitions = parts,
+                                      .all_partitions = !named};
+        s->o.on_damage(s->o.damage_arg, &d);
+    }
+    free(parts);
+    return rk_fs_sync_dir(s->dir);
+}
+
+/* quarantine() a loaded segment and free its slot. */
+static int quarantine_slot(rk_storage *s, uint32_t slot, struct rk_storage_report *rep,
+                           const struct scan_result *res)
+{
+    struct seg *g = &s->segs[slot];
+    int rc = quarantine(s, g->id, rep, res->records, res->bad_off, res->parts);
+    if (rc < 0)
+        return rc;
     close(g->fd);
     memset(g, 0, sizeof(*g));
     g->fd = -1;
-    rep->quarantined++;
-    rep->records_lost += records;
-    return rk_fs_sync_dir(s->dir);
+    return 0;
+}
+
+static bool has_index_file(const rk_storage *s, uint64_t id)
+{
+    char path[RK_PATH_MAX];
+    rk_seg_path(path, sizeof(path), s->dir, id, "rkh");
+    return access(path, F_OK) == 0;
+}
+
+/* Verify every block of a segment before anything of it is loaded (repair,
+ * or verify when an index file would otherwise skip reading its blocks; a
+ * segment without one is verified by the scan that loads it). 0 when it
+ * may be loaded, 1 when it was moved aside, or an error (RK_ECORRUPT with
+ * rep->error filled). */
+static int verify_segment(rk_storage *s, uint32_t slot, uint64_t size, bool newest,
+                          struct rk_storage_report *rep)
+{
+    struct seg *g = &s->segs[slot];
+    if (!s->o.repair && !(s->o.verify && has_index_file(s, g->id)))
+        return 0;
+    struct scan_result res = {.parts = NULL};
+    if (s->o.repair && !(res.parts = calloc(RK_STORAGE_PARTITIONS_MAX / 8, 1)))
+        return -ENOMEM;
+    int rc = scan_blocks(s, slot, size, false, &res);
+    if (rc == 0 && (res.corrupt || (res.torn && !newest))) {
+        if (s->o.repair) {
+            rc = quarantine_slot(s, slot, rep, &res);
+            rc = rc < 0 ? rc : 1;
+        } else {
+            char path[RK_PATH_MAX];
+            rk_seg_path(path, sizeof(path), s->dir, g->id, "rks");
+            report_error(rep, "segment %s: corrupt block at offset %llu (checksum mismatch)", path,
+                         (unsigned long long)res.bad_off);
+            rc = RK_ECORRUPT;
+        }
+    }
+    free(res.parts);
+    return rc;
 }
 
 /* Load one segment. newest: the segment that was active, whose tail may be
@@ -307,15 +416,10 @@ static int load_segment(rk_storage *s, uint32_t slot, uint64_t size, bool newest
     struct seg *g = &s->segs[slot];
     char path[RK_PATH_MAX];
     rk_seg_path(path, sizeof(path), s->dir, g->id, "rks");
-    struct scan_result res;
-    int rc;
-    if (s->o.repair) { /* verify everything before trusting anything */
-        rc = scan_blocks(s, slot, size, false, &res);
-        if (rc < 0)
-            return rc;
-        if (res.corrupt || (res.torn && !newest))
-            return quarantine(s, slot, rep, res.records, res.bad_off);
-    }
+    struct scan_result res = {.parts = NULL};
+    int rc = verify_segment(s, slot, size, newest, rep); /* before trusting anything */
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     if (try_index_file(s, slot, size) == 0) {
         g->state = SEG_INDEXED;
         rep->from_index_files++;
@@ -326,10 +430,8 @@ static int load_segment(rk_storage *s, uint32_t slot, uint64_t size, bool newest
         return rc;
     rep->scanned++;
     if (res.corrupt || (res.torn && !newest)) {
-        report_error(rep,
-                     "segment %s: corrupt block at offset %llu (checksum mismatch); "
-                     "start with repair to move it aside",
-                     path, (unsigned long long)res.bad_off);
+        report_error(rep, "segment %s: corrupt block at offset %llu (checksum mismatch)", path,
+                     (unsigned long long)res.bad_off);
         return RK_ECORRUPT;
     }
     if (res.torn) {
@@ -397,6 +499,19 @@ static int open_segments(rk_storage *s, const uint64_t *ids, size_t n, uint64_t 
         rc = rk_seg_open(path, &s->segs[slot].fd, &h, &sizes[slot]);
         if (rc == 0 && h.id != ids[i])
             rc = RK_ECORRUPT;
+        if (ids[i] >= s->next_id) /* never reuse the name, even of a file moved aside */
+            s->next_id = ids[i] + 1;
+        if (rc == RK_ECORRUPT && s->o.repair) { /* nothing in it can be placed: all of it goes */
+            if (s->segs[slot].fd >= 0)
+                close(s->segs[slot].fd);
+            s->segs[slot].fd = -1; /* the slot stays free */
+            rc = quarantine(s, ids[i], rep, 0, 0, NULL);
+            if (rc < 0) {
+                report_error(rep, "move %s aside: %s", path, rk_strerror(rc));
+                return rc;
+            }
+            continue;
+        }
         if (rc < 0) {
             report_error(rep, "segment %s: %s", path,
                          rc == RK_ECORRUPT ? "bad header" : rk_strerror(rc));
@@ -407,8 +522,6 @@ static int open_segments(rk_storage *s, const uint64_t *ids, size_t n, uint64_t 
         g->order = h.order;
         g->flags = h.flags;
         g->state = SEG_SEALED;
-        if (h.id >= s->next_id)
-            s->next_id = h.id + 1;
         if (h.order >= s->next_order)
             s->next_order = h.order + 1;
     }
@@ -454,7 +567,8 @@ static int load_all(rk_storage *s, const uint64_t *sizes, uint32_t newest,
         qsort_r(seq, s->nsegs, sizeof(uint32_t), cmp_log_order, s->segs);
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && i < s->nsegs; i++)
-        rc = load_segment(s, seq[i], sizes[seq[i]], seq[i] == newest, rep);
+        if (s->segs[seq[i]].state != SEG_FREE) /* free: its file was moved aside */
+            rc = load_segment(s, seq[i], sizes[seq[i]], seq[i] == newest, rep);
     free(seq);
     return rc;
 }
@@ -472,7 +586,7 @@ static int recover(rk_storage *s, struct rk_storage_report *rep)
     rc = sizes ? open_segments(s, ids, n, sizes, rep) : -ENOMEM;
     uint32_t newest = UINT32_MAX;
     for (uint32_t i = 0; rc == 0 && i < s->nsegs; i++)
-        if (!(s->segs[i].flags & RK_SEG_F_MERGED))
+        if (s->segs[i].state != SEG_FREE && !(s->segs[i].flags & RK_SEG_F_MERGED))
             newest = i; /* slots were filled in id order */
     if (rc == 0)
         rc = load_all(s, sizes, newest, rep);
@@ -481,7 +595,8 @@ static int recover(rk_storage *s, struct rk_storage_report *rep)
     if (rc < 0)
         return rc;
     account_all(s);
-    rep->segments = s->nsegs - rep->quarantined;
+    for (uint32_t i = 0; i < s->nsegs; i++)
+        rep->segments += s->segs[i].state != SEG_FREE;
     if (newest != UINT32_MAX && s->segs[newest].state == SEG_SEALED &&
         s->segs[newest].end == sizeof(struct rk_seg_hdr)) {
         s->segs[newest].state = SEG_ACTIVE; /* empty: reuse it */
@@ -517,6 +632,7 @@ static void destroy(rk_storage *s)
     free(s->blk);
     free(s->closed);
     free(s->undo);
+    free(s->bad);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     free(s->dir);

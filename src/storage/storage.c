@@ -158,17 +158,87 @@ static int block_raw(rk_storage *s, uint32_t seg, uint32_t block, const uint8_t 
     if (rc < 0) {
         if (dst)
             rk_cache_drop_block(&s->cache, seg, block);
-        if (rc == RK_ECORRUPT && !g->corrupt_logged) {
-            rk_error("storage",
-                     "corrupt block in %s/seg-%016llx.rks offset=%u: checksum "
-                     "mismatch; reads of it fail (restart with repair to move the segment aside)",
-                     s->dir, (unsigned long long)g->id, block);
-            g->corrupt_logged = true;
-        }
         return rc;
     }
     *raw = dst;
     return 0;
+}
+
+/* ---- damage found by reads ---- */
+
+/* Where (seg_id, block) is or would go in the sorted list s->bad. */
+static size_t bad_pos(const rk_storage *s, uint64_t seg_id, uint32_t block, bool *found)
+{
+    size_t lo = 0, hi = s->nbad;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct bad_block *b = &s->bad[mid];
+        if (b->seg_id < seg_id || (b->seg_id == seg_id && b->block < block))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < s->nbad && s->bad[lo].seg_id == seg_id && s->bad[lo].block == block;
+    return lo;
+}
+
+/* The partitions with a current record (not a tombstone: its index entry
+ * is all a reader needs) in block `block` of slot seg into parts; how many
+ * records. One pass over the index: paid once per damaged block. */
+static uint64_t block_partitions(const rk_storage *s, uint32_t seg, uint32_t block, uint8_t *parts)
+{
+    uint64_t n = 0;
+    for (uint32_t id = 0; id < s->ix.high; id++) {
+        const struct rk_ix_entry *e = rk_index_entry(&s->ix, id);
+        if (!e->key || e->seg != seg || e->block != block || (e->flags & RK_REC_TOMBSTONE))
+            continue;
+        parts[e->partition / 8] |= (uint8_t)(1u << (e->partition % 8));
+        n++;
+    }
+    return n;
+}
+
+void rk_storage_damage_found(rk_storage *s, uint32_t seg, uint32_t block)
+{
+    struct seg *g = &s->segs[seg];
+    bool found;
+    size_t at = bad_pos(s, g->id, block, &found);
+    uint8_t *parts = NULL;
+    if (found)
+        return;
+    /* Without memory the block is not remembered: the next read reports
+     * it again, better than never. */
+    if ((s->o.on_damage && !(parts = calloc(RK_STORAGE_PARTITIONS_MAX / 8, 1))) ||
+        rk_grow(&s->bad, &s->cbad, s->nbad + 1, sizeof(*s->bad), 16, 0) < 0) {
+        free(parts);
+        return;
+    }
+    memmove(&s->bad[at + 1], &s->bad[at], (s->nbad - at) * sizeof(*s->bad));
+    s->bad[at] = (struct bad_block){g->id, block};
+    s->nbad++;
+    if (!g->has_bad_blocks)
+        rk_error("storage",
+                 "corrupt block in %s/seg-%016llx.rks offset=%u: checksum mismatch; its records "
+                 "cannot be read here until written again (later damage in this segment is "
+                 "not logged; repair at the next open moves the segment aside)",
+                 s->dir, (unsigned long long)g->id, block);
+    g->has_bad_blocks = true;
+    if (!parts)
+        return;
+    struct rk_storage_damage d = {
+        .kind = RK_DAMAGE_UNREADABLE, .segment = g->id, .offset = block, .partitions = parts};
+    d.records = block_partitions(s, seg, block, parts);
+    s->o.on_damage(s->o.damage_arg, &d);
+    free(parts);
+}
+
+/* Whether a read already found block `block` of slot seg damaged. */
+static bool bad_known(const rk_storage *s, uint32_t seg, uint32_t block)
+{
+    bool found = false;
+    if (s->segs[seg].has_bad_blocks)
+        bad_pos(s, s->segs[seg].id, block, &found);
+    return found;
 }
 
 static bool expired(uint32_t expiry_s, uint64_t now)
@@ -192,12 +262,15 @@ static int entry_record(rk_storage *s, const struct rk_ix_entry *e, bool value,
         return 0;
     const uint8_t *raw, *k, *v;
     int rc = block_raw(s, e->seg, e->block, &raw);
+    struct rk_rec_hdr h;
+    if (rc == 0 &&
+        (rk_rec_decode(raw, e->off + e->len, e->off, &h, &k, &v) < 0 || h.klen != e->klen ||
+         h.version != e->version || memcmp(k, e->key, e->klen) != 0))
+        rc = RK_ECORRUPT;
+    if (rc == RK_ECORRUPT)
+        rk_storage_damage_found(s, e->seg, e->block);
     if (rc < 0)
         return rc;
-    struct rk_rec_hdr h;
-    if (rk_rec_decode(raw, e->off + e->len, e->off, &h, &k, &v) < 0 || h.klen != e->klen ||
-        h.version != e->version || memcmp(k, e->key, e->klen) != 0)
-        return RK_ECORRUPT;
     out->val = v;
     out->vlen = h.vlen;
     out->expiry_ms = h.expiry_ms;
@@ -774,6 +847,30 @@ int rk_storage_iter_next(rk_storage *s, struct rk_storage_iter *it, struct rk_re
         return rc < 0 ? rc : 1;
     }
     return 0;
+}
+
+int64_t rk_storage_unreadable(rk_storage *s, uint16_t partition, rk_storage_visit_fn fn, void *arg)
+{
+    uint64_t now = rk_storage_now_ms(s);
+    int64_t n = 0;
+    for (uint32_t id = 0; id < s->ix.high; id++) {
+        const struct rk_ix_entry *e = rk_index_entry(&s->ix, id);
+        struct rk_record r;
+        if (!e->key || e->partition != partition || (e->flags & RK_REC_TOMBSTONE) ||
+            expired(e->expiry_s, now) || !s->segs[e->seg].has_bad_blocks)
+            continue;
+        if (!bad_known(s, e->seg, e->block)) { /* damage near it: read it to know */
+            int rc = entry_record(s, e, true, &r);
+            if (rc == 0)
+                continue;
+            if (rc != RK_ECORRUPT)
+                return rc;
+        }
+        entry_record(s, e, false, &r);
+        fn(arg, &r);
+        n++;
+    }
+    return n;
 }
 
 void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st)

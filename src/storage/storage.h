@@ -29,6 +29,43 @@ typedef struct rk_storage rk_storage;
 #define RK_STORAGE_VALUE_MAX      (64u << 20) /* one record must fit one block */
 #define RK_STORAGE_PARTITIONS_MAX 65536u      /* 16-bit partition field */
 
+/* ---- damage reports ----
+ * Records this replica lost or cannot read, so its owner can have them
+ * copied back from other replicas. Which partitions they belong to is what
+ * the owner needs: the records themselves are gone or untrusted. */
+enum rk_storage_damage_kind {
+    RK_DAMAGE_QUARANTINED, /* open with repair moved a damaged segment aside:
+                              its records are lost here */
+    RK_DAMAGE_UNREADABLE,  /* a read found a block that fails its checksum
+                              (or a record that does not match the index):
+                              its records stay in the index, unreadable,
+                              until a put at their version replaces them */
+};
+
+struct rk_storage_damage {
+    enum rk_storage_damage_kind kind;
+    uint64_t segment; /* id of the segment file (seg-<id>.rks) */
+    uint64_t offset;  /* where the damage is (QUARANTINED: where reading first failed) */
+    uint64_t records; /* records lost (QUARANTINED) or indexed in the block (UNREADABLE) */
+    /* Bit p of partitions[p / 8] (RK_STORAGE_PARTITIONS_MAX bits) is set
+     * for every partition with a record there: for QUARANTINED from the
+     * segment's index file when it loads, else from the records scanned;
+     * for UNREADABLE from the index entries pointing into the block. */
+    const uint8_t *partitions;
+    /* QUARANTINED without a loadable index file: the damaged blocks (and a
+     * torn or unreadable rest) held records nobody can name, so records of
+     * ANY partition may be lost; the bitmap names only those scanned. */
+    bool all_partitions;
+};
+
+/* Called synchronously on the owner's thread: QUARANTINED during
+ * rk_storage_open, once per segment moved aside; UNREADABLE during the
+ * read that found the damage (a get, a put at an equal version, an
+ * iteration with values, rk_storage_unreadable, a merge step), at most
+ * once per block for the life of the rk_storage. d and its bitmap are
+ * borrowed for the call. fn must not call into the store. */
+typedef void (*rk_storage_damage_fn)(void *arg, const struct rk_storage_damage *d);
+
 struct rk_storage_opts {
     uint64_t segment_size;       /* roll the active segment past this; default 64 MiB */
     enum rk_fsync fsync;         /* default RK_FSYNC_ALWAYS */
@@ -46,6 +83,15 @@ struct rk_storage_opts {
     bool repair;                 /* verify every segment at open; move corrupt
                                     ones aside instead of refusing to open */
     uint64_t (*now_ms)(void);    /* wall clock for expiry and grace; NULL = real */
+
+    /* Read every block of every segment at open and check its checksum,
+     * also of segments loaded through their index file (bit rot is found
+     * at start, not by the first read of it): damage refuses to open unless
+     * repair. Costs one read of the data. Default false. */
+    bool verify;
+    /* Damage reports (see above); NULL = none. damage_arg is passed to it. */
+    rk_storage_damage_fn on_damage;
+    void *damage_arg;
 };
 
 /* Fill o with the defaults above. */
@@ -78,9 +124,14 @@ struct rk_storage_report {
 
 /* Open (creating if needed) the store in dir, which it locks with flock.
  * Recovery loads index files, scans segments without a valid one, verifies
- * every block it reads, cuts a torn tail off the newest segment (logging file,
+ * every block it reads (every block of every segment with opts->verify or
+ * opts->repair), cuts a torn tail off the newest segment (logging file,
  * offset and bytes dropped) and refuses corruption anywhere else with
- * RK_ECORRUPT unless opts->repair. A locked dir gives RK_ELOCKED and
+ * RK_ECORRUPT ("segment FILE: corrupt block at offset N ..." in rep->error)
+ * unless opts->repair: then the damaged segment is renamed *.rks.corrupt
+ * (its index file removed), logged with the records lost, counted in rep
+ * and reported to opts->on_damage; a segment whose header is damaged is
+ * moved aside the same way. A locked dir gives RK_ELOCKED and
  * "data dir X is locked by pid N" in rep->error. rep may be NULL. */
 int rk_storage_open(rk_storage **out, const char *dir, const struct rk_storage_opts *opts,
                     struct rk_storage_report *rep);
@@ -137,6 +188,20 @@ uint32_t rk_storage_staged(const rk_storage *s);
  * bad bytes are never returned). */
 int rk_storage_get(rk_storage *s, const void *key, uint32_t klen, unsigned flags,
                    struct rk_record *out);
+
+/* The records of partition whose stored copy cannot be read: for each
+ * current record (tombstones and records expired now are skipped: their
+ * index entry says all there is) in a block known to be damaged, or whose
+ * read fails with RK_ECORRUPT, fn(arg, r) with r filled as by an iteration
+ * without values (borrowed for the call; fn must not call into s). Only
+ * segments where a read already found damage are read (through the block
+ * cache; newly found damage is reported to on_damage): a block is checked
+ * when damage is known to be near it, never the whole store. Cost: one pass
+ * over the index, plus the reads of that partition's records in damaged
+ * segments. Returns how many records were reported, or a read error other
+ * than RK_ECORRUPT (the walk stops). */
+typedef void (*rk_storage_visit_fn)(void *arg, const struct rk_record *r);
+int64_t rk_storage_unreadable(rk_storage *s, uint16_t partition, rk_storage_visit_fn fn, void *arg);
 
 /* fdatasync the active segment now if it has unsynced data (for the
  * "interval" policy's timer). 0 or an error as for commit. */

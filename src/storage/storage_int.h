@@ -29,7 +29,7 @@ struct seg {
     uint8_t state;
     bool no_merge;       /* a merge found it corrupt: never read it again in bulk */
     bool tmp_name;       /* still named *.rks.tmp (merge output before its rename) */
-    bool corrupt_logged; /* a read found a bad block: said once, not per read */
+    bool has_bad_blocks; /* a read found a bad block in it (logged once, not per read) */
     int fd;
     uint64_t end;        /* end of data (next append offset when active) */
     uint64_t rec_bytes;  /* raw bytes of all records in it */
@@ -55,6 +55,12 @@ struct index_job {
 };
 
 struct rk_merge;
+
+/* A block a read found damaged (rk_storage_damage_found). */
+struct bad_block {
+    uint64_t seg_id; /* ids are never reused, slots are */
+    uint32_t block;
+};
 
 struct rk_storage {
     char *dir;
@@ -93,6 +99,9 @@ struct rk_storage {
 
     rk_storage_observer_fn obs; /* NULL: no observer (rk_storage_set_observer) */
     void *obs_arg;
+
+    struct bad_block *bad; /* sorted by (seg_id, block); each reported once */
+    size_t nbad, cbad;
 };
 
 uint64_t rk_storage_now_ms(const rk_storage *s);
@@ -122,6 +131,12 @@ static inline void rk_storage_notify(rk_storage *s, const struct rk_ix_entry *ol
         n = rk_storage_entry_of(new_);
     s->obs(s->obs_arg, k->key, k->klen, old ? &o : NULL, new_ ? &n : NULL);
 }
+
+/* A read of block `block` of segment slot seg failed its checksum (or a
+ * record in it did not match the index): remember it and, the first time
+ * only, log (once per segment) and report the partitions indexed there to
+ * on_damage (storage.h). Any read path that meets damage calls this. */
+void rk_storage_damage_found(rk_storage *s, uint32_t seg, uint32_t block);
 
 /* Bytes a current entry counts toward its segment's live / tombstone totals. */
 void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign);

@@ -73,6 +73,7 @@ enum fig {
     FIG_COMMIT_US,
     FIG_FSYNC_RATIO,
     FIG_REOPEN_INDEX_S,
+    FIG_REOPEN_VERIFY_S,
     FIG_REOPEN_SCAN_S,
     FIG_INDEX_PER_KEY,
     FIG_RSS_PER_KEY,
@@ -112,6 +113,7 @@ static const struct fig_def figs[FIG_COUNT] = {
     [FIG_COMMIT_US] = {"commit_always_us", "commit of 1 put, fsync=always, median us", 1},
     [FIG_FSYNC_RATIO] = {"fsync_ratio", "commit / raw fdatasync", 2, CMP_AT_MOST, 1.1},
     [FIG_REOPEN_INDEX_S] = {"reopen_index_s", "reopen with index files, s", 3, CMP_AT_MOST, 1.0},
+    [FIG_REOPEN_VERIFY_S] = {"reopen_verify_s", "reopen with index files, verify (ringkvd), s", 3},
     [FIG_REOPEN_SCAN_S] = {"reopen_scan_s", "reopen without index files (scan), s", 3},
     [FIG_INDEX_PER_KEY] = {"index_bytes_per_key", "index bytes/key beyond the key", 1, CMP_AT_MOST,
                            64},
@@ -319,20 +321,27 @@ static void subdir(const struct bench *b, const char *name, char *buf, size_t le
 
 /* ---- store operations ------------------------------------------------- */
 
-static int open_store(struct bench *b, rk_storage **s, const char *dir, enum rk_fsync policy,
-                      struct rk_storage_report *rep)
+static int open_store_v(struct bench *b, rk_storage **s, const char *dir, enum rk_fsync policy,
+                        bool verify, struct rk_storage_report *rep)
 {
     struct rk_storage_opts o;
     int rc;
 
     rk_storage_opts_default(&o);
     o.fsync = policy;
+    o.verify = verify;
     if (o.max_value_size < b->cfg.vsize)
         o.max_value_size = b->cfg.vsize;
     rc = rk_storage_open(s, dir, &o, rep);
     if (rc != 0)
         note(b, "open %s: %s", dir, rep && rep->error[0] ? rep->error : rk_strerror(rc));
     return rc;
+}
+
+static int open_store(struct bench *b, rk_storage **s, const char *dir, enum rk_fsync policy,
+                      struct rk_storage_report *rep)
+{
+    return open_store_v(b, s, dir, policy, false, rep);
 }
 
 static int put_one(struct bench *b, rk_storage *s, uint64_t i)
@@ -657,13 +666,14 @@ static void phase_repack(struct bench *b, rk_storage *s, const struct repack_fig
     info(b, "index_files_written", (double)st.index_files_written);
 }
 
-/* Time one open of dir; rep says how it recovered. */
-static double timed_open(struct bench *b, rk_storage **s, const char *dir,
+/* Time one open of dir (verify: every block read and checked, as ringkvd
+ * opens); rep says how it recovered. */
+static double timed_open(struct bench *b, rk_storage **s, const char *dir, bool verify,
                          struct rk_storage_report *rep)
 {
     double t0 = now_s();
 
-    if (open_store(b, s, dir, RK_FSYNC_NEVER, rep) != 0)
+    if (open_store_v(b, s, dir, RK_FSYNC_NEVER, verify, rep) != 0)
         return -1;
     if (rep->keys != b->cfg.keys)
         note(b, "ERROR reopen found %llu keys, %llu were put", (unsigned long long)rep->keys,
@@ -679,7 +689,7 @@ static void phase_reopen(struct bench *b, const char *dir)
     rk_storage *s;
     double dt;
 
-    if ((dt = timed_open(b, &s, dir, &rep)) < 0)
+    if ((dt = timed_open(b, &s, dir, false, &rep)) < 0)
         return;
     set_fig(b, FIG_REOPEN_INDEX_S, dt);
     info(b, "reopen_segments", rep.segments);
@@ -692,8 +702,18 @@ static void phase_reopen(struct bench *b, const char *dir)
     phase_gets(b, s, FIG_GET_RANDOM_REPACKED, false);
     rk_storage_close(s);
 
+    /* The repacked store opened both ways, so the two compare. */
+    if ((dt = timed_open(b, &s, dir, false, &rep)) < 0)
+        return;
+    info(b, "reopen_index_repacked_s", dt);
+    rk_storage_close(s);
+    if ((dt = timed_open(b, &s, dir, true, &rep)) < 0)
+        return;
+    set_fig(b, FIG_REOPEN_VERIFY_S, dt);
+    rk_storage_close(s);
+
     info(b, "index_files_removed", remove_index_files(dir));
-    if ((dt = timed_open(b, &s, dir, &rep)) < 0)
+    if ((dt = timed_open(b, &s, dir, false, &rep)) < 0)
         return;
     set_fig(b, FIG_REOPEN_SCAN_S, dt);
     info(b, "reopen_scan_scanned", rep.scanned);

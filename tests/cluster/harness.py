@@ -320,6 +320,18 @@ class Node:
             self.wait_ready(timeout)
         return self
 
+    def run_args(self, *extra):
+        """The arguments of `ringkvd run -c CONFIG`, then extra: for
+        start(args=...), e.g. node.start(args=node.run_args("--repair"))."""
+        return ["run", "-c", str(self.config_path), *extra]
+
+    def start_refused(self, args=None, timeout=30):
+        """Start a daemon that must refuse to start: wait for it to exit by
+        itself and return its exit code (the reason is in run_log()). Fails
+        if it is still running at the deadline."""
+        self.start(wait=False, args=args)
+        return self.wait_exit(timeout)
+
     def wait_ready(self, timeout=30):
         def ready():
             if not self.is_running():

@@ -410,8 +410,9 @@ def test_a_stopped_peer_slows_no_write_and_catches_up(cluster):
 
 def flip_middle_of_a_sealed_segment(node, nbytes=64):
     """Flip nbytes in the middle of the oldest sealed segment of node (one
-    that has a newer segment after it, and so its index file): the node
-    starts through the index file without noticing. Returns the path."""
+    that has a newer segment after it, and so its index file), in place, so
+    a running node finds the damage when it reads the block (a start would
+    refuse: test_ae_repair.py). Returns the path."""
     segs = []
     for d in sorted(node.data_dir.glob("worker-*")):
         files = sorted(d.glob("seg-*.rks"))
@@ -423,7 +424,8 @@ def flip_middle_of_a_sealed_segment(node, nbytes=64):
     assert end > 4096, f"{path} holds only {end} bytes"
     mid = end // 2
     data[mid:mid + nbytes] = bytes(b ^ 0xFF for b in data[mid:mid + nbytes])
-    path.write_bytes(bytes(data))
+    with open(path, "r+b") as f:  # never truncated under a running node
+        f.write(data)
     return path
 
 
@@ -433,16 +435,17 @@ def test_read_repair_rewrites_a_record_its_replica_cannot_read(cluster):
     storage error, and a write at the same version could not replace the
     damaged record. Now the first read through the others repairs it, and
     node-2 then answers every key itself at the newest version."""
-    nodes = start3(cluster, **{"storage.segment_size": "1MiB"})
+    # No compression: no background repacking moves the blocks while the
+    # bytes are flipped under the running node.
+    nodes = start3(cluster, **{"storage.segment_size": "1MiB", "storage.compression": "none"})
     rng = random.Random(20261207)  # incompressible values: 3,000 keys of 1 KB fill
     keys = [f"rot-{i}".encode() for i in range(3000)]  # several segments of 1 MiB
     values = {k: rng.randbytes(1000) for k in keys}
     assert raw_put_all(nodes, list(values.items())) == []
     victim = nodes[1]
-    victim.stop()  # a clean stop: the index files of the sealed segments are written
-    path = flip_middle_of_a_sealed_segment(victim)
-    victim.start()
+    victim.restart()  # index files written, and nothing of the data in its block cache
     wait_state(nodes, victim, ("alive",))
+    path = flip_middle_of_a_sealed_segment(victim)  # while it runs
     def unreadable_on_victim():
         """Keys whose copy on node-2 cannot be read, asked of node-2's own
         replica directly (RGET), which repairs nothing."""

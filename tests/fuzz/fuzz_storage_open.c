@@ -1,6 +1,7 @@
 /* Fuzz target: arbitrary bytes as the newest segment file of a store, named
  * after the id in its header (the first input byte picks whether the same
- * bytes also stand as its index file, and whether repair mode is on). Opening, reading
+ * bytes also stand as its index file, whether repair mode is on and whether
+ * every block is verified at open). Damage reports are read whole. Opening, reading
  * every record and closing must never crash, hang or leak; corruption must
  * come back as an error, never as a served record that is not in the file. */
 #include "fuzz.h"
@@ -36,6 +37,14 @@ static void clear_dir(void)
         unlink(p);
     }
     closedir(d);
+}
+
+/* Read every byte a damage report lends: the sanitizers check the bounds. */
+static void on_damage(void *arg, const struct rk_storage_damage *d)
+{
+    unsigned *sum = arg;
+    for (size_t i = 0; i < RK_STORAGE_PARTITIONS_MAX / 8; i++)
+        *sum += d->partitions[i];
 }
 
 static void put_file(const char *name, const uint8_t *data, size_t size)
@@ -79,6 +88,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.fsync = RK_FSYNC_NEVER;
     o.segment_size = 1 << 20;
     o.repair = (mode & 2) != 0;
+    o.verify = (mode & 4) != 0;
+    unsigned sum = 0;
+    o.on_damage = on_damage;
+    o.damage_arg = &sum;
     rk_storage *s;
     if (rk_storage_open(&s, dir, &o, NULL) != 0)
         return 0;
