@@ -60,7 +60,7 @@
 #define STEP_APPLY       65536
 #define STEP_CHECK       65536 /* index entries a purge check step examines: ~1 ms */
 #define DROP             UINT32_MAX
-#define WM_SLOTS         64 /* watermarks remembered per step (direct-mapped by partition) */
+#define WM_BITS          10 /* 1024 watermarks remembered per step (hashed by partition) */
 
 enum phase { COPY, SYNC, APPLY, UNLINK };
 
@@ -73,8 +73,8 @@ struct reloc {
 /* Watermarks asked during one step: the callback runs at most once per
  * partition per step, however many of its tombstones the step meets. */
 struct wm_cache {
-    uint32_t tag[WM_SLOTS]; /* partition + 1; 0 = empty */
-    uint64_t val[WM_SLOTS];
+    uint32_t tag[1u << WM_BITS]; /* partition + 1; 0 = empty */
+    uint64_t val[1u << WM_BITS];
 };
 
 struct rk_merge {
@@ -99,7 +99,9 @@ struct rk_merge {
 
 static uint64_t watermark(const rk_storage *s, struct wm_cache *c, uint16_t partition)
 {
-    unsigned i = partition % WM_SLOTS;
+    /* Fibonacci hashing: a worker's partitions (every nworkers-th) spread
+     * over the slots instead of landing on a few. */
+    unsigned i = (uint32_t)(partition * 2654435761u) >> (32 - WM_BITS);
     if (c->tag[i] != (uint32_t)partition + 1) {
         c->tag[i] = (uint32_t)partition + 1;
         c->val[i] = s->o.purge_before_ms(s->o.purge_arg, partition);
