@@ -54,9 +54,9 @@ struct rk_storage_opts {
      * this" (the anti-entropy watermark); the answer should never decrease.
      * Expired records do not wait for it (merge.c says why).
      * Threads: called on the owner's thread, only inside rk_storage_step
-     * (a merge's purge check and copy steps, at most once per partition
-     * per step), never during open or close; it must not call into the
-     * store. A tombstone it holds back is looked at again
+     * (a merge's purge check and copy steps; an answer is reused for the
+     * rest of its step), never during open or close; it must not call
+     * into the store. A tombstone it holds back is looked at again
      * RK_STORAGE_PURGE_RECHECK_MS later, by walking the index, not by
      * rewriting segments. */
     uint64_t (*purge_before_ms)(void *arg, uint16_t partition);
