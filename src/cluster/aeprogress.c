@@ -521,7 +521,7 @@ int rk_aeprogress_record(struct rk_aeprogress *p, uint32_t part, const char *pee
     q->result = (uint8_t)x->result;
     q->leaves = x->leaves_differing;
     q->keys = x->keys_pulled + x->keys_pushed;
-    if (x->result == RK_AE_OK)
+    if (x->result == RK_AE_OK && x->keys_failed == 0) /* completed: see aeprogress.h */
         q->ok_ms = x->started_ms;
     count_exchange(p, e, x);
     changed(p, false);

@@ -31,7 +31,10 @@
  *
  * Times are wall-clock ms. An exchange's time (ok_ms) is when it STARTED:
  * whatever a replica held before that instant was compared, which is what
- * the tombstone watermark and the clearing of a mark need.
+ * the tombstone watermark and the clearing of a mark need. Only an
+ * exchange that COMPLETED counts there: result ok, and every key it
+ * decided to move taken by the side that lacked it (keys_failed 0); one
+ * whose push of a tombstone was refused has not carried the delete over.
  *
  * Threads: one owner (its worker's loop); not thread-safe. Other threads
  * read a copy (rk_aeprogress_clone) that the owner publishes under a lock.
@@ -83,6 +86,8 @@ struct rk_ae_exchange {
     enum rk_ae_result result;
     uint32_t leaves_differing;
     uint64_t keys_pulled, keys_pushed, bytes;
+    uint64_t keys_failed; /* moves decided but not taken (refused, not sent, no answer):
+                             the exchange is then not complete (see the top) */
 };
 
 /* The figures of a worker, or of a node (sum over workers). A node's
@@ -135,7 +140,8 @@ bool rk_aeprogress_compared(const struct rk_aeprogress *p, uint32_t part);
 
 /* Record an exchange of part with peer (a node id). Counters of the round
  * and totals grow by what it moved; part counts as compared in this round
- * once per round (on its first successful exchange). 0, RK_EINVAL for a
+ * once per round (on its first successful exchange); the peer's ok_ms
+ * moves to its start only when it completed (ok, no key failed). 0, RK_EINVAL for a
  * partition this worker does not own, an empty or too long peer id or a
  * bad result. */
 int rk_aeprogress_record(struct rk_aeprogress *p, uint32_t part, const char *peer,
@@ -156,10 +162,13 @@ unsigned rk_aeprogress_marks(const struct rk_aeprogress *p, uint32_t part);
 bool rk_aeprogress_clear(struct rk_aeprogress *p, uint32_t part, const char *const *peers,
                          size_t n);
 
-/* The tombstone watermark of part: the wall ms up to which every one of
- * the n peers has completed an exchange (the minimum over them of the
- * start of their last successful exchange); 0 when one never did. With no
- * peers (a single replica) nothing needs to see a tombstone: UINT64_MAX. */
+/* The tombstone watermark of part: every one of the n peers (the
+ * partition's other replicas now) has completed an exchange with this node
+ * that started at or after it, so whatever this node held strictly before
+ * it, each of them holds (or something newer). The minimum over the peers
+ * of the start of their last completed exchange; 0 when one never
+ * completed one. With no peers (a single replica) nothing needs to see a
+ * tombstone: UINT64_MAX. */
 uint64_t rk_aeprogress_watermark(const struct rk_aeprogress *p, uint32_t part,
                                  const char *const *peers, size_t n);
 

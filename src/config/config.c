@@ -103,6 +103,10 @@ static const struct key keys[] = {
     {ROW("storage.max_key_size", K_SIZE, max_key_size, "1KiB"), .min = 1, .max = RK_CONFIG_KEY_MAX},
     {ROW("storage.max_value_size", K_SIZE, max_value_size, "1MiB"), .min = 0,
      .max = RK_CONFIG_VALUE_MAX},
+    /* Not live: every segment's purge schedule is computed from it. Past
+     * hints.max_age's own maximum (30 days), with room. */
+    {ROW("storage.tombstone_grace", K_DUR, tombstone_grace_ms, "24h"), .min = SEC,
+     .max = 90 * 24 * HOUR},
     {ROW("hints.max_bytes_per_target", K_SIZE, hints_max_bytes, "64MiB"), .min = 0,
      .max = 1024 * GIB},
     {ROW("hints.max_age", K_DUR, hints_max_age_ms, "3h"), .min = SEC, .max = 30 * 24 * HOUR},
@@ -625,6 +629,8 @@ static int load_tree(struct loader *L, const struct rk_toml_value *root)
     return 0;
 }
 
+static int validate(const struct rk_config *c, char *err, size_t errlen, const char *const **at);
+
 static int load_doc(struct rk_config *c, const char *file, const rk_toml_doc *doc, char *err,
                     size_t errlen)
 {
@@ -637,8 +643,16 @@ static int load_doc(struct rk_config *c, const char *file, const rk_toml_doc *do
     struct loader L = {tmp, file, err, errlen};
     int rc = load_tree(&L, rk_toml_root(doc));
     char msg[512];
-    if (rc == 0 && rk_config_validate(tmp, msg, sizeof(msg))) {
-        snprintf(err, errlen, "%s: %s", file, msg);
+    const char *const *at = NULL;
+    if (rc == 0 && validate(tmp, msg, sizeof(msg), &at)) {
+        /* At the first of the keys concerned that the file sets. */
+        const struct rk_toml_value *v = NULL;
+        for (; at && *at && !v; at++)
+            v = rk_toml_lookup(rk_toml_root(doc), *at);
+        if (v)
+            errat(&L, v, false, "%s", msg);
+        else
+            snprintf(err, errlen, "%s: %s", file, msg);
         rc = -1;
     }
     if (rc == 0)
@@ -781,9 +795,37 @@ static int longer(char *err, size_t errlen, const char *a, uint64_t ms_a, const 
     return bad(err, errlen, "%s = %s must be %slonger than %s = %s", a, x, or_off, b, y);
 }
 
-/* Constraints between keys. */
-static int cross_check(const struct rk_config *c, char *err, size_t errlen)
+/* DESIGN §5: a tombstone outlives what could still bring its key's older
+ * value back. 0, or -1 with err and in *at the keys whose line a message
+ * should point at (the grace first), NULL-terminated. */
+static int grace_rule(const struct rk_config *c, char *err, size_t errlen, const char *const **at)
 {
+    static const char *const by_hints[] = {"storage.tombstone_grace", "hints.max_age", NULL};
+    static const char *const by_ae[] = {"storage.tombstone_grace", "antientropy.interval", NULL};
+    const char *other, *why;
+    uint64_t ms;
+    if (c->tombstone_grace_ms <= c->hints_max_age_ms) {
+        other = "hints.max_age", ms = c->hints_max_age_ms, *at = by_hints;
+        why = "a hint of an older write, delivered after the tombstone is purged, would bring "
+              "the deleted value back";
+    } else if (c->tombstone_grace_ms <= c->ae_interval_ms) {
+        other = "antientropy.interval", ms = c->ae_interval_ms, *at = by_ae;
+        why = "a replica that missed the delete could have its older value copied back by an "
+              "anti-entropy exchange once the tombstone is purged";
+    } else {
+        return 0;
+    }
+    char x[32], y[32];
+    fmt_duration(c->tombstone_grace_ms, x, sizeof(x));
+    fmt_duration(ms, y, sizeof(y));
+    return bad(err, errlen, "storage.tombstone_grace = %s must be longer than %s = %s (%s)", x,
+               other, y, why);
+}
+
+/* Constraints between keys; *at as for grace_rule (NULL for the others). */
+static int cross_check(const struct rk_config *c, char *err, size_t errlen, const char *const **at)
+{
+    *at = NULL;
     const char *q = c->read_quorum > c->replicas    ? "read_quorum"
                     : c->write_quorum > c->replicas ? "write_quorum"
                                                     : NULL;
@@ -808,19 +850,28 @@ static int cross_check(const struct rk_config *c, char *err, size_t errlen)
         return bad(err, errlen, "security.tls_cert and security.tls_key go together (%s is empty)",
                    empty);
     }
-    return 0;
+    return grace_rule(c, err, errlen, at);
 }
 
-int rk_config_validate(const struct rk_config *c, char *err, size_t errlen)
+/* rk_config_validate, and in *at the keys a cross-key message is about
+ * (NULL when none is, or the error is a field's own). */
+static int validate(const struct rk_config *c, char *err, size_t errlen, const char *const **at)
 {
     char msg[512];
+    *at = NULL;
     for (size_t i = 0; i < NKEYS; i++) {
         if (check_field(c, &keys[i], msg, sizeof(msg))) {
             snprintf(err, errlen, "%s", msg);
             return -1;
         }
     }
-    return cross_check(c, err, errlen);
+    return cross_check(c, err, errlen, at);
+}
+
+int rk_config_validate(const struct rk_config *c, char *err, size_t errlen)
+{
+    const char *const *at;
+    return validate(c, err, errlen, &at);
 }
 
 static bool same(const struct rk_config *a, const struct rk_config *b, const struct key *k)

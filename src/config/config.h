@@ -50,12 +50,13 @@ struct rk_config {
     uint64_t suspect_after_ms;   /* 3000 */
     uint64_t dead_after_ms;      /* 10000; > suspect_after */
     /* [storage] */
-    enum rk_fsync fsync;        /* "always" */
-    uint64_t fsync_interval_ms; /* 10 */
-    uint64_t segment_size;      /* "64MiB"; 1 MiB .. 1 GiB */
-    bool compression;           /* "lz4" → true, "none" → false */
-    uint32_t max_key_size;      /* "1KiB"; 1 .. 65535 */
-    uint32_t max_value_size;    /* "1MiB"; 0 .. 64 MiB */
+    enum rk_fsync fsync;         /* "always" */
+    uint64_t fsync_interval_ms;  /* 10 */
+    uint64_t segment_size;       /* "64MiB"; 1 MiB .. 1 GiB */
+    bool compression;            /* "lz4" → true, "none" → false */
+    uint32_t max_key_size;       /* "1KiB"; 1 .. 65535 */
+    uint32_t max_value_size;     /* "1MiB"; 0 .. 64 MiB */
+    uint64_t tombstone_grace_ms; /* "24h"; longer than hints.max_age and antientropy.interval */
     /* [hints] */
     uint64_t hints_max_bytes;  /* "64MiB" per target node */
     uint64_t hints_max_age_ms; /* "3h" */
@@ -87,7 +88,9 @@ void rk_config_single_node(struct rk_config *c);
  * "FILE:LINE:COL: message" for syntax errors and for keys (unknown key:
  * `unknown key "storage.fsnyc" (did you mean "storage.fsync"?)`), or
  * "FILE: message" when the file cannot be read or for cross-key checks
- * (e.g. `cluster.write_quorum = 4 is more than cluster.replicas = 3`).
+ * (e.g. `cluster.write_quorum = 4 is more than cluster.replicas = 3`);
+ * the storage.tombstone_grace rule points at the line of the grace, or of
+ * the key it must be longer than, when the file sets one of them.
  * Keys missing from the file keep their defaults (not c's old values); on
  * error c is left unchanged, so a failed reload keeps the running config. */
 int rk_config_load(struct rk_config *c, const char *path, char *err, size_t errlen);

@@ -61,6 +61,8 @@ static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
         a->commits += b->commits, a->fsyncs += b->fsyncs, a->synced_puts += b->synced_puts;
         a->cache_hits += b->cache_hits, a->cache_misses += b->cache_misses;
         a->merges += b->merges, a->stale_puts += b->stale_puts;
+        a->tombstones_purged += b->tombstones_purged, a->expired_purged += b->expired_purged;
+        a->tombstones_held += b->tombstones_held;
         /* Workers build their trees one after another at start: the sum is
          * the time the node spent. */
         t->ae_trees_bytes += s.ae_trees_bytes, t->ae_tree_build_ms += s.ae_tree_build_ms;
@@ -348,7 +350,8 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             "\"disk_bytes\":%llu,\"raw_bytes\":%llu,\"compression_ratio\":%.2f,"
             "\"live_bytes\":%llu,\"dead_bytes\":%llu,\"index_bytes\":%llu,\"cache_bytes\":%llu,"
             "\"cache_hits\":%llu,\"cache_misses\":%llu,\"commits\":%llu,\"fsyncs\":%llu,"
-            "\"synced_puts\":%llu,\"puts_per_fsync\":%.2f,\"merges\":%llu,\"stale_puts\":%llu}}",
+            "\"synced_puts\":%llu,\"puts_per_fsync\":%.2f,\"merges\":%llu,\"stale_puts\":%llu,"
+            "\"tombstones_purged\":%llu,\"expired_purged\":%llu,\"tombstones_held\":%llu}}",
             (unsigned long long)s->keys, (unsigned long long)s->tombstones,
             (unsigned long long)s->segments, (unsigned long long)s->disk_bytes,
             (unsigned long long)s->raw_bytes,
@@ -359,7 +362,9 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             (unsigned long long)s->commits, (unsigned long long)s->fsyncs,
             (unsigned long long)s->synced_puts,
             s->fsyncs ? (double)s->synced_puts / (double)s->fsyncs : 0.0,
-            (unsigned long long)s->merges, (unsigned long long)s->stale_puts);
+            (unsigned long long)s->merges, (unsigned long long)s->stale_puts,
+            (unsigned long long)s->tombstones_purged, (unsigned long long)s->expired_purged,
+            (unsigned long long)s->tombstones_held);
 }
 
 static enum rk_status health_json(struct rk_shared *sh, struct rk_jbuf *b)

@@ -159,6 +159,7 @@ void rk_node_storage_opts(const struct rk_config *c, struct rk_storage_opts *o)
     o->compression = c->compression;
     o->max_key_size = c->max_key_size;
     o->max_value_size = c->max_value_size;
+    o->tombstone_grace_ms = c->tombstone_grace_ms;
 }
 
 static_assert(RK_CONFIG_KEY_MAX == RK_STORAGE_KEY_MAX &&

@@ -340,6 +340,37 @@ static void on_status(struct ev_loop *loop, ev_timer *t, int revents)
                s->sh.cfg.listen_client, (unsigned long long)keys, s->sh.nworkers);
 }
 
+/* The settings a reload applies (the live ones), from neu into cfg.
+ * Workers never read these fields of cfg. */
+static void take_live(struct rk_config *cfg, const struct rk_config *neu)
+{
+    cfg->log_level = neu->log_level;
+    cfg->max_inflight = neu->max_inflight;
+    cfg->max_connections = neu->max_connections;
+    cfg->client_rate = neu->client_rate;
+    cfg->ae_interval_ms = neu->ae_interval_ms;
+    cfg->ae_max_keys_per_second = neu->ae_max_keys_per_second;
+    cfg->ae_enabled = neu->ae_enabled;
+    cfg->ae_max_bytes_per_second = neu->ae_max_bytes_per_second;
+}
+
+/* Whether the node would still run a valid config after the reload: the
+ * live settings of neu with the others at their running values (a longer
+ * antientropy.interval must stay below the running
+ * storage.tombstone_grace, which changes only at restart). */
+static bool live_valid(const struct rk_config *run, const struct rk_config *neu, char *err,
+                       size_t errlen)
+{
+    struct rk_config *eff = malloc(sizeof(*eff));
+    if (!eff)
+        return snprintf(err, errlen, "out of memory"), false;
+    *eff = *run;
+    take_live(eff, neu);
+    bool ok = rk_config_validate(eff, err, errlen) == 0;
+    free(eff);
+    return ok;
+}
+
 static void reload(struct server *s)
 {
     if (!s->config_path) {
@@ -356,21 +387,22 @@ static void reload(struct server *s)
         return;
     }
     rk_config_diff(&s->sh.cfg, neu, live, sizeof(live), restart, sizeof(restart));
+    if (live[0] && !live_valid(&s->sh.cfg, neu, err, sizeof(err))) {
+        rk_error("server",
+                 "reload failed, keeping the running config: %s, with the settings that need a "
+                 "restart at their running values",
+                 err);
+        free(neu);
+        return;
+    }
     if (live[0]) {
         rk_log_set_level(neu->log_level);
         atomic_store(&s->sh.max_inflight, neu->max_inflight);
         rk_conns_set_max(&s->sh.conns, neu->max_connections);
         rk_ae_pace_set(&s->sh.ae, neu);
         /* Remember what was applied, so the next reload compares against the
-         * running values. Workers never read these fields of cfg. */
-        s->sh.cfg.log_level = neu->log_level;
-        s->sh.cfg.max_inflight = neu->max_inflight;
-        s->sh.cfg.max_connections = neu->max_connections;
-        s->sh.cfg.client_rate = neu->client_rate;
-        s->sh.cfg.ae_interval_ms = neu->ae_interval_ms;
-        s->sh.cfg.ae_max_keys_per_second = neu->ae_max_keys_per_second;
-        s->sh.cfg.ae_enabled = neu->ae_enabled;
-        s->sh.cfg.ae_max_bytes_per_second = neu->ae_max_bytes_per_second;
+         * running values. */
+        take_live(&s->sh.cfg, neu);
         rk_info("server", "reloaded: %s", live);
     }
     if (restart[0])

@@ -9,6 +9,7 @@
 #include "cluster/antientropy.h"
 #include "cluster/coord.h"
 #include "cluster/hints.h"
+#include "cluster/view.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -234,6 +235,31 @@ static void advise_repair(int rc, char *err, size_t errlen)
             "segment aside: anti-entropy then copies its records back from the other replicas");
 }
 
+/* The data store's purge watermark (rk_storage_opts.purge_before_ms; on
+ * this loop, inside rk_storage_step): the partition's anti-entropy
+ * watermark over its other replicas, picked as the initiator picks them
+ * (antientropy.c, part_replicas), less cluster.max_clock_skew, since a
+ * tombstone's version comes from its coordinator's clock and exchanges are
+ * timed by ours. No other replica (a cluster of one, replicas = 1):
+ * nothing to wait for. No view yet, or this node no longer a replica (no
+ * exchange of its own runs for the partition): held. */
+static uint64_t purge_before(void *arg, uint16_t partition)
+{
+    struct rk_worker *w = arg;
+    const char *ids[RK_RING_REPLICAS_MAX], *peers[RK_RING_REPLICAS_MAX];
+    struct rk_view *v = w->ae ? rk_view_acquire(&w->sh->views) : NULL;
+    if (!v)
+        return 0;
+    size_t n = rk_ring_preference(v->ring, partition, ids, RK_RING_REPLICAS_MAX), np = 0;
+    for (size_t i = 0; i < n && i < w->sh->cfg.replicas; i++)
+        if (strcmp(ids[i], w->sh->node_id) != 0)
+            peers[np++] = ids[i];
+    uint64_t wm = rk_aeprogress_watermark(w->ae, partition, peers, np);
+    rk_view_release(v); /* after the watermark: ids point into the view's ring */
+    uint64_t skew = w->sh->cfg.max_clock_skew_ms;
+    return wm == UINT64_MAX ? wm : wm > skew ? wm - skew : 0;
+}
+
 static int open_store(struct rk_worker *w, char *err, size_t errlen)
 {
     char dir[RK_PATH_MAX];
@@ -241,6 +267,8 @@ static int open_store(struct rk_worker *w, char *err, size_t errlen)
     struct rk_storage_opts o;
     struct rk_storage_report rep;
     store_opts(w, &o, on_store_damage);
+    o.purge_before_ms = purge_before; /* the data store only: hints are no replica */
+    o.purge_arg = w;
     int rc = rk_storage_open(&w->store, dir, &o, &rep);
     if (rc < 0) {
         snprintf(err, errlen, "%s", rep.error[0] ? rep.error : rk_strerror(rc));

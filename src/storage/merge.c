@@ -27,6 +27,21 @@
  *    merge: storage.c invariant 1) lives in a segment of higher order, so
  *    recovery, which meets segments by order and lets the later of two
  *    equal versions win (recovery.c), keeps it rather than the copy.
+ * 5. With a purge watermark (opts.purge_before_ms), a tombstone past the
+ *    grace period is dropped only when written before its partition's
+ *    watermark. A due segment is first looked at by a purge check, an
+ *    index walk in bounded steps (no I/O): only if it holds something
+ *    droppable now is it merged; otherwise its next_drop_ms moves to the
+ *    next grace expiry in it or, for a tombstone the watermark holds, to
+ *    RK_STORAGE_PURGE_RECHECK_MS later. So a tombstone held for days
+ *    (a replica down) costs one index walk per recheck, never a rewrite of
+ *    every older segment, and is never forgotten.
+ *
+ * Expired records do not wait for the watermark: anti-entropy never moves
+ * them (they are not in the hash trees, and exchanges skip them both
+ * ways), so no later exchange could carry one to a replica that lacks it;
+ * holding it back would protect nothing. Before it expires it moves like
+ * any record, and the grace period counts from its expiry.
  */
 #include "storage/storage_int.h"
 #include "util/err.h"
@@ -43,7 +58,9 @@
 
 #define STEP_INPUT_BYTES (1u << 20) /* bounds one step to ~1 ms of I/O and lz4 */
 #define STEP_APPLY       65536
+#define STEP_CHECK       65536 /* index entries a purge check step examines: ~1 ms */
 #define DROP             UINT32_MAX
+#define WM_BITS          10 /* 1024 watermarks remembered per step (hashed by partition) */
 
 enum phase { COPY, SYNC, APPLY, UNLINK };
 
@@ -51,6 +68,13 @@ struct reloc {
     uint32_t id;
     uint32_t old_seg, old_block, old_off;
     uint32_t new_seg, new_block, new_off; /* new_seg == DROP: remove the entry */
+};
+
+/* Watermarks asked during one step: the callback runs at most once per
+ * partition per step, however many of its tombstones the step meets. */
+struct wm_cache {
+    uint32_t tag[1u << WM_BITS]; /* partition + 1; 0 = empty */
+    uint64_t val[1u << WM_BITS];
 };
 
 struct rk_merge {
@@ -70,7 +94,37 @@ struct rk_merge {
     struct reloc *rel;
     size_t nrel, crel, apply_pos;
     uint64_t bytes_in, bytes_out;
+    struct wm_cache wm;
 };
+
+static uint64_t watermark(const rk_storage *s, struct wm_cache *c, uint16_t partition)
+{
+    /* Fibonacci hashing: a worker's partitions (every nworkers-th) spread
+     * over the slots instead of landing on a few. */
+    unsigned i = (uint32_t)(partition * 2654435761u) >> (32 - WM_BITS);
+    if (c->tag[i] != (uint32_t)partition + 1) {
+        c->tag[i] = (uint32_t)partition + 1;
+        c->val[i] = s->o.purge_before_ms(s->o.purge_arg, partition);
+    }
+    return c->val[i];
+}
+
+/* Whether a record of an entry that stopped being a value at death_ms
+ * (rk_storage_death_ms) may go at now, the grace period past: expired
+ * records may (see the top), a tombstone once written before its
+ * partition's watermark. */
+static bool purge_allowed(const rk_storage *s, struct wm_cache *c, bool tombstone,
+                          uint16_t partition, uint64_t death_ms)
+{
+    return !tombstone || !s->o.purge_before_ms || death_ms < watermark(s, c, partition);
+}
+
+/* Whether something in g may be dropped at now: its grace period passed
+ * and, with a watermark, a purge check found something droppable. */
+static bool drop_due(const rk_storage *s, const struct seg *g, uint64_t now)
+{
+    return now >= g->next_drop_ms && (!s->o.purge_before_ms || g->purge_ok);
+}
 
 /* Whether a segment is worth rewriting. Tombstones count only below
  * tomb_limit: a segment that merges refuse to read (corrupt) and that is
@@ -86,7 +140,92 @@ static bool wanted(const rk_storage *s, const struct seg *g, uint64_t now, uint6
     if (s->o.compression && s->o.repack_below && g->nblocks &&
         g->raw_bytes / g->nblocks < s->o.repack_below && !(g->flags & RK_SEG_F_MERGED))
         return true;
-    return now >= g->next_drop_ms && g->order < tomb_limit;
+    return drop_due(s, g, now) && g->order < tomb_limit;
+}
+
+/* The lowest order of a segment merges refuse to read: tombstones above
+ * it cannot go (invariant 3). UINT64_MAX when there is none. */
+static uint64_t tomb_limit(const rk_storage *s)
+{
+    uint64_t limit = UINT64_MAX;
+    for (uint32_t i = 0; i < s->nsegs; i++)
+        if (s->segs[i].state != SEG_FREE && s->segs[i].no_merge && s->segs[i].order < limit)
+            limit = s->segs[i].order;
+    return limit;
+}
+
+/* ---- purge checks (invariant 5) ---- */
+
+/* Start a check of every segment whose grace time came and that no check
+ * cleared yet. false when there is none. */
+static bool check_start(rk_storage *s)
+{
+    uint64_t now = rk_storage_now_ms(s), limit = tomb_limit(s);
+    bool any = false;
+    for (uint32_t i = 0; i < s->nsegs; i++) {
+        struct seg *g = &s->segs[i];
+        if (g->state != SEG_INDEXED || g->no_merge || g->order >= limit || now < g->next_drop_ms ||
+            g->purge_ok)
+            continue;
+        g->purge_checking = any = true;
+        g->purge_next = UINT64_MAX;
+        g->purge_held = 0;
+    }
+    s->pc = (struct purge_check){.on = any, .cursor = 0, .now_ms = now};
+    return any;
+}
+
+/* One entry of a segment under check: droppable now, held back by the
+ * watermark (counted; looked at again later), or due later. */
+static void check_entry(rk_storage *s, struct wm_cache *c, const struct rk_ix_entry *e)
+{
+    struct seg *g = &s->segs[e->seg];
+    bool tomb = (e->flags & RK_REC_TOMBSTONE) != 0;
+    if (!g->purge_checking || (!tomb && !e->expiry_s))
+        return;
+    uint64_t death = rk_storage_death_ms(e), due = death + s->o.tombstone_grace_ms, next = due;
+    if (due <= s->pc.now_ms) {
+        if (purge_allowed(s, c, tomb, e->partition, death)) {
+            g->purge_ok = true;
+            return;
+        }
+        g->purge_held++;
+        next = s->pc.now_ms + RK_STORAGE_PURGE_RECHECK_MS;
+    }
+    if (next < g->purge_next)
+        g->purge_next = next;
+}
+
+static void check_finish(rk_storage *s)
+{
+    for (uint32_t i = 0; i < s->nsegs; i++) {
+        struct seg *g = &s->segs[i];
+        if (!g->purge_checking)
+            continue;
+        g->purge_checking = false;
+        if (!g->purge_ok) /* nothing to drop yet: not merged for it until then */
+            g->next_drop_ms = g->purge_next;
+    }
+    s->pc.on = false;
+}
+
+/* One bounded step of the purge check: 1 while it runs, 0 when no segment
+ * needs one (nothing allocated: close may come at any point). */
+static int check_step(rk_storage *s)
+{
+    struct purge_check *pc = &s->pc;
+    struct wm_cache c = {0};
+    if (!pc->on && !check_start(s))
+        return 0;
+    uint32_t stop = pc->cursor + STEP_CHECK;
+    for (; pc->cursor < s->ix.high && pc->cursor < stop; pc->cursor++) {
+        const struct rk_ix_entry *e = rk_index_entry(&s->ix, pc->cursor);
+        if (e->key)
+            check_entry(s, &c, e);
+    }
+    if (pc->cursor >= s->ix.high)
+        check_finish(s);
+    return 1;
 }
 
 static int add_input(struct rk_merge *m, uint32_t slot)
@@ -112,13 +251,10 @@ static int cmp_order(const void *a, const void *b, void *arg)
 static int plan(rk_storage *s, struct rk_merge *m)
 {
     uint64_t now = rk_storage_now_ms(s), budget = 4 * s->o.segment_size, total = 0;
-    uint64_t tomb_below = 0, limit = UINT64_MAX; /* tomb_below: merge every order below it */
-    for (uint32_t i = 0; i < s->nsegs; i++)
-        if (s->segs[i].state != SEG_FREE && s->segs[i].no_merge && s->segs[i].order < limit)
-            limit = s->segs[i].order;
+    uint64_t tomb_below = 0, limit = tomb_limit(s); /* tomb_below: merge every order below it */
     for (uint32_t i = 0; i < s->nsegs; i++) {
         const struct seg *g = &s->segs[i];
-        if (wanted(s, g, now, limit) && now >= g->next_drop_ms && g->order < limit &&
+        if (wanted(s, g, now, limit) && drop_due(s, g, now) && g->order < limit &&
             g->order >= tomb_below)
             tomb_below = g->order + 1;
     }
@@ -235,19 +371,21 @@ static int add_reloc(struct rk_merge *m, const struct reloc *r)
     return 0;
 }
 
-static bool droppable(const rk_storage *s, const struct rk_merge *m, const struct seg *in,
-                      const struct rk_rec_hdr *h, uint64_t now)
+static bool droppable(const rk_storage *s, struct rk_merge *m, const struct seg *in,
+                      const struct rk_rec_hdr *h, uint16_t partition, uint64_t now)
 {
     if (in->order >= m->min_outside_order)
         return false;
     uint64_t death;
-    if (h->flags & RK_REC_TOMBSTONE)
+    bool tomb = (h->flags & RK_REC_TOMBSTONE) != 0;
+    if (tomb)
         death = h->version >> 16;
     else if (h->expiry_ms)
         death = h->expiry_ms;
     else
         return false;
-    return death + s->o.tombstone_grace_ms <= now;
+    return death + s->o.tombstone_grace_ms <= now &&
+           purge_allowed(s, &m->wm, tomb, partition, death);
 }
 
 /* Copy (or drop) one record if it is still the current one for its key. */
@@ -262,7 +400,7 @@ static int copy_record(rk_storage *s, struct rk_merge *m, uint32_t in, uint32_t 
     if (e->seg != in || e->block != block || e->off != off)
         return 0; /* superseded: the bytes are dead */
     struct reloc r = {.id = id, .old_seg = in, .old_block = block, .old_off = off};
-    if (droppable(s, m, &s->segs[in], h, now)) {
+    if (droppable(s, m, &s->segs[in], h, e->partition, now)) {
         r.new_seg = DROP;
         return add_reloc(m, &r);
     }
@@ -305,6 +443,7 @@ static int copy_block(rk_storage *s, struct rk_merge *m, uint32_t in, uint32_t b
 static int copy_step(rk_storage *s, struct rk_merge *m)
 {
     uint64_t now = rk_storage_now_ms(s), done = 0;
+    memset(&m->wm, 0, sizeof(m->wm)); /* watermarks move: ask afresh each step */
     while (m->cur < m->nin && done < STEP_INPUT_BYTES) {
         uint32_t in = m->in[m->cur];
         struct seg *g = &s->segs[in];
@@ -383,6 +522,10 @@ static void apply_one(rk_storage *s, const struct reloc *r)
         return; /* replaced by a put since the copy (invariant 2) */
     rk_storage_account(s, e, -1);
     if (r->new_seg == DROP) {
+        if (e->flags & RK_REC_TOMBSTONE)
+            s->st.tombstones_purged++;
+        else
+            s->st.expired_purged++;
         rk_storage_notify(s, e, NULL); /* the only change merge makes to what the index says */
         rk_index_remove(&s->ix, r->id);
         return;
@@ -424,6 +567,11 @@ int rk_merge_step(rk_storage *s)
 {
     if (s->werr)
         return 0;
+    if (!s->merge && s->o.purge_before_ms) {
+        int rc = check_step(s); /* before any plan: it decides what is due */
+        if (rc != 0)
+            return rc;
+    }
     if (!s->merge) {
         struct rk_merge *m = calloc(1, sizeof(*m));
         if (!m)

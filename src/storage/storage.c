@@ -61,11 +61,6 @@ uint64_t rk_storage_now_ms(const rk_storage *s)
     return s->o.now_ms ? s->o.now_ms() : rk_clock_wall_ms();
 }
 
-static uint64_t death_ms(const struct rk_ix_entry *e)
-{
-    return (e->flags & RK_REC_TOMBSTONE) ? e->version >> 16 : (uint64_t)e->expiry_s * 1000;
-}
-
 void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign)
 {
     struct seg *g = &s->segs[e->seg];
@@ -79,8 +74,8 @@ void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign)
     /* When a merge could first drop something here. Never raised on removal:
      * a stale early time costs one needless merge, which recomputes it. */
     if (sign > 0 && ((e->flags & RK_REC_TOMBSTONE) || e->expiry_s) &&
-        death_ms(e) + s->o.tombstone_grace_ms < g->next_drop_ms)
-        g->next_drop_ms = death_ms(e) + s->o.tombstone_grace_ms;
+        rk_storage_death_ms(e) + s->o.tombstone_grace_ms < g->next_drop_ms)
+        g->next_drop_ms = rk_storage_death_ms(e) + s->o.tombstone_grace_ms;
 }
 
 int rk_storage_seg_slot(rk_storage *s, uint32_t *slot)
@@ -892,6 +887,7 @@ void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st)
             g->raw_bytes + sizeof(struct rk_seg_hdr) + g->nblocks * sizeof(struct rk_blk_hdr);
         st->live_bytes += g->live_bytes + g->tomb_bytes;
         st->dead_bytes += g->rec_bytes - g->live_bytes - g->tomb_bytes;
+        st->tombstones_held += g->purge_held;
     }
 }
 

@@ -92,7 +92,26 @@ struct rk_storage_opts {
     /* Damage reports (see above); NULL = none. damage_arg is passed to it. */
     rk_storage_damage_fn on_damage;
     void *damage_arg;
+    /* The purge watermark of a partition (NULL = the grace period alone
+     * decides): a tombstone past the grace period is dropped only if it was
+     * written (its version's wall ms) strictly before purge_before_ms(
+     * purge_arg, its partition); UINT64_MAX lets every one go, 0 none. The
+     * owner answers "every other replica has seen what was written before
+     * this" (the anti-entropy watermark); the answer should never decrease.
+     * Expired records do not wait for it (merge.c says why).
+     * Threads: called on the owner's thread, only inside rk_storage_step
+     * (a merge's purge check and copy steps; an answer is reused for the
+     * rest of its step), never during open or close; it must not call
+     * into the store. A tombstone it holds back is looked at again
+     * RK_STORAGE_PURGE_RECHECK_MS later, by walking the index, not by
+     * rewriting segments. */
+    uint64_t (*purge_before_ms)(void *arg, uint16_t partition);
+    void *purge_arg;
 };
+
+/* How long a tombstone held back by purge_before_ms waits before merge
+ * asks again (one in-memory index walk per look while any is held). */
+#define RK_STORAGE_PURGE_RECHECK_MS 5000u
 
 /* Fill o with the defaults above. */
 void rk_storage_opts_default(struct rk_storage_opts *o);
@@ -261,6 +280,10 @@ struct rk_storage_stats {
     uint64_t cache_hits, cache_misses;
     uint64_t merges, merged_bytes_in, merged_bytes_out;
     uint64_t index_files_written; /* index files finished (.rkh) */
+    uint64_t tombstones_purged;   /* tombstones merge dropped (past the grace period) */
+    uint64_t expired_purged;      /* expired records merge dropped */
+    uint64_t tombstones_held;     /* past the grace period but held back by
+                                     purge_before_ms at the last look (a gauge) */
 };
 
 void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st);

@@ -37,7 +37,13 @@ struct seg {
     uint64_t tomb_bytes; /* raw bytes of current tombstones */
     uint64_t raw_bytes;  /* decompressed payload bytes of its blocks */
     uint64_t nblocks;
-    uint64_t next_drop_ms; /* earliest time a merge could drop a tombstone in it */
+    uint64_t next_drop_ms; /* earliest time a merge could drop a tombstone in it
+                              (or look again at one the watermark held back) */
+    /* The purge check (merge.c; only with opts.purge_before_ms): */
+    bool purge_checking; /* due, being looked at by the check under way */
+    bool purge_ok;       /* the last check found something merge may drop */
+    uint64_t purge_next; /* check under way: when to look next */
+    uint64_t purge_held; /* tombstones held back by the watermark at the last check */
 };
 
 struct undo {
@@ -52,6 +58,14 @@ struct index_job {
     uint32_t cursor; /* next index entry id to examine */
     uint64_t count;
     struct rk_index_file_writer w;
+};
+
+/* A walk over the index deciding whether due segments hold anything a
+ * merge may drop now (merge.c, purge checks). */
+struct purge_check {
+    bool on;
+    uint32_t cursor; /* next index entry id to examine */
+    uint64_t now_ms; /* the one time every entry is judged at */
 };
 
 struct rk_merge;
@@ -94,6 +108,7 @@ struct rk_storage {
     char werr_msg[256];
 
     struct index_job ij;
+    struct purge_check pc;
     struct rk_merge *merge;
     struct rk_storage_stats st;
 
@@ -137,6 +152,12 @@ static inline void rk_storage_notify(rk_storage *s, const struct rk_ix_entry *ol
  * only, log (once per segment) and report the partitions indexed there to
  * on_damage (storage.h). Any read path that meets damage calls this. */
 void rk_storage_damage_found(rk_storage *s, uint32_t seg, uint32_t block);
+/* When an entry stops being a value: a tombstone's write (its version's
+ * wall ms), an expiring record's expiry; 0 for a record that never expires. */
+static inline uint64_t rk_storage_death_ms(const struct rk_ix_entry *e)
+{
+    return (e->flags & RK_REC_TOMBSTONE) ? e->version >> 16 : (uint64_t)e->expiry_s * 1000;
+}
 
 /* Bytes a current entry counts toward its segment's live / tombstone totals. */
 void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign);

@@ -700,6 +700,22 @@ class RawKV:
     def put(self, key, value):
         return self.call("PUT", rk_field("KEY", key) + rk_field("VALUE", value))[0]
 
+    def delete(self, key):
+        return self.call("DEL", rk_field("KEY", key))[0]
+
+    def replica(self, key):
+        """This node's own record of key (one RGET: no quorum, no read
+        repair, tombstones included): None when it holds nothing, else
+        ("tombstone", version) or ("value", version, value bytes)."""
+        st, f = self.call("RGET", rk_field("KEY", key))
+        if st == "NOT_FOUND":
+            return None
+        assert st == "OK", f"RGET {key!r}: {st} {f.get(RK_TAG['TEXT'])!r}"
+        version = struct.unpack("<Q", f[RK_TAG["VERSION"]])[0]
+        if RK_TAG["TOMBSTONE"] in f:
+            return ("tombstone", version)
+        return ("value", version, f.get(RK_TAG["VALUE"], b""))
+
     def get(self, key, r=None, trace=False):
         """(status name, value or None, the trace as a dict or None)."""
         f = rk_field("KEY", key)
@@ -772,3 +788,57 @@ def g_decode(data):
         return {"name": name, "partitions": parts, "replicas": reps, "kind": kind}, entries
     except (struct.error, IndexError):
         return None
+
+
+# ---- anti-entropy and storage, seen from outside -----------------------------
+
+def node_stats(node):
+    """The node's `kvctl --json stats` object."""
+    r = node.kvctl("--json", "stats", timeout=10)
+    assert r.rc == 0, r
+    return last_json(r.out)
+
+
+def node_ae(node, *args):
+    """The node's `kvctl --json ae ARGS` object (one line of JSON)."""
+    r = node.kvctl("--json", "ae", *args, timeout=10)
+    assert r.rc == 0, r
+    return last_json(r.out)
+
+
+def partition_of(node, key):
+    """key's partition, from `kvctl --json locate`."""
+    r = node.kvctl("--json", "locate", key, timeout=10)
+    assert r.rc == 0, r
+    return last_json(r.out)["partition"]
+
+
+def member_states(node):
+    """{member id: state} as node's `kvctl --json members` shows it."""
+    r = node.kvctl("--timeout", "2s", "--json", "members", timeout=10)
+    assert r.rc == 0, r
+    return {m["id"]: m["state"] for m in last_json(r.out)["members"]}
+
+
+def wait_states(nodes, want, timeout, what=None):
+    """Wait until every node of nodes sees each member of want ({id: state})
+    in that state."""
+    def ok():
+        return all(all(member_states(n).get(i) == st for i, st in want.items()) for n in nodes)
+    wait_for(ok, timeout, what or f"{want} as seen by {[n.name for n in nodes]}")
+
+
+def put_filler(node, prefix, total_bytes, value_size=16 << 10, seed=None):
+    """Write incompressible values under prefix-00000, -00001 ... through node
+    (quorum writes) until total_bytes are written, so that segments fill
+    and seal. The values' seed is printed. Returns the keys."""
+    seed = random.randrange(1 << 32) if seed is None else seed
+    print(f"put_filler({node.name}, {prefix!r}, {total_bytes}): seed {seed}")
+    rng = random.Random(seed)
+    keys = []
+    with RawKV(node) as kv:
+        for i in range((total_bytes + value_size - 1) // value_size):
+            k = b"%s-%05d" % (prefix, i)
+            assert kv.put(k, rng.randbytes(value_size)) == "OK", k
+            keys.append(k)
+    return keys

@@ -1,9 +1,9 @@
 /* Anti-entropy progress: a round trip keeps everything; every truncation
  * and every bit flip of the file is refused with a warning (a fresh start,
  * never a half-trusted file); marks clear only once every other replica
- * exchanged after them; the tombstone watermark is the oldest last
- * success; a round in progress is still in progress after a reload; saves
- * are bounded. */
+ * exchanged after them; the tombstone watermark is the oldest start of a
+ * completed exchange (ok, every key it decided to move taken); a round in progress is still in
+ * progress after a reload; saves are bounded. */
 #define SF_TAG "aeprogress"
 #include "storage_fixture.h"
 
@@ -238,6 +238,45 @@ static void test_watermark(void **state)
     f->ok = true;
 }
 
+/* An exchange that ended ok but left keys it decided to move untaken (a
+ * push of a tombstone refused, a move never sent) has not carried every
+ * delete over: it counts for the round, not for the watermark or a mark. */
+static void test_incomplete_exchange_does_not_move_the_watermark(void **state)
+{
+    struct fx *f = *state;
+    struct rk_aeprogress *p = open_p(f->dir, 1, 0);
+    exchange(p, 2, "node-2", T0 + 10, RK_AE_OK, 0);
+    exchange(p, 2, "node-3", T0 + 20, RK_AE_OK, 0);
+    assert_int_equal(rk_aeprogress_watermark(p, 2, peers2, 2), T0 + 10);
+    assert_rc(rk_aeprogress_mark(p, 2, RK_AE_MARK_HINT, T0 + 30), 0);
+    rk_aeprogress_round_start(p, T0 + 35, PARTS);
+    struct rk_ae_exchange x = {.started_ms = T0 + 40,
+                               .finished_ms = T0 + 45,
+                               .result = RK_AE_OK,
+                               .keys_pushed = 3,
+                               .keys_failed = 1};
+    assert_rc(rk_aeprogress_record(p, 2, "node-2", &x), 0);
+    x.started_ms = T0 + 50, x.finished_ms = T0 + 55;
+    assert_rc(rk_aeprogress_record(p, 2, "node-3", &x), 0);
+    assert_int_equal(rk_aeprogress_watermark(p, 2, peers2, 2), T0 + 10);
+    assert_false(rk_aeprogress_clear(p, 2, peers2, 2));
+    assert_true(rk_aeprogress_compared(p, 2)); /* the round went on */
+    struct rk_aeprogress_summary s;
+    rk_aeprogress_summary(p, &s);
+    assert_int_equal(s.pushed, 6);
+    /* Complete ones move it on. */
+    x.keys_failed = 0;
+    x.started_ms = T0 + 60, x.finished_ms = T0 + 65;
+    assert_rc(rk_aeprogress_record(p, 2, "node-2", &x), 0);
+    assert_int_equal(rk_aeprogress_watermark(p, 2, peers2, 2), T0 + 20);
+    x.started_ms = T0 + 70, x.finished_ms = T0 + 75;
+    assert_rc(rk_aeprogress_record(p, 2, "node-3", &x), 0);
+    assert_int_equal(rk_aeprogress_watermark(p, 2, peers2, 2), T0 + 60);
+    assert_true(rk_aeprogress_clear(p, 2, peers2, 2));
+    rk_aeprogress_close(p);
+    f->ok = true;
+}
+
 static void test_round_resumes_after_reload(void **state)
 {
     struct fx *f = *state;
@@ -344,6 +383,7 @@ int main(void)
         FX_TEST(test_every_truncation_and_bit_flip_refused),
         FX_TEST(test_layout_mismatch_refused),
         FX_TEST(test_marks_clear_only_after_every_peer),
+        FX_TEST(test_incomplete_exchange_does_not_move_the_watermark),
         FX_TEST(test_watermark),
         FX_TEST(test_round_resumes_after_reload),
         FX_TEST(test_saves_are_bounded),

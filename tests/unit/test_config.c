@@ -93,6 +93,7 @@ static void test_defaults(void **state)
     assert_true(c.compression);
     assert_int_equal(c.max_key_size, 1024);
     assert_int_equal(c.max_value_size, 1u << 20);
+    assert_int_equal(c.tombstone_grace_ms, 24ull * 3600 * 1000);
     assert_true(c.ae_enabled);
     assert_int_equal(c.ae_interval_ms, 30000);
     assert_int_equal(c.ae_max_keys_per_second, 50000);
@@ -192,7 +193,7 @@ static void test_example_file_documents_every_key(void **state)
             fail_msg("%s: [reload] should %sbe in its comment: %s", name, is_live ? "" : "not ",
                      comment);
     }
-    assert_int_equal(nkeys, 42);
+    assert_int_equal(nkeys, 43);
     rk_toml_free(doc);
 }
 
@@ -211,7 +212,7 @@ static void test_every_key_set(void **state)
             "[gossip]\ninterval = \"500ms\"\nsuspect_after = \"2s\"\ndead_after = \"1m30s\"\n"
             "[storage]\nfsync = \"interval\"\nfsync_interval = \"5ms\"\n"
             "segment_size = \"1GiB\"\ncompression = \"none\"\nmax_key_size = \"512B\"\n"
-            "max_value_size = \"64MiB\"\n"
+            "max_value_size = \"64MiB\"\ntombstone_grace = \"168h\"\n"
             "[antientropy]\nenabled = false\ninterval = \"5m\"\nmax_keys_per_second = 1000\n"
             "max_bytes_per_second = \"0B\"\n"
             "[limits]\nmax_inflight = 1\nclient_rate = 200\nmax_connections = 4096\n"
@@ -247,6 +248,7 @@ static void test_every_key_set(void **state)
     assert_false(c.compression);
     assert_int_equal(c.max_key_size, 512);
     assert_int_equal(c.max_value_size, 64u << 20);
+    assert_int_equal(c.tombstone_grace_ms, 7ull * 24 * 3600 * 1000);
     assert_false(c.ae_enabled);
     assert_int_equal(c.ae_interval_ms, 300000);
     assert_int_equal(c.ae_max_keys_per_second, 1000);
@@ -439,6 +441,51 @@ static void test_cross_key_rules(void **state)
     load_ok("[cluster]\nauto_remove_after = \"10001ms\"\n", &c);
 }
 
+/* storage.tombstone_grace must outlive a hint and an anti-entropy pause;
+ * the message points at the grace when the file sets it, else at the key
+ * it must be longer than, and says why. */
+static void test_tombstone_grace_rule(void **state)
+{
+#define WHY_HINT                                                                                   \
+    " (a hint of an older write, delivered after the tombstone is purged, would bring the "        \
+    "deleted value back)"
+#define WHY_AE                                                                                     \
+    " (a replica that missed the delete could have its older value copied back by an "             \
+    "anti-entropy exchange once the tombstone is purged)"
+    load_err("[storage]\ntombstone_grace = \"3h\"\n",
+             ":2:19: storage.tombstone_grace = 3h must be longer than hints.max_age = 3h" WHY_HINT);
+    load_err(
+        "[hints]\nmax_age = \"48h\"\n",
+        ":2:11: storage.tombstone_grace = 24h must be longer than hints.max_age = 48h" WHY_HINT);
+    load_err("[antientropy]\ninterval = \"24h\"\n",
+             ":2:12: storage.tombstone_grace = 24h must be longer than antientropy.interval = "
+             "24h" WHY_AE);
+    load_err("[antientropy]\ninterval = \"1s\"\n[storage]\ntombstone_grace = \"2h\"\n",
+             ":4:19: storage.tombstone_grace = 2h must be longer than hints.max_age = 3h" WHY_HINT);
+    load_err("[hints]\nmax_age = \"1s\"\n[storage]\ntombstone_grace = \"30s\"\n",
+             ":4:19: storage.tombstone_grace = 30s must be longer than antientropy.interval = "
+             "30s" WHY_AE);
+    load_err("storage = { tombstone_grace = \"1s\" }\n",
+             ":1:31: storage.tombstone_grace = 1s must be longer than hints.max_age = 3h" WHY_HINT);
+    load_err("[storage]\ntombstone_grace = \"0s\"\n",
+             ":2:19: storage.tombstone_grace = \"0s\" is out of range: 1s..2160h");
+    struct rk_config c;
+    load_ok("[storage]\ntombstone_grace = \"3s\"\n[hints]\nmax_age = \"1s\"\n"
+            "[antientropy]\ninterval = \"2999ms\"\n",
+            &c);
+    assert_int_equal(c.tombstone_grace_ms, 3000);
+    load_ok("[storage]\ntombstone_grace = \"3h1ms\"\n", &c);
+    /* A filled config (no file: no position). */
+    char err[512];
+    rk_config_defaults(&c);
+    c.ae_interval_ms = c.tombstone_grace_ms;
+    assert_int_equal(rk_config_validate(&c, err, sizeof(err)), -1);
+    assert_string_equal(err, "storage.tombstone_grace = 24h must be longer than "
+                             "antientropy.interval = 24h" WHY_AE);
+#undef WHY_HINT
+#undef WHY_AE
+}
+
 static void test_enums_bools_strings(void **state)
 {
     load_err("[storage]\nfsync = 1\n",
@@ -518,7 +565,7 @@ static void test_unknown_keys_and_tables(void **state)
              "request_timeout, max_clock_skew)");
     load_err("[storage]\nbanana = 1\n",
              ":2:1: unknown key \"storage.banana\" ([storage] has: fsync, fsync_interval, "
-             "segment_size, compression, max_key_size, max_value_size)");
+             "segment_size, compression, max_key_size, max_value_size, tombstone_grace)");
     load_err("[bogus]\n", ":1:2: unknown table [bogus] (tables: node, listen, cluster, gossip, "
                           "storage, hints, antientropy, limits, security, log)");
     load_err("zzzzzz = 1\n",
@@ -526,7 +573,7 @@ static void test_unknown_keys_and_tables(void **state)
              "cluster, gossip, storage, hints, antientropy, limits, security, log)");
     load_err("[storage.extra]\n", ":1:10: unknown key \"storage.extra\" ([storage] has: fsync, "
                                   "fsync_interval, segment_size, compression, max_key_size, "
-                                  "max_value_size)");
+                                  "max_value_size, tombstone_grace)");
     load_err("\"storage.fsync\" = \"never\"\n",
              ":1:1: unknown key \"\"storage.fsync\"\" (did you mean \"storage.fsync\"?)");
     load_err("storage = 5\n", ":1:11: storage must be a table: [storage]");
@@ -674,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_integer_ranges),
         cmocka_unit_test(test_cross_key_rules),
+        cmocka_unit_test(test_tombstone_grace_rule),
         cmocka_unit_test(test_enums_bools_strings),
         cmocka_unit_test(test_seeds),
         cmocka_unit_test(test_unknown_keys_and_tables),

@@ -21,6 +21,7 @@ static void test_storage_opts(void **state)
     c.compression = false;
     c.max_key_size = 100;
     c.max_value_size = 200;
+    c.tombstone_grace_ms = 7 * 3600 * 1000;
     rk_node_storage_opts(&c, &o);
     assert_int_equal(o.fsync, RK_FSYNC_INTERVAL);
     assert_int_equal(o.fsync_interval_ms, 7);
@@ -29,7 +30,8 @@ static void test_storage_opts(void **state)
     assert_int_equal(o.max_key_size, 100);
     assert_int_equal(o.max_value_size, 200);
     assert_int_equal(o.block_cache_size, def.block_cache_size);
-    assert_int_equal(o.tombstone_grace_ms, def.tombstone_grace_ms);
+    assert_int_equal(o.tombstone_grace_ms, 7 * 3600 * 1000);
+    assert_null(o.purge_before_ms); /* the worker sets it for its data store only */
 }
 
 int main(void)

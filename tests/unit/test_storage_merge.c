@@ -3,7 +3,9 @@
  * only past tombstone_grace_ms (on a test-controlled clock) and without
  * resurrecting older values, survives kill -9 at random moments, and keeps
  * the newest values of puts interleaved with its steps, and the winners of
- * equal-version ties put before, during and after it. */
+ * equal-version ties put before, during and after it; with a purge
+ * watermark (opts.purge_before_ms) a tombstone past the grace period waits
+ * for its partition's watermark, held ones cost index walks, not rewrites. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -468,6 +470,269 @@ static void test_equal_version_ties_survive_merge(void **state)
     f->ok = true;
 }
 
+/* ---- the purge watermark (opts.purge_before_ms) ---- */
+
+#define WM_PARTS 4
+#define WM_KEYS  800
+
+/* What the fake anti-entropy answers per partition, and how often it was
+ * asked. */
+static uint64_t wm_of[WM_PARTS];
+static uint64_t wm_calls;
+
+static uint64_t fake_watermark(void *arg, uint16_t partition)
+{
+    assert_ptr_equal(arg, wm_of);
+    assert_true(partition < WM_PARTS);
+    wm_calls++;
+    return wm_of[partition];
+}
+
+static void wm_set(uint64_t v)
+{
+    for (int p = 0; p < WM_PARTS; p++)
+        wm_of[p] = v;
+}
+
+/* Deleted in the second batch: a quarter of the keys, in every partition. */
+static bool wm_deleted(uint32_t id)
+{
+    return (id / WM_PARTS) % 4 == 0;
+}
+
+/* Given a TTL of 1 s in the second batch: another quarter. */
+static bool wm_expiring(uint32_t id)
+{
+    return (id / WM_PARTS) % 4 == 1;
+}
+
+/* WM_KEYS keys over WM_PARTS partitions; 1 s later a quarter deleted and
+ * a quarter rewritten with a 1 s TTL (over older values that never
+ * expire), then the rest overwritten so the old segments are dead.
+ * Closed, so every segment is sealed. Returns the deletes' wall ms (every
+ * tombstone's version is of that ms). */
+static uint64_t wm_prepare(const char *dir, const struct rk_storage_opts *o, struct tu_model *m)
+{
+    tu_model_init(m, WM_KEYS, WM_PARTS, 100, 600);
+    rk_storage *s = open_ok(dir, o, NULL);
+    uint32_t ops = 0;
+    for (uint32_t id = 0; id < WM_KEYS; id++) {
+        assert_rc(tu_put(s, m, id, next_ver(), 0), 0);
+        commit_every(s, &ops, 40);
+    }
+    assert_rc(rk_storage_commit(s), 0);
+    now_ms += 1000;
+    uint64_t t_del = now_ms;
+    for (uint32_t id = 0; id < WM_KEYS; id++) {
+        if (wm_deleted(id))
+            assert_rc(tu_del(s, m, id, next_ver()), 0);
+        else if (wm_expiring(id))
+            assert_rc(tu_put(s, m, id, next_ver(), now_ms + 1000), 0);
+        else
+            continue;
+        commit_every(s, &ops, 20);
+    }
+    assert_rc(rk_storage_commit(s), 0);
+    assert_true(last_ver >> 16 == t_del); /* one ms of versions: one death time */
+    for (uint32_t id = 0; id < WM_KEYS; id++) {
+        if (!wm_deleted(id) && !wm_expiring(id)) {
+            assert_rc(tu_put(s, m, id, next_ver(), 0), 0);
+            commit_every(s, &ops, 40);
+        }
+    }
+    assert_rc(rk_storage_commit(s), 0);
+    assert_rc(rk_storage_close(s), 0);
+    return t_del;
+}
+
+/* Tombstones of the deleted keys still held in partition p (-1: all);
+ * fails if a deleted key reads as anything but its tombstone or absent. */
+static uint32_t tombstones_in(rk_storage *s, const struct tu_model *m, int p)
+{
+    uint32_t n = 0;
+    for (uint32_t id = 0; id < m->n; id++) {
+        if (!wm_deleted(id) || (p >= 0 && id % WM_PARTS != (uint32_t)p))
+            continue;
+        char key[TU_KEY_CAP];
+        struct rk_record r;
+        int rc = rk_storage_get(s, key, tu_key(key, id), RK_GET_TOMBSTONES, &r);
+        if (rc == RK_ENOTFOUND)
+            continue;
+        if (rc != 0 || !r.tombstone || r.version != m->kv[id].version)
+            fail_msg("%s: get = %d tombstone %d version %" PRIu64 ", want its tombstone %" PRIu64
+                     " or nothing (an older value came back?)",
+                     key, rc, rc == 0 && r.tombstone, rc == 0 ? r.version : 0, m->kv[id].version);
+        n++;
+    }
+    return n;
+}
+
+static void wm_opts(struct rk_storage_opts *o, bool with_watermark)
+{
+    merge_opts(o);
+    o->tombstone_grace_ms = 10000;
+    o->purge_before_ms = with_watermark ? fake_watermark : NULL;
+    o->purge_arg = with_watermark ? wm_of : NULL;
+}
+
+/* A tombstone past the grace period survives merges while it is not older
+ * than its partition's watermark, goes once the watermark passes it (per
+ * partition, strictly before), and a held one costs index walks, not
+ * rewrites. Expired records do not wait for the watermark. */
+static void test_watermark_holds_tombstones_past_grace(void **state)
+{
+    struct fx *f = *state;
+    struct rk_storage_opts o;
+    wm_opts(&o, true);
+    wm_set(0); /* no replica has exchanged yet */
+    uint64_t t_del = wm_prepare(f->dir, &o, &f->m);
+    struct tu_model *m = &f->m;
+    uint32_t ndel = 0, nexp = 0;
+    for (uint32_t id = 0; id < WM_KEYS; id++)
+        ndel += wm_deleted(id), nexp += wm_expiring(id);
+
+    /* Within the grace period the watermark alone lets nothing go. */
+    wm_set(UINT64_MAX);
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    struct rk_storage_stats st;
+    step_all(s);
+    rk_storage_stats(s, &st);
+    assert_int_equal(tombstones_in(s, m, -1), ndel);
+    assert_int_equal(st.tombstones_purged, 0);
+    assert_int_equal(st.tombstones_held, 0);
+    assert_true(st.merges > 0); /* small blocks were repacked: merges ran */
+
+    /* Past the grace period, watermark before the deletes: all held. */
+    wm_set(0);
+    now_ms = t_del + o.tombstone_grace_ms + 2000; /* past the TTLs' grace too */
+    wm_calls = 0;
+    step_all(s);
+    rk_storage_stats(s, &st);
+    print_message("watermark 0: tombstones %" PRIu64 " (held %" PRIu64 "), expired purged %" PRIu64
+                  ", watermark asked %" PRIu64 " times\n",
+                  st.tombstones, st.tombstones_held, st.expired_purged, wm_calls);
+    assert_int_equal(tombstones_in(s, m, -1), ndel);
+    assert_int_equal(st.tombstones, ndel);
+    assert_int_equal(st.tombstones_held, ndel);
+    assert_int_equal(st.tombstones_purged, 0);
+    assert_int_equal(st.expired_purged, nexp); /* they do not wait */
+    assert_true(wm_calls > 0 && wm_calls <= 64 * (uint64_t)WM_PARTS);
+    assert_model(s, m, TU_CHECK_PURGED_OK);
+
+    /* Held, they are not rewritten again and again: nothing more until the
+     * recheck, then one look (an index walk) and still no merge. */
+    uint64_t merges = st.merges;
+    wm_calls = 0;
+    now_ms += RK_STORAGE_PURGE_RECHECK_MS / 2;
+    assert_int_equal(step_all(s), 0);
+    assert_int_equal(wm_calls, 0);
+    now_ms += RK_STORAGE_PURGE_RECHECK_MS;
+    assert_true(step_all(s) > 0);
+    rk_storage_stats(s, &st);
+    assert_true(wm_calls > 0);
+    assert_int_equal(st.merges, merges);
+    assert_int_equal(st.tombstones_held, ndel);
+
+    /* Partitions 0 and 1 exchanged with everyone after the deletes; 2 and 3
+     * only at the very ms they were written: not after, so still held. */
+    wm_of[0] = wm_of[1] = t_del + 1;
+    wm_of[2] = wm_of[3] = t_del;
+    now_ms += RK_STORAGE_PURGE_RECHECK_MS;
+    step_all(s);
+    rk_storage_stats(s, &st);
+    uint32_t left[WM_PARTS];
+    for (int p = 0; p < WM_PARTS; p++)
+        left[p] = tombstones_in(s, m, p);
+    print_message("watermark past partitions 0, 1: tombstones left %u %u %u %u, purged %" PRIu64
+                  "\n",
+                  left[0], left[1], left[2], left[3], st.tombstones_purged);
+    assert_int_equal(left[0] + left[1], 0);
+    assert_int_equal(left[2] + left[3], ndel / 2);
+    assert_int_equal(st.tombstones_purged, ndel / 2);
+    assert_int_equal(st.tombstones_held, ndel / 2);
+    assert_true(st.merges > merges);
+    assert_model(s, m, TU_CHECK_PURGED_OK);
+
+    /* Once it passes them all, every tombstone goes, and after a reopen no
+     * older value of a deleted key is back. */
+    wm_set(t_del + 1);
+    now_ms += RK_STORAGE_PURGE_RECHECK_MS;
+    step_all(s);
+    rk_storage_stats(s, &st);
+    assert_int_equal(tombstones_in(s, m, -1), 0);
+    assert_int_equal(st.tombstones, 0);
+    assert_int_equal(st.tombstones_purged, ndel);
+    assert_int_equal(st.tombstones_held, 0);
+    assert_model(s, m, TU_CHECK_PURGED_OK);
+    assert_rc(rk_storage_close(s), 0);
+    s = open_ok(f->dir, &o, NULL);
+    assert_int_equal(tombstones_in(s, m, -1), 0);
+    assert_model(s, m, TU_CHECK_PURGED_OK);
+    assert_rc(rk_storage_close(s), 0);
+    f->ok = true;
+}
+
+/* A held tombstone is not forgotten across a restart: the store reopened
+ * with the watermark still behind keeps it, and drops it once it passes. */
+static void test_watermark_held_across_reopen(void **state)
+{
+    struct fx *f = *state;
+    struct rk_storage_opts o;
+    wm_opts(&o, true);
+    wm_set(0);
+    uint64_t t_del = wm_prepare(f->dir, &o, &f->m);
+    now_ms = t_del + o.tombstone_grace_ms + 2000;
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    step_all(s);
+    uint32_t ndel = tombstones_in(s, &f->m, -1);
+    assert_true(ndel > 0);
+    assert_rc(rk_storage_close(s), 0);
+
+    s = open_ok(f->dir, &o, NULL);
+    step_all(s);
+    struct rk_storage_stats st;
+    rk_storage_stats(s, &st);
+    assert_int_equal(tombstones_in(s, &f->m, -1), ndel);
+    assert_int_equal(st.tombstones_held, ndel);
+    wm_set(t_del + 1);
+    now_ms += RK_STORAGE_PURGE_RECHECK_MS;
+    step_all(s);
+    rk_storage_stats(s, &st);
+    assert_int_equal(tombstones_in(s, &f->m, -1), 0);
+    assert_int_equal(st.tombstones_purged, ndel);
+    assert_model(s, &f->m, TU_CHECK_PURGED_OK);
+    assert_rc(rk_storage_close(s), 0);
+    f->ok = true;
+}
+
+/* Without a watermark callback the grace period alone decides. */
+static void test_no_watermark_grace_alone_decides(void **state)
+{
+    struct fx *f = *state;
+    struct rk_storage_opts o;
+    wm_opts(&o, false);
+    uint64_t t_del = wm_prepare(f->dir, &o, &f->m);
+    uint32_t ndel = 0;
+    for (uint32_t id = 0; id < WM_KEYS; id++)
+        ndel += wm_deleted(id);
+    now_ms = t_del + o.tombstone_grace_ms - 1; /* one ms short */
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    step_all(s);
+    assert_int_equal(tombstones_in(s, &f->m, -1), ndel);
+    now_ms = t_del + o.tombstone_grace_ms + 2000;
+    wm_calls = 0;
+    step_all(s);
+    struct rk_storage_stats st;
+    rk_storage_stats(s, &st);
+    assert_int_equal(tombstones_in(s, &f->m, -1), 0);
+    assert_int_equal(st.tombstones_purged, ndel);
+    assert_int_equal(st.tombstones_held, 0);
+    assert_int_equal(wm_calls, 0);
+    assert_model(s, &f->m, TU_CHECK_PURGED_OK);
+    assert_rc(rk_storage_close(s), 0);
+    f->ok = true;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +741,9 @@ int main(void)
         FX_TEST(test_kill9_during_merge),
         FX_TEST(test_puts_interleaved_with_merge),
         FX_TEST(test_equal_version_ties_survive_merge),
+        FX_TEST(test_watermark_holds_tombstones_past_grace),
+        FX_TEST(test_watermark_held_across_reopen),
+        FX_TEST(test_no_watermark_grace_alone_decides),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
