@@ -49,50 +49,68 @@ static int local_leaves(void *arg, uint16_t part, unsigned mid, uint64_t leaves[
     return 0;
 }
 
-/* One leaf's entries, copied out of the index so they can be sorted. */
+/* The entries of the leaves one scan asked for, copied out of the index
+ * so they can be sorted: keys back to back in one buffer (koff[i] is
+ * e[i]'s offset in it until the scan is over; then e[i].key points there). */
 struct rk_ae_scanned {
     struct rk_aew_entry *e;
+    size_t *koff;
     size_t n, cap;
+    uint8_t *keys;
+    size_t klen, kcap;
 };
 
-static int key_order(const void *a, const void *b)
+static int leaf_key_order(const void *a, const void *b)
 {
     const struct rk_aew_entry *x = a, *y = b;
+    if (x->leaf != y->leaf)
+        return x->leaf < y->leaf ? -1 : 1;
     return rk_aew_key_cmp(x->key, x->klen, y->key, y->klen);
 }
 
-static int leaf_add(struct rk_ae_scanned *s, const struct rk_record *r)
+static int grow(void **p, size_t *cap, size_t need, size_t size)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        struct rk_aew_entry *e = realloc(s->e, cap * sizeof(*e));
-        if (!e)
-            return -ENOMEM;
-        s->e = e, s->cap = cap;
-    }
-    uint8_t *key = malloc(r->klen ? r->klen : 1);
-    if (!key)
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * size);
+    if (!q)
         return -ENOMEM;
-    memcpy(key, r->key, r->klen);
-    s->e[s->n++] = (struct rk_aew_entry){.key = key,
-                                         .klen = (uint16_t)r->klen,
+    *p = q, *cap = c;
+    return 0;
+}
+
+static int scanned_add(struct rk_ae_scanned *s, const struct rk_record *r, uint16_t leaf)
+{
+    size_t ecap = s->cap;
+    if (grow((void **)&s->e, &ecap, s->n + 1, sizeof(*s->e)) < 0 ||
+        grow((void **)&s->koff, &s->cap, s->n + 1, sizeof(*s->koff)) < 0 ||
+        grow((void **)&s->keys, &s->kcap, s->klen + r->klen, 1) < 0)
+        return -ENOMEM;
+    memcpy(s->keys + s->klen, r->key, r->klen);
+    s->koff[s->n] = s->klen;
+    s->klen += r->klen;
+    s->e[s->n++] = (struct rk_aew_entry){.klen = (uint16_t)r->klen,
+                                         .leaf = leaf,
                                          .version = r->version,
                                          .tombstone = r->tombstone,
                                          .expiry_ms = r->expiry_ms};
     return 0;
 }
 
-static void leaf_free(struct rk_ae_scanned *s)
+static void scanned_free(struct rk_ae_scanned *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        free((void *)s->e[i].key);
     free(s->e);
+    free(s->koff);
+    free(s->keys);
 }
 
 void rk_ae_local_release(struct rk_ae_local *l)
 {
     for (size_t i = 0; i < l->nheld; i++)
-        leaf_free(&l->held[i]);
+        scanned_free(&l->held[i]);
     free(l->held);
     l->held = NULL;
     l->nheld = l->capheld = 0;
@@ -100,54 +118,63 @@ void rk_ae_local_release(struct rk_ae_local *l)
 
 /* Keep s's keys until rk_ae_local_release (see struct rk_ae_local); on
  * -ENOMEM they are freed and the scan fails. */
-static int leaf_hold(struct rk_ae_local *l, struct rk_ae_scanned *s)
+static int scanned_hold(struct rk_ae_local *l, struct rk_ae_scanned *s)
 {
-    if (l->nheld == l->capheld) {
-        size_t cap = l->capheld ? l->capheld * 2 : 8;
-        struct rk_ae_scanned *h = realloc(l->held, cap * sizeof(*h));
-        if (!h) {
-            leaf_free(s);
-            return -ENOMEM;
-        }
-        l->held = h, l->capheld = cap;
+    if (grow((void **)&l->held, &l->capheld, l->nheld + 1, sizeof(*l->held)) < 0) {
+        scanned_free(s);
+        return -ENOMEM;
     }
     l->held[l->nheld++] = *s;
     return 0;
 }
 
-/* The entries of one leaf after `after`, in key order. This walks the
- * whole partition's index and sorts the leaf's keys on every call: O(keys
- * of the partition) per AE_KEYS answer. It is acceptable while a reply
- * covers whole leaves of a differing partition only (in-sync partitions
- * cost a root comparison, never a scan); a per-leaf sorted index is the
- * fix when large partitions make it show. at_ms = 1 keeps expired entries
- * (the exchange judges them itself, as the scan contract asks). */
-static int local_scan(void *arg, uint16_t part, uint16_t leaf, const uint8_t *after, uint16_t alen,
-                      rk_ae_visit_fn visit, void *varg)
+/* One pass over the partition's index: the entries of the leaves asked
+ * (those of leaves[0] after `after` only) into s, unsorted. at_ms = 1
+ * keeps expired entries (the exchange judges them itself, as the scan
+ * contract asks). The storage engine walks its whole index and filters by
+ * partition, so a pass costs the worker's keys, not the partition's: once
+ * per scan, never per leaf. */
+static int gather(struct rk_ae_local *l, uint16_t part, const uint16_t *leaves, uint16_t n,
+                  const uint8_t *after, uint16_t alen, struct rk_ae_scanned *s)
 {
-    struct rk_ae_local *l = arg;
-    if (!l->tree(l->arg, part, l->now_ms))
-        return RK_ENOTFOUND;
-    struct rk_ae_scanned s = {0};
+    uint8_t want[RK_AEW_LEAVES / 8] = {0};
+    for (uint16_t i = 0; i < n; i++)
+        want[leaves[i] / 8] |= (uint8_t)(1u << (leaves[i] % 8));
     struct rk_storage_iter it;
     struct rk_record r;
     int rc;
     rk_storage_iter_init_at(&it, part, false, 1);
     while ((rc = rk_storage_iter_next(l->store, &it, &r)) == 1) {
-        if (rk_aetree_leaf_of(r.key, r.klen) != leaf ||
-            (after && rk_aew_key_cmp(r.key, r.klen, after, alen) <= 0))
+        uint16_t leaf = (uint16_t)rk_aetree_leaf_of(r.key, r.klen);
+        if (!(want[leaf / 8] >> (leaf % 8) & 1u) ||
+            (leaf == leaves[0] && after && rk_aew_key_cmp(r.key, r.klen, after, alen) <= 0))
             continue;
-        if ((rc = leaf_add(&s, &r)) < 0)
+        if ((rc = scanned_add(s, &r, leaf)) < 0)
             break;
     }
+    return rc;
+}
+
+/* The scan of the tree interface (aexchange.h): gather, then sort by
+ * (leaf, key), which is the order asked since leaves ascend. */
+static int local_scan(void *arg, uint16_t part, const uint16_t *leaves, uint16_t n,
+                      const uint8_t *after, uint16_t alen, rk_ae_visit_fn visit, void *varg)
+{
+    struct rk_ae_local *l = arg;
+    if (!l->tree(l->arg, part, l->now_ms))
+        return RK_ENOTFOUND;
+    struct rk_ae_scanned s = {0};
+    int rc = gather(l, part, leaves, n, after, alen, &s);
     if (rc < 0) {
-        leaf_free(&s);
+        scanned_free(&s);
         return rc;
     }
-    if ((rc = leaf_hold(l, &s)) < 0)
-        return rc; /* freed by leaf_hold */
+    for (size_t i = 0; i < s.n; i++)
+        s.e[i].key = s.keys + s.koff[i]; /* the buffer moved no more */
+    if ((rc = scanned_hold(l, &s)) < 0)
+        return rc; /* freed by scanned_hold */
     if (s.n > 1)   /* qsort's array may not be NULL, even for 0 entries */
-        qsort(s.e, s.n, sizeof(*s.e), key_order);
+        qsort(s.e, s.n, sizeof(*s.e), leaf_key_order);
     for (size_t i = 0; i < s.n; i++)
         if (visit(varg, &s.e[i]))
             break;

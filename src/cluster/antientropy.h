@@ -31,8 +31,8 @@ struct rk_ae_local {
     rk_storage *store;
     uint64_t now_ms;
     /* The keys scans handed out: the exchange holds them to the end of the
-     * rk_aex_* call that scanned (several leaves may be scanned before it
-     * emits), so they live until rk_ae_local_release. */
+     * rk_aex_* call that scanned (it emits them after the scan returned),
+     * so they live until rk_ae_local_release. */
     struct rk_ae_scanned *held;
     size_t nheld, capheld;
 };
