@@ -305,8 +305,10 @@ def test_wiped_node_is_refilled_by_anti_entropy_alone(cluster):
 
     # Every key read at R = 3: all three replicas at the one version. Two
     # kvctl processes at a time: the nodes answer while the next one starts.
+    t0 = time.monotonic()
     with ThreadPoolExecutor(2) as ex:
         bad = [x for x in ex.map(lambda k: replicas_agree(n1, k, want[k]), want) if x]
+    print(f"{len(want)} kvctl get --json -r 3: {time.monotonic() - t0:.1f} s")
     assert bad == [], f"{len(bad)} keys whose replicas disagree, e.g. {bad[:3]}"
 
 
