@@ -296,7 +296,7 @@ struct move {
 struct rk_ae {
     struct rk_ae_env env;
     struct rk_ae_local local;
-    ev_timer round_t; /* between rounds, and while the budget is spent */
+    ev_timer round_t; /* between rounds; during one, while the budget is spent or the worker busy */
     ev_timer watch_t; /* request timeout of the exchange under way */
     struct ae_peer **peers;
     size_t npeers;
@@ -631,7 +631,10 @@ static void pace_later(struct rk_ae *a, uint64_t wait_ns)
  * held-back AE request once the queue is low (invariant 2), unless busy. */
 static void pump(struct rk_ae *a)
 {
-    uint64_t busy = busy_wait(a), wait = busy;
+    /* Asked only with something to send: a pause (and the burst after the
+     * longest one) is spent on sending, not on a reply that came in. */
+    bool work = a->qhead < a->qn || a->next_req;
+    uint64_t busy = work ? busy_wait(a) : 0, wait = busy;
     unsigned k = 0;
     while (!wait && a->qhead < a->qn && a->inflight < AE_MOVES_INFLIGHT) {
         while (a->mv_rid[k])
