@@ -320,6 +320,9 @@ static int check_keys(const struct rk_aex *x, const struct rk_aew_keys_rep *rep)
 
 /* ---- AE_KEYS reply: the merge (invariants 3, 4) ---- */
 
+/* One reply's merge: our entries of the positions it covers, from a single
+ * scan of those leaves (leaf by leaf, keys ascending), against the peer's
+ * entries in the reply, in the same order. */
 struct merge {
     struct rk_aex *x;
     const struct rk_aew_keys_rep *rep;
@@ -327,8 +330,9 @@ struct merge {
     size_t off;               /* next peer entry in rep */
     struct rk_aew_entry peer; /* valid when has_peer: the next peer entry of leaf */
     bool has_peer;
-    uint16_t leaf;
-    const uint8_t *hi; /* bounded: our keys after hi wait for the next reply */
+    uint16_t pos, last; /* the position under way; the last one the reply covers */
+    uint16_t leaf;      /* leaves[pos] */
+    const uint8_t *hi;  /* bounded: our keys after hi wait for the next reply */
     uint16_t hilen;
     bool bounded;
     uint64_t decided;            /* decisions in this reply */
@@ -354,12 +358,50 @@ static void decided(struct merge *m, const struct rk_aew_entry *l, const struct 
     m->resume.klen = e->klen;
 }
 
-/* Our entries of the leaf, ascending, merged with the peer's. */
+/* Start the leaf at request position pos: nothing of it decided yet, or
+ * everything up to the request's cursor when pos is the cursor's. */
+static void leaf_begin(struct merge *m, uint16_t pos)
+{
+    const struct rk_aew_keys_req *k = &m->x->keys;
+    bool from_cursor = pos == k->cur.pos && k->cur.has_key;
+    m->pos = pos;
+    m->leaf = k->leaves[pos];
+    m->bounded = !m->rep->done && pos == m->rep->cur.pos;
+    m->resume = from_cursor ? k->cur : (struct rk_aew_cursor){0};
+    m->resume.pos = pos;
+    peer_next(m);
+}
+
+/* The leaf under way is over on our side: the peer's entries left in it
+ * are theirs alone. */
+static void leaf_end(struct merge *m)
+{
+    for (; m->has_peer; peer_next(m))
+        decided(m, NULL, &m->peer);
+}
+
+/* On to position to, ending the leaves before it (the scan had no entry
+ * of ours in those). */
+static void leaf_advance(struct merge *m, uint16_t to)
+{
+    while (m->pos < to) {
+        leaf_end(m);
+        leaf_begin(m, (uint16_t)(m->pos + 1));
+    }
+}
+
+/* Our entries, leaf by leaf and ascending, merged with the peer's. */
 static int merge_visit(void *arg, const struct rk_aew_entry *l)
 {
     struct merge *m = arg;
+    const struct rk_aew_keys_req *k = &m->x->keys;
+    uint16_t to = m->pos;
+    while (to < m->last && k->leaves[to] != l->leaf)
+        to++;
+    RK_ASSERT(k->leaves[to] == l->leaf); /* the scan's contract: only the leaves asked */
+    leaf_advance(m, to);
     if (m->bounded && rk_aew_key_cmp(l->key, l->klen, m->hi, m->hilen) > 0)
-        return 1;
+        return 1; /* the last position covered, past the reply's cursor */
     if (m->decided >= m->x->conf.step_keys) {
         m->stopped = true;
         return 1;
@@ -377,48 +419,33 @@ static int merge_visit(void *arg, const struct rk_aew_entry *l)
     return 0;
 }
 
-/* Merge the leaf at request position pos; 0 or the tree's error. */
-static int merge_leaf(struct merge *m, uint16_t pos)
-{
-    const struct rk_aew_keys_req *k = &m->x->keys;
-    const struct rk_aew_keys_rep *rep = m->rep;
-    bool from_cursor = pos == k->cur.pos && k->cur.has_key;
-    m->leaf = k->leaves[pos];
-    m->bounded = !rep->done && pos == rep->cur.pos;
-    m->hi = rep->cur.key;
-    m->hilen = rep->cur.klen;
-    m->resume = from_cursor ? k->cur : (struct rk_aew_cursor){0};
-    m->resume.pos = pos;
-    peer_next(m);
-    const struct rk_ae_tree *t = &m->x->conf.tree;
-    int rc = t->ops->scan(t->t, k->partition, m->leaf, from_cursor ? k->cur.key : NULL,
-                          from_cursor ? k->cur.klen : 0, merge_visit, m);
-    if (rc < 0 || m->stopped)
-        return rc;
-    for (; m->has_peer; peer_next(m))
-        decided(m, NULL, &m->peer);
-    return 0;
-}
-
-/* Decide every key the reply covers, or up to step_keys of them. */
+/* Decide every key the reply covers, or up to step_keys of them: one scan
+ * of our leaves from the request's cursor to the last position covered. */
 static int merge_reply(struct rk_aex *x, const struct rk_aew_keys_rep *rep, uint64_t now,
                        struct rk_aew_cursor *next)
 {
-    struct merge m = {.x = x, .rep = rep, .now = now};
+    struct merge m = {.x = x, .rep = rep, .now = now, .hi = rep->cur.key, .hilen = rep->cur.klen};
     const struct rk_aew_keys_req *k = &x->keys;
     /* The last position covered: a cursor without a key has not begun its
-     * leaf (check_keys made it later than the request's). */
+     * leaf (check_keys made it later than the request's, so last >= the
+     * request's position). */
     int last = rep->done ? k->nleaves - 1 : rep->cur.has_key ? rep->cur.pos : rep->cur.pos - 1;
-    for (int pos = k->cur.pos; pos <= last; pos++) {
-        int rc = merge_leaf(&m, (uint16_t)pos);
-        if (rc < 0)
-            return rc;
-        if (m.stopped) {
-            RK_ASSERT(m.decided > 0); /* invariant 4: progress */
-            *next = m.resume;
-            return 1;
-        }
+    RK_ASSERT(last >= (int)k->cur.pos);
+    m.last = (uint16_t)last;
+    leaf_begin(&m, k->cur.pos);
+    const struct rk_ae_tree *t = &x->conf.tree;
+    int rc = t->ops->scan(t->t, k->partition, &k->leaves[k->cur.pos],
+                          (uint16_t)(m.last - k->cur.pos + 1), k->cur.has_key ? k->cur.key : NULL,
+                          k->cur.has_key ? k->cur.klen : 0, merge_visit, &m);
+    if (rc < 0)
+        return rc;
+    if (m.stopped) {
+        RK_ASSERT(m.decided > 0); /* invariant 4: progress */
+        *next = m.resume;
+        return 1;
     }
+    leaf_advance(&m, m.last);
+    leaf_end(&m);
     *next = rep->cur;
     return rep->done ? 0 : 1;
 }
@@ -489,17 +516,23 @@ static int respond_root(const struct rk_ae_tree *t, const uint8_t *body, size_t 
 
 struct fill {
     struct rk_aew_keys_builder b;
-    uint16_t leaf;
+    const struct rk_aew_keys_req *q;
     bool full;
-    struct rk_aew_cursor last; /* the last entry added, with its position */
+    struct rk_aew_cursor last; /* the last entry added, or the start of a leaf begun since */
 };
 
 static int fill_visit(void *arg, const struct rk_aew_entry *e)
 {
     struct fill *f = arg;
-    struct rk_aew_entry w = *e;
-    w.leaf = f->leaf;
-    if (rk_aew_keys_add(&f->b, &w) < 0) {
+    const struct rk_aew_keys_req *q = f->q;
+    if (q->leaves[f->last.pos] != e->leaf) { /* a later leaf: begun, nothing of it added */
+        uint16_t pos = f->last.pos;
+        while (pos + 1 < q->nleaves && q->leaves[pos] != e->leaf)
+            pos++;
+        RK_ASSERT(q->leaves[pos] == e->leaf); /* the scan's contract: only the leaves asked */
+        f->last = (struct rk_aew_cursor){.pos = pos};
+    }
+    if (rk_aew_keys_add(&f->b, e) < 0) {
         f->full = true;
         return 1;
     }
@@ -509,6 +542,8 @@ static int fill_visit(void *arg, const struct rk_aew_entry *e)
     return 0;
 }
 
+/* Entries of the leaves asked, from the cursor on, until the reply is
+ * full: one scan of every leaf left. */
 static int respond_keys(const struct rk_ae_tree *t, const uint8_t *body, size_t blen,
                         uint16_t max_entries, uint8_t *out, size_t *outlen)
 {
@@ -516,24 +551,19 @@ static int respond_keys(const struct rk_ae_tree *t, const uint8_t *body, size_t 
     struct rk_aew_keys_req q;
     if (rk_aew_keys_req_decode(body, blen, &q) < 0)
         return RK_EMALFORMED;
-    struct fill f = {0};
+    struct fill f = {.q = &q, .last = q.cur}; /* decode: cur.pos < nleaves */
     rk_aew_keys_begin(&f.b, out + RK_AEW_PREFIX, RK_AEW_BODY_MAX, q.partition, max_entries);
-    for (uint16_t pos = q.cur.pos; pos < q.nleaves; pos++) {
-        bool from_cursor = pos == q.cur.pos && q.cur.has_key;
-        f.leaf = q.leaves[pos];
-        f.last = from_cursor ? q.cur : (struct rk_aew_cursor){0};
-        f.last.pos = pos;
-        int rc = t->ops->scan(t->t, q.partition, f.leaf, from_cursor ? q.cur.key : NULL,
-                              from_cursor ? q.cur.klen : 0, fill_visit, &f);
-        if (rc < 0)
-            return rc;
-        if (f.full) {
-            /* Something was added (an empty reply fits any one entry), so
-             * this cursor lies after the request's. */
-            RK_ASSERT(f.b.count > 0);
-            *outlen = rk_aew_keys_finish(&f.b, false, &f.last);
-            return 0;
-        }
+    int rc = t->ops->scan(t->t, q.partition, &q.leaves[q.cur.pos],
+                          (uint16_t)(q.nleaves - q.cur.pos), q.cur.has_key ? q.cur.key : NULL,
+                          q.cur.has_key ? q.cur.klen : 0, fill_visit, &f);
+    if (rc < 0)
+        return rc;
+    if (f.full) {
+        /* Something was added (an empty reply fits any one entry), so
+         * this cursor lies after the request's. */
+        RK_ASSERT(f.b.count > 0);
+        *outlen = rk_aew_keys_finish(&f.b, false, &f.last);
+        return 0;
     }
     *outlen = rk_aew_keys_finish(&f.b, true, NULL);
     return 0;

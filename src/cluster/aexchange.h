@@ -25,18 +25,22 @@
  *  - top: the root and the 32 mid hashes, from a current tree (rebuilt
  *    first if entries expired since its last build: ae-design.md).
  *  - leaves: the 32 leaf hashes under mid (0..31).
- *  - scan: the entries of leaf (0..1023) whose key sorts after `after`
- *    (rk_aew_key_cmp; after NULL = from the first), in ascending key order,
- *    tombstones and expired entries included, until visit returns nonzero.
+ *  - scan: the entries of the n leaves leaves[0..n-1] (n >= 1, strictly
+ *    ascending, each < 1024), leaf after leaf and in ascending key order
+ *    (rk_aew_key_cmp) inside each; in leaves[0] only keys sorting after
+ *    `after` (NULL = from its first); tombstones and expired entries
+ *    included; each entry's leaf field names its leaf. Stops when visit
+ *    returns nonzero. One call costs one pass over the partition's index
+ *    whatever n, so one AE_KEYS answer, and one reply handled, scan once.
  *    An entry's key is a borrowed view valid until the worker's next
  *    mutation of the partition (the exchange holds it only within one
- *    call). Its leaf field is ignored. */
+ *    call). */
 typedef int (*rk_ae_visit_fn)(void *arg, const struct rk_aew_entry *e);
 struct rk_ae_tree_ops {
     int (*top)(void *t, uint16_t part, uint64_t *root, uint64_t mids[RK_AEW_MIDS]);
     int (*leaves)(void *t, uint16_t part, unsigned mid, uint64_t leaves[RK_AEW_FANOUT]);
-    int (*scan)(void *t, uint16_t part, uint16_t leaf, const uint8_t *after, uint16_t alen,
-                rk_ae_visit_fn visit, void *arg);
+    int (*scan)(void *t, uint16_t part, const uint16_t *leaves, uint16_t n, const uint8_t *after,
+                uint16_t alen, rk_ae_visit_fn visit, void *arg);
 };
 struct rk_ae_tree {
     const struct rk_ae_tree_ops *ops;

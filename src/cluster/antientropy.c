@@ -6,6 +6,8 @@
  * from the storage index without reading values.
  */
 #include "cluster/antientropy.h"
+#include "cluster/aemarks.h"
+#include "cluster/aepace.h"
 #include "cluster/aeprogress.h"
 #include "cluster/hlc.h"
 #include "cluster/view.h"
@@ -49,50 +51,68 @@ static int local_leaves(void *arg, uint16_t part, unsigned mid, uint64_t leaves[
     return 0;
 }
 
-/* One leaf's entries, copied out of the index so they can be sorted. */
+/* The entries of the leaves one scan asked for, copied out of the index
+ * so they can be sorted: keys back to back in one buffer (koff[i] is
+ * e[i]'s offset in it until the scan is over; then e[i].key points there). */
 struct rk_ae_scanned {
     struct rk_aew_entry *e;
+    size_t *koff;
     size_t n, cap;
+    uint8_t *keys;
+    size_t klen, kcap;
 };
 
-static int key_order(const void *a, const void *b)
+static int leaf_key_order(const void *a, const void *b)
 {
     const struct rk_aew_entry *x = a, *y = b;
+    if (x->leaf != y->leaf)
+        return x->leaf < y->leaf ? -1 : 1;
     return rk_aew_key_cmp(x->key, x->klen, y->key, y->klen);
 }
 
-static int leaf_add(struct rk_ae_scanned *s, const struct rk_record *r)
+static int grow(void **p, size_t *cap, size_t need, size_t size)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        struct rk_aew_entry *e = realloc(s->e, cap * sizeof(*e));
-        if (!e)
-            return -ENOMEM;
-        s->e = e, s->cap = cap;
-    }
-    uint8_t *key = malloc(r->klen ? r->klen : 1);
-    if (!key)
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * size);
+    if (!q)
         return -ENOMEM;
-    memcpy(key, r->key, r->klen);
-    s->e[s->n++] = (struct rk_aew_entry){.key = key,
-                                         .klen = (uint16_t)r->klen,
+    *p = q, *cap = c;
+    return 0;
+}
+
+static int scanned_add(struct rk_ae_scanned *s, const struct rk_record *r, uint16_t leaf)
+{
+    size_t ecap = s->cap;
+    if (grow((void **)&s->e, &ecap, s->n + 1, sizeof(*s->e)) < 0 ||
+        grow((void **)&s->koff, &s->cap, s->n + 1, sizeof(*s->koff)) < 0 ||
+        grow((void **)&s->keys, &s->kcap, s->klen + r->klen, 1) < 0)
+        return -ENOMEM;
+    memcpy(s->keys + s->klen, r->key, r->klen);
+    s->koff[s->n] = s->klen;
+    s->klen += r->klen;
+    s->e[s->n++] = (struct rk_aew_entry){.klen = (uint16_t)r->klen,
+                                         .leaf = leaf,
                                          .version = r->version,
                                          .tombstone = r->tombstone,
                                          .expiry_ms = r->expiry_ms};
     return 0;
 }
 
-static void leaf_free(struct rk_ae_scanned *s)
+static void scanned_free(struct rk_ae_scanned *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        free((void *)s->e[i].key);
     free(s->e);
+    free(s->koff);
+    free(s->keys);
 }
 
 void rk_ae_local_release(struct rk_ae_local *l)
 {
     for (size_t i = 0; i < l->nheld; i++)
-        leaf_free(&l->held[i]);
+        scanned_free(&l->held[i]);
     free(l->held);
     l->held = NULL;
     l->nheld = l->capheld = 0;
@@ -100,54 +120,63 @@ void rk_ae_local_release(struct rk_ae_local *l)
 
 /* Keep s's keys until rk_ae_local_release (see struct rk_ae_local); on
  * -ENOMEM they are freed and the scan fails. */
-static int leaf_hold(struct rk_ae_local *l, struct rk_ae_scanned *s)
+static int scanned_hold(struct rk_ae_local *l, struct rk_ae_scanned *s)
 {
-    if (l->nheld == l->capheld) {
-        size_t cap = l->capheld ? l->capheld * 2 : 8;
-        struct rk_ae_scanned *h = realloc(l->held, cap * sizeof(*h));
-        if (!h) {
-            leaf_free(s);
-            return -ENOMEM;
-        }
-        l->held = h, l->capheld = cap;
+    if (grow((void **)&l->held, &l->capheld, l->nheld + 1, sizeof(*l->held)) < 0) {
+        scanned_free(s);
+        return -ENOMEM;
     }
     l->held[l->nheld++] = *s;
     return 0;
 }
 
-/* The entries of one leaf after `after`, in key order. This walks the
- * whole partition's index and sorts the leaf's keys on every call: O(keys
- * of the partition) per AE_KEYS answer. It is acceptable while a reply
- * covers whole leaves of a differing partition only (in-sync partitions
- * cost a root comparison, never a scan); a per-leaf sorted index is the
- * fix when large partitions make it show. at_ms = 1 keeps expired entries
- * (the exchange judges them itself, as the scan contract asks). */
-static int local_scan(void *arg, uint16_t part, uint16_t leaf, const uint8_t *after, uint16_t alen,
-                      rk_ae_visit_fn visit, void *varg)
+/* One pass over the partition's index: the entries of the leaves asked
+ * (those of leaves[0] after `after` only) into s, unsorted. at_ms = 1
+ * keeps expired entries (the exchange judges them itself, as the scan
+ * contract asks). The storage engine walks its whole index and filters by
+ * partition, so a pass costs the worker's keys, not the partition's: once
+ * per scan, never per leaf. */
+static int gather(struct rk_ae_local *l, uint16_t part, const uint16_t *leaves, uint16_t n,
+                  const uint8_t *after, uint16_t alen, struct rk_ae_scanned *s)
 {
-    struct rk_ae_local *l = arg;
-    if (!l->tree(l->arg, part, l->now_ms))
-        return RK_ENOTFOUND;
-    struct rk_ae_scanned s = {0};
+    uint8_t want[RK_AEW_LEAVES / 8] = {0};
+    for (uint16_t i = 0; i < n; i++)
+        want[leaves[i] / 8] |= (uint8_t)(1u << (leaves[i] % 8));
     struct rk_storage_iter it;
     struct rk_record r;
     int rc;
     rk_storage_iter_init_at(&it, part, false, 1);
     while ((rc = rk_storage_iter_next(l->store, &it, &r)) == 1) {
-        if (rk_aetree_leaf_of(r.key, r.klen) != leaf ||
-            (after && rk_aew_key_cmp(r.key, r.klen, after, alen) <= 0))
+        uint16_t leaf = (uint16_t)rk_aetree_leaf_of(r.key, r.klen);
+        if (!(want[leaf / 8] >> (leaf % 8) & 1u) ||
+            (leaf == leaves[0] && after && rk_aew_key_cmp(r.key, r.klen, after, alen) <= 0))
             continue;
-        if ((rc = leaf_add(&s, &r)) < 0)
+        if ((rc = scanned_add(s, &r, leaf)) < 0)
             break;
     }
+    return rc;
+}
+
+/* The scan of the tree interface (aexchange.h): gather, then sort by
+ * (leaf, key), which is the order asked since leaves ascend. */
+static int local_scan(void *arg, uint16_t part, const uint16_t *leaves, uint16_t n,
+                      const uint8_t *after, uint16_t alen, rk_ae_visit_fn visit, void *varg)
+{
+    struct rk_ae_local *l = arg;
+    if (!l->tree(l->arg, part, l->now_ms))
+        return RK_ENOTFOUND;
+    struct rk_ae_scanned s = {0};
+    int rc = gather(l, part, leaves, n, after, alen, &s);
     if (rc < 0) {
-        leaf_free(&s);
+        scanned_free(&s);
         return rc;
     }
-    if ((rc = leaf_hold(l, &s)) < 0)
-        return rc; /* freed by leaf_hold */
+    for (size_t i = 0; i < s.n; i++)
+        s.e[i].key = s.keys + s.koff[i]; /* the buffer moved no more */
+    if ((rc = scanned_hold(l, &s)) < 0)
+        return rc; /* freed by scanned_hold */
     if (s.n > 1)   /* qsort's array may not be NULL, even for 0 entries */
-        qsort(s.e, s.n, sizeof(*s.e), key_order);
+        qsort(s.e, s.n, sizeof(*s.e), leaf_key_order);
     for (size_t i = 0; i < s.n; i++)
         if (visit(varg, &s.e[i]))
             break;
@@ -163,13 +192,16 @@ const struct rk_ae_tree_ops rk_ae_local_ops = {local_top, local_leaves, local_sc
  * One initiator per worker, on the worker's loop; it compares the
  * partitions this worker owns with their other replicas.
  *
- *   round timer (antientropy.interval) ─► round_begin: the list = owned
- *     partitions whose preference list holds this node, marked ones first
+ *   round timer (antientropy.interval) ─► round_begin: marks_take, then the
+ *     list = owned partitions whose preference list holds this node,
+ *     marked ones first (rk_ae_round_order)
  *   advance ─► part_begin (the partition's other replicas, from the view)
  *           ─► ex_start (one exchange per replica that is up)
  *                AE_ROOT / AE_KEYS on the peer's socket ─► on_ae_reply
  *                  └─ emit: keys to PUSH (RPUT of our record) and to PULL
  *                     (RGET, then rk_storage_put here: the LWW rule decides)
+ *                pump: moves and the next AE request, within the budget,
+ *                  unless the worker is busy (then round_t brings it back)
  *              ─► ex_finish (recorded in the progress store) ─► advance
  *           ─► part_end (the mark clears once every replica exchanged)
  *   ─► round_end (round finished, next round after interval)
@@ -186,19 +218,60 @@ const struct rk_ae_tree_ops rk_ae_local_ops = {local_top, local_leaves, local_sc
  *    a late reply of an exchange that was abandoned matches nothing and is
  *    dropped.
  *
+ * 4. Nothing goes out while the worker is busy (pump and first_request
+ *    ask busy_wait), and no move goes beyond the node's budget (send_move
+ *    takes it from env.budget first).
+ *
+ * PACE. The budget (antientropy.max_keys_per_second, max_bytes_per_second)
+ * is the node's: every worker's initiator takes from one shared pair of
+ * GCRA buckets (aepace.h, in the worker's shared state), rather than each
+ * from keys / nworkers, so a worker with nothing to repair leaves all of
+ * it to the one that has. A move takes one key and its request's bytes
+ * before it is sent; a pulled value's bytes are charged when it arrives.
+ * Over any 2 s window the node moves at most the budget times 2.05 s plus
+ * one move per worker. When the budget is spent, pump comes back (round_t)
+ * once it has room again; replies arriving meanwhile pump too.
+ *   The worker tells how busy it is (env.load: its queue, the node's
+ * requests in flight, its loop's lag). While busy the initiator sends
+ * neither moves nor AE requests, for pauses doubling from 50 ms to 1 s;
+ * after a 1 s pause one burst goes anyway, so a pause is bounded and a
+ * worker that stays busy still converges. An exchange held this way is
+ * not timed out (nothing of it is out), and the peer keeps no state
+ * between requests, so a pause costs nothing but time.
+ *
+ * DROPPED HINTS. A hint store marks a partition in ae-marks when it drops
+ * a hint (hints.c); the hint store of a key's partition is its owning
+ * worker's, so these are this worker's partitions. Every AE_MARKS_MS, and
+ * at round_begin, marks_take moves them on: a partition this node
+ * replicates is marked RK_AE_MARK_HINT in the progress, the progress is
+ * saved, and only then is the ae-marks bit cleared (a crash in between
+ * marks it twice: harmless). One that this node is no replica of (it
+ * coordinated or stood in for the write) is handed to a replica that is
+ * up, over its peer socket (REPAIR with HINT, slot AE_SLOT_MARK; the
+ * replica saves the mark before it answers), and cleared here on OK only;
+ * no answer within cluster.request_timeout, or a refusal, and the next
+ * replica is asked at a later look. A marked partition goes first in the
+ * next round (round_list), and its mark clears in part_end only once an
+ * exchange with every other replica started after the mark and succeeded,
+ * so while one replica is down the mark stays.
+ *
  * Failure cases: a peer that is down in the view is recorded unreachable
  * and skipped; one that answers nothing within cluster.request_timeout
  * (since the last answer) fails the exchange (moves still queued are
  * dropped: the next round finds them again); a peer's error status (busy,
  * not a replica, an older version) fails it as refused. Pushed and pulled
  * records go through the normal versioned write on either side, so a move
- * that raced a client write can only lose to a newer version.
+ * that raced a client write can only lose to a newer version. A restart
+ * mid-round resumes the round the progress file says is in progress,
+ * skipping the partitions it records as compared.
  */
 
 #define AE_MOVES_INFLIGHT   32u   /* < 48: a raw rep0 keeps 64 replies per connection (NNG-NOTES) */
 #define AE_QUEUE_HIGH       8192u /* two full AE_KEYS replies of moves */
 #define AE_SLOT_AE          0xFFu /* header word low byte of an AE request */
-#define AE_PACE_MS          20    /* a spent budget is looked at again this much later */
+#define AE_SLOT_MARK        0xFEu /* ... of a dropped-hint mark handed to a replica */
+#define AE_PACE_MIN_MS      5     /* a spent budget or a pause is looked at again no sooner */
+#define AE_MARKS_MS         250   /* how often the dropped-hint marks are looked at */
 #define AE_RECONNECT_MIN_MS 50    /* as the coordinator's peers (coord_int.h) */
 #define AE_RECONNECT_MAX_MS 1000
 #define AE_SOCK_BUF         (AE_MOVES_INFLIGHT + 2) /* every request one exchange has out */
@@ -223,7 +296,7 @@ struct move {
 struct rk_ae {
     struct rk_ae_env env;
     struct rk_ae_local local;
-    ev_timer round_t; /* between rounds, and while the budget is spent */
+    ev_timer round_t; /* between rounds; during one, while the budget is spent or the worker busy */
     ev_timer watch_t; /* request timeout of the exchange under way */
     struct ae_peer **peers;
     size_t npeers;
@@ -248,8 +321,18 @@ struct rk_ae {
     struct move mv[AE_MOVES_INFLIGHT];
     uint32_t mv_rid[AE_MOVES_INFLIGHT]; /* 0: slot free */
     unsigned inflight;
-    double key_tokens, byte_tokens;
-    uint64_t tokens_ms;
+    struct rk_ae_budget own_budget; /* env.budget when the worker gives none */
+    struct rk_ae_backoff backoff;   /* while the worker is busy */
+    /* Dropped-hint marks (the design block): partitions taken into the
+     * progress, cleared from the marks once it is saved; one mark at a time
+     * handed to a replica elsewhere, on fwd_p's socket (NULL: none out). */
+    ev_timer marks_t;
+    uint32_t *taken;
+    struct ae_peer *fwd_p;
+    uint32_t fwd_part, fwd_rid;
+    uint64_t fwd_deadline_ms;
+    unsigned fwd_next; /* which replica to try first: moves on after a failure */
+    uint64_t fwd_log_ms;
     struct rk_ae_stats stats;
 };
 
@@ -330,22 +413,30 @@ static uint32_t next_rid(struct rk_ae *a, uint32_t slot)
     return 0x80000000u | a->seq << 8 | slot;
 }
 
-/* Send the whole message buf[0..len) under header word rid. 0 or an error
- * (nothing kept). */
-static int send_raw(struct rk_ae *a, uint32_t rid, const void *buf, size_t len)
+/* Send the whole message buf[0..len) to p under header word rid. 0 or an
+ * error (nothing kept). */
+static int peer_send(struct ae_peer *p, uint32_t rid, const void *buf, size_t len)
 {
     nng_msg *m;
     if (nng_msg_alloc(&m, len) != 0)
         return -ENOMEM;
     memcpy(nng_msg_body(m), buf, len);
-    if (!a->ae_wait && !a->inflight) /* the first request out: the clock starts */
-        a->deadline_ms = mono_ms() + a->env.request_timeout_ms;
-    if (nng_msg_header_append_u32(m, rid) != 0 || nng_sendmsg(a->p->s, m, NNG_FLAG_NONBLOCK) != 0) {
+    if (nng_msg_header_append_u32(m, rid) != 0 || nng_sendmsg(p->s, m, NNG_FLAG_NONBLOCK) != 0) {
         nng_msg_free(m);
         return RK_EBUSY;
     }
-    a->rec.bytes += len;
     return 0;
+}
+
+/* The same on the socket of the exchange under way, counted in it. */
+static int send_raw(struct rk_ae *a, uint32_t rid, const void *buf, size_t len)
+{
+    if (!a->ae_wait && !a->inflight) /* the first request out: the clock starts */
+        a->deadline_ms = mono_ms() + a->env.request_timeout_ms;
+    int rc = peer_send(a->p, rid, buf, len);
+    if (rc == 0)
+        a->rec.bytes += len;
+    return rc;
 }
 
 /* ---- key moves ---- */
@@ -417,40 +508,71 @@ static int move_msg(struct rk_ae *a, struct move *mv, uint32_t rid, struct rk_ms
     return 0;
 }
 
-/* Send the queue's next move into free slot k. The message is encoded
- * before anything else touches the store (r's views are borrowed). */
-static void send_move(struct rk_ae *a, unsigned k)
+/* The node's budget now (antientropy.max_*_per_second; 0 = no limit). */
+static uint64_t keys_ps(const struct rk_ae *a)
 {
-    struct move mv = a->q[a->qhead++];
+    return atomic_load(a->env.pace.max_keys_per_second);
+}
+
+static uint64_t bytes_ps(const struct rk_ae *a)
+{
+    return atomic_load(a->env.pace.max_bytes_per_second);
+}
+
+/* Send the queue's next move into free slot k, if the budget has room for
+ * it: 0 when it went (or was dropped: expired, too large, not sent; the
+ * next round looks again), else the ns until the budget may have room
+ * (the move stays first in the queue). The message is encoded before
+ * anything else touches the store (r's views are borrowed). */
+static uint64_t send_move(struct rk_ae *a, unsigned k)
+{
+    uint64_t now = rk_clock_mono_ns();
+    uint64_t wait = rk_ae_budget_wait(a->env.budget, now, keys_ps(a), bytes_ps(a));
+    if (wait) /* spent: nothing read from the store for nothing */
+        return wait;
+    struct move mv = a->q[a->qhead];
     uint32_t rid = next_rid(a, k);
     struct rk_msg m;
     size_t n = 0;
     uint8_t *buf = NULL;
-    if (move_msg(a, &mv, rid, &m) == 0 && (n = rk_proto_size(&m)) > 0 && (buf = malloc(n)))
+    int rc = move_msg(a, &mv, rid, &m);
+    if (rc == 0 && (n = rk_proto_size(&m)) > 0 && (buf = malloc(n)))
         rk_proto_encode(&m, buf);
+    if (buf && !rk_ae_budget_take(a->env.budget, now, keys_ps(a), bytes_ps(a), n)) {
+        free(buf); /* another worker took the room first */
+        return AE_PACE_MIN_MS * 1000000ull;
+    }
+    a->qhead++;
     if (buf && send_raw(a, rid, buf, n) == 0) {
         a->mv[k] = mv;
         a->mv_rid[k] = rid;
         a->inflight++;
-        a->key_tokens -= 1;
-        a->byte_tokens -= (double)n;
     } else {
-        free(mv.key); /* expired, too large or not sent: the next round looks again */
+        /* Not sent, and not because our record expired meanwhile: the
+         * exchange did not move all it decided to (aeprogress.h). */
+        if (rc != RK_ENOTFOUND)
+            a->rec.keys_failed++;
+        free(mv.key);
     }
     free(buf);
+    return 0;
 }
 
 /* Apply a pulled record (an RGET answer) through the versioned write: the
- * LWW rule keeps whichever is newer (RK_ESTALE: ours already was). true
- * when it was applied. */
-static bool apply_pulled(struct rk_ae *a, const struct move *mv, const struct rk_msg *rep)
+ * LWW rule keeps whichever is newer. 1 when it was applied, 0 when there
+ * was nothing to take (ours was newer, the peer's expired or is gone), -1
+ * when it could not be taken (an error answer, a version too far ahead of
+ * our clock, a storage error). */
+static int apply_pulled(struct rk_ae *a, const struct move *mv, const struct rk_msg *rep)
 {
     uint64_t now = rk_clock_wall_ms(), cur;
     bool tomb = rep->has_tombstone && rep->tombstone;
-    if (rep->status != RK_ST_OK || !rep->has_version || (rep->has_expiry && rep->expiry_ms <= now))
-        return false;
+    if (rep->status == RK_ST_NOT_FOUND || (rep->has_expiry && rep->expiry_ms <= now))
+        return 0;
+    if (rep->status != RK_ST_OK || !rep->has_version)
+        return -1;
     if (rk_hlc_observe(a->env.hlc, rep->version, now) < 0)
-        return false; /* too far ahead of our clock: refused like any replica write */
+        return -1; /* too far ahead of our clock: refused like any replica write */
     struct rk_record r = {.key = mv->key,
                           .klen = mv->klen,
                           .val = rep->val,
@@ -459,7 +581,8 @@ static bool apply_pulled(struct rk_ae *a, const struct move *mv, const struct rk
                           .expiry_ms = rep->has_expiry ? rep->expiry_ms : 0,
                           .partition = (uint16_t)a->list[a->at],
                           .tombstone = tomb};
-    return rk_storage_put(a->env.store, &r, &cur) == 0;
+    int rc = rk_storage_put(a->env.store, &r, &cur);
+    return rc == 0 ? 1 : rc == RK_ESTALE ? 0 : -1;
 }
 
 static void on_move_reply(struct rk_ae *a, unsigned k, const uint8_t *body, size_t len)
@@ -468,60 +591,83 @@ static void on_move_reply(struct rk_ae *a, unsigned k, const uint8_t *body, size
     struct rk_msg rep;
     a->mv_rid[k] = 0;
     a->inflight--;
+    if (mv.kind == RK_AEX_PULL) /* the value came this way: its bytes count now */
+        rk_ae_budget_charge_bytes(a->env.budget, rk_clock_mono_ns(), bytes_ps(a), len);
+    int got = -1; /* an answer that is no reply: not taken */
     if (rk_proto_decode(body, len, &rep) == 0 && (rep.flags & RK_MSG_REPLY)) {
-        if (mv.kind == RK_AEX_PULL && apply_pulled(a, &mv, &rep))
-            a->rec.keys_pulled++;
-        else if (mv.kind == RK_AEX_PUSH && rep.status == RK_ST_OK && rep.has_version &&
-                 rep.version == mv.version)
-            a->rec.keys_pushed++; /* the peer now holds our version */
+        if (mv.kind == RK_AEX_PULL)
+            got = apply_pulled(a, &mv, &rep);
+        else if (rep.status != RK_ST_OK || !rep.has_version)
+            got = -1; /* refused: the peer may still hold an older version */
+        else
+            got = rep.version == mv.version; /* else it holds a newer one */
+    }
+    if (got > 0 && mv.kind == RK_AEX_PULL) {
+        a->rec.keys_pulled++;
+        a->stats.keys_pulled++;
+    } else if (got > 0) {
+        a->rec.keys_pushed++; /* the peer now holds our version */
+        a->stats.keys_pushed++;
+    } else if (got < 0) {
+        a->rec.keys_failed++; /* the exchange does not count as complete */
     }
     free(mv.key);
-}
-
-/* Refill the budget (antientropy.max_*_per_second; 0 = no limit). At most
- * a tenth of a second's worth accrues, so no 2 s window sees much more
- * than the budget. */
-static double cap_at(double v, double cap)
-{
-    return v < cap ? v : cap;
-}
-
-static bool budget_left(struct rk_ae *a)
-{
-    uint64_t now = mono_ms(), keys = atomic_load(a->env.pace.max_keys_per_second);
-    uint64_t bytes = atomic_load(a->env.pace.max_bytes_per_second);
-    double dt = (double)(now - a->tokens_ms) / 1000.0;
-    a->tokens_ms = now;
-    a->key_tokens = keys ? cap_at(a->key_tokens + dt * (double)keys, (double)keys / 10 + 1) : 1;
-    a->byte_tokens =
-        bytes ? cap_at(a->byte_tokens + dt * (double)bytes, (double)bytes / 10 + 65536) : 1;
-    return a->key_tokens >= 1 && a->byte_tokens > 0;
 }
 
 static void send_ae(struct rk_ae *a, const uint8_t *req, size_t len);
 static void check_done(struct rk_ae *a);
 
-/* Send what the budget and the slots allow; then the held-back AE
- * request once the queue is low (invariant 2). */
+static void load_of(void *arg, struct rk_ae_load *out)
+{
+    struct rk_ae *a = arg;
+    a->env.load(a->env.load_arg, out);
+}
+
+/* 0 when the worker is not busy (or a burst after a longest pause is
+ * due), else the ns to pause (aepace.h). */
+static uint64_t busy_wait(struct rk_ae *a)
+{
+    if (!a->env.load)
+        return 0;
+    uint64_t pauses = a->backoff.pauses;
+    uint64_t w = rk_ae_backoff_wait(&a->backoff, rk_clock_mono_ns(), load_of, a);
+    a->stats.busy_pauses += a->backoff.pauses - pauses;
+    return w;
+}
+
+/* Come back in wait_ns (at least AE_PACE_MIN_MS) to send what waits. */
+static void pace_later(struct rk_ae *a, uint64_t wait_ns)
+{
+    if (ev_is_active(&a->round_t))
+        return;
+    double s = (double)wait_ns / 1e9;
+    ev_timer_set(&a->round_t, s > AE_PACE_MIN_MS / 1000.0 ? s : AE_PACE_MIN_MS / 1000.0, 0);
+    ev_timer_start(a->env.loop, &a->round_t);
+}
+
+/* Send what the worker's load, the budget and the slots allow; then the
+ * held-back AE request once the queue is low (invariant 2), unless busy. */
 static void pump(struct rk_ae *a)
 {
+    /* Asked only with something to send: a pause (and the burst after the
+     * longest one) is spent on sending, not on a reply that came in. */
+    bool work = a->qhead < a->qn || a->next_req;
+    uint64_t busy = work ? busy_wait(a) : 0, wait = busy;
     unsigned k = 0;
-    while (a->qhead < a->qn && a->inflight < AE_MOVES_INFLIGHT && budget_left(a)) {
+    while (!wait && a->qhead < a->qn && a->inflight < AE_MOVES_INFLIGHT) {
         while (a->mv_rid[k])
             k++;
-        send_move(a, k);
+        wait = send_move(a, k);
     }
     if (a->qhead == a->qn)
         a->qn = a->qhead = 0;
-    else if (a->inflight == 0 && !ev_is_active(&a->round_t)) { /* budget spent: come back */
-        ev_timer_set(&a->round_t, AE_PACE_MS / 1000.0, 0);
-        ev_timer_start(a->env.loop, &a->round_t);
-    }
-    if (a->next_req && a->qn - a->qhead < AE_QUEUE_HIGH) {
+    if (!busy && a->next_req && a->qn - a->qhead < AE_QUEUE_HIGH) {
         const uint8_t *req = a->next_req;
         a->next_req = NULL;
         send_ae(a, req, a->next_len);
     }
+    if (wait && (a->qhead < a->qn || a->next_req))
+        pace_later(a, wait); /* replies may come first; the timer is for when none does */
     check_done(a);
 }
 
@@ -568,8 +714,6 @@ static void ex_finish(struct rk_ae *a, enum rk_ae_result res)
     rk_aeprogress_record(a->env.progress, a->list[a->at], a->p->id, &a->rec);
     a->stats.exchanges++;
     a->stats.exchanges_failed += res != RK_AE_OK;
-    a->stats.keys_pulled += a->rec.keys_pulled;
-    a->stats.keys_pushed += a->rec.keys_pushed;
     drop_moves(a);
     rk_aex_free(a->x);
     rk_ae_local_release(&a->local);
@@ -596,12 +740,19 @@ static void check_done(struct rk_ae *a)
         advance(a);
 }
 
+static void on_mark_reply(struct rk_ae *a, const uint8_t *body, size_t len);
+
 static void take_reply(void *arg, nng_msg *msg)
 {
     struct ae_peer *p = arg;
     struct rk_ae *a = p->a;
     uint32_t rid = 0;
-    if (a->p == p && nng_msg_header_trim_u32(msg, &rid) == 0) {
+    if (nng_msg_header_trim_u32(msg, &rid) != 0) {
+        /* no header word: not an answer to us */
+    } else if ((rid & 0xFFu) == AE_SLOT_MARK) {
+        if (a->fwd_p == p && rid == a->fwd_rid)
+            on_mark_reply(a, nng_msg_body(msg), nng_msg_len(msg));
+    } else if (a->p == p) {
         unsigned k = rid & 0xFFu;
         a->rec.bytes += nng_msg_len(msg);
         a->deadline_ms = mono_ms() + a->env.request_timeout_ms;
@@ -637,6 +788,20 @@ static void on_watch(struct ev_loop *loop, ev_timer *t, int revents)
     advance(a);
 }
 
+/* The exchange's AE_ROOT: sent now, or held (as the next request) while
+ * the worker is busy; pump sends it when the pause is over. */
+static void first_request(struct rk_ae *a, const uint8_t *req, size_t len)
+{
+    uint64_t busy = busy_wait(a);
+    if (!busy) {
+        send_ae(a, req, len);
+        return;
+    }
+    a->next_req = req;
+    a->next_len = len;
+    pace_later(a, busy);
+}
+
 /* rk_storage_visit_fn of pull_unreadable: pull one key (copied). */
 static void pull_one(void *arg, const struct rk_record *r)
 {
@@ -648,11 +813,13 @@ static void pull_one(void *arg, const struct rk_record *r)
  * the trees cannot show (they hash what the index says, alike on every
  * replica): the exchange also pulls each of them from the peer, whose copy
  * at the same version replaces the unreadable one (storage.h), a newer one
- * winning as always. Only once the exchange's request is out (its replies
- * pump the moves); a replica exchanged later finds none left to pull. */
+ * winning as always. Only once the exchange's request is out or held for
+ * a busy worker (its replies pump the moves); a replica exchanged later
+ * finds none left to pull. */
 static void pull_unreadable(struct rk_ae *a, uint32_t part)
 {
-    if (!a->ae_wait || !(rk_aeprogress_marks(a->env.progress, part) & RK_AE_MARK_CORRUPT))
+    if (!(a->ae_wait || a->next_req) ||
+        !(rk_aeprogress_marks(a->env.progress, part) & RK_AE_MARK_CORRUPT))
         return;
     int64_t n = rk_storage_unreadable(a->env.store, (uint16_t)part, pull_one, a);
     if (n < 0)
@@ -692,28 +859,39 @@ static bool ex_start(struct rk_ae *a, const char *id)
     int rc = rk_aex_start(a->x, &req, &len);
     rk_ae_local_release(&a->local);
     if (rc == 0)
-        send_ae(a, req, len);
+        first_request(a, req, len);
     pull_unreadable(a, part);
     return true;
 }
 
 /* ---- rounds ---- */
 
+/* part's replicas in v (its preference list, cluster.replicas long) into
+ * ids; *self_at = the index of this node in it, or -1. Returns how many. */
+static size_t replicas_of(const struct rk_ae *a, const struct rk_view *v, uint32_t part,
+                          const char **ids, int *self_at)
+{
+    size_t n = rk_ring_preference(v->ring, part, ids, RK_RING_REPLICAS_MAX);
+    n = n < a->env.replicas ? n : a->env.replicas;
+    *self_at = -1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ids[i], a->env.self) == 0)
+            *self_at = (int)i;
+    return n;
+}
+
 /* Whether self is in part's preference list; its other replicas into
  * a->ids when it is. */
 static bool part_replicas(struct rk_ae *a, const struct rk_view *v, uint32_t part)
 {
     const char *ids[RK_RING_REPLICAS_MAX];
-    size_t n = rk_ring_preference(v->ring, part, ids, RK_RING_REPLICAS_MAX);
-    bool mine = false;
+    int self;
+    size_t n = replicas_of(a, v, part, ids, &self);
     a->nids = 0;
-    for (size_t i = 0; i < n && i < a->env.replicas; i++) {
-        if (strcmp(ids[i], a->env.self) == 0)
-            mine = true;
-        else
+    for (size_t i = 0; self >= 0 && i < n; i++)
+        if ((int)i != self)
             snprintf(a->ids[a->nids++], sizeof(a->ids[0]), "%s", ids[i]);
-    }
-    return mine;
+    return self >= 0;
 }
 
 /* The partition under way is done with every replica: its mark clears
@@ -735,6 +913,7 @@ static void peers_close(struct rk_ae *a)
     for (size_t i = 0; i < a->npeers; i++)
         peer_close(a, a->peers[i]);
     a->npeers = 0;
+    a->fwd_p = NULL; /* a mark handed over and not answered stays: the next look */
 }
 
 static void round_end(struct rk_ae *a)
@@ -742,6 +921,7 @@ static void round_end(struct rk_ae *a)
     peers_close(a);
     rk_aeprogress_round_finish(a->env.progress, rk_clock_wall_ms());
     a->running = a->stats.running = false;
+    ev_timer_stop(a->env.loop, &a->round_t); /* a pace timer of the last exchange */
     ev_timer_set(&a->round_t, (double)atomic_load(a->env.pace.interval_ms) / 1000.0, 0);
     ev_timer_start(a->env.loop, &a->round_t);
 }
@@ -780,27 +960,45 @@ static void advance(struct rk_ae *a)
     }
 }
 
+struct order {
+    struct rk_ae *a;
+    const struct rk_view *v;
+};
+
+static bool order_replica(void *arg, uint32_t p)
+{
+    struct order *o = arg;
+    const char *ids[RK_RING_REPLICAS_MAX];
+    int self;
+    replicas_of(o->a, o->v, p, ids, &self);
+    return self >= 0;
+}
+
+static unsigned order_marks(void *arg, uint32_t p)
+{
+    return rk_aeprogress_marks(((struct order *)arg)->a->env.progress, p);
+}
+
 /* The round's list: owned partitions this node replicates, the marked
- * ones first (they wait for a repair). Its length, or -ENOMEM. */
+ * ones first (they wait for a repair; aepace.h). Its length. */
 static int round_list(struct rk_ae *a)
 {
     struct rk_view *v = rk_view_acquire(a->env.views);
-    size_t n = 0;
     if (!v)
         return 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (uint32_t p = a->env.worker; p < a->env.partitions; p += a->env.nworkers)
-            if ((rk_aeprogress_marks(a->env.progress, p) != 0) == (pass == 0) &&
-                part_replicas(a, v, p))
-                a->list[n++] = p;
-    a->nids = 0;
+    struct order o = {a, v};
+    size_t n = rk_ae_round_order(a->env.partitions, a->env.nworkers, a->env.worker, order_replica,
+                                 order_marks, &o, a->list);
     rk_view_release(v);
     return (int)n;
 }
 
+static void marks_take(struct rk_ae *a);
+
 static void round_begin(struct rk_ae *a)
 {
     struct rk_aeprogress_summary s;
+    marks_take(a); /* dropped hints marked since the last look go first */
     int n = round_list(a);
     rk_aeprogress_summary(a->env.progress, &s);
     if (n <= 0) { /* no view yet, or nothing to compare: look again later */
@@ -831,22 +1029,166 @@ static void on_round(struct ev_loop *loop, ev_timer *t, int revents)
     }
 }
 
+/* ---- dropped hints: their marks reach the progress of a replica ---- */
+
+struct take {
+    struct rk_ae *a;
+    const struct rk_view *v;
+    uint64_t now;
+    size_t n, cap;     /* a->taken[0..n): marked in the progress here */
+    int64_t elsewhere; /* a partition to hand to another replica, or -1 */
+};
+
+static void take_mark(uint32_t p, void *arg)
+{
+    struct take *t = arg;
+    const char *ids[RK_RING_REPLICAS_MAX];
+    int self;
+    replicas_of(t->a, t->v, p, ids, &self);
+    if (self < 0) {
+        t->elsewhere = t->elsewhere < 0 ? (int64_t)p : t->elsewhere;
+        return;
+    }
+    /* A partition of another worker cannot be marked here (the layout is
+     * fixed, so a hint store only marks its own worker's): it stays. */
+    if (t->n < t->cap && rk_aeprogress_mark(t->a->env.progress, p, RK_AE_MARK_HINT, t->now) == 0)
+        t->a->taken[t->n++] = p;
+}
+
+/* Hand part's mark to another replica: REPAIR with HINT over its peer
+ * socket (proto.h), answered once that replica saved the mark. 0, or an
+ * error when it could not be sent. */
+static int mark_send(struct rk_ae *a, struct ae_peer *p, uint32_t part)
+{
+    char key[16];
+    uint8_t buf[RK_PROTO_HDR + 64 + RK_MEMBER_ID_MAX];
+    uint32_t rid = next_rid(a, AE_SLOT_MARK);
+    struct rk_msg m = {.opcode = RK_OP_REPAIR,
+                       .id = rid,
+                       .key = (const uint8_t *)key,
+                       .klen = (uint32_t)snprintf(key, sizeof(key), "%u", part),
+                       .has_key = true,
+                       .hint = (const uint8_t *)a->env.self,
+                       .hlen = (uint32_t)strlen(a->env.self),
+                       .has_hint = true};
+    size_t n = rk_proto_size(&m);
+    if (n == 0 || n > sizeof(buf))
+        return RK_ETOOLARGE;
+    rk_proto_encode(&m, buf);
+    int rc = peer_send(p, rid, buf, n);
+    if (rc == 0) {
+        a->fwd_p = p, a->fwd_rid = rid, a->fwd_part = part;
+        a->fwd_deadline_ms = mono_ms() + a->env.request_timeout_ms;
+    }
+    return rc;
+}
+
+/* This node holds no replica of part (it coordinated or stood in for a
+ * write it is not a replica of): the mark goes to a replica that is up,
+ * starting with the one after the last that failed. */
+static void mark_forward(struct rk_ae *a, const struct rk_view *v, uint32_t part)
+{
+    const char *ids[RK_RING_REPLICAS_MAX];
+    int self;
+    size_t n = replicas_of(a, v, part, ids, &self);
+    for (size_t i = 0; i < n; i++) {
+        const struct rk_view_member *m = rk_view_find(v, ids[(a->fwd_next + i) % n]);
+        if (!m || !rk_view_up(m) || !m->peer_addr[0])
+            continue;
+        /* peer_get reopens a socket whose address changed: not the exchange's. */
+        if (a->x && strcmp(a->p->id, m->id) == 0 && strcmp(a->p->addr, m->peer_addr) != 0)
+            continue;
+        struct ae_peer *p = peer_get(a, m);
+        if (p && mark_send(a, p, part) == 0)
+            return;
+    }
+}
+
+/* One look at the worker's dropped-hint marks: those of partitions this
+ * node replicates are marked in the progress, which is saved, and only
+ * then cleared from the marks (a crash in between marks them twice, which
+ * is harmless); one of another replica's partitions is handed over. */
+static void marks_take(struct rk_ae *a)
+{
+    struct rk_aemarks *hm = a->env.hint_marks;
+    if (!hm || rk_aemarks_count(hm) == 0)
+        return;
+    struct rk_view *v = rk_view_acquire(a->env.views);
+    if (!v)
+        return; /* no view yet: the next look */
+    struct take t = {a, v, rk_clock_wall_ms(), 0, a->env.partitions / a->env.nworkers + 1, -1};
+    rk_aemarks_each(hm, take_mark, &t);
+    if (t.n && rk_aeprogress_save(a->env.progress, t.now) == 0) { /* a failed save: next look */
+        for (size_t i = 0; i < t.n; i++)
+            rk_aemarks_clear(hm, a->taken[i]); /* saved by the hint store's next commit */
+        a->stats.hint_marks_taken += t.n;
+    }
+    if (t.elsewhere >= 0 && !a->fwd_p)
+        mark_forward(a, v, (uint32_t)t.elsewhere);
+    rk_view_release(v);
+}
+
+/* The answer to a mark handed over: cleared here once the replica has it. */
+static void on_mark_reply(struct rk_ae *a, const uint8_t *body, size_t len)
+{
+    struct rk_msg rep;
+    bool decoded = rk_proto_decode(body, len, &rep) == 0 && (rep.flags & RK_MSG_REPLY) &&
+                   rep.opcode == RK_OP_REPAIR;
+    if (decoded && rep.status == RK_ST_OK) {
+        rk_aemarks_clear(a->env.hint_marks, a->fwd_part);
+        a->stats.hint_marks_forwarded++;
+    } else {
+        a->fwd_next++; /* another replica next time */
+        bool text = decoded && rep.has_text && rep.tlen > 0;
+        if (rk_log_due(&a->fwd_log_ms, rk_clock_wall_ms()))
+            rk_warn("antientropy",
+                    "partition %u: replica %s did not take the mark of a dropped hint (%s%s%.*s); "
+                    "another replica is asked later",
+                    a->fwd_part, a->fwd_p->id,
+                    decoded ? rk_proto_status_name(rep.status) : "malformed answer",
+                    text ? ": " : "", text ? (int)(rep.tlen > 200 ? 200 : rep.tlen) : 0,
+                    text ? (const char *)rep.text : "");
+    }
+    a->fwd_p = NULL; /* its socket closes between rounds (on_marks), not in its own callback */
+}
+
+static void on_marks(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_ae *a = t->data;
+    if (a->fwd_p && mono_ms() >= a->fwd_deadline_ms) {
+        a->fwd_p = NULL; /* no answer: the mark stays, another replica next time */
+        a->fwd_next++;
+    }
+    marks_take(a);
+    if (!a->running && !a->fwd_p && a->npeers)
+        peers_close(a); /* sockets a hand-over opened between rounds */
+}
+
 int rk_ae_create(struct rk_ae **out, const struct rk_ae_env *env)
 {
     struct rk_ae *a = calloc(1, sizeof(*a));
-    uint32_t owned = env->nworkers ? env->partitions / env->nworkers + 1 : 0;
-    if (!a || !(a->list = calloc(owned ? owned : 1, sizeof(*a->list)))) {
+    uint32_t owned = env->nworkers ? env->partitions / env->nworkers + 1 : 1;
+    if (!a || !(a->list = calloc(owned, sizeof(*a->list))) ||
+        !(a->taken = calloc(owned, sizeof(*a->taken)))) {
+        if (a)
+            free(a->list);
         free(a);
         return -ENOMEM;
     }
     a->env = *env;
+    if (!a->env.budget) {
+        rk_ae_budget_init(&a->own_budget);
+        a->env.budget = &a->own_budget;
+    }
     a->local = (struct rk_ae_local){.tree = env->tree, .arg = env->tree_arg, .store = env->store};
-    a->tokens_ms = mono_ms();
     ev_timer_init(&a->round_t, on_round, (double)atomic_load(env->pace.interval_ms) / 1000.0, 0);
     double watch = (double)(env->request_timeout_ms ? env->request_timeout_ms : 1000) / 4000.0;
     ev_timer_init(&a->watch_t, on_watch, watch, watch);
-    a->round_t.data = a->watch_t.data = a;
+    ev_timer_init(&a->marks_t, on_marks, AE_MARKS_MS / 1000.0, AE_MARKS_MS / 1000.0);
+    a->round_t.data = a->watch_t.data = a->marks_t.data = a;
     ev_timer_start(env->loop, &a->round_t);
+    ev_timer_start(env->loop, &a->marks_t);
     *out = a;
     return 0;
 }
@@ -859,14 +1201,20 @@ void rk_ae_destroy(struct rk_ae *a)
         ex_finish(a, RK_AE_ABORTED);
     ev_timer_stop(a->env.loop, &a->round_t);
     ev_timer_stop(a->env.loop, &a->watch_t);
+    ev_timer_stop(a->env.loop, &a->marks_t);
     peers_close(a);
     free(a->peers);
     free(a->q);
     free(a->list);
+    free(a->taken);
     free(a);
 }
 
 void rk_ae_stats(const struct rk_ae *a, struct rk_ae_stats *out)
 {
     *out = a->stats;
+    out->exchanging = a->x != NULL;
+    out->cur_pulled = a->x ? a->rec.keys_pulled : 0;
+    out->cur_pushed = a->x ? a->rec.keys_pushed : 0;
+    out->cur_bytes = a->x ? a->rec.bytes : 0;
 }

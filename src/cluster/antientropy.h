@@ -31,8 +31,8 @@ struct rk_ae_local {
     rk_storage *store;
     uint64_t now_ms;
     /* The keys scans handed out: the exchange holds them to the end of the
-     * rk_aex_* call that scanned (several leaves may be scanned before it
-     * emits), so they live until rk_ae_local_release. */
+     * rk_aex_* call that scanned (it emits them after the scan returned),
+     * so they live until rk_ae_local_release. */
     struct rk_ae_scanned *held;
     size_t nheld, capheld;
 };
@@ -50,6 +50,14 @@ void rk_ae_local_release(struct rk_ae_local *l);
 struct rk_hlc;
 struct rk_view_slot;
 struct rk_aeprogress;
+struct rk_aemarks;
+struct rk_ae_budget;
+struct rk_ae_load;
+
+/* The worker's load as it measures it (aepace.h: struct rk_ae_load, and
+ * when it counts as busy). Called on the worker's loop, at most once per
+ * burst of sends; must be cheap. */
+typedef void rk_ae_load_fn(void *arg, struct rk_ae_load *out);
 
 /* The anti-entropy settings, read at each use (SIGHUP may change them). */
 struct rk_ae_pace_ref {
@@ -74,12 +82,28 @@ struct rk_ae_env {
     void *tree_arg;
     struct rk_aeprogress *progress; /* the worker's: every exchange is recorded */
     struct rk_ae_pace_ref pace;
+    /* The node's budget, shared by every worker's initiator (aepace.h);
+     * NULL: this initiator alone spends the whole budget. */
+    struct rk_ae_budget *budget;
+    rk_ae_load_fn *load; /* NULL: never busy */
+    void *load_arg;
+    /* The worker's marks of partitions whose hints were dropped (hints.h),
+     * handed to the progress of a replica (see the design block); NULL:
+     * none. Same loop. */
+    struct rk_aemarks *hint_marks;
 };
 
 struct rk_ae_stats {
     uint64_t exchanges, exchanges_failed;
     uint64_t keys_pulled, keys_pushed; /* applied (the other side's write took them) */
+    uint64_t busy_pauses;              /* times it paused: the worker was busy */
+    uint64_t hint_marks_taken;         /* dropped-hint marks moved into the progress */
+    uint64_t hint_marks_forwarded;     /* ... handed to another replica (not one here) */
     bool running;                      /* a round is under way */
+    bool exchanging;                   /* an exchange is in flight */
+    /* What the exchange in flight moved so far: rk_aeprogress_record counts
+     * it once the exchange ends, so node figures add it meanwhile. */
+    uint64_t cur_pulled, cur_pushed, cur_bytes;
 };
 
 struct rk_ae;

@@ -935,7 +935,7 @@ static void print_ae_summary(const struct rk_ajson *w)
            (unsigned long long)ae_u64(w, "marked_partitions"),
            strcmp(or_dash(field(w, "enabled")), "true") != 0 ? "disabled (antientropy.enabled)"
            : running                                         ? "exchanges running"
-                     : "exchanges not running (marks are kept)");
+                                                             : "between rounds");
 }
 
 static void print_ae(const struct rk_ajson *w, size_t n)

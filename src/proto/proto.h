@@ -44,6 +44,10 @@
  *           (or, without KEY, every partition the node holds) to go first
  *           in anti-entropy; MALFORMED out of range, REFUSED for a partition
  *           the node holds no replica of
+ *           With HINT (node to node; KEY required): the node HINT names
+ *           dropped a hint of that partition and holds no replica of it;
+ *           the receiver, a replica, marks it ("hint") and saves the mark
+ *           before it answers OK
  * Peer requests (node to node, on the same socket; listen.peer):
  *   RPUT    req: KEY [VALUE] VERSION [EXPIRY_MS] [TOMBSTONE] [HINT]
  *           With HINT (sloppy quorum) the receiver is a fallback: it keeps the

@@ -114,39 +114,77 @@ static void conns_json(struct rk_shared *sh, struct rk_jbuf *b)
 
 /* ---- anti-entropy: AE, REPAIR, and the stats block ---- */
 
-static void add_summary(const struct rk_aeprogress *p, void *arg)
+/* The node's anti-entropy: the sum of what its workers published. */
+struct ae_node {
+    struct rk_aeprogress_summary s;
+    uint32_t rounds_running;      /* workers with a round under way */
+    uint32_t exchanges_in_flight; /* workers with an exchange in flight */
+    uint64_t busy_pauses, hint_marks_taken, hint_marks_forwarded; /* since start */
+    uint64_t at_ms; /* the oldest of the workers' figures: counters are as of then */
+};
+
+static void add_summary(const struct rk_worker_ae *ae, void *arg)
 {
-    struct rk_aeprogress_summary *into = arg, w;
-    rk_aeprogress_summary(p, &w);
-    rk_aeprogress_summary_add(into, &w, into->round == UINT64_MAX);
+    struct ae_node *n = arg;
+    struct rk_aeprogress_summary w;
+    const struct rk_ae_stats *l = &ae->live;
+    rk_aeprogress_summary(ae->progress, &w);
+    /* The exchange in flight is in the progress once it ends: count what it
+     * moved so far now, so the counters grow key by key. */
+    w.pulled += l->cur_pulled, w.totals.pulled += l->cur_pulled;
+    w.pushed += l->cur_pushed, w.totals.pushed += l->cur_pushed;
+    w.bytes += l->cur_bytes, w.totals.bytes += l->cur_bytes;
+    w.totals.repaired += l->cur_pulled + l->cur_pushed;
+    bool first = n->s.round == UINT64_MAX;
+    rk_aeprogress_summary_add(&n->s, &w, first);
+    n->rounds_running += l->running;
+    n->exchanges_in_flight += l->exchanging;
+    n->busy_pauses += l->busy_pauses;
+    n->hint_marks_taken += l->hint_marks_taken;
+    n->hint_marks_forwarded += l->hint_marks_forwarded;
+    n->at_ms = first || ae->at_ms < n->at_ms ? ae->at_ms : n->at_ms;
 }
 
-/* The node's anti-entropy figures: the sum of what its workers published. */
-static void ae_summary(struct rk_shared *sh, struct rk_aeprogress_summary *s)
+static void ae_summary(struct rk_shared *sh, struct ae_node *n)
 {
-    memset(s, 0, sizeof(*s));
-    s->round = UINT64_MAX; /* "no worker yet": the first one replaces it */
+    memset(n, 0, sizeof(*n));
+    n->s.round = UINT64_MAX; /* "no worker yet": the first one replaces it */
     for (uint32_t i = 0; i < sh->nworkers; i++)
-        rk_worker_ae_read(sh->workers[i], add_summary, s);
-    if (s->round == UINT64_MAX)
-        s->round = 0;
+        rk_worker_ae_read(sh->workers[i], add_summary, n);
+    if (n->s.round == UINT64_MAX)
+        n->s.round = 0;
+}
+
+/* "exchanges_running":..: whether a round is under way on any worker (its
+ * exchanges run one after another), and how many are in flight now. */
+static void ae_activity_json(const struct ae_node *n, struct rk_jbuf *b)
+{
+    rk_jadd(b,
+            "\"exchanges_running\":%s,\"exchanges_in_flight\":%u,\"busy_pauses\":%llu,"
+            "\"hint_marks_taken\":%llu,\"hint_marks_forwarded\":%llu,\"as_of_ms\":%llu",
+            n->rounds_running ? "true" : "false", n->exchanges_in_flight,
+            (unsigned long long)n->busy_pauses, (unsigned long long)n->hint_marks_taken,
+            (unsigned long long)n->hint_marks_forwarded, (unsigned long long)n->at_ms);
 }
 
 static void ae_stats_json(struct rk_shared *sh, const struct rk_worker_stats *t, struct rk_jbuf *b)
 {
-    struct rk_aeprogress_summary s;
-    ae_summary(sh, &s);
+    struct ae_node n;
+    ae_summary(sh, &n);
+    const struct rk_aeprogress_summary *s = &n.s;
     rk_jadd(b,
             "\"antientropy\":{\"enabled\":%s,\"round\":%llu,\"round_in_progress\":%s,"
             "\"rounds\":%llu,\"partitions_compared\":%llu,\"leaves_differing\":%llu,"
             "\"keys_pulled\":%llu,\"keys_pushed\":%llu,\"keys_repaired\":%llu,\"bytes\":%llu,"
-            "\"marked_partitions\":%u,\"trees_bytes\":%llu,\"tree_build_ms\":%llu},",
-            atomic_load(&sh->ae.enabled) ? "true" : "false", (unsigned long long)s.round,
-            s.in_progress ? "true" : "false", (unsigned long long)s.totals.rounds,
-            (unsigned long long)s.totals.compared, (unsigned long long)s.totals.leaves,
-            (unsigned long long)s.totals.pulled, (unsigned long long)s.totals.pushed,
-            (unsigned long long)s.totals.repaired, (unsigned long long)s.totals.bytes, s.marked,
+            "\"marked_partitions\":%u,\"trees_bytes\":%llu,\"tree_build_ms\":%llu,",
+            atomic_load(&sh->ae.enabled) ? "true" : "false", (unsigned long long)s->round,
+            s->in_progress ? "true" : "false", (unsigned long long)s->totals.rounds,
+            (unsigned long long)s->totals.compared, (unsigned long long)s->totals.leaves,
+            (unsigned long long)s->totals.pulled, (unsigned long long)s->totals.pushed,
+            (unsigned long long)s->totals.repaired, (unsigned long long)s->totals.bytes, s->marked,
             (unsigned long long)t->ae_trees_bytes, (unsigned long long)t->ae_tree_build_ms);
+    ae_activity_json(&n, b);
+    rk_jadd(b, "},");
 }
 
 /* The partition in req's KEY (decimal), when there is one: 1 with *part,
@@ -191,10 +229,10 @@ struct ae_row {
     struct rk_jbuf *b;
 };
 
-static void row_json(const struct rk_aeprogress *p, void *arg)
+static void row_json(const struct rk_worker_ae *ae, void *arg)
 {
     struct ae_row *r = arg;
-    rk_aeprogress_json_partition(p, r->part, r->sh->node_id, r->ids, r->n, r->b);
+    rk_aeprogress_json_partition(ae->progress, r->part, r->sh->node_id, r->ids, r->n, r->b);
 }
 
 /* "partitions":[...]: partition only (shown whether this node holds it or
@@ -233,27 +271,26 @@ static enum rk_status ae_json(struct rk_shared *sh, const struct rk_msg *req, st
         rk_jadd(b, "no cluster view yet; retry");
         return RK_ST_UNAVAILABLE;
     }
-    struct rk_aeprogress_summary s;
-    ae_summary(sh, &s);
+    struct ae_node n;
+    ae_summary(sh, &n);
     struct rk_jbuf rows = {0};
     bool only_held = false;
     uint32_t held = ae_rows_json(sh, v, has ? (int64_t)part : -1, &only_held, &rows);
-    if (!s.in_progress)
-        s.total = held; /* between rounds: what the next one will compare */
+    if (!n.s.in_progress)
+        n.s.total = held; /* between rounds: what the next one will compare */
     rk_jadd(b, "{\"node\":");
     rk_jstr(b, sh->node_id);
     rk_jadd(b,
-            ",\"enabled\":%s,\"exchanges_running\":%s,\"interval_ms\":%llu,"
-            "\"max_keys_per_second\":%u,\"max_bytes_per_second\":%llu,",
-            atomic_load(&sh->ae.enabled) ? "true" : "false",
-            /* every worker runs an initiator: rounds run whenever enabled */
+            ",\"enabled\":%s,\"interval_ms\":%llu,\"max_keys_per_second\":%u,"
+            "\"max_bytes_per_second\":%llu,",
             atomic_load(&sh->ae.enabled) ? "true" : "false",
             (unsigned long long)atomic_load(&sh->ae.interval_ms),
             atomic_load(&sh->ae.max_keys_per_second),
             (unsigned long long)atomic_load(&sh->ae.max_bytes_per_second));
+    ae_activity_json(&n, b);
     uint64_t now = rk_clock_wall_ms();
-    rk_jadd(b, "\"now_ms\":%llu,", (unsigned long long)now); /* "ago" by the node's clock */
-    rk_aeprogress_json_summary(&s, now, b);
+    rk_jadd(b, ",\"now_ms\":%llu,", (unsigned long long)now); /* "ago" by the node's clock */
+    rk_aeprogress_json_summary(&n.s, now, b);
     if (has)
         rk_jadd(b, ",\"holds_partition\":%s", only_held ? "true" : "false");
     rk_jadd(b, ",");
@@ -285,6 +322,8 @@ static enum rk_status repair_json(struct rk_shared *sh, const struct rk_msg *req
             rk_worker_ae_request(sh->workers[p % sh->nworkers], p, now) == 0)
             marked++;
     rk_view_release(v);
+    struct ae_node an;
+    ae_summary(sh, &an);
     if (has && !marked) {
         rk_jadd(b,
                 "%s holds no replica of partition %u; ask one of its replicas (kvctl ae "
@@ -299,8 +338,8 @@ static enum rk_status repair_json(struct rk_shared *sh, const struct rk_msg *req
     rk_jadd(b,
             ",\"partitions_marked\":%u,\"requested_ms\":%llu,\"exchanges_running\":%s,"
             "\"message\":\"%u partition%s marked to go first in anti-entropy on ",
-            marked, (unsigned long long)now, atomic_load(&sh->ae.enabled) ? "true" : "false",
-            marked, marked == 1 ? "" : "s");
+            marked, (unsigned long long)now, an.rounds_running ? "true" : "false", marked,
+            marked == 1 ? "" : "s");
     rk_jaddn(b, sh->node_id, strlen(sh->node_id)); /* an identifier: nothing to escape */
     rk_jadd(b, "\"}");
     return RK_ST_OK;

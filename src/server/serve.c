@@ -242,6 +242,65 @@ static void serve_ae(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req
     free(buf);
 }
 
+/* The partition a REPAIR names in its KEY (decimal): 0, or RK_EMALFORMED. */
+static int repair_partition(const struct rk_shared *sh, const struct rk_msg *req, uint32_t *part)
+{
+    uint32_t v = 0;
+    if (!req->has_key || req->klen == 0 || req->klen > 5)
+        return RK_EMALFORMED;
+    for (uint32_t i = 0; i < req->klen; i++) {
+        if (req->key[i] < '0' || req->key[i] > '9')
+            return RK_EMALFORMED;
+        v = v * 10 + (uint32_t)(req->key[i] - '0');
+    }
+    if (v >= sh->partitions)
+        return RK_EMALFORMED;
+    *part = v;
+    return 0;
+}
+
+static bool holds_replica(struct rk_worker *w, uint32_t part)
+{
+    const char *ids[RK_RING_REPLICAS_MAX];
+    bool mine = false;
+    struct rk_view *v = rk_view_acquire(&w->sh->views);
+    size_t n = v ? rk_ring_preference(v->ring, part, ids, RK_RING_REPLICAS_MAX) : 0;
+    for (size_t i = 0; i < n && i < w->sh->cfg.replicas; i++)
+        mine = mine || strcmp(ids[i], w->sh->node_id) == 0;
+    rk_view_release(v);
+    return mine;
+}
+
+/* REPAIR with HINT: the node named there dropped a hint of the partition
+ * and holds no replica of it, so it hands its anti-entropy mark to this
+ * one (antientropy.c). Marked and saved on the partition's owner before
+ * the answer: the sender clears its own mark only on OK, so a crash on
+ * either side loses nothing (at worst the mark is set twice). */
+static void serve_hint_mark(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    uint32_t part = 0;
+    char text[160];
+    uint64_t now = rk_clock_wall_ms();
+    w->stats.other++;
+    repair_partition(w->sh, req, &part); /* checked by route_hint_mark */
+    if (!holds_replica(w, part)) {
+        snprintf(text, sizeof(text), "%s holds no replica of partition %u", w->sh->node_id, part);
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_REFUSED, text);
+        return;
+    }
+    int rc = rk_aeprogress_mark(w->ae, part, RK_AE_MARK_HINT, now);
+    if (rc == 0)
+        rc = rk_aeprogress_save(w->ae, now);
+    if (rc < 0) {
+        snprintf(text, sizeof(text), "marking partition %u for anti-entropy: %s", part,
+                 rk_strerror(rc));
+        rk_reply_status_w(w, msg, req->opcode, req->id, rk_proto_status(rc), text);
+        return;
+    }
+    snprintf(text, sizeof(text), "partition %u marked for anti-entropy (a dropped hint)", part);
+    rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_OK, text);
+}
+
 /* Serve a request whose partition this worker owns. msg is re-decoded here:
  * it may come from another worker's mailbox. Client requests go to the
  * coordinator unless this node is the key's only replica. */
@@ -251,6 +310,10 @@ static void serve_owned(struct rk_worker *w, nng_msg *msg)
     rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req); /* checked by dispatch */
     if (req.opcode == RK_OP_AE_ROOT || req.opcode == RK_OP_AE_KEYS) {
         serve_ae(w, msg, &req);
+        return;
+    }
+    if (req.opcode == RK_OP_REPAIR) {
+        serve_hint_mark(w, msg, &req);
         return;
     }
     uint16_t part = (uint16_t)(XXH3_64bits(req.key, req.klen) & (w->sh->partitions - 1));
@@ -381,6 +444,18 @@ static void route_ae(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req
     to_owner(w, sh->workers[part % sh->nworkers], msg, req);
 }
 
+/* A REPAIR with HINT goes to the worker owning its partition. */
+static void route_hint_mark(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    uint32_t part;
+    if (repair_partition(w->sh, req, &part) < 0) {
+        rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_MALFORMED,
+                          "REPAIR with HINT names a partition of this cluster in KEY");
+        return;
+    }
+    to_owner(w, w->sh->workers[part % w->sh->nworkers], msg, req);
+}
+
 /* Why a request is refused before it is looked at (BUSY, UNAVAILABLE),
  * or RK_ST_OK. n: requests in flight before this one. */
 static enum rk_status refusal(struct rk_worker *w, unsigned n, const char **why)
@@ -474,6 +549,12 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
         return;
     case RK_OP_ECHO:
         serve_echo(w, msg, &req);
+        return;
+    case RK_OP_REPAIR:
+        if (req.has_hint)
+            route_hint_mark(w, msg, &req);
+        else
+            serve_admin(w, msg, &req);
         return;
     case RK_OP_MEMBERS:
     case RK_OP_JOIN:

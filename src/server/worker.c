@@ -54,7 +54,10 @@ static void ae_drain_locked(struct rk_worker *w)
 
 /* Take requests in, republish the progress when it changed, and save it
  * when a save is due. Request, mark and copy happen under one hold of the
- * lock, so a reader never sees a requested mark vanish and come back. */
+ * lock, so a reader never sees a requested mark vanish and come back; the
+ * initiator's live figures are taken in the same hold, so an exchange that
+ * just ended is counted once, in the progress or live, never in both or
+ * neither. */
 static void ae_tick(struct rk_worker *w, bool force_save)
 {
     struct rk_aeprogress *copy = NULL, *old = NULL;
@@ -67,6 +70,9 @@ static void ae_tick(struct rk_worker *w, bool force_save)
         w->ae_pub = copy;
         w->ae_pub_gen = gen;
     }
+    if (w->aed) /* NULL at shutdown: nothing is served any more */
+        rk_ae_stats(w->aed, &w->ae_live);
+    w->ae_pub_ms = now;
     pthread_mutex_unlock(&w->stats_lock);
     rk_aeprogress_close(old);
     if (!force_save && !rk_aeprogress_save_due(w->ae, now))
@@ -77,11 +83,21 @@ static void ae_tick(struct rk_worker *w, bool force_save)
                 rk_strerror(rc));
 }
 
+/* How late this tick fired: a turn of the loop took that long. */
+static void measure_lag(struct rk_worker *w, uint64_t now_ns)
+{
+    uint64_t due = w->tick_ns + (uint64_t)(TICK_S * 1e9);
+    w->lag_ms = w->tick_ns && now_ns > due ? (uint32_t)((now_ns - due) / 1000000u) : 0;
+    w->tick_ns = now_ns;
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
     struct rk_worker *w = t->data;
-    atomic_store(&w->heartbeat, rk_clock_mono_ns());
+    uint64_t now_ns = rk_clock_mono_ns();
+    measure_lag(w, now_ns);
+    atomic_store(&w->heartbeat, now_ns);
     publish(w);
     ae_tick(w, false);
     if (!ev_is_active(&w->bg))
@@ -389,6 +405,21 @@ static struct rk_aetree *worker_tree(void *arg, uint32_t partition, uint64_t now
     return rk_worker_aetree_w(arg, partition, now_ms);
 }
 
+/* rk_ae_load_fn: this worker's load, for the initiator's back-off. The
+ * lag is the larger of the last tick's lateness and how long the loop has
+ * been busy in this turn. */
+static void worker_load(void *arg, struct rk_ae_load *out)
+{
+    struct rk_worker *w = arg;
+    pthread_mutex_lock(&w->mb.lock);
+    out->queued = w->mb.count;
+    pthread_mutex_unlock(&w->mb.lock);
+    out->inflight = atomic_load(&w->sh->inflight);
+    out->inflight_max = atomic_load(&w->sh->max_inflight);
+    double turn_ms = (ev_time() - ev_now(w->loop)) * 1000.0;
+    out->lag_ms = turn_ms > w->lag_ms ? (uint32_t)turn_ms : w->lag_ms;
+}
+
 static int make_ae(struct rk_worker *w)
 {
     struct rk_shared *sh = w->sh;
@@ -406,7 +437,11 @@ static int make_ae(struct rk_worker *w)
                             .tree_arg = w,
                             .progress = w->ae,
                             .pace = {&sh->ae.enabled, &sh->ae.interval_ms,
-                                     &sh->ae.max_keys_per_second, &sh->ae.max_bytes_per_second}};
+                                     &sh->ae.max_keys_per_second, &sh->ae.max_bytes_per_second},
+                            .budget = &sh->ae_budget,
+                            .load = worker_load,
+                            .load_arg = w,
+                            .hint_marks = rk_hints_marks(w->hints)};
     return rk_ae_create(&w->aed, &env);
 }
 
@@ -546,11 +581,12 @@ void rk_worker_stats(struct rk_worker *w, struct rk_worker_stats *out)
     pthread_mutex_unlock(&w->stats_lock);
 }
 
-void rk_worker_ae_read(struct rk_worker *w, void (*fn)(const struct rk_aeprogress *p, void *arg),
+void rk_worker_ae_read(struct rk_worker *w, void (*fn)(const struct rk_worker_ae *ae, void *arg),
                        void *arg)
 {
     pthread_mutex_lock(&w->stats_lock);
-    fn(w->ae_pub, arg);
+    struct rk_worker_ae ae = {w->ae_pub, w->ae_live, w->ae_pub_ms};
+    fn(&ae, arg);
     pthread_mutex_unlock(&w->stats_lock);
 }
 

@@ -12,7 +12,9 @@
 #ifndef RK_WORKER_H
 #define RK_WORKER_H
 
+#include "cluster/aepace.h"
 #include "cluster/aeprogress.h"
+#include "cluster/antientropy.h"
 #include "cluster/coord.h"
 #include "config/config.h"
 #include "util/conns.h"
@@ -67,9 +69,10 @@ struct rk_shared {
     bool repair;          /* ringkvd --repair: storage moves damaged segments aside */
     char node_id[64];
     uint64_t start_ms;
-    atomic_uint inflight;     /* requests received and not yet answered */
-    atomic_uint max_inflight; /* limits.max_inflight, reloadable */
-    struct rk_ae_pace ae;     /* antientropy.*, reloadable */
+    atomic_uint inflight;          /* requests received and not yet answered */
+    atomic_uint max_inflight;      /* limits.max_inflight, reloadable */
+    struct rk_ae_pace ae;          /* antientropy.*, reloadable */
+    struct rk_ae_budget ae_budget; /* antientropy.max_*_per_second, spent by every worker */
     atomic_int log_level;
     atomic_bool stopping;   /* no new requests: answer UNAVAILABLE */
     atomic_uint rx_stopped; /* workers that stopped receiving */
@@ -112,11 +115,21 @@ uint64_t rk_worker_heartbeat(const struct rk_worker *w);
 /* Latest published counters (any thread). */
 void rk_worker_stats(struct rk_worker *w, struct rk_worker_stats *out);
 
-/* Anti-entropy progress as last published by w (any thread): fn runs with
- * the published copy, under w's stats lock, so it must be quick and must
- * not call back into w. The copy is at most one tick (100 ms) old, and
- * includes the partitions asked for by rk_worker_ae_request. */
-void rk_worker_ae_read(struct rk_worker *w, void (*fn)(const struct rk_aeprogress *p, void *arg),
+/* What a worker last published of its anti-entropy: the progress copy
+ * (which includes the partitions asked for by rk_worker_ae_request), and,
+ * taken at the same instant on its loop (at_ms, wall clock), its
+ * initiator's state and what the exchange in flight moved so far (not in
+ * the progress until the exchange ends). */
+struct rk_worker_ae {
+    const struct rk_aeprogress *progress;
+    struct rk_ae_stats live;
+    uint64_t at_ms;
+};
+
+/* Anti-entropy as last published by w (any thread): fn runs with it, under
+ * w's stats lock, so it must be quick and must not call back into w. It is
+ * at most one tick (100 ms) old. */
+void rk_worker_ae_read(struct rk_worker *w, void (*fn)(const struct rk_worker_ae *ae, void *arg),
                        void *arg);
 
 /* Mark partition part (owned by w) for priority anti-entropy at now_ms, as

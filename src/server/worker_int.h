@@ -67,6 +67,8 @@ struct rk_worker {
     struct rk_hints *hints;
     struct rk_aetrees trees; /* built after open; storage's observer keeps them exact */
     atomic_uint_fast64_t heartbeat;
+    uint64_t tick_ns; /* monotonic: when the last tick fired (this loop only) */
+    uint32_t lag_ms;  /* how late it fired: the loop's lag (anti-entropy backs off) */
     pthread_mutex_t stats_lock;
     struct rk_worker_stats stats, pub; /* pub: guarded by stats_lock */
     struct rk_aeprogress *ae;          /* anti-entropy progress; this loop only */
@@ -76,6 +78,8 @@ struct rk_worker {
      * bits, set by any thread, drained by the loop on its tick). */
     struct rk_aeprogress *ae_pub;
     uint64_t ae_pub_gen;
+    struct rk_ae_stats ae_live; /* the initiator's, taken with ae_pub (at ae_pub_ms) */
+    uint64_t ae_pub_ms;
     uint8_t *ae_req;
     uint32_t ae_nreq;
     uint64_t ae_req_ms;

@@ -1,18 +1,26 @@
 """Anti-entropy, black-box. Progress and commands with the default 30 s
 interval (no round has run yet in these tests): `kvctl ae` on a fresh
-3-node cluster (round 0, nothing compared, valid --json), the progress file
-surviving a restart, `kvctl repair` marking a partition (and --wait giving
-up with one line, exit 3), bad partition numbers (exit 2, one line), the
-antientropy block of `kvctl stats`, and the antientropy.* settings reloading
-on SIGHUP. Then the exchange itself: AE_ROOT answered by hand, and a wiped
-node refilled by the rounds alone, with no client read. Every wait polls
-with a deadline.
+3-node cluster (round 0, nothing compared, nothing running, valid --json),
+the progress file surviving a restart, `kvctl repair` marking a partition
+(and --wait giving up with one line, exit 3), bad partition numbers (exit
+2, one line), the antientropy block of `kvctl stats`, and the antientropy.*
+settings reloading on SIGHUP. Then the exchange itself: AE_ROOT answered by
+hand; a wiped node refilled by the rounds alone, with no client read, then
+every key read at R = 3 showing three equal versions; replicas that
+diverged both ways converging; a node killed mid-round resuming that round
+after its restart; the keys moved per 2 s window staying within the budget
+(from the counters); and a dropped hint's mark going first and clearing
+only once every replica exchanged, also when the node that dropped it is
+no replica of the partition. Every wait polls with a deadline.
 """
 
 import json
 import shutil
 import signal
 import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from harness import RK_TAG, RawKV, last_json, rk_field, wait_for
 
@@ -25,10 +33,11 @@ def alive_everywhere(nodes):
     def ok():
         for n in nodes:
             r = n.kvctl("--timeout", "2s", "--json", "members", timeout=10)
-            if r.rc != 0 or [m["state"] for m in last_json(r.out)["members"]].count("alive") != 3:
+            states = [m["state"] for m in last_json(r.out)["members"]] if r.rc == 0 else []
+            if states.count("alive") != len(nodes):
                 return False
         return True
-    wait_for(ok, SLACK_S, "3 alive everywhere")
+    wait_for(ok, SLACK_S, f"{len(nodes)} alive everywhere")
 
 
 def start3(cluster):
@@ -62,6 +71,9 @@ def test_fresh_cluster_shows_round_zero_and_survives_restart(cluster):
     j = ae_json(n1)
     assert j["node"] == "node-1" and j["enabled"] is True
     assert j["round"]["number"] == 0 and j["round"]["in_progress"] is False
+    # The first round waits one interval (30 s): nothing runs yet, and it says so.
+    assert j["exchanges_running"] is False and j["exchanges_in_flight"] == 0, j
+    assert "between rounds" in lines[0], lines[0]
     assert j["round"]["partitions_total"] == PARTS and j["marked_partitions"] == 0
     assert len(j["partitions"]) == PARTS
     p = j["partitions"][0]
@@ -132,9 +144,12 @@ def test_stats_has_antientropy_block(cluster):
     assert r.rc == 0, r
     ae = last_json(r.out)["antientropy"]
     for k in ("rounds", "partitions_compared", "leaves_differing", "keys_pulled", "keys_pushed",
-              "keys_repaired", "bytes", "marked_partitions"):
+              "keys_repaired", "bytes", "marked_partitions", "exchanges_in_flight", "busy_pauses",
+              "hint_marks_taken", "hint_marks_forwarded", "as_of_ms"):
         assert isinstance(ae[k], int), (k, ae)
     assert ae["marked_partitions"] == 1 and ae["rounds"] == 0, ae
+    assert ae["exchanges_running"] is False and ae["exchanges_in_flight"] == 0, ae
+    assert ae["as_of_ms"] > 0, ae
     r = n1.kvctl("stats")
     assert "antientropy.keys_repaired" in r.out.decode(), r.out
 
@@ -240,11 +255,30 @@ def missing_on(node, keys, want):
     return out
 
 
+WIPE_KEYS = 5000
+
+
+def replicas_agree(node, key, value):
+    """None when `kvctl --json -r 3 get` through node answers value and
+    names three replicas, each with the answer's version; else what is
+    wrong. The answer lists what each replica returned before any read
+    repair."""
+    r = node.kvctl("--json", "-r", "3", "get", key.decode(), timeout=30)
+    if r.rc != 0:
+        return (key, r)
+    j = last_json(r.out)
+    seen = {x["node"]: x.get("version") for x in j.get("replicas", [])}
+    if (j.get("value") != value.decode() or sorted(seen) != ["node-1", "node-2", "node-3"]
+            or set(seen.values()) != {j["version"]}):
+        return (key, j)
+    return None
+
+
 def test_wiped_node_is_refilled_by_anti_entropy_alone(cluster):
     cluster.overrides.update(AE_FAST)
     n1, n2, n3 = cluster.start(3)
     alive_everywhere([n1, n2, n3])
-    want = {b"wipe-%05d" % i: b"value-%d" % i for i in range(2000)}
+    want = {b"wipe-%05d" % i: b"value-%d" % i for i in range(WIPE_KEYS)}
     with RawKV(n1) as kv:
         for k, v in want.items():
             assert kv.put(k, v) == "OK", k
@@ -266,8 +300,16 @@ def test_wiped_node_is_refilled_by_anti_entropy_alone(cluster):
     st = [stats_of(n) for n in (n1, n2, n3)]
     assert sum(s["antientropy"]["keys_repaired"] for s in st) >= len(want), \
         [s["antientropy"] for s in st]
+    # Before any client read (the reads below may repair): none so far.
     assert sum(s["replication"]["read_repairs"] for s in st) == 0, [s["replication"] for s in st]
-    assert ae_json(n3)["exchanges_running"] is True
+
+    # Every key read at R = 3: all three replicas at the one version. Two
+    # kvctl processes at a time: the nodes answer while the next one starts.
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(2) as ex:
+        bad = [x for x in ex.map(lambda k: replicas_agree(n1, k, want[k]), want) if x]
+    print(f"{len(want)} kvctl get --json -r 3: {time.monotonic() - t0:.1f} s")
+    assert bad == [], f"{len(bad)} keys whose replicas disagree, e.g. {bad[:3]}"
 
 
 def replica_versions(node, keys):
@@ -322,3 +364,265 @@ def test_replicas_that_diverged_both_ways_converge(cluster):
     with RawKV(n1) as kv:
         assert kv.get(keys[150])[0] == "NOT_FOUND"
         assert kv.get(keys[50])[1] == b"first" and kv.get(keys[300])[1] == b"second"
+
+
+# ---- a restart mid-round, the budget, dropped hints ----
+
+AE_OP = 27  # proto.h: anti-entropy progress, JSON in TEXT
+
+
+def raw_json(kv, op, key=None):
+    """The JSON answer of an admin request over a RawKV connection (no
+    process per call: tests that sample often use it)."""
+    st, f = kv.call(op, rk_field("KEY", key) if key is not None else b"")
+    assert st == "OK", (op, st, f.get(RK_TAG["TEXT"]))
+    return json.loads(f[RK_TAG["TEXT"]])
+
+
+def put_all(node, want):
+    with RawKV(node) as kv:
+        for k, v in want.items():
+            assert kv.put(k, v) == "OK", k
+
+
+def wipe(node, nodes, **config):
+    """kill -9 node, delete its data dir, start it again (with config)."""
+    node.kill()
+    shutil.rmtree(node.data_dir)
+    if config:
+        node.set_config(config)
+    node.start()
+    alive_everywhere(nodes)
+
+
+def test_a_node_killed_mid_round_resumes_that_round(cluster):
+    """node-3, wiped, refills at 300 keys/s (node-1 and node-2 only answer:
+    their own rounds are off); killed with kill -9 while its round is under
+    way, it shows the same round in progress after the restart, before any
+    new round could start, and that round completes with every key back."""
+    cluster.overrides.update({**GOSSIP, "cluster.partitions": PARTS, "antientropy.interval": "2s",
+                              "antientropy.max_keys_per_second": 300,
+                              "antientropy.enabled": False})
+    n1, n2, n3 = nodes = cluster.start(3)
+    alive_everywhere(nodes)
+    want = {b"mid-%05d" % i: b"v%d" % i for i in range(2400)}
+    put_all(n1, want)
+    wipe(n3, nodes, **{"antientropy.enabled": True})
+
+    with RawKV(n3) as kv:
+        def mid_round():
+            j = raw_json(kv, AE_OP)
+            r = j["round"]
+            return j if r["in_progress"] and 6 <= r["partitions_compared"] < PARTS // 2 else None
+        j = wait_for(mid_round, 60, "node-3's round under way, a few partitions compared",
+                     interval=0.05)
+    rnd = j["round"]["number"]
+    assert rnd >= 1 and j["exchanges_running"] is True and j["exchanges_in_flight"] >= 1, j
+    n3.kill()
+
+    n3.start()  # its next round would start 2 s after this
+    j = ae_json(n3)
+    assert j["round"]["number"] == rnd and j["round"]["in_progress"] is True, \
+        f"round {rnd} should still be in progress after the restart: {j['round']}"
+    held = len(want) - len(missing_on(n3, list(want), want))
+    assert 0 < held < len(want), f"node-3 held {held} of {len(want)} keys: not mid-round"
+
+    with RawKV(n3) as kv:
+        def finished():
+            r = raw_json(kv, AE_OP)["round"]
+            assert r["number"] == rnd, f"round {r['number']}: round {rnd} was not resumed"
+            return r if not r["in_progress"] else None
+        r = wait_for(finished, 60, f"round {rnd} to complete on node-3", interval=0.05)
+    assert r["partitions_compared"] == r["partitions_total"] == PARTS, r
+    assert missing_on(n3, list(want), want) == []
+
+
+BUDGET = 500  # antientropy.max_keys_per_second
+WINDOW_MS = 2000
+
+
+def sample_moves(node, stop, out):
+    """Until stop is set: (wall time, the node's as_of_ms, keys it moved)
+    every 50 ms, from its own counters (keys pulled + pushed, the exchange
+    in flight included)."""
+    with RawKV(node) as kv:
+        while not stop.is_set():
+            ae = raw_json(kv, 17)["antientropy"]  # STATS
+            out.append((time.monotonic(), ae["as_of_ms"], ae["keys_pulled"] + ae["keys_pushed"]))
+            stop.wait(0.05)
+
+
+def most_in_a_window(samples):
+    """The most keys moved between two samples at most WINDOW_MS apart by
+    the node's own clock (the time its counters were taken)."""
+    best = 0
+    for i, (_, t0, m0) in enumerate(samples):
+        for _, t1, m1 in samples[i + 1:]:
+            if t1 - t0 > WINDOW_MS:
+                break
+            best = max(best, m1 - m0)
+    return best
+
+
+def test_keys_moved_per_second_stay_within_the_budget(cluster):
+    """A wiped node-3 is refilled by all three nodes' rounds (node-3 pulls,
+    node-1 and node-2 push), each node within its own budget of 500 keys/s
+    shared by its two workers: sampled every 50 ms, no node moves more than
+    1.1 x 500 x 2 keys in any 2 s window, and the budget, not something
+    else, is what limits the repair."""
+    cluster.overrides.update({**AE_FAST, "antientropy.max_keys_per_second": BUDGET})
+    nodes = cluster.start(3)
+    alive_everywhere(nodes)
+    want = {b"budget-%05d" % i: b"v%d" % i for i in range(6000)}
+    put_all(nodes[0], want)
+    wipe(nodes[2], nodes)
+
+    stop, samples = threading.Event(), {n.name: [] for n in nodes}
+    threads = [threading.Thread(target=sample_moves, args=(n, stop, samples[n.name]))
+               for n in nodes]
+    for t in threads:
+        t.start()
+    try:
+        left = [list(want)]
+
+        def refilled():
+            left[0] = missing_on(nodes[2], left[0], want)
+            return not left[0]
+        wait_for(refilled, 120, "node-3 refilled", interval=0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+    limit = 1.1 * BUDGET * WINDOW_MS / 1000
+    most = {}
+    for name, ss in samples.items():
+        gaps = [b[0] - a[0] for a, b in zip(ss, ss[1:])]
+        assert ss and max(gaps) <= 0.25, f"{name}: a gap of {max(gaps):.3f}s between samples"
+        most[name] = most_in_a_window(ss)
+        assert most[name] <= limit, \
+            f"{name} moved {most[name]} keys in {WINDOW_MS} ms (budget {BUDGET}/s, limit {limit:.0f})"
+    moved = sum(ss[-1][2] for ss in samples.values())
+    print(f"most keys moved in any {WINDOW_MS} ms window per node: {most}; {moved} moved in all")
+    assert moved >= len(want), (moved, len(want))  # node-3's keys came only this way
+    # The repair ran at the budget: some node came close to it over 2 s.
+    assert max(most.values()) >= 0.8 * BUDGET * WINDOW_MS / 1000, most
+
+
+def partition_of(node, key):
+    j = last_json(node.kvctl("--json", "locate", key).out)
+    return j["partition"], [p["node"] for p in j["preference"]]
+
+
+def marks_of(kv, part):
+    return raw_json(kv, AE_OP, b"%d" % part)["partitions"][0]
+
+
+def test_dropped_hint_goes_first_and_clears_once_every_replica_exchanged(cluster):
+    """node-3 down and hints off (max 0 bytes): node-1 coordinates a write,
+    drops the hint and marks the key's partition; the mark moves into
+    node-1's progress ("hint") and out of ae-marks. Rounds while node-3 is
+    down keep it (node-3 unreachable). Once node-3 is back, the round that
+    clears it exchanged that partition before every other partition of its
+    worker."""
+    cluster.overrides.update({**GOSSIP, "cluster.partitions": PARTS, "antientropy.interval": "3s",
+                              "hints.max_bytes_per_target": "0B"})
+    n1, n2, n3 = nodes = cluster.start(3)
+    alive_everywhere(nodes)
+    # A partition late in its worker's natural order (the test's nodes run
+    # two workers: worker p % 2 owns p): going first is then visible.
+    key = next(k for k in (f"hinted-{i}" for i in range(500)) if partition_of(n1, k)[0] >= 40)
+    part = partition_of(n1, key)[0]
+    n3.kill()
+    with RawKV(n1) as kv:
+        assert kv.put(key.encode(), b"while node-3 is down") == "OK"
+        e = wait_for(lambda: (lambda p: p if p["marks"] == ["hint"] else None)(marks_of(kv, part)),
+                     10, f"partition {part} marked 'hint' in node-1's progress")
+        marked_ms = e["marked_ms"]
+        # Taken out of ae-marks once the progress holding it was saved.
+        wait_for(lambda: raw_json(kv, 17)["hints"]["partitions_marked"] == 0, 10,
+                 "node-1's ae-marks emptied")
+        assert raw_json(kv, 17)["antientropy"]["hint_marks_taken"] >= 1
+
+        # A whole round after the mark, with node-3 down: the mark stays.
+        def round_after_mark():
+            r = raw_json(kv, AE_OP)["round"]
+            return r["started_ms"] > marked_ms and not r["in_progress"]
+        wait_for(round_after_mark, 20, "a round of node-1 begun and finished after the mark")
+        e = marks_of(kv, part)
+        peers = {q["node"]: q for q in e["peers"]}
+        assert e["marks"] == ["hint"], e
+        assert peers["node-2"]["result"] == "ok" and peers["node-2"]["ok_ms"] > marked_ms, e
+        assert peers["node-3"]["result"] == "unreachable", e
+
+    n3.start()
+    alive_everywhere(nodes)
+    with RawKV(n1) as kv:
+        e = wait_for(lambda: (lambda p: p if p["marks"] == [] else None)(marks_of(kv, part)), 30,
+                     f"partition {part}'s mark cleared")
+        j = raw_json(kv, AE_OP)
+    peers = {q["node"]: q for q in e["peers"]}
+    assert all(peers[n]["result"] == "ok" and peers[n]["ok_ms"] > marked_ms
+               for n in ("node-2", "node-3")), e
+    # The round that cleared it: the partition went first in its worker.
+    rnd, start = e["compared_in_round"], j["round"]["started_ms"]
+    assert j["round"]["number"] == rnd, f"read too late: round {j['round']['number']} began"
+    first_done = max(q["last_ms"] for q in e["peers"])
+    later = [q for q in j["partitions"] if q["partition"] % 2 == part % 2
+             and q["partition"] != part and q["compared_in_round"] == rnd]
+    assert len(later) >= 10, f"only {len(later)} partitions of its worker compared in round {rnd}"
+    for q in later:
+        for x in q["peers"]:
+            if x["ok_ms"] >= start:  # exchanged in this round
+                assert x["ok_ms"] >= first_done, \
+                    f"partition {q['partition']} exchanged before the marked {part}: {x}, {e}"
+
+
+def test_a_non_replica_hands_its_dropped_hint_mark_to_a_replica(cluster):
+    """Four nodes, N = 3: node-4 coordinates a write of a partition it holds
+    no replica of while a replica is down, and drops the hint (max 0
+    bytes). The mark is handed to a replica that is up, which marks it
+    "hint" (saved before it answers); node-4 clears its own only then. The
+    replica's mark clears once the down replica is back and exchanged."""
+    cluster.overrides.update({**GOSSIP, "cluster.partitions": PARTS, "antientropy.interval": "1s",
+                              "hints.max_bytes_per_target": "0B"})
+    nodes = cluster.start(4)
+    alive_everywhere(nodes)
+    n4 = nodes[3]
+    key, (part, pref) = next((k, partition_of(n4, k)) for k in (f"fwd-{i}" for i in range(500))
+                             if "node-4" not in partition_of(n4, k)[1])
+    by_name = {n.name: n for n in nodes}
+    down, up = by_name[pref[0]], [by_name[x] for x in pref[1:]]
+    down.kill()
+    with RawKV(n4) as kv:
+        assert kv.put(key.encode(), b"while a replica is down") == "OK"
+
+    def handed():
+        for n in up:
+            with RawKV(n) as kv:
+                if marks_of(kv, part)["marks"] == ["hint"]:
+                    return n
+        return None
+    holder = wait_for(handed, 15, f"a replica of partition {part} ({pref[1:]}) marked 'hint'")
+    with RawKV(n4) as kv:
+        wait_for(lambda: raw_json(kv, 17)["hints"]["partitions_marked"] == 0, 10,
+                 "node-4's ae-marks emptied once a replica took the mark")
+        ae = raw_json(kv, 17)["antientropy"]
+        assert ae["hint_marks_forwarded"] >= 1 and ae["hint_marks_taken"] == 0, ae
+        # node-4 never marks its own progress for a partition it does not hold.
+        assert raw_json(kv, AE_OP)["marked_partitions"] == 0
+
+    with RawKV(holder) as kv:
+        marked_ms = marks_of(kv, part)["marked_ms"]
+
+        def round_after_mark():
+            r = raw_json(kv, AE_OP)["round"]
+            return r["started_ms"] > marked_ms and not r["in_progress"]
+        wait_for(round_after_mark, 20, f"a round of {holder.name} begun and finished after the mark")
+        e = marks_of(kv, part)
+        assert e["marks"] == ["hint"], f"cleared while {down.name} was down: {e}"
+        assert {q["node"]: q["result"] for q in e["peers"]}[down.name] == "unreachable", e
+    down.start()
+    with RawKV(holder) as kv:
+        wait_for(lambda: marks_of(kv, part)["marks"] == [], 30,
+                 f"partition {part}'s mark cleared on {holder.name} once {down.name} exchanged")
