@@ -2,6 +2,9 @@
  * back-off and the round order. */
 #include "cluster/aepace.h"
 
+#include <string.h>
+#include <xxhash.h>
+
 #define NS_PER_S  1000000000ull
 #define NS_PER_MS 1000000ull
 
@@ -121,14 +124,42 @@ uint64_t rk_ae_backoff_wait(struct rk_ae_backoff *b, uint64_t now_ns,
 
 /* ---- the order of a round ---- */
 
-size_t rk_ae_round_order(uint32_t partitions, uint32_t nworkers, uint32_t worker,
+static void reverse(uint32_t *l, size_t i, size_t j) /* l[i..j) */
+{
+    while (i + 1 < j) {
+        uint32_t t = l[i];
+        l[i++] = l[--j];
+        l[j] = t;
+    }
+}
+
+/* l[0..k) and l[k..n) swap places, each keeping its order. */
+static void rotate(uint32_t *l, size_t k, size_t n)
+{
+    reverse(l, 0, k);
+    reverse(l, k, n);
+    reverse(l, 0, n);
+}
+
+size_t rk_ae_round_order(uint32_t partitions, uint32_t nworkers, uint32_t worker, uint32_t start,
                          bool (*replica)(void *arg, uint32_t p),
                          unsigned (*marks)(void *arg, uint32_t p), void *arg, uint32_t *list)
 {
     size_t n = 0;
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 2; pass++) {
+        size_t first = n, wrap = n; /* list[wrap..] are the ones at or after start */
         for (uint32_t p = worker; nworkers && p < partitions; p += nworkers)
-            if ((marks(arg, p) != 0) == (pass == 0) && replica(arg, p))
+            if ((marks(arg, p) != 0) == (pass == 0) && replica(arg, p)) {
+                if (p < start)
+                    wrap = n + 1;
                 list[n++] = p;
+            }
+        rotate(list + first, wrap - first, n - first);
+    }
     return n;
+}
+
+uint32_t rk_ae_round_start(const char *node_id, uint32_t partitions)
+{
+    return partitions ? (uint32_t)(XXH3_64bits(node_id, strlen(node_id)) % partitions) : 0;
 }

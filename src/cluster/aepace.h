@@ -105,10 +105,19 @@ uint64_t rk_ae_backoff_wait(struct rk_ae_backoff *b, uint64_t now_ns,
  * that worker owns (p % nworkers == worker) and of which this node is a
  * replica (replica(arg, p)), the marked ones (marks(arg, p) != 0: a
  * dropped hint, a quarantined segment, a corrupt block, kvctl repair)
- * first, then the others, each group ascending. Written to list, which
- * has room for every partition the worker owns; returns how many. */
-size_t rk_ae_round_order(uint32_t partitions, uint32_t nworkers, uint32_t worker,
+ * first, then the others, each group ascending from the first one at or
+ * after start, wrapping round. Every replica of a partition exchanges it
+ * with every other, so nodes that started their rounds at different
+ * places (start from the node's id) are mostly at different partitions at
+ * a time: a replica that lost data is refilled once, not once by each of
+ * its peers at the same moment. Written to list, which has room for every
+ * partition the worker owns; returns how many. */
+size_t rk_ae_round_order(uint32_t partitions, uint32_t nworkers, uint32_t worker, uint32_t start,
                          bool (*replica)(void *arg, uint32_t p),
                          unsigned (*marks)(void *arg, uint32_t p), void *arg, uint32_t *list);
+
+/* The start of a node's rounds (rk_ae_round_order): spread over the
+ * partitions by a hash of its id. */
+uint32_t rk_ae_round_start(const char *node_id, uint32_t partitions);
 
 #endif

@@ -979,15 +979,33 @@ static unsigned order_marks(void *arg, uint32_t p)
     return rk_aeprogress_marks(((struct order *)arg)->a->env.progress, p);
 }
 
+/* A mark on a partition this node does not replicate can never clear by
+ * exchanges (none run for it here): it is dropped, with a line. Damage
+ * found in data the node no longer owns, a repair asked of a node that
+ * stopped being a replica: the partition's replicas hold it. */
+static void drop_foreign_marks(struct rk_ae *a, struct order *o)
+{
+    for (uint32_t p = a->env.worker; a->env.nworkers && p < a->env.partitions;
+         p += a->env.nworkers) {
+        unsigned m = order_marks(o, p);
+        if (m && !order_replica(o, p) && rk_aeprogress_clear(a->env.progress, p, NULL, 0))
+            rk_info("antientropy", "partition %u: not a replica here, its marks (0x%x) dropped", p,
+                    m);
+    }
+}
+
 /* The round's list: owned partitions this node replicates, the marked
- * ones first (they wait for a repair; aepace.h). Its length. */
+ * ones first (they wait for a repair), from this node's start (aepace.h).
+ * Its length. */
 static int round_list(struct rk_ae *a)
 {
     struct rk_view *v = rk_view_acquire(a->env.views);
     if (!v)
         return 0;
     struct order o = {a, v};
-    size_t n = rk_ae_round_order(a->env.partitions, a->env.nworkers, a->env.worker, order_replica,
+    drop_foreign_marks(a, &o);
+    size_t n = rk_ae_round_order(a->env.partitions, a->env.nworkers, a->env.worker,
+                                 rk_ae_round_start(a->env.self, a->env.partitions), order_replica,
                                  order_marks, &o, a->list);
     rk_view_release(v);
     return (int)n;

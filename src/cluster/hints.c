@@ -304,6 +304,21 @@ static void forget(struct rk_hints *h, const char *tgt, uint64_t bytes)
     h->st.pending_bytes -= h->st.pending_bytes >= bytes ? bytes : h->st.pending_bytes;
 }
 
+/* A hint whose block is corrupt cannot be delivered: it is dropped (so it
+ * does not stop every later hint of its target at each attempt), and its
+ * key's partition is marked for anti-entropy as for any dropped hint. Its
+ * size is not known (the value is unreadable): pending_bytes is corrected
+ * by the key's length only. */
+static void drop_damaged(struct rk_hints *h, const char *tgt, const struct rk_record *r)
+{
+    size_t tl = strlen(tgt);
+    h->st.dropped_damaged++;
+    mark_dropped(h, tgt, (const uint8_t *)r->key + tl + 1, r->klen - (uint32_t)tl - 1,
+                 "unreadable: corrupt block");
+    rk_storage_del(h->store, r->key, r->klen, r->partition, r->version + 1, NULL);
+    forget(h, tgt, r->klen);
+}
+
 size_t rk_hints_each(struct rk_hints *h, const char *tgt, size_t cap,
                      void (*fn)(const struct rk_hint *hint, void *arg), void *arg)
 {
@@ -311,10 +326,17 @@ size_t rk_hints_each(struct rk_hints *h, const char *tgt, size_t cap,
     struct rk_record r;
     size_t n = 0, tl = strlen(tgt);
     uint64_t now = rk_clock_wall_ms();
+    int rc;
     rk_storage_iter_init(&it, part_of(tgt), true);
-    while (n < cap && rk_storage_iter_next(h->store, &it, &r) == 1) {
-        if (r.tombstone || r.klen <= tl || memcmp(r.key, tgt, tl) != 0 ||
-            ((const uint8_t *)r.key)[tl] != 0 || r.vlen < HDR)
+    while (n < cap && (rc = rk_storage_iter_next(h->store, &it, &r)) != 0) {
+        bool ours = r.klen > tl && memcmp(r.key, tgt, tl) == 0 && ((const uint8_t *)r.key)[tl] == 0;
+        if (rc == RK_ECORRUPT && ours) { /* r names it (storage.h): drop it, go on */
+            drop_damaged(h, tgt, &r);
+            continue;
+        }
+        if (rc < 0)
+            break; /* an I/O error: the next delivery attempt tries again */
+        if (r.tombstone || !ours || r.vlen < HDR)
             continue;
         const uint8_t *v = r.val;
         struct rk_hint hint = {.key = (const uint8_t *)r.key + tl + 1,

@@ -47,6 +47,7 @@ struct rk_hint {
 
 struct rk_hints_stats {
     uint64_t stored, delivered, dropped_full, dropped_old, pending, pending_bytes;
+    uint64_t dropped_damaged;   /* unreadable (a corrupt block): dropped, partition marked */
     uint64_t partitions_marked; /* marked for anti-entropy now (not cumulative) */
 };
 

@@ -52,6 +52,7 @@ static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
         struct rk_hints_stats *hx = &t->hints, *hy = &s.hints;
         hx->pending += hy->pending, hx->pending_bytes += hy->pending_bytes;
         hx->dropped_full += hy->dropped_full, hx->dropped_old += hy->dropped_old;
+        hx->dropped_damaged += hy->dropped_damaged;
         hx->partitions_marked += hy->partitions_marked;
         struct rk_storage_stats *a = &t->storage, *b = &s.storage;
         a->keys += b->keys, a->tombstones += b->tombstones, a->segments += b->segments;
@@ -367,7 +368,7 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             "\"clock_refused\":%llu,\"clock_backwards\":%llu},"
             "\"hints\":{\"stored\":%llu,\"delivered\":%llu,\"pending\":%llu,"
             "\"pending_bytes\":%llu,\"dropped_full\":%llu,\"dropped_old\":%llu,"
-            "\"partitions_marked\":%llu},",
+            "\"dropped_damaged\":%llu,\"partitions_marked\":%llu},",
             (unsigned long long)co->coordinated, (unsigned long long)co->quorum_failed,
             (unsigned long long)co->replica_timeouts, (unsigned long long)co->replica_errors,
             (unsigned long long)co->replicas_down, (unsigned long long)co->read_repairs,
@@ -378,6 +379,7 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             (unsigned long long)co->hints_stored, (unsigned long long)co->hints_delivered,
             (unsigned long long)t.hints.pending, (unsigned long long)t.hints.pending_bytes,
             (unsigned long long)t.hints.dropped_full, (unsigned long long)t.hints.dropped_old,
+            (unsigned long long)t.hints.dropped_damaged,
             (unsigned long long)t.hints.partitions_marked);
     conns_json(sh, b);
     ae_stats_json(sh, &t, b);

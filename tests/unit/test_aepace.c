@@ -290,7 +290,7 @@ static void test_round_order(void **state)
     struct parts ps = {0};
     uint32_t list[64];
     /* Worker 1 of 2 owns the odd partitions; every third is not ours. */
-    size_t n = rk_ae_round_order(64, 2, 1, replica_of, marks_of, &ps, list);
+    size_t n = rk_ae_round_order(64, 2, 1, 0, replica_of, marks_of, &ps, list);
     uint32_t want[64];
     size_t k = 0;
     for (uint32_t p = 1; p < 64; p += 2)
@@ -302,7 +302,7 @@ static void test_round_order(void **state)
      * not held (9, 21) change nothing. */
     ps.marks[61] = 1, ps.marks[5] = 8, ps.marks[35] = 2, ps.marks[6] = 1, ps.marks[9] = 1;
     ps.marks[21] = 4;
-    n = rk_ae_round_order(64, 2, 1, replica_of, marks_of, &ps, list);
+    n = rk_ae_round_order(64, 2, 1, 0, replica_of, marks_of, &ps, list);
     assert_int_equal(n, k);
     assert_int_equal(list[0], 5);
     assert_int_equal(list[1], 35);
@@ -312,8 +312,29 @@ static void test_round_order(void **state)
     for (size_t i = 3; i < n; i++)
         assert_true(list[i] != 5 && list[i] != 35 && list[i] != 61);
     /* One worker owns all. */
-    assert_int_equal(rk_ae_round_order(64, 1, 0, replica_of, marks_of, &ps, list), 42);
+    assert_int_equal(rk_ae_round_order(64, 1, 0, 0, replica_of, marks_of, &ps, list), 42);
     assert_int_equal(list[0], 5);
+
+    /* From a start: each group begins at its first partition at or after
+     * it and wraps round, keeping every partition once. */
+    n = rk_ae_round_order(64, 2, 1, 40, replica_of, marks_of, &ps, list);
+    assert_int_equal(n, k);
+    assert_int_equal(list[0], 61); /* marked: 61, then 5, 35 wrapped */
+    assert_int_equal(list[1], 5);
+    assert_int_equal(list[2], 35);
+    assert_int_equal(list[3], 41); /* unmarked: from 41 (40 is not owned) */
+    assert_int_equal(list[n - 1], 37);
+    uint8_t seen[64] = {0};
+    for (size_t i = 0; i < n; i++)
+        seen[list[i]]++;
+    for (uint32_t p = 0; p < 64; p++)
+        assert_int_equal(seen[p], p % 2 == 1 && p % 3 != 0);
+    /* A start past every partition, or at the first: plain order. */
+    assert_int_equal(rk_ae_round_order(64, 2, 1, 64, replica_of, marks_of, &ps, list), k);
+    assert_int_equal(list[3], 1);
+    assert_true(rk_ae_round_start("node-1", 256) < 256);
+    assert_true(rk_ae_round_start("node-1", 256) != rk_ae_round_start("node-2", 256) ||
+                rk_ae_round_start("node-1", 256) != rk_ae_round_start("node-3", 256));
 }
 
 int main(void)
