@@ -22,7 +22,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import RK_TAG, RawKV, last_json, rk_field, wait_for
+from harness import RK_TAG, RawKV, last_json, member_states, rk_field, wait_for
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s"}
 SLACK_S = 15
@@ -337,6 +337,10 @@ def test_replicas_that_diverged_both_ways_converge(cluster):
 
     def write_with_down(down, up, items, deletes=()):
         down.kill()  # stopped, not paused: a paused node still takes what waits in its socket
+        # Until the coordinator sees it down, a replica write to it waits in
+        # the peer socket's queue and reaches it once it is back: the node
+        # would then miss nothing.
+        wait_for(lambda: member_states(up).get(down.name) != "alive", SLACK_S, f"{up.name} to see {down.name} down")
         with RawKV(up) as kv:
             for k, v in items:
                 assert kv.put(k, v) == "OK", k
