@@ -19,10 +19,12 @@ soon as the wiped node is back; the default 30 s would only add a wait).
                max_bytes_per_second = "0B", by SIGHUP): keys/s, MB/s of
                values, CPU cores of each node
   latency      a 32-client workload a (one kvctl bench per node, clients
-               split) for --duration s on the in-sync cluster, then while
-               node-3 is being refilled at the default budget, then in sync
-               again: ops/s, p50 and p99 during the repair against the mean
-               of the two in-sync runs
+               split) for --duration s: a run discarded (background work
+               after bulk writes), one on the cluster in sync, one while
+               node-3 is refilled at each budget of --budgets (keys/s per
+               node; default 50000): ops/s, p50 and p99 during the repair
+               against in sync; and once with node-3 wiped and anti-entropy
+               off (read repair alone): the wiped node's own cost
 
 Every figure is printed per run; then the medians of --rounds runs. Not a
 pass/fail test: it prints the targets beside the figures.
@@ -199,6 +201,76 @@ def med(xs):
     return statistics.median(xs)
 
 
+def refill_figures(args, nodes, res):
+    nodes[1].restart(timeout=UP_S)
+    wait_agreed(nodes)
+    b = stats(nodes[1])["antientropy"]["tree_build_ms"]
+    res["build"].append(b)
+    print(f"tree build at start ({args.keys} keys): {b} ms", flush=True)
+    wait_in_sync(nodes, args.keys)
+    ins = insync_round(nodes, args.insync_s)
+    res["insync"].append(ins)
+    print("in-sync round: " + "; ".join(
+        f"node-{k + 1} {x['rounds']} rounds, {x['cpu_ms']:.1f} CPU ms, {x['bytes']:.0f} B,"
+        f" {x['moved']} keys moved" for k, x in enumerate(ins)), flush=True)
+    for label, budget in (("def", (50000, "32MiB")), ("off", (100000000, "0B"))):
+        set_budget(nodes, *budget)
+        r = refill(nodes, args.keys, label)
+        res[label].append(r)
+        print(f"refill, budget {'default' if label == 'def' else 'off'}: {r['s']:.1f} s,"
+              f" {r['keys_s']:.0f} keys/s, {r['mb_s']:.1f} MB/s of values,"
+              f" {r['wire_mb_s']:.1f} MB/s on the wire (AE bytes), cores "
+              + " ".join(f"{x:.2f}" for x in r["cores"]), flush=True)
+        wait_in_sync(nodes, args.keys)
+
+
+def latency_figures(args, nodes, res, budget):
+    """Workload a in sync, then during the refill of node-3 at budget.
+    A first run is discarded: after a bulk write (the preload, a refill)
+    the nodes' background work (index files, merges) raises the p99 of the
+    next run several times over, with anti-entropy on or off alike."""
+    set_budget(nodes, budget, "32MiB")
+    for label, rep in (("warm-up", False), ("lat0", False), ("lat1", True)):
+        r = latency(args, nodes, args.keys, rep)
+        if label != "warm-up":
+            res[label].setdefault(budget, []).append(r)
+        print(f"workload a {label:7s} {'repair at %d/s' % budget if rep else 'in sync':18s}: "
+              f"{r['ops_s']:.0f} ops/s, p50 {r['p50']:.0f} us, p99 {r['p99']:.0f} us, errors "
+              f"{r['errors']}, node-3 still missing {r['left_after']} keys after", flush=True)
+    set_budget(nodes, 100000000, "0B")
+    wait_in_sync(nodes, args.keys)
+
+
+def wiped_without_ae(args, nodes, res):
+    """Workload a with node-3 wiped and anti-entropy off (read repair alone
+    refills what is read): what the wiped node costs by itself."""
+    set_enabled(nodes, False)
+    r = latency(args, nodes, args.keys, True)
+    res["lat2"].append(r)
+    print(f"workload a lat2    wiped, no anti-entropy: {r['ops_s']:.0f} ops/s, p50 {r['p50']:.0f}"
+          f" us, p99 {r['p99']:.0f} us, errors {r['errors']}, node-3 still missing "
+          f"{r['left_after']} keys after", flush=True)
+    set_enabled(nodes, True)
+    set_budget(nodes, 100000000, "0B")
+    wait_in_sync(nodes, args.keys)
+
+
+def print_refill_medians(args, res):
+    print(f"plain copy {med(res['copy']):.0f} keys/s")
+    print(f"tree build at start, {args.keys} keys: {med(res['build']):.0f} ms")
+    for k in range(3):
+        print(f"in-sync round node-{k + 1}: "
+              f"{med([x[k]['cpu_ms'] for x in res['insync']]):.1f} CPU ms, "
+              f"{med([x[k]['bytes'] for x in res['insync']]):.0f} B")
+    for label in ("def", "off"):
+        rs = res[label]
+        print(f"refill budget {label}: {med([r['s'] for r in rs]):.1f} s, "
+              f"{med([r['keys_s'] for r in rs]):.0f} keys/s "
+              f"({med([r['keys_s'] for r in rs]) / med(res['copy']):.2f}x plain copy), "
+              f"{med([r['mb_s'] for r in rs]):.1f} MB/s, cores "
+              + " ".join(f"{med([r['cores'][k] for r in rs]):.2f}" for k in range(3)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,13 +280,16 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="latency runs, s")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--insync-s", type=float, default=10.0)
+    ap.add_argument("--budgets", default="50000",
+                    help="max_keys_per_second values (per node) of the latency runs, e.g. 50000,10000")
+    ap.add_argument("--only", choices=("latency",), help="skip the refill and round figures")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     args.ringkvd = os.path.join(args.build, "src", "ringkvd")
     args.kvctl = os.path.join(args.build, "src", "kvctl")
     tmp = tempfile.mkdtemp(prefix="ringkv-ae-bench-")
     c = Cluster(Path(tmp), args.ringkvd, args.kvctl, overrides=dict(CONFIG))
-    res = {"copy": [], "build": [], "insync": [], "def": [], "off": [], "lat0": [], "lat1": [],
+    res = {"copy": [], "build": [], "insync": [], "def": [], "off": [], "lat0": {}, "lat1": {},
            "lat2": []}
     try:
         nodes = c.start(3, timeout=UP_S)
@@ -229,61 +304,28 @@ def main():
               f"{args.keys / copy_s:.0f} keys/s ({args.keys * VALUE_SIZE / copy_s / 1e6:.1f} MB/s"
               " of values, each to 3 replicas)", flush=True)
         wait_in_sync(nodes, args.keys)
+        budgets = [int(b) for b in args.budgets.split(",")]
         for i in range(args.rounds):
             print(f"-- run {i + 1}/{args.rounds}", flush=True)
-            nodes[1].restart(timeout=UP_S)
-            wait_agreed(nodes)
-            b = stats(nodes[1])["antientropy"]["tree_build_ms"]
-            res["build"].append(b)
-            print(f"tree build at start ({args.keys} keys): {b} ms", flush=True)
-            wait_in_sync(nodes, args.keys)
-            ins = insync_round(nodes, args.insync_s)
-            res["insync"].append(ins)
-            print("in-sync round: " + "; ".join(
-                f"node-{k + 1} {x['rounds']} rounds, {x['cpu_ms']:.1f} CPU ms, {x['bytes']:.0f} B,"
-                f" {x['moved']} keys moved" for k, x in enumerate(ins)), flush=True)
-            for label, budget in (("def", (50000, "32MiB")), ("off", (100000000, "0B"))):
-                set_budget(nodes, *budget)
-                r = refill(nodes, args.keys, label)
-                res[label].append(r)
-                print(f"refill, budget {'default' if label == 'def' else 'off'}: {r['s']:.1f} s,"
-                      f" {r['keys_s']:.0f} keys/s, {r['mb_s']:.1f} MB/s of values,"
-                      f" {r['wire_mb_s']:.1f} MB/s on the wire (AE bytes), cores "
-                      + " ".join(f"{x:.2f}" for x in r["cores"]), flush=True)
-                wait_in_sync(nodes, args.keys)
-            set_budget(nodes, 50000, "32MiB")
-            # In sync before and after the run during a repair: the baseline
-            # is their mean, so a slow phase of the machine (or of the nodes'
-            # background work) does not land on one side only.
-            for label, rep in (("lat0", False), ("lat1", True), ("lat2", False)):
-                r = latency(args, nodes, args.keys, rep)
-                res[label].append(r)
-                print(f"workload a {'during repair' if rep else 'in sync     '}: {r['ops_s']:.0f}"
-                      f" ops/s, p50 {r['p50']:.0f} us, p99 {r['p99']:.0f} us, errors "
-                      f"{r['errors']}, node-3 still missing {r['left_after']} keys after",
-                      flush=True)
-                wait_in_sync(nodes, args.keys)
+            if args.only != "latency":
+                refill_figures(args, nodes, res)
+            for b in budgets:
+                latency_figures(args, nodes, res, b)
+            wiped_without_ae(args, nodes, res)
         print("\n== medians")
-        print(f"plain copy {med(res['copy']):.0f} keys/s")
-        print(f"tree build at start, {args.keys} keys: {med(res['build']):.0f} ms")
-        for k in range(3):
-            print(f"in-sync round node-{k + 1}: "
-                  f"{med([x[k]['cpu_ms'] for x in res['insync']]):.1f} CPU ms, "
-                  f"{med([x[k]['bytes'] for x in res['insync']]):.0f} B")
-        for label in ("def", "off"):
-            rs = res[label]
-            print(f"refill budget {label}: {med([r['s'] for r in rs]):.1f} s, "
-                  f"{med([r['keys_s'] for r in rs]):.0f} keys/s "
-                  f"({med([r['keys_s'] for r in rs]) / med(res['copy']):.2f}x plain copy), "
-                  f"{med([r['mb_s'] for r in rs]):.1f} MB/s, cores "
-                  + " ".join(f"{med([r['cores'][k] for r in rs]):.2f}" for k in range(3)))
-        base = [{k: (a[k] + c[k]) / 2 for k in ("ops_s", "p50", "p99")}
-                for a, c in zip(res["lat0"], res["lat2"])]
-        ratio = {k: med([b[k] / a[k] for a, b in zip(base, res["lat1"])])
-                 for k in ("ops_s", "p50", "p99")}
-        print(f"workload a during repair / in sync (mean of before and after): ops/s "
-              f"{ratio['ops_s']:.2f}x, p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x "
-              "(target p99 <= 1.5x)")
+        if args.only != "latency":
+            print_refill_medians(args, res)
+        for b in budgets:
+            base, rep = res["lat0"][b], res["lat1"][b]
+            ratio = {k: med([y[k] / x[k] for x, y in zip(base, rep)]) for k in ("ops_s", "p50", "p99")}
+            print(f"workload a during a repair at {b} keys/s per node / in sync: ops/s "
+                  f"{ratio['ops_s']:.2f}x, p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x "
+                  f"(in sync p99 {med([x['p99'] for x in base]):.0f} us; target p99 <= 1.5x at "
+                  "the default budget, 50000)")
+        base = res["lat0"][budgets[0]]
+        ratio = {k: med([y[k] / x[k] for x, y in zip(base, res["lat2"])]) for k in ("ops_s", "p50", "p99")}
+        print(f"workload a with node-3 wiped and anti-entropy off / in sync: ops/s "
+              f"{ratio['ops_s']:.2f}x, p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x")
     finally:
         c.cleanup()
         if not args.keep:
