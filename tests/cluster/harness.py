@@ -813,6 +813,24 @@ def partition_of(node, key):
     return last_json(r.out)["partition"]
 
 
+def replica_misses(node, keys, want):
+    """Keys whose replica on node (one RGET each: no read repair) does not
+    hold the value wanted ({key: value})."""
+    out = []
+    with RawKV(node) as kv:
+        for k in keys:
+            st, f = kv.call("RGET", rk_field("KEY", k))
+            if st != "OK" or f.get(RK_TAG["VALUE"]) != want[k]:
+                out.append(k)
+    return out
+
+
+def wait_all_alive(nodes, timeout):
+    """Wait until every node of nodes sees every one of them alive."""
+    wait_states(nodes, {n.name: "alive" for n in nodes}, timeout,
+                f"{len(nodes)} alive everywhere")
+
+
 def member_states(node):
     """{member id: state} as node's `kvctl --json members` shows it."""
     r = node.kvctl("--timeout", "2s", "--json", "members", timeout=10)

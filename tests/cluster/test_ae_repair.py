@@ -16,12 +16,12 @@ switched on by SIGHUP), so no exchange can race the checks. Compression is
 off so the test reads which keys a block holds from the segment file.
 """
 
-import json
 import random
 import signal
 import struct
 
-from harness import RK_TAG, RawKV, last_json, rk_decode_header, rk_field, rk_message, wait_for
+from harness import (RawKV, node_ae, node_stats, replica_misses, rk_decode_header,
+                     rk_field, rk_message, wait_all_alive, wait_for)
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s"}
 PARTS = 64
@@ -39,38 +39,8 @@ REC = struct.Struct("<QQIHHBB")   # version, expiry_ms, vlen, klen, partition, f
 BLK_MAGIC, BLK_LZ4, REC_TOMBSTONE = 0x4C424B52, 1, 1
 
 
-def alive_everywhere(nodes):
-    def ok():
-        for n in nodes:
-            r = n.kvctl("--timeout", "2s", "--json", "members", timeout=10)
-            if r.rc != 0 or [m["state"] for m in last_json(r.out)["members"]].count("alive") != 3:
-                return False
-        return True
-    wait_for(ok, SLACK_S, "3 alive everywhere")
 
 
-def ae_json(node, *args):
-    r = node.kvctl("--json", "ae", *args)
-    assert r.rc == 0, r
-    return json.loads(r.out.decode().strip())
-
-
-def stats_of(node):
-    r = node.kvctl("--json", "stats", timeout=10)
-    assert r.rc == 0, r
-    return last_json(r.out)
-
-
-def missing_on(node, keys, want):
-    """Keys whose replica on node (one RGET each: no read repair) does not
-    hold the value wanted."""
-    out = []
-    with RawKV(node) as kv:
-        for k in keys:
-            st, f = kv.call("RGET", rk_field("KEY", k))
-            if st != "OK" or f.get(RK_TAG["VALUE"]) != want[k]:
-                out.append(k)
-    return out
 
 
 def blocks_of(path):
@@ -142,7 +112,7 @@ def write_keys(node):
 
 def marked(node, mark):
     """Partitions of node that carry mark."""
-    return {p["partition"] for p in ae_json(node)["partitions"] if mark in p["marks"]}
+    return {p["partition"] for p in node_ae(node)["partitions"] if mark in p["marks"]}
 
 
 def error_lines(node):
@@ -159,13 +129,13 @@ def wait_refilled(node, keys, want, what):
     left = [list(keys)]
 
     def done():
-        left[0] = missing_on(node, left[0], want)
+        left[0] = replica_misses(node, left[0], want)
         return not left[0]
     wait_for(done, REFILL_S, what)
 
 
 def wait_marks_cleared(node):
-    wait_for(lambda: ae_json(node)["marked_partitions"] == 0, REFILL_S,
+    wait_for(lambda: node_ae(node)["marked_partitions"] == 0, REFILL_S,
              f"every mark of {node.name} cleared (each replica exchanged after it)")
 
 
@@ -173,7 +143,7 @@ def test_bit_rot_refuses_the_start_and_repair_refills_it(cluster):
     cluster.overrides.update(AE_LATER)
     nodes = cluster.start(3)
     n1, n2, n3 = nodes
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
     want = write_keys(nodes[0])
     n2.stop()  # graceful: every sealed segment has its index file
 
@@ -195,21 +165,21 @@ def test_bit_rot_refuses_the_start_and_repair_refills_it(cluster):
 
     # `ringkvd -c FILE --repair` (no "run": the same command) moves it aside.
     n2.start(args=["-c", str(n2.config_path), "--repair"])
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
     assert not seg.exists() and seg.with_name(seg.name + ".corrupt").exists()
     log = n2.run_log()
     assert f"is corrupt at offset {off}" in log and f"{len(lost)} records lost" in log, log
     assert f"records_lost={len(lost)}" in log, log
     assert f"{len(parts)} partitions marked for anti-entropy" in log, log
     assert marked(n2, "segment") == parts
-    assert set(missing_on(n2, want, want)) == lost, "node-2 should miss exactly the segment's keys"
+    assert set(replica_misses(n2, want, want)) == lost, "node-2 should miss exactly the segment's keys"
 
     # No client reads from here on: anti-entropy alone refills node-2.
     switch_ae_on(nodes)
     wait_refilled(n2, lost, want, f"anti-entropy to refill the {len(lost)} keys of {seg.name}")
     wait_marks_cleared(n2)
-    assert missing_on(n2, want, want) == []
-    st = [stats_of(n) for n in nodes]
+    assert replica_misses(n2, want, want) == []
+    st = [node_stats(n) for n in nodes]
     assert sum(s["antientropy"]["keys_repaired"] for s in st) >= len(lost), \
         [s["antientropy"] for s in st]
     assert sum(s["replication"]["read_repairs"] for s in st) == 0
@@ -220,10 +190,10 @@ def test_a_corrupt_block_found_while_serving_is_refilled(cluster):
     cluster.overrides.update(AE_LATER)
     nodes = cluster.start(3)
     n1, victim, n3 = nodes
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
     want = write_keys(nodes[0])
     victim.restart()  # nothing of its data in its block cache
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
 
     seg = a_sealed_segment(victim)
     blocks = blocks_of(seg)
@@ -245,20 +215,20 @@ def test_a_corrupt_block_found_while_serving_is_refilled(cluster):
     wait_for(lambda: marked(victim, "corrupt") == parts, 5,
              f"partitions {sorted(parts)} marked corrupt on {victim.name}")
     wait_refilled(victim, keys[:1], want, "read repair of the key read")
-    assert missing_on(victim, keys[1:], want) == keys[1:], \
+    assert replica_misses(victim, keys[1:], want) == keys[1:], \
         "the other keys of the block should be unreadable until anti-entropy runs"
 
     # No client reads from here on: the exchange of a marked partition
     # pulls the keys storage cannot read, though the trees are equal.
-    before = stats_of(victim)["antientropy"]["keys_pulled"]
+    before = node_stats(victim)["antientropy"]["keys_pulled"]
     switch_ae_on(nodes)
     wait_refilled(victim, keys[1:], want, f"anti-entropy to rewrite the {len(keys) - 1} "
                   f"unreadable keys of the block at {off} of {seg.name}")
     wait_marks_cleared(victim)
-    assert missing_on(victim, want, want) == []
-    pulled = stats_of(victim)["antientropy"]["keys_pulled"] - before
+    assert replica_misses(victim, want, want) == []
+    pulled = node_stats(victim)["antientropy"]["keys_pulled"] - before
     assert pulled >= len(keys) - 1, f"{victim.name} pulled {pulled} keys"
-    rr = sum(stats_of(n)["replication"]["read_repairs"] for n in nodes)
+    rr = sum(node_stats(n)["replication"]["read_repairs"] for n in nodes)
     assert rr == 1, f"only the key read should have been read-repaired: {rr}"
     print(f"{len(keys)} keys in a corrupt block of {victim.name}: 1 read-repaired, "
           f"{pulled} pulled by anti-entropy")

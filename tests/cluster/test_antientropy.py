@@ -22,28 +22,20 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import RK_TAG, RawKV, last_json, member_states, rk_field, wait_for
+from harness import (RK_TAG, RawKV, last_json, member_states, node_stats, replica_misses, rk_field,
+                     wait_all_alive, wait_for)
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s"}
 SLACK_S = 15
 PARTS = 64
 
 
-def alive_everywhere(nodes):
-    def ok():
-        for n in nodes:
-            r = n.kvctl("--timeout", "2s", "--json", "members", timeout=10)
-            states = [m["state"] for m in last_json(r.out)["members"]] if r.rc == 0 else []
-            if states.count("alive") != len(nodes):
-                return False
-        return True
-    wait_for(ok, SLACK_S, f"{len(nodes)} alive everywhere")
 
 
 def start3(cluster):
     cluster.overrides.update({**GOSSIP, "cluster.partitions": PARTS})
     nodes = cluster.start(3)
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
     return nodes
 
 
@@ -84,7 +76,7 @@ def test_fresh_cluster_shows_round_zero_and_survives_restart(cluster):
     r = n1.kvctl("repair", "7")
     assert r.rc == 0 and "1 partition marked" in r.out.decode(), r
     n1.restart()
-    alive_everywhere([n1, n2, n3])
+    wait_all_alive([n1, n2, n3], SLACK_S)
     j = ae_json(n1, "--partition", "7")
     assert j["marked_partitions"] == 1, j
     assert j["partitions"][0]["partition"] == 7 and j["partitions"][0]["marks"] == ["request"], j
@@ -237,22 +229,8 @@ AE_FAST = {**GOSSIP, "cluster.partitions": PARTS, "antientropy.interval": "1s"}
 REFILL_S = 60
 
 
-def stats_of(node):
-    r = node.kvctl("--json", "stats", timeout=10)
-    assert r.rc == 0, r
-    return last_json(r.out)
 
 
-def missing_on(node, keys, want):
-    """Keys whose replica on node (one RGET each, no read repair) does not
-    hold the value wanted."""
-    out = []
-    with RawKV(node) as kv:
-        for k in keys:
-            st, f = kv.call("RGET", rk_field("KEY", k))
-            if st != "OK" or f.get(RK_TAG["VALUE"]) != want[k]:
-                out.append(k)
-    return out
 
 
 WIPE_KEYS = 5000
@@ -277,7 +255,7 @@ def replicas_agree(node, key, value):
 def test_wiped_node_is_refilled_by_anti_entropy_alone(cluster):
     cluster.overrides.update(AE_FAST)
     n1, n2, n3 = cluster.start(3)
-    alive_everywhere([n1, n2, n3])
+    wait_all_alive([n1, n2, n3], SLACK_S)
     want = {b"wipe-%05d" % i: b"value-%d" % i for i in range(WIPE_KEYS)}
     with RawKV(n1) as kv:
         for k, v in want.items():
@@ -286,18 +264,18 @@ def test_wiped_node_is_refilled_by_anti_entropy_alone(cluster):
     n3.kill()
     shutil.rmtree(n3.data_dir)
     n3.start()
-    alive_everywhere([n1, n2, n3])
+    wait_all_alive([n1, n2, n3], SLACK_S)
 
     # No client reads: only anti-entropy can bring the keys back.
     left = [None]
 
     def refilled():
-        left[0] = missing_on(n3, left[0] if left[0] is not None else list(want), want)
+        left[0] = replica_misses(n3, left[0] if left[0] is not None else list(want), want)
         return not left[0]
     wait_for(refilled, REFILL_S, "anti-entropy to refill node-3")
 
-    assert missing_on(n3, list(want), want) == []
-    st = [stats_of(n) for n in (n1, n2, n3)]
+    assert replica_misses(n3, list(want), want) == []
+    st = [node_stats(n) for n in (n1, n2, n3)]
     assert sum(s["antientropy"]["keys_repaired"] for s in st) >= len(want), \
         [s["antientropy"] for s in st]
     # Before any client read (the reads below may repair): none so far.
@@ -332,7 +310,7 @@ def test_replicas_that_diverged_both_ways_converge(cluster):
     cluster.overrides.update({**AE_FAST, "hints.max_bytes_per_target": "0B",
                               "antientropy.enabled": False})  # on once they diverged
     n1, n2, n3 = cluster.start(3)
-    alive_everywhere([n1, n2, n3])
+    wait_all_alive([n1, n2, n3], SLACK_S)
     keys = [b"both-%04d" % i for i in range(600)]
 
     def write_with_down(down, up, items, deletes=()):
@@ -348,7 +326,7 @@ def test_replicas_that_diverged_both_ways_converge(cluster):
                 st, _ = kv.call("DEL", rk_field("KEY", k))
                 assert st == "OK", (k, st)
         down.start()
-        alive_everywhere([n1, n2, n3])
+        wait_all_alive([n1, n2, n3], SLACK_S)
 
     write_with_down(n3, n1, [(k, b"first") for k in keys[:400]])          # node-3 misses
     write_with_down(n1, n2, [(k, b"second") for k in keys[200:600]],     # node-1 misses:
@@ -396,7 +374,7 @@ def wipe(node, nodes, **config):
     if config:
         node.set_config(config)
     node.start()
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
 
 
 def test_a_node_killed_mid_round_resumes_that_round(cluster):
@@ -408,7 +386,7 @@ def test_a_node_killed_mid_round_resumes_that_round(cluster):
                               "antientropy.max_keys_per_second": 300,
                               "antientropy.enabled": False})
     n1, n2, n3 = nodes = cluster.start(3)
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
     want = {b"mid-%05d" % i: b"v%d" % i for i in range(2400)}
     put_all(n1, want)
     wipe(n3, nodes, **{"antientropy.enabled": True})
@@ -428,7 +406,7 @@ def test_a_node_killed_mid_round_resumes_that_round(cluster):
     j = ae_json(n3)
     assert j["round"]["number"] == rnd and j["round"]["in_progress"] is True, \
         f"round {rnd} should still be in progress after the restart: {j['round']}"
-    held = len(want) - len(missing_on(n3, list(want), want))
+    held = len(want) - len(replica_misses(n3, list(want), want))
     assert 0 < held < len(want), f"node-3 held {held} of {len(want)} keys: not mid-round"
 
     with RawKV(n3) as kv:
@@ -438,7 +416,7 @@ def test_a_node_killed_mid_round_resumes_that_round(cluster):
             return r if not r["in_progress"] else None
         r = wait_for(finished, 60, f"round {rnd} to complete on node-3", interval=0.05)
     assert r["partitions_compared"] == r["partitions_total"] == PARTS, r
-    assert missing_on(n3, list(want), want) == []
+    assert replica_misses(n3, list(want), want) == []
 
 
 BUDGET = 500  # antientropy.max_keys_per_second
@@ -476,7 +454,7 @@ def test_keys_moved_per_second_stay_within_the_budget(cluster):
     else, is what limits the repair."""
     cluster.overrides.update({**AE_FAST, "antientropy.max_keys_per_second": BUDGET})
     nodes = cluster.start(3)
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
     want = {b"budget-%05d" % i: b"v%d" % i for i in range(6000)}
     put_all(nodes[0], want)
     wipe(nodes[2], nodes)
@@ -490,7 +468,7 @@ def test_keys_moved_per_second_stay_within_the_budget(cluster):
         left = [list(want)]
 
         def refilled():
-            left[0] = missing_on(nodes[2], left[0], want)
+            left[0] = replica_misses(nodes[2], left[0], want)
             return not left[0]
         wait_for(refilled, 120, "node-3 refilled", interval=0.5)
     finally:
@@ -532,7 +510,7 @@ def test_dropped_hint_goes_first_and_clears_once_every_replica_exchanged(cluster
     cluster.overrides.update({**GOSSIP, "cluster.partitions": PARTS, "antientropy.interval": "3s",
                               "hints.max_bytes_per_target": "0B"})
     n1, n2, n3 = nodes = cluster.start(3)
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
     # A partition late in its worker's natural order (the test's nodes run
     # two workers: worker p % 2 owns p): going first is then visible.
     key = next(k for k in (f"hinted-{i}" for i in range(500)) if partition_of(n1, k)[0] >= 40)
@@ -560,7 +538,7 @@ def test_dropped_hint_goes_first_and_clears_once_every_replica_exchanged(cluster
         assert peers["node-3"]["result"] == "unreachable", e
 
     n3.start()
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
     with RawKV(n1) as kv:
         e = wait_for(lambda: (lambda p: p if p["marks"] == [] else None)(marks_of(kv, part)), 30,
                      f"partition {part}'s mark cleared")
@@ -591,7 +569,7 @@ def test_a_non_replica_hands_its_dropped_hint_mark_to_a_replica(cluster):
     cluster.overrides.update({**GOSSIP, "cluster.partitions": PARTS, "antientropy.interval": "1s",
                               "hints.max_bytes_per_target": "0B"})
     nodes = cluster.start(4)
-    alive_everywhere(nodes)
+    wait_all_alive(nodes, SLACK_S)
     n4 = nodes[3]
     key, (part, pref) = next((k, partition_of(n4, k)) for k in (f"fwd-{i}" for i in range(500))
                              if "node-4" not in partition_of(n4, k)[1])
