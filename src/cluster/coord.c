@@ -708,7 +708,7 @@ static void fan_out(struct rk_coord *c, struct op *op)
                 nw = rk_ring_walk(op->view->ring, op->part, walk, 64);
             r->handed = hand_off(c, op, i, walk, nw);
         }
-        settle(op, i, RS_DOWN, "down");
+        settle(op, i, RS_DOWN, r->m->stopped ? "stopped" : "down");
         c->stats.replicas_down++;
     }
 }

@@ -64,7 +64,7 @@ struct rk_gossip {
     struct rk_members table;
     nng_socket sv, rs; /* raw surveyor, raw respondent */
     ev_io sv_io, rs_io;
-    ev_timer tick, leave;
+    ev_timer tick, leave, stop;
     uint64_t due_ns;    /* when the current tick was due (mono) */
     uint32_t survey_id; /* of the survey in flight */
     uint64_t survey_ns; /* when it went out (mono) */
@@ -80,6 +80,12 @@ struct rk_gossip {
     int leave_step; /* 0 none, 1 leaving, 2 left (done pending) */
     void (*leave_done)(void *);
     void *leave_arg;
+    /* Stop announcement: the survey carrying it, answers still awaited. */
+    bool stop_sent;
+    uint32_t stop_survey_id;
+    size_t stop_waiting;
+    void (*stop_done)(void *);
+    void *stop_arg;
     struct rk_gossip_stats stats;
     struct ahead_log ahead[AHEAD_SOURCES]; /* refused incarnations: last log per source */
     uint8_t *buf;                          /* MSG_MAX: encode buffer */
@@ -363,6 +369,17 @@ static void on_surveys(struct ev_loop *loop, ev_io *io, int revents)
 
 /* ---- surveyor: answers in ---- */
 
+static void stop_announced(struct rk_gossip *g);
+
+/* An answer to the stop survey: that peer has merged our stop. */
+static void stop_answered(struct rk_gossip *g, uint32_t id)
+{
+    if (!g->stop_done || id != g->stop_survey_id || g->stop_waiting == 0)
+        return;
+    if (--g->stop_waiting == 0)
+        stop_announced(g);
+}
+
 /* One answer to a survey: merged; its sender heard, with the round trip
  * when it answers the survey in flight (raw surveyor: the survey id is
  * the header's last word). */
@@ -382,6 +399,7 @@ static void take_answer(void *arg, nng_msg *msg)
         uint64_t rtt_us = id == g->survey_id ? (rk_clock_mono_ns() - g->survey_ns) / 1000 : 0;
         rk_members_heard(&g->table, from, wall_ms(),
                          (uint32_t)(rtt_us > UINT32_MAX ? UINT32_MAX : rtt_us));
+        stop_answered(g, id);
     }
     nng_msg_free(msg);
 }
@@ -546,6 +564,49 @@ int rk_gossip_leave(struct rk_gossip *g, void (*done)(void *arg), void *arg)
     ev_timer_init(&g->leave, on_leave_step, 2.0 * (double)g->o.interval_ms / 1000.0, 0.0);
     g->leave.data = g;
     ev_timer_start(g->loop, &g->leave);
+    return 0;
+}
+
+/* ---- graceful stop ---- */
+
+/* Every peer told, or the wait is over: hand back to the owner, once. */
+static void stop_announced(struct rk_gossip *g)
+{
+    void (*done)(void *) = g->stop_done;
+    ev_timer_stop(g->loop, &g->stop);
+    g->stop_done = NULL;
+    if (g->stop_waiting)
+        rk_warn("gossip", "stop announced; %zu peer(s) did not confirm in time", g->stop_waiting);
+    else
+        rk_info("gossip", "stop announced; every peer confirmed");
+    if (done)
+        done(g->stop_arg);
+}
+
+static void on_stop_wait(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    stop_announced(t->data);
+}
+
+int rk_gossip_stopping(struct rk_gossip *g, uint64_t wait_ms, void (*done)(void *arg), void *arg)
+{
+    if (g->stop_sent || rk_members_stop(&g->table, wall_ms()) < 0)
+        return RK_EINVAL;
+    g->stop_sent = true;
+    rk_info("gossip", "stopping: telling %zu peer(s) this node is down, incarnation=%llu",
+            connected(g), (unsigned long long)g->table.m[g->table.self].incarnation);
+    /* Answers awaited: the peers we would expect to answer any survey. A
+     * silent (suspect) one may be gone; the wait bounds it. */
+    g->stop_waiting = connected(g);
+    g->stop_done = done;
+    g->stop_arg = arg;
+    changed(g);
+    send_survey(g);
+    g->stop_survey_id = g->survey_id;
+    ev_timer_init(&g->stop, on_stop_wait, g->stop_waiting ? (double)wait_ms / 1000.0 : 0.0, 0.0);
+    g->stop.data = g;
+    ev_timer_start(g->loop, &g->stop);
     return 0;
 }
 
@@ -735,6 +796,7 @@ void rk_gossip_stop(struct rk_gossip *g)
         return;
     ev_timer_stop(g->loop, &g->tick);
     ev_timer_stop(g->loop, &g->leave);
+    ev_timer_stop(g->loop, &g->stop);
     /* Stop watching the receive fds before closing: nng owns them. */
     ev_io_stop(g->loop, &g->sv_io);
     ev_io_stop(g->loop, &g->rs_io);

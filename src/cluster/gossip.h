@@ -97,6 +97,15 @@ int rk_gossip_join(struct rk_gossip *g, const char *addr, char *err, size_t errl
  * RK_EINVAL if we are leaving already. */
 int rk_gossip_leave(struct rk_gossip *g, void (*done)(void *arg), void *arg);
 
+/* Announce a graceful stop (rk_members_stop): our entry goes DEAD at once
+ * and a survey carrying it goes to every connected peer now, not at the
+ * next interval. done(arg) is called once, on the loop, when every member
+ * we still consider up has answered that survey (an answer is sent after
+ * the peer merged it) or after wait_ms, whichever comes first: a node that
+ * reaches nobody still stops promptly. 0, or RK_EINVAL (left already, or
+ * announced already) and done is not called. */
+int rk_gossip_stopping(struct rk_gossip *g, uint64_t wait_ms, void (*done)(void *arg), void *arg);
+
 /* Operator removal of another member (rk_members_remove rules); the
  * verdict goes out with the next survey. 0, RK_ENOTFOUND, RK_EBUSY
  * (not dead or left, no force), RK_EINVAL (self). */

@@ -46,9 +46,14 @@
  *   higher incarnation.
  *
  * Our own entry: ALIVE --rk_members_leave--> LEAVING --rk_members_left-->
- * LEFT. News about self that outranks it (SUSPECT or DEAD at our
- * incarnation, anything at a higher one, e.g. from our previous life) makes
- * us refute in rk_members_merge: incarnation = theirs + 1, state kept.
+ * LEFT; ALIVE or LEAVING --rk_members_stop--> DEAD (a graceful stop: the
+ * incarnation is bumped so every table adopts it at once instead of
+ * waiting for dead_after; a table that sees DEAD arrive with a higher
+ * incarnation than it knew marks the entry stopped, which only the member
+ * can cause, by invariant 3; the flag is local and only changes the name
+ * shown, the state on the wire is DEAD, which older peers understand). News about self that
+ * outranks it (SUSPECT or DEAD at our incarnation, anything at a higher one, e.g. from our previous
+ * life) makes us refute in rk_members_merge: incarnation = theirs + 1, state kept.
  *
  * "Heard" (the silence clock, last_heard_ms) is reset by a direct answer
  * (rk_members_heard), and by a merge that brings a newer incarnation or a
@@ -98,6 +103,11 @@ const char *rk_member_state_name(unsigned state)
     static const char *const names[RK_MEMBER_NSTATES] = {"alive", "suspect", "dead", "leaving",
                                                          "left"};
     return state < RK_MEMBER_NSTATES ? names[state] : "?";
+}
+
+const char *rk_member_shown_state(const struct rk_member *m)
+{
+    return m->state == RK_MEMBER_DEAD && m->stopped ? "stopped" : rk_member_state_name(m->state);
 }
 
 /* ---- entries ---- */
@@ -246,6 +256,13 @@ static void merge_known(struct rk_member *cur, const struct rk_member *in, uint6
         return;
     uint8_t from = cur->state;
     bool proof = in->state == RK_MEMBER_ALIVE || in->state == RK_MEMBER_LEAVING;
+    /* DEAD at a higher incarnation: only the member raises it, so this is
+     * its own stop announcement, not an accusation (rk_members_stop). An
+     * accusation at the same incarnation keeps what we knew. */
+    if (in->state != RK_MEMBER_DEAD)
+        cur->stopped = false;
+    else if (in->incarnation > cur->incarnation)
+        cur->stopped = true;
     copy_gossip(cur, in);
     if (proof)
         cur->last_heard_ms = now_ms;
@@ -387,6 +404,17 @@ int rk_members_leave(struct rk_members *t, uint64_t now_ms)
 int rk_members_left(struct rk_members *t, uint64_t now_ms)
 {
     return self_move(t, RK_MEMBER_LEAVING, RK_MEMBER_LEFT, now_ms);
+}
+
+int rk_members_stop(struct rk_members *t, uint64_t now_ms)
+{
+    uint8_t from = t->m[t->self].state;
+    if (from != RK_MEMBER_ALIVE && from != RK_MEMBER_LEAVING)
+        return RK_EINVAL;
+    int rc = self_move(t, from, RK_MEMBER_DEAD, now_ms);
+    if (rc == 0)
+        t->m[t->self].stopped = true;
+    return rc;
 }
 
 int rk_members_remove(struct rk_members *t, const char *id, bool force, uint64_t now_ms,

@@ -67,6 +67,7 @@ struct rk_member {
     uint64_t last_heard_ms;  /* last direct answer, or gossiped heartbeat rise */
     uint64_t state_since_ms; /* when this table last changed state */
     uint32_t rtt_us;         /* round trip of the last direct answer */
+    bool stopped;            /* DEAD by its own stop announcement, not by silence */
 };
 
 /* Sorted by id (bytewise), so lookups are binary searches and the digest
@@ -151,6 +152,16 @@ void rk_members_beat(struct rk_members *t);
 int rk_members_leave(struct rk_members *t, uint64_t now_ms);
 int rk_members_left(struct rk_members *t, uint64_t now_ms);
 
+/* A graceful stop (SIGTERM): our own entry becomes DEAD at a bumped
+ * incarnation, news every peer adopts at once (only the member raises its
+ * incarnation, so it outranks all that was said of it). It is DEAD on the
+ * wire, not a new state, so an older peer takes it too; tables that see the
+ * incarnation rise with it mark the member stopped (shown "stopped"). The
+ * member stays in the ring; its next start (a higher incarnation) makes it
+ * alive again. RK_EINVAL unless ALIVE or LEAVING (a left node has nothing
+ * to announce). */
+int rk_members_stop(struct rk_members *t, uint64_t now_ms);
+
 /* Operator removal: marks id LEFT at its current incarnation, which
  * outranks anything said of it at that incarnation, so the removal spreads
  * by gossip to every table (only the member itself can overrule it, by
@@ -182,6 +193,10 @@ uint64_t rk_members_settings_digest(const char *name, uint32_t partitions, uint3
 
 /* "alive", "suspect", ... or "?" for an unknown value. */
 const char *rk_member_state_name(unsigned state);
+
+/* The state as shown to users: rk_member_state_name, except "stopped" for
+ * a member DEAD by its own announcement (m->stopped). */
+const char *rk_member_shown_state(const struct rk_member *m);
 
 /* Encodes n entries (n <= RK_MEMBERS_MAX) into buf; *len gets the size.
  * 0, RK_EINVAL (bad entry or n), or -ENOBUFS if cap is too small (buf is

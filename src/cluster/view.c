@@ -33,7 +33,9 @@ struct rk_view *rk_view_build(const struct rk_members *t, uint32_t partitions, u
         struct rk_view_member *m = &v->m[i];
         memcpy(m->id, e->id, sizeof(m->id));
         memcpy(m->peer_addr, e->peer_addr, sizeof(m->peer_addr));
-        m->state = e->state;
+        bool own_stop = i == t->self && e->state == RK_MEMBER_DEAD;
+        m->state = own_stop ? RK_MEMBER_ALIVE : e->state;
+        m->stopped = i != t->self && e->stopped;
         if (e->state != RK_MEMBER_LEFT)
             ids[k++] = e->id;
     }

@@ -21,6 +21,7 @@ struct rk_view_member {
     char id[RK_MEMBER_ID_MAX + 1];
     char peer_addr[RK_MEMBER_ADDR_MAX + 1];
     uint8_t state; /* enum rk_member_state */
+    bool stopped;  /* DEAD by its own stop announcement (members.h) */
 };
 
 struct rk_view {
@@ -42,7 +43,10 @@ struct rk_view_slot {
 void rk_view_slot_init(struct rk_view_slot *s);
 void rk_view_slot_fini(struct rk_view_slot *s); /* releases the current view */
 
-/* Build a view of table t. NULL when out of memory. */
+/* Build a view of table t. NULL when out of memory. This node's own
+ * entry is never DEAD in it (ALIVE instead): a node that announced its stop still serves
+ * its own replicas for the requests in flight until it exits; the
+ * announcement is for the others. */
 struct rk_view *rk_view_build(const struct rk_members *t, uint32_t partitions, uint32_t replicas);
 
 /* Publish v (the slot takes the caller's reference). Any thread. */

@@ -670,8 +670,9 @@ static void print_table(const char *const *head, size_t cols, const struct rk_aj
  * then states this version does not know as "other". */
 static void print_member_counts(const struct rk_ajson *w, size_t n)
 {
-    static const char *const states[] = {"alive", "suspect", "dead", "leaving", "left", "other"};
-    size_t count[6] = {0}, other = 5;
+    static const char *const states[] = {"alive",   "suspect", "dead", "stopped",
+                                         "leaving", "left",    "other"};
+    size_t count[7] = {0}, other = 6;
     for (size_t k = 0; k < n; k++) {
         const char *st = member_field(w, k, "state");
         size_t j = 0;

@@ -462,8 +462,8 @@ static void member_json(struct rk_jbuf *b, const struct rk_member *m, bool self,
     rk_jadd(b,
             ",\"self\":%s,\"state\":\"%s\",\"incarnation\":%llu,\"heartbeat\":%llu,"
             "\"client\":",
-            self ? "true" : "false", rk_member_state_name(m->state),
-            (unsigned long long)m->incarnation, (unsigned long long)m->heartbeat);
+            self ? "true" : "false", rk_member_shown_state(m), (unsigned long long)m->incarnation,
+            (unsigned long long)m->heartbeat);
     rk_jstr(b, m->client_addr);
     rk_jadd(b, ",\"peer\":");
     rk_jstr(b, m->peer_addr);

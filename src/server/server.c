@@ -29,13 +29,14 @@
 #include <unistd.h>
 
 #define SEND_BUF                                                                                   \
-    1024                      /* raw rep with the default 0-message buffers costs ~60%             \
-                                 more CPU per request (NNG-NOTES); max_inflight bounds use */
-#define STOP_POLL_S     0.005 /* how often shutdown checks that receiving stopped */
-#define STOP_DEADLINE_S 8.0   /* systemd and operators expect an exit within 10 s */
-#define CLOSE_LIMIT_MS  1000  /* see nng_close.h */
-#define REAP_PROBE_S    1.0   /* how often nng's reaper is probed (reapwatch.h) */
-#define REAP_STUCK_NS   (5ull * 1000000000) /* a probe is freed in microseconds; 5 s is stuck */
+    1024                       /* raw rep with the default 0-message buffers costs ~60%            \
+                                  more CPU per request (NNG-NOTES); max_inflight bounds use */
+#define STOP_POLL_S      0.005 /* how often shutdown checks that receiving stopped */
+#define STOP_DEADLINE_S  8.0   /* systemd and operators expect an exit within 10 s */
+#define STOP_ANNOUNCE_MS 300   /* longest wait for peers to confirm a stop announcement */
+#define CLOSE_LIMIT_MS   1000  /* see nng_close.h */
+#define REAP_PROBE_S     1.0   /* how often nng's reaper is probed (reapwatch.h) */
+#define REAP_STUCK_NS    (5ull * 1000000000) /* a probe is freed in microseconds; 5 s is stuck */
 
 struct server {
     struct rk_shared sh;
@@ -444,6 +445,15 @@ static void on_stop_deadline(struct ev_loop *loop, ev_timer *t, int revents)
     _exit(1);
 }
 
+/* The stop is announced (or could not be): drain the workers. */
+static void on_stop_announced(void *arg)
+{
+    struct server *s = arg;
+    for (uint32_t i = 0; i < s->sh.nworkers; i++)
+        rk_worker_stop_rx(s->sh.workers[i]);
+    ev_timer_start(s->loop, &s->stop_poll);
+}
+
 static void begin_stop(struct server *s, const char *why)
 {
     if (atomic_exchange(&s->sh.stopping, true))
@@ -453,11 +463,15 @@ static void begin_stop(struct server *s, const char *why)
      * image says READY=1 again), never a stop it would wait to see exit. */
     sd_notify(0, s->restart ? "RELOADING=1\nSTATUS=restarting in place"
                             : "STOPPING=1\nSTATUS=stopping");
-    for (uint32_t i = 0; i < s->sh.nworkers; i++)
-        rk_worker_stop_rx(s->sh.workers[i]);
-    ev_timer_start(s->loop, &s->stop_poll);
     ev_timer_init(&s->stop_deadline, on_stop_deadline, STOP_DEADLINE_S, 0.0);
     ev_timer_start(s->loop, &s->stop_deadline);
+    /* Peers are told first, so they stop sending here (writes for this node
+     * become hints, nothing waits on it) while it still answers what they
+     * sent before they knew. Also on a restart in place: recovery can take
+     * a while, and the new image refutes with a higher incarnation as soon
+     * as its gossip runs. Not after a leave: a left node is out already. */
+    if (!s->gossip || rk_gossip_stopping(s->gossip, STOP_ANNOUNCE_MS, on_stop_announced, s) < 0)
+        on_stop_announced(s);
 }
 
 /* nng's reaper is stuck for good (reapwatch.h): every connection closed

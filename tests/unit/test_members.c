@@ -396,6 +396,65 @@ static void test_remove_rules(void **state)
     free(t);
 }
 
+/* A graceful stop: our entry goes DEAD at a bumped incarnation; a peer
+ * adopts it at once and shows it "stopped" (an accusation at the known
+ * incarnation shows "dead"); the wire carries plain DEAD; the member's next
+ * life (higher incarnation) makes it alive again; a left node cannot stop. */
+static void test_stop_announcement(void **state)
+{
+    (void)state;
+    struct rk_members *n3 = table("n3", 100, 0), *n1 = table("n1", 50, 0);
+    merge(n1, n3->m[n3->self], 0);
+    assert_int_equal(rk_members_stop(n3, 10), 0);
+    const struct rk_member *me = &n3->m[n3->self];
+    assert_int_equal(me->state, RK_MEMBER_DEAD);
+    assert_int_equal(me->incarnation, 101);
+    assert_string_equal(rk_member_shown_state(me), "stopped");
+    assert_int_equal(rk_members_stop(n3, 11), RK_EINVAL); /* once */
+
+    /* On the wire it is DEAD, and the local flag does not travel. */
+    uint8_t buf[RK_MEMBERS_WIRE_ENTRY_MAX + RK_MEMBERS_WIRE_HDR];
+    size_t len, n;
+    struct rk_member got;
+    assert_int_equal(rk_members_encode(me, 1, buf, sizeof(buf), &len), 0);
+    assert_int_equal(rk_members_decode(buf, len, &got, 1, &n), 0);
+    assert_int_equal(got.state, RK_MEMBER_DEAD);
+    assert_false(got.stopped);
+
+    /* The peer adopts it at once, as stopped; a relay of it keeps that. */
+    assert_int_equal(merge(n1, got, 20), RK_MEMBER_STATE);
+    const struct rk_member *seen = rk_members_find(n1, "n3");
+    assert_int_equal(seen->state, RK_MEMBER_DEAD);
+    assert_string_equal(rk_member_shown_state(seen), "stopped");
+    assert_int_equal(merge(n1, got, 21), RK_MEMBER_NONE);
+    assert_string_equal(rk_member_shown_state(rk_members_find(n1, "n3")), "stopped");
+
+    /* An accusation at the incarnation we know is plain dead. */
+    merge(n1, entry("n2", 7, RK_MEMBER_ALIVE, 3), 0);
+    merge(n1, entry("n2", 7, RK_MEMBER_DEAD, 3), 30);
+    assert_string_equal(rk_member_shown_state(rk_members_find(n1, "n2")), "dead");
+
+    /* Its next life refutes: alive, no longer stopped. */
+    assert_int_equal(merge(n1, entry("n3", 200, RK_MEMBER_ALIVE, 0), 40), RK_MEMBER_STATE);
+    seen = rk_members_find(n1, "n3");
+    assert_int_equal(seen->state, RK_MEMBER_ALIVE);
+    assert_false(seen->stopped);
+    assert_string_equal(rk_member_shown_state(seen), "alive");
+
+    /* Leaving may still stop; left may not. */
+    struct rk_members *n4 = table("n4", 1, 0);
+    assert_int_equal(rk_members_leave(n4, 1), 0);
+    assert_int_equal(rk_members_stop(n4, 2), 0);
+    struct rk_members *n5 = table("n5", 1, 0);
+    assert_int_equal(rk_members_leave(n5, 1), 0);
+    assert_int_equal(rk_members_left(n5, 2), 0);
+    assert_int_equal(rk_members_stop(n5, 3), RK_EINVAL);
+    free(n1);
+    free(n3);
+    free(n4);
+    free(n5);
+}
+
 static void test_settings_conflict_not_merged(void **state)
 {
     struct rk_members *t = table("a", 1, 0);
@@ -736,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_codec_round_trip),
         cmocka_unit_test(test_codec_layout),
         cmocka_unit_test(test_codec_rejects_bad_input),
+        cmocka_unit_test(test_stop_announcement),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
