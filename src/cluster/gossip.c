@@ -77,6 +77,7 @@ struct rk_gossip {
     uint64_t start_ms, lonely_log_ms, malformed_log_ms, lag_log_ms, lags;
     struct rk_gossip_refusal refused[RK_GOSSIP_REFUSALS]; /* most recent first */
     size_t nrefused;
+    bool islanded;  /* last verdict of rk_gossip_islanded published */
     int leave_step; /* 0 none, 1 leaving, 2 left (done pending) */
     void (*leave_done)(void *);
     void *leave_arg;
@@ -190,20 +191,28 @@ static nng_msg *encode(struct rk_gossip *g, uint8_t kind, bool whole)
     return msg;
 }
 
+/* Record (or refresh) the refusal of who; dialled: it refused in its
+ * answer to our survey. Logged once a minute per peer, or at once when
+ * the setting named changes. */
 static void refuse(struct rk_gossip *g, const struct rk_member *who, const char *setting,
-                   const char *theirs, const char *ours)
+                   const char *theirs, const char *ours, bool dialled)
 {
     uint64_t now = wall_ms();
     size_t i = 0;
     while (i < g->nrefused && strcmp(g->refused[i].id, who->id) != 0)
         i++;
-    bool fresh = i == g->nrefused || now - g->refused[i].at_ms >= RK_LOG_EVERY_MS ||
-                 strcmp(g->refused[i].setting, setting) != 0;
-    if (i == g->nrefused && g->nrefused < RK_GOSSIP_REFUSALS)
+    bool known = i < g->nrefused;
+    struct rk_gossip_refusal r = known ? g->refused[i] : (struct rk_gossip_refusal){0};
+    bool fresh = !known || now - r.logged_ms >= RK_LOG_EVERY_MS || strcmp(r.setting, setting) != 0;
+    if (!known && g->nrefused < RK_GOSSIP_REFUSALS)
         g->nrefused++;
     if (i == g->nrefused) /* full: the oldest goes */
         i = g->nrefused - 1;
-    struct rk_gossip_refusal r = {.at_ms = fresh ? now : g->refused[i].at_ms};
+    r.at_ms = now;
+    if (dialled)
+        r.dialled_ms = now;
+    if (fresh)
+        r.logged_ms = now;
     snprintf(r.id, sizeof(r.id), "%s", who->id);
     snprintf(r.addr, sizeof(r.addr), "%s", who->gossip_addr);
     snprintf(r.setting, sizeof(r.setting), "%s", setting);
@@ -216,6 +225,48 @@ static void refuse(struct rk_gossip *g, const struct rk_member *who, const char 
                  "refused node %s at %s: %s differs (theirs %s, ours %s); it cannot join this "
                  "cluster until the settings match",
                  who->id, who->gossip_addr[0] ? who->gossip_addr : "?", setting, theirs, ours);
+}
+
+/* Drop the refusal of id (accepted or removed); true if there was one. */
+static bool unrefuse(struct rk_gossip *g, const char *id)
+{
+    for (size_t i = 0; i < g->nrefused; i++) {
+        if (strcmp(g->refused[i].id, id) != 0)
+            continue;
+        memmove(&g->refused[i], &g->refused[i + 1], (g->nrefused - i - 1) * sizeof(g->refused[0]));
+        g->nrefused--;
+        return true;
+    }
+    return false;
+}
+
+/* Drop refusals not renewed for dead_after: the peer stopped, or stopped
+ * trying, as a member silent that long is dead. */
+static void expire_refusals(struct rk_gossip *g, uint64_t now)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < g->nrefused; i++)
+        if (now < g->refused[i].at_ms || now - g->refused[i].at_ms < g->o.dead_after_ms)
+            g->refused[k++] = g->refused[i];
+    g->nrefused = k;
+}
+
+/* Publish (on_change) when the island verdict flips: the owner refuses
+ * client requests while it holds. */
+static void recheck_island(struct rk_gossip *g)
+{
+    bool now = rk_gossip_islanded(g, NULL, 0);
+    if (now == g->islanded)
+        return;
+    g->islanded = now;
+    if (now) {
+        char why[400];
+        rk_gossip_islanded(g, why, sizeof(why));
+        rk_error("gossip", "%s", why);
+    } else {
+        rk_info("gossip", "no longer cut off from the cluster");
+    }
+    changed(g);
 }
 
 /* "127.0.0.1:7402", the remote end of the connection m came on, or "?". */
@@ -280,7 +331,8 @@ enum { TAKEN, REFUSED, DROPPED };
 /* Decode and merge a received message. TAKEN: *from is the sender's id
  * (copied) and *env its envelope; REFUSED: other cluster settings,
  * nothing merged; DROPPED: malformed. */
-static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, char *from)
+static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, char *from,
+                bool dialled)
 {
     const uint8_t *p = nng_msg_body(msg);
     size_t len = nng_msg_len(msg), used, n = 0;
@@ -299,10 +351,11 @@ static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, ch
     char theirs[RK_GOSSIP_NAME_MAX + 1], ours[RK_GOSSIP_NAME_MAX + 1];
     const char *setting = rk_gossip_env_mismatch(env, &g->env, theirs, ours);
     if (setting) {
-        refuse(g, &g->scratch[0], setting, theirs, ours);
+        refuse(g, &g->scratch[0], setting, theirs, ours, dialled);
         return REFUSED;
     }
     snprintf(from, RK_MEMBER_ID_MAX + 1, "%s", g->scratch[0].id);
+    unrefuse(g, from); /* its settings match now */
     uint64_t now = wall_ms();
     bool publish = false;
     for (size_t i = 0; i < n; i++) {
@@ -332,7 +385,7 @@ static void answer(struct rk_gossip *g, nng_msg *msg)
 {
     struct rk_gossip_env env;
     char from[RK_MEMBER_ID_MAX + 1] = "";
-    int rc = take(g, msg, &env, from);
+    int rc = take(g, msg, &env, from, false);
     if (rc == DROPPED) {
         nng_msg_free(msg);
         return;
@@ -395,13 +448,16 @@ static void take_answer(void *arg, nng_msg *msg)
     struct rk_gossip_env env;
     char from[RK_MEMBER_ID_MAX + 1] = "";
     g->stats.answers++;
-    if (take(g, msg, &env, from) == TAKEN) {
+    int rc = take(g, msg, &env, from, true);
+    if (rc == TAKEN) {
         uint64_t rtt_us = id == g->survey_id ? (rk_clock_mono_ns() - g->survey_ns) / 1000 : 0;
         rk_members_heard(&g->table, from, wall_ms(),
                          (uint32_t)(rtt_us > UINT32_MAX ? UINT32_MAX : rtt_us));
         stop_answered(g, id);
     }
     nng_msg_free(msg);
+    if (rc != DROPPED)
+        recheck_island(g);
 }
 
 static void on_answers(struct ev_loop *loop, ev_io *io, int revents)
@@ -525,6 +581,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     }
     if (publish)
         changed(g);
+    expire_refusals(g, now);
+    recheck_island(g);
     log_lonely(g);
     send_survey(g);
 }
@@ -626,6 +684,8 @@ int rk_gossip_remove(struct rk_gossip *g, const char *id, bool force)
 {
     struct rk_member_event ev = {0};
     int rc = rk_members_remove(&g->table, id, force, wall_ms(), &ev);
+    if (rc == 0)
+        unrefuse(g, id); /* out of the ring: its refusal is moot */
     if (rc == 0 && ev.change == RK_MEMBER_STATE) {
         rk_info("gossip", "removed member %s (was %s)%s", id, rk_member_state_name(ev.from),
                 force ? " by force" : "");
@@ -654,6 +714,28 @@ size_t rk_gossip_refusals(const struct rk_gossip *g, const struct rk_gossip_refu
 {
     *out = g->refused;
     return g->nrefused;
+}
+
+bool rk_gossip_islanded(const struct rk_gossip *g, char *why, size_t len)
+{
+    uint64_t now = wall_ms();
+    const struct rk_gossip_refusal *by = NULL;
+    for (size_t i = 0; i < g->nrefused && !by; i++)
+        if (g->refused[i].dialled_ms && now >= g->refused[i].dialled_ms &&
+            now - g->refused[i].dialled_ms < g->o.dead_after_ms)
+            by = &g->refused[i]; /* most recent first */
+    if (!by)
+        return false;
+    for (size_t i = 0; i < g->table.n; i++)
+        if (i != g->table.self &&
+            (g->table.m[i].state == RK_MEMBER_ALIVE || g->table.m[i].state == RK_MEMBER_LEAVING))
+            return false;
+    if (why && len)
+        snprintf(why, len,
+                 "cut off from the cluster: node %s at %s refused this node (%s differs: theirs "
+                 "%s, ours %s) and no member is reachable; fix the setting and restart",
+                 by->id, by->addr[0] ? by->addr : "?", by->setting, by->theirs, by->ours);
+    return true;
 }
 
 /* ---- life cycle ---- */

@@ -52,13 +52,19 @@ struct rk_gossip_opts {
     struct rk_conns *conns; /* counts and limits the respondent's connections */
 };
 
-/* A peer refused because its cluster settings differ from ours. */
+/* A peer refused because its cluster settings differ from ours. An entry
+ * lasts only while the refusal does: it goes when the peer is accepted
+ * (its settings now match), removed (rk_gossip_remove), or not refused
+ * again for dead_after (it stopped, or stopped trying). */
 struct rk_gossip_refusal {
     char id[RK_MEMBER_ID_MAX + 1];
     char addr[RK_MEMBER_ADDR_MAX + 1]; /* its gossip address */
     char setting[32];                  /* "cluster.partitions", ... */
     char theirs[64], ours[64];
-    uint64_t at_ms; /* wall ms of the latest refusal */
+    uint64_t at_ms;      /* wall ms of the latest refusal */
+    uint64_t dialled_ms; /* latest refusal in its answer to our survey (we sought it out: a
+                          * seed or remembered member); 0 = it only ever surveyed us */
+    uint64_t logged_ms;  /* latest log line about it (once a minute) */
 };
 #define RK_GOSSIP_REFUSALS 16
 
@@ -87,6 +93,15 @@ void rk_gossip_stats(const struct rk_gossip *g, struct rk_gossip_stats *out);
 
 /* Recent refusals (most recent first); returns how many, <= RK_GOSSIP_REFUSALS. */
 size_t rk_gossip_refusals(const struct rk_gossip *g, const struct rk_gossip_refusal **out);
+
+/* True when this node is an island: a peer it sought out (seed or
+ * remembered member) refused it within dead_after, and no other member
+ * of its table is up (alive or leaving) -- every peer it reached refused
+ * it, so it must not act as a cluster of its own. why gets one line
+ * naming the peer and the setting that differs. A node without seeds (a
+ * cluster of one) or one that is merely surveyed by a stranger is never
+ * an island. */
+bool rk_gossip_islanded(const struct rk_gossip *g, char *why, size_t len);
 
 /* Dial one more gossip address (kvctl join). 0, or RK_EINVAL with a line
  * in err for an address nng cannot dial. */

@@ -103,3 +103,30 @@ bool rk_view_up(const struct rk_view_member *m)
 {
     return m->state == RK_MEMBER_ALIVE || m->state == RK_MEMBER_LEAVING;
 }
+
+size_t rk_view_up_replicas(const struct rk_view *v, uint32_t partition, size_t *n)
+{
+    const char *ids[RK_RING_REPLICAS_MAX];
+    size_t len = rk_ring_preference(v->ring, partition, ids, RK_RING_REPLICAS_MAX), up = 0;
+    for (size_t i = 0; i < len; i++) {
+        const struct rk_view_member *m = rk_view_find(v, ids[i]);
+        if (m && rk_view_up(m))
+            up++;
+    }
+    *n = len;
+    return up;
+}
+
+uint32_t rk_view_short_partitions(const struct rk_view *v, uint32_t need, uint32_t *first)
+{
+    uint32_t parts = rk_ring_partitions(v->ring), nshort = 0;
+    *first = 0;
+    for (uint32_t p = 0; p < parts; p++) {
+        size_t n;
+        if (rk_view_up_replicas(v, p, &n) >= need)
+            continue;
+        if (nshort++ == 0)
+            *first = p;
+    }
+    return nshort;
+}

@@ -64,4 +64,14 @@ const struct rk_view_member *rk_view_find(const struct rk_view *v, const char *i
  * member is skipped in favour of a fallback). */
 bool rk_view_up(const struct rk_view_member *m);
 
+/* Members of partition's preference list that are up (rk_view_up): the
+ * replicas a write's coordinator asks and whose acks count toward W (a
+ * fallback's never does, coord.c), and *n the list's length. */
+size_t rk_view_up_replicas(const struct rk_view *v, uint32_t partition, size_t *n);
+
+/* Partitions of v where fewer than need preference replicas are up (none
+ * can meet a quorum of need right now); *first is the first of them.
+ * O(partitions x replicas). */
+uint32_t rk_view_short_partitions(const struct rk_view *v, uint32_t need, uint32_t *first);
+
 #endif

@@ -420,17 +420,68 @@ static enum rk_status health_json(struct rk_shared *sh, struct rk_jbuf *b)
     return RK_ST_OK;
 }
 
+void rk_admin_set_island(struct rk_shared *sh, const char *why)
+{
+    pthread_mutex_lock(&sh->island_lock);
+    snprintf(sh->island, sizeof(sh->island), "%s", why ? why : "");
+    atomic_store(&sh->islanded, why != NULL);
+    pthread_mutex_unlock(&sh->island_lock);
+}
+
+bool rk_admin_island(struct rk_shared *sh, char *why, size_t len)
+{
+    if (!atomic_load(&sh->islanded)) /* the common case costs no lock */
+        return false;
+    pthread_mutex_lock(&sh->island_lock);
+    bool on = atomic_load(&sh->islanded);
+    snprintf(why, len, "%s", sh->island);
+    pthread_mutex_unlock(&sh->island_lock);
+    return on;
+}
+
+/* Members of v that are not up, as "node-4 dead, node-5 suspect" (at
+ * most a few named, then how many more). */
+static void down_members(const struct rk_view *v, char *out, size_t len)
+{
+    size_t o = 0, named = 0, more = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        if (rk_view_up(&v->m[i]) || v->m[i].state == RK_MEMBER_LEFT)
+            continue;
+        if (named == 4 || o >= len) {
+            more++;
+            continue;
+        }
+        int k = snprintf(out + o, len - o, "%s%s %s", named ? ", " : "", v->m[i].id,
+                         rk_member_state_name(v->m[i].state));
+        o += k > 0 ? (size_t)k : 0;
+        named++;
+    }
+    if (more && o < len)
+        snprintf(out + o, len - o, " and %zu more", more);
+}
+
 /* Ready once storage is recovered and the listeners are bound (true of
- * any node that answers), and either the cluster is still forming (fewer
- * than expect_nodes members ever seen, so nodes started one by one never
- * wait for each other) or enough peers are alive for a write quorum. */
+ * any node that answers), this node is not cut off from its cluster, and
+ * either the cluster is still forming (fewer than expect_nodes members
+ * ever seen, so nodes started one by one never wait for each other) or
+ * every partition has a write quorum of its preference replicas up, the
+ * ones whose acks the coordinator counts (rk_view_short_partitions): any
+ * node coordinates any key, so one partition short is a write that fails
+ * here. Dead members not yet removed count as down. */
 static enum rk_status ready_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
-    unsigned seen = atomic_load(&sh->members_seen), alive = atomic_load(&sh->members_alive);
-    unsigned expect = sh->cfg.expect_nodes, need = sh->cfg.write_quorum - 1;
-    unsigned peers = alive ? alive - 1 : 0; /* alive counts this node */
+    unsigned seen = atomic_load(&sh->members_seen);
+    unsigned expect = sh->cfg.expect_nodes, w = sh->cfg.write_quorum;
+    char why[400];
     if (atomic_load(&sh->stopping)) {
         rk_jadd(b, "{\"ready\":false,\"reason\":\"shutting down\"}");
+        return RK_ST_UNAVAILABLE;
+    }
+    if (rk_admin_island(sh, why, sizeof(why))) {
+        rk_jadd(b, "{\"ready\":false,\"reason\":");
+        rk_jstr(b, why);
+        rk_jadd(b, "}");
         return RK_ST_UNAVAILABLE;
     }
     if (seen < expect) {
@@ -440,17 +491,33 @@ static enum rk_status ready_json(struct rk_shared *sh, struct rk_jbuf *b)
                 seen, expect);
         return RK_ST_OK;
     }
-    if (peers >= need) {
+    struct rk_view *v = rk_view_acquire(&sh->views);
+    if (!v) {
+        rk_jadd(b, "{\"ready\":false,\"reason\":\"no cluster view yet\"}");
+        return RK_ST_UNAVAILABLE;
+    }
+    uint32_t first, parts = rk_ring_partitions(v->ring);
+    uint32_t nshort = rk_view_short_partitions(v, w, &first);
+    if (nshort == 0) {
+        rk_view_release(v);
         rk_jadd(b,
-                "{\"ready\":true,\"reason\":\"%u peers alive; a write quorum of %u is "
-                "reachable\"}",
-                peers, sh->cfg.write_quorum);
+                "{\"ready\":true,\"reason\":\"a write quorum of %u is reachable for all %u "
+                "partitions\"}",
+                w, parts);
         return RK_ST_OK;
     }
-    rk_jadd(b,
-            "{\"ready\":false,\"reason\":\"%u peers alive; a write quorum of %u needs %u "
-            "(cluster.write_quorum)\"}",
-            peers, sh->cfg.write_quorum, need);
+    size_t n, up = rk_view_up_replicas(v, first, &n);
+    char down[200];
+    down_members(v, down, sizeof(down));
+    rk_view_release(v);
+    snprintf(why, sizeof(why),
+             "a write quorum of %u (cluster.write_quorum) is unreachable for %u of %u "
+             "partitions (partition %u: %zu of %zu replicas up)%s%s%s",
+             w, nshort, parts, first, up, n, down[0] ? "; down: " : "", down,
+             down[0] ? " (kvctl remove NODE takes a dead member out of the ring)" : "");
+    rk_jadd(b, "{\"ready\":false,\"reason\":");
+    rk_jstr(b, why);
+    rk_jadd(b, ",\"partitions_short\":%u}", nshort);
     return RK_ST_UNAVAILABLE;
 }
 

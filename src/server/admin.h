@@ -18,6 +18,14 @@ enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, ch
  * object (malloc'd; NULL if out of memory). The gossip loop's thread. */
 char *rk_admin_members(struct rk_shared *sh, const struct rk_gossip *g);
 
+/* Publish whether this node is cut off from its cluster: why is the
+ * one-line reason, NULL when it is not. The main loop. */
+void rk_admin_set_island(struct rk_shared *sh, const char *why);
+
+/* True while this node is cut off, with the reason copied into why. Any
+ * thread. */
+bool rk_admin_island(struct rk_shared *sh, char *why, size_t len);
+
 /* {"message": "<formatted line>"} (malloc'd; NULL if out of memory). */
 char *rk_admin_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

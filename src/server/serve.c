@@ -510,6 +510,19 @@ static void serve_batch(struct rk_worker *w, nng_msg *msg, const struct rk_msg *
                               : "out of memory");
 }
 
+/* A client read or write on a node cut off from its cluster is refused
+ * (UNAVAILABLE, the reason): a write would be acknowledged by no replica
+ * another node will ever read, and a read would answer "not found" for
+ * keys the cluster holds. True if req was answered so. */
+static bool refused_island(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    char why[400];
+    if (!rk_admin_island(w->sh, why, sizeof(why)))
+        return false;
+    rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_UNAVAILABLE, why);
+    return true;
+}
+
 /* Route one received request: answer what is malformed or over the limit,
  * serve or forward data requests, answer admin requests here. */
 static void dispatch(struct rk_worker *w, nng_msg *msg)
@@ -540,6 +553,9 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
     case RK_OP_PUT:
     case RK_OP_GET:
     case RK_OP_DEL:
+        if (refused_island(w, msg, &req))
+            return;
+        break;
     case RK_OP_RPUT:
     case RK_OP_RGET:
         break;

@@ -5,6 +5,7 @@
  * commits, syncs and closes its storage → join → exit 0. */
 #include "server/server.h"
 #include "util/conns.h"
+#include "server/admin.h"
 #include "server/control.h"
 #include "cluster/gossip.h"
 #include "util/nng_close.h"
@@ -197,6 +198,8 @@ static void on_members_changed(struct rk_gossip *g, void *arg)
     atomic_store(&s->sh.members_total, (unsigned)t->n);
     atomic_store(&s->sh.members_alive, (unsigned)c[RK_MEMBER_ALIVE]);
     atomic_store(&s->sh.members_seen, (unsigned)rk_gossip_seen(g));
+    char why[400];
+    rk_admin_set_island(&s->sh, rk_gossip_islanded(g, why, sizeof(why)) ? why : NULL);
     struct rk_view *v = rk_view_build(t, s->sh.partitions, s->sh.cfg.replicas);
     if (v)
         rk_view_publish(&s->sh.views, v);
@@ -541,6 +544,7 @@ static void teardown(struct server *s)
     rk_control_fini(&s->control);
     rk_gossip_stop(s->gossip);
     rk_view_slot_fini(&sh->views);
+    pthread_mutex_destroy(&sh->island_lock);
     if (nng_socket_id(sh->sock) > 0)
         rk_nng_close_bounded(sh->sock, CLOSE_LIMIT_MS, "client");
     if (s->lock_fd >= 0)
@@ -585,6 +589,7 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
     rk_ae_pace_set(&s->sh.ae, cfg);
     rk_conns_init(&s->sh.conns, cfg->max_connections);
     rk_view_slot_init(&s->sh.views);
+    pthread_mutex_init(&s->sh.island_lock, NULL);
     rk_hlc_init(&s->sh.hlc, cfg->max_clock_skew_ms);
     signal(SIGPIPE, SIG_IGN);
     rk_log_set_level(cfg->log_level);

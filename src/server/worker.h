@@ -81,6 +81,12 @@ struct rk_shared {
      * The counts are published by the main loop after every change. */
     struct rk_mailbox *control;
     atomic_uint members_total, members_alive, members_seen;
+    /* Cut off from the cluster (rk_gossip_islanded): client reads and
+     * writes are refused with the reason in island (under island_lock),
+     * both set by the main loop (rk_admin_set_island). */
+    atomic_bool islanded;
+    pthread_mutex_t island_lock;
+    char island[400];
     /* Placement: the ring and member health, republished by the main loop
      * on every membership change; the clock that versions every write. */
     struct rk_view_slot views;

@@ -215,6 +215,11 @@ static bool both_refused(void *arg)
     return refusal(0) && refusal(1);
 }
 
+static bool island(void *arg)
+{
+    return rk_gossip_islanded(((struct node *)arg)->g, NULL, 0);
+}
+
 /* A node with other cluster settings is refused on both sides, with the
  * setting and both values named, and never enters either table. */
 static void test_settings_mismatch_refused(void **state)
@@ -234,6 +239,64 @@ static void test_settings_mismatch_refused(void **state)
     assert_string_equal(b->ours, "128");
     assert_int_equal(rk_gossip_members(nodes[0].g)->n, 1);
     assert_int_equal(rk_gossip_members(nodes[1].g)->n, 1);
+    /* node-2 sought node-1 out (its seed) and was refused: an island.
+     * node-1 was only surveyed by a stranger and has no seed: not one. */
+    char why[400] = "";
+    run_until(island, &nodes[1], 2 * INTERVAL_MS + 1000, "node-2 to see itself cut off");
+    assert_true(rk_gossip_islanded(nodes[1].g, why, sizeof(why)));
+    assert_non_null(strstr(why, "node node-1"));
+    assert_non_null(strstr(why, "cluster.partitions differs: theirs 256, ours 128"));
+    assert_false(rk_gossip_islanded(nodes[0].g, why, sizeof(why)));
+    rk_gossip_stop(nodes[0].g);
+    rk_gossip_stop(nodes[1].g);
+    ev_loop_destroy(loop);
+}
+
+static bool no_refusals(void *arg)
+{
+    struct node *n = arg;
+    const struct rk_gossip_refusal *r;
+    return rk_gossip_refusals(n->g, &r) == 0;
+}
+
+static bool alive_on_1(void *arg)
+{
+    return state_of(0, *(int *)arg) == RK_MEMBER_ALIVE;
+}
+
+/* node-1's refusal of node-2 lasts only while node-2 is refused: it goes
+ * when node-2 stops trying (dead_after), when node-2 comes back with the
+ * right settings and is accepted, and when node-2 is removed. */
+static void test_refusal_lasts_only_while_refused(void **state)
+{
+    (void)state;
+    loop = ev_loop_new(0);
+    pick_ports();
+    start(0, 1);
+    start_with(1, 1, 128);
+    run_until(both_refused, NULL, 5000, "both nodes to refuse each other");
+    rk_gossip_stop(nodes[1].g);
+    uint64_t ms = run_until(no_refusals, &nodes[0], DEAD_MS + 4 * INTERVAL_MS,
+                            "node-1's refusal of a stopped node-2 to expire");
+    print_message("refusal of a stopped node expired after %llu ms\n", (unsigned long long)ms);
+
+    new_port(1);
+    start_with(1, 2, 128);
+    run_until(both_refused, NULL, 5000, "node-2 refused again");
+    rk_gossip_stop(nodes[1].g);
+    new_port(1);
+    start_with(1, 3, 256); /* fixed: accepted, so the refusal goes at once */
+    int who = 1;
+    run_until(alive_on_1, &who, 5000, "node-2 accepted by node-1");
+    assert_true(no_refusals(&nodes[0]));
+    assert_false(rk_gossip_islanded(nodes[1].g, NULL, 0));
+
+    rk_gossip_stop(nodes[1].g); /* a member comes back with other settings */
+    new_port(1);
+    start_with(1, 4, 128);
+    run_until(both_refused, NULL, 5000, "node-2 refused with its new settings");
+    assert_int_equal(rk_gossip_remove(nodes[0].g, nodes[1].self.id, true), 0);
+    assert_true(no_refusals(&nodes[0])); /* out of the ring: moot */
     rk_gossip_stop(nodes[0].g);
     rk_gossip_stop(nodes[1].g);
     ev_loop_destroy(loop);
@@ -300,6 +363,7 @@ int main(void)
     rk_log_set_level(RK_LOG_WARN);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_join_detect_return),
                                        cmocka_unit_test(test_settings_mismatch_refused),
+                                       cmocka_unit_test(test_refusal_lasts_only_while_refused),
                                        cmocka_unit_test(test_leave_and_remove)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
