@@ -9,7 +9,7 @@
 
 static int build(struct rk_ring **r, size_t n, uint32_t parts, uint32_t nrep)
 {
-    static char buf[RK_RING_MEMBERS_MAX][16];
+    static char buf[RK_RING_MEMBERS_MAX][32];
     static const char *ids[RK_RING_MEMBERS_MAX];
     for (size_t i = 0; i < n; i++) {
         snprintf(buf[i], sizeof buf[i], "node-%zu", i + 1);

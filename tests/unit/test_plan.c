@@ -21,7 +21,7 @@
 
 static struct rk_ring *ring_of(size_t first, size_t n, size_t skip)
 {
-    static char buf[16][16];
+    static char buf[16][32];
     const char *ids[16];
     size_t k = 0;
     for (size_t i = first; i < first + n; i++) {
