@@ -679,6 +679,47 @@ static enum rk_status ring_json(struct rk_shared *sh, struct rk_jbuf *b)
     return RK_ST_OK;
 }
 
+/* Whether the preference list of partition in v holds this node. */
+static bool replica_here(const struct rk_view *v, uint32_t partition)
+{
+    const char *ids[RK_RING_REPLICAS_MAX];
+    size_t n = rk_ring_preference(v->ring, partition, ids, RK_RING_REPLICAS_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ids[i], v->m[v->self].id) == 0)
+            return true;
+    return false;
+}
+
+/* PARTS: for kvctl plan, the keys and bytes this node stores per partition,
+ * as [partition, keys, bytes, replica] rows (replica 1: the node is in the
+ * partition's preference list; 0: a copy it still holds), only partitions
+ * with keys or a replica here. From running counters: O(partitions). */
+static enum rk_status parts_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_view *v = rk_view_acquire(&sh->views);
+    if (!v) {
+        rk_jadd(b, "no cluster view yet; retry");
+        return RK_ST_UNAVAILABLE;
+    }
+    rk_jadd(b, "{\"node\":");
+    rk_jstr(b, sh->node_id);
+    rk_jadd(b, ",\"partitions\":%u,\"replicas\":%u,\"parts\":[", sh->partitions, sh->cfg.replicas);
+    bool first = true;
+    for (uint32_t p = 0; p < sh->partitions; p++) {
+        uint64_t keys, bytes;
+        rk_worker_partition_size(sh->workers[p % sh->nworkers], (uint16_t)p, &keys, &bytes);
+        bool here = replica_here(v, p);
+        if (keys == 0 && !here)
+            continue;
+        rk_jadd(b, "%s[%u,%llu,%llu,%d]", first ? "" : ",", p, (unsigned long long)keys,
+                (unsigned long long)bytes, here);
+        first = false;
+    }
+    rk_jadd(b, "]}");
+    rk_view_release(v);
+    return RK_ST_OK;
+}
+
 enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, char **text)
 {
     struct rk_jbuf b = {0};
@@ -708,6 +749,9 @@ enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, ch
         break;
     case RK_OP_REPAIR:
         st = repair_json(sh, req, &b);
+        break;
+    case RK_OP_PARTS:
+        st = parts_json(sh, &b);
         break;
     default:
         rk_jadd(&b, "opcode %u is not served by this node", op);

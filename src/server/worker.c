@@ -574,6 +574,12 @@ uint64_t rk_worker_heartbeat(const struct rk_worker *w)
     return atomic_load(&w->heartbeat);
 }
 
+void rk_worker_partition_size(struct rk_worker *w, uint16_t partition, uint64_t *keys,
+                              uint64_t *bytes)
+{
+    rk_storage_partition_size(w->store, partition, keys, bytes);
+}
+
 void rk_worker_stats(struct rk_worker *w, struct rk_worker_stats *out)
 {
     pthread_mutex_lock(&w->stats_lock);

@@ -118,6 +118,12 @@ void rk_worker_destroy(struct rk_worker *w);
 /* Monotonic ns of the worker loop's last tick (any thread). */
 uint64_t rk_worker_heartbeat(const struct rk_worker *w);
 
+/* Keys and bytes the worker's store holds of partition (which must be one
+ * of this worker's: partition % nworkers == its index); any thread, a
+ * value at most a few writes old (rk_storage_partition_size). */
+void rk_worker_partition_size(struct rk_worker *w, uint16_t partition, uint64_t *keys,
+                              uint64_t *bytes);
+
 /* Latest published counters (any thread). */
 void rk_worker_stats(struct rk_worker *w, struct rk_worker_stats *out);
 

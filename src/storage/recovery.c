@@ -633,6 +633,7 @@ static void destroy(rk_storage *s)
     free(s->closed);
     free(s->undo);
     free(s->bad);
+    free(s->psize);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     free(s->dir);
@@ -653,7 +654,8 @@ int rk_storage_open(rk_storage **out, const char *dir, const struct rk_storage_o
     if (s->o.segment_size > UINT32_MAX / 2)
         s->o.segment_size = UINT32_MAX / 2; /* block offsets are 32-bit */
     s->dir = strdup(dir);
-    int rc = s->dir ? 0 : -ENOMEM;
+    s->psize = calloc(RK_STORAGE_PARTITIONS_MAX, sizeof(*s->psize));
+    int rc = s->dir && s->psize ? 0 : -ENOMEM;
     /* Every file the engine names is dir + at most RK_STORAGE_NAME_MAX. */
     if (rc == 0 && strlen(dir) + RK_STORAGE_NAME_MAX >= RK_PATH_MAX)
         rc = -ENAMETOOLONG;

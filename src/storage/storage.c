@@ -61,6 +61,25 @@ uint64_t rk_storage_now_ms(const rk_storage *s)
     return s->o.now_ms ? s->o.now_ms() : rk_clock_wall_ms();
 }
 
+/* One writer (the owner), so a relaxed load and store is enough and costs
+ * no locked instruction on the write path. */
+static void psize_add(struct rk_storage_psize *ps, uint64_t keys, uint64_t bytes)
+{
+    atomic_store_explicit(&ps->keys, atomic_load_explicit(&ps->keys, memory_order_relaxed) + keys,
+                          memory_order_relaxed);
+    atomic_store_explicit(&ps->bytes,
+                          atomic_load_explicit(&ps->bytes, memory_order_relaxed) + bytes,
+                          memory_order_relaxed);
+}
+
+void rk_storage_partition_size(const rk_storage *s, uint16_t partition, uint64_t *keys,
+                               uint64_t *bytes)
+{
+    struct rk_storage_psize *ps = &s->psize[partition];
+    *keys = atomic_load_explicit(&ps->keys, memory_order_relaxed);
+    *bytes = atomic_load_explicit(&ps->bytes, memory_order_relaxed);
+}
+
 void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign)
 {
     struct seg *g = &s->segs[e->seg];
@@ -70,6 +89,7 @@ void rk_storage_account(rk_storage *s, const struct rk_ix_entry *e, int sign)
         s->ntomb += (uint64_t)(int64_t)sign;
     } else {
         g->live_bytes += d;
+        psize_add(&s->psize[e->partition], (uint64_t)(int64_t)sign, d);
     }
     /* When a merge could first drop something here. Never raised on removal:
      * a stale early time costs one needless merge, which recomputes it. */

@@ -288,6 +288,15 @@ struct rk_storage_stats {
 
 void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st);
 
+/* Index entries of partition that are not tombstones (expired ones count
+ * until a merge drops them, as in rk_storage_stats.keys) and the raw bytes
+ * of their records (like rk_storage_stats.live_bytes, without tombstones). Kept as
+ * running counters, so O(1). Any thread, unlike the rest of the API: the
+ * counters are atomics the owner updates, so another thread reads a value
+ * at most a few writes old; s must stay open meanwhile. */
+void rk_storage_partition_size(const rk_storage *s, uint16_t partition, uint64_t *keys,
+                               uint64_t *bytes);
+
 /* ---- change observer ----
  * The owner may register one observer to follow the index: it is called on
  * EVERY change of an index entry after open, synchronously, on the owner's

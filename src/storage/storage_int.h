@@ -10,6 +10,8 @@
 #include "storage/storage.h"
 #include "util/fsutil.h"
 
+#include <stdatomic.h>
+
 /* The longest name the engine gives a file in its dir, with the '/':
  * "/seg-<16 hex>.rks.corrupt.tmp" and the like (rk_storage_open refuses a
  * dir too long for it, so every path fits RK_PATH_MAX). */
@@ -112,11 +114,21 @@ struct rk_storage {
     struct rk_merge *merge;
     struct rk_storage_stats st;
 
+    /* Keys (not tombstones) and their record bytes per partition, kept by
+     * rk_storage_account; RK_STORAGE_PARTITIONS_MAX entries (1 MiB of
+     * address space, touched only for partitions in use). Written by the
+     * owner only, read by any thread (rk_storage_partition_size). */
+    struct rk_storage_psize *psize;
+
     rk_storage_observer_fn obs; /* NULL: no observer (rk_storage_set_observer) */
     void *obs_arg;
 
     struct bad_block *bad; /* sorted by (seg_id, block); each reported once */
     size_t nbad, cbad;
+};
+
+struct rk_storage_psize {
+    _Atomic uint64_t keys, bytes;
 };
 
 uint64_t rk_storage_now_ms(const rk_storage *s);

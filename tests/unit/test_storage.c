@@ -905,6 +905,56 @@ static void iterate_and_check(rk_storage *s, const struct tu_model *m, int32_t p
     free(seen);
 }
 
+/* Per-partition keys and bytes (rk_storage_partition_size) equal the model's
+ * live keys and record sizes in each partition: after puts, overwrites and
+ * deletes, and again after a reopen, which rebuilds them from recovery. */
+static void check_partition_sizes(rk_storage *s, const struct tu_model *m)
+{
+    static char val[TU_VAL_CAP];
+    uint64_t keys = 0, bytes = 0;
+    for (uint32_t p = 0; p < m->partitions; p++) {
+        uint64_t want_k = 0, want_b = 0, k, b;
+        for (uint32_t id = p; id < m->n; id += m->partitions) {
+            const struct tu_kv *kv = &m->kv[id];
+            if (!kv->present || kv->tomb)
+                continue;
+            char key[TU_KEY_CAP];
+            want_k++;
+            want_b += rk_rec_size(tu_key(key, id), tu_val(m, val, id, kv->version));
+        }
+        rk_storage_partition_size(s, (uint16_t)p, &k, &b);
+        assert_int_equal(k, want_k);
+        assert_int_equal(b, want_b);
+        keys += k;
+        bytes += b;
+    }
+    struct rk_storage_stats st;
+    rk_storage_stats(s, &st);
+    assert_int_equal(keys, st.keys);
+    assert_true(bytes <= st.live_bytes); /* which counts tombstones too */
+    uint64_t k, b;
+    rk_storage_partition_size(s, (uint16_t)m->partitions, &k, &b); /* unused partition */
+    assert_int_equal(k + b, 0);
+}
+
+static void test_partition_sizes(void **state)
+{
+    struct fx *f = *state;
+    struct rk_storage_opts o;
+    test_opts(&o);
+    rk_storage *s = open_ok(f->dir, &o, NULL);
+    struct tu_model m;
+    tu_model_init(&m, 600, 16, 1, 3000);
+    fill(s, &m, m.n);
+    check_partition_sizes(s, &m);
+    assert_rc(rk_storage_close(s), 0);
+    s = open_ok(f->dir, &o, NULL);
+    check_partition_sizes(s, &m);
+    assert_rc(rk_storage_close(s), 0);
+    tu_model_free(&m);
+    f->ok = true;
+}
+
 static void test_iteration(void **state)
 {
     struct fx *f = *state;
@@ -1267,6 +1317,7 @@ int main(void)
         FX_TEST(test_reopen_without_index_files),
         FX_TEST(test_reopen_with_corrupt_index_file),
         FX_TEST(test_second_open_is_locked),
+        FX_TEST(test_partition_sizes),
         FX_TEST(test_iteration),
         FX_TEST(test_commit_enospc_undoes_batch),
         FX_TEST(test_fsync_error_makes_store_readonly),
