@@ -145,6 +145,9 @@ def test_bit_rot_refuses_the_start_and_repair_refills_it(cluster):
     n1, n2, n3 = nodes
     wait_all_alive(nodes, SLACK_S)
     want = write_keys(nodes[0])
+    # Acknowledged at W = 2, a key's third replica write may still be on its
+    # way: node-2 holds every key before it stops.
+    wait_for(lambda: not replica_misses(n2, want, want), SLACK_S, "node-2 holding every key")
     n2.stop()  # graceful: every sealed segment has its index file
 
     seg = a_sealed_segment(n2)

@@ -528,12 +528,14 @@ def test_dropped_hint_goes_first_and_clears_once_every_replica_exchanged(cluster
                  "node-1's ae-marks emptied")
         assert raw_json(kv, 17)["antientropy"]["hint_marks_taken"] >= 1
 
-        # A whole round after the mark, with node-3 down: the mark stays.
-        def round_after_mark():
-            r = raw_json(kv, AE_OP)["round"]
-            return r["started_ms"] > marked_ms and not r["in_progress"]
-        wait_for(round_after_mark, 20, "a round of node-1 begun and finished after the mark")
-        e = marks_of(kv, part)
+        # Exchanged with both replicas after the mark, node-3 down: the mark
+        # stays.
+        def exchanged_after_mark():
+            e = marks_of(kv, part)
+            peers = {q["node"]: q for q in e["peers"]}
+            return e if (peers["node-2"]["ok_ms"] > marked_ms and
+                         peers["node-3"]["last_ms"] > marked_ms) else None
+        e = wait_for(exchanged_after_mark, 20, f"partition {part} exchanged after the mark")
         peers = {q["node"]: q for q in e["peers"]}
         assert e["marks"] == ["hint"], e
         assert peers["node-2"]["result"] == "ok" and peers["node-2"]["ok_ms"] > marked_ms, e
