@@ -825,6 +825,21 @@ def replica_misses(node, keys, want):
     return out
 
 
+def wait_member_state(observers, who, states, timeout):
+    """Wait until every node of observers shows member who in one of states."""
+    wait_for(lambda: all(member_states(n).get(who.name) in states for n in observers), timeout,
+             f"{who.name} {'/'.join(states)} on {[n.name for n in observers]}")
+
+
+def start_alive(cluster, n, overrides, timeout):
+    """Add overrides to the cluster's, start n nodes, wait until every one
+    sees all of them alive; returns them."""
+    cluster.overrides.update(overrides)
+    nodes = cluster.start(n)
+    wait_all_alive(nodes, timeout)
+    return nodes
+
+
 def wait_all_alive(nodes, timeout):
     """Wait until every node of nodes sees every one of them alive."""
     wait_states(nodes, {n.name: "alive" for n in nodes}, timeout,

@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 
-from harness import last_json, wait_for
+from harness import last_json, member_states, start_alive, wait_for, wait_member_state
 
 # Silence alone would take 10 s to suspect and 30 s to convict: anything
 # faster is the announcement. request_timeout is what a write waiting on a
@@ -23,24 +23,12 @@ SEEN_DOWN_S = 3  # bound on SIGTERM -> every peer shows it stopped (suspect_afte
 SLACK_S = 20
 
 
-def members_state(node):
-    r = node.kvctl("--timeout", "2s", "--json", "members", timeout=10)
-    if r.rc != 0:
-        return {}
-    return {m["id"]: m["state"] for m in last_json(r.out)["members"]}
-
-
 def wait_state(observers, who, states, timeout=SLACK_S):
-    wait_for(lambda: all(members_state(n).get(who.name) in states for n in observers), timeout,
-             f"{who.name} {'/'.join(states)} on {[n.name for n in observers]}")
+    wait_member_state(observers, who, states, timeout)
 
 
 def start3(cluster, **extra):
-    cluster.overrides.update({**GOSSIP, **extra})
-    nodes = cluster.start(3)
-    wait_for(lambda: all(list(members_state(n).values()).count("alive") == 3 for n in nodes),
-             SLACK_S, "3 alive everywhere")
-    return nodes
+    return start_alive(cluster, 3, {**GOSSIP, **extra}, SLACK_S)
 
 
 def timed_put(node, w, key):
@@ -152,7 +140,7 @@ def test_kill9_is_still_detected_by_silence_as_dead(cluster):
     states = set()
 
     def dead_everywhere():
-        seen = [members_state(n).get(victim.name) for n in nodes[:2]]
+        seen = [member_states(n).get(victim.name) for n in nodes[:2]]
         states.update(seen)
         return all(s == "dead" for s in seen)
 

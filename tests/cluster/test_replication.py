@@ -13,31 +13,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import RK_TAG, RawKV, last_json, rk_field, wait_for
+from harness import (RK_TAG, RawKV, last_json, rk_field, start_alive, wait_all_alive, wait_for,
+                     wait_member_state)
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s",
           "cluster.request_timeout": "1s"}
 SLACK_S = 15
 
 
-def members_state(node):
-    r = node.kvctl("--timeout", "2s", "--json", "members", timeout=10)
-    if r.rc != 0:
-        return {}
-    return {m["id"]: m["state"] for m in last_json(r.out)["members"]}
-
-
 def wait_state(observers, who, states, timeout=SLACK_S):
-    wait_for(lambda: all(members_state(n).get(who.name) in states for n in observers), timeout,
-             f"{who.name} {'/'.join(states)} on {[n.name for n in observers]}")
+    wait_member_state(observers, who, states, timeout)
 
 
 def start3(cluster, **extra):
-    cluster.overrides.update({**GOSSIP, **extra})
-    nodes = cluster.start(3)
-    wait_for(lambda: all(list(members_state(n).values()).count("alive") == 3 for n in nodes),
-             SLACK_S, "3 alive everywhere")
-    return nodes
+    return start_alive(cluster, 3, {**GOSSIP, **extra}, SLACK_S)
 
 
 def put_many(nodes, keys, prefix="v"):
@@ -140,10 +129,7 @@ def test_read_repair_fixes_a_stale_replica(cluster):
 
 
 def test_five_nodes_placement_agrees_with_locate_everywhere(cluster):
-    cluster.overrides.update({**GOSSIP, "node.workers": 1})
-    nodes = cluster.start(5)
-    wait_for(lambda: all(list(members_state(n).values()).count("alive") == 5 for n in nodes),
-             SLACK_S, "5 alive everywhere")
+    nodes = start_alive(cluster, 5, {**GOSSIP, "node.workers": 1}, SLACK_S)
     digests = {last_json(n.kvctl("--json", "ring").out)["digest"] for n in nodes}
     assert len(digests) == 1, digests
     ring = last_json(nodes[0].kvctl("--json", "ring").out)
@@ -249,10 +235,7 @@ def test_hints_survive_a_restart_of_their_holder(cluster):
 
 
 def test_sloppy_quorum_fallback_holds_the_write_and_hands_it_off(cluster):
-    cluster.overrides.update({**GOSSIP, "node.workers": 1})
-    nodes = cluster.start(4)  # N = 3 of 4: every partition has a fallback
-    wait_for(lambda: all(list(members_state(n).values()).count("alive") == 4 for n in nodes),
-             SLACK_S, "4 alive everywhere")
+    nodes = start_alive(cluster, 4, {**GOSSIP, "node.workers": 1}, SLACK_S)  # N = 3 of 4: a fallback each
     key = "sloppy"
     pref = [p["node"] for p in last_json(nodes[0].kvctl("--json", "locate", key).out)["preference"]]
     down = next(n for n in nodes if n.name == pref[0])
@@ -345,8 +328,7 @@ def test_a_coordinator_clock_far_ahead_is_refused_by_its_replicas(cluster):
         n.start(wait=False)
     for n in nodes:
         n.wait_ready()
-    wait_for(lambda: all(list(members_state(n).values()).count("alive") == 3 for n in nodes),
-             SLACK_S, "3 alive everywhere")
+    wait_all_alive(nodes, SLACK_S)
     r = nodes[2].kvctl("put", "ahead", "x")
     assert r.rc == 3, r
     # node-3's own replica may or may not have acknowledged by then.
