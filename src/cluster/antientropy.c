@@ -276,6 +276,8 @@ const struct rk_ae_tree_ops rk_ae_local_ops = {local_top, local_leaves, local_sc
 #define AE_RECONNECT_MAX_MS 1000
 #define AE_SOCK_BUF         (AE_MOVES_INFLIGHT + 2) /* every request one exchange has out */
 #define AE_CLOSE_LIMIT_MS   300
+#define XFER_LOOK_MS        250  /* how often pending partitions are looked at */
+#define XFER_RETRY_MS       1000 /* after a failed transfer, before the next begins */
 
 struct ae_peer {
     char id[RK_MEMBER_ID_MAX + 1];
@@ -333,10 +335,26 @@ struct rk_ae {
     uint64_t fwd_deadline_ms;
     unsigned fwd_next; /* which replica to try first: moves on after a failure */
     uint64_t fwd_log_ms;
+    /* The exchange under way: its partition, and whether it is a
+     * transfer's (pull only, recorded in xf_*, not in the progress). */
+    uint32_t cur_part;
+    bool xfer;
+    /* Transfers (docs/TRANSFERS.md §3): the partition under way, its
+     * sources (xf_src[xf_at] next), whether any exchange of it failed. */
+    ev_timer xfer_t;
+    bool xf_on, xf_bad;
+    uint32_t xf_part, xf_next;
+    char xf_src[RK_RING_REPLICAS_MAX][RK_MEMBER_ID_MAX + 1];
+    size_t xf_nsrc, xf_at;
+    uint64_t xf_retry_ms;
+    uint8_t *xf_done; /* reported ready, waiting for the view to say held */
     struct rk_ae_stats stats;
 };
 
 static void advance(struct rk_ae *a);
+static bool xfer_begin(struct rk_ae *a);
+static void xfer_advance(struct rk_ae *a);
+static void xfer_exchanged(struct rk_ae *a, enum rk_ae_result res);
 static void pump(struct rk_ae *a);
 
 static uint64_t mono_ms(void)
@@ -467,7 +485,7 @@ static void on_emit(void *arg, enum rk_aex_kind kind, const struct rk_aew_entry 
     for (size_t i = 0; i < n; i++) {
         if (kind != RK_AEX_PUSH)
             queue_move(a, RK_AEX_PULL, &e[i]);
-        if (kind != RK_AEX_PULL)
+        if (kind != RK_AEX_PULL && !a->xfer) /* a transfer only pulls */
             queue_move(a, RK_AEX_PUSH, &e[i]);
     }
 }
@@ -527,7 +545,7 @@ static uint64_t bytes_ps(const struct rk_ae *a)
 static uint64_t send_move(struct rk_ae *a, unsigned k)
 {
     uint64_t now = rk_clock_mono_ns();
-    uint64_t wait = rk_ae_budget_wait(a->env.budget, now, keys_ps(a), bytes_ps(a));
+    uint64_t wait = a->xfer ? 0 : rk_ae_budget_wait(a->env.budget, now, keys_ps(a), bytes_ps(a));
     if (wait) /* spent: nothing read from the store for nothing */
         return wait;
     struct move mv = a->q[a->qhead];
@@ -538,7 +556,7 @@ static uint64_t send_move(struct rk_ae *a, unsigned k)
     int rc = move_msg(a, &mv, rid, &m);
     if (rc == 0 && (n = rk_proto_size(&m)) > 0 && (buf = malloc(n)))
         rk_proto_encode(&m, buf);
-    if (buf && !rk_ae_budget_take(a->env.budget, now, keys_ps(a), bytes_ps(a), n)) {
+    if (buf && !a->xfer && !rk_ae_budget_take(a->env.budget, now, keys_ps(a), bytes_ps(a), n)) {
         free(buf); /* another worker took the room first */
         return AE_PACE_MIN_MS * 1000000ull;
     }
@@ -579,7 +597,7 @@ static int apply_pulled(struct rk_ae *a, const struct move *mv, const struct rk_
                           .vlen = tomb ? 0 : rep->vlen,
                           .version = rep->version,
                           .expiry_ms = rep->has_expiry ? rep->expiry_ms : 0,
-                          .partition = (uint16_t)a->list[a->at],
+                          .partition = (uint16_t)a->cur_part,
                           .tombstone = tomb};
     int rc = rk_storage_put(a->env.store, &r, &cur);
     return rc == 0 ? 1 : rc == RK_ESTALE ? 0 : -1;
@@ -591,7 +609,7 @@ static void on_move_reply(struct rk_ae *a, unsigned k, const uint8_t *body, size
     struct rk_msg rep;
     a->mv_rid[k] = 0;
     a->inflight--;
-    if (mv.kind == RK_AEX_PULL) /* the value came this way: its bytes count now */
+    if (mv.kind == RK_AEX_PULL && !a->xfer) /* the value came this way: its bytes count now */
         rk_ae_budget_charge_bytes(a->env.budget, rk_clock_mono_ns(), bytes_ps(a), len);
     int got = -1; /* an answer that is no reply: not taken */
     if (rk_proto_decode(body, len, &rep) == 0 && (rep.flags & RK_MSG_REPLY)) {
@@ -711,9 +729,13 @@ static void ex_finish(struct rk_ae *a, enum rk_ae_result res)
     a->rec.finished_ms = rk_clock_wall_ms();
     a->rec.result = res;
     a->rec.leaves_differing = s->leaves_differing;
-    rk_aeprogress_record(a->env.progress, a->list[a->at], a->p->id, &a->rec);
-    a->stats.exchanges++;
-    a->stats.exchanges_failed += res != RK_AE_OK;
+    if (a->xfer) {
+        xfer_exchanged(a, res);
+    } else {
+        rk_aeprogress_record(a->env.progress, a->cur_part, a->p->id, &a->rec);
+        a->stats.exchanges++;
+        a->stats.exchanges_failed += res != RK_AE_OK;
+    }
     drop_moves(a);
     rk_aex_free(a->x);
     rk_ae_local_release(&a->local);
@@ -827,11 +849,13 @@ static void pull_unreadable(struct rk_ae *a, uint32_t part)
                 rk_strerror((int)n));
 }
 
-/* Start an exchange of the partition under way with replica id. false
- * when it could not start (recorded: the caller goes on). */
-static bool ex_start(struct rk_ae *a, const char *id)
+/* Start an exchange of part with replica id (a transfer's when xfer: it
+ * only pulls). false when it could not start (recorded: the caller goes
+ * on). */
+static bool ex_start(struct rk_ae *a, uint32_t part, const char *id, bool xfer)
 {
-    uint32_t part = a->list[a->at];
+    a->cur_part = part;
+    a->xfer = xfer;
     struct rk_view *v = rk_view_acquire(a->env.views);
     const struct rk_view_member *m = v ? rk_view_find(v, id) : NULL;
     /* No address yet (a member known only by name): unreachable, no socket. */
@@ -849,6 +873,10 @@ static bool ex_start(struct rk_ae *a, const char *id)
     a->local.now_ms = now;
     if (!p || rk_aex_alloc(&a->x, &conf) < 0) {
         a->rec.result = RK_AE_UNREACHABLE;
+        if (xfer) {
+            xfer_exchanged(a, RK_AE_UNREACHABLE);
+            return false;
+        }
         rk_aeprogress_record(a->env.progress, part, id, &a->rec);
         a->stats.exchanges_failed++;
         return false;
@@ -860,24 +888,189 @@ static bool ex_start(struct rk_ae *a, const char *id)
     rk_ae_local_release(&a->local);
     if (rc == 0)
         first_request(a, req, len);
-    pull_unreadable(a, part);
+    if (!xfer)
+        pull_unreadable(a, part);
     return true;
+}
+
+/* ---- transfers: pending partitions pulled from their holders ---- */
+
+/* This node's index in p's pending list, or -1. */
+static int pending_at(const struct rk_view *v, uint32_t p)
+{
+    const struct rk_view_part *vp = &v->part[p];
+    for (int k = 0; k < vp->npend; k++)
+        if (vp->pend[k] == v->self)
+            return k;
+    return -1;
+}
+
+static bool xf_done_has(const struct rk_ae *a, uint32_t p)
+{
+    return a->xf_done[p / 8] >> (p % 8) & 1u;
+}
+
+static void xf_done_set(struct rk_ae *a, uint32_t p, bool on)
+{
+    if (on)
+        a->xf_done[p / 8] |= (uint8_t)(1u << (p % 8));
+    else
+        a->xf_done[p / 8] &= (uint8_t) ~(1u << (p % 8));
+}
+
+/* The sources of pending partition p (this node at pend[k]): its displaced
+ * owner alone when it has one (the owner it replaces holds every write
+ * acknowledged with it: docs/TRANSFERS.md §3), else every serving member
+ * that is up (a removal: whatever survived). false, with why, when none
+ * can be asked now. */
+static bool xfer_sources(struct rk_ae *a, const struct rk_view *v, uint32_t p, int k)
+{
+    const struct rk_view_part *vp = &v->part[p];
+    a->xf_nsrc = 0;
+    if (vp->partner[k] >= 0) {
+        const struct rk_view_member *m = &v->m[vp->serve[vp->partner[k]]];
+        if (!rk_view_up(m)) {
+            snprintf(a->stats.xfer_why, sizeof(a->stats.xfer_why), "partition %u: source %s down",
+                     p, m->id);
+            return false;
+        }
+        snprintf(a->xf_src[a->xf_nsrc++], sizeof(a->xf_src[0]), "%s", m->id);
+        return true;
+    }
+    for (size_t i = 0; i < vp->nserve; i++)
+        if (vp->serve[i] != v->self && rk_view_up(&v->m[vp->serve[i]]))
+            snprintf(a->xf_src[a->xf_nsrc++], sizeof(a->xf_src[0]), "%s", v->m[vp->serve[i]].id);
+    if (a->xf_nsrc == 0)
+        snprintf(a->stats.xfer_why, sizeof(a->stats.xfer_why),
+                 "partition %u: no source (no holder up)", p);
+    return a->xf_nsrc > 0;
+}
+
+/* Pick the next pending partition of this worker whose transfer may run:
+ * the placement agreed for a request timeout (a write routed by an older
+ * view has ended: docs/TRANSFERS.md §3 step 1) and a source up. true
+ * with xf_* set. Counts the pending ones on the way. */
+static bool xfer_begin(struct rk_ae *a)
+{
+    if (a->x || a->xf_on || !a->env.xfer_ready)
+        return false;
+    struct rk_view *v = rk_view_acquire(a->env.views);
+    if (!v)
+        return false;
+    uint64_t now = rk_clock_wall_ms();
+    bool settled = v->agreed && now >= v->agreed_since_ms + a->env.request_timeout_ms;
+    bool go = false;
+    uint32_t pending = 0, nw = a->env.nworkers ? a->env.nworkers : 1;
+    a->stats.xfer_why[0] = '\0';
+    if (!settled)
+        snprintf(a->stats.xfer_why, sizeof(a->stats.xfer_why),
+                 v->agreed ? "placement agreed; waiting a request timeout for older writes"
+                           : "waiting for every member to see the same members");
+    for (uint32_t i = 0, p = a->xf_next; i < a->env.partitions;
+         i++, p = (p + 1) % a->env.partitions) {
+        if (p % nw != a->env.worker)
+            continue;
+        int k = pending_at(v, p);
+        if (k < 0 || rk_view_holds(v, p)) {
+            xf_done_set(a, p, false);
+            continue;
+        }
+        if (xf_done_has(a, p))
+            continue;
+        pending++;
+        if (go || !settled || now < a->xf_retry_ms)
+            continue;
+        if (xfer_sources(a, v, p, k)) {
+            go = true;
+            a->xf_part = p;
+        }
+    }
+    rk_view_release(v);
+    a->stats.xfer_pending = pending;
+    if (!go)
+        return false;
+    a->xf_on = true;
+    a->xf_bad = false;
+    a->xf_at = 0;
+    a->stats.xfer_active = true;
+    a->stats.xfer_part = a->xf_part;
+    a->stats.xfer_started_ms = now;
+    return true;
+}
+
+/* One exchange of the transfer under way ended. */
+static void xfer_exchanged(struct rk_ae *a, enum rk_ae_result res)
+{
+    a->stats.xfer_keys += a->rec.keys_pulled;
+    a->stats.xfer_bytes += a->rec.bytes;
+    if (res != RK_AE_OK || a->rec.keys_failed)
+        a->xf_bad = true;
+}
+
+static void xfer_end(struct rk_ae *a)
+{
+    uint32_t p = a->xf_part;
+    a->xf_on = false;
+    a->stats.xfer_active = false;
+    a->xf_next = (p + 1) % a->env.partitions;
+    if (a->xf_bad) {
+        a->stats.xfer_failed++;
+        a->xf_retry_ms = rk_clock_wall_ms() + XFER_RETRY_MS;
+        rk_info("transfers", "partition %u: transfer from %s failed; retrying", p,
+                a->stats.xfer_from);
+        return;
+    }
+    xf_done_set(a, p, true);
+    a->stats.xfer_done++;
+    if (a->stats.xfer_pending)
+        a->stats.xfer_pending--;
+    a->env.xfer_ready(a->env.xfer_arg, p);
+}
+
+/* Run the transfer under way on: its next source, else its end and the
+ * next transfer. Returns with an exchange in flight or none to run. */
+static void xfer_advance(struct rk_ae *a)
+{
+    while (a->xf_on && !a->x) {
+        if (a->xf_at < a->xf_nsrc) {
+            const char *src = a->xf_src[a->xf_at++];
+            snprintf(a->stats.xfer_from, sizeof(a->stats.xfer_from), "%s", src);
+            if (ex_start(a, a->xf_part, src, true) && !ex_ended(a))
+                return;
+            continue;
+        }
+        xfer_end(a);
+        if (!xfer_begin(a))
+            return;
+    }
+}
+
+static void on_xfer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_ae *a = t->data;
+    if (!a->x)
+        advance(a);
 }
 
 /* ---- rounds ---- */
 
-/* part's replicas in v (its preference list, cluster.replicas long) into
- * ids; *self_at = the index of this node in it, or -1. Returns how many. */
+/* part's replicas in v (its serving list, placement.h: the members that
+ * hold it; a pending owner receives it by a transfer, not by these
+ * exchanges) into ids; *self_at = the index of this node in it, or -1.
+ * Returns how many. */
 static size_t replicas_of(const struct rk_ae *a, const struct rk_view *v, uint32_t part,
                           const char **ids, int *self_at)
 {
-    size_t n = rk_ring_preference(v->ring, part, ids, RK_RING_REPLICAS_MAX);
-    n = n < a->env.replicas ? n : a->env.replicas;
+    (void)a;
+    const struct rk_view_part *vp = &v->part[part];
     *self_at = -1;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(ids[i], a->env.self) == 0)
+    for (size_t i = 0; i < vp->nserve; i++) {
+        ids[i] = v->m[vp->serve[i]].id;
+        if (vp->serve[i] == v->self)
             *self_at = (int)i;
-    return n;
+    }
+    return vp->nserve;
 }
 
 /* Whether self is in part's preference list; its other replicas into
@@ -944,9 +1137,14 @@ static bool part_begin(struct rk_ae *a)
  * flight or the round over. */
 static void advance(struct rk_ae *a)
 {
+    if (a->xf_on || (!a->x && xfer_begin(a))) {
+        xfer_advance(a); /* transfers first: the AE round goes on after */
+        if (a->xf_on || a->x)
+            return;
+    }
     while (a->running && !a->x) {
         if (a->peer_at < a->nids) {
-            if (ex_start(a, a->ids[a->peer_at++]) && !ex_ended(a))
+            if (ex_start(a, a->list[a->at], a->ids[a->peer_at++], false) && !ex_ended(a))
                 return;
             continue;
         }
@@ -1188,9 +1386,12 @@ int rk_ae_create(struct rk_ae **out, const struct rk_ae_env *env)
     struct rk_ae *a = calloc(1, sizeof(*a));
     uint32_t owned = env->nworkers ? env->partitions / env->nworkers + 1 : 1;
     if (!a || !(a->list = calloc(owned, sizeof(*a->list))) ||
-        !(a->taken = calloc(owned, sizeof(*a->taken)))) {
-        if (a)
+        !(a->taken = calloc(owned, sizeof(*a->taken))) ||
+        !(a->xf_done = calloc(env->partitions / 8 + 1, 1))) {
+        if (a) {
             free(a->list);
+            free(a->taken);
+        }
         free(a);
         return -ENOMEM;
     }
@@ -1204,9 +1405,11 @@ int rk_ae_create(struct rk_ae **out, const struct rk_ae_env *env)
     double watch = (double)(env->request_timeout_ms ? env->request_timeout_ms : 1000) / 4000.0;
     ev_timer_init(&a->watch_t, on_watch, watch, watch);
     ev_timer_init(&a->marks_t, on_marks, AE_MARKS_MS / 1000.0, AE_MARKS_MS / 1000.0);
-    a->round_t.data = a->watch_t.data = a->marks_t.data = a;
+    ev_timer_init(&a->xfer_t, on_xfer, XFER_LOOK_MS / 1000.0, XFER_LOOK_MS / 1000.0);
+    a->round_t.data = a->watch_t.data = a->marks_t.data = a->xfer_t.data = a;
     ev_timer_start(env->loop, &a->round_t);
     ev_timer_start(env->loop, &a->marks_t);
+    ev_timer_start(env->loop, &a->xfer_t);
     *out = a;
     return 0;
 }
@@ -1220,11 +1423,13 @@ void rk_ae_destroy(struct rk_ae *a)
     ev_timer_stop(a->env.loop, &a->round_t);
     ev_timer_stop(a->env.loop, &a->watch_t);
     ev_timer_stop(a->env.loop, &a->marks_t);
+    ev_timer_stop(a->env.loop, &a->xfer_t);
     peers_close(a);
     free(a->peers);
     free(a->q);
     free(a->list);
     free(a->taken);
+    free(a->xf_done);
     free(a);
 }
 

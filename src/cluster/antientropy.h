@@ -91,6 +91,12 @@ struct rk_ae_env {
      * handed to the progress of a replica (see the design block); NULL:
      * none. Same loop. */
     struct rk_aemarks *hint_marks;
+    /* A transfer completed (docs/TRANSFERS.md §3): every chosen source
+     * exchanged with this node, pulling only, after the placement was
+     * agreed, and nothing it decided to move failed. The owner marks the
+     * partition held. Same loop. NULL: transfers are not run. */
+    void (*xfer_ready)(void *arg, uint32_t partition);
+    void *xfer_arg;
 };
 
 struct rk_ae_stats {
@@ -104,6 +110,16 @@ struct rk_ae_stats {
     /* What the exchange in flight moved so far: rk_aeprogress_record counts
      * it once the exchange ends, so node figures add it meanwhile. */
     uint64_t cur_pulled, cur_pushed, cur_bytes;
+    /* Transfers: partitions of this worker this node is pending for (not
+     * yet reported ready), the one under way, and totals since start. */
+    uint32_t xfer_pending;
+    bool xfer_active;
+    uint32_t xfer_part;
+    char xfer_from[64];              /* the source under way */
+    char xfer_why[96];               /* why nothing moves while pending, else "" */
+    uint64_t xfer_done, xfer_failed; /* partitions completed, transfer attempts failed */
+    uint64_t xfer_keys, xfer_bytes;  /* pulled by transfers */
+    uint64_t xfer_started_ms;        /* of the one under way */
 };
 
 struct rk_ae;

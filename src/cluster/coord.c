@@ -35,14 +35,23 @@
  *   (evict: op_alloc finds no free slot and gives an answered op's pending
  *    replicas up, settling them FAILED, which frees it through advance)
  *
+ * Serving and pending replicas (placement.h): r[0..n) is the partition's
+ * serving list, the only answers that count; a write also goes to its
+ * pending owners, the extras r[n..n+ne) (extra, owner -1), before any
+ * fallback. A serving replica with a partner (a displaced owner whose
+ * successor is pending) counts only once the partner acked too: "counts"
+ * below is st == OK and (no partner or partner OK), "may count" is
+ * st == PENDING with its partner PENDING or OK, or st == OK with its
+ * partner PENDING.
+ *
  * Invariants, for every used op between two events of the loop (check()
  * tests 2-7 in advance(); have = acks for writes, answers for reads):
  *  1. c->used is the number of used ops; a used op has a running timer and
  *     pending > 0, except inside the call that settled its last replica,
  *     which frees it (advance); a freed op is all zero.
  *  2. pending = #{i < n + nf : r[i].st == PENDING},
- *     pend_pref = #{i < n : r[i].st == PENDING} (so pend_pref <= pending).
- *  3. Writes: acks = #{i < n : r[i].st == OK}, answers = 0. Reads:
+ *     pend_pref = #{i < n : r[i] may count}.
+ *  3. Writes: acks = #{i < n : r[i] counts}, answers = 0. Reads:
  *     answers = #{i < n : r[i].st in {OK, MISSING}}, acks = 0, nf = 0.
  *     A fallback's ack never counts: W means W preference replicas (or
  *     their hints) hold the write. So acks + answers + pend_pref <= n.
@@ -158,10 +167,16 @@ static void reply_quorum(struct op *op)
     bool first = true;
     for (uint8_t i = 0; i < op->n && o < sizeof(text); i++) {
         const struct replica *r = &op->r[i];
-        if (r->st == RS_OK || r->st == RS_MISSING)
+        const struct replica *k = r->partner >= 0 ? &op->r[r->partner] : NULL;
+        if ((r->st == RS_OK && (!k || k->st == RS_OK)) || r->st == RS_MISSING)
             continue;
-        o += (size_t)snprintf(text + o, sizeof(text) - o, "%s%s %s", first ? "" : ", ", r->m->id,
-                              r->st == RS_PENDING ? "pending" : r->why);
+        if (r->st == RS_OK)
+            o += (size_t)snprintf(text + o, sizeof(text) - o,
+                                  "%s%s acked but its successor %s did not: %s", first ? "" : ", ",
+                                  r->m->id, k->m->id, k->st == RS_PENDING ? "pending" : k->why);
+        else
+            o += (size_t)snprintf(text + o, sizeof(text) - o, "%s%s %s", first ? "" : ", ",
+                                  r->m->id, r->st == RS_PENDING ? "pending" : r->why);
         first = false;
     }
     if (o < sizeof(text))
@@ -176,12 +191,19 @@ static void reply_quorum(struct op *op)
 static void reply_short_list(struct op *op)
 {
     bool write = op->opcode != RK_OP_GET;
-    char text[200];
-    snprintf(text, sizeof(text),
-             "%s quorum not met: 0 of %u %s (only %u of cluster.replicas = %u members known "
-             "yet)",
-             write ? "write" : "read", op->need, write ? "acks" : "answers", op->n,
-             op->c->env.replicas);
+    char text[300];
+    if (rk_ring_members(op->view->ring) < op->c->env.replicas)
+        snprintf(text, sizeof(text),
+                 "%s quorum not met: 0 of %u %s (only %u of cluster.replicas = %u members known "
+                 "yet)",
+                 write ? "write" : "read", op->need, write ? "acks" : "answers", op->n,
+                 op->c->env.replicas);
+    else
+        snprintf(text, sizeof(text),
+                 "%s quorum not met: 0 of %u %s (only %u of %u replicas hold partition %u yet; "
+                 "the others are receiving it: kvctl transfers)",
+                 write ? "write" : "read", op->need, write ? "acks" : "answers", op->n,
+                 op->c->env.replicas, op->part);
     op->c->stats.quorum_failed++;
     reply_text(op, RK_ST_QUORUM, text);
 }
@@ -219,16 +241,19 @@ static void check(const struct op *op)
     for (uint8_t i = 0; i < op->n + op->nf; i++) {
         const struct replica *r = &op->r[i];
         bool pref = i < op->n, pend = r->st == RS_PENDING;
+        uint8_t kst = pref && r->partner >= 0 ? op->r[r->partner].st : RS_OK;
         pending += pend;
-        pend_pref += pref && pend;
-        ok += pref && r->st == RS_OK;
+        pend_pref += pref && ((pend && (kst == RS_OK || kst == RS_PENDING)) ||
+                              (r->st == RS_OK && kst == RS_PENDING));
+        ok += pref && r->st == RS_OK && kst == RS_OK;
         missing += pref && r->st == RS_MISSING;
         best +=
             pref && r->st == RS_OK && r->version == op->best_version && r->rank == op->best_rank;
         RK_ASSERT(!r->sent || (pend && r->p));
-        RK_ASSERT(pref ? r->owner == -1
-                       : r->owner >= 0 && r->owner < op->n && op->r[r->owner].handed &&
-                             op->r[r->owner].st == RS_DOWN);
+        RK_ASSERT(pref || r->extra ? r->owner == -1
+                                   : r->owner >= 0 && r->owner < op->n && op->r[r->owner].handed &&
+                                         op->r[r->owner].st == RS_DOWN);
+        RK_ASSERT(!pref || r->partner == -1 || (write && op->r[r->partner].extra));
     }
     RK_ASSERT(pending == op->pending && pend_pref == op->pend_pref);
     RK_ASSERT(write ? op->acks == ok && op->answers == 0 && missing == 0
@@ -352,17 +377,33 @@ static void hint(struct op *op, uint8_t i)
         c->stats.hints_stored++;
 }
 
+/* acks and pend_pref (invariants 2 and 3), counted again: a settle can
+ * change what its partner counts. O(n). */
+static void recount(struct op *op)
+{
+    bool write = op->opcode != RK_OP_GET;
+    uint8_t acks = 0, may = 0;
+    for (uint8_t i = 0; i < op->n; i++) {
+        const struct replica *r = &op->r[i];
+        uint8_t kst = r->partner >= 0 ? op->r[r->partner].st : RS_OK;
+        acks += r->st == RS_OK && kst == RS_OK;
+        may += (r->st == RS_PENDING && (kst == RS_OK || kst == RS_PENDING)) ||
+               (r->st == RS_OK && kst == RS_PENDING);
+    }
+    op->pend_pref = may;
+    if (write)
+        op->acks = acks;
+}
+
 static void settle(struct op *op, uint8_t i, uint8_t st, const char *why)
 {
     struct replica *r = &op->r[i];
     /* Once only (invariant 2): a second settle would wrap the counts. */
-    RK_ASSERT(r->st == RS_PENDING && st != RS_PENDING && op->pending > 0 &&
-              (i >= op->n || op->pend_pref > 0));
+    RK_ASSERT(r->st == RS_PENDING && st != RS_PENDING && op->pending > 0);
     r->st = st;
     if ((st == RS_DOWN || st == RS_FAILED) && !r->handed)
         hint(op, r->owner >= 0 ? (uint8_t)r->owner : i);
-    if (i < op->n)
-        op->pend_pref--;
+    recount(op);
     if (why)
         snprintf(r->why, sizeof(r->why), "%s", why);
     op->pending--;
@@ -417,7 +458,7 @@ static void on_answer(struct op *op, uint8_t i, const struct rk_msg *rep)
         r->version = rep->version;
         r->tombstone = (rep->has_tombstone && rep->tombstone) || !rep->has_val;
         settle(op, i, RS_OK, NULL);
-        if (op->opcode == RK_OP_GET) {
+        if (op->opcode == RK_OP_GET && i < op->n) {
             /* Equal versions resolve as every replica's storage does. */
             r->rank = rk_record_rank(r->tombstone, rep->val, rep->vlen,
                                      rep->has_expiry ? rep->expiry_ms : 0);
@@ -425,8 +466,6 @@ static void on_answer(struct op *op, uint8_t i, const struct rk_msg *rep)
             if (!op->have_best ||
                 rk_record_newer(r->version, r->rank, op->best_version, op->best_rank))
                 keep_best(op, rep, r->tombstone, r->rank);
-        } else {
-            op->acks++;
         }
     } else if (rep->status == RK_ST_NOT_FOUND && op->opcode == RK_OP_GET) {
         settle(op, i, RS_MISSING, NULL);
@@ -656,14 +695,14 @@ static void send_to(struct rk_coord *c, struct op *op, uint8_t i)
     }
 }
 
-/* Sloppy quorum: the first member after the preference list on the ring
- * that is up and not standing in for another replica of this write. */
+/* Sloppy quorum: the first member on the ring's walk that is up and
+ * neither a replica of this write nor standing in for another one. */
 static const struct rk_view_member *fallback(const struct op *op, const char **walk, size_t nw)
 {
-    for (size_t j = op->n; j < nw; j++) {
+    for (size_t j = 0; j < nw; j++) {
         const struct rk_view_member *m = rk_view_find(op->view, walk[j]);
         bool taken = false;
-        for (uint8_t k = op->n; k < op->n + op->nf && !taken; k++)
+        for (uint8_t k = 0; k < op->n + op->nf && !taken; k++)
             taken = op->r[k].m == m;
         if (m && rk_view_up(m) && !taken)
             return m;
@@ -690,20 +729,20 @@ static void fan_out(struct rk_coord *c, struct op *op)
 {
     const char *walk[64];
     size_t nw = 0;
-    for (uint8_t i = 0; i < op->n; i++) {
+    for (uint8_t i = 0; i < op->n + op->nf; i++) {
         struct replica *r = &op->r[i];
         r->st = RS_PENDING;
         r->owner = -1;
         op->pending++;
-        op->pend_pref++;
     }
-    for (uint8_t i = 0; i < op->n; i++) {
+    recount(op);
+    for (uint8_t i = 0; i < op->n + op->nf; i++) {
         struct replica *r = &op->r[i];
         if (rk_view_up(r->m)) {
             send_to(c, op, i);
             continue;
         }
-        if (op->opcode != RK_OP_GET) {
+        if (op->opcode != RK_OP_GET && !r->extra) {
             if (!nw)
                 nw = rk_ring_walk(op->view->ring, op->part, walk, 64);
             r->handed = hand_off(c, op, i, walk, nw);
@@ -765,17 +804,33 @@ static void reply_now(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req
     c->env.reply(c->env.arg, msg, rk_proto_msg_encode(msg, &rep) == 0);
 }
 
+/* The op's replicas: the partition's serving list, and for a write its
+ * pending owners as extras, each displaced owner paired with its
+ * successor (placement.h). */
+static void op_replicas(struct op *op, const struct rk_view_part *vp)
+{
+    bool write = op->opcode != RK_OP_GET;
+    op->n = vp->nserve;
+    for (uint8_t i = 0; i < vp->nserve; i++)
+        op->r[i] = (struct replica){.m = &op->view->m[vp->serve[i]], .partner = -1};
+    for (uint8_t k = 0; write && k < vp->npend && op->n + op->nf < NREP; k++) {
+        uint8_t e = op->n + op->nf++;
+        op->r[e] = (struct replica){.m = &op->view->m[vp->pend[k]], .partner = -1, .extra = true};
+        if (vp->partner[k] >= 0)
+            op->r[vp->partner[k]].partner = (int8_t)e;
+    }
+}
+
 bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, uint32_t part)
 {
     struct rk_view *v = rk_view_acquire(c->env.views);
-    const char *ids[NREP];
-    size_t n = v ? rk_ring_preference(v->ring, part, ids, NREP) : 0;
+    const struct rk_view_part *vp = v ? &v->part[part] : NULL;
     char why[128];
     if (!v) {
         reply_now(c, msg, req, RK_ST_UNAVAILABLE, "no cluster view yet; retry");
         return true;
     }
-    if (n == 1 && strcmp(ids[0], v->m[v->self].id) == 0 &&
+    if (vp->nserve == 1 && vp->npend == 0 && vp->serve[0] == v->self &&
         quorum(&c->env, req, why, sizeof(why)) == 1) {
         rk_view_release(v);
         return false; /* a single replica, this node, and a quorum of one: the local path */
@@ -792,9 +847,7 @@ bool rk_coord_start(struct rk_coord *c, nng_msg *msg, const struct rk_msg *req, 
     op->req_id = req->id;
     op->trace = req->has_trace && req->trace;
     op->part = part;
-    op->n = (uint8_t)n;
-    for (size_t i = 0; i < n; i++)
-        op->r[i].m = rk_view_find(v, ids[i]);
+    op_replicas(op, vp);
     if (!op_take(c, op, req)) {
         op_free(op); /* answered already */
         return true;

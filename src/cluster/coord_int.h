@@ -107,6 +107,9 @@ struct replica {
     struct peer *p; /* its peer, set by send_to; NULL: this node (env.local), or not asked */
     bool sent;      /* on the wire (counts in p->inflight), not only queued; ⇒ st == PENDING */
     int8_t owner;   /* a fallback: index < n of the DOWN replica it stands in for; else -1 */
+    int8_t partner; /* i < n, writes: the pending owner (an extra, index >= n) whose ack must
+                       come too for this one's to count (the pairing rule); else -1 */
+    bool extra;     /* i >= n: a pending owner of the partition, sent writes, never counted */
     bool handed;    /* DOWN, and a fallback holds the write for it (no hint kept here) */
     uint8_t st;     /* enum rstate */
     bool tombstone; /* st == OK, reads: what it holds */
@@ -126,10 +129,10 @@ struct op {
     uint8_t n;            /* preference replicas, r[0..n): 1 <= need <= n <= NREP once fanned out */
     uint8_t need;         /* W (writes) or R (reads) */
     uint8_t pending;      /* r[0..n+nf) in RS_PENDING */
-    uint8_t acks;         /* writes: r[0..n) in RS_OK (a fallback's ack is not one); reads: 0 */
+    uint8_t acks;         /* writes: r[0..n) in RS_OK with their partner OK (recount) */
     uint8_t answers;      /* reads: r[0..n) in RS_OK or RS_MISSING; writes: 0 */
-    uint8_t nf;           /* writes: fallbacks, in r[n .. n + nf); reads: 0 */
-    uint8_t pend_pref;    /* r[0..n) in RS_PENDING */
+    uint8_t nf;           /* writes: extras then fallbacks, in r[n .. n + nf); reads: 0 */
+    uint8_t pend_pref;    /* r[0..n) that may still count (recount) */
     uint32_t seq;         /* unique per use of the slot: the replica requests' proto id */
     uint32_t req_id;      /* the client's request id, echoed */
     nng_msg *client;      /* until answered: replied ⇔ client == NULL once started */

@@ -16,6 +16,7 @@
  */
 #include "cluster/gossip.h"
 #include "cluster/gossip_wire.h"
+#include "cluster/peerhold.h"
 #include "util/conns.h"
 #include "util/nng_close.h"
 #include "util/clock.h"
@@ -89,8 +90,14 @@ struct rk_gossip {
     void *stop_arg;
     struct rk_gossip_stats stats;
     struct ahead_log ahead[AHEAD_SOURCES]; /* refused incarnations: last log per source */
-    uint8_t *buf;                          /* MSG_MAX: encode buffer */
-    struct rk_member *scratch;             /* RK_MEMBERS_MAX: decode and encode lists */
+    struct rk_holdings own;                /* ours (holdings.h), saved in o.data_dir */
+    uint8_t *hold;                         /* own encoded, refreshed on commit */
+    struct rk_peerhold *peers;             /* the others' holdings and placement digests */
+    bool agreed;
+    uint64_t agreed_since_ms;
+    char disagree[RK_MEMBER_ID_MAX + 1];
+    uint8_t *buf;              /* MSG_MAX: encode buffer */
+    struct rk_member *scratch; /* RK_MEMBERS_MAX: decode and encode lists */
 };
 
 static uint64_t wall_ms(void)
@@ -98,8 +105,20 @@ static uint64_t wall_ms(void)
     return rk_clock_wall_ms();
 }
 
+/* Agreement (peerhold.h) judged again; true if the verdict changed. */
+static bool reagree(struct rk_gossip *g)
+{
+    bool was = g->agreed;
+    g->agreed = rk_peerhold_agreed(g->peers, &g->table, rk_place_digest(&g->table), g->disagree,
+                                   sizeof(g->disagree));
+    if (g->agreed && !was)
+        g->agreed_since_ms = wall_ms();
+    return g->agreed != was;
+}
+
 static void changed(struct rk_gossip *g)
 {
+    reagree(g);
     if (g->table.n > g->seen)
         g->seen = g->table.n;
     if (g->o.on_change)
@@ -179,6 +198,9 @@ static nng_msg *encode(struct rk_gossip *g, uint8_t kind, bool whole)
             g->scratch[k++] = t->m[i];
     g->env.kind = kind;
     g->env.digest = rk_members_digest(t);
+    g->env.place = rk_place_digest(t);
+    g->env.hold = g->hold;
+    g->env.hold_len = (uint32_t)rk_holdings_wire_len(g->own.parts);
     size_t hl = rk_gossip_env_encode(&g->env, g->buf);
     nng_msg *msg;
     if (hl == 0 || rk_members_encode(g->scratch, k, g->buf + hl, MSG_MAX - hl, &tlen) < 0 ||
@@ -358,6 +380,9 @@ static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, ch
     unrefuse(g, from); /* its settings match now */
     uint64_t now = wall_ms();
     bool publish = false;
+    if (strcmp(from, g->table.m[g->table.self].id) != 0 &&
+        rk_peerhold_take(g->peers, from, env->place, env->hold, env->hold_len, &publish) < 0)
+        rk_warn("gossip", "holdings from %s: malformed, ignored", from);
     for (size_t i = 0; i < n; i++) {
         struct rk_member_event ev = {0};
         int mrc = rk_members_merge(&g->table, &g->scratch[i], now, &ev);
@@ -375,6 +400,8 @@ static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, ch
         rk_info("gossip", "reached the cluster through %s (%zu members known)", from, g->table.n);
     }
     if (publish)
+        changed(g);
+    else if (reagree(g))
         changed(g);
     return TAKEN;
 }
@@ -577,6 +604,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     size_t reaped = rk_members_reap(&g->table, now, 10 * g->o.dead_after_ms);
     if (reaped) {
         rk_info("gossip", "forgot %zu member(s) that left", reaped);
+        rk_peerhold_prune(g->peers, &g->table);
         publish = true;
     }
     if (publish)
@@ -829,6 +857,14 @@ int rk_gossip_start(struct rk_gossip **out, struct ev_loop *loop, const struct r
     g->scratch = calloc(RK_MEMBERS_MAX, sizeof(*g->scratch));
     g->dials = calloc(RK_MEMBERS_MAX, sizeof(*g->dials));
     int rc = g->buf && g->scratch && g->dials ? copy_opts(g, o) : -ENOMEM;
+    if (rc == 0 && (rk_holdings_init(&g->own, o->partitions) < 0 ||
+                    !(g->hold = malloc(rk_holdings_wire_len(o->partitions))) ||
+                    rk_peerhold_create(&g->peers, o->partitions) < 0))
+        rc = -ENOMEM;
+    if (rc == 0 && o->holdings)
+        rk_holdings_copy(&g->own, o->holdings);
+    if (rc == 0)
+        rk_holdings_encode(&g->own, g->hold);
     if (rc < 0)
         snprintf(err, errlen, "gossip: out of memory");
     if (rc == 0 && (rk_members_init(&g->table, o->self, wall_ms()) < 0 || !g->env.name[0])) {
@@ -890,5 +926,45 @@ void rk_gossip_stop(struct rk_gossip *g)
     free(g->dials);
     free(g->scratch);
     free(g->buf);
+    rk_holdings_fini(&g->own);
+    free(g->hold);
+    rk_peerhold_free(g->peers);
     free(g);
+}
+
+/* ---- holdings ---- */
+
+const struct rk_holdings *rk_gossip_holdings(const struct rk_gossip *g, const char *id)
+{
+    if (strcmp(id, g->table.m[g->table.self].id) == 0)
+        return &g->own;
+    return rk_peerhold_get(g->peers, id);
+}
+
+struct rk_holdings *rk_gossip_own_holdings(struct rk_gossip *g)
+{
+    return &g->own;
+}
+
+int rk_gossip_holdings_commit(struct rk_gossip *g)
+{
+    rk_holdings_bump(&g->own, wall_ms());
+    rk_holdings_encode(&g->own, g->hold);
+    int rc = g->o.data_dir ? rk_holdings_save(&g->own, g->o.data_dir) : 0;
+    changed(g);
+    return rc;
+}
+
+bool rk_gossip_agreed(const struct rk_gossip *g, uint64_t *since_ms, char *who, size_t len)
+{
+    if (since_ms)
+        *since_ms = g->agreed ? g->agreed_since_ms : 0;
+    if (!g->agreed && who)
+        snprintf(who, len, "%s", g->disagree);
+    return g->agreed;
+}
+
+uint64_t rk_gossip_place(const struct rk_gossip *g)
+{
+    return rk_place_digest(&g->table);
 }

@@ -20,6 +20,7 @@
 #ifndef RK_GOSSIP_H
 #define RK_GOSSIP_H
 
+#include "cluster/holdings.h"
 #include "cluster/members.h"
 
 struct rk_conns;
@@ -49,7 +50,9 @@ struct rk_gossip_opts {
     uint64_t max_clock_skew_ms;     /* news with an incarnation further ahead is refused */
     rk_gossip_change_cb *on_change; /* may be NULL */
     void *arg;
-    struct rk_conns *conns; /* counts and limits the respondent's connections */
+    struct rk_conns *conns;             /* counts and limits the respondent's connections */
+    const struct rk_holdings *holdings; /* ours at start (copied), saved in data_dir */
+    const char *data_dir;
 };
 
 /* A peer refused because its cluster settings differ from ours. An entry
@@ -125,5 +128,24 @@ int rk_gossip_stopping(struct rk_gossip *g, uint64_t wait_ms, void (*done)(void 
  * verdict goes out with the next survey. 0, RK_ENOTFOUND, RK_EBUSY
  * (not dead or left, no force), RK_EINVAL (self). */
 int rk_gossip_remove(struct rk_gossip *g, const char *id, bool force);
+
+/* Holdings (holdings.h, peerhold.h): a member's as its last message said
+ * (ours for our own id), NULL while unknown. */
+const struct rk_holdings *rk_gossip_holdings(const struct rk_gossip *g, const char *id);
+
+/* Ours, to change; then rk_gossip_holdings_commit saves them (a new
+ * version), sends them with the next messages and calls on_change.
+ * 0 or -errno from the save (the change stays in memory and is sent:
+ * the caller decides whether to go on). */
+struct rk_holdings *rk_gossip_own_holdings(struct rk_gossip *g);
+int rk_gossip_holdings_commit(struct rk_gossip *g);
+
+/* Do all members up agree with our placement (peerhold.h)? *since_ms
+ * gets when that became true (wall ms); who, while false, one member
+ * that does not agree yet. */
+bool rk_gossip_agreed(const struct rk_gossip *g, uint64_t *since_ms, char *who, size_t len);
+
+/* Our placement digest (rk_place_digest of our table). */
+uint64_t rk_gossip_place(const struct rk_gossip *g);
 
 #endif

@@ -10,7 +10,7 @@
 size_t rk_gossip_env_encode(const struct rk_gossip_env *e, uint8_t *buf)
 {
     size_t nl = strnlen(e->name, RK_GOSSIP_NAME_MAX + 1);
-    if (nl == 0 || nl > RK_GOSSIP_NAME_MAX)
+    if (nl == 0 || nl > RK_GOSSIP_NAME_MAX || e->hold_len > RK_GOSSIP_HOLD_MAX)
         return 0;
     uint8_t *p = buf;
     p[0] = (uint8_t)RK_GOSSIP_MAGIC;
@@ -22,7 +22,11 @@ size_t rk_gossip_env_encode(const struct rk_gossip_env *e, uint8_t *buf)
     p[12] = (uint8_t)nl;
     memcpy(p + 13, e->name, nl);
     rk_le_put64(p + 13 + nl, e->digest);
-    return 13 + nl + 8;
+    rk_le_put64(p + 21 + nl, e->place);
+    rk_le_put32(p + 29 + nl, e->hold_len);
+    if (e->hold_len)
+        memcpy(p + 33 + nl, e->hold, e->hold_len);
+    return 33 + nl + e->hold_len;
 }
 
 int rk_gossip_env_decode(const uint8_t *buf, size_t len, struct rk_gossip_env *e, size_t *used)
@@ -30,7 +34,7 @@ int rk_gossip_env_decode(const uint8_t *buf, size_t len, struct rk_gossip_env *e
     memset(e, 0, sizeof(*e));
     if (len < 13 || (buf[0] | buf[1] << 8) != RK_GOSSIP_MAGIC)
         return RK_EMALFORMED;
-    if (buf[2] != RK_GOSSIP_VERSION)
+    if (buf[2] != RK_GOSSIP_VERSION && buf[2] != 1)
         return RK_EUNSUPPORTED;
     size_t nl = buf[12];
     if (buf[3] > RK_GOSSIP_ANSWER || nl == 0 || nl > RK_GOSSIP_NAME_MAX || len < 13 + nl + 8)
@@ -45,6 +49,16 @@ int rk_gossip_env_decode(const uint8_t *buf, size_t len, struct rk_gossip_env *e
     e->name[nl] = '\0';
     e->digest = rk_le_get64(buf + 13 + nl);
     *used = 13 + nl + 8;
+    if (buf[2] == 1)
+        return 0;
+    if (len < 33 + nl)
+        return RK_EMALFORMED;
+    e->place = rk_le_get64(buf + 21 + nl);
+    e->hold_len = rk_le_get32(buf + 29 + nl);
+    if (e->hold_len > RK_GOSSIP_HOLD_MAX || len - (33 + nl) < e->hold_len)
+        return RK_EMALFORMED;
+    e->hold = e->hold_len ? buf + 33 + nl : NULL;
+    *used = 33 + nl + e->hold_len;
     return 0;
 }
 

@@ -496,6 +496,14 @@ static enum rk_status ready_json(struct rk_shared *sh, struct rk_jbuf *b)
         rk_jadd(b, "{\"ready\":false,\"reason\":\"no cluster view yet\"}");
         return RK_ST_UNAVAILABLE;
     }
+    if (!v->heard_all) {
+        snprintf(why, sizeof(why), "holdings of %s not heard yet (gossip)", v->unheard);
+        rk_view_release(v);
+        rk_jadd(b, "{\"ready\":false,\"reason\":");
+        rk_jstr(b, why);
+        rk_jadd(b, "}");
+        return RK_ST_UNAVAILABLE;
+    }
     uint32_t first, parts = rk_ring_partitions(v->ring);
     uint32_t nshort = rk_view_short_partitions(v, w, &first);
     if (nshort == 0) {
@@ -507,6 +515,18 @@ static enum rk_status ready_json(struct rk_shared *sh, struct rk_jbuf *b)
         return RK_ST_OK;
     }
     size_t n, up = rk_view_up_replicas(v, first, &n);
+    if (n == 0) {
+        rk_view_release(v);
+        snprintf(why, sizeof(why),
+                 "%u of %u partitions have no holder yet (partition %u): the cluster has not "
+                 "formed (every member alive, at least cluster.expect_nodes = %u, and agreeing "
+                 "on the member list) or every holder was removed",
+                 nshort, parts, first, expect);
+        rk_jadd(b, "{\"ready\":false,\"reason\":");
+        rk_jstr(b, why);
+        rk_jadd(b, ",\"partitions_short\":%u}", nshort);
+        return RK_ST_UNAVAILABLE;
+    }
     char down[200];
     down_members(v, down, sizeof(down));
     rk_view_release(v);

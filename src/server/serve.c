@@ -261,12 +261,8 @@ static int repair_partition(const struct rk_shared *sh, const struct rk_msg *req
 
 static bool holds_replica(struct rk_worker *w, uint32_t part)
 {
-    const char *ids[RK_RING_REPLICAS_MAX];
-    bool mine = false;
     struct rk_view *v = rk_view_acquire(&w->sh->views);
-    size_t n = v ? rk_ring_preference(v->ring, part, ids, RK_RING_REPLICAS_MAX) : 0;
-    for (size_t i = 0; i < n && i < w->sh->cfg.replicas; i++)
-        mine = mine || strcmp(ids[i], w->sh->node_id) == 0;
+    bool mine = v && rk_view_serves(v, part);
     rk_view_release(v);
     return mine;
 }
@@ -301,6 +297,30 @@ static void serve_hint_mark(struct rk_worker *w, nng_msg *msg, const struct rk_m
     rk_reply_status_w(w, msg, req->opcode, req->id, RK_ST_OK, text);
 }
 
+/* A replica request for part is served only where it means something: a
+ * read only where the partition is held (a pending owner's "not found" is
+ * no evidence, whatever view the coordinator routed by), a write where it
+ * is held or owned (a pending owner takes writes while it receives the
+ * partition). Hinted writes are kept for another node: always taken.
+ * false when refused (answered). */
+static bool replica_of(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req, uint16_t part)
+{
+    struct rk_view *v = rk_view_acquire(&w->sh->views);
+    bool held = !v || rk_view_holds(v, part);
+    bool ok = held || (req->opcode == RK_OP_RPUT && (req->has_hint || rk_view_owns(v, part)));
+    rk_view_release(v);
+    if (ok)
+        return true;
+    char text[160];
+    snprintf(text, sizeof(text),
+             req->opcode == RK_OP_RGET ? "%s does not hold partition %u yet (transfer pending)"
+                                       : "%s is not a replica of partition %u",
+             w->sh->node_id, part);
+    rk_reply_status_w(w, msg, req->opcode, req->id,
+                      req->opcode == RK_OP_RGET ? RK_ST_UNAVAILABLE : RK_ST_REFUSED, text);
+    return false;
+}
+
 /* Serve a request whose partition this worker owns. msg is re-decoded here:
  * it may come from another worker's mailbox. Client requests go to the
  * coordinator unless this node is the key's only replica. */
@@ -317,6 +337,8 @@ static void serve_owned(struct rk_worker *w, nng_msg *msg)
         return;
     }
     uint16_t part = (uint16_t)(XXH3_64bits(req.key, req.klen) & (w->sh->partitions - 1));
+    if ((req.opcode == RK_OP_RPUT || req.opcode == RK_OP_RGET) && !replica_of(w, msg, &req, part))
+        return;
     if (req.opcode == RK_OP_RPUT) {
         serve_replica_write(w, msg, &req, part);
         return;

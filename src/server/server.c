@@ -4,6 +4,7 @@
  * worker stops receiving → once all have, each answers what it holds,
  * commits, syncs and closes its storage → join → exit 0. */
 #include "server/server.h"
+#include "server/holding.h"
 #include "util/conns.h"
 #include "server/admin.h"
 #include "server/control.h"
@@ -49,9 +50,12 @@ struct server {
     bool restart; /* stopping to restart in place (rk_server_run's RK_SERVER_RESTART) */
     bool listening;
     struct rk_gossip *gossip;
+    ev_timer holding; /* rk_holding_review */
     struct rk_control control;
     struct rk_member self;
 };
+
+#define HOLDING_LOOK_S 0.1 /* completed transfers, genesis and drops looked at */
 
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fatal(const char *fmt, ...)
@@ -187,6 +191,18 @@ static struct rk_member *load_members(struct server *s, size_t *n)
     return m;
 }
 
+static const struct rk_holdings *view_holdings(void *arg, const char *id)
+{
+    return rk_gossip_holdings(arg, id);
+}
+
+static void on_holding(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct server *s = t->data;
+    rk_holding_review(&s->sh, s->gossip);
+}
+
 /* Publish the member counts for readiness, STATUS and the status line. */
 static void on_members_changed(struct rk_gossip *g, void *arg)
 {
@@ -200,7 +216,9 @@ static void on_members_changed(struct rk_gossip *g, void *arg)
     atomic_store(&s->sh.members_seen, (unsigned)rk_gossip_seen(g));
     char why[400];
     rk_admin_set_island(&s->sh, rk_gossip_islanded(g, why, sizeof(why)) ? why : NULL);
-    struct rk_view *v = rk_view_build(t, s->sh.partitions, s->sh.cfg.replicas);
+    struct rk_view_in in = {.holdings = view_holdings, .arg = g};
+    in.agreed = rk_gossip_agreed(g, &in.agreed_since_ms, NULL, 0);
+    struct rk_view *v = rk_view_build(t, s->sh.partitions, s->sh.cfg.replicas, &in);
     if (v)
         rk_view_publish(&s->sh.views, v);
     else
@@ -248,6 +266,16 @@ static int start_gossip(struct server *s)
     const char *seeds[RK_CONFIG_MAX_SEEDS];
     for (uint32_t i = 0; i < c->nseeds; i++)
         seeds[i] = c->seeds[i];
+    struct rk_holdings hold;
+    if (rk_holdings_init(&hold, c->partitions) < 0) {
+        fatal("out of memory");
+        return -1;
+    }
+    if (rk_holding_load(&s->sh, &hold, err, sizeof(err)) < 0) {
+        rk_holdings_fini(&hold);
+        fatal("%s", err);
+        return -1;
+    }
     size_t nknown;
     struct rk_member *known = load_members(s, &nknown);
     me->incarnation = next_incarnation(s, known, nknown);
@@ -267,14 +295,20 @@ static int start_gossip(struct server *s)
                                .arg = s,
                                .known = known,
                                .nknown = nknown,
-                               .conns = &s->sh.conns};
+                               .conns = &s->sh.conns,
+                               .holdings = &hold,
+                               .data_dir = c->data_dir};
     int rc = rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err));
     free(known);
+    rk_holdings_fini(&hold);
     if (rc < 0) {
         fatal("%s", err);
         return -1;
     }
     on_members_changed(s->gossip, s);
+    ev_timer_init(&s->holding, on_holding, 0.0, HOLDING_LOOK_S);
+    s->holding.data = s;
+    ev_timer_start(s->loop, &s->holding);
     if (rk_control_init(&s->control, s->loop, &s->sh, s->gossip, on_left, s) < 0) {
         fatal("out of memory");
         return -1;
@@ -542,6 +576,7 @@ static void teardown(struct server *s)
     }
     free(sh->workers);
     rk_control_fini(&s->control);
+    ev_timer_stop(s->loop, &s->holding);
     rk_gossip_stop(s->gossip);
     rk_view_slot_fini(&sh->views);
     pthread_mutex_destroy(&sh->island_lock);

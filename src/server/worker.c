@@ -52,6 +52,30 @@ static void ae_drain_locked(struct rk_worker *w)
     }
 }
 
+/* Drop what the main loop asked for (rk_worker_drop_request), unless the
+ * view says this node holds or owns the partition again. Between batches
+ * only (a request waits for the next tick otherwise). Caller holds
+ * stats_lock. */
+static void drop_drain_locked(struct rk_worker *w)
+{
+    if (!w->drop_nreq || rk_storage_staged(w->store))
+        return;
+    struct rk_view *v = rk_view_acquire(&w->sh->views);
+    for (uint32_t p = w->idx; v && w->drop_nreq && p < w->sh->partitions; p += w->sh->nworkers) {
+        if (!(w->drop_req[p / 8] >> (p % 8) & 1u))
+            continue;
+        w->drop_req[p / 8] &= (uint8_t) ~(1u << (p % 8));
+        w->drop_nreq--;
+        if (rk_view_holds(v, p) || rk_view_owns(v, p))
+            continue;
+        int64_t n = rk_storage_drop_partition(w->store, (uint16_t)p);
+        if (n > 0)
+            rk_info("transfers", "partition %u: dropped this node's copy (%lld keys)", p,
+                    (long long)n);
+    }
+    rk_view_release(v);
+}
+
 /* Take requests in, republish the progress when it changed, and save it
  * when a save is due. Request, mark and copy happen under one hold of the
  * lock, so a reader never sees a requested mark vanish and come back; the
@@ -64,6 +88,7 @@ static void ae_tick(struct rk_worker *w, bool force_save)
     uint64_t now = rk_clock_wall_ms();
     pthread_mutex_lock(&w->stats_lock);
     ae_drain_locked(w);
+    drop_drain_locked(w);
     uint64_t gen = rk_aeprogress_generation(w->ae);
     if (gen != w->ae_pub_gen && rk_aeprogress_clone(&copy, w->ae) == 0) {
         old = w->ae_pub;
@@ -262,14 +287,15 @@ static void advise_repair(int rc, char *err, size_t errlen)
 static uint64_t purge_before(void *arg, uint16_t partition)
 {
     struct rk_worker *w = arg;
-    const char *ids[RK_RING_REPLICAS_MAX], *peers[RK_RING_REPLICAS_MAX];
+    const char *peers[RK_RING_REPLICAS_MAX];
     struct rk_view *v = w->ae ? rk_view_acquire(&w->sh->views) : NULL;
     if (!v)
         return 0;
-    size_t n = rk_ring_preference(v->ring, partition, ids, RK_RING_REPLICAS_MAX), np = 0;
-    for (size_t i = 0; i < n && i < w->sh->cfg.replicas; i++)
-        if (strcmp(ids[i], w->sh->node_id) != 0)
-            peers[np++] = ids[i];
+    const struct rk_view_part *vp = &v->part[partition];
+    size_t np = 0;
+    for (size_t i = 0; i < vp->nserve; i++)
+        if (vp->serve[i] != v->self)
+            peers[np++] = v->m[vp->serve[i]].id;
     uint64_t wm = rk_aeprogress_watermark(w->ae, partition, peers, np);
     rk_view_release(v); /* after the watermark: ids point into the view's ring */
     uint64_t skew = w->sh->cfg.max_clock_skew_ms;
@@ -355,6 +381,9 @@ static int open_ae(struct rk_worker *w, char *err, size_t errlen)
         rc = rk_aeprogress_open(&w->ae, dir, parts, w->sh->nworkers, w->idx);
     if (rc == 0)
         rc = rk_aeprogress_clone(&w->ae_pub, w->ae);
+    if (rc == 0 && (!(w->xf_ready = calloc((parts + 7) / 8, 1)) ||
+                    !(w->drop_req = calloc((parts + 7) / 8, 1))))
+        rc = -ENOMEM;
     if (rc == 0 && !(w->ae_req = calloc((parts + 7) / 8, 1)))
         rc = -ENOMEM;
     if (rc < 0)
@@ -420,6 +449,52 @@ static void worker_load(void *arg, struct rk_ae_load *out)
     out->lag_ms = turn_ms > w->lag_ms ? (uint32_t)turn_ms : w->lag_ms;
 }
 
+/* The initiator finished a transfer (antientropy.h): kept for the main
+ * loop, which marks the partition held. */
+static void xfer_ready(void *arg, uint32_t part)
+{
+    struct rk_worker *w = arg;
+    pthread_mutex_lock(&w->stats_lock);
+    if (!(w->xf_ready[part / 8] >> (part % 8) & 1u)) {
+        w->xf_ready[part / 8] |= (uint8_t)(1u << (part % 8));
+        w->xf_nready++;
+    }
+    pthread_mutex_unlock(&w->stats_lock);
+}
+
+size_t rk_worker_take_ready(struct rk_worker *w, uint32_t *out, size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&w->stats_lock);
+    for (uint32_t p = w->idx; w->xf_nready && n < cap && p < w->sh->partitions;
+         p += w->sh->nworkers) {
+        if (!(w->xf_ready[p / 8] >> (p % 8) & 1u))
+            continue;
+        w->xf_ready[p / 8] &= (uint8_t) ~(1u << (p % 8));
+        w->xf_nready--;
+        out[n++] = p;
+    }
+    pthread_mutex_unlock(&w->stats_lock);
+    return n;
+}
+
+void rk_worker_drop_request(struct rk_worker *w, uint32_t part)
+{
+    if (part >= w->sh->partitions || part % w->sh->nworkers != w->idx)
+        return;
+    pthread_mutex_lock(&w->stats_lock);
+    if (!(w->drop_req[part / 8] >> (part % 8) & 1u)) {
+        w->drop_req[part / 8] |= (uint8_t)(1u << (part % 8));
+        w->drop_nreq++;
+    }
+    pthread_mutex_unlock(&w->stats_lock);
+}
+
+int64_t rk_worker_drop_now(struct rk_worker *w, uint32_t part)
+{
+    return rk_storage_drop_partition(w->store, (uint16_t)part);
+}
+
 static int make_ae(struct rk_worker *w)
 {
     struct rk_shared *sh = w->sh;
@@ -441,7 +516,9 @@ static int make_ae(struct rk_worker *w)
                             .budget = &sh->ae_budget,
                             .load = worker_load,
                             .load_arg = w,
-                            .hint_marks = rk_hints_marks(w->hints)};
+                            .hint_marks = rk_hints_marks(w->hints),
+                            .xfer_ready = xfer_ready,
+                            .xfer_arg = w};
     return rk_ae_create(&w->aed, &env);
 }
 
@@ -565,6 +642,8 @@ void rk_worker_destroy(struct rk_worker *w)
     rk_aeprogress_close(w->ae);
     rk_aeprogress_close(w->ae_pub);
     free(w->ae_req);
+    free(w->xf_ready);
+    free(w->drop_req);
     pthread_mutex_destroy(&w->stats_lock);
     free(w);
 }

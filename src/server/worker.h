@@ -150,4 +150,15 @@ void rk_worker_ae_read(struct rk_worker *w, void (*fn)(const struct rk_worker_ae
  * 0, or RK_EINVAL when w does not own part. */
 int rk_worker_ae_request(struct rk_worker *w, uint32_t part, uint64_t now_ms);
 
+/* Transfers (docs/TRANSFERS.md). Partitions whose transfer completed on
+ * this worker since the last call (up to cap), for the main loop to mark
+ * held. Any thread. */
+size_t rk_worker_take_ready(struct rk_worker *w, uint32_t *out, size_t cap);
+/* Ask the worker to drop its copy of part (done on its loop at its next
+ * tick, unless its view says the node holds or owns part again). Any
+ * thread. */
+void rk_worker_drop_request(struct rk_worker *w, uint32_t part);
+/* Drop part's records at once: only before the worker's thread started. */
+int64_t rk_worker_drop_now(struct rk_worker *w, uint32_t part);
+
 #endif

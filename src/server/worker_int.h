@@ -83,6 +83,11 @@ struct rk_worker {
     uint8_t *ae_req;
     uint32_t ae_nreq;
     uint64_t ae_req_ms;
+    /* Also under stats_lock: partitions whose transfer completed here, for
+     * the main loop to mark held (rk_worker_take_ready), and partitions the
+     * main loop asked this worker to drop (rk_worker_drop_request). */
+    uint8_t *xf_ready, *drop_req;
+    uint32_t xf_nready, drop_nreq;
 };
 
 /* worker.c */

@@ -473,6 +473,24 @@ int rk_storage_del(rk_storage *s, const void *key, uint32_t klen, uint16_t parti
     return rk_storage_put(s, &r, cur);
 }
 
+int64_t rk_storage_drop_partition(rk_storage *s, uint16_t partition)
+{
+    if (s->nundo)
+        return RK_EBUSY;
+    int64_t n = 0;
+    uint32_t id = rk_index_first(&s->ix, partition);
+    while (id != RK_IX_NONE) {
+        uint32_t next = rk_index_next(&s->ix, id);
+        struct rk_ix_entry *e = rk_index_entry(&s->ix, id);
+        rk_storage_account(s, e, -1);
+        rk_storage_notify(s, e, NULL);
+        rk_index_remove(&s->ix, id);
+        n++;
+        id = next;
+    }
+    return n;
+}
+
 uint32_t rk_storage_staged(const rk_storage *s)
 {
     return s->nundo;

@@ -340,6 +340,13 @@ class Node:
             return self.kvctl("--timeout", "1s", "health", timeout=5).rc == 0
         wait_for(ready, timeout, f"{self.name} to answer `kvctl health` with 0")
 
+    def wait_serving(self, timeout=30):
+        """Wait until `kvctl ready` exits 0 on this node."""
+        def serving():
+            r = self.kvctl("--timeout", "1s", "ready", timeout=5)
+            return r.rc == 0 and b"cluster forming" not in r.out
+        wait_for(serving, timeout, f"{self.name} to answer `kvctl ready` with 0, formed")
+
     def wait_exit(self, timeout):
         """Wait for the process to exit; return its exit code (negative: the
         signal that killed it). Fails if it is still running at the deadline."""
@@ -512,13 +519,19 @@ class Cluster:
         self.nodes.append(node)
         return node
 
-    def start(self, n=1, overrides=None, timeout=30):
-        """Add n nodes, start them all, wait until each is healthy."""
+    def start(self, n=1, overrides=None, timeout=30, ready=True):
+        """Add n nodes, start them all, wait until each is healthy and, with
+        ready, until each answers `kvctl ready` with 0 (the cluster formed:
+        every partition has a write quorum of holders)."""
         new = [self.add_node(overrides) for _ in range(n)]
         for node in new:
             node.start(wait=False)
         for node in new:
             node.wait_ready(timeout)
+        running = sum(1 for x in self.nodes if x.is_running())
+        for node in new if ready else []:
+            if running >= node.config()["cluster"].get("expect_nodes", 1):
+                node.wait_serving(timeout)
         return new
 
     SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",

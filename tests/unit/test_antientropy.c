@@ -282,7 +282,7 @@ static void rig_init(struct rig *r, const char *const *ids, size_t n)
         peer_init(r, &r->peers[i], ids[i], i == 0 ? &r->b : NULL);
     }
     r->npeers = n;
-    struct rk_view *v = rk_view_build(t, PARTS, 2);
+    struct rk_view *v = rk_view_build(t, PARTS, 2, NULL);
     assert_non_null(v);
     rk_view_publish(&r->views, v);
     free(t);

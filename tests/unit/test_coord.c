@@ -121,7 +121,7 @@ static void setup_with(struct node *n, const char *const *ids, const uint8_t *st
         struct rk_member m = member(ids[i], states[i], settings, peers);
         assert_int_equal(rk_members_merge(t, &m, rk_clock_wall_ms(), NULL), 0);
     }
-    struct rk_view *v = rk_view_build(t, PARTS, 3);
+    struct rk_view *v = rk_view_build(t, PARTS, 3, NULL);
     assert_non_null(v);
     rk_view_publish(&n->views, v);
     free(t);
