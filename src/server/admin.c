@@ -122,6 +122,9 @@ struct ae_node {
     uint32_t exchanges_in_flight; /* workers with an exchange in flight */
     uint64_t busy_pauses, hint_marks_taken, hint_marks_forwarded; /* since start */
     uint64_t at_ms; /* the oldest of the workers' figures: counters are as of then */
+    uint32_t xfer_pending, xfer_active;
+    uint64_t xfer_done, xfer_failed, xfer_keys, xfer_bytes;
+    char xfer_why[96];
 };
 
 static void add_summary(const struct rk_worker_ae *ae, void *arg)
@@ -143,6 +146,14 @@ static void add_summary(const struct rk_worker_ae *ae, void *arg)
     n->busy_pauses += l->busy_pauses;
     n->hint_marks_taken += l->hint_marks_taken;
     n->hint_marks_forwarded += l->hint_marks_forwarded;
+    n->xfer_pending += l->xfer_pending;
+    n->xfer_active += l->xfer_active;
+    n->xfer_done += l->xfer_done;
+    n->xfer_failed += l->xfer_failed;
+    n->xfer_keys += l->xfer_keys;
+    n->xfer_bytes += l->xfer_bytes;
+    if (!n->xfer_why[0] && l->xfer_why[0] && l->xfer_pending)
+        memcpy(n->xfer_why, l->xfer_why, sizeof(n->xfer_why));
     n->at_ms = first || ae->at_ms < n->at_ms ? ae->at_ms : n->at_ms;
 }
 
@@ -185,6 +196,13 @@ static void ae_stats_json(struct rk_shared *sh, const struct rk_worker_stats *t,
             (unsigned long long)s->totals.repaired, (unsigned long long)s->totals.bytes, s->marked,
             (unsigned long long)t->ae_trees_bytes, (unsigned long long)t->ae_tree_build_ms);
     ae_activity_json(&n, b);
+    rk_jadd(b,
+            "},\"transfers\":{\"pending\":%u,\"active\":%u,\"done\":%llu,\"failed\":%llu,"
+            "\"keys\":%llu,\"bytes\":%llu,\"waiting\":",
+            n.xfer_pending, n.xfer_active, (unsigned long long)n.xfer_done,
+            (unsigned long long)n.xfer_failed, (unsigned long long)n.xfer_keys,
+            (unsigned long long)n.xfer_bytes);
+    rk_jstr(b, n.xfer_active ? "" : n.xfer_why);
     rk_jadd(b, "},");
 }
 

@@ -1,0 +1,152 @@
+"""Ownership transfers (docs/TRANSFERS.md): the data follows the ring when
+members join, and nothing reads as missing meanwhile.
+
+Clients write and read through every node while node-4 and node-5 join;
+the recorded history (history.py) must show no lost acknowledged write and
+no stale read, no key written before the join may ever read "not found",
+and once the transfers are over every key sits on exactly its preference
+list (each node's own copy, asked with RGET, which does not repair).
+"""
+
+import random
+import threading
+import time
+
+from harness import RawKV, last_json, rk_field, node_stats, wait_for, wait_all_alive
+from history import History, check
+
+GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "3s",
+          "cluster.request_timeout": "1s"}
+PRELOAD = 600
+CLIENTS = 8
+SETTLE_S = 120
+
+
+def preload(node, n):
+    keys = {}
+    with RawKV(node) as kv:
+        for i in range(n):
+            k = f"pre-{i:05d}"
+            assert kv.put(k.encode(), f"v-{i}".encode()) == "OK", k
+            keys[k] = f"v-{i}"
+    return keys
+
+
+def client(nodes, hist, stop, tid, rng, old_keys, missing):
+    seq = 0
+    keys = [f"hot-{i}" for i in range(20)]
+    while not stop.is_set():
+        node = rng.choice(nodes)
+        if not node.is_running():
+            continue
+        roll = rng.random()
+        if roll < 0.4:
+            seq += 1
+            key, value = rng.choice(keys), f"t{tid}-{seq}"
+            start = time.monotonic()
+            r = node.kvctl("--timeout", "3s", "--json", "put", key, value, timeout=10)
+            end = time.monotonic()
+            ok = r.rc == 0
+            hist.record(op="put", key=key, value=value, ok=ok, start=start, end=end,
+                        node=node.name, version=last_json(r.out)["version"] if ok else None,
+                        err=r.err.strip()[:200])
+        elif roll < 0.7:
+            key = rng.choice(keys)
+            start = time.monotonic()
+            r = node.kvctl("--timeout", "3s", "--json", "get", key, timeout=10)
+            end = time.monotonic()
+            j = last_json(r.out) if r.rc == 0 else {}
+            hist.record(op="get", key=key, value=j.get("value"), version=j.get("version"),
+                        ok=r.rc in (0, 1), start=start, end=end, node=node.name,
+                        err=r.err.strip()[:200])
+        else:
+            key = rng.choice(old_keys)
+            r = node.kvctl("--timeout", "3s", "get", key, timeout=10)
+            if r.rc == 1:
+                missing.append((key, node.name, time.monotonic(), r.err.strip()[:200]))
+
+
+def settled(nodes):
+    """Every node: nothing pending, and its view agrees (kvctl ready)."""
+    for n in nodes:
+        t = node_stats(n)["transfers"]
+        if t["pending"] or t["active"]:
+            return False
+        if n.kvctl("--timeout", "2s", "ready", timeout=5).rc != 0:
+            return False
+    return True
+
+
+def copies_off_preference(nodes, keys):
+    """(key, node, what) for each key whose own copy on a node disagrees with
+    its preference list: missing where it should be, present elsewhere."""
+    bad = []
+    pref = {}
+    for k in keys:
+        loc = last_json(nodes[0].kvctl("--json", "locate", k).out)
+        pref[k] = {p["node"] for p in loc["preference"]}
+    for n in nodes:
+        with RawKV(n) as kv:
+            for k in keys:
+                st, _ = kv.call("RGET", rk_field("KEY", k.encode()))
+                there = st == "OK"
+                if there != (n.name in pref[k]):
+                    bad.append((k, n.name, st))
+    return bad
+
+
+def test_join_under_load(cluster, tmp_path):
+    cluster.overrides.update({**GOSSIP, "cluster.expect_nodes": 3})
+    nodes = cluster.start(3)
+    wait_all_alive(nodes, 20)
+    old = preload(nodes[0], PRELOAD)
+    hist = History(str(tmp_path / "history.jsonl"))
+    stop = threading.Event()
+    missing = []
+    seed = random.randrange(1 << 30)
+    print(f"seed {seed}")
+    live = list(nodes)
+    threads = [threading.Thread(target=client, args=(live, hist, stop, t,
+                                                     random.Random(seed + t), list(old), missing))
+               for t in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(hist.ops) >= 40, 30, "traffic before the join")
+        joined = cluster.start(2, ready=False)
+        nodes = nodes + joined
+        wait_all_alive(nodes, 30)
+        live.extend(joined)
+        t0 = time.monotonic()
+        wait_for(lambda: settled(nodes), SETTLE_S, "transfers over on every node")
+        print(f"transfers settled {time.monotonic() - t0:.1f} s after the joins were seen")
+        n_after = len(hist.ops)
+        wait_for(lambda: len(hist.ops) >= n_after + 40, 30, "traffic after the join")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not missing, f"keys written before the join read as missing: {missing[:10]}"
+    final = {}
+    for key in {o["key"] for o in hist.ops}:
+        r = nodes[0].kvctl("--json", "-r", "3", "get", key)
+        final[key] = last_json(r.out)["version"] if r.rc == 0 else None
+        hist.record(op="final", key=key, version=final[key])
+    hist.save()
+    puts = [o for o in hist.ops if o["op"] == "put"]
+    acked = sum(1 for o in puts if o["ok"])
+    print(f"history: {len(puts)} puts ({acked} acknowledged), "
+          f"{sum(1 for o in hist.ops if o['op'] == 'get')} gets, saved to {hist.path}")
+    assert acked >= 40, "too few acknowledged writes to check anything"
+    problems = check(hist.ops, final)
+    assert not problems, "\n".join(problems[:20]) + f"\n(history: {hist.path})"
+    for k, v in old.items():
+        r = nodes[4].kvctl("-r", "3", "get", k)
+        assert r.rc == 0 and r.out.decode().strip() == v, (k, r)
+    # Dropped copies go on each node's next look: poll.
+    keys = list(old)[:200] + [f"hot-{i}" for i in range(20)]
+    wait_for(lambda: not copies_off_preference(nodes, keys), 30,
+             "every key on exactly its preference list")
+    for n in nodes:
+        t = node_stats(n)["transfers"]
+        print(f"{n.name}: transfers {t}")
