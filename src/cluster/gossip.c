@@ -621,6 +621,14 @@ static void on_leave_step(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
     struct rk_gossip *g = t->data;
+    if (g->leave_step == 1 && rk_holdings_count(&g->own) > 0) {
+        /* Our partitions' new owners are still receiving them from us
+         * (docs/TRANSFERS.md §4): each copy is dropped once they hold it,
+         * and we leave once nothing is held here. */
+        ev_timer_set(t, (double)g->o.interval_ms / 1000.0, 0.0);
+        ev_timer_start(loop, t);
+        return;
+    }
     if (g->leave_step == 1) {
         rk_members_left(&g->table, wall_ms());
         rk_info("gossip", "left the cluster: incarnation=%llu",

@@ -110,7 +110,10 @@ bool rk_gossip_islanded(const struct rk_gossip *g, char *why, size_t len);
  * in err for an address nng cannot dial. */
 int rk_gossip_join(struct rk_gossip *g, const char *addr, char *err, size_t errlen);
 
-/* Announce our departure: LEAVING now, LEFT two intervals later, then, one
+/* Announce our departure: LEAVING now (we leave the placement: the
+ * members that take our partitions over receive them from us), LEFT once
+ * we hold no partition any more (each copy is dropped when its new owners
+ * hold it) and at least two intervals later, then, one
  * interval after that (the news has gone out), done(arg) is called. 0, or
  * RK_EINVAL if we are leaving already. */
 int rk_gossip_leave(struct rk_gossip *g, void (*done)(void *arg), void *arg);

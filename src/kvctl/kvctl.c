@@ -36,7 +36,7 @@ static const char usage_text[] =
     "  health | ready             probes: exit 0 yes, 1 no\n"
     "  members                    member table: state, last heard, RTT, addresses\n"
     "  join SEED_ADDR             join the cluster through a member's gossip address\n"
-    "  leave                      announce the node's departure, then stop it\n"
+    "  leave [--no-wait]          hand the node's partitions over, then stop it\n"
     "  remove NODE_ID [--force]   take a dead member out (--force: whatever its state)\n"
     "  locate KEY                 KEY's partition and its preference list of nodes\n"
     "  ring                       partitions per member, ring size and digest\n"
@@ -194,10 +194,17 @@ struct cmd_args {
     const char *partition;    /* --partition P (CMD_PARTITION) */
     bool wait;                /* --wait (CMD_WAIT) */
     const char *wait_timeout; /* --wait-timeout DUR (CMD_WAIT) */
+    bool no_wait;             /* --no-wait (CMD_NOWAIT) */
 };
 
 /* The options a command takes besides the global ones (struct cmd.opts). */
-enum { CMD_TTL = 1u << 0, CMD_FORCE = 1u << 1, CMD_PARTITION = 1u << 2, CMD_WAIT = 1u << 3 };
+enum {
+    CMD_TTL = 1u << 0,
+    CMD_FORCE = 1u << 1,
+    CMD_PARTITION = 1u << 2,
+    CMD_WAIT = 1u << 3,
+    CMD_NOWAIT = 1u << 4
+};
 
 typedef int cmd_fn(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a);
 
@@ -823,6 +830,50 @@ static int member_exit_code(int err)
     return err == RK_EREFUSED || err == RK_ENOTFOUND ? RK_EXIT_USAGE : rk_kvctl_exit_code(err);
 }
 
+#define LEAVE_POLL_MS 500
+
+static void ms_sleep(uint64_t ms);
+static uint64_t mono_ms(void);
+
+/* kvctl leave: the node stays until the members taking its partitions
+ * over hold them (docs/TRANSFERS.md §4). Progress from its stats every
+ * LEAVE_POLL_MS: partitions it still holds, bytes sent so far; done when
+ * it stops answering (it left and exited). */
+static int leave_wait(const struct rk_kvctl_opts *o, struct rk_client *c)
+{
+    long first = -1;
+    uint64_t t0 = mono_ms();
+    for (;;) {
+        char *json = NULL;
+        if (rk_client_admin(c, RK_OP_STATS, &json) != 0) {
+            free(json);
+            printf("left: the node handed its partitions over and stopped\n");
+            return RK_EXIT_OK;
+        }
+        struct rk_ajson *doc = parse_reply(json);
+        const char *h =
+            doc ? rk_ajson_text(rk_ajson_path(rk_ajson_root(doc), "transfers.held")) : NULL;
+        long held = h ? strtol(h, NULL, 10) : -1;
+        if (first < 0)
+            first = held;
+        if (!o->json && held >= 0) {
+            uint64_t el = mono_ms() - t0;
+            long done = first - held;
+            double eta = done > 0 ? (double)el / 1000.0 * (double)held / (double)done : -1;
+            if (eta >= 0)
+                printf("leaving: %ld of %ld partitions handed over, %ld still held, ETA %.0f s\n",
+                       done, first, held, eta);
+            else
+                printf("leaving: %ld of %ld partitions handed over, %ld still held\n", done, first,
+                       held);
+            fflush(stdout);
+        }
+        rk_ajson_free(doc);
+        free(json);
+        ms_sleep(LEAVE_POLL_MS);
+    }
+}
+
 /* members, join SEED_ADDR, leave, remove NODE_ID [--force], locate KEY,
  * ring. */
 static int cmd_member(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
@@ -849,6 +900,8 @@ static int cmd_member(const struct rk_kvctl_opts *o, const struct cmd *cmd, stru
         code = print_listing(cmd, l, json, o->json);
     } else {
         print_member_reply(json, o->json);
+        if (cmd->op == RK_OP_LEAVE && !a->no_wait)
+            code = leave_wait(o, c);
     }
     free(json);
     rk_client_close(c);
@@ -1134,8 +1187,11 @@ static const struct cmd commands[] = {
      "Make the node join the cluster that SEED_ADDR belongs to. SEED_ADDR is a\n"
      "member's gossip address, tcp://HOST:PORT (its listen.gossip).",
      1, 1, 0, RK_OP_JOIN, cmd_member},
-    {"leave", "leave", "Make the node leave the cluster: it announces its departure, then stops.",
-     0, 0, 0, RK_OP_LEAVE, cmd_member},
+    {"leave", "leave [--no-wait]",
+     "Make the node leave the cluster: it hands every partition it holds to the members\n"
+     "taking it over, then announces its departure and stops. Prints progress until it\n"
+     "stopped, unless --no-wait.",
+     0, 0, CMD_NOWAIT, RK_OP_LEAVE, cmd_member},
     {"remove", "remove NODE_ID [--force]",
      "Take member NODE_ID out of the cluster; ask any other member. Only a member\n"
      "that is dead or has left is removed unless\n"
@@ -1179,6 +1235,10 @@ static int cmd_opt(const struct cmd *cmd, struct cmd_args *a, int argc, char **a
 {
     if ((cmd->opts & CMD_FORCE) && strcmp(argv[*i], "--force") == 0) {
         a->force = true;
+        return 1;
+    }
+    if ((cmd->opts & CMD_NOWAIT) && strcmp(argv[*i], "--no-wait") == 0) {
+        a->no_wait = true;
         return 1;
     }
     if ((cmd->opts & CMD_WAIT) && strcmp(argv[*i], "--wait") == 0) {

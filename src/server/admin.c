@@ -203,7 +203,12 @@ static void ae_stats_json(struct rk_shared *sh, const struct rk_worker_stats *t,
             (unsigned long long)n.xfer_failed, (unsigned long long)n.xfer_keys,
             (unsigned long long)n.xfer_bytes);
     rk_jstr(b, n.xfer_active ? "" : n.xfer_why);
-    rk_jadd(b, "},");
+    uint32_t held = 0;
+    struct rk_view *v = rk_view_acquire(&sh->views);
+    for (uint32_t p = 0; v && p < sh->partitions; p++)
+        held += rk_view_holds(v, p);
+    rk_view_release(v);
+    rk_jadd(b, ",\"held\":%u},", held);
 }
 
 /* The partition in req's KEY (decimal), when there is one: 1 with *part,

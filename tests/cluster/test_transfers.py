@@ -150,3 +150,46 @@ def test_join_under_load(cluster, tmp_path):
     for n in nodes:
         t = node_stats(n)["transfers"]
         print(f"{n.name}: transfers {t}")
+
+
+def start4(cluster):
+    cluster.overrides.update({**GOSSIP, "cluster.expect_nodes": 4})
+    nodes = cluster.start(4)
+    wait_all_alive(nodes, 20)
+    return nodes, preload(nodes[0], PRELOAD)
+
+
+def all_readable(node, keys):
+    return [k for k, v in keys.items()
+            if (r := node.kvctl("-r", "3", "get", k)).rc != 0 or r.out.decode().strip() != v]
+
+
+def test_leave_hands_every_partition_over(cluster):
+    nodes, old = start4(cluster)
+    leaver, rest = nodes[3], nodes[:3]
+    r = leaver.kvctl("leave", timeout=SETTLE_S)
+    assert r.rc == 0, r
+    assert "handed its partitions over" in r.out.decode(), r
+    assert leaver.wait_exit(30) == 0
+    wait_for(lambda: settled(rest), SETTLE_S, "transfers over after the leave")
+    assert not all_readable(rest[0], old)
+    keys = list(old)[:200]
+    wait_for(lambda: not copies_off_preference(rest, keys), 30,
+             "every key on exactly its preference list")
+
+
+def test_remove_of_a_dead_node_restores_n_copies(cluster):
+    nodes, old = start4(cluster)
+    dead, rest = nodes[3], nodes[:3]
+    dead.kill()
+    wait_for(lambda: all(n.kvctl("--json", "members").rc == 0 and
+                         {m["id"]: m["state"] for m in last_json(
+                             n.kvctl("--json", "members").out)["members"]}.get(dead.name) == "dead"
+                         for n in rest), 30, f"{dead.name} dead everywhere")
+    r = rest[0].kvctl("remove", dead.name)
+    assert r.rc == 0, r
+    wait_for(lambda: settled(rest), SETTLE_S, "transfers over after the removal")
+    keys = list(old)[:200]
+    # N = 3 of 3 members now: every node's own copy holds every key.
+    wait_for(lambda: not copies_off_preference(rest, keys), 30, "3 copies of every key")
+    assert not all_readable(rest[1], old)
