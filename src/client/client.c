@@ -543,6 +543,7 @@ static bool admin_op(enum rk_op op, bool *needs_arg, bool *may_arg)
     case RK_OP_AE:
     case RK_OP_REPAIR:
     case RK_OP_PARTS:
+    case RK_OP_TRANSFERS:
         return true;
     default:
         return false;

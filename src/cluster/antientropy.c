@@ -537,6 +537,23 @@ static uint64_t bytes_ps(const struct rk_ae *a)
     return atomic_load(a->env.pace.max_bytes_per_second);
 }
 
+/* The budget a move of the exchange under way spends: a transfer's, shared
+ * by the node's transfers (bytes only), or anti-entropy's. */
+static struct rk_ae_budget *move_budget(struct rk_ae *a)
+{
+    return a->xfer ? &a->env.xfer->budget : a->env.budget;
+}
+
+static uint64_t move_keys_ps(const struct rk_ae *a)
+{
+    return a->xfer ? 0 : keys_ps(a);
+}
+
+static uint64_t move_bytes_ps(const struct rk_ae *a)
+{
+    return a->xfer ? atomic_load(&a->env.xfer->max_bytes_per_second) : bytes_ps(a);
+}
+
 /* Send the queue's next move into free slot k, if the budget has room for
  * it: 0 when it went (or was dropped: expired, too large, not sent; the
  * next round looks again), else the ns until the budget may have room
@@ -545,7 +562,7 @@ static uint64_t bytes_ps(const struct rk_ae *a)
 static uint64_t send_move(struct rk_ae *a, unsigned k)
 {
     uint64_t now = rk_clock_mono_ns();
-    uint64_t wait = a->xfer ? 0 : rk_ae_budget_wait(a->env.budget, now, keys_ps(a), bytes_ps(a));
+    uint64_t wait = rk_ae_budget_wait(move_budget(a), now, move_keys_ps(a), move_bytes_ps(a));
     if (wait) /* spent: nothing read from the store for nothing */
         return wait;
     struct move mv = a->q[a->qhead];
@@ -556,7 +573,7 @@ static uint64_t send_move(struct rk_ae *a, unsigned k)
     int rc = move_msg(a, &mv, rid, &m);
     if (rc == 0 && (n = rk_proto_size(&m)) > 0 && (buf = malloc(n)))
         rk_proto_encode(&m, buf);
-    if (buf && !a->xfer && !rk_ae_budget_take(a->env.budget, now, keys_ps(a), bytes_ps(a), n)) {
+    if (buf && !rk_ae_budget_take(move_budget(a), now, move_keys_ps(a), move_bytes_ps(a), n)) {
         free(buf); /* another worker took the room first */
         return AE_PACE_MIN_MS * 1000000ull;
     }
@@ -609,8 +626,8 @@ static void on_move_reply(struct rk_ae *a, unsigned k, const uint8_t *body, size
     struct rk_msg rep;
     a->mv_rid[k] = 0;
     a->inflight--;
-    if (mv.kind == RK_AEX_PULL && !a->xfer) /* the value came this way: its bytes count now */
-        rk_ae_budget_charge_bytes(a->env.budget, rk_clock_mono_ns(), bytes_ps(a), len);
+    if (mv.kind == RK_AEX_PULL) /* the value came this way: its bytes count now */
+        rk_ae_budget_charge_bytes(move_budget(a), rk_clock_mono_ns(), move_bytes_ps(a), len);
     int got = -1; /* an answer that is no reply: not taken */
     if (rk_proto_decode(body, len, &rep) == 0 && (rep.flags & RK_MSG_REPLY)) {
         if (mv.kind == RK_AEX_PULL)
@@ -946,6 +963,17 @@ static bool xfer_sources(struct rk_ae *a, const struct rk_view *v, uint32_t p, i
     return a->xf_nsrc > 0;
 }
 
+/* One of the node's transfer slots (transfers.max_concurrent), or false. */
+static bool xfer_slot_take(struct rk_ae *a)
+{
+    struct rk_xfer_limits *x = a->env.xfer;
+    unsigned cur = atomic_load(&x->active);
+    while (cur < atomic_load(&x->max_concurrent))
+        if (atomic_compare_exchange_weak(&x->active, &cur, cur + 1))
+            return true;
+    return false;
+}
+
 /* Pick the next pending partition of this worker whose transfer may run:
  * the placement agreed for a request timeout (a write routed by an older
  * view has ended: docs/TRANSFERS.md §3 step 1) and a source up. true
@@ -981,8 +1009,14 @@ static bool xfer_begin(struct rk_ae *a)
         if (go || !settled || now < a->xf_retry_ms)
             continue;
         if (xfer_sources(a, v, p, k)) {
-            go = true;
+            go = xfer_slot_take(a);
             a->xf_part = p;
+            if (!go)
+                snprintf(a->stats.xfer_why, sizeof(a->stats.xfer_why),
+                         "limit reached (transfers.max_concurrent = %u)",
+                         atomic_load(&a->env.xfer->max_concurrent));
+            else
+                a->stats.xfer_why[0] = '\0';
         }
     }
     rk_view_release(v);
@@ -1011,6 +1045,7 @@ static void xfer_end(struct rk_ae *a)
 {
     uint32_t p = a->xf_part;
     a->xf_on = false;
+    atomic_fetch_sub(&a->env.xfer->active, 1);
     a->stats.xfer_active = false;
     a->xf_next = (p + 1) % a->env.partitions;
     if (a->xf_bad) {
@@ -1420,6 +1455,10 @@ void rk_ae_destroy(struct rk_ae *a)
         return;
     if (a->x)
         ex_finish(a, RK_AE_ABORTED);
+    if (a->xf_on) {
+        a->xf_bad = true;
+        xfer_end(a);
+    }
     ev_timer_stop(a->env.loop, &a->round_t);
     ev_timer_stop(a->env.loop, &a->watch_t);
     ev_timer_stop(a->env.loop, &a->marks_t);

@@ -9,6 +9,7 @@
 #ifndef RK_ANTIENTROPY_H
 #define RK_ANTIENTROPY_H
 
+#include "cluster/aepace.h"
 #include "cluster/aetree.h"
 #include "cluster/aexchange.h"
 #include "storage/storage.h"
@@ -67,6 +68,16 @@ struct rk_ae_pace_ref {
     const atomic_uint_fast64_t *max_bytes_per_second; /* 0 = no byte budget */
 };
 
+/* Transfers' limits (transfers.max_concurrent, max_bytes_per_second:
+ * reloadable, read at each use) and what the node's initiators share to
+ * keep them: the transfers running now and the byte budget. */
+struct rk_xfer_limits {
+    atomic_uint max_concurrent;
+    atomic_uint_fast64_t max_bytes_per_second; /* 0 = no limit */
+    atomic_uint active;
+    struct rk_ae_budget budget;
+};
+
 /* Everything the initiator needs from its worker, given at creation.
  * Pointers must outlive the initiator; all of it is used on loop only
  * (views and the pace atomics are thread-safe). */
@@ -97,6 +108,7 @@ struct rk_ae_env {
      * partition held. Same loop. NULL: transfers are not run. */
     void (*xfer_ready)(void *arg, uint32_t partition);
     void *xfer_arg;
+    struct rk_xfer_limits *xfer; /* shared by the node's initiators; required with xfer_ready */
 };
 
 struct rk_ae_stats {

@@ -119,6 +119,12 @@ static const struct key keys[] = {
      * any disk or link a node has, so more is a typo. */
     {ROW("antientropy.max_bytes_per_second", K_SIZE, ae_max_bytes_per_second, "32MiB"), .min = 0,
      .max = 64 * GIB, .flags = F_LIVE},
+    /* Partitions this node receives at once, and the bytes per second it
+     * pulls for them (0 = no limit; 64 GiB/s as above). */
+    {ROW("transfers.max_concurrent", K_UINT, xfer_max_concurrent, "2"), .min = 1, .max = 1024,
+     .flags = F_LIVE},
+    {ROW("transfers.max_bytes_per_second", K_SIZE, xfer_max_bytes_per_second, "64MiB"), .min = 0,
+     .max = 64 * GIB, .flags = F_LIVE},
     {ROW("limits.max_inflight", K_UINT, max_inflight, "10000"), .min = 1, .max = 10000000,
      .flags = F_LIVE},
     {ROW("limits.client_rate", K_UINT, client_rate, "0"), .min = 0, .max = 100000000,

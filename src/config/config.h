@@ -65,6 +65,9 @@ struct rk_config {
     uint64_t ae_interval_ms;          /* 30000 */
     uint32_t ae_max_keys_per_second;  /* 50000 */
     uint64_t ae_max_bytes_per_second; /* "32MiB"; 0 = no byte budget */
+    /* [transfers] */
+    uint32_t xfer_max_concurrent;       /* 2: partitions received at once */
+    uint64_t xfer_max_bytes_per_second; /* "64MiB"; 0 = no limit */
     /* [limits] */
     uint32_t max_inflight;    /* 10000; >= 1 */
     uint32_t client_rate;     /* 0 = off */

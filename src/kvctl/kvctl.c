@@ -19,6 +19,7 @@
 #include "client/client.h"
 #include "kvctl/bench.h"
 #include "kvctl/plan.h"
+#include "kvctl/xfers.h"
 #include "util/err.h"
 
 #define DEFAULT_ADDR       "tcp://127.0.0.1:7400"
@@ -43,6 +44,7 @@ static const char usage_text[] =
     "  bench [OPTIONS]            load generator (see kvctl bench --help)\n"
     "  ae [--partition P]         anti-entropy progress: the round, then per partition\n"
     "  repair [PARTITION] [--wait]  mark partitions to go first in anti-entropy\n"
+    "  transfers                  partitions being handed to new owners: progress, why waiting\n"
     "  plan join ADDR|leave NODE_ID|remove NODE_ID  what the change would move (keys,\n"
     "                             bytes, time), without doing it (see kvctl plan --help)\n"
     "\n"
@@ -1316,6 +1318,8 @@ static int run_command(struct rk_kvctl_opts *o, int argc, char **argv)
         return rk_bench_main(o, argc, argv);
     if (strcmp(name, "plan") == 0)
         return rk_plan_main(o, argc, argv);
+    if (strcmp(name, "transfers") == 0)
+        return rk_transfers_main(o, argc, argv);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
         if (strcmp(name, commands[k].name) != 0)
             continue;

@@ -13,6 +13,7 @@
  * that lags reports fewer, and the largest is the one a transfer would
  * have to stream). */
 #include "kvctl/plan.h"
+#include "kvctl/nodes.h"
 
 #include "client/ajson.h"
 #include "client/client.h"
@@ -23,17 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* transfers.max_bytes_per_second's default (DESIGN §3, docs/TRANSFERS.md);
- * nodes do not report the key yet, so the estimate uses it. */
+/* transfers.max_bytes_per_second's default, for a node that does not
+ * report the key (TRANSFERS). */
 #define PLAN_RATE_DEFAULT (64ull << 20)
 
 enum change { JOIN, LEAVE, REMOVE };
-
-struct member {
-    char id[RK_RING_ID_MAX + 1];
-    char client[128];
-    char state[16];
-};
 
 struct psize {
     uint64_t keys, bytes;
@@ -49,64 +44,29 @@ struct plan {
     enum change kind;
     char node[RK_RING_ID_MAX + 1];
     uint32_t partitions, replicas;
-    struct member *m;
+    struct rk_kvctl_member *m;
     size_t nm;
     struct psize *size; /* partitions */
     struct target tgt[RK_RING_MEMBERS_MAX];
     size_t ntgt;
     uint64_t keys, bytes;
-    struct rk_jbuf moves; /* JSON array body */
+    uint64_t rate;         /* bytes per second of the estimate; 0: unlimited */
+    const char *rate_from; /* "node": the node's transfers.max_bytes_per_second */
+    struct rk_jbuf moves;  /* JSON array body */
 };
 
 static const char *const change_name[] = {"join", "leave", "remove"};
 
-/* One admin request to addr; on failure one line naming who and exit 3. */
+/* The member table of the node at -a (nodes.h). */
+static int load_members(const struct rk_kvctl_opts *o, struct plan *pl)
+{
+    return rk_kvctl_members(o, "plan", &pl->m, &pl->nm);
+}
+
 static int ask(const struct rk_kvctl_opts *o, const char *who, const char *addr, enum rk_op op,
                struct rk_ajson **doc)
 {
-    struct rk_client *c = NULL;
-    char *json = NULL;
-    int rv = rk_client_open(&c, addr, (int)o->timeout_ms);
-    if (rv == 0)
-        rv = rk_client_admin_arg(c, op, NULL, false, &json);
-    if (rv == 0)
-        rv = rk_ajson_parse(doc, json, strlen(json), 0);
-    if (rv != 0)
-        rk_kvctl_err("plan: %s (%s) did not answer: %s", who, addr,
-                     c ? rk_client_error(c) : "out of memory");
-    free(json);
-    rk_client_close(c);
-    return rv == 0 ? RK_EXIT_OK : RK_EXIT_CLUSTER;
-}
-
-static void copy_str(char *dst, size_t cap, const struct rk_ajson_val *v)
-{
-    const char *s = rk_ajson_text(v);
-    snprintf(dst, cap, "%s", s ? s : "");
-}
-
-/* The member table of the node at -a, LEFT members left out (they are not
- * in the ring). */
-static int load_members(const struct rk_kvctl_opts *o, struct plan *pl)
-{
-    struct rk_ajson *doc = NULL;
-    int code = ask(o, "the node", o->addr, RK_OP_MEMBERS, &doc);
-    if (code != RK_EXIT_OK)
-        return code;
-    const struct rk_ajson_val *arr = rk_ajson_path(rk_ajson_root(doc), "members");
-    pl->m = calloc(rk_ajson_count(arr) + 1, sizeof(*pl->m));
-    if (!pl->m)
-        rk_kvctl_oom();
-    for (const struct rk_ajson_val *e = rk_ajson_first(arr); e; e = rk_ajson_next(e)) {
-        struct member *m = &pl->m[pl->nm];
-        copy_str(m->id, sizeof m->id, rk_ajson_member(e, "id"));
-        copy_str(m->client, sizeof m->client, rk_ajson_member(e, "client"));
-        copy_str(m->state, sizeof m->state, rk_ajson_member(e, "state"));
-        if (strcmp(m->state, "left") != 0)
-            pl->nm++;
-    }
-    rk_ajson_free(doc);
-    return RK_EXIT_OK;
+    return rk_kvctl_ask(o, "plan", who, addr, op, doc);
 }
 
 static int load_shape(const struct rk_kvctl_opts *o, struct plan *pl)
@@ -130,7 +90,7 @@ static int load_shape(const struct rk_kvctl_opts *o, struct plan *pl)
     return RK_EXIT_OK;
 }
 
-static const struct member *find(const struct plan *pl, const char *id)
+static const struct rk_kvctl_member *find(const struct plan *pl, const char *id)
 {
     for (size_t i = 0; i < pl->nm; i++)
         if (strcmp(pl->m[i].id, id) == 0)
@@ -140,7 +100,7 @@ static const struct member *find(const struct plan *pl, const char *id)
 
 /* Folds one member's PARTS rows [partition, keys, bytes, replica] into the
  * sizes (the largest report wins). */
-static int add_parts(struct plan *pl, const struct member *m, const struct rk_ajson *doc)
+static int add_parts(struct plan *pl, const struct rk_kvctl_member *m, const struct rk_ajson *doc)
 {
     const struct rk_ajson_val *rows = rk_ajson_path(rk_ajson_root(doc), "parts");
     for (const struct rk_ajson_val *r = rk_ajson_first(rows); r; r = rk_ajson_next(r)) {
@@ -166,7 +126,7 @@ static int load_sizes(const struct rk_kvctl_opts *o, struct plan *pl)
     if (!pl->size)
         rk_kvctl_oom();
     for (size_t i = 0; i < pl->nm; i++) {
-        const struct member *m = &pl->m[i];
+        const struct rk_kvctl_member *m = &pl->m[i];
         if (pl->kind == REMOVE && strcmp(m->id, pl->node) == 0)
             continue;
         struct rk_ajson *doc = NULL;
@@ -229,9 +189,23 @@ static void on_move(void *arg, const struct rk_plan_move *mv)
             (unsigned long long)s->bytes);
 }
 
-static double eta_s(uint64_t bytes)
+/* The node's transfers.max_bytes_per_second (its TRANSFERS reply), else
+ * the default. */
+static void load_rate(const struct rk_kvctl_opts *o, struct plan *pl)
 {
-    return (double)bytes / (double)PLAN_RATE_DEFAULT;
+    struct rk_ajson *doc = NULL;
+    uint64_t r;
+    pl->rate = PLAN_RATE_DEFAULT, pl->rate_from = "default";
+    if (rk_kvctl_ask(o, "plan", "the node", o->addr, RK_OP_TRANSFERS, &doc) == RK_EXIT_OK &&
+        rk_ajson_u64(rk_ajson_member(rk_ajson_root(doc), "max_bytes_per_second"), &r) == 0)
+        pl->rate = r, pl->rate_from = "node";
+    rk_ajson_free(doc);
+}
+
+/* Seconds at the plan's rate; 0 when unlimited (bounded by disk and network). */
+static double eta_s(const struct plan *pl, uint64_t bytes)
+{
+    return pl->rate ? (double)bytes / (double)pl->rate : 0.0;
 }
 
 static void print_json(const struct plan *pl, const struct rk_plan_totals *t, size_t after)
@@ -242,12 +216,12 @@ static void print_json(const struct plan *pl, const struct rk_plan_totals *t, si
     rk_jadd(&b,
             ",\"members_before\":%zu,\"members_after\":%zu,\"partitions\":%u,\"replicas\":%u,"
             "\"partitions_changed\":%u,\"moves\":%llu,\"replicas_total\":%llu,\"keys\":%llu,"
-            "\"bytes\":%llu,\"rate_bytes_per_second\":%llu,\"rate_source\":\"default\","
+            "\"bytes\":%llu,\"rate_bytes_per_second\":%llu,\"rate_source\":\"%s\","
             "\"eta_s\":%.3f,\"targets\":[",
             pl->nm, after, pl->partitions, pl->replicas, t->partitions_changed,
             (unsigned long long)t->moves, (unsigned long long)t->replicas_after,
-            (unsigned long long)pl->keys, (unsigned long long)pl->bytes, PLAN_RATE_DEFAULT,
-            eta_s(pl->bytes));
+            (unsigned long long)pl->keys, (unsigned long long)pl->bytes,
+            (unsigned long long)pl->rate, pl->rate_from, eta_s(pl, pl->bytes));
     for (size_t i = 0; i < pl->ntgt; i++) {
         rk_jadd(&b, "%s{\"node\":", i ? "," : "");
         rk_jstr(&b, pl->tgt[i].id);
@@ -269,9 +243,13 @@ static void print_text(const struct plan *pl, const struct rk_plan_totals *t, si
            (unsigned long long)t->moves, (unsigned long long)t->replicas_after,
            100.0 * rk_plan_moved_share(t), t->partitions_changed, (unsigned long long)pl->keys,
            (double)pl->bytes / (1 << 20));
-    printf("estimated time: %.1f s at %llu MiB/s (the default transfers.max_bytes_per_second; "
-           "nodes do not report the key yet)\n",
-           eta_s(pl->bytes), PLAN_RATE_DEFAULT >> 20);
+    if (pl->rate)
+        printf("estimated time: %.1f s at %.1f MiB/s (transfers.max_bytes_per_second, %s)\n",
+               eta_s(pl, pl->bytes), (double)pl->rate / (1 << 20),
+               strcmp(pl->rate_from, "node") == 0 ? "the node's" : "the default");
+    else
+        printf("estimated time: no limit (transfers.max_bytes_per_second = 0): bounded by disk "
+               "and network\n");
     for (size_t i = 0; i < pl->ntgt; i++)
         printf("  to %-20s %6u partitions %10llu keys %10.1f MiB\n", pl->tgt[i].id,
                pl->tgt[i].partitions, (unsigned long long)pl->tgt[i].keys,
@@ -283,7 +261,7 @@ static int resolve_node(const struct rk_kvctl_opts *o, struct plan *pl, const ch
                         const char *id_opt)
 {
     if (pl->kind != JOIN) {
-        const struct member *m = find(pl, arg);
+        const struct rk_kvctl_member *m = find(pl, arg);
         if (!m) {
             rk_kvctl_err("plan: %s: no member %s in the cluster", change_name[pl->kind], arg);
             return RK_EXIT_USAGE;
@@ -298,7 +276,7 @@ static int resolve_node(const struct rk_kvctl_opts *o, struct plan *pl, const ch
         int code = ask(o, "the joining node", arg, RK_OP_STATUS, &doc);
         if (code != RK_EXIT_OK)
             return code;
-        copy_str(pl->node, sizeof pl->node, rk_ajson_member(rk_ajson_root(doc), "node"));
+        rk_kvctl_copy_text(pl->node, sizeof pl->node, rk_ajson_member(rk_ajson_root(doc), "node"));
         rk_ajson_free(doc);
     }
     if (pl->node[0] == '\0' || strlen(pl->node) > RK_RING_ID_MAX) {
@@ -323,6 +301,7 @@ static int run(const struct rk_kvctl_opts *o, struct plan *pl, const char *arg, 
         code = load_sizes(o, pl);
     if (code != RK_EXIT_OK)
         return code;
+    load_rate(o, pl);
     struct rk_ring *before = NULL, *after = NULL;
     const char *add = pl->kind == JOIN ? pl->node : NULL;
     const char *drop = pl->kind == JOIN ? NULL : pl->node;
@@ -353,7 +332,7 @@ static const char plan_usage[] =
     "Print what the membership change would move, without doing it: the replicas of\n"
     "partitions that change owner, the keys and bytes to stream (each member reports\n"
     "what it stores per partition; all are asked), and the time at\n"
-    "transfers.max_bytes_per_second (64MiB/s, the default).\n"
+    "the node's transfers.max_bytes_per_second.\n"
     "  join ADDR       a node listening at client address ADDR joins; its id is asked\n"
     "                  from it, unless\n"
     "  --id NODE_ID    names it (a node not started yet)\n"

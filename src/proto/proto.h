@@ -129,6 +129,7 @@ enum rk_op {
     RK_OP_AE = 27,      /* anti-entropy progress */
     RK_OP_REPAIR = 28,  /* mark partitions for anti-entropy first */
     RK_OP_PARTS = 29,   /* keys and bytes per partition this node stores */
+    RK_OP_TRANSFERS = 30, /* partitions this node is receiving (kvctl transfers) */
     RK_OP_RPUT = 32,    /* peer: store a replica at the coordinator's version */
     RK_OP_RGET = 33,    /* peer: read a replica, tombstones included */
     RK_OP_RBATCH = 34,  /* peer: several RPUT/RGET in one message (frames) */

@@ -1,5 +1,6 @@
 /* Admin replies as JSON. Field names are stable: scripts parse them. */
 #include "server/admin.h"
+#include "server/xferinfo.h"
 #include "util/clock.h"
 #include "util/jbuf.h"
 
@@ -795,6 +796,9 @@ enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, ch
         break;
     case RK_OP_PARTS:
         st = parts_json(sh, &b);
+        break;
+    case RK_OP_TRANSFERS:
+        st = rk_admin_transfers(sh, &b);
         break;
     default:
         rk_jadd(&b, "opcode %u is not served by this node", op);

@@ -390,6 +390,8 @@ static void take_live(struct rk_config *cfg, const struct rk_config *neu)
     cfg->ae_max_keys_per_second = neu->ae_max_keys_per_second;
     cfg->ae_enabled = neu->ae_enabled;
     cfg->ae_max_bytes_per_second = neu->ae_max_bytes_per_second;
+    cfg->xfer_max_concurrent = neu->xfer_max_concurrent;
+    cfg->xfer_max_bytes_per_second = neu->xfer_max_bytes_per_second;
 }
 
 /* Whether the node would still run a valid config after the reload: the
@@ -438,6 +440,7 @@ static void reload(struct server *s)
         atomic_store(&s->sh.max_inflight, neu->max_inflight);
         rk_conns_set_max(&s->sh.conns, neu->max_connections);
         rk_ae_pace_set(&s->sh.ae, neu);
+        rk_xfer_limits_set(&s->sh.xfer, neu);
         /* Remember what was applied, so the next reload compares against the
          * running values. */
         take_live(&s->sh.cfg, neu);
@@ -622,6 +625,8 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
     s->sh.start_ms = rk_clock_wall_ms();
     atomic_store(&s->sh.max_inflight, cfg->max_inflight);
     rk_ae_pace_set(&s->sh.ae, cfg);
+    rk_xfer_limits_set(&s->sh.xfer, cfg);
+    rk_ae_budget_init(&s->sh.xfer.budget);
     rk_conns_init(&s->sh.conns, cfg->max_connections);
     rk_view_slot_init(&s->sh.views);
     pthread_mutex_init(&s->sh.island_lock, NULL);

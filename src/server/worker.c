@@ -518,6 +518,7 @@ static int make_ae(struct rk_worker *w)
                             .load_arg = w,
                             .hint_marks = rk_hints_marks(w->hints),
                             .xfer_ready = xfer_ready,
+                            .xfer = &sh->xfer,
                             .xfer_arg = w};
     return rk_ae_create(&w->aed, &env);
 }
@@ -688,6 +689,12 @@ int rk_worker_ae_request(struct rk_worker *w, uint32_t part, uint64_t now_ms)
     rk_aeprogress_mark(w->ae_pub, part, RK_AE_MARK_REQUEST, now_ms);
     pthread_mutex_unlock(&w->stats_lock);
     return 0;
+}
+
+void rk_xfer_limits_set(struct rk_xfer_limits *x, const struct rk_config *c)
+{
+    atomic_store(&x->max_concurrent, c->xfer_max_concurrent);
+    atomic_store(&x->max_bytes_per_second, c->xfer_max_bytes_per_second);
 }
 
 void rk_ae_pace_set(struct rk_ae_pace *p, const struct rk_config *c)

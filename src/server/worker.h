@@ -57,6 +57,7 @@ struct rk_ae_pace {
 
 /* Store c's antientropy.* into p (main thread: at start and on reload). */
 void rk_ae_pace_set(struct rk_ae_pace *p, const struct rk_config *c);
+void rk_xfer_limits_set(struct rk_xfer_limits *x, const struct rk_config *c);
 
 /* State shared by all workers and the main thread. Plain fields are set
  * before the workers start and never change; atomics may change anytime. */
@@ -72,6 +73,7 @@ struct rk_shared {
     atomic_uint inflight;          /* requests received and not yet answered */
     atomic_uint max_inflight;      /* limits.max_inflight, reloadable */
     struct rk_ae_pace ae;          /* antientropy.*, reloadable */
+    struct rk_xfer_limits xfer;    /* transfers.*, reloadable, and their shared budget */
     struct rk_ae_budget ae_budget; /* antientropy.max_*_per_second, spent by every worker */
     atomic_int log_level;
     atomic_bool stopping;   /* no new requests: answer UNAVAILABLE */

@@ -9,7 +9,8 @@ per new owner.
 
 from harness import last_json, wait_for
 
-GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s"}
+GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s",
+          "transfers.max_bytes_per_second": "1MiB"}
 NKEYS = 240
 
 
@@ -61,7 +62,9 @@ def check_keys(p, parts):
     assert p["keys"] == total
     assert {t["node"]: t["keys"] for t in p["targets"]} == per_target
     assert p["moves"] == len(p["move_list"])
-    assert p["eta_s"] >= 0 and p["rate_source"] == "default"
+    # The estimate is at the node's transfers.max_bytes_per_second.
+    assert p["rate_source"] == "node" and p["rate_bytes_per_second"] == 1 << 20, p
+    assert abs(p["eta_s"] - p["bytes"] / (1 << 20)) < 0.01, p
 
 
 def test_plan_join_leave_remove(cluster):

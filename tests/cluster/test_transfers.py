@@ -67,14 +67,12 @@ def client(nodes, hist, stop, tid, rng, old_keys, missing):
 
 
 def settled(nodes):
-    """Every node: nothing pending, and its view agrees (kvctl ready)."""
-    for n in nodes:
-        t = node_stats(n)["transfers"]
-        if t["pending"] or t["active"]:
-            return False
-        if n.kvctl("--timeout", "2s", "ready", timeout=5).rc != 0:
-            return False
-    return True
+    """kvctl transfers lists nothing (every member up asked), and every node
+    is ready."""
+    r = nodes[0].kvctl("--timeout", "2s", "--json", "transfers", timeout=20)
+    if r.rc != 0 or last_json(r.out)["count"] != 0:
+        return False
+    return all(n.kvctl("--timeout", "2s", "ready", timeout=5).rc == 0 for n in nodes)
 
 
 def copies_off_preference(nodes, keys):
@@ -193,3 +191,81 @@ def test_remove_of_a_dead_node_restores_n_copies(cluster):
     # N = 3 of 3 members now: every node's own copy holds every key.
     wait_for(lambda: not copies_off_preference(rest, keys), 30, "3 copies of every key")
     assert not all_readable(rest[1], old)
+
+
+SLOW = {"transfers.max_bytes_per_second": "256KiB", "antientropy.enabled": False}
+BIG = 1500
+
+
+def preload_big(node, n):
+    keys = {}
+    with RawKV(node) as kv:
+        for i in range(n):
+            k = f"big-{i:05d}"
+            v = (f"{i:05d}-" * 200)[:1024]
+            assert kv.put(k.encode(), v.encode()) == "OK", k
+            keys[k] = v
+    return keys
+
+
+def join_slowly(cluster):
+    """3 nodes holding BIG keys of 1 KiB with anti-entropy off (only
+    transfers move data, so a partition marked held too early stays short),
+    then node-4 joins with a slow transfer limit; returns once it is
+    mid-transfer: some partitions received, more pending."""
+    cluster.overrides.update({**GOSSIP, **SLOW, "cluster.expect_nodes": 3})
+    nodes = cluster.start(3)
+    wait_all_alive(nodes, 20)
+    keys = preload_big(nodes[0], BIG)
+    new = cluster.start(1, ready=False)[0]
+    nodes.append(new)
+    wait_all_alive(nodes, 30)
+
+    def mid():
+        t = node_stats(new)["transfers"]
+        return t["done"] >= 3 and t["pending"] >= 10
+    wait_for(mid, 60, "node-4 mid-transfer")
+    return nodes, keys
+
+
+def check_final(nodes, keys):
+    wait_for(lambda: settled(nodes), SETTLE_S, "transfers over")
+    sample = list(keys)[::5]
+    off = []
+
+    def on_pref():
+        off[:] = copies_off_preference(nodes, sample)
+        return not off
+    try:
+        wait_for(on_pref, 30, "every key on exactly its preference list")
+    except AssertionError:
+        raise AssertionError(f"{len(off)} copies off their preference list: {off[:20]}")
+    assert not all_readable(nodes[0], {k: keys[k] for k in sample})
+
+
+def test_kill9_of_the_receiver_mid_transfer(cluster):
+    nodes, keys = join_slowly(cluster)
+    new = nodes[3]
+    before = node_stats(new)["transfers"]
+    new.kill()
+    print(f"killed {new.name} after {before['done']} partitions received, "
+          f"{before['pending']} pending")
+    new.start(wait=True)
+    check_final(nodes, keys)
+
+
+def test_kill9_of_a_sender_mid_transfer(cluster):
+    nodes, keys = join_slowly(cluster)
+    r = last_json(nodes[3].kvctl("--json", "transfers").out)
+    streaming = [t for t in r["transfers"] if t["state"] == "streaming"]
+    assert streaming, r
+    sender = next(n for n in nodes if n.name == streaming[0]["from"])
+    sender.kill()
+    print(f"killed {sender.name}, the source of partition {streaming[0]['partition']}")
+    rest = [n for n in nodes if n is not sender]
+    # Transfers from it wait for it, saying so.
+    wait_for(lambda: any(t["why"] == f"source {sender.name} down" for t in last_json(
+        rest[0].kvctl("--json", "transfers").out)["transfers"]), 30,
+        f"a transfer waiting for {sender.name}")
+    sender.start(wait=True)
+    check_final(nodes, keys)
