@@ -126,15 +126,15 @@ enum rk_op {
     RK_OP_REMOVE = 24,
     RK_OP_LOCATE = 25,
     RK_OP_RING = 26,
-    RK_OP_AE = 27,      /* anti-entropy progress */
-    RK_OP_REPAIR = 28,  /* mark partitions for anti-entropy first */
-    RK_OP_PARTS = 29,   /* keys and bytes per partition this node stores */
+    RK_OP_AE = 27,        /* anti-entropy progress */
+    RK_OP_REPAIR = 28,    /* mark partitions for anti-entropy first */
+    RK_OP_PARTS = 29,     /* keys and bytes per partition this node stores */
     RK_OP_TRANSFERS = 30, /* partitions this node is receiving (kvctl transfers) */
-    RK_OP_RPUT = 32,    /* peer: store a replica at the coordinator's version */
-    RK_OP_RGET = 33,    /* peer: read a replica, tombstones included */
-    RK_OP_RBATCH = 34,  /* peer: several RPUT/RGET in one message (frames) */
-    RK_OP_AE_ROOT = 35, /* peer: anti-entropy, compare a partition's tree top (aewire.h) */
-    RK_OP_AE_KEYS = 36, /* peer: anti-entropy, the entries of differing leaves (aewire.h) */
+    RK_OP_RPUT = 32,      /* peer: store a replica at the coordinator's version */
+    RK_OP_RGET = 33,      /* peer: read a replica, tombstones included */
+    RK_OP_RBATCH = 34,    /* peer: several RPUT/RGET in one message (frames) */
+    RK_OP_AE_ROOT = 35,   /* peer: anti-entropy, compare a partition's tree top (aewire.h) */
+    RK_OP_AE_KEYS = 36,   /* peer: anti-entropy, the entries of differing leaves (aewire.h) */
 };
 
 enum { RK_MSG_REPLY = 1u << 0 };
