@@ -736,7 +736,9 @@ static void fan_out(struct rk_coord *c, struct op *op)
         op->pending++;
     }
     recount(op);
-    for (uint8_t i = 0; i < op->n + op->nf; i++) {
+    /* Fallbacks that hand_off adds below are sent by it: not by this loop. */
+    const uint8_t asked = op->n + op->nf;
+    for (uint8_t i = 0; i < asked; i++) {
         struct replica *r = &op->r[i];
         if (rk_view_up(r->m)) {
             send_to(c, op, i);
@@ -914,11 +916,44 @@ void rk_coord_stats(const struct rk_coord *c, struct rk_coord_stats *out)
     *out = c->stats;
 }
 
+/* A newer view says a member is down (stopped, dead, suspect): replicas of
+ * ops in flight still waiting for it are given up now, as if it had been
+ * down when they fanned out (a write keeps a hint for it), instead of at
+ * request_timeout: a rolling restart costs no timeouts. */
+static void view_changed(struct rk_coord *c)
+{
+    struct rk_view *v = rk_view_acquire(c->env.views);
+    if (!v || v->epoch == c->view_epoch) {
+        rk_view_release(v);
+        return;
+    }
+    c->view_epoch = v->epoch;
+    for (uint32_t k = 0; k < MAX_OPS; k++) {
+        struct op *op = &c->ops[k];
+        if (!op->used || op->view == v)
+            continue;
+        bool any = false;
+        for (uint8_t i = 0; i < op->n + op->nf; i++) {
+            struct replica *r = &op->r[i];
+            const struct rk_view_member *m;
+            if (r->st != RS_PENDING || !(m = rk_view_find(v, r->m->id)) || rk_view_up(m))
+                continue;
+            settle(op, i, RS_FAILED, m->stopped ? "stopped" : "down");
+            c->stats.replicas_down++;
+            any = true;
+        }
+        if (any)
+            advance(op); /* may free op */
+    }
+    rk_view_release(v);
+}
+
 /* Every TICK_S: expire batches and flights that got no answer; offer hints. */
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
     struct rk_coord *c = t->data;
+    view_changed(c);
     uint64_t now = coord_mono_ms();
     for (size_t i = 0; i < c->npeers; i++)
         coord_expire_batches(c, c->peers[i], now);

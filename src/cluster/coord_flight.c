@@ -71,6 +71,27 @@ bool coord_flight_send(struct rk_coord *c, struct peer *p, uint8_t kind, const s
     return true;
 }
 
+/* A refused hint is moot when its target neither serves nor is receiving
+ * the key's partition any more (a displaced owner that dropped its copy,
+ * a transfer cancelled by a newer change): the write is on the partition's
+ * replicas, so the hint goes as delivered instead of blocking the
+ * target's queue until hints.max_age. */
+static bool hint_moot(struct rk_coord *c, const struct peer *p, const struct flight *f)
+{
+    struct rk_view *v = rk_view_acquire(c->env.views);
+    if (!v)
+        return false;
+    uint32_t part = rk_ring_partition_of(f->key, f->klen, rk_ring_partitions(v->ring));
+    const struct rk_view_part *vp = &v->part[part];
+    bool wanted = false;
+    for (size_t i = 0; i < vp->nserve && !wanted; i++)
+        wanted = strcmp(v->m[vp->serve[i]].id, p->id) == 0;
+    for (size_t i = 0; i < vp->npend && !wanted; i++)
+        wanted = strcmp(v->m[vp->pend[i]].id, p->id) == 0;
+    rk_view_release(v);
+    return !wanted;
+}
+
 void coord_flight_answer(struct rk_coord *c, struct peer *p, uint32_t k, const struct rk_msg *rep)
 {
     struct flight *f = &c->flights[k];
@@ -80,7 +101,7 @@ void coord_flight_answer(struct rk_coord *c, struct peer *p, uint32_t k, const s
         coord_flight_end(c, f);
         return;
     }
-    bool ok = rep->status == RK_ST_OK;
+    bool ok = rep->status == RK_ST_OK || (rep->status == RK_ST_REFUSED && hint_moot(c, p, f));
     if (ok) {
         rk_hints_delivered(c->env.hints, p->id, f->key, f->klen, f->lv,
                            rk_hlc_now(c->env.hlc, rk_clock_wall_ms()));

@@ -165,6 +165,7 @@ struct rk_coord {
     size_t ndirty, cdirty;
     struct flight flights[FLIGHTS];
     ev_timer tick;
+    uint64_t view_epoch; /* of the last view whose down members were looked for in the ops */
     struct rk_coord_stats stats;
 };
 

@@ -607,7 +607,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
         rk_peerhold_prune(g->peers, &g->table);
         publish = true;
     }
-    if (publish)
+    if (publish || reagree(g))
         changed(g);
     expire_refusals(g, now);
     recheck_island(g);
@@ -900,6 +900,7 @@ int rk_gossip_start(struct rk_gossip **out, struct ev_loop *loop, const struct r
     }
     if (g->table.n > g->seen)
         g->seen = g->table.n;
+    reagree(g); /* a cluster of one agrees with itself at once */
     for (size_t i = 0; i < g->nseeds; i++)
         dial(g, g->seeds[i]);
     if (g->ndials == 0)
