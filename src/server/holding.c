@@ -21,8 +21,9 @@ int rk_holding_load(struct rk_shared *sh, struct rk_holdings *h, char *err, size
     int rc = rk_holdings_load(h, sh->cfg.data_dir);
     if (rc == RK_ECORRUPT) {
         snprintf(err, errlen,
-                 "%s/%s is damaged (checksum or partition count); remove it to make this node "
-                 "receive its partitions again from the cluster",
+                 "%s/%s is damaged (checksum or partition count); move the data dir aside to "
+                 "make this node receive its partitions again from the cluster (removing the "
+                 "file alone would make it hold whatever records it has)",
                  sh->cfg.data_dir, RK_HOLDINGS_FILE);
         return -1;
     }

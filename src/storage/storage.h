@@ -290,11 +290,13 @@ void rk_storage_stats(const rk_storage *s, struct rk_storage_stats *st);
 
 /* Forget every record of partition: their index entries go (the
  * observer is told of each), so reads find nothing and the next merge
- * reclaims their space. Nothing is written: the records come back when
- * the segments are read again at the next open, so the owner drops the
- * partition again after open if it still does not want it (the node's
- * holdings say so). Only between batches (rk_storage_staged() == 0):
- * RK_EBUSY otherwise. Returns the number of entries dropped. */
+ * reclaims their space. Nothing durable says so: after the next open some
+ * of the partition's records may be back, some at an older version (a
+ * segment indexed at close is loaded through an index file that reflects
+ * the drop, one indexed before it or scanned is not), so the owner drops
+ * the partition again after every open while it does not want it (the
+ * node's holdings say so). Only between batches (rk_storage_staged() ==
+ * 0): RK_EBUSY otherwise. Returns the number of entries dropped. */
 int64_t rk_storage_drop_partition(rk_storage *s, uint16_t partition);
 
 /* Index entries of partition that are not tombstones (expired ones count

@@ -633,11 +633,8 @@ static uint32_t part_holding(struct node *n, size_t i)
     return 0;
 }
 
-/* FAILS since the pending-owner change, a bug in coord.c: fan_out()'s
- * second loop runs to op->n + op->nf re-read on every pass, so the
- * fallback hand_off() appends (already sent by it) is sent again: the
- * fallback receives its RPUT twice in one batch (peer_request: 2 frames,
- * want 1), and its peer's inflight count keeps the second one forever. */
+/* The fallback hand_off() appends is sent once, by it (fan_out's loop
+ * covers only the replicas it started with): one frame, not two. */
 static void test_down_replica_write_goes_to_fallback_with_hint(void **state)
 {
     (void)state;
