@@ -50,7 +50,8 @@ struct server {
     bool restart; /* stopping to restart in place (rk_server_run's RK_SERVER_RESTART) */
     bool listening;
     struct rk_gossip *gossip;
-    ev_timer holding; /* rk_holding_review */
+    ev_timer holding;      /* rk_holding_review */
+    uint64_t members_saved; /* rk_members_digest of the table last saved */
     struct rk_control control;
     struct rk_member self;
 };
@@ -208,7 +209,11 @@ static void on_members_changed(struct rk_gossip *g, void *arg)
 {
     struct server *s = arg;
     const struct rk_members *t = rk_gossip_members(g);
-    save_members(s, t);
+    uint64_t digest = rk_members_digest(t);
+    if (digest != s->members_saved) { /* not for a holdings or agreement change */
+        save_members(s, t);
+        s->members_saved = digest;
+    }
     size_t c[RK_MEMBER_NSTATES];
     rk_members_counts(t, c);
     atomic_store(&s->sh.members_total, (unsigned)t->n);

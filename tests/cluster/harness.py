@@ -624,7 +624,7 @@ RK_STATUS = {0: "OK", 1: "NOT_FOUND", 2: "MALFORMED", 3: "UNSUPPORTED", 4: "BUSY
              10: "TIMEOUT", 11: "INTERNAL", 12: "UNAVAILABLE", 13: "REFUSED"}
 RK_OP = {"PUT": 1, "GET": 2, "DEL": 3, "STATUS": 16, "STATS": 17, "HEALTH": 18,
          "READY": 19, "ECHO": 20, "RPUT": 32, "RGET": 33, "RBATCH": 34,
-         "AE_ROOT": 35, "AE_KEYS": 36}
+         "PARTS": 29, "TRANSFERS": 30, "AE_ROOT": 35, "AE_KEYS": 36}
 RK_TAG = {"KEY": 1, "VALUE": 2, "VERSION": 3, "TTL_MS": 4, "EXPIRY_MS": 5, "TEXT": 6,
           "R": 7, "W": 8, "TOMBSTONE": 10, "TRACE": 11}
 
@@ -765,15 +765,21 @@ def g_message(env, entries, kind=0, digest=0):
 
 def g_decode(data):
     """(env dict, [entry dict]) of a well-formed gossip message, else None.
-    Mirrors rk_gossip_env_decode + rk_members_decode."""
+    Mirrors rk_gossip_env_decode (versions 1 and 2: place digest and
+    holdings after the table digest) + rk_members_decode."""
     try:
         magic, ver, kind, parts, reps, nl = struct.unpack_from("<HBBIIB", data)
-        if magic != GOSSIP_MAGIC or ver != 1 or kind > 1 or not 1 <= nl <= 63:
+        if magic != GOSSIP_MAGIC or ver not in (1, 2) or kind > 1 or not 1 <= nl <= 63:
             return None
         name = data[13:13 + nl]
         if len(name) != nl or any(c < 0x20 or c == 0x7F for c in name):
             return None
         off = 13 + nl + 8
+        if ver == 2:
+            _place, hold_len = struct.unpack_from("<QI", data, off)
+            off += 12 + hold_len
+            if hold_len > 28 + 65536 // 8 or off > len(data):
+                return None
         v, _r, count = struct.unpack_from("<BBH", data, off)
         off += 4
         if v != 1 or count > 1024:

@@ -252,7 +252,10 @@ def replicas_agree(node, key, value):
     return None
 
 
-def test_wiped_node_is_refilled_by_anti_entropy_alone(cluster):
+def test_wiped_node_is_refilled_by_a_transfer(cluster):
+    """A node whose data dir was wiped holds nothing (its holdings went with
+    it): it is pending for every partition it owns and receives them by
+    transfers from the others (docs/TRANSFERS.md), before any client read."""
     # 5,000 gets at R = 3 under ASan beside another test file: a replica
     # may answer late; a late answer is not what this test looks for.
     cluster.overrides.update({**AE_FAST, "cluster.request_timeout": "5s"})
@@ -268,18 +271,19 @@ def test_wiped_node_is_refilled_by_anti_entropy_alone(cluster):
     n3.start()
     wait_all_alive([n1, n2, n3], SLACK_S)
 
-    # No client reads: only anti-entropy can bring the keys back.
+    # No client reads: only transfers can bring the keys back (RGET of a
+    # partition node-3 does not hold yet is refused, a miss here).
     left = [None]
 
     def refilled():
         left[0] = replica_misses(n3, left[0] if left[0] is not None else list(want), want)
         return not left[0]
-    wait_for(refilled, REFILL_S, "anti-entropy to refill node-3")
+    wait_for(refilled, REFILL_S, "transfers to refill node-3")
 
     assert replica_misses(n3, list(want), want) == []
     st = [node_stats(n) for n in (n1, n2, n3)]
-    assert sum(s["antientropy"]["keys_repaired"] for s in st) >= len(want), \
-        [s["antientropy"] for s in st]
+    assert st[2]["transfers"]["keys"] >= len(want), st[2]["transfers"]
+    assert st[2]["transfers"]["held"] == 256, st[2]["transfers"]
     # Before any client read (the reads below may repair): none so far.
     assert sum(s["replication"]["read_repairs"] for s in st) == 0, [s["replication"] for s in st]
 
@@ -370,9 +374,15 @@ def put_all(node, want):
 
 
 def wipe(node, nodes, **config):
-    """kill -9 node, delete its data dir, start it again (with config)."""
+    """kill -9 node, lose its data but not its holdings file (it still
+    believes it holds its partitions: a disk that lost what it stored, the
+    case anti-entropy repairs; with the whole data dir gone it would receive
+    them by transfers instead), start it again (with config)."""
     node.kill()
+    holdings = (node.data_dir / "holdings").read_bytes()
     shutil.rmtree(node.data_dir)
+    node.data_dir.mkdir()
+    (node.data_dir / "holdings").write_bytes(holdings)
     if config:
         node.set_config(config)
     node.start()

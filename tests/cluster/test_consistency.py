@@ -179,6 +179,8 @@ def forming_round(c, hist, seed):
         for t in threads:
             t.join()
     wait_for(lambda: alive_everywhere(nodes), 30, "3 alive everywhere")
+    for n in nodes:  # formed: every partition held by its replicas, so R = 3 can be met
+        n.wait_serving(30)
     final = {}
     for key in KEYS:
         r = nodes[0].kvctl("--json", "-r", "3", "get", key)

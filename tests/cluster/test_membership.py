@@ -79,10 +79,13 @@ def test_three_nodes_all_alive_everywhere(cluster):
 def test_reverse_order_with_delays(cluster):
     cluster.overrides.update(GOSSIP)
     nodes = [cluster.add_node() for _ in range(3)]
-    for n in reversed(nodes):  # node-3 first: its seeds are not up yet
+    for i, n in enumerate(reversed(nodes)):  # node-3 first: its seeds are not up yet
         n.start()
-        assert n.kvctl("ready").rc == 0, "a forming cluster is ready"
+        if i < 2:  # fewer than expect_nodes seen: forming, ready (nobody waits for the others)
+            assert n.kvctl("ready").rc == 0, "a forming cluster is ready"
     wait_converged(nodes)
+    for n in nodes:  # all three seen: ready once formed (each holds its partitions)
+        n.wait_serving(20)
 
 
 def test_single_seed_of_itself_forms_a_cluster_of_one(cluster):
@@ -227,11 +230,12 @@ def test_readiness_during_one_by_one_start_and_after_losses(cluster):
     nodes[0].start()
     r = nodes[0].kvctl("ready")
     assert r.rc == 0 and "forming" in r.out.decode(), r
-    for n in nodes[1:]:
-        n.start()
-        assert n.kvctl("ready").rc == 0
+    nodes[1].start()
+    assert nodes[1].kvctl("ready").rc == 0  # 2 of 3 seen: still forming
+    nodes[2].start()
     wait_converged(nodes)
-    assert all(n.kvctl("ready").rc == 0 for n in nodes)
+    for n in nodes:  # all three seen: ready once formed
+        n.wait_serving(SLACK_S)
     # Two of three gone: one peer short of a write quorum of 2 → not ready.
     nodes[1].kill()
     nodes[2].kill()

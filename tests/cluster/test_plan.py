@@ -30,6 +30,11 @@ def setup_cluster(cluster):
     nodes = cluster.start(3)
     wait_for(lambda: converged(nodes, 3), 20, "3 members alive everywhere")
     parts = {}
+    # -w 3 needs every node to know the others' holdings (one gossip
+    # interval after the cluster formed): the first write waits for that.
+    wait_for(lambda: all(n.kvctl("-w", "3", "put", "plan-probe", "x").rc == 0 for n in nodes), 20,
+             "-w 3 writes through every node")
+    assert nodes[0].kvctl("-w", "3", "del", "plan-probe").rc == 0
     for i in range(NKEYS):
         key = f"plan-key-{i}"
         r = nodes[i % 3].kvctl("-w", "3", "put", key, "v" * (10 + i % 50))

@@ -167,7 +167,9 @@ static void test_example_file_documents_every_key(void **state)
                                        "antientropy.enabled",
                                        "antientropy.interval",
                                        "antientropy.max_keys_per_second",
-                                       "antientropy.max_bytes_per_second"};
+                                       "antientropy.max_bytes_per_second",
+                                       "transfers.max_concurrent",
+                                       "transfers.max_bytes_per_second"};
     char path[1024], err[512], comment[4096];
     rk_toml_doc *doc;
     example_path(path, sizeof(path));
@@ -193,7 +195,7 @@ static void test_example_file_documents_every_key(void **state)
             fail_msg("%s: [reload] should %sbe in its comment: %s", name, is_live ? "" : "not ",
                      comment);
     }
-    assert_int_equal(nkeys, 43);
+    assert_int_equal(nkeys, 45);
     rk_toml_free(doc);
 }
 
@@ -567,10 +569,10 @@ static void test_unknown_keys_and_tables(void **state)
              ":2:1: unknown key \"storage.banana\" ([storage] has: fsync, fsync_interval, "
              "segment_size, compression, max_key_size, max_value_size, tombstone_grace)");
     load_err("[bogus]\n", ":1:2: unknown table [bogus] (tables: node, listen, cluster, gossip, "
-                          "storage, hints, antientropy, limits, security, log)");
+                          "storage, hints, antientropy, transfers, limits, security, log)");
     load_err("zzzzzz = 1\n",
              ":1:1: unknown key \"zzzzzz\" (settings go in tables: node, listen, "
-             "cluster, gossip, storage, hints, antientropy, limits, security, log)");
+             "cluster, gossip, storage, hints, antientropy, transfers, limits, security, log)");
     load_err("[storage.extra]\n", ":1:10: unknown key \"storage.extra\" ([storage] has: fsync, "
                                   "fsync_interval, segment_size, compression, max_key_size, "
                                   "max_value_size, tombstone_grace)");
