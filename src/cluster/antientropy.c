@@ -1146,7 +1146,8 @@ static void peers_close(struct rk_ae *a)
 
 static void round_end(struct rk_ae *a)
 {
-    peers_close(a);
+    if (!a->xf_on && !a->stats.xfer_pending) /* else transfers go on using them */
+        peers_close(a);
     rk_aeprogress_round_finish(a->env.progress, rk_clock_wall_ms());
     a->running = a->stats.running = false;
     ev_timer_stop(a->env.loop, &a->round_t); /* a pace timer of the last exchange */
@@ -1412,8 +1413,10 @@ static void on_marks(struct ev_loop *loop, ev_timer *t, int revents)
         a->fwd_next++;
     }
     marks_take(a);
-    if (!a->running && !a->fwd_p && a->npeers)
-        peers_close(a); /* sockets a hand-over opened between rounds */
+    /* Sockets a hand-over opened between rounds; not while transfers run
+     * or wait (their exchanges use them, one after another). */
+    if (!a->running && !a->fwd_p && !a->x && !a->xf_on && !a->stats.xfer_pending && a->npeers)
+        peers_close(a);
 }
 
 int rk_ae_create(struct rk_ae **out, const struct rk_ae_env *env)

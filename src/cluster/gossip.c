@@ -93,6 +93,7 @@ struct rk_gossip {
     struct rk_holdings own;                /* ours (holdings.h), saved in o.data_dir */
     uint8_t *hold;                         /* own encoded, refreshed on commit */
     struct rk_peerhold *peers;             /* the others' holdings and placement digests */
+    bool peers_dirty;                      /* a member's holdings changed since they were saved */
     bool agreed;
     uint64_t agreed_since_ms;
     char disagree[RK_MEMBER_ID_MAX + 1];
@@ -383,6 +384,7 @@ static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, ch
     if (strcmp(from, g->table.m[g->table.self].id) != 0 &&
         rk_peerhold_take(g->peers, from, env->place, env->hold, env->hold_len, &publish) < 0)
         rk_warn("gossip", "holdings from %s: malformed, ignored", from);
+    g->peers_dirty |= publish;
     for (size_t i = 0; i < n; i++) {
         struct rk_member_event ev = {0};
         int mrc = rk_members_merge(&g->table, &g->scratch[i], now, &ev);
@@ -579,6 +581,18 @@ static void log_lag(struct rk_gossip *g, uint64_t lag_ms)
     g->lags = 0;
 }
 
+/* The others' holdings, once per interval at most (peerhold.h). */
+static void save_peers(struct rk_gossip *g)
+{
+    if (!g->peers_dirty || !g->o.data_dir)
+        return;
+    g->peers_dirty = false;
+    int rc = rk_peerhold_save(g->peers, g->o.data_dir);
+    if (rc < 0)
+        rk_warn("gossip", "cannot save %s/%s: %s", g->o.data_dir, RK_PEERHOLD_FILE,
+                rk_strerror(rc));
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
@@ -609,6 +623,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     }
     if (publish || reagree(g))
         changed(g);
+    save_peers(g);
     expire_refusals(g, now);
     recheck_island(g);
     log_lonely(g);
@@ -873,6 +888,12 @@ int rk_gossip_start(struct rk_gossip **out, struct ev_loop *loop, const struct r
         rk_holdings_copy(&g->own, o->holdings);
     if (rc == 0)
         rk_holdings_encode(&g->own, g->hold);
+    if (rc == 0 && o->data_dir) {
+        int lrc = rk_peerhold_load(g->peers, o->data_dir);
+        if (lrc < 0 && lrc != RK_ENOTFOUND)
+            rk_warn("gossip", "ignoring %s/%s: %s; the members' holdings come from gossip",
+                    o->data_dir, RK_PEERHOLD_FILE, rk_strerror(lrc));
+    }
     if (rc < 0)
         snprintf(err, errlen, "gossip: out of memory");
     if (rc == 0 && (rk_members_init(&g->table, o->self, wall_ms()) < 0 || !g->env.name[0])) {

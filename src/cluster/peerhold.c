@@ -3,6 +3,8 @@
  * message and once per member when a view is built. */
 #include "cluster/peerhold.h"
 #include "util/err.h"
+#include "util/fsutil.h"
+#include "util/le.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -140,4 +142,70 @@ bool rk_peerhold_agreed(const struct rk_peerhold *ph, const struct rk_members *t
         }
     }
     return true;
+}
+
+/* File: magic u32, count u32, then per entry: id_len u8, id, the holdings
+ * wire encoding; then XXH3 of all before. */
+#define PEERS_MAGIC 0x31525050u /* "PPR1" */
+
+int rk_peerhold_save(const struct rk_peerhold *ph, const char *dir)
+{
+    size_t wl = rk_holdings_wire_len(ph->parts), cap = 16, n = 0;
+    for (size_t i = 0; i < ph->n; i++)
+        cap += ph->e[i].known ? 1 + strlen(ph->e[i].id) + wl : 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    size_t o = 8;
+    for (size_t i = 0; i < ph->n; i++) {
+        const struct entry *e = &ph->e[i];
+        if (!e->known)
+            continue;
+        size_t il = strlen(e->id);
+        buf[o] = (uint8_t)il;
+        memcpy(buf + o + 1, e->id, il);
+        rk_holdings_encode(&e->h, buf + o + 1 + il);
+        o += 1 + il + wl;
+        n++;
+    }
+    rk_le_put32(buf, PEERS_MAGIC);
+    rk_le_put32(buf + 4, (uint32_t)n);
+    rk_le_put64(buf + o, XXH3_64bits(buf, o));
+    int rc = rk_fs_write_file(dir, RK_PEERHOLD_FILE, buf, o + 8);
+    free(buf);
+    return rc;
+}
+
+int rk_peerhold_load(struct rk_peerhold *ph, const char *dir)
+{
+    char path[RK_PATH_MAX];
+    size_t wl = rk_holdings_wire_len(ph->parts), cap = 16 + RK_MEMBERS_MAX * (64 + wl), len;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    int rc = rk_fs_path(path, dir, RK_PEERHOLD_FILE);
+    if (rc == 0)
+        rc = rk_fs_read_file(path, buf, cap, &len);
+    if (rc == -ENOENT)
+        rc = RK_ENOTFOUND;
+    else if (rc == 0 && (len < 16 || rk_le_get32(buf) != PEERS_MAGIC ||
+                         rk_le_get64(buf + len - 8) != XXH3_64bits(buf, len - 8)))
+        rc = RK_ECORRUPT;
+    size_t o = 8, end = rc == 0 ? len - 8 : 0;
+    uint32_t n = rc == 0 ? rk_le_get32(buf + 4) : 0;
+    for (uint32_t k = 0; rc == 0 && k < n; k++) {
+        size_t il = o < end ? buf[o] : 0;
+        char id[RK_MEMBER_ID_MAX + 1];
+        bool changed;
+        if (il == 0 || il > RK_MEMBER_ID_MAX || end - o < 1 + il + wl) {
+            rc = RK_ECORRUPT;
+            break;
+        }
+        memcpy(id, buf + o + 1, il);
+        id[il] = '\0';
+        rc = rk_peerhold_take(ph, id, 0, buf + o + 1 + il, wl, &changed);
+        o += 1 + il + wl;
+    }
+    free(buf);
+    return rc == RK_EMALFORMED ? RK_ECORRUPT : rc;
 }

@@ -34,6 +34,16 @@ int rk_peerhold_take(struct rk_peerhold *ph, const char *id, uint64_t place, con
 /* Member id's holdings, NULL while unknown. */
 const struct rk_holdings *rk_peerhold_get(const struct rk_peerhold *ph, const char *id);
 
+/* The others' holdings as last heard, in DATA_DIR/holdings.peers, so a
+ * restarted node routes by them from its first request instead of
+ * counting no one as a holder until it hears each member again (a cache:
+ * a stale entry can only make a replica refuse what it no longer holds,
+ * which the coordinator counts as a failure, never as an answer). Save:
+ * 0 or -errno. Load: 0, RK_ENOTFOUND, RK_ECORRUPT (nothing taken). */
+#define RK_PEERHOLD_FILE "holdings.peers"
+int rk_peerhold_save(const struct rk_peerhold *ph, const char *dir);
+int rk_peerhold_load(struct rk_peerhold *ph, const char *dir);
+
 /* Forget members no longer in t (reaped). */
 void rk_peerhold_prune(struct rk_peerhold *ph, const struct rk_members *t);
 

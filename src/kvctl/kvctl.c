@@ -853,21 +853,21 @@ static int leave_wait(const struct rk_kvctl_opts *o, struct rk_client *c)
             return RK_EXIT_OK;
         }
         struct rk_ajson *doc = parse_reply(json);
-        const char *h =
-            doc ? rk_ajson_text(rk_ajson_path(rk_ajson_root(doc), "transfers.held")) : NULL;
-        long held = h ? strtol(h, NULL, 10) : -1;
-        if (first < 0)
-            first = held;
-        if (!o->json && held >= 0) {
-            uint64_t el = mono_ms() - t0;
-            long done = first - held;
-            double eta = done > 0 ? (double)el / 1000.0 * (double)held / (double)done : -1;
-            if (eta >= 0)
-                printf("leaving: %ld of %ld partitions handed over, %ld still held, ETA %.0f s\n",
-                       done, first, held, eta);
-            else
-                printf("leaving: %ld of %ld partitions handed over, %ld still held\n", done, first,
-                       held);
+        const struct rk_ajson_val *root = doc ? rk_ajson_root(doc) : NULL;
+        uint64_t held = 0, bytes = 0;
+        bool ok = root && rk_ajson_u64(rk_ajson_path(root, "transfers.held"), &held) == 0;
+        if (root)
+            rk_ajson_u64(rk_ajson_path(root, "storage.live_bytes"), &bytes);
+        if (ok && first < 0)
+            first = (long)held;
+        if (!o->json && ok) {
+            double el = (double)(mono_ms() - t0) / 1000.0;
+            long done = first - (long)held;
+            printf("leaving: %ld of %ld partitions handed over, %llu still held (%.1f MiB)", done,
+                   first, (unsigned long long)held, (double)bytes / (1 << 20));
+            if (done > 0)
+                printf(", ETA %.0f s", el * (double)held / (double)done);
+            printf("\n");
             fflush(stdout);
         }
         rk_ajson_free(doc);

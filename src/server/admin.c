@@ -723,17 +723,6 @@ static enum rk_status ring_json(struct rk_shared *sh, struct rk_jbuf *b)
     return RK_ST_OK;
 }
 
-/* Whether the preference list of partition in v holds this node. */
-static bool replica_here(const struct rk_view *v, uint32_t partition)
-{
-    const char *ids[RK_RING_REPLICAS_MAX];
-    size_t n = rk_ring_preference(v->ring, partition, ids, RK_RING_REPLICAS_MAX);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(ids[i], v->m[v->self].id) == 0)
-            return true;
-    return false;
-}
-
 /* PARTS: for kvctl plan, the keys and bytes this node stores per partition,
  * as [partition, keys, bytes, replica] rows (replica 1: the node is in the
  * partition's preference list; 0: a copy it still holds), only partitions
@@ -752,7 +741,7 @@ static enum rk_status parts_json(struct rk_shared *sh, struct rk_jbuf *b)
     for (uint32_t p = 0; p < sh->partitions; p++) {
         uint64_t keys, bytes;
         rk_worker_partition_size(sh->workers[p % sh->nworkers], (uint16_t)p, &keys, &bytes);
-        bool here = replica_here(v, p);
+        bool here = rk_view_owns(v, p);
         if (keys == 0 && !here)
             continue;
         rk_jadd(b, "%s[%u,%llu,%llu,%d]", first ? "" : ",", p, (unsigned long long)keys,

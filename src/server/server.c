@@ -50,7 +50,7 @@ struct server {
     bool restart; /* stopping to restart in place (rk_server_run's RK_SERVER_RESTART) */
     bool listening;
     struct rk_gossip *gossip;
-    ev_timer holding;      /* rk_holding_review */
+    ev_timer holding;       /* rk_holding_review */
     uint64_t members_saved; /* rk_members_digest of the table last saved */
     struct rk_control control;
     struct rk_member self;

@@ -35,31 +35,12 @@ sys.dont_write_bytecode = True
 
 from harness import Cluster, last_json, wait_for  # noqa: E402
 from node_bench import kvctl_bench  # noqa: E402
+from ae_bench import CONFIG as AE_CONFIG, VALUE_SIZE, stats, wait_agreed  # noqa: E402
 
-VALUE_SIZE = 100
-CONFIG = {
-    "node.workers": 1,
-    "node.pin_workers": False,
-    "storage.segment_size": None,  # the daemon's default
-    "storage.fsync": "interval",
-    "limits.max_inflight": 100000,
-    "cluster.replicas": 3,
-    "cluster.write_quorum": 2,
-    "cluster.read_quorum": 2,
-    "cluster.expect_nodes": 3,
-    "gossip.interval": "200ms",
-    "gossip.suspect_after": "1s",
-    "gossip.dead_after": "3s",
-}
+CONFIG = {**AE_CONFIG, "cluster.expect_nodes": 3, "gossip.dead_after": "3s",
+          "antientropy.interval": "30s"}  # the default: rounds do not add to the join
 UP_S = 60.0
 JOIN_S = 3600.0
-
-
-def stats(node):
-    r = node.kvctl("--json", "stats", timeout=30)
-    if r.rc != 0:
-        raise RuntimeError(f"{node.name}: kvctl stats exited {r.rc}: {r.err.strip()}")
-    return last_json(r.out)
 
 
 def settled(nodes):
@@ -69,25 +50,12 @@ def settled(nodes):
     return all(n.kvctl("--timeout", "2s", "ready", timeout=10).rc == 0 for n in nodes)
 
 
-def wait_members(nodes):
-    def alive():
-        for n in nodes:
-            r = n.kvctl("--timeout", "2s", "--json", "members", timeout=10)
-            if r.rc != 0:
-                return False
-            states = {m["id"]: m["state"] for m in last_json(r.out)["members"]}
-            if any(states.get(x.name) != "alive" for x in nodes):
-                return False
-        return True
-    wait_for(alive, UP_S, f"{len(nodes)} nodes alive on every node", interval=0.25)
-
-
 def join(c, nodes, limit):
     """A new node joins at limit; returns (node, figures)."""
     c.overrides["transfers.max_bytes_per_second"] = limit
     t0 = time.monotonic()
     new = c.start(1, timeout=UP_S, ready=False)[0]
-    wait_members(nodes + [new])
+    wait_agreed(nodes + [new])
     wait_for(lambda: settled(nodes + [new]), JOIN_S, f"{new.name} joined", interval=0.5)
     secs = time.monotonic() - t0
     t = stats(new)["transfers"]
@@ -146,7 +114,7 @@ def main():
     res = {"def": [], "off": [], "base": [], "join": [], "leave": []}
     try:
         nodes = c.start(3, timeout=UP_S)
-        wait_members(nodes)
+        wait_agreed(nodes)
         t0 = time.monotonic()
         kvctl_bench(args, [nodes[0].client_addr], [n.pid for n in nodes],
                     ["--workload", "c", "--duration", "1s", "--clients", "32", "--keys",

@@ -183,8 +183,10 @@ def forming_round(c, hist, seed):
         n.wait_serving(30)
     final = {}
     for key in KEYS:
-        r = nodes[0].kvctl("--json", "-r", "3", "get", key)
-        assert r.rc in (0, 1), r
+        # R = 3 needs node-1 to have heard every holder (one interval after
+        # the cluster formed): QUORUM until then.
+        r = wait_for(lambda: (x := nodes[0].kvctl("--json", "-r", "3", "get", key)).rc in (0, 1)
+                     and x, 10, f"an R = 3 read of {key}")
         final[key] = last_json(r.out)["version"] if r.rc == 0 else None
     return final
 

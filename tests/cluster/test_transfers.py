@@ -9,61 +9,82 @@ list (each node's own copy, asked with RGET, which does not repair).
 """
 
 import random
+import struct
 import threading
 import time
 
-from harness import RawKV, last_json, rk_field, node_stats, wait_for, wait_all_alive
+from harness import RK_TAG, RawKV, last_json, rk_field, node_stats, wait_for, wait_all_alive
 from history import History, check
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "3s",
           "cluster.request_timeout": "1s"}
 PRELOAD = 600
-CLIENTS = 8
+CLIENTS = 32
 SETTLE_S = 120
 
 
-def preload(node, n):
+def preload(node, n, prefix="pre", value=lambda i: f"v-{i}"):
+    """n keys PREFIX-00000.. written through node; {key: value}."""
     keys = {}
     with RawKV(node) as kv:
         for i in range(n):
-            k = f"pre-{i:05d}"
-            assert kv.put(k.encode(), f"v-{i}".encode()) == "OK", k
-            keys[k] = f"v-{i}"
+            k, v = f"{prefix}-{i:05d}", value(i)
+            assert kv.put(k.encode(), v.encode()) == "OK", k
+            keys[k] = v
     return keys
 
 
 def client(nodes, hist, stop, tid, rng, old_keys, missing):
-    seq = 0
+    """Puts and gets of 20 hot keys (recorded for the history checker) and
+    gets of keys written before the changes (any "not found" recorded in
+    missing), over one raw connection per node, until stop."""
+    conns = {}
     keys = [f"hot-{i}" for i in range(20)]
-    while not stop.is_set():
-        node = rng.choice(nodes)
-        if not node.is_running():
-            continue
-        roll = rng.random()
-        if roll < 0.4:
-            seq += 1
-            key, value = rng.choice(keys), f"t{tid}-{seq}"
-            start = time.monotonic()
-            r = node.kvctl("--timeout", "3s", "--json", "put", key, value, timeout=10)
-            end = time.monotonic()
-            ok = r.rc == 0
-            hist.record(op="put", key=key, value=value, ok=ok, start=start, end=end,
-                        node=node.name, version=last_json(r.out)["version"] if ok else None,
-                        err=r.err.strip()[:200])
-        elif roll < 0.7:
-            key = rng.choice(keys)
-            start = time.monotonic()
-            r = node.kvctl("--timeout", "3s", "--json", "get", key, timeout=10)
-            end = time.monotonic()
-            j = last_json(r.out) if r.rc == 0 else {}
-            hist.record(op="get", key=key, value=j.get("value"), version=j.get("version"),
-                        ok=r.rc in (0, 1), start=start, end=end, node=node.name,
-                        err=r.err.strip()[:200])
-        else:
-            key = rng.choice(old_keys)
-            r = node.kvctl("--timeout", "3s", "get", key, timeout=10)
-            if r.rc == 1:
-                missing.append((key, node.name, time.monotonic(), r.err.strip()[:200]))
+    seq = 0
+    try:
+        while not stop.is_set():
+            node = rng.choice(nodes)
+            if not node.is_running():
+                continue
+            roll = rng.random()
+            try:
+                if node.name not in conns:
+                    conns[node.name] = RawKV(node)
+                kv = conns[node.name]
+                if roll < 0.4:
+                    seq += 1
+                    key, value = rng.choice(keys), f"t{tid}-{seq}"
+                    start = time.monotonic()
+                    st, f = kv.call("PUT", rk_field("KEY", key.encode()) +
+                                    rk_field("VALUE", value.encode()))
+                    end = time.monotonic()
+                    ok = st == "OK"
+                    hist.record(op="put", key=key, value=value, ok=ok, start=start, end=end,
+                                node=node.name, err=st,
+                                version=struct.unpack("<Q", f[RK_TAG["VERSION"]])[0] if ok else None)
+                elif roll < 0.7:
+                    key = rng.choice(keys)
+                    start = time.monotonic()
+                    st, f = kv.call("GET", rk_field("KEY", key.encode()))
+                    end = time.monotonic()
+                    ok = st == "OK"
+                    hist.record(op="get", key=key, ok=st in ("OK", "NOT_FOUND"), start=start,
+                                end=end, node=node.name, err=st,
+                                value=f[RK_TAG["VALUE"]].decode() if ok else None,
+                                version=struct.unpack("<Q", f[RK_TAG["VERSION"]])[0] if ok else None)
+                else:
+                    key = rng.choice(old_keys)
+                    st, _ = kv.call("GET", rk_field("KEY", key.encode()))
+                    if st == "NOT_FOUND":
+                        missing.append((key, node.name, time.monotonic()))
+            except (OSError, ConnectionError, TimeoutError, AssertionError):
+                # The node went away (a leave, a kill, a restart): a new
+                # connection next time.
+                if node.name in conns:
+                    conns.pop(node.name).close()
+    finally:
+        for kv in conns.values():
+            kv.close()
 
 
 def settled(nodes):
@@ -93,54 +114,74 @@ def copies_off_preference(nodes, keys):
     return bad
 
 
+class Load:
+    """CLIENTS threads of client() over live (a list the test may extend)
+    while the block runs; then the history is checked: no lost write, no
+    stale read, no old key read as missing."""
+
+    def __init__(self, live, old, tmp_path):
+        self.live, self.old = live, old
+        self.hist = History(str(tmp_path / "history.jsonl"))
+        self.stop, self.missing = threading.Event(), []
+        seed = random.randrange(1 << 30)
+        print(f"seed {seed}")
+        self.threads = [threading.Thread(target=client, args=(
+            live, self.hist, self.stop, t, random.Random(seed + t), list(old), self.missing))
+            for t in range(CLIENTS)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        wait_for(lambda: len(self.hist.ops) >= 100, 30, "traffic before the change")
+        return self
+
+    def more(self, n=100):
+        """Wait for n more operations."""
+        n0 = len(self.hist.ops)
+        wait_for(lambda: len(self.hist.ops) >= n0 + n, 30, f"{n} more operations")
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+    def check(self, reader):
+        assert not self.missing, \
+            f"keys written before the change read as missing: {self.missing[:10]}"
+        final = {}
+        for key in {o["key"] for o in self.hist.ops}:
+            r = reader.kvctl("--json", "-r", "3", "get", key)
+            assert r.rc in (0, 1), r
+            final[key] = last_json(r.out)["version"] if r.rc == 0 else None
+            self.hist.record(op="final", key=key, version=final[key])
+        self.hist.save()
+        puts = [o for o in self.hist.ops if o["op"] == "put"]
+        acked = sum(1 for o in puts if o["ok"])
+        print(f"history: {len(puts)} puts ({acked} acknowledged), "
+              f"{sum(1 for o in self.hist.ops if o['op'] == 'get')} gets, saved to "
+              f"{self.hist.path}")
+        assert acked >= 100, "too few acknowledged writes to check anything"
+        problems = check(self.hist.ops, final)
+        assert not problems, "\n".join(problems[:20]) + f"\n(history: {self.hist.path})"
+
+
 def test_join_under_load(cluster, tmp_path):
     cluster.overrides.update({**GOSSIP, "cluster.expect_nodes": 3})
     nodes = cluster.start(3)
     wait_all_alive(nodes, 20)
     old = preload(nodes[0], PRELOAD)
-    hist = History(str(tmp_path / "history.jsonl"))
-    stop = threading.Event()
-    missing = []
-    seed = random.randrange(1 << 30)
-    print(f"seed {seed}")
     live = list(nodes)
-    threads = [threading.Thread(target=client, args=(live, hist, stop, t,
-                                                     random.Random(seed + t), list(old), missing))
-               for t in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    try:
-        wait_for(lambda: len(hist.ops) >= 40, 30, "traffic before the join")
-        joined = cluster.start(2, ready=False)
+    with Load(live, old, tmp_path) as load:
+        joined = cluster.start(2, ready=False)  # two joins at once
         nodes = nodes + joined
         wait_all_alive(nodes, 30)
         live.extend(joined)
         t0 = time.monotonic()
         wait_for(lambda: settled(nodes), SETTLE_S, "transfers over on every node")
         print(f"transfers settled {time.monotonic() - t0:.1f} s after the joins were seen")
-        n_after = len(hist.ops)
-        wait_for(lambda: len(hist.ops) >= n_after + 40, 30, "traffic after the join")
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert not missing, f"keys written before the join read as missing: {missing[:10]}"
-    final = {}
-    for key in {o["key"] for o in hist.ops}:
-        r = nodes[0].kvctl("--json", "-r", "3", "get", key)
-        final[key] = last_json(r.out)["version"] if r.rc == 0 else None
-        hist.record(op="final", key=key, version=final[key])
-    hist.save()
-    puts = [o for o in hist.ops if o["op"] == "put"]
-    acked = sum(1 for o in puts if o["ok"])
-    print(f"history: {len(puts)} puts ({acked} acknowledged), "
-          f"{sum(1 for o in hist.ops if o['op'] == 'get')} gets, saved to {hist.path}")
-    assert acked >= 40, "too few acknowledged writes to check anything"
-    problems = check(hist.ops, final)
-    assert not problems, "\n".join(problems[:20]) + f"\n(history: {hist.path})"
-    for k, v in old.items():
-        r = nodes[4].kvctl("-r", "3", "get", k)
-        assert r.rc == 0 and r.out.decode().strip() == v, (k, r)
+        load.more()
+    load.check(nodes[0])
+    assert not all_readable(nodes[4], old)
     # Dropped copies go on each node's next look: poll.
     keys = list(old)[:200] + [f"hot-{i}" for i in range(20)]
     wait_for(lambda: not copies_off_preference(nodes, keys), 30,
@@ -158,17 +199,22 @@ def start4(cluster):
 
 
 def all_readable(node, keys):
+    """Keys of keys ({key: value}) that node does not read back at R = 3."""
     return [k for k, v in keys.items()
             if (r := node.kvctl("-r", "3", "get", k)).rc != 0 or r.out.decode().strip() != v]
 
 
-def test_leave_hands_every_partition_over(cluster):
+def test_leave_under_load_hands_every_partition_over(cluster, tmp_path):
     nodes, old = start4(cluster)
     leaver, rest = nodes[3], nodes[:3]
-    r = leaver.kvctl("leave", timeout=SETTLE_S)
-    assert r.rc == 0, r
-    assert "handed its partitions over" in r.out.decode(), r
-    assert leaver.wait_exit(30) == 0
+    with Load(list(rest), old, tmp_path) as load:  # clients on the nodes that stay
+        r = leaver.kvctl("leave", timeout=SETTLE_S)
+        assert r.rc == 0, r
+        out = r.out.decode()
+        assert "handed its partitions over" in out and "partitions handed over" in out, out
+        assert leaver.wait_exit(30) == 0
+        load.more()
+    load.check(rest[0])
     wait_for(lambda: settled(rest), SETTLE_S, "transfers over after the leave")
     assert not all_readable(rest[0], old)
     keys = list(old)[:200]
@@ -197,17 +243,6 @@ SLOW = {"transfers.max_bytes_per_second": "256KiB", "antientropy.enabled": False
 BIG = 1500
 
 
-def preload_big(node, n):
-    keys = {}
-    with RawKV(node) as kv:
-        for i in range(n):
-            k = f"big-{i:05d}"
-            v = (f"{i:05d}-" * 200)[:1024]
-            assert kv.put(k.encode(), v.encode()) == "OK", k
-            keys[k] = v
-    return keys
-
-
 def join_slowly(cluster):
     """3 nodes holding BIG keys of 1 KiB with anti-entropy off (only
     transfers move data, so a partition marked held too early stays short),
@@ -216,7 +251,7 @@ def join_slowly(cluster):
     cluster.overrides.update({**GOSSIP, **SLOW, "cluster.expect_nodes": 3})
     nodes = cluster.start(3)
     wait_all_alive(nodes, 20)
-    keys = preload_big(nodes[0], BIG)
+    keys = preload(nodes[0], BIG, "big", lambda i: (f"{i:05d}-" * 200)[:1024])
     new = cluster.start(1, ready=False)[0]
     nodes.append(new)
     wait_all_alive(nodes, 30)
