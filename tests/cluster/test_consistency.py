@@ -4,6 +4,7 @@ few keys and read them back through every node while nodes are killed
 in the test's tmp dir as history.jsonl for replay with history.py) must
 show no lost acknowledged write and no stale read (N=3, W=2, R=2)."""
 
+import itertools
 import json
 import random
 import struct
@@ -131,9 +132,13 @@ def raw_client(node, hist, tid, rng, stop):
     """Puts and gets on KEYS over one raw connection to node, as fast as it
     answers: the first requests land while the nodes still learn of each
     other, which is what is under test."""
+    # FORMING_OPS operations, and on until 20 puts were acknowledged (a
+    # cluster answers QUORUM until it formed: every member alive, agreeing,
+    # holding its partitions), within 10 s.
+    acked, deadline = 0, time.monotonic() + 10
     with RawKV(node) as kv:
-        for seq in range(FORMING_OPS):
-            if stop.is_set():
+        for seq in itertools.count():
+            if stop.is_set() or (seq >= FORMING_OPS and acked >= 20) or time.monotonic() > deadline:
                 return
             key = rng.choice(KEYS).encode()
             if rng.random() < 0.5:
@@ -142,6 +147,7 @@ def raw_client(node, hist, tid, rng, stop):
                 st, f = kv.call("PUT", rk_field("KEY", key) + rk_field("VALUE", value.encode()))
                 end = time.monotonic()
                 ok = st == "OK"
+                acked += ok
                 version = struct.unpack("<Q", f[RK_TAG["VERSION"]])[0] if ok else None
                 hist.record(op="put", key=key.decode(), value=value, ok=ok, start=start, end=end,
                             node=node.name, version=version, err=st)
