@@ -531,11 +531,14 @@ static enum rk_status ready_json(struct rk_shared *sh, struct rk_jbuf *b)
     uint32_t first, parts = rk_ring_partitions(v->ring);
     uint32_t nshort = rk_view_short_partitions(v, w, &first);
     if (nshort == 0) {
+        uint32_t under = 0; /* fewer holders than cluster.replicas: transfers under way */
+        for (uint32_t p = 0; p < parts; p++)
+            under += v->part[p].nserve < sh->cfg.replicas;
         rk_view_release(v);
         rk_jadd(b,
                 "{\"ready\":true,\"reason\":\"a write quorum of %u is reachable for all %u "
-                "partitions\"}",
-                w, parts);
+                "partitions\",\"partitions_under_replicated\":%u}",
+                w, parts, under);
         return RK_ST_OK;
     }
     size_t n, up = rk_view_up_replicas(v, first, &n);

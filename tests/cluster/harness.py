@@ -341,10 +341,12 @@ class Node:
         wait_for(ready, timeout, f"{self.name} to answer `kvctl health` with 0")
 
     def wait_serving(self, timeout=30):
-        """Wait until `kvctl ready` exits 0 on this node."""
+        """Wait until `kvctl ready` exits 0 on this node, the cluster formed,
+        and this node knows every partition's replicas.count holders (it has
+        heard every member's holdings)."""
         def serving():
-            r = self.kvctl("--timeout", "1s", "ready", timeout=5)
-            return r.rc == 0 and b"cluster forming" not in r.out
+            r = self.kvctl("--timeout", "1s", "--json", "ready", timeout=5)
+            return r.rc == 0 and last_json(r.out).get("partitions_under_replicated") == 0
         wait_for(serving, timeout, f"{self.name} to answer `kvctl ready` with 0, formed")
 
     def wait_exit(self, timeout):
