@@ -20,9 +20,12 @@ void rk_view_slot_fini(struct rk_view_slot *s)
     pthread_mutex_destroy(&s->lock);
 }
 
+/* hv[i]: member i's holdings, looked up once per build (not once per
+ * partition and replica: the lookup is a search by id). */
 struct holds_ctx {
     const struct rk_view_in *in;
     const struct rk_view *v;
+    const struct rk_holdings **hv;
     uint32_t p;
 };
 
@@ -36,7 +39,7 @@ static bool holds(void *arg, const char *id)
         return rk_view_holds(c->v, c->p);
     if (!c->in)
         return true;
-    const struct rk_holdings *h = c->in->holdings(c->in->arg, id);
+    const struct rk_holdings *h = c->hv[m - c->v->m];
     return h && rk_holdings_has(h, c->p);
 }
 
@@ -47,7 +50,10 @@ static void place_all(struct rk_view *v, const struct rk_ring *walk_ring, uint32
 {
     uint32_t parts = rk_ring_partitions(v->ring);
     const char *pref[RK_RING_REPLICAS_MAX], *walk[RK_MEMBERS_MAX];
-    struct holds_ctx c = {in, v, 0};
+    const struct rk_holdings *hv[RK_MEMBERS_MAX];
+    for (size_t i = 0; in && i < v->n; i++)
+        hv[i] = in->holdings(in->arg, v->m[i].id);
+    struct holds_ctx c = {in, v, hv, 0};
     for (uint32_t p = 0; p < parts; p++) {
         size_t np = rk_ring_preference(v->ring, p, pref, RK_RING_REPLICAS_MAX), nw = 0;
         c.p = p;

@@ -2,6 +2,7 @@
 and every node's log printed under a failing test's report."""
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -43,11 +44,16 @@ def binaries(pytestconfig):
 @pytest.fixture
 def cluster(request, tmp_path, binaries):
     """A Cluster in this test's tmp_path; every process it started is killed
-    at teardown. Data and logs stay in tmp_path."""
+    at teardown. Logs stay in tmp_path; the nodes' data dirs too when the
+    test failed (preallocated segments make a passing suite's data dirs
+    gigabytes otherwise)."""
     c = Cluster(tmp_path, binaries["ringkvd"], binaries["kvctl"])
     request.node._ringkv_clusters = getattr(request.node, "_ringkv_clusters", []) + [c]
     yield c
     c.cleanup()
+    if not getattr(request.node, "_ringkv_failed", False):
+        for node in c.nodes:
+            shutil.rmtree(node.data_dir, ignore_errors=True)
     found = c.sanitizer_reports()
     if found:
         pytest.fail("sanitizer reports in the ringkvd logs:\n" + "\n".join(found[:20]), pytrace=False)
@@ -59,6 +65,7 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if not rep.failed:
         return
+    item._ringkv_failed = True
     for c in getattr(item, "_ringkv_clusters", []):
         if c.nodes:
             rep.sections.append((f"ringkvd logs ({rep.when})", c.logs_report()))

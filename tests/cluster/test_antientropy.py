@@ -282,7 +282,9 @@ def test_wiped_node_is_refilled_by_a_transfer(cluster):
 
     assert replica_misses(n3, list(want), want) == []
     st = [node_stats(n) for n in (n1, n2, n3)]
-    assert st[2]["transfers"]["keys"] >= len(want), st[2]["transfers"]
+    # Nearly all by transfers: a write whose third copy was on its way when
+    # node-3 was killed reaches it as a hint instead.
+    assert st[2]["transfers"]["keys"] >= len(want) * 0.99, st[2]["transfers"]
     parts = last_json(n3.kvctl("--json", "ring").out)["partitions"]
     assert st[2]["transfers"]["held"] == parts, st[2]["transfers"]
     # Before any client read (the reads below may repair): none so far.
@@ -562,7 +564,14 @@ def test_dropped_hint_goes_first_and_clears_once_every_replica_exchanged(cluster
     assert all(peers[n]["result"] == "ok" and peers[n]["ok_ms"] > marked_ms
                for n in ("node-2", "node-3")), e
     # The round that cleared it: the partition went first in its worker.
+    # Judged once that round is over (the next begins 3 s later), so every
+    # partition it compared shows it, however slow the build.
     rnd, start = e["compared_in_round"], j["round"]["started_ms"]
+    assert j["round"]["number"] == rnd, f"read too late: round {j['round']['number']} began"
+    with RawKV(n1) as kv:
+        j = wait_for(lambda: (lambda x: x if not x["round"]["in_progress"] or
+                              x["round"]["number"] != rnd else None)(raw_json(kv, AE_OP)), 60,
+                     f"round {rnd} over on node-1", interval=0.05)
     assert j["round"]["number"] == rnd, f"read too late: round {j['round']['number']} began"
     first_done = max(q["last_ms"] for q in e["peers"])
     later = [q for q in j["partitions"] if q["partition"] % 2 == part % 2
