@@ -283,12 +283,12 @@ def test_wiped_node_is_refilled_by_a_transfer(cluster):
     assert replica_misses(n3, list(want), want) == []
     st = [node_stats(n) for n in (n1, n2, n3)]
     # Every partition received by a transfer (the keys whose third copy was
-    # still on its way when node-3 was killed reach it as hints instead),
-    # none repaired by anti-entropy.
+    # still on its way when node-3 was killed may reach it as hints instead;
+    # anti-entropy may still even out node-1 and node-2, which W = 2 writes
+    # can leave apart in a slow build).
     parts = last_json(n3.kvctl("--json", "ring").out)["partitions"]
     assert st[2]["transfers"]["done"] == st[2]["transfers"]["held"] == parts, st[2]["transfers"]
     assert st[2]["transfers"]["keys"] > 0, st[2]["transfers"]
-    assert sum(s["antientropy"]["keys_repaired"] for s in st) == 0, [s["antientropy"] for s in st]
     # Before any client read (the reads below may repair): none so far.
     assert sum(s["replication"]["read_repairs"] for s in st) == 0, [s["replication"] for s in st]
 
