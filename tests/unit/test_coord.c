@@ -889,13 +889,25 @@ static void test_pairing_displaced_owner_counts_once_successor_acks(void **state
     teardown(&n);
 }
 
+/* The QUORUM answer of a pairing write where b refused (disk full) and d
+ * acked but its successor nn did not (why). */
+static void assert_partner_quorum(struct node *n, const struct pairing *pc, const char *why)
+{
+    char text[512], want[512];
+    assert_int_equal(reply(n, text, sizeof(text)), RK_ST_QUORUM);
+    snprintf(want, sizeof(want),
+             "write quorum not met: 1 of 2 acks (%s refused: disk full, %s acked but its "
+             "successor %s did not: %s)",
+             n->ids[pc->b], n->ids[pc->d], n->ids[pc->nn], why);
+    assert_string_equal(text, want);
+}
+
 static void test_pairing_successor_failure_fails_the_write(void **state)
 {
     (void)state;
     struct node n;
     struct pairing pc;
     struct batch b[MEMBERS];
-    char text[512], want[512];
     setup_pairing(&n, &pc, RK_MEMBER_ALIVE);
     pairing_put(&n, &pc, b);
     peer_ok(&n, pc.a, &b[pc.a]);
@@ -907,12 +919,7 @@ static void test_pairing_successor_failure_fails_the_write(void **state)
     answer_taken(&n, pc.b);
     no_reply_yet(&n); /* d may still count: its successor has not answered */
     peer_answer(&n, pc.nn, &b[pc.nn], &not_ready);
-    assert_int_equal(reply(&n, text, sizeof(text)), RK_ST_QUORUM);
-    snprintf(want, sizeof(want),
-             "write quorum not met: 1 of 2 acks (%s refused: disk full, %s acked but its "
-             "successor %s did not: refused: not ready)",
-             n.ids[pc.b], n.ids[pc.d], n.ids[pc.nn]);
-    assert_string_equal(text, want);
+    assert_partner_quorum(&n, &pc, "refused: not ready");
     assert_int_equal(stats(&n).quorum_failed, 1);
     teardown(&n);
 }
@@ -923,7 +930,6 @@ static void test_pairing_down_successor_never_lets_its_partner_count(void **stat
     struct node n;
     struct pairing pc;
     struct batch b[MEMBERS];
-    char text[512], want[512];
     setup_pairing(&n, &pc, RK_MEMBER_DEAD); /* the pending member is not this node */
     assert_true(start_part(&n, RK_OP_PUT, 0, pc.part));
     const size_t to[] = {pc.a, pc.b, pc.d};
@@ -937,12 +943,7 @@ static void test_pairing_down_successor_never_lets_its_partner_count(void **stat
     no_reply_yet(&n); /* b may still make two with a */
     struct rk_msg full = refusal("disk full");
     peer_answer(&n, pc.b, &b[pc.b], &full);
-    assert_int_equal(reply(&n, text, sizeof(text)), RK_ST_QUORUM);
-    snprintf(want, sizeof(want),
-             "write quorum not met: 1 of 2 acks (%s refused: disk full, %s acked but its "
-             "successor %s did not: down)",
-             n.ids[pc.b], n.ids[pc.d], n.ids[pc.nn]);
-    assert_string_equal(text, want);
+    assert_partner_quorum(&n, &pc, "down");
     assert_int_equal(stats(&n).replicas_down, 1);
     teardown(&n);
 }
