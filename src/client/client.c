@@ -64,6 +64,33 @@ const char *rk_client_fmt_ms(uint64_t ms, char *buf, size_t n)
     return buf;
 }
 
+int rk_client_parse_ms(const char *s, uint64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
+    size_t n = strspn(s, "0123456789.");
+    char *end;
+    if (n == 0 || s[0] == '.')
+        return RK_EINVAL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end != s + n) /* rejects "1e3s", "0x10s", "1.2.3s" */
+        return RK_EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) != 0)
+            continue;
+        double t = v * units[i].ms;
+        if (!(t > 0) || t > 1e12) /* zero, or beyond 30 years */
+            return RK_EINVAL;
+        uint64_t u = (uint64_t)t;
+        *ms = (double)u < t ? u + 1 : u;
+        return 0;
+    }
+    return RK_EINVAL;
+}
+
 static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     struct rk_client *c = arg;

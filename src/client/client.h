@@ -117,4 +117,9 @@ enum rk_status rk_client_last_status(const struct rk_client *c);
  * writes at most n bytes to buf, returns buf. Thread-safe. */
 const char *rk_client_fmt_ms(uint64_t ms, char *buf, size_t n);
 
+/* Parse a duration as users write it: a positive decimal number and a unit
+ * (ms, s, m, h), e.g. "250ms", "1.5s". Returns 0 and *ms (rounded up to a
+ * whole ms), or RK_EINVAL. Thread-safe. */
+int rk_client_parse_ms(const char *s, uint64_t *ms);
+
 #endif

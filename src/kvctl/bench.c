@@ -623,7 +623,7 @@ static int bench_opt(struct bench *b, int argc, char **argv, int *i)
             return rk_kvctl_err("bench: bad --clients '%s': use 1 to %d", v, MAX_CLIENTS), -1;
         b->clients = (unsigned)u;
     } else if (rv == 0 && (rv = rk_kvctl_opt_value("--duration", argc, argv, i, &v)) > 0) {
-        if (rk_kvctl_parse_duration(v, &b->duration_ms) != 0)
+        if (rk_client_parse_ms(v, &b->duration_ms) != 0)
             return rk_kvctl_err("bench: bad --duration '%s': use e.g. 10s, 1m", v), -1;
     } else if (rv == 0 && (rv = rk_kvctl_opt_value("--keys", argc, argv, i, &v)) > 0) {
         if (rk_kvctl_parse_uint(v, 1, UINT32_MAX, &u) != 0)

@@ -2,6 +2,8 @@
  * durations and counts, the one error line, exit codes, JSON strings. */
 #include "kvctl/cli.h"
 
+#include "client/client.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -40,33 +42,6 @@ int rk_kvctl_exit_code(int err)
     default:
         return RK_EXIT_CLUSTER;
     }
-}
-
-int rk_kvctl_parse_duration(const char *s, uint64_t *ms)
-{
-    static const struct {
-        const char *unit;
-        double ms;
-    } units[] = {{"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
-    size_t n = strspn(s, "0123456789.");
-    char *end;
-    if (n == 0 || s[0] == '.')
-        return RK_EINVAL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end != s + n) /* rejects "1e3s", "0x10s", "1.2.3s" */
-        return RK_EINVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(end, units[i].unit) != 0)
-            continue;
-        double t = v * units[i].ms;
-        if (!(t > 0) || t > 1e12) /* zero, or beyond 30 years */
-            return RK_EINVAL;
-        uint64_t u = (uint64_t)t;
-        *ms = (double)u < t ? u + 1 : u;
-        return 0;
-    }
-    return RK_EINVAL;
 }
 
 int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -124,7 +99,7 @@ int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i)
         return rv;
     }
     if ((rv = rk_kvctl_opt_value("--timeout", argc, argv, i, &v)) != 0) {
-        if (rv > 0 && rk_kvctl_parse_duration(v, &o->timeout_ms) != 0)
+        if (rv > 0 && rk_client_parse_ms(v, &o->timeout_ms) != 0)
             return rk_kvctl_bad_value("--timeout", v, "use a duration such as 250ms, 2s, 1m");
         if (rv > 0 && o->timeout_ms > 24 * 3600 * 1000)
             return rk_kvctl_bad_value("--timeout", v, "at most 24h");

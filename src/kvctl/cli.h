@@ -25,11 +25,6 @@ struct rk_kvctl_opts {
     unsigned r, w;       /* -r R, -w W; 0 = the node's default */
 };
 
-/* Parse a duration: a decimal number with a unit ms, s, m or h ("250ms",
- * "2s", "1.5m"). Returns 0 and *ms (> 0, rounded up to whole ms), or
- * RK_EINVAL for anything else (no unit, zero, negative, overflow). */
-int rk_kvctl_parse_duration(const char *s, uint64_t *ms);
-
 /* Parse an unsigned decimal integer in [min, max]; 0 or RK_EINVAL. */
 int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

@@ -302,7 +302,7 @@ static int cmd_put(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct 
     char *val = NULL;
     size_t vlen;
     int code = RK_EXIT_OK;
-    if (a->ttl != NULL && rk_kvctl_parse_duration(a->ttl, &ttl) != 0) {
+    if (a->ttl != NULL && rk_client_parse_ms(a->ttl, &ttl) != 0) {
         rk_kvctl_bad_value("--ttl", a->ttl, "use a duration such as 30s, 5m, 1h");
         return RK_EXIT_USAGE;
     }
@@ -1132,7 +1132,7 @@ static int cmd_repair(const struct rk_kvctl_opts *o, const struct cmd *cmd, stru
     int code = a->npos > 0 ? parse_partition("PARTITION", a->pos[0], part, sizeof part) : 0;
     if (code != RK_EXIT_OK)
         return code;
-    if (a->wait_timeout && rk_kvctl_parse_duration(a->wait_timeout, &wait_ms) != 0)
+    if (a->wait_timeout && rk_client_parse_ms(a->wait_timeout, &wait_ms) != 0)
         return rk_kvctl_bad_value("--wait-timeout", a->wait_timeout, "a duration: 30s, 5m, 1h"),
                RK_EXIT_USAGE;
     struct rk_client *c = open_client(o, cmd->name, &code);
