@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev   # libFuzzer targets (RINGKV_FUZZ) and clang sanitizers
   clang-format               # tests/check_format.sh (the formatting step of tests/run.sh)
   systemd                    # systemd-analyze verify on systemd/ringkvd.service
+  tmux                       # cluster tests drive the dashboard in a terminal
   lz4                        # the storage benchmark compares with `lz4 -b1 -B16384`
   libfaketime                # cluster tests: a node whose wall clock runs ahead
 )
