@@ -555,7 +555,7 @@ int rk_client_del(struct rk_client *c, const void *key, size_t klen, uint64_t *v
 static bool admin_op(enum rk_op op, bool *needs_arg, bool *may_arg)
 {
     *needs_arg = op == RK_OP_JOIN || op == RK_OP_REMOVE || op == RK_OP_LOCATE;
-    *may_arg = *needs_arg || op == RK_OP_AE || op == RK_OP_REPAIR;
+    *may_arg = *needs_arg || op == RK_OP_AE || op == RK_OP_REPAIR || op == RK_OP_OVERVIEW;
     switch (op) {
     case RK_OP_STATUS:
     case RK_OP_STATS:
@@ -571,6 +571,7 @@ static bool admin_op(enum rk_op op, bool *needs_arg, bool *may_arg)
     case RK_OP_REPAIR:
     case RK_OP_PARTS:
     case RK_OP_TRANSFERS:
+    case RK_OP_OVERVIEW:
         return true;
     default:
         return false;

@@ -78,7 +78,11 @@ int rk_client_del(struct rk_client *c, const void *key, size_t klen, uint64_t *v
  * RK_OP_MEMBERS, RK_OP_LEAVE, RK_OP_RING (arg NULL) or RK_OP_JOIN (arg = a
  * seed's gossip address), RK_OP_REMOVE (arg = a node id), RK_OP_LOCATE
  * (arg = a key; its bytes up to the NUL), RK_OP_AE and RK_OP_REPAIR (arg =
- * a partition number in decimal, or NULL for all). arg goes out as KEY;
+ * a partition number in decimal, or NULL for all), RK_OP_PARTS and
+ * RK_OP_TRANSFERS (arg NULL), RK_OP_OVERVIEW (arg NULL, or "placement" to
+ * add every partition's placement; the node answers MALFORMED for another
+ * arg; the reply stays far below RK_CLIENT_MAX_MSG: about 50 KB with
+ * placement for 4096 partitions). arg goes out as KEY;
  * force sends FORCE = 1 (REMOVE: take out a member that is not dead). Any
  * other op, or arg NULL where one is needed or given where none is, is
  * RK_EINVAL. On success *json is a malloc'd NUL-terminated copy of the

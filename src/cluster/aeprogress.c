@@ -614,17 +614,53 @@ void rk_aeprogress_summary_add(struct rk_aeprogress_summary *into,
     into->marked += w->marked;
 }
 
-static void rates_json(const struct rk_aeprogress_summary *s, uint64_t now_ms, struct rk_jbuf *b)
+void rk_aeprogress_rates(const struct rk_aeprogress_summary *s, uint64_t now_ms,
+                         struct rk_aeprogress_rates *r)
 {
     uint64_t end = s->in_progress ? now_ms : s->finished_ms;
     double secs = s->started_ms && end > s->started_ms ? (double)(end - s->started_ms) / 1000.0 : 0;
     double keys = (double)(s->pulled + s->pushed);
-    rk_jadd(b, ",\"keys_per_second\":%.1f,\"bytes_per_second\":%.1f,\"eta_s\":",
-            secs > 0 ? keys / secs : 0.0, secs > 0 ? (double)s->bytes / secs : 0.0);
-    if (s->in_progress && s->compared > 0 && secs > 0)
-        rk_jadd(b, "%.0f", (double)(s->total - s->compared) * secs / s->compared);
+    r->keys_per_second = secs > 0 ? keys / secs : 0.0;
+    r->bytes_per_second = secs > 0 ? (double)s->bytes / secs : 0.0;
+    r->has_eta = s->in_progress && s->compared > 0 && secs > 0;
+    r->eta_s = r->has_eta ? (double)(s->total - s->compared) * secs / s->compared : 0.0;
+}
+
+static void rates_json(const struct rk_aeprogress_summary *s, uint64_t now_ms, struct rk_jbuf *b)
+{
+    struct rk_aeprogress_rates r;
+    rk_aeprogress_rates(s, now_ms, &r);
+    rk_jadd(b, ",\"keys_per_second\":%.1f,\"bytes_per_second\":%.1f,\"eta_s\":", r.keys_per_second,
+            r.bytes_per_second);
+    if (r.has_eta)
+        rk_jadd(b, "%.0f", r.eta_s);
     else
         rk_jadd(b, "null"); /* unknown until a partition is done, or no round running */
+}
+
+static int cmp_id(const void *key, const void *elem)
+{
+    return strcmp(key, *(const char *const *)elem);
+}
+
+void rk_aeprogress_peers_latest(const struct rk_aeprogress *p, const char *const *ids, size_t n,
+                                struct rk_aeprogress_last *out)
+{
+    for (size_t i = 0; i < p->owned; i++) {
+        const struct part *e = &p->parts[i];
+        for (unsigned k = 0; k < e->npeers; k++) {
+            const struct peer *q = &e->peers[k];
+            const char *const *at = bsearch(q->id, ids, n, sizeof(*ids), cmp_id);
+            if (!at || q->result == RK_AE_NEVER)
+                continue;
+            struct rk_aeprogress_last *o = &out[at - ids];
+            if (o->result == RK_AE_NEVER || q->last_ms > o->last_ms) {
+                o->last_ms = q->last_ms;
+                o->result = q->result;
+            }
+            o->ok_ms = q->ok_ms > o->ok_ms ? q->ok_ms : o->ok_ms;
+        }
+    }
 }
 
 void rk_aeprogress_json_summary(const struct rk_aeprogress_summary *s, uint64_t now_ms,

@@ -181,6 +181,33 @@ void rk_aeprogress_summary(const struct rk_aeprogress *p, struct rk_aeprogress_s
 void rk_aeprogress_summary_add(struct rk_aeprogress_summary *into,
                                const struct rk_aeprogress_summary *w, bool first);
 
+/* The round's rates at now_ms (up to its finish when it is over): keys
+ * (pulled + pushed) and bytes per second since it started, and the
+ * seconds left at that pace (has_eta false: unknown until a partition is
+ * done, or no round running). */
+struct rk_aeprogress_rates {
+    double keys_per_second, bytes_per_second, eta_s;
+    bool has_eta;
+};
+void rk_aeprogress_rates(const struct rk_aeprogress_summary *s, uint64_t now_ms,
+                         struct rk_aeprogress_rates *r);
+
+/* A peer's most recent exchange over many partitions (result
+ * RK_AE_NEVER and zero times: none recorded). */
+struct rk_aeprogress_last {
+    uint64_t ok_ms;   /* start of the latest completed exchange (as per partition) */
+    uint64_t last_ms; /* end of the latest exchange, whatever its result */
+    uint8_t result;   /* of that latest exchange */
+};
+
+/* Fold p's exchanges into out[i] for each of the n peers ids[i] (sorted
+ * by strcmp; other peers p remembers are left out): out[i] keeps the
+ * latest exchange with ids[i] over every partition p owns (last_ms and
+ * result from the one that ended last, ok_ms the latest). Called for each
+ * worker's progress with the same out, it gives the node's. */
+void rk_aeprogress_peers_latest(const struct rk_aeprogress *p, const char *const *ids, size_t n,
+                                struct rk_aeprogress_last *out);
+
 /* "round":{...},"totals":{...},"marked_partitions":N: the summary as members of an
  * object (no braces), with the rates and ETA of the round at now_ms. */
 void rk_aeprogress_json_summary(const struct rk_aeprogress_summary *s, uint64_t now_ms,

@@ -14,6 +14,7 @@
 #include "proto/proto.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/events.h"
 #include "util/log.h"
 #include "util/nng_close.h"
 #include "util/nng_peer.h"
@@ -1053,6 +1054,8 @@ static void xfer_end(struct rk_ae *a)
         a->xf_retry_ms = rk_clock_wall_ms() + XFER_RETRY_MS;
         rk_info("transfers", "partition %u: transfer from %s failed; retrying", p,
                 a->stats.xfer_from);
+        rk_event(RK_EVENT_TRANSFER, "partition %u: transfer from %s failed; retrying", p,
+                 a->stats.xfer_from);
         return;
     }
     xf_done_set(a, p, true);
@@ -1146,9 +1149,15 @@ static void peers_close(struct rk_ae *a)
 
 static void round_end(struct rk_ae *a)
 {
+    struct rk_aeprogress_summary s;
     if (!a->xf_on && !a->stats.xfer_pending) /* else transfers go on using them */
         peers_close(a);
+    rk_aeprogress_summary(a->env.progress, &s);
     rk_aeprogress_round_finish(a->env.progress, rk_clock_wall_ms());
+    if (s.in_progress && a->env.round_done) { /* a round ran (none does without a view) */
+        rk_aeprogress_summary(a->env.progress, &s);
+        a->env.round_done(a->env.round_arg, &s);
+    }
     a->running = a->stats.running = false;
     ev_timer_stop(a->env.loop, &a->round_t); /* a pace timer of the last exchange */
     ev_timer_set(&a->round_t, (double)atomic_load(a->env.pace.interval_ms) / 1000.0, 0);

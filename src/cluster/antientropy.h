@@ -51,6 +51,7 @@ void rk_ae_local_release(struct rk_ae_local *l);
 struct rk_hlc;
 struct rk_view_slot;
 struct rk_aeprogress;
+struct rk_aeprogress_summary;
 struct rk_aemarks;
 struct rk_ae_budget;
 struct rk_ae_load;
@@ -109,6 +110,11 @@ struct rk_ae_env {
     void (*xfer_ready)(void *arg, uint32_t partition);
     void *xfer_arg;
     struct rk_xfer_limits *xfer; /* shared by the node's initiators; required with xfer_ready */
+    /* A round finished: s is the progress's summary just after (its
+     * round, partitions compared, keys moved). Same loop. NULL: no one
+     * is told. */
+    void (*round_done)(void *arg, const struct rk_aeprogress_summary *s);
+    void *round_arg;
 };
 
 struct rk_ae_stats {

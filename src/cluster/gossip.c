@@ -21,6 +21,7 @@
 #include "util/nng_close.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/events.h"
 #include "util/log.h"
 #include "util/nng_rx.h"
 
@@ -134,10 +135,16 @@ static bool log_event(const struct rk_member_event *ev)
         rk_info("gossip", "member %s: %s -> %s incarnation=%llu", ev->id,
                 rk_member_state_name(ev->from), rk_member_state_name(ev->to),
                 (unsigned long long)ev->incarnation);
+        rk_event(RK_EVENT_MEMBER, "%s: %s -> %s", ev->id, rk_member_state_name(ev->from),
+                 rk_member_state_name(ev->to));
         return true;
     case RK_MEMBER_NEW:
         rk_info("gossip", "member %s joined: state=%s incarnation=%llu", ev->id,
                 rk_member_state_name(ev->to), (unsigned long long)ev->incarnation);
+        if (ev->to == RK_MEMBER_ALIVE)
+            rk_event(RK_EVENT_MEMBER, "%s joined", ev->id);
+        else
+            rk_event(RK_EVENT_MEMBER, "%s joined: %s", ev->id, rk_member_state_name(ev->to));
         return true;
     case RK_MEMBER_REFUTED:
         rk_warn("gossip", "refuted a suspicion of this node: incarnation=%llu",
@@ -561,6 +568,8 @@ static bool auto_remove(struct rk_gossip *g, uint64_t now)
         if (rk_members_remove(&g->table, id, false, now, NULL) == 0) {
             rk_warn("gossip", "removed member %s: dead for %llu s (cluster.auto_remove_after)", id,
                     (unsigned long long)(g->o.auto_remove_ms / 1000));
+            rk_event(RK_EVENT_MEMBER, "%s removed: dead for %llu s", id,
+                     (unsigned long long)(g->o.auto_remove_ms / 1000));
             any = true;
         }
     }
@@ -648,6 +657,7 @@ static void on_leave_step(struct ev_loop *loop, ev_timer *t, int revents)
         rk_members_left(&g->table, wall_ms());
         rk_info("gossip", "left the cluster: incarnation=%llu",
                 (unsigned long long)g->table.m[g->table.self].incarnation);
+        rk_event(RK_EVENT_NODE, "this node left the cluster");
         g->leave_step = 2;
         changed(g);
         send_survey(g);
@@ -665,6 +675,7 @@ int rk_gossip_leave(struct rk_gossip *g, void (*done)(void *arg), void *arg)
         return RK_EINVAL;
     rk_info("gossip", "leaving the cluster: incarnation=%llu",
             (unsigned long long)g->table.m[g->table.self].incarnation);
+    rk_event(RK_EVENT_NODE, "this node is leaving the cluster: handing its partitions over");
     g->leave_step = 1;
     g->leave_done = done;
     g->leave_arg = arg;
@@ -740,6 +751,8 @@ int rk_gossip_remove(struct rk_gossip *g, const char *id, bool force)
     if (rc == 0 && ev.change == RK_MEMBER_STATE) {
         rk_info("gossip", "removed member %s (was %s)%s", id, rk_member_state_name(ev.from),
                 force ? " by force" : "");
+        rk_event(RK_EVENT_MEMBER, "%s removed (was %s)%s", id, rk_member_state_name(ev.from),
+                 force ? " by force" : "");
         changed(g);
         send_survey(g);
     }

@@ -9,6 +9,7 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@
  * The same window as the store's own fsync interval (see hints.h): a mark
  * lost to a crash within it waits for a full anti-entropy pass. */
 #define MARKS_SAVE_EVERY_NS 100000000ull
+
+static_assert(RK_HINTS_ID_MAX == RK_MEMBER_ID_MAX, "a hint's target is a node id");
 
 struct target {
     char id[RK_MEMBER_ID_MAX + 1];
@@ -384,6 +387,23 @@ void rk_hints_stats(const struct rk_hints *h, struct rk_hints_stats *out)
 {
     *out = h->st;
     out->partitions_marked = rk_aemarks_count(h->marks);
+}
+
+size_t rk_hints_targets(const struct rk_hints *h, struct rk_hints_target *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->nt; i++) {
+        const struct target *t = &h->t[i];
+        if (!t->count)
+            continue; /* delivered: the entry stays for the next hint */
+        if (n < cap) {
+            snprintf(out[n].id, sizeof(out[n].id), "%s", t->id);
+            out[n].count = t->count;
+            out[n].bytes = t->bytes;
+        }
+        n++;
+    }
+    return n;
 }
 
 struct rk_aemarks *rk_hints_marks(struct rk_hints *h)

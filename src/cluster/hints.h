@@ -36,6 +36,8 @@
 
 struct rk_hints;
 
+#define RK_HINTS_ID_MAX 63 /* a target's id: a node id (RK_MEMBER_ID_MAX) */
+
 struct rk_hint {
     const void *key;
     uint32_t klen;
@@ -88,6 +90,16 @@ void rk_hints_delivered(struct rk_hints *h, const char *target, const void *key,
                         uint64_t lv, uint64_t dv);
 
 void rk_hints_stats(const struct rk_hints *h, struct rk_hints_stats *out);
+
+/* Hints pending for one target node. */
+struct rk_hints_target {
+    char id[RK_HINTS_ID_MAX + 1];
+    uint64_t count, bytes;
+};
+
+/* The targets with hints pending (up to cap, in no set order) into out;
+ * returns how many there are in all, which may be more than cap. */
+size_t rk_hints_targets(const struct rk_hints *h, struct rk_hints_target *out, size_t cap);
 
 /* The partitions marked for anti-entropy, owned by h (valid until
  * rk_hints_close): anti-entropy clears a mark once it has repaired the

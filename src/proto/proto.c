@@ -44,6 +44,7 @@ static bool known_op(unsigned op)
     case RK_OP_REPAIR:
     case RK_OP_PARTS:
     case RK_OP_TRANSFERS:
+    case RK_OP_OVERVIEW:
     case RK_OP_RPUT:
     case RK_OP_RGET:
     case RK_OP_RBATCH:

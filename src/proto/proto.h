@@ -48,6 +48,14 @@
  *           dropped a hint of that partition and holds no replica of it;
  *           the receiver, a replica, marks it ("hint") and saves the mark
  *           before it answers OK
+ *   PARTS, TRANSFERS
+ *           req: -                                  rep: TEXT (per partition: keys and
+ *           bytes stored here; the partitions this node is receiving)
+ *   OVERVIEW req: [KEY = "placement"]               rep: TEXT (one compact JSON object:
+ *           the node's state, counters, latency histogram, partition bitmaps,
+ *           hints, anti-entropy, transfers and last events; with KEY, the
+ *           placement of every partition too; server/overview.h lists its
+ *           fields); MALFORMED for any other KEY
  * Peer requests (node to node, on the same socket; listen.peer):
  *   RPUT    req: KEY [VALUE] VERSION [EXPIRY_MS] [TOMBSTONE] [HINT]
  *           With HINT (sloppy quorum) the receiver is a fallback: it keeps the
@@ -130,6 +138,7 @@ enum rk_op {
     RK_OP_REPAIR = 28,    /* mark partitions for anti-entropy first */
     RK_OP_PARTS = 29,     /* keys and bytes per partition this node stores */
     RK_OP_TRANSFERS = 30, /* partitions this node is receiving (kvctl transfers) */
+    RK_OP_OVERVIEW = 31,  /* everything a dashboard shows of the node, in one reply */
     RK_OP_RPUT = 32,      /* peer: store a replica at the coordinator's version */
     RK_OP_RGET = 33,      /* peer: read a replica, tombstones included */
     RK_OP_RBATCH = 34,    /* peer: several RPUT/RGET in one message (frames) */

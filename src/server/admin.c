@@ -1,7 +1,10 @@
 /* Admin replies as JSON. Field names are stable: scripts parse them. */
 #include "server/admin.h"
+#include "server/admin_int.h"
+#include "server/overview.h"
 #include "server/xferinfo.h"
 #include "util/clock.h"
+#include "util/histo.h"
 #include "util/jbuf.h"
 
 #include <stdarg.h>
@@ -33,7 +36,7 @@ static const char *stalled_worker(struct rk_shared *sh, uint32_t *idx)
     return NULL;
 }
 
-static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
+void rk_admin_sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
 {
     memset(t, 0, sizeof(*t));
     for (uint32_t i = 0; i < sh->nworkers; i++) {
@@ -68,15 +71,22 @@ static void sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
         /* Workers build their trees one after another at start: the sum is
          * the time the node spent. */
         t->ae_trees_bytes += s.ae_trees_bytes, t->ae_tree_build_ms += s.ae_tree_build_ms;
+        rk_histo_merge(&t->latency, &s.latency);
     }
+}
+
+const char *rk_admin_state(struct rk_shared *sh)
+{
+    uint32_t idx;
+    return atomic_load(&sh->stopping) ? "stopping"
+           : stalled_worker(sh, &idx) ? "degraded"
+                                      : "serving";
 }
 
 static void status_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
     struct rk_worker_stats t;
-    sum_stats(sh, &t);
-    uint32_t idx;
-    const char *stall = stalled_worker(sh, &idx);
+    rk_admin_sum_stats(sh, &t);
     rk_jadd(b, "{\"node\":");
     rk_jstr(b, sh->node_id);
     rk_jadd(b, ",\"version\":\"%s\",\"cluster\":", VERSION_STR);
@@ -84,11 +94,9 @@ static void status_json(struct rk_shared *sh, struct rk_jbuf *b)
     rk_jadd(b,
             ",\"state\":\"%s\",\"uptime_s\":%llu,\"workers\":%u,\"partitions\":%u,"
             "\"keys\":%llu,\"inflight\":%u,\"data_dir\":",
-            atomic_load(&sh->stopping) ? "stopping"
-            : stall                    ? "degraded"
-                                       : "serving",
-            (unsigned long long)((rk_clock_wall_ms() - sh->start_ms) / 1000), sh->nworkers,
-            sh->partitions, (unsigned long long)t.storage.keys, atomic_load(&sh->inflight));
+            rk_admin_state(sh), (unsigned long long)((rk_clock_wall_ms() - sh->start_ms) / 1000),
+            sh->nworkers, sh->partitions, (unsigned long long)t.storage.keys,
+            atomic_load(&sh->inflight));
     rk_jstr(b, sh->cfg.data_dir);
     rk_jadd(b, ",\"listen\":{\"client\":");
     rk_jstr(b, sh->cfg.listen_client);
@@ -116,21 +124,9 @@ static void conns_json(struct rk_shared *sh, struct rk_jbuf *b)
 
 /* ---- anti-entropy: AE, REPAIR, and the stats block ---- */
 
-/* The node's anti-entropy: the sum of what its workers published. */
-struct ae_node {
-    struct rk_aeprogress_summary s;
-    uint32_t rounds_running;      /* workers with a round under way */
-    uint32_t exchanges_in_flight; /* workers with an exchange in flight */
-    uint64_t busy_pauses, hint_marks_taken, hint_marks_forwarded; /* since start */
-    uint64_t at_ms; /* the oldest of the workers' figures: counters are as of then */
-    uint32_t xfer_pending, xfer_active;
-    uint64_t xfer_done, xfer_failed, xfer_keys, xfer_bytes;
-    char xfer_why[96];
-};
-
 static void add_summary(const struct rk_worker_ae *ae, void *arg)
 {
-    struct ae_node *n = arg;
+    struct rk_admin_ae *n = arg;
     struct rk_aeprogress_summary w;
     const struct rk_ae_stats *l = &ae->live;
     rk_aeprogress_summary(ae->progress, &w);
@@ -158,7 +154,7 @@ static void add_summary(const struct rk_worker_ae *ae, void *arg)
     n->at_ms = first || ae->at_ms < n->at_ms ? ae->at_ms : n->at_ms;
 }
 
-static void ae_summary(struct rk_shared *sh, struct ae_node *n)
+static void ae_summary(struct rk_shared *sh, struct rk_admin_ae *n)
 {
     memset(n, 0, sizeof(*n));
     n->s.round = UINT64_MAX; /* "no worker yet": the first one replaces it */
@@ -170,7 +166,7 @@ static void ae_summary(struct rk_shared *sh, struct ae_node *n)
 
 /* "exchanges_running":..: whether a round is under way on any worker (its
  * exchanges run one after another), and how many are in flight now. */
-static void ae_activity_json(const struct ae_node *n, struct rk_jbuf *b)
+static void ae_activity_json(const struct rk_admin_ae *n, struct rk_jbuf *b)
 {
     rk_jadd(b,
             "\"exchanges_running\":%s,\"exchanges_in_flight\":%u,\"busy_pauses\":%llu,"
@@ -180,9 +176,20 @@ static void ae_activity_json(const struct ae_node *n, struct rk_jbuf *b)
             (unsigned long long)n->hint_marks_forwarded, (unsigned long long)n->at_ms);
 }
 
+void rk_admin_xfer_json(const struct rk_admin_ae *n, struct rk_jbuf *b)
+{
+    rk_jadd(b,
+            "\"pending\":%u,\"active\":%u,\"done\":%llu,\"failed\":%llu,\"keys\":%llu,"
+            "\"bytes\":%llu,\"waiting\":",
+            n->xfer_pending, n->xfer_active, (unsigned long long)n->xfer_done,
+            (unsigned long long)n->xfer_failed, (unsigned long long)n->xfer_keys,
+            (unsigned long long)n->xfer_bytes);
+    rk_jstr(b, n->xfer_active ? "" : n->xfer_why);
+}
+
 static void ae_stats_json(struct rk_shared *sh, const struct rk_worker_stats *t, struct rk_jbuf *b)
 {
-    struct ae_node n;
+    struct rk_admin_ae n;
     ae_summary(sh, &n);
     const struct rk_aeprogress_summary *s = &n.s;
     rk_jadd(b,
@@ -197,13 +204,8 @@ static void ae_stats_json(struct rk_shared *sh, const struct rk_worker_stats *t,
             (unsigned long long)s->totals.repaired, (unsigned long long)s->totals.bytes, s->marked,
             (unsigned long long)t->ae_trees_bytes, (unsigned long long)t->ae_tree_build_ms);
     ae_activity_json(&n, b);
-    rk_jadd(b,
-            "},\"transfers\":{\"pending\":%u,\"active\":%u,\"done\":%llu,\"failed\":%llu,"
-            "\"keys\":%llu,\"bytes\":%llu,\"waiting\":",
-            n.xfer_pending, n.xfer_active, (unsigned long long)n.xfer_done,
-            (unsigned long long)n.xfer_failed, (unsigned long long)n.xfer_keys,
-            (unsigned long long)n.xfer_bytes);
-    rk_jstr(b, n.xfer_active ? "" : n.xfer_why);
+    rk_jadd(b, "},\"transfers\":{");
+    rk_admin_xfer_json(&n, b);
     uint32_t held = 0;
     struct rk_view *v = rk_view_acquire(&sh->views);
     for (uint32_t p = 0; v && p < sh->partitions; p++)
@@ -246,6 +248,18 @@ static bool holds(struct rk_shared *sh, const struct rk_view *v, uint32_t part, 
     return false;
 }
 
+void rk_admin_ae_node(struct rk_shared *sh, const struct rk_view *v, struct rk_admin_ae *n)
+{
+    ae_summary(sh, n);
+    if (!v || n->s.in_progress)
+        return;
+    const char *ids[RK_RING_REPLICAS_MAX];
+    size_t k;
+    n->s.total = 0; /* between rounds: what the next one will compare */
+    for (uint32_t p = 0; p < sh->partitions; p++)
+        n->s.total += holds(sh, v, p, ids, &k);
+}
+
 struct ae_row {
     struct rk_shared *sh;
     uint32_t part;
@@ -261,18 +275,17 @@ static void row_json(const struct rk_worker_ae *ae, void *arg)
 }
 
 /* "partitions":[...]: partition only (shown whether this node holds it or
- * not), or else every partition this node holds. Returns how many
- * partitions this node holds; *only_held whether it holds only. */
-static uint32_t ae_rows_json(struct rk_shared *sh, const struct rk_view *v, int64_t only,
-                             bool *only_held, struct rk_jbuf *b)
+ * not), or else every partition this node holds; *only_held whether it
+ * holds only. */
+static void ae_rows_json(struct rk_shared *sh, const struct rk_view *v, int64_t only,
+                         bool *only_held, struct rk_jbuf *b)
 {
     const char *ids[RK_RING_REPLICAS_MAX];
     struct ae_row r = {.sh = sh, .ids = ids, .b = b};
-    uint32_t held = 0, rows = 0;
+    uint32_t rows = 0;
     rk_jadd(b, "\"partitions\":[");
     for (uint32_t p = 0; p < sh->partitions; p++) {
         bool mine = holds(sh, v, p, ids, &r.n);
-        held += mine;
         if (only == (int64_t)p)
             *only_held = mine;
         if (only >= 0 ? only != (int64_t)p : !mine)
@@ -282,7 +295,6 @@ static uint32_t ae_rows_json(struct rk_shared *sh, const struct rk_view *v, int6
         rk_worker_ae_read(sh->workers[p % sh->nworkers], row_json, &r);
     }
     rk_jadd(b, "]");
-    return held;
 }
 
 static enum rk_status ae_json(struct rk_shared *sh, const struct rk_msg *req, struct rk_jbuf *b)
@@ -296,13 +308,11 @@ static enum rk_status ae_json(struct rk_shared *sh, const struct rk_msg *req, st
         rk_jadd(b, "no cluster view yet; retry");
         return RK_ST_UNAVAILABLE;
     }
-    struct ae_node n;
-    ae_summary(sh, &n);
+    struct rk_admin_ae n;
+    rk_admin_ae_node(sh, v, &n);
     struct rk_jbuf rows = {0};
     bool only_held = false;
-    uint32_t held = ae_rows_json(sh, v, has ? (int64_t)part : -1, &only_held, &rows);
-    if (!n.s.in_progress)
-        n.s.total = held; /* between rounds: what the next one will compare */
+    ae_rows_json(sh, v, has ? (int64_t)part : -1, &only_held, &rows);
     rk_jadd(b, "{\"node\":");
     rk_jstr(b, sh->node_id);
     rk_jadd(b,
@@ -347,7 +357,7 @@ static enum rk_status repair_json(struct rk_shared *sh, const struct rk_msg *req
             rk_worker_ae_request(sh->workers[p % sh->nworkers], p, now) == 0)
             marked++;
     rk_view_release(v);
-    struct ae_node an;
+    struct rk_admin_ae an;
     ae_summary(sh, &an);
     if (has && !marked) {
         rk_jadd(b,
@@ -373,7 +383,7 @@ static enum rk_status repair_json(struct rk_shared *sh, const struct rk_msg *req
 static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
     struct rk_worker_stats t;
-    sum_stats(sh, &t);
+    rk_admin_sum_stats(sh, &t);
     const struct rk_storage_stats *s = &t.storage;
     rk_jadd(b, "{\"node\":");
     rk_jstr(b, sh->node_id);
@@ -383,6 +393,10 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             (unsigned long long)t.puts, (unsigned long long)t.gets, (unsigned long long)t.dels,
             (unsigned long long)t.other, (unsigned long long)t.busy, (unsigned long long)t.errors,
             (unsigned long long)t.forwarded, atomic_load(&sh->inflight));
+    rk_jadd(b, "\"latency_us\":{\"p50\":%llu,\"p99\":%llu,\"count\":%llu},",
+            (unsigned long long)rk_histo_quantile(&t.latency, 0.5),
+            (unsigned long long)rk_histo_quantile(&t.latency, 0.99),
+            (unsigned long long)t.latency.count);
     const struct rk_coord_stats *co = &t.coord;
     rk_jadd(b,
             "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"
@@ -791,6 +805,9 @@ enum rk_status rk_admin_reply(struct rk_shared *sh, const struct rk_msg *req, ch
         break;
     case RK_OP_TRANSFERS:
         st = rk_admin_transfers(sh, &b);
+        break;
+    case RK_OP_OVERVIEW:
+        st = rk_admin_overview(sh, req, &b);
         break;
     default:
         rk_jadd(&b, "opcode %u is not served by this node", op);

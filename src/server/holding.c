@@ -6,6 +6,7 @@
 #include "cluster/view.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/events.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -62,10 +63,41 @@ int rk_holding_load(struct rk_shared *sh, struct rk_holdings *h, char *err, size
     return 0;
 }
 
+/* The partitions one look handled, for one event: a burst of transfers
+ * can finish (or hand over) dozens at once, and one line per partition
+ * would push everything else out of the ring (util/events.h). */
+struct part_list {
+    size_t n;      /* partitions added */
+    size_t shown;  /* of them, numbers in text */
+    char text[80]; /* "12, 17, 40" */
+};
+
+static void list_add(struct part_list *l, uint32_t p)
+{
+    size_t len = strlen(l->text);
+    l->n++;
+    if (len + 12 >= sizeof(l->text)) /* ", 65535" and the NUL fit, with room to spare */
+        return;
+    snprintf(l->text + len, sizeof(l->text) - len, "%s%u", len ? ", " : "", p);
+    l->shown++;
+}
+
+/* "partition 12 received" or "3 partitions received: 12, 17, 40" (", ..."
+ * when not every number fit). */
+static void list_event(const struct part_list *l, const char *what)
+{
+    if (l->n == 1)
+        rk_event(RK_EVENT_TRANSFER, "partition %s %s", l->text, what);
+    else if (l->n > 1)
+        rk_event(RK_EVENT_TRANSFER, "%zu partitions %s: %s%s", l->n, what, l->text,
+                 l->shown < l->n ? ", ..." : "");
+}
+
 /* Completed transfers: held now, if the partition is still ours to take. */
 static bool take_ready(struct rk_shared *sh, const struct rk_view *v, struct rk_holdings *own)
 {
     uint32_t parts[256];
+    struct part_list got = {0};
     bool any = false;
     for (uint32_t i = 0; i < sh->nworkers; i++) {
         size_t n;
@@ -75,10 +107,12 @@ static bool take_ready(struct rk_shared *sh, const struct rk_view *v, struct rk_
                     continue;
                 rk_holdings_set(own, parts[k], true);
                 rk_info("transfers", "partition %u received: this node holds it now", parts[k]);
+                list_add(&got, parts[k]);
                 any = true;
             }
         }
     }
+    list_event(&got, "received");
     return any;
 }
 
@@ -115,6 +149,8 @@ static bool genesis(struct rk_shared *sh, struct rk_gossip *g, const struct rk_v
                 "joined a cluster formed before this start (seen at %s): "
                 "receiving this node's partitions",
                 t->m[i].id);
+        rk_event(RK_EVENT_NODE, "joined a cluster formed before (seen at %s): receiving",
+                 t->m[i].id);
         return true;
     }
     uint32_t n = 0;
@@ -127,6 +163,8 @@ static bool genesis(struct rk_shared *sh, struct rk_gossip *g, const struct rk_v
     own->genesis_ms = rk_clock_wall_ms();
     rk_info("transfers", "cluster formed with %zu members: this node holds its %u partitions",
             members, n);
+    rk_event(RK_EVENT_NODE, "cluster formed with %zu members: this node holds %u partitions",
+             members, n);
     return true;
 }
 
@@ -136,6 +174,7 @@ static bool genesis(struct rk_shared *sh, struct rk_gossip *g, const struct rk_v
  * first: no coordinator counts a node whose copy is going. */
 static bool drops(struct rk_shared *sh, const struct rk_view *v, struct rk_holdings *own)
 {
+    struct part_list gone = {0};
     bool any = false;
     for (uint32_t p = 0; p < sh->partitions; p++) {
         if (rk_view_owns(v, p))
@@ -144,6 +183,7 @@ static bool drops(struct rk_shared *sh, const struct rk_view *v, struct rk_holdi
             if (v->part[p].npend || v->part[p].nserve == 0 || !v->agreed)
                 continue;
             rk_holdings_set(own, p, false);
+            list_add(&gone, p);
             any = true;
         } else {
             uint64_t keys, bytes;
@@ -153,6 +193,7 @@ static bool drops(struct rk_shared *sh, const struct rk_view *v, struct rk_holdi
         }
         rk_worker_drop_request(worker_of(sh, p), p);
     }
+    list_event(&gone, "handed over (this node's copy dropped)");
     return any;
 }
 

@@ -13,8 +13,10 @@
 #include "cluster/coord.h"
 #include "cluster/hints.h"
 #include "proto/proto.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/grow.h"
+#include "util/histo.h"
 #include "util/io.h"
 
 #include <errno.h>
@@ -45,8 +47,48 @@ void rk_replies_free(struct replies *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* ---- receipt stamps (worker_int.h) ---- */
+
+#define STAMP_LEN sizeof(uint64_t)
+
+int rk_reply_stamp(nng_msg *m)
+{
+    uint64_t ns = rk_clock_mono_ns();
+    return nng_msg_header_append(m, &ns, STAMP_LEN) == 0 ? 0 : -EINVAL;
+}
+
+/* The receipt of m, a request from the socket (stamped), in mono ns. */
+static uint64_t stamp_of(nng_msg *m)
+{
+    uint64_t ns = 0;
+    size_t n = nng_msg_header_len(m);
+    if (n >= STAMP_LEN)
+        memcpy(&ns, (const uint8_t *)nng_msg_header(m) + n - STAMP_LEN, STAMP_LEN);
+    return ns;
+}
+
+/* A client's data request: what the latency histogram times. */
+static bool client_data_op(uint8_t op)
+{
+    return op == RK_OP_PUT || op == RK_OP_GET || op == RK_OP_DEL;
+}
+
+/* m (a stamped reply about to go to its client) in w's latency histogram
+ * when it answers a client data request: its opcode is the reply header's
+ * (byte 3), whatever the status. */
+static void time_reply(struct rk_worker *w, nng_msg *m)
+{
+    const uint8_t *body = nng_msg_body(m);
+    if (nng_msg_len(m) < RK_PROTO_HDR || !client_data_op(body[3]))
+        return;
+    uint64_t now = rk_clock_mono_ns(), at = stamp_of(m);
+    rk_histo_record(&w->stats.latency, now > at ? (now - at) / 1000 : 0);
+}
+
 void rk_reply_send(struct rk_shared *sh, nng_msg *m)
 {
+    if (nng_msg_header_len(m) >= STAMP_LEN)
+        nng_msg_header_chop(m, STAMP_LEN); /* rep0 sends the rest of the header back */
     if (nng_sendmsg(sh->sock, m, 0) != 0)
         nng_msg_free(m); /* the client's pipe is gone */
     atomic_fetch_sub(&sh->inflight, 1);
@@ -67,9 +109,10 @@ void rk_reply_out_w(struct rk_worker *w, nng_msg *m)
 {
     if (rk_batch_is_part(m))
         rk_batch_part_done(m, true);
-    else if (!rk_reply_is_local(m))
+    else if (!rk_reply_is_local(m)) {
+        time_reply(w, m);
         rk_reply_send(w->sh, m);
-    else if (w->coord)
+    } else if (w->coord)
         rk_coord_local_answer(w->coord, m);
     else
         nng_msg_free(m); /* shutting down: the coordinator is gone */

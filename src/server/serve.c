@@ -551,6 +551,11 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
 {
     struct rk_shared *sh = w->sh;
     struct rk_msg req;
+    if (rk_reply_stamp(msg) < 0) { /* unreachable under nng's hop limit: nothing to answer with */
+        w->stats.errors++;
+        nng_msg_free(msg);
+        return;
+    }
     unsigned n = atomic_fetch_add(&sh->inflight, 1);
     int rc = rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &req);
     if (rc < 0 || (req.flags & RK_MSG_REPLY)) {

@@ -12,6 +12,7 @@
 #include "cluster/view.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/events.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -37,6 +38,10 @@ static void publish(struct rk_worker *w)
     if (w->hints)
         rk_hints_stats(w->hints, &w->pub.hints);
     w->pub.ae_trees_bytes = rk_aetrees_bytes(&w->trees);
+    size_t nt = w->hints && w->pub.hints.pending
+                    ? rk_hints_targets(w->hints, w->hint_targets, RK_WORKER_HINT_TARGETS)
+                    : 0;
+    w->nhint_targets = nt < RK_WORKER_HINT_TARGETS ? nt : RK_WORKER_HINT_TARGETS;
     pthread_mutex_unlock(&w->stats_lock);
 }
 
@@ -495,6 +500,44 @@ int64_t rk_worker_drop_now(struct rk_worker *w, uint32_t part)
     return rk_storage_drop_partition(w->store, (uint16_t)part);
 }
 
+/* The node's anti-entropy round is done once every worker finished it:
+ * the lowest round the workers finished. Recorded once, as an event, by
+ * whichever worker brings it up (compare-and-swap on ae_round_told). The
+ * figures are each worker's last finished round, summed. */
+static void node_round_check(struct rk_shared *sh)
+{
+    uint64_t done = UINT64_MAX, keys = 0;
+    uint32_t parts = 0;
+    for (uint32_t i = 0; i < sh->nworkers; i++) {
+        struct rk_worker *x = sh->workers[i];
+        pthread_mutex_lock(&x->stats_lock);
+        done = x->round_done < done ? x->round_done : done;
+        parts += x->round_parts;
+        keys += x->round_keys;
+        pthread_mutex_unlock(&x->stats_lock);
+    }
+    uint64_t told = atomic_load(&sh->ae_round_told);
+    while (done != UINT64_MAX && done > told) {
+        if (atomic_compare_exchange_weak(&sh->ae_round_told, &told, done)) {
+            rk_event(RK_EVENT_AE, "round %llu done: %u partitions, %llu keys repaired",
+                     (unsigned long long)done, parts, (unsigned long long)keys);
+            return;
+        }
+    }
+}
+
+/* rk_ae_env.round_done: this worker finished round s->round. */
+static void ae_round_done(void *arg, const struct rk_aeprogress_summary *s)
+{
+    struct rk_worker *w = arg;
+    pthread_mutex_lock(&w->stats_lock);
+    w->round_done = s->round;
+    w->round_parts = s->compared;
+    w->round_keys = s->pulled + s->pushed;
+    pthread_mutex_unlock(&w->stats_lock);
+    node_round_check(w->sh);
+}
+
 static int make_ae(struct rk_worker *w)
 {
     struct rk_shared *sh = w->sh;
@@ -519,7 +562,9 @@ static int make_ae(struct rk_worker *w)
                             .hint_marks = rk_hints_marks(w->hints),
                             .xfer_ready = xfer_ready,
                             .xfer = &sh->xfer,
-                            .xfer_arg = w};
+                            .xfer_arg = w,
+                            .round_done = ae_round_done,
+                            .round_arg = w};
     return rk_ae_create(&w->aed, &env);
 }
 
@@ -665,6 +710,15 @@ void rk_worker_stats(struct rk_worker *w, struct rk_worker_stats *out)
     pthread_mutex_lock(&w->stats_lock);
     *out = w->pub;
     pthread_mutex_unlock(&w->stats_lock);
+}
+
+size_t rk_worker_hint_targets(struct rk_worker *w, struct rk_hints_target *out, size_t cap)
+{
+    pthread_mutex_lock(&w->stats_lock);
+    size_t n = w->nhint_targets < cap ? w->nhint_targets : cap;
+    memcpy(out, w->hint_targets, n * sizeof(*out));
+    pthread_mutex_unlock(&w->stats_lock);
+    return n;
 }
 
 void rk_worker_ae_read(struct rk_worker *w, void (*fn)(const struct rk_worker_ae *ae, void *arg),

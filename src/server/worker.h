@@ -24,6 +24,7 @@
 #include "proto/proto.h"
 #include "storage/storage.h"
 #include "cluster/view.h"
+#include "util/histo.h"
 
 #include <ev.h>
 #include <nng/nng.h>
@@ -44,6 +45,9 @@ struct rk_worker_stats {
     struct rk_storage_stats storage;
     uint64_t ae_trees_bytes;   /* memory of the anti-entropy trees (cluster/aetree.h) */
     uint64_t ae_tree_build_ms; /* their last full build (at start) */
+    /* Client data requests (PUT, GET, DEL) answered by this worker: µs
+     * from their receipt on any worker to their reply leaving this one. */
+    struct rk_histo latency;
 };
 
 /* The anti-entropy settings SIGHUP changes (antientropy.*): the main
@@ -94,10 +98,17 @@ struct rk_shared {
     struct rk_view_slot views;
     struct rk_hlc hlc;
     struct rk_conns conns; /* connections per listener (client, peer, gossip) */
+    /* The last anti-entropy round of the node (every worker finished it)
+     * recorded as an event: the workers' rounds run on their own timers,
+     * and whichever worker finishes the node's round last records it. */
+    atomic_uint_fast64_t ae_round_told;
 };
 
 /* Send a reply on the client socket; the request is then no longer in
- * flight (sh->inflight drops by one). Frees msg if the client is gone. */
+ * flight (sh->inflight drops by one). Frees msg if the client is gone.
+ * msg is a request received on the socket, answered: it carries the
+ * receipt stamp every received request gets (worker_int.h), which is
+ * taken off here. */
 void rk_reply_send(struct rk_shared *sh, nng_msg *msg);
 
 /* Create worker idx: its loop, mailbox and storage (opened in data_dir/
@@ -128,6 +139,16 @@ void rk_worker_partition_size(struct rk_worker *w, uint16_t partition, uint64_t 
 
 /* Latest published counters (any thread). */
 void rk_worker_stats(struct rk_worker *w, struct rk_worker_stats *out);
+
+/* Hint targets a worker publishes: a node holds hints only for members
+ * that are down, a handful; past this many a worker's further targets
+ * count in its pending totals only. */
+#define RK_WORKER_HINT_TARGETS 32
+
+/* The targets w held hints for at its last publish (at most one tick
+ * old), up to cap of them, into out. Returns how many were copied. Any
+ * thread. */
+size_t rk_worker_hint_targets(struct rk_worker *w, struct rk_hints_target *out, size_t cap);
 
 /* What a worker last published of its anti-entropy: the progress copy
  * (which includes the partitions asked for by rk_worker_ae_request), and,

@@ -88,6 +88,14 @@ struct rk_worker {
      * main loop asked this worker to drop (rk_worker_drop_request). */
     uint8_t *xf_ready, *drop_req;
     uint32_t xf_nready, drop_nreq;
+    /* Also under stats_lock: the hint targets as of the last publish
+     * (rk_worker_hint_targets), and this worker's last finished
+     * anti-entropy round: its number, partitions compared, keys moved
+     * (the node's round is done when every worker's is). */
+    struct rk_hints_target hint_targets[RK_WORKER_HINT_TARGETS];
+    size_t nhint_targets;
+    uint64_t round_done, round_keys;
+    uint32_t round_parts;
 };
 
 /* worker.c */
@@ -99,6 +107,18 @@ struct rk_worker {
 struct rk_aetree *rk_worker_aetree_w(struct rk_worker *w, uint32_t partition, uint64_t now_ms);
 
 /* reply.c */
+/* Receipt stamps: every request received on the socket carries, from
+ * dispatch until its reply is sent, the monotonic ns of its receipt as 8
+ * bytes appended to its nng header, after the SP backtrace that routes the
+ * reply. The header travels with the message through mailboxes, the
+ * coordinator and the commit queues (rk_proto_msg_encode keeps it), so the
+ * worker that sends the reply times the whole request without any shared
+ * state; rk_reply_send takes the stamp off again before rep0 sends the
+ * rest of the header back to the client. Internal messages (batch parts,
+ * the local coordinator's) are never stamped and never reach
+ * rk_reply_send. Stamp m now: 0, or -EINVAL when its header is full (nng
+ * caps it; a backtrace that long is over nng's own hop limit). */
+int rk_reply_stamp(nng_msg *m);
 int rk_replies_push(struct replies *r, nng_msg *m, bool write); /* 0 or -ENOMEM */
 void rk_replies_free(struct replies *r);                        /* frees the queued messages too */
 /* Is m a replica request this node's own coordinator made (internal)? */

@@ -5,6 +5,7 @@
 #include "cluster/view.h"
 #include "util/clock.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,68 @@ static void waiting_why(struct rk_shared *sh, const struct rk_view *v, uint32_t 
         snprintf(why, wlen, "queued");
 }
 
+/* This node's slot in p's pending list, or -1. */
+static int pending_slot(const struct rk_view *v, uint32_t p)
+{
+    const struct rk_view_part *vp = &v->part[p];
+    for (int j = 0; j < vp->npend; j++)
+        if (vp->pend[j] == v->self)
+            return j;
+    return -1;
+}
+
+bool rk_xferinfo_receiving(const struct rk_view *v, uint32_t p)
+{
+    return pending_slot(v, p) >= 0 && !rk_view_holds(v, p);
+}
+
+/* One row: streaming when its worker's transfer under way is p's. */
+static void row_json(struct rk_shared *sh, const struct rk_view *v, uint32_t p,
+                     const struct active *act, unsigned nact, bool first, struct rk_jbuf *b)
+{
+    const struct active *a = &act[p % sh->nworkers];
+    rk_jadd(b, "%s{\"partition\":%u,\"from\":", first ? "" : ",", p);
+    if (a->on && a->part == p) {
+        rk_jstr(b, a->from);
+        rk_jadd(b,
+                ",\"state\":\"streaming\",\"keys_done\":%llu,\"bytes_done\":%llu,"
+                "\"started_ms\":%llu,\"why\":\"\"}",
+                (unsigned long long)a->keys, (unsigned long long)a->bytes,
+                (unsigned long long)a->started_ms);
+        return;
+    }
+    char from[64], why[128];
+    waiting_why(sh, v, p, pending_slot(v, p), nact, from, sizeof(from), why, sizeof(why));
+    rk_jstr(b, from);
+    rk_jadd(b, ",\"state\":\"waiting\",\"keys_done\":0,\"bytes_done\":0,\"started_ms\":0,"
+               "\"why\":");
+    rk_jstr(b, why);
+    rk_jadd(b, "}");
+}
+
+int rk_xferinfo_rows(struct rk_shared *sh, const struct rk_view *v, struct rk_jbuf *b)
+{
+    struct active *act = calloc(sh->nworkers, sizeof(*act));
+    if (!act)
+        return -ENOMEM;
+    unsigned nact = 0;
+    for (uint32_t i = 0; i < sh->nworkers; i++) {
+        rk_worker_ae_read(sh->workers[i], take_active, &act[i]);
+        nact += act[i].on;
+    }
+    rk_jadd(b, "\"receiving\":[");
+    bool first = true;
+    for (uint32_t p = 0; p < sh->partitions; p++) {
+        if (!rk_xferinfo_receiving(v, p))
+            continue;
+        row_json(sh, v, p, act, nact, first, b);
+        first = false;
+    }
+    rk_jadd(b, "]");
+    free(act);
+    return 0;
+}
+
 enum rk_status rk_admin_transfers(struct rk_shared *sh, struct rk_jbuf *b)
 {
     struct rk_view *v = rk_view_acquire(&sh->views);
@@ -64,58 +127,25 @@ enum rk_status rk_admin_transfers(struct rk_shared *sh, struct rk_jbuf *b)
         rk_jadd(b, "no cluster view yet; retry");
         return RK_ST_UNAVAILABLE;
     }
-    struct active *act = calloc(sh->nworkers, sizeof(*act));
-    if (!act) {
+    uint32_t held = 0;
+    for (uint32_t p = 0; p < sh->partitions; p++)
+        held += rk_view_holds(v, p);
+    struct rk_jbuf rows = {0};
+    if (rk_xferinfo_rows(sh, v, &rows) < 0) {
         rk_view_release(v);
         rk_jadd(b, "out of memory");
         return RK_ST_INTERNAL;
     }
-    unsigned nact = 0;
-    for (uint32_t i = 0; i < sh->nworkers; i++) {
-        rk_worker_ae_read(sh->workers[i], take_active, &act[i]);
-        nact += act[i].on;
-    }
-    uint32_t held = 0;
-    for (uint32_t p = 0; p < sh->partitions; p++)
-        held += rk_view_holds(v, p);
     rk_jadd(b, "{\"node\":");
     rk_jstr(b, sh->node_id);
-    rk_jadd(b,
-            ",\"max_concurrent\":%u,\"max_bytes_per_second\":%llu,\"held\":%u,\"agreed\":%s,"
-            "\"receiving\":[",
+    rk_jadd(b, ",\"max_concurrent\":%u,\"max_bytes_per_second\":%llu,\"held\":%u,\"agreed\":%s,",
             atomic_load(&sh->xfer.max_concurrent),
             (unsigned long long)atomic_load(&sh->xfer.max_bytes_per_second), held,
             v->agreed ? "true" : "false");
-    bool first = true;
-    for (uint32_t p = 0; p < sh->partitions; p++) {
-        const struct rk_view_part *vp = &v->part[p];
-        int k = -1;
-        for (int j = 0; j < vp->npend && k < 0; j++)
-            k = vp->pend[j] == v->self ? j : -1;
-        if (k < 0 || rk_view_holds(v, p))
-            continue;
-        const struct active *a = &act[p % sh->nworkers];
-        rk_jadd(b, "%s{\"partition\":%u,\"from\":", first ? "" : ",", p);
-        first = false;
-        if (a->on && a->part == p) {
-            rk_jstr(b, a->from);
-            rk_jadd(b,
-                    ",\"state\":\"streaming\",\"keys_done\":%llu,\"bytes_done\":%llu,"
-                    "\"started_ms\":%llu,\"why\":\"\"}",
-                    (unsigned long long)a->keys, (unsigned long long)a->bytes,
-                    (unsigned long long)a->started_ms);
-            continue;
-        }
-        char from[64], why[128];
-        waiting_why(sh, v, p, k, nact, from, sizeof(from), why, sizeof(why));
-        rk_jstr(b, from);
-        rk_jadd(b, ",\"state\":\"waiting\",\"keys_done\":0,\"bytes_done\":0,\"started_ms\":0,"
-                   "\"why\":");
-        rk_jstr(b, why);
-        rk_jadd(b, "}");
-    }
-    rk_jadd(b, "]}");
-    free(act);
+    rk_jaddn(b, rows.p ? rows.p : "", rows.len);
+    b->oom = b->oom || rows.oom;
+    free(rows.p);
+    rk_jadd(b, "}");
     rk_view_release(v);
     return RK_ST_OK;
 }

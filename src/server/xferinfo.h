@@ -12,4 +12,13 @@
  *                 "keys_done", "bytes_done", "started_ms", "why"}]} */
 enum rk_status rk_admin_transfers(struct rk_shared *sh, struct rk_jbuf *b);
 
+/* Whether this node is to receive p in view v: it is pending for p (in
+ * its own view) and does not hold it yet. */
+bool rk_xferinfo_receiving(const struct rk_view *v, uint32_t p);
+
+/* "receiving":[...]: TRANSFERS' rows for view v (one per partition this
+ * node is to receive), as a member of an object. 0, or -ENOMEM (b then
+ * holds nothing of them). Any thread. */
+int rk_xferinfo_rows(struct rk_shared *sh, const struct rk_view *v, struct rk_jbuf *b);
+
 #endif

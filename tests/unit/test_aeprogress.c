@@ -375,6 +375,74 @@ static void test_peer_slots_recycle_the_oldest(void **state)
     f->ok = true;
 }
 
+/* A peer's latest exchange over every partition of two workers: the one
+ * that ended last gives result and last_ms, ok_ms is the latest completed
+ * one's start; peers not asked for are left out, ones never met stay
+ * "never". */
+static void test_peers_latest_over_workers(void **state)
+{
+    struct fx *f = *state;
+    char d0[1024], d1[1024];
+    fx_path(f, "w0", d0, sizeof(d0), true);
+    fx_path(f, "w1", d1, sizeof(d1), true);
+    struct rk_aeprogress *w0 = open_p(d0, 2, 0), *w1 = open_p(d1, 2, 1);
+    exchange(w0, 0, "node-2", T0 + 10, RK_AE_OK, 1);
+    exchange(w0, 0, "node-3", T0 + 50, RK_AE_UNREACHABLE, 0);
+    exchange(w0, 2, "node-2", T0 + 30, RK_AE_REFUSED, 0);
+    exchange(w1, 1, "node-2", T0 + 20, RK_AE_OK, 2);
+    exchange(w1, 1, "node-4", T0 + 100, RK_AE_OK, 0);   /* not asked for */
+    const char *ids[] = {"node-2", "node-3", "node-5"}; /* sorted */
+    struct rk_aeprogress_last last[3] = {{0}};
+    rk_aeprogress_peers_latest(w0, ids, 3, last);
+    assert_int_equal(last[0].result, RK_AE_REFUSED); /* ended at T0+35, after the ok one */
+    assert_int_equal(last[0].last_ms, T0 + 35);
+    assert_int_equal(last[0].ok_ms, T0 + 10);
+    rk_aeprogress_peers_latest(w1, ids, 3, last); /* the node's: both workers folded */
+    assert_int_equal(last[0].result, RK_AE_REFUSED);
+    assert_int_equal(last[0].last_ms, T0 + 35);
+    assert_int_equal(last[0].ok_ms, T0 + 20); /* worker 1's completed one started later */
+    assert_int_equal(last[1].result, RK_AE_UNREACHABLE);
+    assert_int_equal(last[1].last_ms, T0 + 55);
+    assert_int_equal(last[1].ok_ms, 0);
+    assert_int_equal(last[2].result, RK_AE_NEVER);
+    assert_int_equal(last[2].last_ms, 0);
+    rk_aeprogress_close(w0);
+    rk_aeprogress_close(w1);
+    f->ok = true;
+}
+
+/* The round's rates and ETA, the same numbers the AE reply prints. */
+static void test_rates(void **state)
+{
+    struct fx *f = *state;
+    struct rk_aeprogress_summary s = {.round = 3,
+                                      .in_progress = true,
+                                      .started_ms = T0,
+                                      .compared = 2,
+                                      .total = 10,
+                                      .pulled = 30,
+                                      .pushed = 20,
+                                      .bytes = 1000};
+    struct rk_aeprogress_rates r;
+    rk_aeprogress_rates(&s, T0 + 10000, &r);
+    assert_true(r.has_eta);
+    assert_true(r.keys_per_second == 5.0 && r.bytes_per_second == 100.0);
+    assert_true(r.eta_s == 40.0); /* 8 partitions left at 2 per 10 s */
+    struct rk_jbuf b = {0};
+    rk_aeprogress_json_summary(&s, T0 + 10000, &b);
+    assert_non_null(strstr(b.p, "\"keys_per_second\":5.0,\"bytes_per_second\":100.0,\"eta_s\":40"));
+    free(b.p);
+    s.in_progress = false; /* over: rates up to its finish, no ETA */
+    s.finished_ms = T0 + 20000;
+    rk_aeprogress_rates(&s, T0 + 99000, &r);
+    assert_false(r.has_eta);
+    assert_true(r.keys_per_second == 2.5);
+    s.compared = 0, s.in_progress = true; /* nothing done yet: no ETA */
+    rk_aeprogress_rates(&s, T0 + 10000, &r);
+    assert_false(r.has_eta);
+    f->ok = true;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +457,8 @@ int main(void)
         FX_TEST(test_saves_are_bounded),
         FX_TEST(test_bad_arguments_refused),
         FX_TEST(test_peer_slots_recycle_the_oldest),
+        FX_TEST(test_peers_latest_over_workers),
+        FX_TEST(test_rates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -526,7 +526,7 @@ static void test_unknown_tags_skipped(void **state)
 static void test_unknown_opcode_and_version(void **state)
 {
     (void)state;
-    const uint8_t ops[] = {0, 4, 15, 31, 128, 255};
+    const uint8_t ops[] = {0, 4, 15, 37, 128, 255};
     struct wire w;
     struct rk_msg m;
     for (size_t i = 0; i < sizeof(ops); i++) {

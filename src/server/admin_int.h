@@ -1,0 +1,46 @@
+/* What the admin replies share (admin.c, overview.c): the node's counters
+ * summed over its workers, its anti-entropy and transfer figures, its
+ * state. One home for each figure, so STATUS, STATS, AE and OVERVIEW can
+ * never disagree on how one is computed. Any thread.
+ */
+#ifndef RK_ADMIN_INT_H
+#define RK_ADMIN_INT_H
+
+#include "cluster/aeprogress.h"
+#include "cluster/view.h"
+#include "server/worker.h"
+#include "util/jbuf.h"
+
+#include <stdint.h>
+
+/* The node's anti-entropy and transfers: the sum of what its workers
+ * published. */
+struct rk_admin_ae {
+    struct rk_aeprogress_summary s;
+    uint32_t rounds_running;      /* workers with a round under way */
+    uint32_t exchanges_in_flight; /* workers with an exchange in flight */
+    uint64_t busy_pauses, hint_marks_taken, hint_marks_forwarded; /* since start */
+    uint64_t at_ms; /* the oldest of the workers' figures: counters are as of then */
+    uint32_t xfer_pending, xfer_active;
+    uint64_t xfer_done, xfer_failed, xfer_keys, xfer_bytes;
+    char xfer_why[96];
+};
+
+/* Every worker's published counters, summed into *t (histograms merged). */
+void rk_admin_sum_stats(struct rk_shared *sh, struct rk_worker_stats *t);
+
+/* The node's anti-entropy and transfer figures into *n. With a view v,
+ * between rounds the round's total is what the next one will compare:
+ * the partitions whose preference list has this node (as AE shows them);
+ * v NULL leaves it as the last round's. */
+void rk_admin_ae_node(struct rk_shared *sh, const struct rk_view *v, struct rk_admin_ae *n);
+
+/* "pending":N,"active":N,"done":N,"failed":N,"keys":N,"bytes":N,"waiting":"why":
+ * the transfer counters as members of an object (waiting "" while one
+ * streams, or when nothing waits). */
+void rk_admin_xfer_json(const struct rk_admin_ae *n, struct rk_jbuf *b);
+
+/* "stopping", "degraded" (a worker loop stalled) or "serving". */
+const char *rk_admin_state(struct rk_shared *sh);
+
+#endif
