@@ -1,0 +1,154 @@
+/* `ringkvd demo`'s cluster manager: starts a local N-node ringkv cluster on
+ * loopback as child processes of the caller, drives a light load against
+ * it, and carries out the demo's actions (kill -9, restart, pause, resume,
+ * add a node, make one leave) on the nodes it started, and on nothing else.
+ *
+ * Layout of the demo dir DIR:
+ *   DIR/node-K/ringkv.toml   the node's config (ringkvd check-config accepts it)
+ *   DIR/node-K/data          its data_dir
+ *   DIR/node-K/ringkvd.log   its stdout and stderr, appended across restarts
+ * Node ids are node-1..node-N; added nodes continue the numbering, up to
+ * RK_DEMO_MAX_NODES in all. Every node listens on 127.0.0.1 on three ports
+ * (client, peer, gossip) below the kernel's ephemeral range, so a node
+ * restarted on its ports finds them free. The seeds are the gossip
+ * addresses of the first (at most three) nodes.
+ *
+ * Processes: each node runs in its own process group, so a Ctrl-C in the
+ * terminal reaches the caller only; the caller then calls rk_demo_stop.
+ * Should the caller die without doing so (a crash, kill -9), the kernel
+ * sends every node SIGTERM (PR_SET_PDEATHSIG), so none runs on unseen.
+ * Nothing here installs signal handlers: the caller reaps through
+ * rk_demo_poll.
+ *
+ * Threads: every function is for one thread, the same throughout and alive
+ * as long as the demo (the dashboard's main thread; the kernel ties a
+ * child's death signal to the thread that started it). The load runs in a
+ * thread of its own, which the functions here start and stop.
+ *
+ * Errors: the actions return 0 or a negative code (util/err.h) and always
+ * write one line for a status bar into msg (what was done, or why nothing
+ * was): RK_EINVAL for a node index out of range, RK_EREFUSED for an action
+ * the node's state does not allow (nothing is done then), -errno when a
+ * system call failed.
+ */
+#ifndef RK_TUI_DEMO_H
+#define RK_TUI_DEMO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define RK_DEMO_MAX_NODES        9   /* one digit per id keeps the panes narrow */
+#define RK_DEMO_DEFAULT_NODES    3   /* the smallest cluster with N = 3 replicas */
+#define RK_DEMO_DEFAULT_LOAD_OPS 200 /* visible on the traffic pane, light on a laptop */
+
+struct rk_demo_opts {
+    unsigned nodes;    /* 1..RK_DEMO_MAX_NODES; 0 = RK_DEMO_DEFAULT_NODES */
+    const char *dir;   /* NULL: a fresh dir from mkdtemp under $TMPDIR or /tmp
+                          ("ringkv-demo-XXXXXX"); else created if missing, and
+                          refused unless empty */
+    const char *exe;   /* the ringkvd binary to start (the caller passes
+                          /proc/self/exe resolved); required */
+    unsigned load_ops; /* ops/s of the light load, 0 = start with load off;
+                          RK_DEMO_DEFAULT_LOAD_OPS is the command's default */
+};
+
+/* What the demo knows of a node. Arrows are the functions that take them
+ * (poll: rk_demo_poll reaping a process that ended by itself):
+ *
+ *   RUNNING --pause--> PAUSED --resume--> RUNNING
+ *   RUNNING, PAUSED, LEAVING --kill--> KILLED --restart--> RUNNING
+ *   RUNNING --leave--> LEAVING --poll--> EXITED --restart--> RUNNING
+ *   RUNNING, PAUSED --poll--> EXITED
+ */
+enum rk_demo_state {
+    RK_DEMO_RUNNING, /* started (answering or about to) */
+    RK_DEMO_PAUSED,  /* SIGSTOP'd by the demo */
+    RK_DEMO_KILLED,  /* SIGKILL'd by the demo (pid stays until reaped) */
+    RK_DEMO_EXITED,  /* ended by itself: crash, refused start, or after leave */
+    RK_DEMO_LEAVING, /* asked to LEAVE; stops once the others have heard it */
+};
+
+struct rk_demo_node {
+    char id[32]; /* "node-K" */
+    int pid;     /* the node's process until it is reaped; 0 after */
+    enum rk_demo_state state;
+    int exit_code;   /* once reaped: the exit status, or 128 + the signal
+                        that ended it; -1 while the process exists */
+    char client[64]; /* client address, "tcp://127.0.0.1:PORT" */
+};
+
+struct rk_demo;
+
+/* Create the dir and the configs, start every node and wait (at most 30 s)
+ * until each answers STATUS with its own id; start the load if
+ * o->load_ops > 0. On success *out is the demo (give it to rk_demo_stop).
+ * On failure *out is NULL, every process started has been stopped, nothing
+ * is removed, and err holds one line naming the node that failed and the
+ * last line of its log. Returns 0, RK_EINVAL for bad options, RK_ETIMEDOUT,
+ * RK_EREFUSED (a node exited or another process answered on its port), or
+ * -errno. */
+int rk_demo_start(struct rk_demo **out, const struct rk_demo_opts *o, char *err, size_t len);
+
+/* The demo dir (absolute), valid until rk_demo_stop. */
+const char *rk_demo_dir(const struct rk_demo *d);
+
+/* The client address of the first node in state RUNNING (node-1's if none
+ * is), for a dashboard to attach to. Valid until rk_demo_stop. */
+const char *rk_demo_addr(const struct rk_demo *d);
+
+/* Node slots so far, added ones included (left and killed nodes keep their
+ * slot). Slot i holds node-(i+1). */
+size_t rk_demo_count(const struct rk_demo *d);
+
+/* A copy of slot i (i < rk_demo_count; otherwise *out is zeroed). */
+void rk_demo_node(const struct rk_demo *d, size_t i, struct rk_demo_node *out);
+
+/* Reap the nodes' processes that have ended (waitpid WNOHANG on each PID
+ * the demo started, never -1): a node that ended by itself becomes EXITED,
+ * a killed one stays KILLED; both get exit_code and pid 0. Call it every
+ * refresh. */
+void rk_demo_poll(struct rk_demo *d);
+
+/* SIGKILL node i (RUNNING, PAUSED or LEAVING): "node-2 killed (pid 1234,
+ * kill -9)". Does not wait: rk_demo_poll reaps it. */
+int rk_demo_kill(struct rk_demo *d, size_t i, char *msg, size_t len);
+
+/* Start node i again (KILLED or EXITED) with the same config and data; a
+ * killed process not yet reaped is reaped first (it holds the data dir's
+ * lock until it is gone). Does not wait for it to answer. */
+int rk_demo_restart(struct rk_demo *d, size_t i, char *msg, size_t len);
+
+/* SIGSTOP node i (RUNNING only). */
+int rk_demo_pause(struct rk_demo *d, size_t i, char *msg, size_t len);
+
+/* SIGCONT node i (PAUSED only). */
+int rk_demo_resume(struct rk_demo *d, size_t i, char *msg, size_t len);
+
+/* Start node-(count+1), which joins through the seeds (fails with
+ * RK_EREFUSED at RK_DEMO_MAX_NODES). Does not wait for it to answer. */
+int rk_demo_add(struct rk_demo *d, char *msg, size_t len);
+
+/* Send node i (RUNNING only) the LEAVE admin request and return once it
+ * has answered (at most 1 s), without waiting for the departure: the
+ * process exits once the others have heard it (then EXITED). */
+int rk_demo_leave(struct rk_demo *d, size_t i, char *msg, size_t len);
+
+/* Turn the load on or off. Off takes effect before the next operation (at
+ * most the one in flight, 500 ms, still completes); never blocks. */
+void rk_demo_set_load(struct rk_demo *d, bool on);
+
+/* Whether the load is on; *ok and *failed (either may be NULL) get the
+ * operations completed so far (a GET of an absent key counts as ok) and
+ * failed so far (timeouts, quorum not met, connection lost). */
+bool rk_demo_load(const struct rk_demo *d, uint64_t *ok, uint64_t *failed);
+
+/* Stop the load, resume paused nodes, SIGTERM every node process, wait up
+ * to 10 s for them (polling waitpid), then SIGKILL and reap what remains:
+ * no process the demo started outlives this call. Writes to out (may be
+ * NULL) "data and logs: DIR (...)", and a line for each node that had to
+ * be killed. Frees d (NULL is a no-op). */
+void rk_demo_stop(struct rk_demo *d, FILE *out);
+
+#endif
