@@ -584,6 +584,35 @@ static int probe_status(struct rk_client *c, const struct node *n, char *why, si
     return rc;
 }
 
+/* Ask n for READY; 0 once the node judges the formed cluster (its reply
+ * then counts the under-replicated partitions: a node still waiting for
+ * cluster.expect_nodes answers ready without that judgement), else a code
+ * and the node's reason in why. */
+static int probe_ready(struct rk_client *c, char *why, size_t len)
+{
+    char *json = NULL;
+    struct rk_ajson *doc = NULL;
+    int rc = rk_client_admin(c, RK_OP_READY, &json);
+    if (json && rk_ajson_parse(&doc, json, strlen(json), RK_AJSON_ONE_LINE) < 0)
+        doc = NULL;
+    const struct rk_ajson_val *root = doc ? rk_ajson_root(doc) : NULL;
+    const char *reason = rk_ajson_text(rk_ajson_member(root, "reason"));
+    if (rc == 0 && !rk_ajson_member(root, "partitions_under_replicated"))
+        rc = RK_EBUSY;
+    if (rc < 0)
+        snprintf(why, len, "not ready: %s", reason ? reason : rk_client_error(c));
+    rk_ajson_free(doc);
+    free(json);
+    return rc;
+}
+
+/* How far a node has come while the demo starts. */
+struct probe {
+    struct rk_client *c;
+    enum { P_STATUS, P_READY, P_DONE } stage;
+    char why[256]; /* why the last probe did not pass */
+};
+
 static int start_failed(const struct node *n, int rc, const char *what, char *err, size_t len)
 {
     char tail[512];
@@ -591,59 +620,64 @@ static int start_failed(const struct node *n, int rc, const char *what, char *er
     return say(err, len, rc, "demo: %s %s; %s ends: %s", n->id, what, n->log, tail);
 }
 
-/* One round over the nodes not yet up; returns 0 or a failure (err set). */
-static int probe_round(struct rk_demo *d, struct rk_client **cl, bool *up, size_t *left, char *why,
-                       size_t whylen, char *err, size_t len)
+/* One step for node n: fails (err set) if it has exited or another node
+ * answers on its port; else advances p->stage when its probe passes. */
+static int probe_one(struct rk_demo *d, struct node *n, struct probe *p, char *err, size_t len)
 {
-    for (size_t i = 0; i < d->n; i++) {
-        struct node *n = &d->nodes[i];
-        if (up[i])
-            continue;
-        if (reap(d, n, false)) {
-            char what[96];
-            if (n->end_sig)
-                snprintf(what, sizeof(what), "was ended by signal %d (%s) while starting",
-                         n->end_sig, strsignal(n->end_sig));
-            else
-                snprintf(what, sizeof(what), "exited with status %d while starting", n->exit_code);
-            return start_failed(n, RK_EREFUSED, what, err, len);
-        }
-        if (!cl[i] && rk_client_open(&cl[i], n->client, PROBE_MS) < 0)
-            return start_failed(n, -ENOMEM, "cannot get a client", err, len);
-        int rc = probe_status(cl[i], n, why + i * whylen, whylen);
-        if (rc == RK_EREFUSED)
-            return start_failed(n, rc, why + i * whylen, err, len);
-        if (rc == 0)
-            up[i] = true, (*left)--;
+    if (reap(d, n, false)) {
+        char what[96];
+        if (n->end_sig)
+            snprintf(what, sizeof(what), "was ended by signal %d (%s) while starting", n->end_sig,
+                     strsignal(n->end_sig));
+        else
+            snprintf(what, sizeof(what), "exited with status %d while starting", n->exit_code);
+        return start_failed(n, RK_EREFUSED, what, err, len);
     }
+    if (!p->c && rk_client_open(&p->c, n->client, PROBE_MS) < 0)
+        return start_failed(n, -ENOMEM, "cannot get a client", err, len);
+    if (p->stage == P_STATUS) {
+        int rc = probe_status(p->c, n, p->why, sizeof(p->why));
+        if (rc == RK_EREFUSED)
+            return start_failed(n, rc, p->why, err, len);
+        if (rc == 0)
+            p->stage = P_READY;
+    }
+    if (p->stage == P_READY && probe_ready(p->c, p->why, sizeof(p->why)) == 0)
+        p->stage = P_DONE;
     return 0;
 }
 
-/* Wait until every node answers STATUS with its own id. */
+/* Wait until every node answers STATUS with its own id, then until each
+ * judges the cluster formed (READY): a load started earlier meets
+ * partitions no replica holds yet, and the first frames would show a
+ * failure that is only the cluster forming. */
 static int wait_serving(struct rk_demo *d, char *err, size_t len)
 {
-    struct rk_client *cl[RK_DEMO_MAX_NODES] = {0};
-    bool up[RK_DEMO_MAX_NODES] = {0};
-    char why[RK_DEMO_MAX_NODES][256] = {{0}};
-    size_t left = d->n;
+    struct probe p[RK_DEMO_MAX_NODES] = {0};
     uint64_t deadline = mono_ms() + START_WAIT_MS;
     int rc = 0;
-    while (left && rc == 0) {
-        rc = probe_round(d, cl, up, &left, why[0], sizeof(why[0]), err, len);
-        if (rc == 0 && left && mono_ms() >= deadline) {
-            size_t i = 0;
-            while (up[i])
-                i++;
-            char what[320];
-            say(what, sizeof(what), 0, "did not answer STATUS within %d s (%s)",
-                START_WAIT_MS / 1000, why[i]);
-            rc = start_failed(&d->nodes[i], RK_ETIMEDOUT, what, err, len);
-        } else if (rc == 0 && left) {
-            nap_ms(50); /* a refused connection fails at once: do not spin */
+    for (;;) {
+        size_t waiting = 0, first = d->n; /* first: the lowest slot not done */
+        for (size_t i = 0; i < d->n && rc == 0; i++) {
+            if (p[i].stage != P_DONE)
+                rc = probe_one(d, &d->nodes[i], &p[i], err, len);
+            if (p[i].stage != P_DONE && waiting++ == 0)
+                first = i;
         }
+        if (rc < 0 || waiting == 0)
+            break;
+        if (mono_ms() >= deadline) {
+            char what[320];
+            say(what, sizeof(what), 0, "did not %s within %d s (%s)",
+                p[first].stage == P_STATUS ? "answer STATUS" : "become ready", START_WAIT_MS / 1000,
+                p[first].why);
+            rc = start_failed(&d->nodes[first], RK_ETIMEDOUT, what, err, len);
+            break;
+        }
+        nap_ms(50); /* a refused connection fails at once: do not spin */
     }
     for (size_t i = 0; i < d->n; i++)
-        rk_client_close(cl[i]);
+        rk_client_close(p[i].c);
     return rc;
 }
 

@@ -82,13 +82,13 @@ struct rk_demo_node {
 struct rk_demo;
 
 /* Create the dir and the configs, start every node and wait (at most 30 s)
- * until each answers STATUS with its own id; start the load if
- * o->load_ops > 0. On success *out is the demo (give it to rk_demo_stop).
- * On failure *out is NULL, every process started has been stopped, nothing
- * is removed, and err holds one line naming the node that failed and the
- * last line of its log. Returns 0, RK_EINVAL for bad options, RK_ETIMEDOUT,
- * RK_EREFUSED (a node exited or another process answered on its port), or
- * -errno. */
+ * until each answers STATUS with its own id, and then READY as a member of
+ * the formed cluster (so the load and the first frames do not show the
+ * cluster forming as failures); start the load if o->load_ops > 0. On success *out is the demo
+ * (give it to rk_demo_stop). On failure *out is NULL, every process started has been stopped,
+ * nothing is removed, and err holds one line naming the node that failed and the last line of its
+ * log. Returns 0, RK_EINVAL for bad options, RK_ETIMEDOUT, RK_EREFUSED (a node exited or another
+ * process answered on its port), or -errno. */
 int rk_demo_start(struct rk_demo **out, const struct rk_demo_opts *o, char *err, size_t len);
 
 /* The demo dir (absolute), valid until rk_demo_stop. */

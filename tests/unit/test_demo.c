@@ -114,6 +114,18 @@ static bool answers(size_t i)
     return ok;
 }
 
+/* Node i answers READY as a member of the formed cluster: its reply
+ * judges the partitions (a node still forming answers without that). */
+static bool ready_formed(size_t i)
+{
+    struct rk_ajson *doc;
+    if (admin(node(i).client, RK_OP_READY, &doc) < 0)
+        return false;
+    bool ok = rk_ajson_member(rk_ajson_root(doc), "partitions_under_replicated") != NULL;
+    rk_ajson_free(doc);
+    return ok;
+}
+
 /* Node i's MEMBERS: its count of alive members (-1 if it does not answer)
  * and, with id, that member's state copied to state ("" if not listed). */
 static int members(size_t i, const char *id, char *state, size_t cap)
@@ -191,18 +203,29 @@ static int run(char *const argv[])
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* How many times needle occurs in the file at path (0 if unreadable). */
 static size_t count_in_file(const char *path, const char *needle)
 {
-    char buf[1 << 16];
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
+    FILE *f = fopen(path, "r");
+    if (!f)
         return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    char *buf = NULL;
+    size_t cap = 0, len = 0, got;
+    do {
+        if (len + 4096 + 1 > cap) {
+            cap = (len + 4096 + 1) * 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+    } while (got > 0);
+    fclose(f);
+    buf[len] = '\0';
     size_t count = 0;
-    buf[n > 0 ? n : 0] = '\0';
     for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++)
         count++;
+    free(buf);
     return count;
 }
 
@@ -230,6 +253,7 @@ static void step_started(void)
         assert_true(n.pid > 0);
         assert_int_equal(n.exit_code, -1);
         assert_true(answers(i));
+        assert_true(ready_formed(i)); /* rk_demo_start waited for it */
         /* The generated config is one the daemon's own checker accepts. */
         snprintf(conf, sizeof(conf), "%s/%s/ringkv.toml", dir, n.id);
         char *argv[] = {RK_RINGKVD, "check-config", conf, NULL};
@@ -369,6 +393,14 @@ static void step_stop(void)
     if (!strstr(text, want))
         fail_msg("stop said \"%s\", want a line starting \"%s\"", text, want);
     free(text);
+    /* Sanitizer builds: no node reported a bug, at exit either. */
+    for (size_t i = 1; i <= 4; i++) {
+        char log[PATH_MAX + 32];
+        snprintf(log, sizeof(log), "%s/node-%zu/ringkvd.log", dir, i);
+        assert_int_equal(count_in_file(log, "==== demo: start #1 "), 1);
+        if (count_in_file(log, "Sanitizer") || count_in_file(log, "runtime error"))
+            fail_msg("%s holds a sanitizer report", log);
+    }
     assert_true(npids >= 5); /* 3 + node-2's restart + node-4 */
     for (size_t k = 0; k < npids; k++) {
         if (!pid_gone(pids[k]))
