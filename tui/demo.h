@@ -18,7 +18,8 @@
  * Should the caller die without doing so (a crash, kill -9), the kernel
  * sends every node SIGTERM (PR_SET_PDEATHSIG), so none runs on unseen.
  * Nothing here installs signal handlers: the caller reaps through
- * rk_demo_poll.
+ * rk_demo_poll, and must not reap the nodes itself (no waitpid(-1), no
+ * SIGCHLD set to SIG_IGN), or their exit codes are lost (then -1).
  *
  * Threads: every function is for one thread, the same throughout and alive
  * as long as the demo (the dashboard's main thread; the kernel ties a
@@ -28,8 +29,10 @@
  * Errors: the actions return 0 or a negative code (util/err.h) and always
  * write one line for a status bar into msg (what was done, or why nothing
  * was): RK_EINVAL for a node index out of range, RK_EREFUSED for an action
- * the node's state does not allow (nothing is done then), -errno when a
- * system call failed.
+ * the node's state does not allow (nothing is done then), RK_EBUSY when a
+ * killed node's process has not ended yet (restart: try again), the
+ * client's code when a node did not take an admin request (leave), -errno
+ * when a system call failed.
  */
 #ifndef RK_TUI_DEMO_H
 #define RK_TUI_DEMO_H
