@@ -20,11 +20,15 @@
 #include "util/clock.h"
 #include "util/jbuf.h"
 
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#define NEWS_MS     250 /* the fastest the picture follows new answers */
+#define KEY_WAIT_MS 100 /* how often the loop looks for news between keys */
 
 struct dash {
     const struct tui_dash_opts *o;
@@ -110,15 +114,19 @@ static int live(struct dash *d)
     struct tui_keys keys = {0};
     if (d->o->note)
         snprintf(d->ui.status, sizeof d->ui.status, "%s", d->o->note);
-    uint64_t next = 0;
+    uint64_t next = 0, last = 0, seen = 0;
     bool dirty = true;
     while (!(d->o->quit && *d->o->quit)) {
-        uint64_t now = rk_clock_mono_ns() / 1000000;
-        if (now >= next) {
+        uint64_t now = rk_clock_mono_ns() / 1000000, gen = tui_poll_generation(d->poll);
+        /* Every interval (ages move on), and soon after an answer came in
+         * (news shows within NEWS_MS, not a whole refresh later). */
+        if (now >= next || (gen != seen && now - last >= NEWS_MS)) {
             demo_facts(d);
             if (!d->ui.paused)
                 refresh(d);
-            next = now + d->o->interval_ms;
+            if (now >= next)
+                next = now + d->o->interval_ms;
+            last = now, seen = gen;
             dirty = true;
         }
         int w, h;
@@ -134,7 +142,7 @@ static int live(struct dash *d)
             dirty = false;
         }
         uint64_t wait = next > now ? next - now : 0;
-        int key = tui_term_key((int)(wait < 250 ? wait : 250));
+        int key = tui_term_key((int)(wait < KEY_WAIT_MS ? wait : KEY_WAIT_MS));
         enum tui_key_result r = tui_keys_handle(&keys, &d->ui, d->m, d->o->demo, key);
         if (r == TUI_KEYS_QUIT)
             break;
@@ -276,6 +284,9 @@ static int once(struct dash *d)
 int tui_dash_run(const struct tui_dash_opts *o)
 {
     struct dash d = {.o = o};
+    /* Characters only: LC_NUMERIC stays "C", so no number anywhere in the
+     * process (JSON replies of a node run with --dashboard) changes form. */
+    setlocale(LC_CTYPE, "");
     unsigned timeout = o->interval_ms < 2000 ? o->interval_ms : 2000;
     if (timeout < 500)
         timeout = 500;

@@ -409,7 +409,7 @@ static void take_hints(struct tui_model *m, struct rk_ajson **docs, size_t n)
 
 /* Cluster traffic of this refresh: sums, and quantiles of the merged
  * last-interval histograms. */
-static void take_sample(struct tui_model *m)
+static void take_sample(struct tui_model *m, unsigned interval_ms)
 {
     struct tui_sample s = {0};
     uint64_t merged[TUI_LAT_BUCKETS + 1] = {0};
@@ -433,9 +433,16 @@ static void take_sample(struct tui_model *m)
     }
     m->p50_ms = bounds ? quantile(bounds, merged, nb, 0.50) : -1;
     m->p99_ms = bounds ? quantile(bounds, merged, nb, 0.99) : -1;
+    /* The screen follows news faster than the refresh: the newest sample
+     * is updated in place until an interval has passed. */
+    if (m->nhist && m->now_ms < m->hist_ms + interval_ms * 9 / 10) {
+        m->hist[m->nhist - 1] = s;
+        return;
+    }
     if (m->nhist == TUI_HISTORY)
         memmove(&m->hist[0], &m->hist[1], (--m->nhist) * sizeof(m->hist[0]));
     m->hist[m->nhist++] = s;
+    m->hist_ms = m->now_ms;
 }
 
 void tui_model_update(struct tui_model *m, const struct tui_answer *a, size_t n, uint64_t now_ms,
@@ -460,6 +467,7 @@ void tui_model_update(struct tui_model *m, const struct tui_answer *a, size_t n,
         if (!pe)
             continue;
         pe->answered = a[i].ok;
+        pe->asked = a[i].tried_ms != 0;
         pe->answer_age_ms =
             a[i].ok_ms ? (now_ms > a[i].ok_ms ? now_ms - a[i].ok_ms : 0) : UINT64_MAX;
         pe->took_us = a[i].took_us;
@@ -480,7 +488,7 @@ void tui_model_update(struct tui_model *m, const struct tui_answer *a, size_t n,
     }
     for (size_t i = 0; i < m->npeers; i++) {
         struct tui_peer *pe = &m->peers[i];
-        bool heard = pe->answer_age_ms <= (uint64_t)interval_ms * TUI_STALE_INTERVALS;
+        bool heard = !pe->asked || pe->answer_age_ms <= (uint64_t)interval_ms * TUI_STALE_INTERVALS;
         pe->live = strcmp(pe->state, "alive") == 0 && heard;
     }
     take_hints(m, docs, n);
@@ -492,7 +500,7 @@ void tui_model_update(struct tui_model *m, const struct tui_answer *a, size_t n,
     if (pl)
         take_placement(m, pl, a, n, docs);
     qsort(m->events, m->nevents, sizeof(m->events[0]), cmp_event);
-    take_sample(m);
+    take_sample(m, interval_ms);
     for (size_t i = 0; i < n; i++)
         rk_ajson_free(docs[i]);
 }

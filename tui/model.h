@@ -4,7 +4,8 @@
  *
  * Liveness: a member counts as live for the ring's quorum marks when the
  * anchor's gossip says alive and the dashboard itself heard from it within
- * TUI_STALE_INTERVALS refreshes. Rates are per second between a node's two
+ * TUI_STALE_INTERVALS refreshes (or has not asked it yet: gossip alone
+ * then). Rates are per second between a node's two
  * latest answers, measured by the node's own clock (its now_ms). */
 #ifndef TUI_MODEL_H
 #define TUI_MODEL_H
@@ -43,6 +44,7 @@ struct tui_peer {
     char id[64], addr[128], state[16]; /* state: gossip's, or "unknown" */
     bool self_anchor;                  /* the node the member table came from */
     bool answered;                     /* the dashboard's last attempt answered */
+    bool asked;                        /* the dashboard has tried it at least once */
     bool live;
     uint64_t incarnation, last_heard_ms, rtt_us, state_for_ms;
     bool config_match;
@@ -101,7 +103,8 @@ struct tui_model {
     struct tui_xfer xfers[TUI_MAX_XFERS];
     size_t nevents; /* newest last */
     struct tui_event events[TUI_MAX_EVENTS];
-    size_t nhist; /* newest last */
+    size_t nhist; /* newest last, one per refresh interval */
+    uint64_t hist_ms; /* when the newest was taken */
     struct tui_sample hist[TUI_HISTORY];
     double p50_ms, p99_ms; /* cluster, last interval; < 0 unknown */
     uint64_t frames;

@@ -28,6 +28,7 @@ struct tui_poll {
     unsigned interval_ms, timeout_ms;
     bool stop, want_parts;
     uint64_t kicks; /* bumped by tui_poll_kick: every thread asks at once */
+    uint64_t generation; /* bumped by every attempt's end */
     size_t n;
     struct target t[TUI_POLL_MAX];
 };
@@ -112,6 +113,7 @@ static void round_once(struct target *t, struct rk_client **c, char *aimed, size
     pthread_mutex_lock(&p->lock);
     struct tui_answer *a = &t->a;
     a->tried_ms = rk_clock_wall_ms();
+    p->generation++;
     a->rx_bytes += rx, a->tx_bytes += tx;
     a->ok = rc == 0;
     snprintf(a->error, sizeof a->error, "%s", err);
@@ -282,6 +284,14 @@ void tui_poll_snapshot_free(struct tui_answer *a, size_t n)
         free(a[i].parts);
         a[i].overview = a[i].members = a[i].parts = NULL;
     }
+}
+
+uint64_t tui_poll_generation(struct tui_poll *p)
+{
+    pthread_mutex_lock(&p->lock);
+    uint64_t g = p->generation;
+    pthread_mutex_unlock(&p->lock);
+    return g;
 }
 
 void tui_poll_wait_round(struct tui_poll *p, unsigned deadline_ms)

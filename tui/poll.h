@@ -68,6 +68,10 @@ void tui_poll_kick(struct tui_poll *p);
 size_t tui_poll_snapshot(struct tui_poll *p, struct tui_answer *out, size_t max);
 void tui_poll_snapshot_free(struct tui_answer *a, size_t n);
 
+/* A counter that moves whenever any target's answer (or failure) comes
+ * in: the screen redraws soon after news, not a whole refresh later. */
+uint64_t tui_poll_generation(struct tui_poll *p);
+
 /* Wait until every target has tried at least once since open (or
  * deadline_ms passes): for --once. */
 void tui_poll_wait_round(struct tui_poll *p, unsigned deadline_ms);

@@ -470,7 +470,7 @@ static void xfers_pane(struct tui_grid *g, const struct tui_model *m, const stru
                         fmt_secs(t->eta_s, a, sizeof a));
     }
     for (size_t i = 0; i < m->npeers && y < last && m->nxfers == 0; i++)
-        if (m->peers[i].xfer_waiting[0])
+        if (m->peers[i].xfer_waiting[0] && m->peers[i].xfer_pending)
             tui_grid_printf(g, r.x + 1, y++, end, TUI_S_WARN, "%s: %s", m->peers[i].id,
                             m->peers[i].xfer_waiting);
 }

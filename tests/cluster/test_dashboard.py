@@ -28,9 +28,12 @@ def dashboard(cluster, node, size=WIDE, env=None, *args):
 
 
 def all_alive(ids):
+    """Every id alive by gossip, and every member answering the dashboard."""
     def check(s):
         p = peers(s)
-        return all(p.get(i, [""])[0] == "alive" for i in ids) and p
+        answering = re.search(r"(\d+) answering", s)
+        return (all(p.get(i, [""])[0] == "alive" for i in ids) and answering
+                and int(answering.group(1)) == len(p) and p)
     return check
 
 
@@ -189,26 +192,30 @@ def test_once_json_matches_kvctl(cluster):
 
 def test_demo_keys_act_and_quit_leaves_no_process(cluster, tmp_path):
     demo_dir = tmp_path / "demo"
+
+    def nodes(name="node-"):
+        """PIDs of the demo's ringkvd processes (`run -c DIR/node-K/ringkv.toml`)."""
+        return set(pids_with(f"{demo_dir}/{name}"))
     with Tmux(tmp_path, [cluster.ringkvd, "demo", "--nodes", "3", "--dir", demo_dir], 200, 60) as t:
         try:
             t.wait_screen(all_alive(["node-1", "node-2", "node-3"]), 60, "the demo's three nodes alive")
-            started = set(pids_with(str(demo_dir)))
+            started = nodes()
             assert len(started) == 3, started
             t.wait_screen(lambda s: peers(s)["node-1"][COL["ops"]] not in ("-", "0"), 15, "the load")
 
             # Select node-2 (the rows are sorted by id; the cursor starts on the first).
             t.keys("2", "Down")
             t.wait_screen(lambda s: "node-2 alive for" in s, 5, "node-2 selected")
-            before = set(pids_with(str(demo_dir / "node-2")))
+            before = nodes("node-2/")
             t.keys("k")
             t.wait_screen(lambda s: "kill -9 node-2" in s, 5, "the kill confirmation")
             t.keys("y")
-            wait_for(lambda: not (set(pids_with(str(demo_dir / "node-2"))) & before), 10,
+            wait_for(lambda: not nodes("node-2/") & before, 10,
                      "node-2's process gone")
             t.wait_screen(lambda s: peers(s)["node-2"][0] in ("suspect", "dead"), 15, "node-2 down")
             t.keys("r")
             t.wait_screen(lambda s: peers(s)["node-2"][0] == "alive", 30, "node-2 alive after r")
-            assert pids_with(str(demo_dir / "node-2")), "no node-2 process after r"
+            assert nodes("node-2/"), "no node-2 process after r"
 
             t.keys("z")
             t.wait_screen(lambda s: "STOPPED" in s, 10, "node-2 shown stopped")
@@ -217,15 +224,15 @@ def test_demo_keys_act_and_quit_leaves_no_process(cluster, tmp_path):
 
             t.keys("a")
             t.wait_screen(lambda s: peers(s).get("node-4", [""])[0] == "alive", 60, "node-4 added")
-            assert pids_with(str(demo_dir / "node-4")), "no node-4 process after a"
-            everyone = set(pids_with(str(demo_dir)))
+            assert nodes("node-4/"), "no node-4 process after a"
+            everyone = nodes()
             t.keys("q")
-            wait_for(lambda: not set(pids_with(str(demo_dir))) & everyone, 30,
+            wait_for(lambda: not nodes() & everyone, 30,
                      "every process the demo started gone after q")
             s = t.wait_screen(lambda s: str(demo_dir) in s and s, 10, "where the data and logs are")
             assert t.dead(), s
         finally:
-            for pid in pids_with(str(demo_dir)):  # only the demo's own nodes, by PID
+            for pid in nodes():  # only the demo's own nodes, by PID
                 try:
                     __import__("os").kill(pid, signal.SIGKILL)
                 except ProcessLookupError:

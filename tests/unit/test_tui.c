@@ -90,6 +90,7 @@ static size_t answers(struct tui_answer *a, uint64_t now_ms, uint64_t gets, cons
         bool ok = i < 2 || node3_answers;
         a[i].ok = ok;
         a[i].ok_ms = ok ? now_ms : 1;
+        a[i].tried_ms = now_ms;
         a[i].anchor = i == 0;
         if (ok)
             a[i].overview = overview(a[i].id, now_ms, gets, lat, i == 0, marked);
