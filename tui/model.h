@@ -103,7 +103,7 @@ struct tui_model {
     struct tui_xfer xfers[TUI_MAX_XFERS];
     size_t nevents; /* newest last */
     struct tui_event events[TUI_MAX_EVENTS];
-    size_t nhist; /* newest last, one per refresh interval */
+    size_t nhist;     /* newest last, one per refresh interval */
     uint64_t hist_ms; /* when the newest was taken */
     struct tui_sample hist[TUI_HISTORY];
     double p50_ms, p99_ms; /* cluster, last interval; < 0 unknown */

@@ -27,7 +27,7 @@ struct tui_poll {
     pthread_cond_t wake;
     unsigned interval_ms, timeout_ms;
     bool stop, want_parts;
-    uint64_t kicks; /* bumped by tui_poll_kick: every thread asks at once */
+    uint64_t kicks;      /* bumped by tui_poll_kick: every thread asks at once */
     uint64_t generation; /* bumped by every attempt's end */
     size_t n;
     struct target t[TUI_POLL_MAX];

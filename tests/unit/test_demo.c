@@ -74,7 +74,7 @@ static struct tui_demo_node node(size_t i)
         uint64_t deadline_ = tu_mono_us() + (uint64_t)(ms)*1000;                                   \
         for (;;) {                                                                                 \
             if (demo)                                                                              \
-                tui_demo_poll(demo);                                                                \
+                tui_demo_poll(demo);                                                               \
             if (cond)                                                                              \
                 break;                                                                             \
             if (tu_mono_us() >= deadline_) {                                                       \
@@ -299,7 +299,8 @@ static void step_kill_restart(void)
     assert_int_equal(node(1).exit_code, 128 + SIGKILL);
 
     /* Nothing to do on a killed node but restart it. */
-    expect_refused(tui_demo_kill(demo, 1, msg, sizeof(msg)), msg, "kill of a killed node", "node-2");
+    expect_refused(tui_demo_kill(demo, 1, msg, sizeof(msg)), msg, "kill of a killed node",
+                   "node-2");
     expect_refused(tui_demo_pause(demo, 1, msg, sizeof(msg)), msg, "pause of a killed node",
                    "node-2");
     expect_refused(tui_demo_resume(demo, 1, msg, sizeof(msg)), msg, "resume of a killed node",
