@@ -174,8 +174,12 @@ static void json_peer(struct rk_jbuf *b, const struct tui_peer *p)
             (unsigned long long)p->rtt_us, p->config_match ? "true" : "false",
             p->answered ? "true" : "false");
     rk_jstr(b, p->error);
-    rk_jadd(b, ",\"held\":%u,\"hints_for\":%llu,\"live\":%s}", p->held,
-            (unsigned long long)p->hints_for, p->live ? "true" : "false");
+    rk_jadd(b,
+            ",\"held\":%u,\"hints_for\":%llu,\"live\":%s,\"poll\":{\"answers\":%llu,"
+            "\"rx_bytes\":%llu,\"tx_bytes\":%llu}}",
+            p->held, (unsigned long long)p->hints_for, p->live ? "true" : "false",
+            (unsigned long long)p->answers, (unsigned long long)p->rx_bytes,
+            (unsigned long long)p->tx_bytes);
 }
 
 static void json_xfer(struct rk_jbuf *b, const struct tui_xfer *x)

@@ -237,3 +237,24 @@ def test_demo_keys_act_and_quit_leaves_no_process(cluster, tmp_path):
                     __import__("os").kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def test_run_with_dashboard_keeps_logs_off_the_screen_and_q_stops_the_node(cluster):
+    node = cluster.add_node()
+    node.write_config()
+    argv = [cluster.ringkvd, "run", "-c", node.config_path, "--dashboard"]
+    with Tmux(cluster.base, argv, 120, 40) as t:
+        t.wait_screen(all_alive(["node-1"]), 20, "the node's own dashboard")
+        s = t.screen()
+        log = node.data_dir / "ringkvd.log"
+        assert f"node log: {log}" in s, s
+        assert "server: ready" in log.read_text()
+        assert not re.search(r"^(info|warn|error) ", s, re.M), "log lines on the screen"
+        assert node.kvctl("health").rc == 0
+        t.keys("q")
+        wait_for(t.dead, 20, "the node to stop after q")
+        status = t._tmux("display-message", "-p", "-t", "t", "#{pane_dead_status}").strip()
+        assert status == "0", f"exit status {status}"
+        assert "stopped" in log.read_text().splitlines()[-1] or "stop" in log.read_text()
+    r = cluster.run_ringkvd("run", "-c", node.config_path, "--dashboard")
+    assert r.rc == 2 and "needs a terminal" in r.err, r

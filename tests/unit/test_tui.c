@@ -4,6 +4,7 @@
 #include "tui/grid.h"
 #include "tui/model.h"
 #include "tui/render.h"
+#include "tui_fixture.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,89 +17,19 @@
 
 #define PARTS 16
 
-/* An OVERVIEW reply of node id at now_ms with get counter gets and the
- * latency histogram counts lat (3 bounds: 100, 1000, 10000 us). */
-static char *overview(const char *id, uint64_t now_ms, uint64_t gets, const uint64_t lat[4],
-                      bool placement, const char *marked)
-{
-    char place[4096] = "";
-    if (placement) {
-        /* Partition p is served by members p%3, (p+1)%3, (p+2)%3; partition 5
-         * has a pending owner. */
-        size_t n =
-            (size_t)snprintf(place, sizeof place,
-                             ",\"placement\":{\"members\":[\"node-1\",\"node-2\",\"node-3\"],"
-                             "\"serve\":[");
-        for (int p = 0; p < PARTS; p++)
-            n += (size_t)snprintf(place + n, sizeof place - n, "%s[%d,%d,%d]", p ? "," : "", p % 3,
-                                  (p + 1) % 3, (p + 2) % 3);
-        n += (size_t)snprintf(place + n, sizeof place - n, "],\"pending\":[");
-        for (int p = 0; p < PARTS; p++)
-            n += (size_t)snprintf(place + n, sizeof place - n, "%s[%s]", p ? "," : "",
-                                  p == 5 ? "2" : "");
-        snprintf(place + n, sizeof place - n, "]}");
-    }
-    char *out = malloc(8192);
-    snprintf(
-        out, 8192,
-        "{\"node\":\"%s\",\"state\":\"serving\",\"uptime_s\":9,\"now_ms\":%llu,"
-        "\"partitions\":%d,\"replicas\":3,\"read_quorum\":2,\"write_quorum\":2,"
-        "\"requests\":{\"get\":%llu,\"put\":0,\"del\":0,\"admin\":1},\"busy\":0,\"errors\":0,"
-        "\"latency\":{\"bounds_us\":[100,1000,10000],\"counts\":[%llu,%llu,%llu,%llu]},"
-        "\"held\":\"ffff\",\"pending\":\"0000\",\"marked\":\"%s\","
-        "\"hints\":{\"pending\":4,\"pending_bytes\":40,\"by_target\":{\"node-3\":4}},"
-        "\"ae\":{\"enabled\":true,\"round\":2,\"in_progress\":true,\"compared\":4,\"total\":16,"
-        "\"keys_repaired\":7,\"bytes\":100,\"keys_per_second\":3.5,"
-        "\"max_keys_per_second\":50000,\"eta_s\":12,\"finished_ms\":0,\"marked\":1,"
-        "\"peers\":[{\"node\":\"node-2\",\"last_ms\":1,\"result\":\"ok\"}]},"
-        "\"transfers\":{\"pending\":0,\"active\":0,\"done\":1,\"failed\":0,\"keys\":0,"
-        "\"bytes\":0,\"waiting\":\"\",\"receiving\":[]},"
-        "\"events\":[{\"seq\":1,\"ms\":%llu,\"kind\":\"member\",\"text\":\"node-3: alive -> "
-        "suspect\"}]%s}",
-        id, (unsigned long long)now_ms, PARTS, (unsigned long long)gets, (unsigned long long)lat[0],
-        (unsigned long long)lat[1], (unsigned long long)lat[2], (unsigned long long)lat[3], marked,
-        (unsigned long long)now_ms - 5, place);
-    return out;
-}
-
-static char *members(const char *state3)
-{
-    char *out = malloc(4096);
-    snprintf(out, 4096,
-             "{\"node\":\"node-1\",\"cluster\":\"demo\",\"members\":["
-             "{\"id\":\"node-1\",\"self\":true,\"state\":\"alive\",\"incarnation\":1,"
-             "\"client\":\"tcp://127.0.0.1:1\",\"last_heard_ms\":0,\"rtt_us\":0,"
-             "\"state_for_ms\":10,\"config_match\":true},"
-             "{\"id\":\"node-2\",\"self\":false,\"state\":\"alive\",\"incarnation\":1,"
-             "\"client\":\"tcp://127.0.0.1:2\",\"last_heard_ms\":20,\"rtt_us\":900,"
-             "\"state_for_ms\":10,\"config_match\":true},"
-             "{\"id\":\"node-3\",\"self\":false,\"state\":\"%s\",\"incarnation\":1,"
-             "\"client\":\"tcp://127.0.0.1:3\",\"last_heard_ms\":4000,\"rtt_us\":900,"
-             "\"state_for_ms\":3000,\"config_match\":false}],\"refused\":[]}",
-             state3);
-    return out;
-}
-
 /* Three answers at now_ms: node-1 anchor, node-3 answering or not. */
 static size_t answers(struct tui_answer *a, uint64_t now_ms, uint64_t gets, const uint64_t lat[4],
                       const char *state3, bool node3_answers, const char *marked)
 {
-    memset(a, 0, 3 * sizeof(*a));
-    for (int i = 0; i < 3; i++) {
-        snprintf(a[i].id, sizeof a[i].id, "node-%d", i + 1);
-        snprintf(a[i].addr, sizeof a[i].addr, "tcp://127.0.0.1:%d", i + 1);
-        bool ok = i < 2 || node3_answers;
-        a[i].ok = ok;
-        a[i].ok_ms = ok ? now_ms : 1;
-        a[i].tried_ms = now_ms;
-        a[i].anchor = i == 0;
-        if (ok)
-            a[i].overview = overview(a[i].id, now_ms, gets, lat, i == 0, marked);
-        else
-            snprintf(a[i].error, sizeof a[i].error, "timed out");
-    }
-    a[0].members = members(state3);
-    return 3;
+    struct tui_fixture f = {.nodes = 3,
+                            .parts = PARTS,
+                            .now_ms = now_ms,
+                            .gets = gets,
+                            .last_state = state3,
+                            .last_silent = !node3_answers,
+                            .marked = marked};
+    memcpy(f.lat, lat, sizeof f.lat);
+    return tui_fixture_answers(a, &f);
 }
 
 static void test_marks_follow_liveness(void **state)
