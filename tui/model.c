@@ -96,8 +96,9 @@ static struct tui_peer *peer_of(struct tui_model *m, const char *id)
     return p;
 }
 
-/* The quantile q of a histogram's counts (upper bound of the bucket that
- * holds it, in ms); -1 when empty. */
+/* The quantile q of a histogram's counts in ms, interpolated within the
+ * bucket that holds it (bucket i spans bounds[i-1]..bounds[i]); -1 when
+ * empty. */
 static double quantile(const double *bounds, const uint64_t *c, size_t nb, double q)
 {
     uint64_t total = 0;
@@ -105,11 +106,14 @@ static double quantile(const double *bounds, const uint64_t *c, size_t nb, doubl
         total += c[i];
     if (total == 0)
         return -1;
-    uint64_t want = (uint64_t)ceil(q * (double)total), run = 0;
+    double want = q * (double)total, run = 0;
     for (size_t i = 0; i <= nb; i++) {
-        run += c[i];
-        if (run >= want)
-            return (i < nb ? bounds[i] : bounds[nb - 1] * 2) / 1000.0;
+        if (c[i] == 0 || run + (double)c[i] < want) {
+            run += (double)c[i];
+            continue;
+        }
+        double lo = i ? bounds[i - 1] : 0, hi = i < nb ? bounds[i] : bounds[nb - 1] * 2;
+        return (lo + (hi - lo) * (want - run) / (double)c[i]) / 1000.0;
     }
     return bounds[nb - 1] / 1000.0;
 }

@@ -308,8 +308,7 @@ static int cmd_demo(int argc, char **argv)
                               .interval_ms = interval,
                               .demo = demo,
                               .quit = &dash_quit,
-                              .note = "demo: select a member in Peers (Up/Down), then k kill -9, r "
-                                      "restart, z pause; a adds a node; ? help"};
+                              .note = "select a member (Up/Down), then k kill -9, r restart, z pause/resume; ? help"};
     int rc = tui_dash_run(&o);
     tui_demo_stop(demo, stdout);
     return rc;
