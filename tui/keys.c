@@ -110,6 +110,8 @@ enum tui_key_result tui_keys_handle(struct tui_keys *k, struct tui_ui *ui,
         return TUI_KEYS_NONE;
     if (key == TUI_KEY_RESIZE)
         return TUI_KEYS_REDRAW;
+    if (key == TUI_KEY_HANGUP)
+        return TUI_KEYS_QUIT;
     if (ui->editing_filter)
         return filter_key(ui, key);
     if (k->confirm && demo)

@@ -449,7 +449,7 @@ static void xfers_pane(struct tui_grid *g, const struct tui_model *m, const stru
     (void)pending;
     for (size_t i = 0; i < m->nxfers && y < last; i++) {
         const struct tui_xfer *t = &m->xfers[i];
-        char line[96];
+        char line[160];
         snprintf(line, sizeof line, "p%u %s>%s", t->part, t->from[0] ? t->from : "*", t->to);
         if (!matches(ui, line, t->state))
             continue;
@@ -604,8 +604,7 @@ static void footer(struct tui_grid *g, const struct tui_ui *ui)
     tui_grid_fill(g, 0, g->h - 1, g->w, ' ', TUI_S_TITLE);
     tui_grid_text(g, 0, g->h - 1, g->w, TUI_S_TITLE,
                   ui->demo
-                      ? " ?help q quit Tab pane / filter s sort p pause | k kill r restart "
-                        "z stop/cont a add l leave t load"
+                      ? " ?help q quit Tab / s p | k kill r restart z pause a add l leave t load"
                       : " ? help  q quit  Tab/1-6 pane  Enter zoom  / filter  s sort  p pause");
 }
 

@@ -6,6 +6,7 @@
 #define NCURSES_WIDECHAR 1
 #include <curses.h>
 #include <langinfo.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,8 +138,13 @@ int tui_term_key(int ms)
     timeout(ms);
     int ch = getch();
     switch (ch) {
-    case ERR:
-        return TUI_KEY_NONE;
+    case ERR: {
+        /* A hung-up terminal reads as ERR at once, forever: tell it from a
+         * timeout, or the loop would spin. */
+        struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+        bool gone = poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
+        return gone || !isatty(STDIN_FILENO) ? TUI_KEY_HANGUP : TUI_KEY_NONE;
+    }
     case KEY_RESIZE:
         return TUI_KEY_RESIZE;
     case KEY_UP:

@@ -19,7 +19,8 @@ enum {
     TUI_KEY_ESC,
     TUI_KEY_BACKSPACE,
     TUI_KEY_TAB,
-    TUI_KEY_BTAB
+    TUI_KEY_BTAB,
+    TUI_KEY_HANGUP, /* the terminal is gone (closed window, lost ssh) */
 };
 
 /* Whether text can use UTF-8 (the locale's codeset), after setlocale. */
@@ -38,7 +39,8 @@ void tui_term_size(int *w, int *h);
 /* Show g (same size as the terminal): only changed cells are sent. */
 void tui_term_blit(const struct tui_grid *g);
 
-/* The next key, waiting at most ms; TUI_KEY_NONE on timeout. */
+/* The next key, waiting at most ms; TUI_KEY_NONE on timeout,
+ * TUI_KEY_HANGUP once the terminal has gone away. */
 int tui_term_key(int ms);
 
 #endif

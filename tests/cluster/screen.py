@@ -67,9 +67,17 @@ class Tmux:
             time.sleep(POLL_INTERVAL * 5)
 
     def close(self):
-        """Kill the tmux server (and with it the program, if it still runs)."""
+        """Kill the tmux server: the program gets SIGHUP (the terminal went
+        away) and must end by itself; if it has not within 15 s it is killed
+        by its PID (it is ours) and that is an error."""
         try:
             subprocess.run([TMUX, "-L", self.sock, "kill-server"], capture_output=True, timeout=10)
+            end = time.monotonic() + 15
+            while _alive(self.pid) and time.monotonic() < end:
+                time.sleep(POLL_INTERVAL)
+            if _alive(self.pid):
+                os.kill(self.pid, 9)
+                raise AssertionError(f"pid {self.pid} ignored its terminal's hangup for 15 s")
         finally:
             try:
                 self.conf.unlink()
@@ -81,6 +89,15 @@ class Tmux:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _alive(pid):
+    """True while pid runs (a zombie has ended; tmux reaps its children)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _q(s):

@@ -3,6 +3,7 @@ sees it: in a terminal (tmux), keys sent, the screen read back. And its
 --once --json data against kvctl's."""
 
 import json
+import os
 import re
 import signal
 import time
@@ -256,5 +257,15 @@ def test_run_with_dashboard_keeps_logs_off_the_screen_and_q_stops_the_node(clust
         status = t._tmux("display-message", "-p", "-t", "t", "#{pane_dead_status}").strip()
         assert status == "0", f"exit status {status}"
         assert "stopped" in log.read_text().splitlines()[-1] or "stop" in log.read_text()
+    # The terminal going away (a closed window, a lost ssh session) stops
+    # the node gracefully: it is not left running unseen.
+    t = Tmux(cluster.base, argv, 120, 40)
+    try:
+        t.wait_screen(all_alive(["node-1"]), 20, "the node's own dashboard again")
+        pid = t.pid
+    finally:
+        t.close()  # fails if the node outlives its terminal by 15 s
+    assert not os.path.exists(f"/proc/{pid}/stat") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+    assert log.read_text().rstrip().endswith("stopped"), log.read_text()[-500:]
     r = cluster.run_ringkvd("run", "-c", node.config_path, "--dashboard")
     assert r.rc == 2 and "needs a terminal" in r.err, r
