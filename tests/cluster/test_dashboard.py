@@ -226,6 +226,16 @@ def test_demo_keys_act_and_quit_leaves_no_process(cluster, tmp_path):
             t.keys("a")
             t.wait_screen(lambda s: peers(s).get("node-4", [""])[0] == "alive", 60, "node-4 added")
             assert nodes("node-4/"), "no node-4 process after a"
+            t.keys("Down", "Down")
+            t.wait_screen(lambda s: "node-4 alive for" in s, 5, "node-4 selected")
+            t.keys("l")
+            t.wait_screen(lambda s: "leave the cluster: node-4" in s, 5, "the leave confirmation")
+            t.keys("y")
+            t.wait_screen(lambda s: "node-4" not in peers(s) or peers(s)["node-4"][0] == "left"
+                          or "exit 0" in s, 90, "node-4 left and exited")
+            wait_for(lambda: not nodes("node-4/"), 60, "node-4's process gone after leaving")
+            t.keys("t")
+            t.wait_screen(lambda s: "load off" in s, 5, "the load toggled off")
             everyone = nodes()
             t.keys("q")
             wait_for(lambda: not nodes() & everyone, 30,
