@@ -135,10 +135,6 @@ static void bar(struct tui_grid *g, int x, int y, int w, uint64_t done, uint64_t
 
 /* ---- peers order ---- */
 
-static const struct tui_model *sort_model;
-static const struct tui_model *ui_model; /* the model being drawn (peer_cell's glyphs) */
-static enum tui_sort sort_key;
-
 static int state_rank(const char *s)
 {
     static const char *order[] = {"dead", "unknown", "suspect", "leaving", "alive", "left"};
@@ -148,12 +144,18 @@ static int state_rank(const char *s)
     return 6;
 }
 
-static int cmp_peer(const void *a, const void *b)
+struct order {
+    const struct tui_model *m;
+    enum tui_sort key;
+};
+
+static int cmp_peer(const void *a, const void *b, void *arg)
 {
-    const struct tui_peer *x = &sort_model->peers[*(const size_t *)a];
-    const struct tui_peer *y = &sort_model->peers[*(const size_t *)b];
+    const struct order *o = arg;
+    const struct tui_peer *x = &o->m->peers[*(const size_t *)a];
+    const struct tui_peer *y = &o->m->peers[*(const size_t *)b];
     double dx = 0, dy = 0;
-    switch (sort_key) {
+    switch (o->key) {
     case TUI_SORT_STATE:
         dx = state_rank(x->state), dy = state_rank(y->state);
         break;
@@ -180,9 +182,8 @@ size_t tui_render_peer_order(const struct tui_model *m, const struct tui_ui *ui,
     for (size_t i = 0; i < m->npeers; i++)
         if (matches(ui, m->peers[i].id, m->peers[i].state))
             idx[n++] = i;
-    /* qsort has no context argument; the renderer runs on one thread. */
-    sort_model = m, sort_key = ui->sort;
-    qsort(idx, n, sizeof(*idx), cmp_peer);
+    struct order o = {m, ui->sort};
+    qsort_r(idx, n, sizeof(*idx), cmp_peer, &o);
     return n;
 }
 
@@ -273,14 +274,15 @@ static const struct col peer_cols[] = {
 };
 #define NCOLS (sizeof(peer_cols) / sizeof(peer_cols[0]))
 
-static void peer_cell(char *b, size_t n, size_t col, const struct tui_peer *p,
+/* Column col of peer p (index i in the model) as text, and its style. */
+static void peer_cell(char *b, size_t n, size_t col, const struct tui_peer *p, size_t i,
                       const struct tui_ui *ui, enum tui_style *s)
 {
     char t[32];
     *s = TUI_S_NORMAL;
     switch (col) {
     case 0:
-        snprintf(b, n, "%c %s", tui_owner_glyph((size_t)(p - ui_model->peers)), p->id);
+        snprintf(b, n, "%c %s", tui_owner_glyph(i), p->id);
         break;
     case 1:
         snprintf(b, n, "%s", p->state);
@@ -350,7 +352,6 @@ static void peers_pane(struct tui_grid *g, const struct tui_model *m, struct tui
 {
     size_t idx[TUI_MAX_PEERS];
     size_t n = tui_render_peer_order(m, ui, idx);
-    ui_model = m;
     int x = r.x + 1, end = r.x + r.w - 1, inner = r.w - 2;
     for (size_t c = 0; c < NCOLS; c++) {
         if (peer_cols[c].min_width > inner || x + peer_cols[c].w > end + 1)
@@ -372,7 +373,7 @@ static void peers_pane(struct tui_grid *g, const struct tui_model *m, struct tui
                 continue;
             char cell[64];
             enum tui_style s;
-            peer_cell(cell, sizeof cell, c, p, ui, &s);
+            peer_cell(cell, sizeof cell, c, p, idx[k], ui, &s);
             if (c == 0)
                 s = (enum tui_style)(TUI_S_OWNER0 + idx[k] % TUI_OWNER_STYLES);
             tui_grid_text(g, x, y, x + peer_cols[c].w - 1, sel ? TUI_S_FOCUS : s, cell);
