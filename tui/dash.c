@@ -182,7 +182,7 @@ static void json_peer(struct rk_jbuf *b, const struct tui_peer *p)
             (unsigned long long)p->tx_bytes);
 }
 
-static void json_xfer(struct rk_jbuf *b, const struct tui_xfer *x)
+static void json_xfer(struct rk_jbuf *b, const struct rk_xfer_row *x)
 {
     rk_jadd(b, "{\"partition\":%u,\"from\":", x->part);
     rk_jstr(b, x->from);

@@ -229,47 +229,22 @@ static int cmp_event(const void *a, const void *b)
     return x->ms < y->ms ? -1 : x->ms > y->ms ? 1 : 0;
 }
 
-/* The size of partition part at node (its PARTS answer), 0 if unknown. */
-static uint64_t part_bytes(const struct tui_answer *a, size_t n, const char *node, uint32_t part)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(a[i].id, node) != 0 || !a[i].parts)
-            continue;
-        struct rk_ajson *d = parse(a[i].parts);
-        uint64_t bytes = 0;
-        for (const struct rk_ajson_val *r =
-                 rk_ajson_first(rk_ajson_path(rk_ajson_root(d), "parts"));
-             r; r = rk_ajson_next(r))
-            if (u64(rk_ajson_index(r, 0)) == part)
-                bytes = u64(rk_ajson_index(r, 2));
-        rk_ajson_free(d);
-        return bytes;
-    }
-    return 0;
-}
-
-static void take_xfers(struct tui_model *m, const char *to, const struct rk_ajson_val *rows,
-                       const struct tui_answer *a, size_t n)
+static void take_xfers(struct tui_model *m, const char *to, const struct rk_ajson_val *rows)
 {
     for (const struct rk_ajson_val *e = rk_ajson_first(rows); e && m->nxfers < TUI_MAX_XFERS;
-         e = rk_ajson_next(e)) {
-        struct tui_xfer *x = &m->xfers[m->nxfers++];
-        memset(x, 0, sizeof(*x));
-        x->part = (uint32_t)u64(rk_ajson_member(e, "partition"));
-        snprintf(x->to, sizeof x->to, "%s", to);
-        text(x->from, sizeof x->from, rk_ajson_member(e, "from"));
-        text(x->state, sizeof x->state, rk_ajson_member(e, "state"));
-        text(x->why, sizeof x->why, rk_ajson_member(e, "why"));
-        x->keys_done = u64(rk_ajson_member(e, "keys_done"));
-        x->bytes_done = u64(rk_ajson_member(e, "bytes_done"));
-        x->started_ms = u64(rk_ajson_member(e, "started_ms"));
-        x->bytes_total = x->from[0] ? part_bytes(a, n, x->from, x->part) : 0;
-        x->bytes_per_s = -1, x->eta_s = -1;
-        if (x->started_ms && m->now_ms > x->started_ms) {
-            x->bytes_per_s = (double)x->bytes_done * 1000.0 / (double)(m->now_ms - x->started_ms);
-            if (x->bytes_total > x->bytes_done && x->bytes_per_s > 0)
-                x->eta_s = (int64_t)((double)(x->bytes_total - x->bytes_done) / x->bytes_per_s);
-        }
+         e = rk_ajson_next(e))
+        rk_xfer_row_read(&m->xfers[m->nxfers++], to, e);
+}
+
+/* The transfers' totals, from their sources' PARTS answers. */
+static void take_sizes(struct tui_model *m, const struct tui_answer *a, size_t n)
+{
+    for (size_t i = 0; i < n && m->nxfers; i++) {
+        struct rk_ajson *d = a[i].parts ? parse(a[i].parts) : NULL;
+        if (d)
+            rk_xfer_rows_sizes(m->xfers, m->nxfers, a[i].id,
+                               rk_ajson_member(rk_ajson_root(d), "parts"));
+        rk_ajson_free(d);
     }
 }
 
@@ -370,8 +345,7 @@ static void take_members(struct tui_model *m, const struct tui_answer *anchor)
 }
 
 /* The node-wide figures of one OVERVIEW answer. */
-static void take_overview(struct tui_model *m, struct tui_peer *pe, const struct tui_answer *a,
-                          const struct rk_ajson_val *r, size_t n, const struct tui_answer *all)
+static void take_overview(struct tui_model *m, struct tui_peer *pe, const struct rk_ajson_val *r)
 {
     struct tui_prev *pv = prev_of(m, pe->id);
     if (pv)
@@ -389,10 +363,9 @@ static void take_overview(struct tui_model *m, struct tui_peer *pe, const struct
     pe->xfer_done = u64(rk_ajson_member(x, "done"));
     pe->xfer_failed = u64(rk_ajson_member(x, "failed"));
     text(pe->xfer_waiting, sizeof pe->xfer_waiting, rk_ajson_member(x, "waiting"));
-    take_xfers(m, pe->id, rk_ajson_member(x, "receiving"), all, n);
+    take_xfers(m, pe->id, rk_ajson_member(x, "receiving"));
     if (pv)
         take_events(m, pv, pe->id, rk_ajson_member(r, "events"));
-    (void)a;
 }
 
 /* Hints kept for each member: summed over every node's by_target. */
@@ -488,13 +461,14 @@ void tui_model_update(struct tui_model *m, const struct tui_answer *a, size_t n,
             m->r = (uint32_t)u64(rk_ajson_member(r, "read_quorum"));
             m->w = (uint32_t)u64(rk_ajson_member(r, "write_quorum"));
         }
-        take_overview(m, pe, &a[i], r, n, a);
+        take_overview(m, pe, r);
     }
     for (size_t i = 0; i < m->npeers; i++) {
         struct tui_peer *pe = &m->peers[i];
         bool heard = !pe->asked || pe->answer_age_ms <= (uint64_t)interval_ms * TUI_STALE_INTERVALS;
         pe->live = strcmp(pe->state, "alive") == 0 && heard;
     }
+    take_sizes(m, a, n);
     take_hints(m, docs, n);
     const struct rk_ajson_val *pl = NULL;
     for (size_t i = 0; i < n && !pl; i++)

@@ -10,6 +10,7 @@
 #ifndef TUI_MODEL_H
 #define TUI_MODEL_H
 
+#include "client/xfer.h"
 #include "tui/poll.h"
 
 #include <stdbool.h>
@@ -69,14 +70,6 @@ struct tui_peer {
     char xfer_waiting[120];
 };
 
-struct tui_xfer {
-    uint32_t part;
-    char from[64], to[64], state[16], why[160];
-    uint64_t keys_done, bytes_done, bytes_total, started_ms;
-    double bytes_per_s; /* -1 unknown */
-    int64_t eta_s;      /* -1 unknown */
-};
-
 struct tui_event {
     uint64_t ms, seq;
     char node[64], kind[16], text[128];
@@ -100,8 +93,8 @@ struct tui_model {
     uint32_t counts[5]; /* partitions per TUI_P_* bit, index = bit number */
     uint32_t healthy;   /* partitions with no mark */
     size_t nxfers;
-    struct tui_xfer xfers[TUI_MAX_XFERS];
-    size_t nevents; /* newest last */
+    struct rk_xfer_row xfers[TUI_MAX_XFERS]; /* every node's receiving rows, sized */
+    size_t nevents;                          /* newest last */
     struct tui_event events[TUI_MAX_EVENTS];
     size_t nhist;     /* newest last, one per refresh interval */
     uint64_t hist_ms; /* when the newest was taken */

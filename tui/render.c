@@ -449,26 +449,26 @@ static void xfers_pane(struct tui_grid *g, const struct tui_model *m, const stru
                     (unsigned long long)done, (unsigned long long)failed);
     (void)pending;
     for (size_t i = 0; i < m->nxfers && y < last; i++) {
-        const struct tui_xfer *t = &m->xfers[i];
+        const struct rk_xfer_row *t = &m->xfers[i];
         char line[160];
         snprintf(line, sizeof line, "p%u %s>%s", t->part, t->from[0] ? t->from : "*", t->to);
         if (!matches(ui, line, t->state))
             continue;
         int x = tui_grid_printf(g, r.x + 1, y, end, TUI_S_NORMAL, "%-22.22s ", line);
-        bool streaming = strcmp(t->state, "streaming") == 0;
-        if (!streaming) {
+        if (strcmp(t->state, "streaming") != 0) {
             tui_grid_printf(g, x, y++, end, TUI_S_WARN, "waits: %s", t->why[0] ? t->why : t->state);
             continue;
         }
-        char a[16], b[16], c[16];
+        char a[16], b[16], c[16], d[16];
+        double rate = rk_xfer_rate(t, m->now_ms), eta = rk_xfer_eta(t, m->now_ms);
         bar(g, x, y, 8, t->bytes_done, t->bytes_total ? t->bytes_total : t->bytes_done * 2 + 1,
             TUI_S_INFO);
         x += 9;
         tui_grid_printf(g, x, y++, end, TUI_S_NORMAL, "%s/%s %s/s eta %s",
                         fmt_bytes(t->bytes_done, a, sizeof a),
                         t->bytes_total ? fmt_bytes(t->bytes_total, b, sizeof b) : "?",
-                        fmt_rate(t->bytes_per_s / 1024, c, sizeof c),
-                        fmt_secs(t->eta_s, a, sizeof a));
+                        fmt_bytes((uint64_t)rate, c, sizeof c),
+                        fmt_secs(eta < 0 ? -1 : (int64_t)eta, d, sizeof d));
     }
     for (size_t i = 0; i < m->npeers && y < last && m->nxfers == 0; i++)
         if (m->peers[i].xfer_waiting[0] && m->peers[i].xfer_pending)

@@ -8,6 +8,8 @@
 #include "kvctl/xfers.h"
 #include "kvctl/nodes.h"
 
+#include "client/xfer.h"
+
 #include "util/jbuf.h"
 
 #include <stdio.h>
@@ -15,71 +17,29 @@
 #include <string.h>
 #include <time.h>
 
-struct row {
-    uint32_t part;
-    char from[RK_RING_ID_MAX + 1], to[RK_RING_ID_MAX + 1];
-    char state[16], why[160];
-    uint64_t keys_done, bytes_done, started_ms;
-    uint64_t keys_total, bytes_total; /* 0: the source did not say */
-};
-
 struct rows {
-    struct row *r;
+    struct rk_xfer_row *r;
     size_t n, cap;
 };
 
-static struct row *row_add(struct rows *rs)
+static struct rk_xfer_row *row_add(struct rows *rs)
 {
     if (rs->n == rs->cap) {
         size_t cap = rs->cap ? rs->cap * 2 : 64;
-        struct row *r = realloc(rs->r, cap * sizeof(*r));
+        struct rk_xfer_row *r = realloc(rs->r, cap * sizeof(*r));
         if (!r)
             rk_kvctl_oom();
         rs->r = r, rs->cap = cap;
     }
-    memset(&rs->r[rs->n], 0, sizeof(rs->r[0]));
     return &rs->r[rs->n++];
-}
-
-static uint64_t u64_of(const struct rk_ajson_val *v)
-{
-    uint64_t x = 0;
-    rk_ajson_u64(v, &x);
-    return x;
 }
 
 /* The rows of one member's TRANSFERS reply. */
 static void take_rows(struct rows *rs, const char *to, const struct rk_ajson *doc)
 {
     const struct rk_ajson_val *arr = rk_ajson_path(rk_ajson_root(doc), "receiving");
-    for (const struct rk_ajson_val *e = rk_ajson_first(arr); e; e = rk_ajson_next(e)) {
-        struct row *r = row_add(rs);
-        r->part = (uint32_t)u64_of(rk_ajson_member(e, "partition"));
-        snprintf(r->to, sizeof r->to, "%s", to);
-        rk_kvctl_copy_text(r->from, sizeof r->from, rk_ajson_member(e, "from"));
-        rk_kvctl_copy_text(r->state, sizeof r->state, rk_ajson_member(e, "state"));
-        rk_kvctl_copy_text(r->why, sizeof r->why, rk_ajson_member(e, "why"));
-        r->keys_done = u64_of(rk_ajson_member(e, "keys_done"));
-        r->bytes_done = u64_of(rk_ajson_member(e, "bytes_done"));
-        r->started_ms = u64_of(rk_ajson_member(e, "started_ms"));
-    }
-}
-
-/* Totals of the rows streaming from member m, from its PARTS rows
- * [partition, keys, bytes, replica]. */
-static void take_sizes(struct rows *rs, const char *from, const struct rk_ajson *doc)
-{
-    const struct rk_ajson_val *rows = rk_ajson_path(rk_ajson_root(doc), "parts");
-    for (const struct rk_ajson_val *e = rk_ajson_first(rows); e; e = rk_ajson_next(e)) {
-        uint64_t p = u64_of(rk_ajson_index(e, 0));
-        for (size_t i = 0; i < rs->n; i++) {
-            struct row *r = &rs->r[i];
-            if (r->part == p && strcmp(r->from, from) == 0) {
-                r->keys_total = u64_of(rk_ajson_index(e, 1));
-                r->bytes_total = u64_of(rk_ajson_index(e, 2));
-            }
-        }
-    }
+    for (const struct rk_ajson_val *e = rk_ajson_first(arr); e; e = rk_ajson_next(e))
+        rk_xfer_row_read(row_add(rs), to, e);
 }
 
 static bool up_state(const char *s)
@@ -94,28 +54,12 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static double rate_of(const struct row *r, uint64_t now)
-{
-    return r->started_ms && now > r->started_ms
-               ? (double)r->bytes_done * 1000.0 / (double)(now - r->started_ms)
-               : 0.0;
-}
-
-/* Seconds left at the current rate; -1 when unknown. */
-static double eta_of(const struct row *r, uint64_t now)
-{
-    double rate = rate_of(r, now);
-    if (rate <= 0 || !r->bytes_total)
-        return -1;
-    return r->bytes_done >= r->bytes_total ? 0 : (double)(r->bytes_total - r->bytes_done) / rate;
-}
-
 static void print_json(const struct rows *rs, uint64_t now, size_t unanswered)
 {
     struct rk_jbuf b = {0};
     rk_jadd(&b, "{\"count\":%zu,\"members_unanswered\":%zu,\"transfers\":[", rs->n, unanswered);
     for (size_t i = 0; i < rs->n; i++) {
-        const struct row *r = &rs->r[i];
+        const struct rk_xfer_row *r = &rs->r[i];
         rk_jadd(&b, "%s{\"partition\":%u,\"from\":", i ? "," : "", r->part);
         rk_jstr(&b, r->from);
         rk_jadd(&b, ",\"to\":");
@@ -126,7 +70,7 @@ static void print_json(const struct rows *rs, uint64_t now, size_t unanswered)
                 "\"why\":",
                 r->state, (unsigned long long)r->keys_done, (unsigned long long)r->keys_total,
                 (unsigned long long)r->bytes_done, (unsigned long long)r->bytes_total,
-                rate_of(r, now), eta_of(r, now), (unsigned long long)r->started_ms);
+                rk_xfer_rate(r, now), rk_xfer_eta(r, now), (unsigned long long)r->started_ms);
         rk_jstr(&b, r->why);
         rk_jadd(&b, "}");
     }
@@ -147,13 +91,13 @@ static void print_text(const struct rows *rs, uint64_t now)
     printf("%-9s %-16s %-16s %-9s %-21s %-23s %-10s %-7s %s\n", "PARTITION", "FROM", "TO", "STATE",
            "KEYS", "BYTES", "RATE", "ETA", "WHY");
     for (size_t i = 0; i < rs->n; i++) {
-        const struct row *r = &rs->r[i];
+        const struct rk_xfer_row *r = &rs->r[i];
         char keys[32], bytes[32], rate[16], eta[16];
         snprintf(keys, sizeof keys, "%llu/%llu", (unsigned long long)r->keys_done,
                  (unsigned long long)r->keys_total);
         snprintf(bytes, sizeof bytes, "%llu/%llu", (unsigned long long)r->bytes_done,
                  (unsigned long long)r->bytes_total);
-        double rt = rate_of(r, now), e = eta_of(r, now);
+        double rt = rk_xfer_rate(r, now), e = rk_xfer_eta(r, now);
         snprintf(rate, sizeof rate, rt > 0 ? "%.1fMiB/s" : "-", rt / (1 << 20));
         snprintf(eta, sizeof eta, e >= 0 ? "%.0fs" : "-", e);
         streaming += strcmp(r->state, "streaming") == 0;
@@ -174,7 +118,7 @@ static void load_sizes(const struct rk_kvctl_opts *o, struct rows *rs,
         struct rk_ajson *doc = NULL;
         if (source &&
             rk_kvctl_ask(o, "transfers", m[k].id, m[k].client, RK_OP_PARTS, &doc) == RK_EXIT_OK)
-            take_sizes(rs, m[k].id, doc);
+            rk_xfer_rows_sizes(rs->r, rs->n, m[k].id, rk_ajson_path(rk_ajson_root(doc), "parts"));
         rk_ajson_free(doc);
     }
 }
