@@ -1,4 +1,5 @@
-/* Admin requests (STATUS, STATS, HEALTH, READY, LOCATE, RING, AE, REPAIR): answered by whichever
+/* Admin requests (STATUS, STATS, HEALTH, READY, LOCATE, RING, AE, REPAIR, PARTS,
+ * TRANSFERS, OVERVIEW; docs/ADMIN.md): answered by whichever
  * worker received them, from the shared state and the counters every
  * worker publishes, as one JSON object per reply. */
 #ifndef RK_ADMIN_H
@@ -8,7 +9,7 @@
 #include "proto/proto.h"
 #include "server/worker.h"
 
-/* Build the JSON reply for req (STATUS, STATS, HEALTH, READY, LOCATE, RING) into *text (malloc'd,
+/* Build the JSON reply for req (any of the above) into *text (malloc'd,
  * caller frees). Returns the reply status: OK, or UNAVAILABLE when a probe says no (HEALTH: a
  * worker loop has stalled; READY: not ready), or UNSUPPORTED for an opcode
  * this node does not serve. Any thread. */

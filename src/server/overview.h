@@ -28,7 +28,8 @@
  *     hints stored on this node, in all and per node they wait for,
  *   "ae": {"enabled", "round", "in_progress", "compared", "total",
  *     "keys_repaired", "bytes" (this round's: keys pulled + pushed, bytes
- *     moved), "keys_per_second" (this round's), "max_keys_per_second"
+ *     of its exchanges sent and received), "keys_per_second" (this round's),
+ *     "max_keys_per_second"
  *     (the budget), "eta_s" (null when unknown), "finished_ms" (of the
  *     last round done), "marked" (partitions marked),
  *     "peers": [{"node", "result", "ok_ms", "last_ms"}]}: the same figures

@@ -49,7 +49,8 @@ void rk_replies_free(struct replies *r)
 
 /* ---- receipt stamps (worker_int.h) ---- */
 
-#define STAMP_LEN sizeof(uint64_t)
+#define STAMP_LEN     sizeof(uint64_t)
+#define BACKTRACE_MIN 8u /* a raw rep0 header: the pipe id and a request id */
 
 int rk_reply_stamp(nng_msg *m)
 {
@@ -87,8 +88,11 @@ static void time_reply(struct rk_worker *w, nng_msg *m)
 
 void rk_reply_send(struct rk_shared *sh, nng_msg *m)
 {
-    if (nng_msg_header_len(m) >= STAMP_LEN)
-        nng_msg_header_chop(m, STAMP_LEN); /* rep0 sends the rest of the header back */
+    /* rep0 sends the rest of the header back. A header too short for a
+     * backtrace (pipe id, request id) and a stamp cannot hold one: it is
+     * sent as it is (rep0 drops what it cannot route). */
+    if (nng_msg_header_len(m) >= BACKTRACE_MIN + STAMP_LEN)
+        nng_msg_header_chop(m, STAMP_LEN);
     if (nng_sendmsg(sh->sock, m, 0) != 0)
         nng_msg_free(m); /* the client's pipe is gone */
     atomic_fetch_sub(&sh->inflight, 1);

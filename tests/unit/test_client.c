@@ -117,6 +117,12 @@ static bool fake_answer(const struct rk_msg *req, struct rk_msg *rep)
     case RK_OP_RING:
         fake_text(rep, RK_ST_OK, "{\"partitions\":256}");
         return true;
+    case RK_OP_OVERVIEW: /* placement only when asked for, as the node does */
+        if (req->has_key && !key_is(req, "placement"))
+            fake_text(rep, RK_ST_MALFORMED, "overview: unknown argument");
+        else
+            fake_text(rep, RK_ST_OK, req->has_key ? "{\"placement\":{}}" : "{\"node\":\"fake\"}");
+        return true;
     case RK_OP_REMOVE:
         if (!key_is(req, "n2"))
             fake_text(rep, RK_ST_NOT_FOUND, "no member 'n9' (see kvctl members)");
@@ -296,6 +302,27 @@ static void test_admin_arg(void **state)
     rk_client_close(c);
 }
 
+/* OVERVIEW: without an argument no KEY goes out; "placement" goes as KEY;
+ * the node's MALFORMED for another comes back as a code with its line. */
+static void test_overview_arg(void **state)
+{
+    (void)state;
+    struct rk_client *c = connect_fake();
+    char *json;
+    assert_int_equal(rk_client_admin(c, RK_OP_OVERVIEW, &json), 0);
+    assert_string_equal(json, "{\"node\":\"fake\"}");
+    assert_false(fk.last.has_key);
+    free(json);
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_OVERVIEW, "placement", false, &json), 0);
+    assert_string_equal(json, "{\"placement\":{}}");
+    assert_true(fk.last.has_key); /* the fake answered "placement" (its key) */
+    free(json);
+    assert_int_equal(rk_client_admin_arg(c, RK_OP_OVERVIEW, "bogus", false, &json), RK_EMALFORMED);
+    assert_non_null(strstr(rk_client_error(c), "unknown argument"));
+    free(json);
+    rk_client_close(c);
+}
+
 /* GET with a trace: TRACE = 1 goes out only when asked, and the reply's
  * TEXT comes back on success and with NOT_FOUND alike. */
 static void test_get_trace(void **state)
@@ -435,19 +462,13 @@ static void test_generic_call(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_put_get_del),
-        cmocka_unit_test(test_not_found),
-        cmocka_unit_test(test_quorum_override),
-        cmocka_unit_test(test_admin),
-        cmocka_unit_test(test_no_answer_is_timeout),
-        cmocka_unit_test(test_unreachable_is_timeout),
-        cmocka_unit_test(test_bad_address),
-        cmocka_unit_test(test_mismatched_reply),
-        cmocka_unit_test(test_generic_call),
-        cmocka_unit_test(test_admin_arg),
-        cmocka_unit_test(test_get_trace),
-        cmocka_unit_test(test_get_quorum_text),
-        cmocka_unit_test(test_locate_ring),
+        cmocka_unit_test(test_put_get_del),          cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_quorum_override),      cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_no_answer_is_timeout), cmocka_unit_test(test_unreachable_is_timeout),
+        cmocka_unit_test(test_bad_address),          cmocka_unit_test(test_mismatched_reply),
+        cmocka_unit_test(test_generic_call),         cmocka_unit_test(test_admin_arg),
+        cmocka_unit_test(test_overview_arg),         cmocka_unit_test(test_get_trace),
+        cmocka_unit_test(test_get_quorum_text),      cmocka_unit_test(test_locate_ring),
     };
     return cmocka_run_group_tests(tests, fake_start, fake_stop);
 }
