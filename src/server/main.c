@@ -304,11 +304,12 @@ static int cmd_demo(int argc, char **argv)
         fprintf(stderr, "ringkvd demo: %s\n", err);
         return 1;
     }
-    struct tui_dash_opts o = {.addr = tui_demo_addr(demo),
-                              .interval_ms = interval,
-                              .demo = demo,
-                              .quit = &dash_quit,
-                              .note = "select a member (Up/Down), then k kill -9, r restart, z pause/resume; ? help"};
+    struct tui_dash_opts o = {
+        .addr = tui_demo_addr(demo),
+        .interval_ms = interval,
+        .demo = demo,
+        .quit = &dash_quit,
+        .note = "select a member (Up/Down), then k kill -9, r restart, z pause/resume; ? help"};
     int rc = tui_dash_run(&o);
     tui_demo_stop(demo, stdout);
     return rc;
