@@ -354,7 +354,9 @@ static void take_overview(struct tui_model *m, struct tui_peer *pe, const struct
     size_t len = 0;
     const char *held = rk_ajson_str(rk_ajson_member(r, "held"), &len);
     pe->held = 0;
-    for (uint32_t p = 0; held && p < m->partitions; p++)
+    /* Bounded by the text too: a node's claimed partition count is not
+     * trusted to size a loop. */
+    for (uint32_t p = 0; held && p < m->partitions && p / 4 < len; p++)
         pe->held += bit(held, len, p);
     take_ae(pe, rk_ajson_member(r, "ae"));
     const struct rk_ajson_val *x = rk_ajson_member(r, "transfers");
