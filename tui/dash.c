@@ -116,7 +116,7 @@ static int live(struct dash *d)
         snprintf(d->ui.status, sizeof d->ui.status, "%s", d->o->note);
     uint64_t next = 0, last = 0, seen = 0;
     bool dirty = true;
-    while (!(d->o->quit && *d->o->quit)) {
+    while (!(d->o->quit && atomic_load(d->o->quit))) {
         uint64_t now = rk_clock_mono_ns() / 1000000, gen = tui_poll_generation(d->poll);
         /* Every interval (ages move on), and soon after an answer came in
          * (news shows within NEWS_MS, not a whole refresh later). */

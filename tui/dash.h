@@ -4,7 +4,7 @@
 #ifndef TUI_DASH_H
 #define TUI_DASH_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct tui_demo;
@@ -15,8 +15,9 @@ struct tui_dash_opts {
     bool once, json;       /* one frame (text, or the data as JSON) to stdout */
     struct tui_demo *demo; /* ringkvd demo: its cluster and its keys; else NULL */
     const char *note;      /* a line for the status bar at start (where logs go) */
-    /* Set (by a signal handler, or the node ending) to end the dashboard. */
-    volatile sig_atomic_t *quit;
+    /* Set to end the dashboard: by a signal handler (a lock-free atomic
+     * store is async-signal-safe), or by the thread running the node. */
+    atomic_int *quit;
 };
 
 /* Run until q (or *quit). Returns an exit code: 0, 1 the node did not

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,7 +100,7 @@ static int restart_in_place(char **argv)
 
 /* ---- the dashboard beside a node (run --dashboard) ---- */
 
-static volatile sig_atomic_t dash_quit;
+static atomic_int dash_quit; /* ends the dashboard: signal handlers, the node's thread */
 
 struct dash_thread {
     pthread_t t;
@@ -125,7 +126,7 @@ static void *dash_main(void *arg)
     struct tui_dash_opts o = {
         .addr = d->addr, .interval_ms = 1000, .note = d->note, .quit = &dash_quit};
     int rc = tui_dash_run(&o);
-    if (!dash_quit) /* q (or no terminal): the node stops with the screen */
+    if (!atomic_load(&dash_quit)) /* q (or no terminal): the node stops with the screen */
         kill(getpid(), SIGTERM);
     return (void *)(intptr_t)rc;
 }
@@ -168,7 +169,7 @@ static int run_with_dashboard(struct rk_config *c, const char *path, bool repair
         return 1;
     }
     int code = rk_server_run(c, path, repair);
-    dash_quit = 1;
+    atomic_store(&dash_quit, 1);
     pthread_join(d->t, NULL);
     free(d);
     return code;
@@ -208,7 +209,7 @@ static int cmd_run(int argc, char **argv, int first)
 static void on_quit_signal(int sig)
 {
     (void)sig;
-    dash_quit = 1;
+    atomic_store(&dash_quit, 1);
 }
 
 /* Ctrl-C, SIGTERM and a closed terminal end the dashboard cleanly (the

@@ -26,7 +26,12 @@ class Tmux:
         self.conf = self.base / f"{self.sock}.conf"
         # remain-on-exit: a program that ended leaves its last screen to read.
         self.conf.write_text("set -g remain-on-exit on\nset -g status off\nset -g history-limit 0\n")
-        e = {"LANG": "C.UTF-8", "TERM": "xterm-256color", **(env or {})}
+        # A sanitizer build reports into files beside the test, not onto the
+        # screen: close() fails the test on any report.
+        self.san = self.base / f"{self.sock}.san"
+        san = {k: f"{os.environ.get(k, '')}:log_path={self.san}".lstrip(":")
+               for k in ("ASAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS")}
+        e = {"LANG": "C.UTF-8", "TERM": "xterm-256color", **san, **(env or {})}
         cmd = "exec env " + " ".join(f"{k}={_q(v)}" for k, v in e.items()) + " " + " ".join(_q(a) for a in argv)
         self._tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), cmd)
         self.pid = int(self._tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip())
@@ -78,6 +83,9 @@ class Tmux:
             if _alive(self.pid):
                 os.kill(self.pid, 9)
                 raise AssertionError(f"pid {self.pid} ignored its terminal's hangup for 15 s")
+            reports = [p.read_text(errors="replace") for p in self.base.glob(f"{self.sock}.san*")]
+            if reports:
+                raise AssertionError("sanitizer reports from the program in tmux:\n" + "\n".join(reports)[:6000])
         finally:
             try:
                 self.conf.unlink()
