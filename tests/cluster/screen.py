@@ -78,9 +78,9 @@ class Tmux:
         try:
             subprocess.run([TMUX, "-L", self.sock, "kill-server"], capture_output=True, timeout=10)
             end = time.monotonic() + 15
-            while _alive(self.pid) and time.monotonic() < end:
+            while running(self.pid) and time.monotonic() < end:
                 time.sleep(POLL_INTERVAL)
-            if _alive(self.pid):
+            if running(self.pid):
                 os.kill(self.pid, 9)
                 raise AssertionError(f"pid {self.pid} ignored its terminal's hangup for 15 s")
             reports = [p.read_text(errors="replace") for p in self.base.glob(f"{self.sock}.san*")]
@@ -99,8 +99,8 @@ class Tmux:
         self.close()
 
 
-def _alive(pid):
-    """True while pid runs (a zombie has ended; tmux reaps its children)."""
+def running(pid):
+    """True while pid runs (an exited zombie not yet reaped has ended)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"

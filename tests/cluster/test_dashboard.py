@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import last_json, wait_for
-from screen import PANES, Tmux, age_s, frame_no, peers, pids_with, ring_counts
+from screen import PANES, Tmux, age_s, frame_no, peers, pids_with, ring_counts, running
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("tmux") is None,
                                 reason="tmux is not installed (packaging/deps.sh installs it)")
@@ -263,15 +263,22 @@ def test_run_with_dashboard_keeps_logs_off_the_screen_and_q_stops_the_node(clust
         assert not re.search(r"^(info|warn|error) ", s, re.M), "log lines on the screen"
         assert node.kvctl("health").rc == 0
         t.keys("q")
+        pid = t.pid
+
         # tmux marks the pane dead at the terminal's EOF and learns the exit
-        # status when it reaps the process, a moment later.
+        # status when it reaps the process, a moment later. (Under
+        # ThreadSanitizer tmux was seen to leave the exited process a zombie
+        # and never learn its status: then the log's last line says how it
+        # stopped.)
         def ended():
             st = t._tmux("display-message", "-p", "-t", "t",
                          "#{pane_dead}:#{pane_dead_status}/#{pane_dead_signal}").strip()
-            return st if st not in ("0:/", "1:/") else None
+            if st not in ("0:/", "1:/"):
+                return st
+            return "exited" if st == "1:/" and not running(pid) else None
         status = wait_for(ended, 60, "the node to stop after q")
-        assert status == "1:0/", f"dead:status/signal {status}"
-        assert "stopped" in log.read_text().splitlines()[-1] or "stop" in log.read_text()
+        assert status in ("1:0/", "exited"), f"dead:status/signal {status}"
+    assert log.read_text().rstrip().endswith("server: stopped"), log.read_text()[-500:]
     # The terminal going away (a closed window, a lost ssh session) stops
     # the node gracefully: it is not left running unseen.
     t = Tmux(cluster.base, argv, 120, 40)
@@ -280,7 +287,7 @@ def test_run_with_dashboard_keeps_logs_off_the_screen_and_q_stops_the_node(clust
         pid = t.pid
     finally:
         t.close()  # fails if the node outlives its terminal by 15 s
-    assert not os.path.exists(f"/proc/{pid}/stat") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+    assert not running(pid)
     assert log.read_text().rstrip().endswith("stopped"), log.read_text()[-500:]
     r = cluster.run_ringkvd("run", "-c", node.config_path, "--dashboard")
     assert r.rc == 2 and "needs a terminal" in r.err, r
