@@ -19,24 +19,11 @@ char tui_owner_glyph(size_t i)
     return '+';
 }
 
-static uint64_t u64(const struct rk_ajson_val *v)
-{
-    uint64_t x = 0;
-    rk_ajson_u64(v, &x);
-    return x;
-}
-
 static double dbl(const struct rk_ajson_val *v)
 {
     double x = 0;
     rk_ajson_double(v, &x);
     return x;
-}
-
-static void text(char *dst, size_t cap, const struct rk_ajson_val *v)
-{
-    const char *s = rk_ajson_text(v);
-    snprintf(dst, cap, "%s", s ? s : "");
 }
 
 static struct rk_ajson *parse(const char *json)
@@ -127,11 +114,12 @@ static double rate(uint64_t now, uint64_t was, double secs)
  * previous answer. */
 static void take_traffic(struct tui_peer *pe, struct tui_prev *pv, const struct rk_ajson_val *r)
 {
-    uint64_t now = u64(rk_ajson_member(r, "now_ms"));
-    uint64_t get = u64(rk_ajson_path(r, "requests.get")),
-             put = u64(rk_ajson_path(r, "requests.put"));
-    uint64_t del = u64(rk_ajson_path(r, "requests.del"));
-    uint64_t errs = u64(rk_ajson_member(r, "errors")), busy = u64(rk_ajson_member(r, "busy"));
+    uint64_t now = rk_ajson_u64_or0(rk_ajson_member(r, "now_ms"));
+    uint64_t get = rk_ajson_u64_or0(rk_ajson_path(r, "requests.get")),
+             put = rk_ajson_u64_or0(rk_ajson_path(r, "requests.put"));
+    uint64_t del = rk_ajson_u64_or0(rk_ajson_path(r, "requests.del"));
+    uint64_t errs = rk_ajson_u64_or0(rk_ajson_member(r, "errors")),
+             busy = rk_ajson_u64_or0(rk_ajson_member(r, "busy"));
     const struct rk_ajson_val *b = rk_ajson_path(r, "latency.bounds_us");
     const struct rk_ajson_val *c = rk_ajson_path(r, "latency.counts");
     size_t nb = rk_ajson_count(b);
@@ -141,7 +129,7 @@ static void take_traffic(struct tui_peer *pe, struct tui_prev *pv, const struct 
     for (size_t i = 0; i < nb; i++)
         pv->bounds[i] = dbl(rk_ajson_index(b, i));
     for (size_t i = 0; nb && i <= nb; i++)
-        lat[i] = u64(rk_ajson_index(c, i));
+        lat[i] = rk_ajson_u64_or0(rk_ajson_index(c, i));
     if (pv->now_ms && now > pv->now_ms) {
         double s = (double)(now - pv->now_ms) / 1000.0;
         pe->gets = rate(get, pv->get, s), pe->puts = rate(put, pv->put, s);
@@ -165,23 +153,23 @@ static void take_ae(struct tui_peer *pe, const struct rk_ajson_val *ae)
 {
     rk_ajson_bool(rk_ajson_member(ae, "enabled"), &pe->ae_enabled);
     rk_ajson_bool(rk_ajson_member(ae, "in_progress"), &pe->ae_running);
-    pe->ae_round = u64(rk_ajson_member(ae, "round"));
-    pe->ae_compared = u64(rk_ajson_member(ae, "compared"));
-    pe->ae_total = u64(rk_ajson_member(ae, "total"));
-    pe->ae_repaired = u64(rk_ajson_member(ae, "keys_repaired"));
-    pe->ae_bytes = u64(rk_ajson_member(ae, "bytes"));
+    pe->ae_round = rk_ajson_u64_or0(rk_ajson_member(ae, "round"));
+    pe->ae_compared = rk_ajson_u64_or0(rk_ajson_member(ae, "compared"));
+    pe->ae_total = rk_ajson_u64_or0(rk_ajson_member(ae, "total"));
+    pe->ae_repaired = rk_ajson_u64_or0(rk_ajson_member(ae, "keys_repaired"));
+    pe->ae_bytes = rk_ajson_u64_or0(rk_ajson_member(ae, "bytes"));
     pe->ae_kps = dbl(rk_ajson_member(ae, "keys_per_second"));
-    pe->ae_max_kps = u64(rk_ajson_member(ae, "max_keys_per_second"));
-    pe->ae_marked = u64(rk_ajson_member(ae, "marked"));
+    pe->ae_max_kps = rk_ajson_u64_or0(rk_ajson_member(ae, "max_keys_per_second"));
+    pe->ae_marked = rk_ajson_u64_or0(rk_ajson_member(ae, "marked"));
     const struct rk_ajson_val *eta = rk_ajson_member(ae, "eta_s");
-    pe->ae_eta_s = rk_ajson_type(eta) == RK_AJSON_NUMBER ? (int64_t)u64(eta) : -1;
+    pe->ae_eta_s = rk_ajson_type(eta) == RK_AJSON_NUMBER ? (int64_t)rk_ajson_u64_or0(eta) : -1;
     pe->ae_peers[0] = '\0';
     size_t used = 0;
     for (const struct rk_ajson_val *e = rk_ajson_first(rk_ajson_member(ae, "peers")); e;
          e = rk_ajson_next(e)) {
         char node[64], res[24];
-        text(node, sizeof node, rk_ajson_member(e, "node"));
-        text(res, sizeof res, rk_ajson_member(e, "result"));
+        rk_ajson_copy_text(node, sizeof node, rk_ajson_member(e, "node"));
+        rk_ajson_copy_text(res, sizeof res, rk_ajson_member(e, "result"));
         int w = snprintf(pe->ae_peers + used, sizeof pe->ae_peers - used, "%s%s %s",
                          used ? ", " : "", node, res);
         if (w < 0 || (size_t)w >= sizeof pe->ae_peers - used)
@@ -196,12 +184,13 @@ static void take_events(struct tui_model *m, struct tui_prev *pv, const char *no
                         const struct rk_ajson_val *evs)
 {
     for (const struct rk_ajson_val *e = rk_ajson_first(evs); e; e = rk_ajson_next(e)) {
-        uint64_t seq = u64(rk_ajson_member(e, "seq")), ms = u64(rk_ajson_member(e, "ms"));
+        uint64_t seq = rk_ajson_u64_or0(rk_ajson_member(e, "seq")),
+                 ms = rk_ajson_u64_or0(rk_ajson_member(e, "ms"));
         if (seq <= pv->ev_seq)
             continue;
         pv->ev_seq = seq;
         char txt[128];
-        text(txt, sizeof txt, rk_ajson_member(e, "text"));
+        rk_ajson_copy_text(txt, sizeof txt, rk_ajson_member(e, "text"));
         struct tui_event *same = NULL;
         for (size_t i = 0; i < m->nevents && !same; i++) {
             struct tui_event *x = &m->events[i];
@@ -218,7 +207,7 @@ static void take_events(struct tui_model *m, struct tui_prev *pv, const char *no
         struct tui_event *ev = &m->events[m->nevents++];
         ev->seq = seq, ev->ms = ms, ev->seen_by = 1;
         snprintf(ev->node, sizeof ev->node, "%s", node);
-        text(ev->kind, sizeof ev->kind, rk_ajson_member(e, "kind"));
+        rk_ajson_copy_text(ev->kind, sizeof ev->kind, rk_ajson_member(e, "kind"));
         snprintf(ev->text, sizeof ev->text, "%s", txt);
     }
 }
@@ -259,7 +248,7 @@ static void take_placement(struct tui_model *m, const struct rk_ajson_val *pl,
     int16_t map[256];
     for (size_t i = 0; i < nm && i < 256; i++) {
         char id[64];
-        text(id, sizeof id, rk_ajson_index(mem, i));
+        rk_ajson_copy_text(id, sizeof id, rk_ajson_index(mem, i));
         struct tui_peer *pe = peer_of(m, id);
         map[i] = pe ? (int16_t)(pe - m->peers) : -1;
     }
@@ -272,7 +261,7 @@ static void take_placement(struct tui_model *m, const struct rk_ajson_val *pl,
         memset(t, 0, sizeof(*t));
         t->owner = -1;
         for (const struct rk_ajson_val *e = rk_ajson_first(s); e; e = rk_ajson_next(e)) {
-            uint64_t k = u64(e);
+            uint64_t k = rk_ajson_u64_or0(e);
             int16_t pi = k < nm && k < 256 ? map[k] : -1;
             if (pi < 0)
                 continue;
@@ -308,23 +297,23 @@ static void take_members(struct tui_model *m, const struct tui_answer *anchor)
         return;
     const struct rk_ajson_val *r = rk_ajson_root(d);
     snprintf(m->anchor, sizeof m->anchor, "%s", anchor->addr);
-    text(m->cluster, sizeof m->cluster, rk_ajson_member(r, "cluster"));
+    rk_ajson_copy_text(m->cluster, sizeof m->cluster, rk_ajson_member(r, "cluster"));
     for (const struct rk_ajson_val *e = rk_ajson_first(rk_ajson_member(r, "members")); e;
          e = rk_ajson_next(e)) {
         char id[64];
-        text(id, sizeof id, rk_ajson_member(e, "id"));
+        rk_ajson_copy_text(id, sizeof id, rk_ajson_member(e, "id"));
         struct tui_peer *pe = peer_of(m, id);
         if (!pe)
             continue;
-        text(pe->state, sizeof pe->state, rk_ajson_member(e, "state"));
-        text(pe->addr, sizeof pe->addr, rk_ajson_member(e, "client"));
+        rk_ajson_copy_text(pe->state, sizeof pe->state, rk_ajson_member(e, "state"));
+        rk_ajson_copy_text(pe->addr, sizeof pe->addr, rk_ajson_member(e, "client"));
         bool self = false;
         rk_ajson_bool(rk_ajson_member(e, "self"), &self);
         pe->self_anchor = self;
-        pe->incarnation = u64(rk_ajson_member(e, "incarnation"));
-        pe->last_heard_ms = u64(rk_ajson_member(e, "last_heard_ms"));
-        pe->rtt_us = u64(rk_ajson_member(e, "rtt_us"));
-        pe->state_for_ms = u64(rk_ajson_member(e, "state_for_ms"));
+        pe->incarnation = rk_ajson_u64_or0(rk_ajson_member(e, "incarnation"));
+        pe->last_heard_ms = rk_ajson_u64_or0(rk_ajson_member(e, "last_heard_ms"));
+        pe->rtt_us = rk_ajson_u64_or0(rk_ajson_member(e, "rtt_us"));
+        pe->state_for_ms = rk_ajson_u64_or0(rk_ajson_member(e, "state_for_ms"));
         pe->config_match = true;
         rk_ajson_bool(rk_ajson_member(e, "config_match"), &pe->config_match);
         pe->refused[0] = '\0';
@@ -332,10 +321,10 @@ static void take_members(struct tui_model *m, const struct tui_answer *anchor)
     for (const struct rk_ajson_val *e = rk_ajson_first(rk_ajson_member(r, "refused")); e;
          e = rk_ajson_next(e)) {
         char id[64], setting[64], theirs[64], ours[64];
-        text(id, sizeof id, rk_ajson_member(e, "id"));
-        text(setting, sizeof setting, rk_ajson_member(e, "setting"));
-        text(theirs, sizeof theirs, rk_ajson_member(e, "theirs"));
-        text(ours, sizeof ours, rk_ajson_member(e, "ours"));
+        rk_ajson_copy_text(id, sizeof id, rk_ajson_member(e, "id"));
+        rk_ajson_copy_text(setting, sizeof setting, rk_ajson_member(e, "setting"));
+        rk_ajson_copy_text(theirs, sizeof theirs, rk_ajson_member(e, "theirs"));
+        rk_ajson_copy_text(ours, sizeof ours, rk_ajson_member(e, "ours"));
         struct tui_peer *pe = peer_of(m, id);
         if (pe)
             snprintf(pe->refused, sizeof pe->refused, "refused: %.40s is %.50s there, %.50s here",
@@ -350,7 +339,7 @@ static void take_overview(struct tui_model *m, struct tui_peer *pe, const struct
     struct tui_prev *pv = prev_of(m, pe->id);
     if (pv)
         take_traffic(pe, pv, r);
-    pe->uptime_s = u64(rk_ajson_member(r, "uptime_s"));
+    pe->uptime_s = rk_ajson_u64_or0(rk_ajson_member(r, "uptime_s"));
     size_t len = 0;
     const char *held = rk_ajson_str(rk_ajson_member(r, "held"), &len);
     pe->held = 0;
@@ -360,11 +349,11 @@ static void take_overview(struct tui_model *m, struct tui_peer *pe, const struct
         pe->held += bit(held, len, p);
     take_ae(pe, rk_ajson_member(r, "ae"));
     const struct rk_ajson_val *x = rk_ajson_member(r, "transfers");
-    pe->xfer_pending = u64(rk_ajson_member(x, "pending"));
-    pe->xfer_active = u64(rk_ajson_member(x, "active"));
-    pe->xfer_done = u64(rk_ajson_member(x, "done"));
-    pe->xfer_failed = u64(rk_ajson_member(x, "failed"));
-    text(pe->xfer_waiting, sizeof pe->xfer_waiting, rk_ajson_member(x, "waiting"));
+    pe->xfer_pending = rk_ajson_u64_or0(rk_ajson_member(x, "pending"));
+    pe->xfer_active = rk_ajson_u64_or0(rk_ajson_member(x, "active"));
+    pe->xfer_done = rk_ajson_u64_or0(rk_ajson_member(x, "done"));
+    pe->xfer_failed = rk_ajson_u64_or0(rk_ajson_member(x, "failed"));
+    rk_ajson_copy_text(pe->xfer_waiting, sizeof pe->xfer_waiting, rk_ajson_member(x, "waiting"));
     take_xfers(m, pe->id, rk_ajson_member(x, "receiving"));
     if (pv)
         take_events(m, pv, pe->id, rk_ajson_member(r, "events"));
@@ -381,7 +370,7 @@ static void take_hints(struct tui_model *m, struct rk_ajson **docs, size_t n)
             const char *id = rk_ajson_key(e, NULL);
             for (size_t k = 0; id && k < m->npeers; k++)
                 if (strcmp(m->peers[k].id, id) == 0)
-                    m->peers[k].hints_for += u64(e);
+                    m->peers[k].hints_for += rk_ajson_u64_or0(e);
         }
     }
 }
@@ -458,10 +447,10 @@ void tui_model_update(struct tui_model *m, const struct tui_answer *a, size_t n,
         if (!r)
             continue;
         if (a[i].anchor || !m->partitions) {
-            m->partitions = (uint32_t)u64(rk_ajson_member(r, "partitions"));
-            m->replicas = (uint32_t)u64(rk_ajson_member(r, "replicas"));
-            m->r = (uint32_t)u64(rk_ajson_member(r, "read_quorum"));
-            m->w = (uint32_t)u64(rk_ajson_member(r, "write_quorum"));
+            m->partitions = (uint32_t)rk_ajson_u64_or0(rk_ajson_member(r, "partitions"));
+            m->replicas = (uint32_t)rk_ajson_u64_or0(rk_ajson_member(r, "replicas"));
+            m->r = (uint32_t)rk_ajson_u64_or0(rk_ajson_member(r, "read_quorum"));
+            m->w = (uint32_t)rk_ajson_u64_or0(rk_ajson_member(r, "write_quorum"));
         }
         take_overview(m, pe, r);
     }
@@ -492,9 +481,9 @@ void tui_model_members(const struct tui_answer *anchor,
     for (const struct rk_ajson_val *e = rk_ajson_first(rk_ajson_path(rk_ajson_root(d), "members"));
          e; e = rk_ajson_next(e)) {
         char id[64], addr[128], state[16];
-        text(id, sizeof id, rk_ajson_member(e, "id"));
-        text(addr, sizeof addr, rk_ajson_member(e, "client"));
-        text(state, sizeof state, rk_ajson_member(e, "state"));
+        rk_ajson_copy_text(id, sizeof id, rk_ajson_member(e, "id"));
+        rk_ajson_copy_text(addr, sizeof addr, rk_ajson_member(e, "client"));
+        rk_ajson_copy_text(state, sizeof state, rk_ajson_member(e, "state"));
         if (strcmp(state, "left") != 0 && id[0] && addr[0])
             add(id, addr, arg);
     }

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -526,6 +527,18 @@ int rk_ajson_bool(const struct rk_ajson_val *v, bool *out)
         return RK_EINVAL;
     *out = v->text[0] == 't';
     return 0;
+}
+
+uint64_t rk_ajson_u64_or0(const struct rk_ajson_val *v)
+{
+    uint64_t x = 0;
+    return rk_ajson_u64(v, &x) == 0 ? x : 0;
+}
+
+void rk_ajson_copy_text(char *dst, size_t cap, const struct rk_ajson_val *v)
+{
+    const char *s = rk_ajson_text(v);
+    snprintf(dst, cap, "%s", s ? s : "");
 }
 
 void rk_ajson_compact(const char *s, size_t n, struct rk_jbuf *out)

@@ -118,6 +118,14 @@ int rk_ajson_double(const struct rk_ajson_val *v, double *out);
 /* true or false. Returns 0 and *out; RK_EINVAL for any other value. */
 int rk_ajson_bool(const struct rk_ajson_val *v, bool *out);
 
+/* For display, where a missing field shows as nothing: v's rk_ajson_u64
+ * value, or 0 when it has none. */
+uint64_t rk_ajson_u64_or0(const struct rk_ajson_val *v);
+
+/* rk_ajson_text(v) copied into dst (cap bytes, cut to fit), "" when v has
+ * no text. */
+void rk_ajson_copy_text(char *dst, size_t cap, const struct rk_ajson_val *v);
+
 /* Append JSON text s[0, n) to out without the whitespace between tokens
  * (strings are kept byte for byte): one line for `--json` output. s must
  * be valid JSON (a document's text, or rk_ajson_raw of a value); out

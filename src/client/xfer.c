@@ -4,41 +4,28 @@
 #include <stdio.h>
 #include <string.h>
 
-static uint64_t u64_of(const struct rk_ajson_val *v)
-{
-    uint64_t x = 0;
-    rk_ajson_u64(v, &x);
-    return x;
-}
-
-static void text_of(char *dst, size_t cap, const struct rk_ajson_val *v)
-{
-    const char *s = rk_ajson_text(v);
-    snprintf(dst, cap, "%s", s ? s : "");
-}
-
 void rk_xfer_row_read(struct rk_xfer_row *r, const char *to, const struct rk_ajson_val *e)
 {
     memset(r, 0, sizeof(*r));
-    r->part = (uint32_t)u64_of(rk_ajson_member(e, "partition"));
+    r->part = (uint32_t)rk_ajson_u64_or0(rk_ajson_member(e, "partition"));
     snprintf(r->to, sizeof r->to, "%s", to);
-    text_of(r->from, sizeof r->from, rk_ajson_member(e, "from"));
-    text_of(r->state, sizeof r->state, rk_ajson_member(e, "state"));
-    text_of(r->why, sizeof r->why, rk_ajson_member(e, "why"));
-    r->keys_done = u64_of(rk_ajson_member(e, "keys_done"));
-    r->bytes_done = u64_of(rk_ajson_member(e, "bytes_done"));
-    r->started_ms = u64_of(rk_ajson_member(e, "started_ms"));
+    rk_ajson_copy_text(r->from, sizeof r->from, rk_ajson_member(e, "from"));
+    rk_ajson_copy_text(r->state, sizeof r->state, rk_ajson_member(e, "state"));
+    rk_ajson_copy_text(r->why, sizeof r->why, rk_ajson_member(e, "why"));
+    r->keys_done = rk_ajson_u64_or0(rk_ajson_member(e, "keys_done"));
+    r->bytes_done = rk_ajson_u64_or0(rk_ajson_member(e, "bytes_done"));
+    r->started_ms = rk_ajson_u64_or0(rk_ajson_member(e, "started_ms"));
 }
 
 void rk_xfer_rows_sizes(struct rk_xfer_row *r, size_t n, const char *from,
                         const struct rk_ajson_val *parts)
 {
     for (const struct rk_ajson_val *e = rk_ajson_first(parts); e; e = rk_ajson_next(e)) {
-        uint64_t p = u64_of(rk_ajson_index(e, 0));
+        uint64_t p = rk_ajson_u64_or0(rk_ajson_index(e, 0));
         for (size_t i = 0; i < n; i++) {
             if (r[i].part == p && strcmp(r[i].from, from) == 0) {
-                r[i].keys_total = u64_of(rk_ajson_index(e, 1));
-                r[i].bytes_total = u64_of(rk_ajson_index(e, 2));
+                r[i].keys_total = rk_ajson_u64_or0(rk_ajson_index(e, 1));
+                r[i].bytes_total = rk_ajson_u64_or0(rk_ajson_index(e, 2));
             }
         }
     }

@@ -23,12 +23,6 @@ int rk_kvctl_ask(const struct rk_kvctl_opts *o, const char *cmd, const char *who
     return rv == 0 ? RK_EXIT_OK : RK_EXIT_CLUSTER;
 }
 
-void rk_kvctl_copy_text(char *dst, size_t cap, const struct rk_ajson_val *v)
-{
-    const char *s = rk_ajson_text(v);
-    snprintf(dst, cap, "%s", s ? s : "");
-}
-
 int rk_kvctl_members(const struct rk_kvctl_opts *o, const char *cmd, struct rk_kvctl_member **out,
                      size_t *n)
 {
@@ -43,9 +37,9 @@ int rk_kvctl_members(const struct rk_kvctl_opts *o, const char *cmd, struct rk_k
         rk_kvctl_oom();
     for (const struct rk_ajson_val *e = rk_ajson_first(arr); e; e = rk_ajson_next(e)) {
         struct rk_kvctl_member *x = &m[*n];
-        rk_kvctl_copy_text(x->id, sizeof x->id, rk_ajson_member(e, "id"));
-        rk_kvctl_copy_text(x->client, sizeof x->client, rk_ajson_member(e, "client"));
-        rk_kvctl_copy_text(x->state, sizeof x->state, rk_ajson_member(e, "state"));
+        rk_ajson_copy_text(x->id, sizeof x->id, rk_ajson_member(e, "id"));
+        rk_ajson_copy_text(x->client, sizeof x->client, rk_ajson_member(e, "client"));
+        rk_ajson_copy_text(x->state, sizeof x->state, rk_ajson_member(e, "state"));
         if (strcmp(x->state, "left") != 0)
             (*n)++;
     }

@@ -16,9 +16,6 @@ struct rk_kvctl_member {
     char state[16];
 };
 
-/* v's text (a string or a number as written) into dst, "" when absent. */
-void rk_kvctl_copy_text(char *dst, size_t cap, const struct rk_ajson_val *v);
-
 /* One admin request op to addr, the reply parsed into *doc (freed by the
  * caller). On failure one line "CMD: WHO (ADDR) did not answer: WHY" and
  * RK_EXIT_CLUSTER; else RK_EXIT_OK. */

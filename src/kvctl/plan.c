@@ -276,7 +276,7 @@ static int resolve_node(const struct rk_kvctl_opts *o, struct plan *pl, const ch
         int code = ask(o, "the joining node", arg, RK_OP_STATUS, &doc);
         if (code != RK_EXIT_OK)
             return code;
-        rk_kvctl_copy_text(pl->node, sizeof pl->node, rk_ajson_member(rk_ajson_root(doc), "node"));
+        rk_ajson_copy_text(pl->node, sizeof pl->node, rk_ajson_member(rk_ajson_root(doc), "node"));
         rk_ajson_free(doc);
     }
     if (pl->node[0] == '\0' || strlen(pl->node) > RK_RING_ID_MAX) {

@@ -260,6 +260,28 @@ static void test_compact(void **state)
     free(out.p);
 }
 
+/* The display helpers: absent or unfit values show as 0 / "", text is cut
+ * to the buffer. */
+static void test_display_helpers(void **state)
+{
+    (void)state;
+    struct rk_ajson *d =
+        must_parse("{\"n\": 42, \"neg\": -1, \"s\": \"node-12345\", \"f\": 1.5}", 0);
+    const struct rk_ajson_val *r = rk_ajson_root(d);
+    assert_int_equal(rk_ajson_u64_or0(rk_ajson_member(r, "n")), 42);
+    assert_int_equal(rk_ajson_u64_or0(rk_ajson_member(r, "neg")), 0);
+    assert_int_equal(rk_ajson_u64_or0(rk_ajson_member(r, "f")), 0);
+    assert_int_equal(rk_ajson_u64_or0(rk_ajson_member(r, "absent")), 0);
+    char b[8];
+    rk_ajson_copy_text(b, sizeof b, rk_ajson_member(r, "s"));
+    assert_string_equal(b, "node-12");
+    rk_ajson_copy_text(b, sizeof b, rk_ajson_member(r, "n"));
+    assert_string_equal(b, "42");
+    rk_ajson_copy_text(b, sizeof b, NULL);
+    assert_string_equal(b, "");
+    rk_ajson_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,7 +289,7 @@ int main(void)
         cmocka_unit_test(test_escapes_exact), cmocka_unit_test(test_escapes_one_line),
         cmocka_unit_test(test_u64_limits),    cmocka_unit_test(test_malformed_refused),
         cmocka_unit_test(test_depth_limit),   cmocka_unit_test(test_every_prefix),
-        cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_compact),       cmocka_unit_test(test_display_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
