@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine, builds ringkv (RelWithDebInfo) and runs one
 # node in the foreground: built-in defaults, data in ./ringkv-data, clients
-# on tcp://0.0.0.0:7400. Arguments go to ringkvd (e.g. run -c etc/ringkv.toml).
+# on tcp://0.0.0.0:7400. Arguments go to ringkvd (e.g. run -c etc/ringkv.toml,
+# or demo: packaging/run-demo.sh).
 # Build tree: $RINGKV_BUILD_DIR (default build/ in the checkout).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,5 +13,7 @@ bash "$root/packaging/deps.sh"
 cmake -S "$root" -B "$build" -DRINGKV_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DBUILD_TESTING=ON -DRINGKV_SANITIZER= >/dev/null
 cmake --build "$build" -j"$(nproc)" --target ringkvd kvctl >/dev/null
-echo "ringkvd: starting; in another shell: $build/src/kvctl put hello world && $build/src/kvctl get hello" >&2
+if [[ $# -eq 0 || $1 == run || $1 == -c ]]; then
+  echo "ringkvd: starting; in another shell: $build/src/kvctl put hello world && $build/src/kvctl get hello" >&2
+fi
 exec "$build/src/ringkvd" "$@"
