@@ -17,9 +17,10 @@
 
 #define PARTS 16
 
-/* Three answers at now_ms: node-1 anchor, node-3 answering or not. */
-static size_t answers(struct tui_answer *a, uint64_t now_ms, uint64_t gets, const uint64_t lat[4],
-                      const char *state3, bool node3_answers, const char *marked)
+/* One refresh of three members into m at now_ms: node-1 the anchor, node-3
+ * in gossip state state3 and answering or not. */
+static void feed(struct tui_model *m, uint64_t now_ms, uint64_t gets, const uint64_t lat[4],
+                 const char *state3, bool node3_answers, const char *marked)
 {
     struct tui_fixture f = {.nodes = 3,
                             .parts = PARTS,
@@ -29,18 +30,18 @@ static size_t answers(struct tui_answer *a, uint64_t now_ms, uint64_t gets, cons
                             .last_silent = !node3_answers,
                             .marked = marked};
     memcpy(f.lat, lat, sizeof f.lat);
-    return tui_fixture_answers(a, &f);
+    struct tui_answer a[3];
+    size_t n = tui_fixture_answers(a, &f);
+    tui_model_update(m, a, n, now_ms, 1000);
+    tui_poll_snapshot_free(a, n);
 }
 
 static void test_marks_follow_liveness(void **state)
 {
     (void)state;
     struct tui_model *m = calloc(1, sizeof(*m));
-    struct tui_answer a[3];
     uint64_t lat[4] = {0};
-    size_t n = answers(a, 100000, 0, lat, "alive", true, "0000");
-    tui_model_update(m, a, n, 100000, 1000);
-    tui_poll_snapshot_free(a, n);
+    feed(m, 100000, 0, lat, "alive", true, "0000");
     assert_int_equal(m->npeers, 3);
     assert_true(m->have_placement);
     assert_int_equal(m->partitions, PARTS);
@@ -54,9 +55,7 @@ static void test_marks_follow_liveness(void **state)
 
     /* node-3 dead and silent: every partition has 2 live replicas: under
      * N, still R and W. */
-    n = answers(a, 105000, 0, lat, "dead", false, "0000");
-    tui_model_update(m, a, n, 105000, 1000);
-    tui_poll_snapshot_free(a, n);
+    feed(m, 105000, 0, lat, "dead", false, "0000");
     assert_false(m->peers[2].live);
     assert_int_equal(m->counts[2], PARTS);
     assert_int_equal(m->counts[0], 0);
@@ -69,15 +68,10 @@ static void test_rates_and_latency_from_differences(void **state)
 {
     (void)state;
     struct tui_model *m = calloc(1, sizeof(*m));
-    struct tui_answer a[3];
     uint64_t lat0[4] = {10, 0, 0, 0}, lat1[4] = {10 + 98, 1, 1, 0};
-    size_t n = answers(a, 200000, 1000, lat0, "alive", true, "0000");
-    tui_model_update(m, a, n, 200000, 1000);
-    tui_poll_snapshot_free(a, n);
+    feed(m, 200000, 1000, lat0, "alive", true, "0000");
     assert_true(m->peers[0].gets < 0); /* one answer: no rate yet */
-    n = answers(a, 202000, 1400, lat1, "alive", true, "0100");
-    tui_model_update(m, a, n, 202000, 1000);
-    tui_poll_snapshot_free(a, n);
+    feed(m, 202000, 1400, lat1, "alive", true, "0100");
     assert_true(m->peers[0].gets > 199.9 && m->peers[0].gets < 200.1); /* 400 in 2 s */
     /* 98 requests under 100 us, 1 under 1 ms, 1 under 10 ms: the median is
      * interpolated in the first bucket (50 of 98), p99 ends the second. */
@@ -112,11 +106,8 @@ static void test_frames_fit_and_say_so_when_small(void **state)
 {
     (void)state;
     struct tui_model *m = calloc(1, sizeof(*m));
-    struct tui_answer a[3];
     uint64_t lat[4] = {0};
-    size_t n = answers(a, 300000, 0, lat, "suspect", true, "0000");
-    tui_model_update(m, a, n, 300000, 1000);
-    tui_poll_snapshot_free(a, n);
+    feed(m, 300000, 0, lat, "suspect", true, "0000");
     struct tui_ui ui = {.interval_ms = 1000, .focus = TUI_PEERS};
     int sizes[][2] = {{80, 24}, {200, 60}, {120, 40}};
     for (size_t i = 0; i < 3; i++) {
