@@ -329,9 +329,7 @@ static enum rk_status ae_json(struct rk_shared *sh, const struct rk_msg *req, st
     if (has)
         rk_jadd(b, ",\"holds_partition\":%s", only_held ? "true" : "false");
     rk_jadd(b, ",");
-    rk_jaddn(b, rows.p ? rows.p : "", rows.len);
-    b->oom = b->oom || rows.oom;
-    free(rows.p);
+    rk_jbuf_move(b, &rows);
     rk_jadd(b, "}");
     rk_view_release(v);
     return RK_ST_OK;

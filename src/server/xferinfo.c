@@ -142,9 +142,7 @@ enum rk_status rk_admin_transfers(struct rk_shared *sh, struct rk_jbuf *b)
             atomic_load(&sh->xfer.max_concurrent),
             (unsigned long long)atomic_load(&sh->xfer.max_bytes_per_second), held,
             v->agreed ? "true" : "false");
-    rk_jaddn(b, rows.p ? rows.p : "", rows.len);
-    b->oom = b->oom || rows.oom;
-    free(rows.p);
+    rk_jbuf_move(b, &rows);
     rk_jadd(b, "}");
     rk_view_release(v);
     return RK_ST_OK;

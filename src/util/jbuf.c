@@ -59,3 +59,11 @@ void rk_jstr(struct rk_jbuf *b, const char *s)
     }
     rk_jadd(b, "\"");
 }
+
+void rk_jbuf_move(struct rk_jbuf *b, struct rk_jbuf *part)
+{
+    rk_jaddn(b, part->p ? part->p : "", part->len);
+    b->oom = b->oom || part->oom;
+    free(part->p);
+    *part = (struct rk_jbuf){0};
+}

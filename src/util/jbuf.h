@@ -20,6 +20,10 @@ void rk_jadd(struct rk_jbuf *b, const char *fmt, ...) __attribute__((format(prin
  * still follows the last byte). n == 0 still allocates, so p is "" after. */
 void rk_jaddn(struct rk_jbuf *b, const void *p, size_t n);
 
+/* Append what part holds and free it (part is empty after; its running
+ * out of memory carries over to b). */
+void rk_jbuf_move(struct rk_jbuf *b, struct rk_jbuf *part);
+
 /* Append s as a JSON string literal: quotes, backslashes and control
  * bytes escaped (other bytes go as they are: ids and paths are UTF-8). */
 void rk_jstr(struct rk_jbuf *b, const char *s);
