@@ -122,8 +122,10 @@ static void example_path(char *buf, size_t len)
     snprintf(buf, len, "%.*setc/ringkv.toml", (int)(tail - f), f);
 }
 
-/* The example is the packaged config: the defaults, except that data_dir
- * is systemd's StateDirectory (the unit runs with / as working dir). */
+/* The example is the packaged config: the single-node defaults (what
+ * `ringkvd run` without -c uses), except that data_dir is systemd's
+ * StateDirectory (the unit runs with / as working dir) and the node listens
+ * on loopback only. Every other key keeps its built-in default. */
 static void test_example_file_is_the_defaults(void **state)
 {
     char path[1024], err[1024], live[1024], restart[1024];
@@ -132,9 +134,16 @@ static void test_example_file_is_the_defaults(void **state)
     memset(&c, 0x33, sizeof(c));
     if (rk_config_load(&c, path, err, sizeof(err)))
         fail_msg("%s", err);
-    rk_config_defaults(&d);
+    memset(&d, 0, sizeof(d));
+    rk_config_single_node(&d);
     assert_string_equal(c.data_dir, "/var/lib/ringkv");
+    assert_string_equal(c.listen_client, "tcp://127.0.0.1:7400");
+    assert_string_equal(c.listen_peer, "tcp://127.0.0.1:7401");
+    assert_string_equal(c.listen_gossip, "tcp://127.0.0.1:7402");
     snprintf(d.data_dir, sizeof(d.data_dir), "%s", "/var/lib/ringkv");
+    snprintf(d.listen_client, sizeof(d.listen_client), "%s", "tcp://127.0.0.1:7400");
+    snprintf(d.listen_peer, sizeof(d.listen_peer), "%s", "tcp://127.0.0.1:7401");
+    snprintf(d.listen_gossip, sizeof(d.listen_gossip), "%s", "tcp://127.0.0.1:7402");
     rk_config_diff(&d, &c, live, sizeof(live), restart, sizeof(restart));
     assert_string_equal(live, "");
     assert_string_equal(restart, "");
