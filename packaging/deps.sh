@@ -14,6 +14,7 @@ packages=(
   tmux                       # cluster tests drive the dashboard in a terminal
   lz4                        # the storage benchmark compares with `lz4 -b1 -B16384`
   libfaketime                # cluster tests: a node whose wall clock runs ahead
+  prometheus                 # tests/cluster/test_http.py: promtool check metrics, a real scraper
 )
 
 # --bench: also what tests/bench/run_node_bench.sh compares against.
