@@ -206,12 +206,11 @@ static void ae_stats_json(struct rk_shared *sh, const struct rk_worker_stats *t,
     ae_activity_json(&n, b);
     rk_jadd(b, "},\"transfers\":{");
     rk_admin_xfer_json(&n, b);
-    uint32_t held = 0;
+    struct rk_admin_placement pl;
     struct rk_view *v = rk_view_acquire(&sh->views);
-    for (uint32_t p = 0; v && p < sh->partitions; p++)
-        held += rk_view_holds(v, p);
+    rk_admin_placement(sh, v, &pl);
     rk_view_release(v);
-    rk_jadd(b, ",\"held\":%u},", held);
+    rk_jadd(b, ",\"held\":%u},", pl.held);
 }
 
 /* The partition in req's KEY (decimal), when there is one: 1 with *part,
@@ -376,6 +375,24 @@ static enum rk_status repair_json(struct rk_shared *sh, const struct rk_msg *req
     rk_jaddn(b, sh->node_id, strlen(sh->node_id)); /* an identifier: nothing to escape */
     rk_jadd(b, "\"}");
     return RK_ST_OK;
+}
+
+void rk_admin_placement(struct rk_shared *sh, const struct rk_view *v,
+                        struct rk_admin_placement *pl)
+{
+    memset(pl, 0, sizeof(*pl));
+    if (!v)
+        return;
+    for (size_t i = 0; i < v->n; i++)
+        if (v->m[i].state < RK_MEMBER_NSTATES)
+            pl->members[v->m[i].state]++;
+    uint32_t parts = rk_ring_partitions(v->ring);
+    for (uint32_t p = 0; p < parts; p++) {
+        pl->held += rk_view_holds(v, p);
+        pl->pending += rk_xferinfo_receiving(v, p);
+        pl->under += v->part[p].nserve < sh->cfg.replicas;
+    }
+    pl->without_quorum = rk_view_short_partitions(v, sh->cfg.write_quorum, &pl->first_short);
 }
 
 static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
@@ -544,15 +561,14 @@ void rk_admin_ready(struct rk_shared *sh, struct rk_admin_readiness *r)
         rk_view_release(v);
         return;
     }
-    uint32_t first, parts = rk_ring_partitions(v->ring);
-    uint32_t nshort = rk_view_short_partitions(v, w, &first);
+    struct rk_admin_placement pl;
+    rk_admin_placement(sh, v, &pl);
+    uint32_t parts = rk_ring_partitions(v->ring);
+    uint32_t first = pl.first_short, nshort = pl.without_quorum;
     if (nshort == 0) {
-        uint32_t under = 0; /* fewer holders than cluster.replicas: transfers under way */
-        for (uint32_t p = 0; p < parts; p++)
-            under += v->part[p].nserve < sh->cfg.replicas;
         rk_view_release(v);
         r->ready = true;
-        r->under = under;
+        r->under = pl.under; /* fewer holders than cluster.replicas: transfers under way */
         snprintf(r->reason, sizeof(r->reason),
                  "a write quorum of %u is reachable for all %u partitions", w, parts);
         return;

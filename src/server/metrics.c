@@ -1,7 +1,6 @@
 /* Prometheus exposition of the node's figures (metrics.h). */
 #include "server/metrics.h"
 #include "server/admin_int.h"
-#include "server/xferinfo.h"
 #include "cluster/members.h"
 #include "cluster/view.h"
 #include "util/clock.h"
@@ -169,34 +168,24 @@ static void transfers(const struct rk_admin_ae *n, struct rk_jbuf *b)
     one(b, "ringkv_transfer_bytes_total", "counter", "Bytes received by transfers.", n->xfer_bytes);
 }
 
-/* Members by state and the partitions as the view places them (the same
- * computations as OVERVIEW's bitmaps and READY). Without a view yet,
- * every figure is 0. */
+/* Members by state and the partitions as the view places them
+ * (rk_admin_placement, as STATS and READY count them). */
 static void placement(struct rk_shared *sh, const struct rk_view *v, struct rk_jbuf *b)
 {
-    uint32_t by_state[RK_MEMBER_NSTATES] = {0};
-    uint32_t held = 0, pending = 0, under = 0, noquorum = 0, first;
-    for (size_t i = 0; v && i < v->n; i++)
-        if (v->m[i].state < RK_MEMBER_NSTATES)
-            by_state[v->m[i].state]++;
-    for (uint32_t p = 0; v && p < sh->partitions; p++) {
-        held += rk_view_holds(v, p);
-        pending += rk_xferinfo_receiving(v, p);
-        under += v->part[p].nserve < sh->cfg.replicas;
-    }
-    if (v)
-        noquorum = rk_view_short_partitions(v, sh->cfg.write_quorum, &first);
+    struct rk_admin_placement pl;
+    rk_admin_placement(sh, v, &pl);
     family(b, "ringkv_members", "gauge",
            "Members of the cluster as this node sees them, by state.");
     for (unsigned s = 0; s < RK_MEMBER_NSTATES; s++)
-        rk_jadd(b, "ringkv_members{state=\"%s\"} %u\n", rk_member_state_name(s), by_state[s]);
+        rk_jadd(b, "ringkv_members{state=\"%s\"} %u\n", rk_member_state_name(s), pl.members[s]);
     one(b, "ringkv_partitions", "gauge", "Partitions of the ring.", sh->partitions);
-    one(b, "ringkv_partitions_held", "gauge", "Partitions this node holds.", held);
-    one(b, "ringkv_partitions_pending", "gauge", "Partitions this node is to receive.", pending);
+    one(b, "ringkv_partitions_held", "gauge", "Partitions this node holds.", pl.held);
+    one(b, "ringkv_partitions_pending", "gauge", "Partitions this node is to receive.", pl.pending);
     one(b, "ringkv_partitions_under_replicated", "gauge",
-        "Partitions with fewer holders than cluster.replicas.", under);
+        "Partitions with fewer holders than cluster.replicas.", pl.under);
     one(b, "ringkv_partitions_without_quorum", "gauge",
-        "Partitions with fewer than cluster.write_quorum preference replicas up.", noquorum);
+        "Partitions with fewer than cluster.write_quorum preference replicas up.",
+        pl.without_quorum);
 }
 
 /* Seconds since each worker loop's last turn (the heartbeat the HEALTH
