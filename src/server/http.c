@@ -118,7 +118,7 @@ static int add_route(struct rk_http *h, struct route *r, const char *path)
     int rv = nng_http_handler_alloc(&hd, path, on_request);
     if (rv != 0)
         return rv;
-    /* GET only (nng answers 405 to others, HEAD included by its rules); no body. */
+    /* GET, and HEAD, which nng answers from it (405 to the others); no body. */
     if ((rv = nng_http_handler_set_method(hd, "GET")) != 0 ||
         (rv = nng_http_handler_collect_body(hd, true, 0)) != 0 ||
         (rv = nng_http_handler_set_data(hd, r, NULL)) != 0 ||
