@@ -6,7 +6,6 @@
 #include "util/clock.h"
 #include "util/histo.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
