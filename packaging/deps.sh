@@ -15,6 +15,7 @@ packages=(
   lz4                        # the storage benchmark compares with `lz4 -b1 -B16384`
   libfaketime                # cluster tests: a node whose wall clock runs ahead
   debhelper dpkg-dev fakeroot lintian groff   # packaging/build-deb.sh and tests/cluster/test_package.py
+  prometheus                 # tests/cluster/test_http.py: promtool check metrics, a real scraper
 )
 
 # --bench: also what tests/bench/run_node_bench.sh compares against.

@@ -856,7 +856,42 @@ static int cross_check(const struct rk_config *c, char *err, size_t errlen, cons
         return bad(err, errlen, "security.tls_cert and security.tls_key go together (%s is empty)",
                    empty);
     }
+    static const char *const http_at[] = {"listen.http", NULL};
+    char url[300];
+    if (rk_config_http_url(c->listen_http, url, sizeof(url), err, errlen) < 0) {
+        *at = http_at;
+        return -1;
+    }
     return grace_rule(c, err, errlen, at);
+}
+
+/* HOST:PORT's host: a name or IPv4 address, or an IPv6 one in brackets. */
+static bool http_host(const char *h, size_t n)
+{
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']')
+        return n > 2 && strspn(h + 1, "0123456789abcdefABCDEF:.") == n - 2;
+    return n > 0 &&
+           strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") >= n;
+}
+
+int rk_config_http_url(const char *listen, char *url, size_t len, char *err, size_t errlen)
+{
+    const char *s = strncmp(listen, "http://", 7) == 0 ? listen + 7 : listen;
+    url[0] = '\0';
+    if (!listen[0])
+        return 0;
+    const char *colon = strrchr(s, ':');
+    const char *port = colon ? colon + 1 : "";
+    size_t pn = strlen(port);
+    unsigned long p =
+        pn && pn <= 5 && strspn(port, "0123456789") == pn ? strtoul(port, NULL, 10) : 0;
+    if (!colon || p == 0 || p > 65535 || !http_host(s, (size_t)(colon - s)))
+        return bad(err, errlen,
+                   "listen.http = \"%s\" is not HOST:PORT or http://HOST:PORT (port 1-65535; \"\" "
+                   "turns HTTP off)",
+                   listen);
+    snprintf(url, len, "http://%s", s);
+    return 0;
 }
 
 /* rk_config_validate, and in *at the keys a cross-key message is about

@@ -106,6 +106,12 @@ int rk_config_load_buf(struct rk_config *c, const char *name, const char *buf, s
  * with err. */
 int rk_config_validate(const struct rk_config *c, char *err, size_t errlen);
 
+/* listen.http as the URL nng's HTTP server takes: "HOST:PORT" or
+ * "http://HOST:PORT" (a name, IPv4, or [IPv6] host; port 1-65535) into
+ * url as "http://HOST:PORT"; "" (off) gives "". 0, or -1 with one line in
+ * err. The one parser of the key: validation and the server use it. */
+int rk_config_http_url(const char *listen, char *url, size_t len, char *err, size_t errlen);
+
 /* Compare a running config with a reloaded one. Applies nothing: writes to
  * `live` the names of changed keys that can change at runtime (log.level,
  * limits.*, antientropy.*), comma-separated, and to `restart` those that

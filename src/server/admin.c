@@ -206,12 +206,11 @@ static void ae_stats_json(struct rk_shared *sh, const struct rk_worker_stats *t,
     ae_activity_json(&n, b);
     rk_jadd(b, "},\"transfers\":{");
     rk_admin_xfer_json(&n, b);
-    uint32_t held = 0;
+    struct rk_admin_placement pl;
     struct rk_view *v = rk_view_acquire(&sh->views);
-    for (uint32_t p = 0; v && p < sh->partitions; p++)
-        held += rk_view_holds(v, p);
+    rk_admin_placement(sh, v, &pl);
     rk_view_release(v);
-    rk_jadd(b, ",\"held\":%u},", held);
+    rk_jadd(b, ",\"held\":%u},", pl.held);
 }
 
 /* The partition in req's KEY (decimal), when there is one: 1 with *part,
@@ -378,6 +377,24 @@ static enum rk_status repair_json(struct rk_shared *sh, const struct rk_msg *req
     return RK_ST_OK;
 }
 
+void rk_admin_placement(struct rk_shared *sh, const struct rk_view *v,
+                        struct rk_admin_placement *pl)
+{
+    memset(pl, 0, sizeof(*pl));
+    if (!v)
+        return;
+    for (size_t i = 0; i < v->n; i++)
+        if (v->m[i].state < RK_MEMBER_NSTATES)
+            pl->members[v->m[i].state]++;
+    uint32_t parts = rk_ring_partitions(v->ring);
+    for (uint32_t p = 0; p < parts; p++) {
+        pl->held += rk_view_holds(v, p);
+        pl->pending += rk_xferinfo_receiving(v, p);
+        pl->under += v->part[p].nserve < sh->cfg.replicas;
+    }
+    pl->without_quorum = rk_view_short_partitions(v, sh->cfg.write_quorum, &pl->first_short);
+}
+
 static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
     struct rk_worker_stats t;
@@ -444,12 +461,22 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             (unsigned long long)s->tombstones_held);
 }
 
-static enum rk_status health_json(struct rk_shared *sh, struct rk_jbuf *b)
+bool rk_admin_health(struct rk_shared *sh, char *why, size_t len)
 {
     uint32_t idx = 0;
     const char *stall = stalled_worker(sh, &idx);
-    if (stall) {
-        rk_jadd(b, "{\"healthy\":false,\"reason\":\"worker %u: %s\"}", idx, stall);
+    if (stall)
+        snprintf(why, len, "worker %u: %s", idx, stall);
+    return stall == NULL;
+}
+
+static enum rk_status health_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    char why[128];
+    if (!rk_admin_health(sh, why, sizeof(why))) {
+        rk_jadd(b, "{\"healthy\":false,\"reason\":");
+        rk_jstr(b, why);
+        rk_jadd(b, "}");
         return RK_ST_UNAVAILABLE;
     }
     rk_jadd(b, "{\"healthy\":true,\"workers\":%u}", sh->nworkers);
@@ -505,79 +532,80 @@ static void down_members(const struct rk_view *v, char *out, size_t len)
  * ones whose acks the coordinator counts (rk_view_short_partitions): any
  * node coordinates any key, so one partition short is a write that fails
  * here. Dead members not yet removed count as down. */
-static enum rk_status ready_json(struct rk_shared *sh, struct rk_jbuf *b)
+void rk_admin_ready(struct rk_shared *sh, struct rk_admin_readiness *r)
 {
     unsigned seen = atomic_load(&sh->members_seen);
     unsigned expect = sh->cfg.expect_nodes, w = sh->cfg.write_quorum;
-    char why[400];
+    r->ready = false;
+    r->under = r->nshort = -1;
     if (atomic_load(&sh->stopping)) {
-        rk_jadd(b, "{\"ready\":false,\"reason\":\"shutting down\"}");
-        return RK_ST_UNAVAILABLE;
+        snprintf(r->reason, sizeof(r->reason), "shutting down");
+        return;
     }
-    if (rk_admin_island(sh, why, sizeof(why))) {
-        rk_jadd(b, "{\"ready\":false,\"reason\":");
-        rk_jstr(b, why);
-        rk_jadd(b, "}");
-        return RK_ST_UNAVAILABLE;
-    }
+    if (rk_admin_island(sh, r->reason, sizeof(r->reason)))
+        return;
     if (seen < expect) {
-        rk_jadd(b,
-                "{\"ready\":true,\"reason\":\"cluster forming: %u of %u expected members seen "
-                "(cluster.expect_nodes)\"}",
-                seen, expect);
-        return RK_ST_OK;
+        r->ready = true;
+        snprintf(r->reason, sizeof(r->reason),
+                 "cluster forming: %u of %u expected members seen (cluster.expect_nodes)", seen,
+                 expect);
+        return;
     }
     struct rk_view *v = rk_view_acquire(&sh->views);
     if (!v) {
-        rk_jadd(b, "{\"ready\":false,\"reason\":\"no cluster view yet\"}");
-        return RK_ST_UNAVAILABLE;
+        snprintf(r->reason, sizeof(r->reason), "no cluster view yet");
+        return;
     }
     if (!v->heard_all) {
-        snprintf(why, sizeof(why), "holdings of %s not heard yet (gossip)", v->unheard);
+        snprintf(r->reason, sizeof(r->reason), "holdings of %s not heard yet (gossip)", v->unheard);
         rk_view_release(v);
-        rk_jadd(b, "{\"ready\":false,\"reason\":");
-        rk_jstr(b, why);
-        rk_jadd(b, "}");
-        return RK_ST_UNAVAILABLE;
+        return;
     }
-    uint32_t first, parts = rk_ring_partitions(v->ring);
-    uint32_t nshort = rk_view_short_partitions(v, w, &first);
+    struct rk_admin_placement pl;
+    rk_admin_placement(sh, v, &pl);
+    uint32_t parts = rk_ring_partitions(v->ring);
+    uint32_t first = pl.first_short, nshort = pl.without_quorum;
     if (nshort == 0) {
-        uint32_t under = 0; /* fewer holders than cluster.replicas: transfers under way */
-        for (uint32_t p = 0; p < parts; p++)
-            under += v->part[p].nserve < sh->cfg.replicas;
         rk_view_release(v);
-        rk_jadd(b,
-                "{\"ready\":true,\"reason\":\"a write quorum of %u is reachable for all %u "
-                "partitions\",\"partitions_under_replicated\":%u}",
-                w, parts, under);
-        return RK_ST_OK;
+        r->ready = true;
+        r->under = pl.under; /* fewer holders than cluster.replicas: transfers under way */
+        snprintf(r->reason, sizeof(r->reason),
+                 "a write quorum of %u is reachable for all %u partitions", w, parts);
+        return;
     }
+    r->nshort = nshort;
     size_t n, up = rk_view_up_replicas(v, first, &n);
     if (n == 0) {
         rk_view_release(v);
-        snprintf(why, sizeof(why),
+        snprintf(r->reason, sizeof(r->reason),
                  "%u of %u partitions have no holder yet (partition %u): the cluster has not "
                  "formed (every member alive, at least cluster.expect_nodes = %u, and agreeing "
                  "on the member list) or every holder was removed",
                  nshort, parts, first, expect);
-        rk_jadd(b, "{\"ready\":false,\"reason\":");
-        rk_jstr(b, why);
-        rk_jadd(b, ",\"partitions_short\":%u}", nshort);
-        return RK_ST_UNAVAILABLE;
+        return;
     }
     char down[200];
     down_members(v, down, sizeof(down));
     rk_view_release(v);
-    snprintf(why, sizeof(why),
+    snprintf(r->reason, sizeof(r->reason),
              "a write quorum of %u (cluster.write_quorum) is unreachable for %u of %u "
              "partitions (partition %u: %zu of %zu replicas up)%s%s%s",
              w, nshort, parts, first, up, n, down[0] ? "; down: " : "", down,
              down[0] ? " (kvctl remove NODE takes a dead member out of the ring)" : "");
-    rk_jadd(b, "{\"ready\":false,\"reason\":");
-    rk_jstr(b, why);
-    rk_jadd(b, ",\"partitions_short\":%u}", nshort);
-    return RK_ST_UNAVAILABLE;
+}
+
+static enum rk_status ready_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_admin_readiness r;
+    rk_admin_ready(sh, &r);
+    rk_jadd(b, "{\"ready\":%s,\"reason\":", r.ready ? "true" : "false");
+    rk_jstr(b, r.reason);
+    if (r.under >= 0)
+        rk_jadd(b, ",\"partitions_under_replicated\":%lld", (long long)r.under);
+    if (r.nshort >= 0)
+        rk_jadd(b, ",\"partitions_short\":%lld", (long long)r.nshort);
+    rk_jadd(b, "}");
+    return r.ready ? RK_ST_OK : RK_ST_UNAVAILABLE;
 }
 
 static void member_json(struct rk_jbuf *b, const struct rk_member *m, bool self, uint64_t now,

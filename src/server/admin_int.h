@@ -7,10 +7,13 @@
 #define RK_ADMIN_INT_H
 
 #include "cluster/aeprogress.h"
+#include "cluster/members.h"
 #include "cluster/view.h"
 #include "server/worker.h"
 #include "util/jbuf.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The node's anti-entropy and transfers: the sum of what its workers
@@ -39,6 +42,34 @@ void rk_admin_ae_node(struct rk_shared *sh, const struct rk_view *v, struct rk_a
  * the transfer counters as members of an object (waiting "" while one
  * streams, or when nothing waits). */
 void rk_admin_xfer_json(const struct rk_admin_ae *n, struct rk_jbuf *b);
+
+/* Placement as this node's view v has it: members by state, and the
+ * partitions it holds, is to receive (transfers), that have fewer holders
+ * than cluster.replicas, and that lack a write quorum of preference
+ * replicas up (rk_view_short_partitions; first_short the first of them).
+ * All 0 when v is NULL (no view yet). STATS, READY and /metrics count
+ * with it. */
+struct rk_admin_placement {
+    uint32_t members[RK_MEMBER_NSTATES];
+    uint32_t held, pending, under, without_quorum, first_short;
+};
+void rk_admin_placement(struct rk_shared *sh, const struct rk_view *v,
+                        struct rk_admin_placement *pl);
+
+/* The HEALTH rule: true when every worker loop turned within the last
+ * 2 s; false with the one-line reason in why. Any thread, no lock. */
+bool rk_admin_health(struct rk_shared *sh, char *why, size_t len);
+
+/* The READY rule (kvctl ready, /ready), computed from the published view
+ * and counters. under: partitions with fewer holders than
+ * cluster.replicas, when the view was judged whole (else -1); nshort:
+ * partitions without a write quorum, when some are (else -1). */
+struct rk_admin_readiness {
+    bool ready;
+    char reason[600];
+    int64_t under, nshort;
+};
+void rk_admin_ready(struct rk_shared *sh, struct rk_admin_readiness *r);
 
 /* "stopping", "degraded" (a worker loop stalled) or "serving". */
 const char *rk_admin_state(struct rk_shared *sh);

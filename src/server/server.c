@@ -5,6 +5,7 @@
  * commits, syncs and closes its storage → join → exit 0. */
 #include "server/server.h"
 #include "server/holding.h"
+#include "server/http.h"
 #include "util/conns.h"
 #include "server/admin.h"
 #include "server/control.h"
@@ -54,6 +55,7 @@ struct server {
     uint64_t members_saved; /* rk_members_digest of the table last saved */
     struct rk_control control;
     struct rk_member self;
+    struct rk_http *http; /* listen.http; NULL when off */
 };
 
 #define HOLDING_LOOK_S 0.1 /* completed transfers, genesis and drops looked at */
@@ -337,6 +339,14 @@ static int start_workers(struct server *s)
     }
     if (listen_client(s) < 0)
         return -1;
+    /* Bound with the other listeners, before any thread runs, so a bad
+     * address stops the start cleanly. A worker's heartbeat is set when
+     * it is created: /health judges it from here on. */
+    char err[1200];
+    if (rk_http_start(&s->http, sh, sh->cfg.listen_http, err, sizeof(err)) < 0) {
+        fatal("%s", err);
+        return -1;
+    }
     s->listening = true;
     if (start_gossip(s) < 0)
         return -1;
@@ -576,6 +586,7 @@ static void watchers_start(struct server *s)
 static void teardown(struct server *s)
 {
     struct rk_shared *sh = &s->sh;
+    rk_http_stop(s->http); /* its handlers read the workers */
     for (uint32_t i = 0; sh->workers && i < sh->nworkers; i++) {
         if (!sh->workers[i])
             continue;

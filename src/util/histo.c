@@ -24,6 +24,7 @@ void rk_histo_record(struct rk_histo *h, uint64_t v)
 {
     h->counts[rk_histo_slot(v)]++;
     h->count++;
+    h->sum += v;
     if (v > h->max)
         h->max = v;
 }
@@ -33,6 +34,7 @@ void rk_histo_merge(struct rk_histo *into, const struct rk_histo *h)
     for (unsigned i = 0; i < RK_HISTO_SLOTS; i++)
         into->counts[i] += h->counts[i];
     into->count += h->count;
+    into->sum += h->sum;
     if (h->max > into->max)
         into->max = h->max;
 }

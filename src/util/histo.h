@@ -28,6 +28,7 @@ struct rk_histo {
     uint64_t counts[RK_HISTO_SLOTS]; /* per slot, as above */
     uint64_t count;                  /* sum of counts: values recorded */
     uint64_t max;                    /* the largest value recorded (0 when none) */
+    uint64_t sum;                    /* of the values recorded (Prometheus' _sum) */
 };
 
 /* Upper bound of slot i (i < RK_HISTO_BOUNDS): 16 << i. */

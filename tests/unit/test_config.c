@@ -720,10 +720,38 @@ static void test_diff(void **state)
     assert_int_equal(tiny[6], 'Z');
 }
 
+/* listen.http: HOST:PORT or http://HOST:PORT, "" off; nothing else. */
+static void test_http_url(void **state)
+{
+    (void)state;
+    char url[300], err[300];
+    static const char *const good[][2] = {
+        {"127.0.0.1:7480", "http://127.0.0.1:7480"},
+        {"http://localhost:80", "http://localhost:80"},
+        {"[::1]:9000", "http://[::1]:9000"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(rk_config_http_url(good[i][0], url, sizeof(url), err, sizeof(err)), 0);
+        assert_string_equal(url, good[i][1]);
+    }
+    static const char *const bad_ones[] = {
+        "127.0.0.1",     "127.0.0.1:0",         "host:65536", "tcp://127.0.0.1:80",
+        "https://h:443", "http://h:80/metrics", ":80",        "h:8x",
+        "[]:80"};
+    for (size_t i = 0; i < sizeof(bad_ones) / sizeof(bad_ones[0]); i++) {
+        err[0] = 0;
+        assert_int_equal(rk_config_http_url(bad_ones[i], url, sizeof(url), err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "listen.http = \""));
+        assert_non_null(strstr(err, bad_ones[i]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_http_url),
         cmocka_unit_test(test_example_file_is_the_defaults),
         cmocka_unit_test(test_example_file_documents_every_key),
         cmocka_unit_test(test_every_key_set),

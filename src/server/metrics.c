@@ -1,0 +1,245 @@
+/* Prometheus exposition of the node's figures (metrics.h). */
+#include "server/metrics.h"
+#include "server/admin_int.h"
+#include "cluster/members.h"
+#include "cluster/view.h"
+#include "util/clock.h"
+#include "util/histo.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define US_PER_S 1e6
+#define NS_PER_S 1e9
+
+typedef unsigned long long ull;
+
+/* "# HELP name help\n# TYPE name type\n": once per metric family. */
+static void family(struct rk_jbuf *b, const char *name, const char *type, const char *help)
+{
+    rk_jadd(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A family with one unlabelled sample. */
+static void one(struct rk_jbuf *b, const char *name, const char *type, const char *help, ull v)
+{
+    family(b, name, type, help);
+    rk_jadd(b, "%s %llu\n", name, v);
+}
+
+static void one_f(struct rk_jbuf *b, const char *name, const char *help, double v)
+{
+    family(b, name, "gauge", help);
+    rk_jadd(b, "%s %.6g\n", name, v);
+}
+
+static void requests(struct rk_shared *sh, const struct rk_worker_stats *t, struct rk_jbuf *b)
+{
+    family(b, "ringkv_requests_total", "counter",
+           "Client requests received, by operation (admin: every other request).");
+    rk_jadd(b,
+            "ringkv_requests_total{op=\"put\"} %llu\nringkv_requests_total{op=\"get\"} %llu\n"
+            "ringkv_requests_total{op=\"del\"} %llu\nringkv_requests_total{op=\"admin\"} %llu\n",
+            (ull)t->puts, (ull)t->gets, (ull)t->dels, (ull)t->other);
+    family(b, "ringkv_request_failures_total", "counter",
+           "Requests not served, by result: busy (refused over limits.max_inflight), error "
+           "(answered with an error), quorum_failed (a coordinated request short of its quorum).");
+    rk_jadd(b,
+            "ringkv_request_failures_total{result=\"busy\"} %llu\n"
+            "ringkv_request_failures_total{result=\"error\"} %llu\n"
+            "ringkv_request_failures_total{result=\"quorum_failed\"} %llu\n",
+            (ull)t->busy, (ull)t->errors, (ull)t->coord.quorum_failed);
+    one(b, "ringkv_requests_forwarded_total", "counter",
+        "Requests passed to the worker that owns their partition.", t->forwarded);
+    one(b, "ringkv_requests_coordinated_total", "counter",
+        "Client requests this node coordinated over the key's replicas.", t->coord.coordinated);
+    one(b, "ringkv_requests_in_flight", "gauge", "Requests received and not yet answered.",
+        atomic_load(&sh->inflight));
+}
+
+/* The client latency histogram: the power-of-two µs bounds (histo.h) as
+ * cumulative le buckets in seconds. _count is the +Inf bucket, so the two
+ * agree even if a copy were torn. */
+static void latency(const struct rk_histo *h, struct rk_jbuf *b)
+{
+    const char *n = "ringkv_request_duration_seconds";
+    family(b, n, "histogram",
+           "Client PUT, GET and DEL requests, from receipt to reply (power-of-two buckets).");
+    ull cum = 0;
+    for (unsigned i = 0; i < RK_HISTO_BOUNDS; i++) {
+        cum += h->counts[i];
+        rk_jadd(b, "%s_bucket{le=\"%.6f\"} %llu\n", n, (double)rk_histo_bound(i) / US_PER_S, cum);
+    }
+    cum += h->counts[RK_HISTO_BOUNDS];
+    rk_jadd(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", n, cum, n,
+            (double)h->sum / US_PER_S, n, cum);
+}
+
+/* Replica and disk operations: counters (no histogram is kept of them). */
+static void replicas(const struct rk_worker_stats *t, struct rk_jbuf *b)
+{
+    family(b, "ringkv_replica_requests_total", "counter",
+           "Replica reads and writes this node served for coordinators.");
+    rk_jadd(b,
+            "ringkv_replica_requests_total{op=\"write\"} %llu\n"
+            "ringkv_replica_requests_total{op=\"read\"} %llu\n",
+            (ull)t->replica_writes, (ull)t->replica_reads);
+    family(b, "ringkv_replica_failures_total", "counter",
+           "Replica requests this node sent that failed, by result.");
+    rk_jadd(b,
+            "ringkv_replica_failures_total{result=\"timeout\"} %llu\n"
+            "ringkv_replica_failures_total{result=\"error\"} %llu\n"
+            "ringkv_replica_failures_total{result=\"down\"} %llu\n",
+            (ull)t->coord.replica_timeouts, (ull)t->coord.replica_errors,
+            (ull)t->coord.replicas_down);
+    one(b, "ringkv_read_repairs_total", "counter", "Stale replicas repaired on read.",
+        t->coord.read_repairs);
+}
+
+static void storage(const struct rk_storage_stats *s, struct rk_jbuf *b)
+{
+    one(b, "ringkv_storage_keys", "gauge", "Live keys stored.", s->keys);
+    one(b, "ringkv_storage_live_bytes", "gauge", "Bytes of live records on disk.", s->live_bytes);
+    one(b, "ringkv_storage_dead_bytes", "gauge",
+        "Bytes on disk of overwritten or deleted records, until a merge.", s->dead_bytes);
+    one(b, "ringkv_storage_disk_bytes", "gauge", "Bytes of segment files on disk.", s->disk_bytes);
+    one_f(b, "ringkv_storage_compression_ratio",
+          "Uncompressed over on-disk record bytes (0 before any write).",
+          s->disk_bytes ? (double)s->raw_bytes / (double)s->disk_bytes : 0.0);
+    one(b, "ringkv_storage_fsyncs_total", "counter", "fsync calls on segment files.", s->fsyncs);
+    one(b, "ringkv_storage_commits_total", "counter", "Group commits.", s->commits);
+    one(b, "ringkv_storage_synced_puts_total", "counter", "Writes made durable by an fsync.",
+        s->synced_puts);
+    one_f(b, "ringkv_storage_puts_per_fsync", "Writes made durable per fsync, since start.",
+          s->fsyncs ? (double)s->synced_puts / (double)s->fsyncs : 0.0);
+}
+
+static void hints(const struct rk_worker_stats *t, struct rk_jbuf *b)
+{
+    one(b, "ringkv_hints_pending", "gauge", "Hinted writes held for members that are down.",
+        t->hints.pending);
+    one(b, "ringkv_hints_pending_bytes", "gauge", "Bytes of the hints held.",
+        t->hints.pending_bytes);
+    one(b, "ringkv_hints_stored_total", "counter", "Hints stored.", t->coord.hints_stored);
+    one(b, "ringkv_hints_delivered_total", "counter", "Hints delivered.", t->coord.hints_delivered);
+    family(b, "ringkv_hints_dropped_total", "counter",
+           "Hints dropped, by reason (anti-entropy repairs what they carried).");
+    rk_jadd(b,
+            "ringkv_hints_dropped_total{reason=\"full\"} %llu\n"
+            "ringkv_hints_dropped_total{reason=\"old\"} %llu\n"
+            "ringkv_hints_dropped_total{reason=\"damaged\"} %llu\n",
+            (ull)t->hints.dropped_full, (ull)t->hints.dropped_old, (ull)t->hints.dropped_damaged);
+}
+
+static void antientropy(const struct rk_admin_ae *n, struct rk_jbuf *b)
+{
+    const struct rk_aeprogress_summary *s = &n->s;
+    one(b, "ringkv_antientropy_round", "gauge", "The node's current anti-entropy round.", s->round);
+    one(b, "ringkv_antientropy_round_in_progress", "gauge", "1 while a round is under way.",
+        s->in_progress);
+    one(b, "ringkv_antientropy_round_partitions_compared", "gauge",
+        "Partitions the current round has compared.", s->compared);
+    one(b, "ringkv_antientropy_round_partitions", "gauge", "Partitions the current round compares.",
+        s->total);
+    one(b, "ringkv_antientropy_rounds_total", "counter",
+        "Rounds finished since the data directory was made.", s->totals.rounds);
+    one(b, "ringkv_antientropy_keys_repaired_total", "counter",
+        "Keys pulled or pushed by anti-entropy since the data directory was made.",
+        s->totals.repaired);
+    one(b, "ringkv_antientropy_repaired_bytes_total", "counter",
+        "Bytes anti-entropy moved since the data directory was made.", s->totals.bytes);
+    one(b, "ringkv_antientropy_busy_pauses_total", "counter",
+        "Anti-entropy exchanges paused because the node was busy.", n->busy_pauses);
+}
+
+static void transfers(const struct rk_admin_ae *n, struct rk_jbuf *b)
+{
+    family(b, "ringkv_transfers", "gauge", "Partition transfers to this node, by state.");
+    rk_jadd(b, "ringkv_transfers{state=\"pending\"} %u\nringkv_transfers{state=\"active\"} %u\n",
+            n->xfer_pending, n->xfer_active);
+    family(b, "ringkv_transfers_finished_total", "counter",
+           "Partition transfers ended, by result.");
+    rk_jadd(b,
+            "ringkv_transfers_finished_total{result=\"done\"} %llu\n"
+            "ringkv_transfers_finished_total{result=\"failed\"} %llu\n",
+            (ull)n->xfer_done, (ull)n->xfer_failed);
+    one(b, "ringkv_transfer_keys_total", "counter", "Keys received by transfers.", n->xfer_keys);
+    one(b, "ringkv_transfer_bytes_total", "counter", "Bytes received by transfers.", n->xfer_bytes);
+}
+
+/* Members by state and the partitions as the view places them
+ * (rk_admin_placement, as STATS and READY count them). */
+static void placement(struct rk_shared *sh, const struct rk_view *v, struct rk_jbuf *b)
+{
+    struct rk_admin_placement pl;
+    rk_admin_placement(sh, v, &pl);
+    family(b, "ringkv_members", "gauge",
+           "Members of the cluster as this node sees them, by state.");
+    for (unsigned s = 0; s < RK_MEMBER_NSTATES; s++)
+        rk_jadd(b, "ringkv_members{state=\"%s\"} %u\n", rk_member_state_name(s), pl.members[s]);
+    one(b, "ringkv_partitions", "gauge", "Partitions of the ring.", sh->partitions);
+    one(b, "ringkv_partitions_held", "gauge", "Partitions this node holds.", pl.held);
+    one(b, "ringkv_partitions_pending", "gauge", "Partitions this node is to receive.", pl.pending);
+    one(b, "ringkv_partitions_under_replicated", "gauge",
+        "Partitions with fewer holders than cluster.replicas.", pl.under);
+    one(b, "ringkv_partitions_without_quorum", "gauge",
+        "Partitions with fewer than cluster.write_quorum preference replicas up.",
+        pl.without_quorum);
+}
+
+/* Seconds since each worker loop's last turn (the heartbeat the HEALTH
+ * rule judges), and the node's verdicts. */
+static void loops(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    uint64_t now = rk_clock_mono_ns();
+    family(b, "ringkv_worker_loop_lag_seconds", "gauge",
+           "Time since each worker loop last turned (a loop ticks every 100 ms).");
+    for (uint32_t i = 0; i < sh->nworkers; i++) {
+        uint64_t beat = rk_worker_heartbeat(sh->workers[i]);
+        rk_jadd(b, "ringkv_worker_loop_lag_seconds{worker=\"%u\"} %.6f\n", i,
+                now > beat ? (double)(now - beat) / NS_PER_S : 0.0);
+    }
+    char why[128];
+    struct rk_admin_readiness r;
+    rk_admin_ready(sh, &r);
+    one(b, "ringkv_healthy", "gauge", "1 when every worker loop turns (/health).",
+        rk_admin_health(sh, why, sizeof(why)));
+    one(b, "ringkv_ready", "gauge", "1 when the node is ready (/ready, kvctl ready).", r.ready);
+}
+
+static void connections(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_conns *c = &sh->conns;
+    unsigned n = atomic_load(&c->n);
+    family(b, "ringkv_connections", "gauge", "Open connections, by listener.");
+    for (unsigned i = 0; i < n; i++)
+        rk_jadd(b, "ringkv_connections{listener=\"%s\"} %u\n", c->l[i].name,
+                atomic_load(&c->l[i].open));
+    family(b, "ringkv_connections_refused_total", "counter",
+           "Connections refused over limits.max_connections, by listener.");
+    for (unsigned i = 0; i < n; i++)
+        rk_jadd(b, "ringkv_connections_refused_total{listener=\"%s\"} %llu\n", c->l[i].name,
+                (ull)atomic_load(&c->l[i].refused));
+}
+
+void rk_metrics_render(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_worker_stats t;
+    struct rk_admin_ae n;
+    struct rk_view *v = rk_view_acquire(&sh->views); /* NULL before the first view */
+    rk_admin_sum_stats(sh, &t);
+    rk_admin_ae_node(sh, v, &n);
+    one(b, "ringkv_start_time_seconds", "gauge", "When the process started (Unix time).",
+        sh->start_ms / 1000);
+    requests(sh, &t, b);
+    latency(&t.latency, b);
+    replicas(&t, b);
+    storage(&t.storage, b);
+    hints(&t, b);
+    antientropy(&n, b);
+    transfers(&n, b);
+    placement(sh, v, b);
+    rk_view_release(v);
+    loops(sh, b);
+    connections(sh, b);
+}
