@@ -75,7 +75,8 @@ struct rk_config {
     /* [security] */
     char secret_file[1024], tls_cert[1024], tls_key[1024], tls_ca[1024];
     /* [log] */
-    enum rk_log_level log_level; /* "info" */
+    enum rk_log_level log_level;   /* "info" */
+    enum rk_log_format log_format; /* "text" */
 };
 
 /* Fill c with the built-in defaults (the values above). */

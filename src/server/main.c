@@ -58,12 +58,21 @@ static int load(struct rk_config *c, const char *path)
     return 0;
 }
 
+static int bad_arg(const char *cmd, const char *arg, const char *why)
+{
+    fprintf(stderr, "ringkvd %s: %s \"%s\" (see ringkvd --help)\n", cmd, why, arg);
+    return 2;
+}
+
 static int cmd_check(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "%s", usage);
+    if (argc < 3) {
+        fprintf(stderr, "ringkvd check-config: no config file given (usage: ringkvd check-config "
+                        "FILE, e.g. /etc/ringkv/ringkv.toml)\n");
         return 2;
     }
+    if (argc > 3)
+        return bad_arg("check-config", argv[3], "one FILE only; unexpected");
     struct rk_config *c = malloc(sizeof(*c));
     char err[1200];
     if (!c)
@@ -180,7 +189,14 @@ static int cmd_run(int argc, char **argv, int first)
     const char *path = NULL;
     bool repair = false, dashboard = false;
     for (int i = first; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 == argc) {
+                rk_error("ringkvd",
+                         "%s needs a config FILE (e.g. ringkvd run -c "
+                         "/etc/ringkv/ringkv.toml; without -c: built-in defaults)",
+                         argv[i]);
+                return 2;
+            }
             path = argv[++i];
         } else if (strcmp(argv[i], "--repair") == 0) {
             repair = true;
@@ -221,12 +237,6 @@ static void quit_on_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-}
-
-static int bad_arg(const char *cmd, const char *arg, const char *why)
-{
-    fprintf(stderr, "ringkvd %s: %s \"%s\" (see ringkvd --help)\n", cmd, why, arg);
-    return 2;
 }
 
 static int parse_interval(const char *cmd, const char *v, unsigned *ms)

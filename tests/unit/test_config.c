@@ -161,6 +161,7 @@ static void comment_above(const char *text, uint32_t line, char *out, size_t len
 static void test_example_file_documents_every_key(void **state)
 {
     static const char *const live[] = {"log.level",
+                                       "log.format",
                                        "limits.max_inflight",
                                        "limits.client_rate",
                                        "limits.max_connections",
@@ -195,7 +196,7 @@ static void test_example_file_documents_every_key(void **state)
             fail_msg("%s: [reload] should %sbe in its comment: %s", name, is_live ? "" : "not ",
                      comment);
     }
-    assert_int_equal(nkeys, 45);
+    assert_int_equal(nkeys, 46);
     rk_toml_free(doc);
 }
 
@@ -218,9 +219,9 @@ static void test_every_key_set(void **state)
             "[antientropy]\nenabled = false\ninterval = \"5m\"\nmax_keys_per_second = 1000\n"
             "max_bytes_per_second = \"0B\"\n"
             "[limits]\nmax_inflight = 1\nclient_rate = 200\nmax_connections = 4096\n"
-            "[security]\nsecret_file = \"/etc/ringkv/secret\"\ntls_cert = \"/c.pem\"\n"
-            "tls_key = \"/k.pem\"\ntls_ca = \"/ca.pem\"\n"
-            "[log]\nlevel = \"debug\"\n",
+            "[security]\nsecret_file = \"\"\ntls_cert = \"\"\n"
+            "tls_key = \"\"\ntls_ca = \"\"\n"
+            "[log]\nlevel = \"debug\"\nformat = \"json\"\n",
             &c);
     assert_string_equal(c.node_id, "node-7");
     assert_string_equal(c.data_dir, "/var/lib/ringkv");
@@ -258,10 +259,8 @@ static void test_every_key_set(void **state)
     assert_int_equal(c.max_inflight, 1);
     assert_int_equal(c.client_rate, 200);
     assert_int_equal(c.max_connections, 4096);
-    assert_string_equal(c.secret_file, "/etc/ringkv/secret");
-    assert_string_equal(c.tls_cert, "/c.pem");
-    assert_string_equal(c.tls_key, "/k.pem");
-    assert_string_equal(c.tls_ca, "/ca.pem");
+    assert_string_equal(c.secret_file, "");
+    assert_int_equal(c.log_format, RK_LOG_JSON);
     assert_int_equal(c.log_level, RK_LOG_DEBUG);
 }
 
@@ -433,10 +432,14 @@ static void test_cross_key_rules(void **state)
     load_err("[cluster]\nauto_remove_after = \"5s\"\n",
              ": cluster.auto_remove_after = 5s must be \"0s\" (off) or longer than "
              "gossip.dead_after = 10s");
+    /* Accepted by the grammar, not implemented: refused where the file sets them. */
+    load_err("[security]\n\nsecret_file = \"/etc/ringkv/secret\"\n",
+             ":3:15: security.secret_file: not supported yet (cluster secret: peer and admin "
+             "authentication); leave it \"\" or remove the line");
     load_err("[security]\ntls_cert = \"/c.pem\"\n",
-             ": security.tls_cert and security.tls_key go together (tls_key is empty)");
-    load_err("[security]\ntls_key = \"/k.pem\"\n",
-             ": security.tls_cert and security.tls_key go together (tls_cert is empty)");
+             ":2:12: security.tls_cert: not supported yet (TLS for client and peer traffic); "
+             "leave it \"\" or remove the line");
+    load_err("[log]\nformat = \"xml\"\n", ":2:10: log.format = \"xml\" is not one of text, json");
     struct rk_config c;
     load_ok("[cluster]\nreplicas = 3\nread_quorum = 3\nwrite_quorum = 3\n", &c);
     load_ok("[gossip]\nsuspect_after = \"9999ms\"\n", &c);
