@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RINGKV_VERSION "0.1.0"
-
 static const char usage[] =
     "usage: ringkvd [run] [-c FILE] [--dashboard] [--repair]\n"
     "                                     run a node (without -c: built-in defaults,\n"
@@ -269,8 +267,9 @@ static int cmd_dashboard(int argc, char **argv)
     }
     if (o.json && !o.once)
         return bad_arg("dashboard", "--json", "--json goes with --once:");
-    if (strchr(o.addr, ',') || strncmp(o.addr, "tcp://", 6) != 0)
-        return bad_arg("dashboard", o.addr, "-a wants one address tcp://HOST:PORT, not");
+    if (strchr(o.addr, ','))
+        return bad_arg("dashboard", o.addr,
+                       "-a wants one address, HOST:PORT or tcp://HOST:PORT, not");
     quit_on_signals();
     return tui_dash_run(&o);
 }
