@@ -41,7 +41,7 @@ POLL_INTERVAL = 0.02  # seconds between polls: short, the deadline bounds the wa
 # Variables of the test runner's own environment that must not leak into a
 # daemon or client we start (a CI job under systemd has NOTIFY_SOCKET set).
 _SCRUB_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
-              "LISTEN_PID", "LISTEN_FDNAMES", "KVCTL_ADDR")
+              "LISTEN_PID", "LISTEN_FDNAMES", "KVCTL_ADDR", "JOURNAL_STREAM")
 
 
 class Abort(Exception):
