@@ -35,7 +35,7 @@
 struct rk_client {
     nng_socket sock;
     bool sock_open;
-    char *addr;             /* the address in use: addrs[cur] */
+    const char *addr;       /* the address in use: addrs[cur] */
     char *addrs[MAX_ADDRS]; /* each tcp://HOST:PORT (or another nng URL as given) */
     size_t naddrs, cur;
     int timeout_ms;

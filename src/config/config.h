@@ -99,6 +99,13 @@ void rk_config_single_node(struct rk_config *c);
  * error c is left unchanged, so a failed reload keeps the running config. */
 int rk_config_load(struct rk_config *c, const char *path, char *err, size_t errlen);
 
+/* Check path as rk_config_load would, going on after each error: every
+ * error found is one "FILE:LINE:COL: message" line (newline-terminated) of
+ * errs, as many as fit in len. Returns the number of errors (0: the file
+ * loads). A TOML syntax error ends the check at it (1 error); the
+ * cross-key rules are checked only when every key is valid. */
+int rk_config_check(const char *path, char *errs, size_t len);
+
 /* rk_config_load on len bytes of buf; name stands for the file in messages. */
 int rk_config_load_buf(struct rk_config *c, const char *name, const char *buf, size_t len,
                        char *err, size_t errlen);

@@ -71,14 +71,12 @@ static int cmd_check(int argc, char **argv)
     }
     if (argc > 3)
         return bad_arg("check-config", argv[3], "one FILE only; unexpected");
-    struct rk_config *c = malloc(sizeof(*c));
-    char err[1200];
-    if (!c)
-        return 1;
-    int rc = rk_config_load(c, argv[2], err, sizeof(err));
-    free(c);
-    if (rc < 0) {
-        fprintf(stderr, "%s\n", err);
+    char err[8192];
+    int n = rk_config_check(argv[2], err, sizeof(err));
+    if (n > 0) {
+        /* Every error, one line each (a syntax error's line has no newline). */
+        size_t len = strlen(err);
+        fprintf(stderr, "%s%s", err, len && err[len - 1] == '\n' ? "" : "\n");
         return 2;
     }
     printf("%s: ok\n", argv[2]);

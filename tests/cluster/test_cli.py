@@ -91,6 +91,21 @@ def test_missing_config_file_argument_is_one_line(cluster):
     assert "-c needs a config FILE" in r.err, r
 
 
+def test_check_config_reports_every_error(cluster, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[storage]\nfsnyc = "always"\n[limits]\nmax_inflight = 0\n'
+                    '[log]\nformat = "xml"\n')
+    r = cluster.run_ringkvd("check-config", str(path))
+    lines = r.err.splitlines()
+    assert r.rc == 2 and len(lines) == 3, r
+    for line, (where, what) in zip(lines, [("2:1", "storage.fsnyc"), ("4:16", "limits.max_inflight"),
+                                           ("6:10", "log.format")]):
+        assert line.startswith(f"{path}:{where}: ") and what in line, (line, where, what)
+    # run stops at the first, as before: one line.
+    r = cluster.run_ringkvd("run", "-c", str(path))
+    assert r.rc == 2 and len([l for l in r.err.splitlines() if "error ringkvd:" in l]) == 1, r
+
+
 def test_versions(cluster):
     r = cluster.run_ringkvd("--version")
     assert r.rc == 0 and re.fullmatch(rb"ringkvd \d+\.\d+\.\d+\n", r.out), r

@@ -275,4 +275,4 @@ def test_a_paused_node_is_silent_not_unconnected(cluster, port):
     assert len(r.err.strip().splitlines()) == 1, r
     node.stop()
     r = node.kvctl("--timeout", "500ms", "get", "k", addr=addr)
-    assert r.rc == 3 and "not connected (is ringkvd running there?)" in r.err, r
+    assert r.rc == 3 and "refused the connection (is ringkvd running there?)" in r.err, r  # at once
