@@ -1382,7 +1382,7 @@ static int run_command(struct rk_kvctl_opts *o, int argc, char **argv);
  * --help prints it). */
 static int cmd_help(struct rk_kvctl_opts *o, int argc, char **argv)
 {
-    if (argc < 2) {
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs(usage_text, stdout);
         return RK_EXIT_OK;
     }

@@ -125,6 +125,9 @@ def test_help_overview_and_per_command(cluster):
     assert r.out == cluster.kvctl("127.0.0.1:1", "get", "--help").out
     r = cluster.kvctl("127.0.0.1:1", "help", "bench")
     assert r.rc == 0 and b"--prefix" in r.out, r
+    r = cluster.kvctl("127.0.0.1:1", "help", "plan")
+    assert r.rc == 0 and b"plan join ADDR" in r.out, r
+    assert cluster.kvctl("127.0.0.1:1", "help", "help").out == cluster.kvctl("127.0.0.1:1", "help").out
     r = cluster.kvctl("127.0.0.1:1", "help", "frob")
     assert r.rc == 2 and "unknown command 'frob'" in r.err, r
 
