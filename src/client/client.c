@@ -3,6 +3,7 @@
  * timeout that names the address, and nng keeps redialling in the meantime.
  * Pipe notifications tell "never connected" from "connected, no answer". */
 #include "client/client.h"
+#include "client/ajson.h"
 #include "util/nng_close.h"
 
 #include <errno.h>
@@ -29,10 +30,14 @@
 #define CLOSE_LIMIT_MS 1000 /* see nng_close.h */
 #define PROBE_MS       200  /* a TCP connect on a LAN takes well under a millisecond */
 
+#define MAX_ADDRS 16 /* in one -a list */
+
 struct rk_client {
     nng_socket sock;
     bool sock_open;
-    char *addr;
+    const char *addr;       /* the address in use: addrs[cur] */
+    char *addrs[MAX_ADDRS]; /* each tcp://HOST:PORT (or another nng URL as given) */
+    size_t naddrs, cur;
     int timeout_ms;
     uint8_t r, w;
     uint32_t next_id;
@@ -131,8 +136,8 @@ static int dial(struct rk_client *c)
     nng_dialer d;
     int rv = nng_dialer_create(&d, c->sock, c->addr);
     if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL) {
-        seterr(c, "bad address '%s': %s (use tcp://HOST:PORT, e.g. tcp://127.0.0.1:7400)", c->addr,
-               nng_strerror(rv));
+        seterr(c, "bad address '%s': %s (use HOST:PORT or tcp://HOST:PORT, e.g. 127.0.0.1:7400)",
+               c->addr, nng_strerror(rv));
         return RK_EINVAL;
     }
     if (rv == 0)
@@ -146,24 +151,16 @@ static int dial(struct rk_client *c)
     return 0;
 }
 
-int rk_client_open(struct rk_client **out, const char *addr, int timeout_ms)
+/* A fresh socket dialling addrs[i] (the previous one, if any, closed).
+ * The pipe counters carry on: closing a socket removes its pipes, so
+ * "added != removed" still means a connection is up. */
+static int aim(struct rk_client *c, size_t i)
 {
-    struct rk_client *c = calloc(1, sizeof *c);
-    *out = NULL;
-    if (c == NULL)
-        return -ENOMEM;
-    c->addr = strdup(addr);
-    if (c->addr == NULL) {
-        free(c);
-        return -ENOMEM;
-    }
-    c->timeout_ms = timeout_ms;
-    c->last_status = RK_ST_OK;
-    *out = c;
-    if (timeout_ms <= 0) {
-        seterr(c, "bad timeout %d ms: must be > 0", timeout_ms);
-        return RK_EINVAL;
-    }
+    if (c->sock_open && !rk_nng_close_bounded(c->sock, CLOSE_LIMIT_MS, "client"))
+        return seterr(c, "closing the connection to %s hung", c->addr), -EIO;
+    c->sock_open = false;
+    c->cur = i;
+    c->addr = c->addrs[i];
     int rv = nng_req0_open(&c->sock);
     if (rv != 0) {
         seterr(c, "cannot open a request socket: %s", nng_strerror(rv));
@@ -178,6 +175,86 @@ int rk_client_open(struct rk_client **out, const char *addr, int timeout_ms)
     return dial(c);
 }
 
+int rk_client_norm_addr(const char *in, size_t len, char *out, size_t outlen)
+{
+    bool url = false;
+    for (size_t i = 0; i + 2 < len && !url; i++)
+        url = in[i] == ':' && in[i + 1] == '/' && in[i + 2] == '/';
+    int n = snprintf(out, outlen, "%s%.*s", url ? "" : "tcp://", (int)len, in);
+    return len == 0 || n < 0 || (size_t)n >= outlen ? RK_EINVAL : 0;
+}
+
+/* Split the comma-separated list into c->addrs, each normalised. */
+static int split_addrs(struct rk_client *c, const char *list)
+{
+    for (const char *p = list;; p++) {
+        size_t n = strcspn(p, ",");
+        char a[512];
+        if (c->naddrs == MAX_ADDRS) {
+            seterr(c, "too many addresses in '%s': at most %d", list, MAX_ADDRS);
+            return RK_EINVAL;
+        }
+        if (rk_client_norm_addr(p, n, a, sizeof a) != 0) {
+            seterr(
+                c,
+                "bad address list '%s': an empty or overlong entry (use HOST:PORT[,HOST:PORT...])",
+                list);
+            return RK_EINVAL;
+        }
+        c->addrs[c->naddrs] = strdup(a);
+        if (!c->addrs[c->naddrs])
+            return -ENOMEM;
+        c->naddrs++;
+        p += n;
+        if (!*p)
+            return 0;
+    }
+}
+
+int rk_client_open(struct rk_client **out, const char *addr, int timeout_ms)
+{
+    struct rk_client *c = calloc(1, sizeof *c);
+    *out = NULL;
+    if (c == NULL)
+        return -ENOMEM;
+    c->addr = "";
+    c->timeout_ms = timeout_ms;
+    c->last_status = RK_ST_OK;
+    *out = c;
+    int rv = split_addrs(c, addr);
+    if (rv == -ENOMEM) {
+        rk_client_close(c);
+        *out = NULL;
+        return rv;
+    }
+    if (rv != 0)
+        return rv;
+    c->addr = c->addrs[0];
+    if (timeout_ms <= 0) {
+        seterr(c, "bad timeout %d ms: must be > 0", timeout_ms);
+        return RK_EINVAL;
+    }
+    rv = aim(c, 0);
+    /* Every address is checked now, by nng itself (a dialer made and
+     * closed unstarted), so a typo in the second is not found only when
+     * the first is down. */
+    for (size_t i = 1; i < c->naddrs && rv == 0; i++) {
+        nng_dialer d;
+        int e = nng_dialer_create(&d, c->sock, c->addrs[i]);
+        if (e == 0)
+            nng_dialer_close(d);
+        else if (e == NNG_EADDRINVAL || e == NNG_ENOTSUP || e == NNG_EINVAL)
+            rv = RK_EINVAL;
+        else
+            rv = e == NNG_ENOMEM ? -ENOMEM : -EIO;
+        if (rv != 0)
+            seterr(c,
+                   "bad address '%s': %s (use HOST:PORT or tcp://HOST:PORT, e.g. 127.0.0.1:7400)",
+                   c->addrs[i], nng_strerror(e));
+    }
+    return rv;
+}
+
 void rk_client_close(struct rk_client *c)
 {
     if (c == NULL)
@@ -188,7 +265,8 @@ void rk_client_close(struct rk_client *c)
         return;
     if (c->reply != NULL)
         nng_msg_free(c->reply);
-    free(c->addr);
+    for (size_t i = 0; i < c->naddrs; i++)
+        free(c->addrs[i]);
     free(c);
 }
 
@@ -296,6 +374,79 @@ static enum probe tcp_probe(const char *addr, int ms, unsigned *proto)
     return r;
 }
 
+/* Whether every address host resolves to refuses a TCP connect (or has
+ * no route) within ms: nothing listens there. A connect still pending
+ * after ms, or an address that is not tcp://, is not judged (false). */
+static bool refused_now(const char *addr, int ms)
+{
+    char host[256], port[16];
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (!split_tcp(addr, host, sizeof(host), port, sizeof(port)) ||
+        getaddrinfo(host, port, &hints, &ai) != 0)
+        return false;
+    bool refused = true;
+    for (struct addrinfo *a = ai; a && refused; a = a->ai_next) {
+        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int err = fd < 0 ? errno : connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+        if (err == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            socklen_t el = sizeof(err);
+            if (poll(&p, 1, ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+                err = ETIMEDOUT;
+        }
+        refused = err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH;
+        if (fd >= 0)
+            close(fd);
+    }
+    freeaddrinfo(ai);
+    return refused;
+}
+
+/* Before a request with no connection up (none yet, or the last one
+ * lost): an address that refuses a plain connect is passed over for the
+ * next of the list, and when every one refuses the call fails at once,
+ * not after the timeout (nng would only keep redialling). Costs one TCP
+ * connect per request made while unconnected. */
+static int reach(struct rk_client *c)
+{
+    if (atomic_load(&c->pipes_added) != atomic_load(&c->pipes_removed))
+        return 0;
+    int ms = c->timeout_ms < PROBE_MS ? c->timeout_ms : PROBE_MS;
+    for (size_t k = 0;; k++) {
+        if (!refused_now(c->addr, ms))
+            return 0;
+        if (k + 1 >= c->naddrs)
+            break;
+        int rv = aim(c, (c->cur + 1) % c->naddrs);
+        if (rv != 0)
+            return rv;
+    }
+    if (c->naddrs > 1)
+        seterr(c, "every address refused the connection (the last: %s; is ringkvd running?)",
+               c->addr);
+    else
+        seterr(c, "%s refused the connection (is ringkvd running there?)", c->addr);
+    return -ECONNREFUSED;
+}
+
+/* Send msg; a send that timed out never left this client (req0 hands a
+ * request to a connection or keeps it), so the next address of the list
+ * is tried, each at most once. nng owns msg only on success. */
+static int send_request(struct rk_client *c, nng_msg *msg)
+{
+    int rv = reach(c);
+    if (rv != 0)
+        return rv;
+    for (size_t tries = 1;; tries++) {
+        rv = nng_sendmsg(c->sock, msg, 0);
+        if (rv != NNG_ETIMEDOUT || tries >= c->naddrs)
+            return rv;
+        rv = aim(c, (c->cur + 1) % c->naddrs);
+        if (rv != 0)
+            return rv;
+    }
+}
+
 /* The line for a timeout: what the connection did tells the likely cause. */
 static void timeout_error(struct rk_client *c, bool ever, bool dropped, const char *t)
 {
@@ -362,9 +513,28 @@ static int transport_error(struct rk_client *c, int rv, unsigned removed_before)
     }
 }
 
-/* The node's TEXT (control bytes blanked) if it sent one, else a hint. */
+/* The "message" of a TEXT that is a JSON object carrying one (admin
+ * replies: {"message":"no member x ..."}), into c->err; false otherwise. */
+static bool json_message(struct rk_client *c, const struct rk_msg *rep)
+{
+    struct rk_ajson *doc;
+    if (rep->tlen == 0 || rep->text[0] != '{' ||
+        rk_ajson_parse(&doc, (const char *)rep->text, rep->tlen, RK_AJSON_ONE_LINE) != 0)
+        return false;
+    const struct rk_ajson_val *m = rk_ajson_member(rk_ajson_root(doc), "message");
+    bool ok = rk_ajson_type(m) == RK_AJSON_STRING;
+    if (ok)
+        rk_ajson_copy_text(c->err, sizeof c->err, m);
+    rk_ajson_free(doc);
+    return ok;
+}
+
+/* The node's TEXT (its "message" if it is a JSON object with one; control
+ * bytes blanked) if it sent one, else a hint. */
 static void status_error(struct rk_client *c, const struct rk_msg *rep)
 {
+    if (rep->has_text && json_message(c, rep))
+        return;
     if (rep->has_text && rep->tlen > 0) {
         size_t n = rep->tlen < sizeof c->err - 1 ? rep->tlen : sizeof c->err - 1;
         for (size_t i = 0; i < n; i++)
@@ -420,10 +590,10 @@ int rk_client_call(struct rk_client *c, const struct rk_msg *req, struct rk_msg 
     }
     rk_proto_encode(&m, nng_msg_body(msg));
     unsigned removed = atomic_load(&c->pipes_removed);
-    int rv = nng_sendmsg(c->sock, msg, 0);
+    int rv = send_request(c, msg);
     if (rv != 0) {
         nng_msg_free(msg); /* nng takes the message only on success */
-        return transport_error(c, rv, removed);
+        return rv < 0 ? rv : transport_error(c, rv, removed);
     }
     rv = nng_recvmsg(c->sock, &c->reply, 0);
     if (rv != 0) {

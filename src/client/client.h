@@ -24,9 +24,16 @@
 
 struct rk_client;
 
-/* Open a client for the node at addr (an nng URL, e.g. tcp://127.0.0.1:7400).
- * The dial is non-blocking: a node that is down is not an error here; it
- * shows as RK_ETIMEDOUT on the first request, and nng keeps redialling.
+/* Open a client for the node at addr: HOST:PORT or an nng URL
+ * (tcp://127.0.0.1:7400), or a comma-separated list of them. The dial is
+ * non-blocking: a node that is down is not an error here, and nng keeps
+ * redialling. A request made while no connection is up first tries a
+ * plain TCP connect: when it is refused the next address of the list is
+ * used, and when every address refuses the request fails at once with
+ * -ECONNREFUSED (a node that accepts nothing within the timeout is
+ * RK_ETIMEDOUT). A request whose send timed out was never sent, so it
+ * goes to the next address too; one that was sent is never sent again.
+ * rk_client_addr() names the address in use.
  * timeout_ms (> 0) bounds each request: send + receive. A request is never
  * resent: a connection lost mid-request fails the call with -ECONNRESET at
  * once (a put is never applied twice by the client's doing).
@@ -110,12 +117,17 @@ int rk_client_call(struct rk_client *c, const struct rk_msg *req, struct rk_msg 
  * until the next call on c. */
 const char *rk_client_error(const struct rk_client *c);
 
-/* The address c was opened with. */
+/* The address in use (normalised: tcp://HOST:PORT). */
 const char *rk_client_addr(const struct rk_client *c);
 
 /* The status of the last reply received (RK_ST_OK if none yet): lets a
  * caller tell a reply error from a transport error. */
 enum rk_status rk_client_last_status(const struct rk_client *c);
+
+/* One address as rk_client_open takes it (in, len bytes: HOST:PORT or a
+ * URL) into out as a URL: "tcp://" is put before an address without a
+ * scheme. 0, or RK_EINVAL when empty or over outlen. Thread-safe. */
+int rk_client_norm_addr(const char *in, size_t len, char *out, size_t outlen);
 
 /* Format a duration in ms the way users write it ("250ms", "2s", "1m"):
  * writes at most n bytes to buf, returns buf. Thread-safe. */

@@ -42,6 +42,9 @@ struct key {
     unsigned flags;
     const char *const *names; /* K_ENUM: value i is spelled names[i]; NULL-terminated */
     size_t elem, count_off;   /* K_STRS: bytes per string, offset of the uint32_t count */
+    /* A K_STR the file may name but the node does not implement yet: any
+     * value but "" is refused naming what is missing, never ignored. */
+    const char *later;
 };
 
 #define AT(f)           .off = offsetof(struct rk_config, f), .width = sizeof(((struct rk_config *)0)->f)
@@ -58,12 +61,15 @@ struct key {
 static const char *const fsync_names[] = {"always", "interval", "never", NULL};
 static const char *const compression_names[] = {"none", "lz4", NULL}; /* index = bool */
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
+static const char *const format_names[] = {"text", "json", NULL};
 
 static_assert(RK_FSYNC_ALWAYS == 0 && RK_FSYNC_INTERVAL == 1 && RK_FSYNC_NEVER == 2,
               "fsync_names follows enum rk_fsync");
 static_assert(RK_LOG_DEBUG == 0 && RK_LOG_INFO == 1 && RK_LOG_WARN == 2 && RK_LOG_ERROR == 3,
               "level_names follows enum rk_log_level");
-static_assert(sizeof(enum rk_fsync) == 4 && sizeof(enum rk_log_level) == 4,
+static_assert(RK_LOG_TEXT == 0 && RK_LOG_JSON == 1, "format_names follows enum rk_log_format");
+static_assert(sizeof(enum rk_fsync) == 4 && sizeof(enum rk_log_level) == 4 &&
+                  sizeof(enum rk_log_format) == 4,
               "enum fields are stored as 4-byte integers");
 
 /* Ranges are what the code can honour plus a margin against typos (a
@@ -133,11 +139,13 @@ static const struct key keys[] = {
      * message of memory: 65536 is far past what one node serves usefully. */
     {ROW("limits.max_connections", K_UINT, max_connections, "256"), .min = 1, .max = 65536,
      .flags = F_LIVE},
-    {ROW("security.secret_file", K_STR, secret_file, "")},
-    {ROW("security.tls_cert", K_STR, tls_cert, "")},
-    {ROW("security.tls_key", K_STR, tls_key, "")},
-    {ROW("security.tls_ca", K_STR, tls_ca, "")},
+    {ROW("security.secret_file", K_STR, secret_file, ""),
+     .later = "cluster secret: peer and admin authentication"},
+    {ROW("security.tls_cert", K_STR, tls_cert, ""), .later = "TLS for client and peer traffic"},
+    {ROW("security.tls_key", K_STR, tls_key, ""), .later = "TLS for client and peer traffic"},
+    {ROW("security.tls_ca", K_STR, tls_ca, ""), .later = "TLS for client and peer traffic"},
     {ROW("log.level", K_ENUM, log_level, "info"), .names = level_names, .flags = F_LIVE},
+    {ROW("log.format", K_ENUM, log_format, "text"), .names = format_names, .flags = F_LIVE},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -425,21 +433,44 @@ struct loader {
     const char *file;
     char *err;
     size_t errlen;
+    bool all;      /* go on after an error; each is a line of err (rk_config_check) */
+    unsigned nerr; /* errors so far (all) */
+    size_t used;   /* bytes of err used (all) */
 };
+
+/* One error line: err's only line, or (all) one more line of it, as far
+ * as it fits. */
+static void note(struct loader *L, const char *line)
+{
+    L->nerr++;
+    if (!L->all) {
+        snprintf(L->err, L->errlen, "%s", line);
+        return;
+    }
+    if (L->used >= L->errlen)
+        return;
+    int n = snprintf(L->err + L->used, L->errlen - L->used, "%s\n", line);
+    if (n > 0 && (size_t)n < L->errlen - L->used)
+        L->used += (size_t)n;
+    else
+        L->err[L->used] = '\0'; /* a cut line is left out, not half-shown */
+}
 
 /* "FILE:LINE:COL: message" at the value v (or at its key, with at_key). */
 __attribute__((format(printf, 4, 5))) static int
 errat(struct loader *L, const struct rk_toml_value *v, bool at_key, const char *fmt, ...)
 {
     bool key = at_key && v->key_line;
-    int n = snprintf(L->err, L->errlen, "%s:%u:%u: ", L->file, key ? v->key_line : v->line,
+    char line[1200];
+    int n = snprintf(line, sizeof line, "%s:%u:%u: ", L->file, key ? v->key_line : v->line,
                      key ? v->key_col : v->col);
-    if (n >= 0 && (size_t)n < L->errlen) {
+    if (n >= 0 && (size_t)n < sizeof line) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(L->err + n, L->errlen - (size_t)n, fmt, ap);
+        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
         va_end(ap);
     }
+    note(L, line);
     return -1;
 }
 
@@ -617,28 +648,85 @@ static bool is_table(const char *t, size_t tlen)
     return false;
 }
 
+/* Every table and key of the file into L->c; the first error ends it
+ * unless L->all. */
 static int load_tree(struct loader *L, const struct rk_toml_value *root)
 {
-    for (const struct rk_toml_value *t = root->first; t; t = t->next) {
-        if (!is_table(t->key, t->key_len))
-            return unknown(L, t);
-        if (t->type != RK_TOML_TABLE)
-            return errat(L, t, false, "%s must be a table: [%s]", t->key, t->key);
-        for (const struct rk_toml_value *v = t->first; v; v = v->next) {
+    int rc = 0;
+    for (const struct rk_toml_value *t = root->first; t && (rc == 0 || L->all); t = t->next) {
+        if (!is_table(t->key, t->key_len)) {
+            rc = unknown(L, t);
+            continue;
+        }
+        if (t->type != RK_TOML_TABLE) {
+            rc = errat(L, t, false, "%s must be a table: [%s]", t->key, t->key);
+            continue;
+        }
+        for (const struct rk_toml_value *v = t->first; v && (rc == 0 || L->all); v = v->next) {
             const struct key *k = find_key(t->key, t->key_len, v->key, v->key_len);
-            if (!k)
-                return unknown(L, v);
-            if (take(L, k, v))
-                return -1;
+            if (!k ? unknown(L, v) : take(L, k, v))
+                rc = -1;
         }
     }
-    return 0;
+    return rc;
 }
 
 static int validate(const struct rk_config *c, char *err, size_t errlen, const char *const **at);
 
+/* validate's *at for an error of one field's own: its message starts with
+ * the key's name. */
+static const char *const field_error[] = {NULL};
+
+/* The value in the file of the key a field's message starts with
+ * ("storage.fsync = ...", "security.tls_ca: ..."), or NULL. */
+static const struct rk_toml_value *named_in(const struct rk_toml_value *root, const char *msg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        size_t n = strlen(keys[i].name);
+        if (strncmp(msg, keys[i].name, n) == 0 && (msg[n] == ' ' || msg[n] == ':'))
+            return rk_toml_lookup(root, keys[i].name);
+    }
+    return NULL;
+}
+
+static int check_field(const struct rk_config *c, const struct key *k, char *msg, size_t len);
+static int cross_check(const struct rk_config *c, char *err, size_t errlen, const char *const **at);
+
+/* A validation message at the first of the keys at that the file sets (at
+ * field_error: the key msg starts with), else at the file. */
+static void report(struct loader *L, const rk_toml_doc *doc, const char *const *at, const char *msg)
+{
+    const struct rk_toml_value *v = NULL;
+    if (at == field_error)
+        v = named_in(rk_toml_root(doc), msg);
+    for (; at && *at && !v; at++)
+        v = rk_toml_lookup(rk_toml_root(doc), *at);
+    if (v) {
+        errat(L, v, false, "%s", msg);
+    } else {
+        char line[1200];
+        snprintf(line, sizeof line, "%s: %s", L->file, msg);
+        note(L, line);
+    }
+}
+
+/* validate(), with each message reported where the file sets the key; with
+ * L->all every field's error, and the cross-key rules only on fields that
+ * are all valid (a rule between two wrong values says nothing more). */
+static void check_doc(struct loader *L, const rk_toml_doc *doc)
+{
+    char msg[512];
+    const char *const *at;
+    unsigned before = L->nerr;
+    for (size_t i = 0; i < NKEYS && (L->nerr == 0 || L->all); i++)
+        if (check_field(L->c, &keys[i], msg, sizeof(msg)))
+            report(L, doc, field_error, msg);
+    if (L->nerr == before && cross_check(L->c, msg, sizeof(msg), &at))
+        report(L, doc, at, msg);
+}
+
 static int load_doc(struct rk_config *c, const char *file, const rk_toml_doc *doc, char *err,
-                    size_t errlen)
+                    size_t errlen, bool all)
 {
     struct rk_config *tmp = malloc(sizeof(*tmp));
     if (!tmp) {
@@ -646,25 +734,14 @@ static int load_doc(struct rk_config *c, const char *file, const rk_toml_doc *do
         return -1;
     }
     rk_config_defaults(tmp);
-    struct loader L = {tmp, file, err, errlen};
-    int rc = load_tree(&L, rk_toml_root(doc));
-    char msg[512];
-    const char *const *at = NULL;
-    if (rc == 0 && validate(tmp, msg, sizeof(msg), &at)) {
-        /* At the first of the keys concerned that the file sets. */
-        const struct rk_toml_value *v = NULL;
-        for (; at && *at && !v; at++)
-            v = rk_toml_lookup(rk_toml_root(doc), *at);
-        if (v)
-            errat(&L, v, false, "%s", msg);
-        else
-            snprintf(err, errlen, "%s: %s", file, msg);
-        rc = -1;
-    }
-    if (rc == 0)
+    struct loader L = {tmp, file, err, errlen, all, 0, 0};
+    if (load_tree(&L, rk_toml_root(doc)) == 0 || all)
+        check_doc(&L, doc);
+    int rc = L.nerr ? -1 : 0;
+    if (rc == 0 && c)
         *c = *tmp;
     free(tmp);
-    return rc;
+    return all ? (int)L.nerr : rc;
 }
 
 int rk_config_load_buf(struct rk_config *c, const char *name, const char *buf, size_t len,
@@ -675,7 +752,7 @@ int rk_config_load_buf(struct rk_config *c, const char *name, const char *buf, s
         err[0] = '\0';
     if (rk_toml_parse(&doc, name, buf, len, err, errlen))
         return -1;
-    int rc = load_doc(c, name, doc, err, errlen);
+    int rc = load_doc(c, name, doc, err, errlen, false);
     rk_toml_free(doc);
     return rc;
 }
@@ -687,9 +764,21 @@ int rk_config_load(struct rk_config *c, const char *path, char *err, size_t errl
         err[0] = '\0';
     if (rk_toml_parse_file(&doc, path, err, errlen))
         return -1;
-    int rc = load_doc(c, path, doc, err, errlen);
+    int rc = load_doc(c, path, doc, err, errlen, false);
     rk_toml_free(doc);
     return rc;
+}
+
+int rk_config_check(const char *path, char *errs, size_t len)
+{
+    rk_toml_doc *doc;
+    if (len)
+        errs[0] = '\0';
+    if (rk_toml_parse_file(&doc, path, errs, len))
+        return 1;
+    int n = load_doc(NULL, path, doc, errs, len, true);
+    rk_toml_free(doc);
+    return n;
 }
 
 /* ---- defaults, validation, diff ---- */
@@ -751,6 +840,11 @@ static int check_field(const struct rk_config *c, const struct key *k, char *msg
     const char *f = (const char *)c + k->off;
     char shown[64];
     uint64_t x = k->type == K_STR || k->type == K_STRS ? 0 : get_num(c, k);
+    if (k->later && f[0]) {
+        snprintf(msg, len, "%s: not supported yet (%s); leave it \"\" or remove the line", k->name,
+                 k->later);
+        return -1;
+    }
     switch (k->type) {
     case K_STR:
         return check_str(k->name, f, k->width, k->flags, msg, len);
@@ -851,11 +945,6 @@ static int cross_check(const struct rk_config *c, char *err, size_t errlen, cons
         longer(err, errlen, "cluster.auto_remove_after", c->auto_remove_after_ms,
                "gossip.dead_after", c->dead_after_ms, "\"0s\" (off) or "))
         return -1;
-    if (!c->tls_cert[0] != !c->tls_key[0]) {
-        const char *empty = c->tls_cert[0] ? "tls_key" : "tls_cert";
-        return bad(err, errlen, "security.tls_cert and security.tls_key go together (%s is empty)",
-                   empty);
-    }
     static const char *const http_at[] = {"listen.http", NULL};
     char url[300];
     if (rk_config_http_url(c->listen_http, url, sizeof(url), err, errlen) < 0) {
@@ -903,6 +992,7 @@ static int validate(const struct rk_config *c, char *err, size_t errlen, const c
     for (size_t i = 0; i < NKEYS; i++) {
         if (check_field(c, &keys[i], msg, sizeof(msg))) {
             snprintf(err, errlen, "%s", msg);
+            *at = field_error;
             return -1;
         }
     }

@@ -75,7 +75,8 @@ struct rk_config {
     /* [security] */
     char secret_file[1024], tls_cert[1024], tls_key[1024], tls_ca[1024];
     /* [log] */
-    enum rk_log_level log_level; /* "info" */
+    enum rk_log_level log_level;   /* "info" */
+    enum rk_log_format log_format; /* "text" */
 };
 
 /* Fill c with the built-in defaults (the values above). */
@@ -97,6 +98,13 @@ void rk_config_single_node(struct rk_config *c);
  * Keys missing from the file keep their defaults (not c's old values); on
  * error c is left unchanged, so a failed reload keeps the running config. */
 int rk_config_load(struct rk_config *c, const char *path, char *err, size_t errlen);
+
+/* Check path as rk_config_load would, going on after each error: every
+ * error found is one "FILE:LINE:COL: message" line (newline-terminated) of
+ * errs, as many as fit in len. Returns the number of errors (0: the file
+ * loads). A TOML syntax error ends the check at it (1 error); the
+ * cross-key rules are checked only when every key is valid. */
+int rk_config_check(const char *path, char *errs, size_t len);
 
 /* rk_config_load on len bytes of buf; name stands for the file in messages. */
 int rk_config_load_buf(struct rk_config *c, const char *name, const char *buf, size_t len,

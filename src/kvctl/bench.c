@@ -43,8 +43,10 @@
 #define NS_PER_S    1000000000ull
 #define MAX_CLIENTS 10000 /* a few MiB of contexts; far past what one node serves */
 #define PROBE_KEYS  3     /* keys looked up to decide whether to preload */
-#define KEY_LEN     13    /* "key%010u" */
-#define VAL_KEY_OFF 7     /* where the key goes in a value: after {"id":" */
+#define PREFIX_MAX  64    /* --prefix bytes */
+#define KEY_DIGITS  10    /* a key is the prefix and the index in 10 digits */
+#define KEY_MAX     (PREFIX_MAX + KEY_DIGITS)
+#define VAL_KEY_OFF 10 /* where a key's digits go in a value: after {"id":"key */
 
 /* Error classes: reply statuses 0..15 (15 = any higher), then failures
  * without a usable reply. */
@@ -57,7 +59,9 @@ enum {
     ERR_N
 };
 
-enum phase { PH_PRELOAD, PH_RUN };
+/* PH_PRELOAD puts and PH_CLEANUP deletes every key once, in order; PH_RUN
+ * is the measured mix. */
+enum phase { PH_PRELOAD, PH_RUN, PH_CLEANUP };
 
 struct bench;
 
@@ -78,7 +82,10 @@ struct bench {
     unsigned get_pct, clients;
     uint64_t duration_ms;
     uint32_t keys, value_size;
-    bool raw;
+    char prefix[PREFIX_MAX + 1]; /* every key the bench writes starts with it */
+    char addr[512];              /* the one of -a that answered the probe, as a URL */
+    uint32_t klen;               /* strlen(prefix) + KEY_DIGITS */
+    bool raw, cleanup;
     nng_socket *socks; /* one per CLIENTS_PER_SOCKET clients */
     unsigned nsocks;
     struct bclient *cl;
@@ -159,9 +166,9 @@ static void finish(struct bclient *k)
     atomic_fetch_sub(&k->b->active, 1);
 }
 
-static void fmt_key(char *buf, uint64_t idx)
+static void fmt_key(const struct bench *b, char *buf, uint64_t idx)
 {
-    snprintf(buf, KEY_LEN + 1, "key%010u", (unsigned)idx);
+    snprintf(buf, KEY_MAX + 1, "%s%010u", b->prefix, (unsigned)idx);
 }
 
 /* Fill m with this client's next request; false when the preload is done. */
@@ -174,33 +181,35 @@ static bool next_request(struct bclient *k, struct rk_msg *m, char *key)
             .opcode = RK_OP_ECHO, .val = k->val, .vlen = b->value_size, .has_val = true};
         return true;
     }
-    if (b->phase == PH_PRELOAD) {
+    if (b->phase != PH_RUN) {
         idx = atomic_fetch_add(&b->next_key, 1);
         if (idx >= b->keys)
             return false;
-        m->opcode = RK_OP_PUT;
+        m->opcode = b->phase == PH_PRELOAD ? RK_OP_PUT : RK_OP_DEL;
     } else {
         uint64_t r = rng_next(&k->rng);
         idx = (r >> 32) % b->keys;
         m->opcode = (r & 0xFFFF) % 100 < b->get_pct ? RK_OP_GET : RK_OP_PUT;
     }
-    fmt_key(key, idx);
-    m->key = (const uint8_t *)key, m->klen = KEY_LEN, m->has_key = true;
+    fmt_key(b, key, idx);
+    m->key = (const uint8_t *)key, m->klen = b->klen, m->has_key = true;
     if (m->opcode == RK_OP_GET) {
         m->r = (uint8_t)b->o.r, m->has_r = b->o.r > 0;
         return true;
     }
-    if (b->value_size >= VAL_KEY_OFF + KEY_LEN)
-        memcpy(k->val + VAL_KEY_OFF, key, KEY_LEN);
-    m->val = k->val, m->vlen = b->value_size, m->has_val = true;
     m->w = (uint8_t)b->o.w, m->has_w = b->o.w > 0;
+    if (m->opcode == RK_OP_DEL)
+        return true;
+    if (b->value_size >= VAL_KEY_OFF + KEY_DIGITS)
+        memcpy(k->val + VAL_KEY_OFF, key + b->klen - KEY_DIGITS, KEY_DIGITS);
+    m->val = k->val, m->vlen = b->value_size, m->has_val = true;
     return true;
 }
 
 static void issue(struct bclient *k)
 {
     struct rk_msg m = {0};
-    char key[KEY_LEN + 1];
+    char key[KEY_MAX + 1];
     nng_msg *msg;
     if (!next_request(k, &m, key)) {
         finish(k);
@@ -318,13 +327,13 @@ static int open_one(struct bench *b, nng_socket *sock)
     if (rv == 0)
         rv = nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 100);
     if (rv == 0)
-        rv = nng_dialer_create(&d, *sock, b->o.addr);
+        rv = nng_dialer_create(&d, *sock, b->addr);
     if (rv == 0)
         rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, RK_CLIENT_MAX_MSG);
     if (rv == 0)
         rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     if (rv != 0)
-        rk_kvctl_err("bench: cannot set up a socket to %s: %s", b->o.addr, nng_strerror(rv));
+        rk_kvctl_err("bench: cannot set up a socket to %s: %s", b->addr, nng_strerror(rv));
     return rv;
 }
 
@@ -409,9 +418,10 @@ static void progress(struct bench *b, uint64_t now, uint64_t *last_ops, bool tty
     char line[160];
     uint64_t ops = atomic_load(&b->ops), p99;
     double secs = (double)(now - b->t_start_ns) / NS_PER_S;
-    if (b->phase == PH_PRELOAD) {
-        snprintf(line, sizeof line, "bench: preloading %llu/%u keys, %llu ops/s, %llu errors",
-                 (unsigned long long)ops, b->keys, (unsigned long long)(ops - *last_ops),
+    if (b->phase != PH_RUN) {
+        snprintf(line, sizeof line, "bench: %s %llu/%u keys, %llu ops/s, %llu errors",
+                 b->phase == PH_PRELOAD ? "preloading" : "deleting", (unsigned long long)ops,
+                 b->keys, (unsigned long long)(ops - *last_ops),
                  (unsigned long long)total_errors(b));
     } else {
         hist_quantiles(b, (const double[]){0.99}, &p99, 1);
@@ -440,6 +450,7 @@ static void run_phase(struct bench *b, enum phase ph)
     bool tty = isatty(STDERR_FILENO);
     uint64_t last_ops = 0, grace = (b->o.timeout_ms + 2000) * 1000000ull;
     reset_counters(b);
+    atomic_store(&b->next_key, 0); /* the preload and the cleanup each walk every key */
     b->phase = ph;
     b->t_start_ns = now_ns();
     b->t_end_ns = ph == PH_RUN ? b->t_start_ns + b->duration_ms * 1000000ull : UINT64_MAX;
@@ -456,7 +467,7 @@ static void run_phase(struct bench *b, enum phase ph)
         if (ops != seen_ops) {
             seen_ops = ops;
             seen_at = now;
-        } else if (ph == PH_PRELOAD && now > seen_at + grace && !atomic_load(&b->stop)) {
+        } else if (ph != PH_RUN && now > seen_at + grace && !atomic_load(&b->stop)) {
             cancel_all(b);
         }
         if (now >= tick && now < b->t_end_ns) {
@@ -479,7 +490,7 @@ static void run_phase(struct bench *b, enum phase ph)
 static int probe(struct bench *b, bool *need_preload)
 {
     struct rk_client *c;
-    char key[KEY_LEN + 1];
+    char key[KEY_MAX + 1];
     int rv = rk_client_open(&c, b->o.addr, (int)b->o.timeout_ms);
     *need_preload = false;
     if (rv == 0 && b->raw) {
@@ -495,14 +506,16 @@ static int probe(struct bench *b, bool *need_preload)
          i++) {
         void *v;
         size_t vlen;
-        fmt_key(key, idx[i]);
-        rv = rk_client_get(c, key, KEY_LEN, &v, &vlen, NULL, NULL);
+        fmt_key(b, key, idx[i]);
+        rv = rk_client_get(c, key, b->klen, &v, &vlen, NULL, NULL);
         free(v);
         *need_preload = rv == RK_ENOTFOUND;
         rv = rv == RK_ENOTFOUND ? 0 : rv;
     }
     if (rv != 0)
         rk_kvctl_err("bench: %s", c != NULL ? rk_client_error(c) : "out of memory");
+    else
+        snprintf(b->addr, sizeof b->addr, "%s", rk_client_addr(c));
     rk_client_close(c);
     return rv;
 }
@@ -582,7 +595,7 @@ static int report(struct bench *b)
     if (atomic_load(&b->ops) > 0)
         return RK_EXIT_OK;
     rk_kvctl_err("bench: no request succeeded against %s (%llu errors); check the node's log",
-                 b->o.addr, (unsigned long long)total_errors(b));
+                 b->addr, (unsigned long long)total_errors(b));
     return RK_EXIT_CLUSTER;
 }
 
@@ -591,15 +604,19 @@ static int report(struct bench *b)
 static void bench_usage(FILE *f)
 {
     fputs("usage: kvctl [-a ADDR] [--json] [--timeout DUR] bench [--workload a|b|c|w]\n"
-          "             [--clients N] [--duration DUR] [--keys K] [--value-size B] [--raw]\n"
+          "             [--clients N] [--duration DUR] [--keys K] [--value-size B]\n"
+          "             [--prefix P] [--cleanup] [--raw]\n"
           "\n"
           "Closed-loop load: N clients, each with one request outstanding.\n"
           "  --workload W    a = 50% get / 50% put, b = 95/5, c = 100% get,\n"
           "                  w = 100% put (default a)\n"
           "  --clients N     concurrent requests (default 32)\n"
           "  --duration DUR  measured time (default 10s)\n"
-          "  --keys K        keys key0000000000.. chosen uniformly (default 100000);\n"
+          "  --keys K        keys P0000000000.. chosen uniformly (default 100000);\n"
           "                  preloaded once if they are not there yet\n"
+          "  --prefix P      every key the bench reads or writes starts with P\n"
+          "                  (default \"bench:\"), so it leaves other keys alone\n"
+          "  --cleanup       after the run, delete the K keys it may have written\n"
           "  --value-size B  bytes of JSON-like text per value (default 100)\n"
           "  --raw           ECHO requests carrying B bytes instead: the transport ceiling\n"
           "                  (against ringkvd or tests/bench/echo_server)\n"
@@ -629,6 +646,10 @@ static int bench_opt(struct bench *b, int argc, char **argv, int *i)
         if (rk_kvctl_parse_uint(v, 1, UINT32_MAX, &u) != 0)
             return rk_kvctl_err("bench: bad --keys '%s': use 1 to %u", v, UINT32_MAX), -1;
         b->keys = (uint32_t)u;
+    } else if (rv == 0 && (rv = rk_kvctl_opt_value("--prefix", argc, argv, i, &v)) > 0) {
+        if (strlen(v) > PREFIX_MAX)
+            return rk_kvctl_err("bench: --prefix '%.20s...' is over %d bytes", v, PREFIX_MAX), -1;
+        snprintf(b->prefix, sizeof b->prefix, "%s", v);
     } else if (rv == 0 && (rv = rk_kvctl_opt_value("--value-size", argc, argv, i, &v)) > 0) {
         if (rk_kvctl_parse_uint(v, 0, RK_CLIENT_MAX_MSG / 2, &u) != 0)
             return rk_kvctl_err("bench: bad --value-size '%s': use 0 to %u bytes", v,
@@ -648,8 +669,8 @@ static int bench_parse(struct bench *b, int argc, char **argv)
             bench_usage(stdout);
             return 1;
         }
-        if (strcmp(s, "--raw") == 0) {
-            b->raw = true;
+        if (strcmp(s, "--raw") == 0 || strcmp(s, "--cleanup") == 0) {
+            *(s[2] == 'r' ? &b->raw : &b->cleanup) = true;
             continue;
         }
         int rv = rk_kvctl_global_opt(&b->o, argc, argv, &i);
@@ -661,6 +682,16 @@ static int bench_parse(struct bench *b, int argc, char **argv)
             return -1;
     }
     return 0;
+}
+
+/* --cleanup: every key of the run deleted (a tombstone each, as any
+ * delete); how many is said on stderr. */
+static void cleanup(struct bench *b)
+{
+    run_phase(b, PH_CLEANUP);
+    uint64_t ok = atomic_load(&b->ops), failed = total_errors(b);
+    fprintf(stderr, "bench: deleted %llu of %u keys under \"%s\"%s\n", (unsigned long long)ok,
+            b->keys, b->prefix, failed ? " (some failed: run again with --cleanup)" : "");
 }
 
 static int preload(struct bench *b)
@@ -692,11 +723,20 @@ int rk_bench_main(const struct rk_kvctl_opts *o, int argc, char **argv)
     b->duration_ms = 10000;
     b->keys = 100000;
     b->value_size = 100;
+    snprintf(b->prefix, sizeof b->prefix, "bench:");
     int rv = bench_parse(b, argc, argv);
+    if (rv == 0 && b->raw && b->cleanup) {
+        rk_kvctl_err("bench: --raw writes no keys; --cleanup has nothing to delete");
+        rv = -1;
+    }
     if (rv != 0) {
         free(b);
         return rv > 0 ? RK_EXIT_OK : RK_EXIT_USAGE;
     }
+    b->klen = (uint32_t)strlen(b->prefix) + KEY_DIGITS;
+    if (!b->raw)
+        fprintf(stderr, "bench: keys \"%s0000000000\" to \"%s%010u\" (--prefix)%s\n", b->prefix,
+                b->prefix, b->keys - 1, b->cleanup ? ", deleted afterwards (--cleanup)" : "");
     rv = probe(b, &need_preload);
     if (rv != 0) {
         free(b);
@@ -713,6 +753,8 @@ int rk_bench_main(const struct rk_kvctl_opts *o, int argc, char **argv)
     else if (!need_preload || preload(b) == 0) {
         run_phase(b, PH_RUN);
         code = report(b);
+        if (b->cleanup)
+            cleanup(b);
     }
     close_all(b);
     free(b);

@@ -18,6 +18,7 @@
 #include "client/ajson.h"
 #include "client/client.h"
 #include "kvctl/bench.h"
+#include "kvctl/nodes.h"
 #include "kvctl/plan.h"
 #include "kvctl/xfers.h"
 #include "util/err.h"
@@ -27,16 +28,18 @@
 
 static const char usage_text[] =
     "usage: kvctl [-a ADDR] [--json] [--timeout DUR] [-r R] [-w W] COMMAND ...\n"
+    "       kvctl help [COMMAND] | --version\n"
     "\n"
     "commands:\n"
     "  put KEY VALUE [--ttl DUR]  store VALUE under KEY; VALUE \"-\" reads stdin (binary-safe)\n"
-    "  get KEY                    print the value (raw bytes, no newline added);\n"
-    "                             --json adds which replicas answered what\n"
+    "  get KEY                    print the value (raw bytes; a newline added only on a\n"
+    "                             terminal); --json adds which replicas answered what\n"
     "  del KEY                    delete KEY\n"
     "  status | stats             node status / statistics\n"
     "  health | ready             probes: exit 0 yes, 1 no\n"
     "  members                    member table: state, last heard, RTT, addresses\n"
-    "  join SEED_ADDR             join the cluster through a member's gossip address\n"
+    "  join SEED_ADDR             join the cluster through a member's gossip address;\n"
+    "                             exit 3 if nothing answers there\n"
     "  leave [--no-wait]          hand the node's partitions over, then stop it\n"
     "  remove NODE_ID [--force]   take a dead member out (--force: whatever its state)\n"
     "  locate KEY                 KEY's partition and its preference list of nodes\n"
@@ -49,7 +52,10 @@ static const char usage_text[] =
     "                             bytes, time), without doing it (see kvctl plan --help)\n"
     "\n"
     "options (before or after COMMAND):\n"
-    "  -a ADDR        node address (default $KVCTL_ADDR, else " DEFAULT_ADDR ")\n"
+    "  -a ADDR        node address, HOST:PORT or tcp://HOST:PORT, or a comma-separated\n"
+    "                 list: the next is tried while one cannot be reached (refused, or\n"
+    "                 the request could not be sent); default $KVCTL_ADDR, else\n"
+    "                 " DEFAULT_ADDR "\n"
     "  --json         print one JSON object per line\n"
     "  --timeout DUR  per-request timeout: 250ms, 2s, 1m ... (default 5s)\n"
     "  -r R, -w W     read / write quorum for this request (default: the node's)\n"
@@ -398,14 +404,15 @@ static int write_failed(const char *what, const char *key)
     return RK_EXIT_USAGE;
 }
 
-/* Not found: the line on stderr and, with --json and a trace that names the
- * replicas asked, {"key":..,"found":false,"coordinator":..,"replicas":..}
- * on stdout so that scripts see which replicas answered missing. */
-static void get_not_found(const char *key, const char *trace_fields)
+/* Not found: the line on stderr and, with --json,
+ * {"key":..,"found":false} on stdout (plus "coordinator" and "replicas"
+ * when the node traced the read, so scripts see which replicas answered
+ * missing). */
+static void get_not_found(const char *key, const char *trace_fields, bool json)
 {
     char kb[256];
     rk_kvctl_err("get %s: not found", show_key(key, kb, sizeof kb));
-    if (trace_fields[0] == '\0')
+    if (!json)
         return;
     print_json_key(key);
     printf(",\"found\":false%s}\n", trace_fields);
@@ -430,12 +437,13 @@ static int cmd_get(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct 
                               o->json ? &trace : NULL);
     get_trace(key, trace, rv == 0, &fields);
     if (rv == RK_ENOTFOUND)
-        get_not_found(key, fields.p);
+        get_not_found(key, fields.p ? fields.p : "", o->json);
     else if (rv != 0)
         rk_kvctl_err("get %s: %s", show_key(key, kb, sizeof kb), rk_client_error(c));
     else if (o->json)
         print_get_json(key, val, vlen, version, expiry, fields.p);
-    else if (fwrite(val, 1, vlen, stdout) != vlen || fflush(stdout) != 0)
+    else if (fwrite(val, 1, vlen, stdout) != vlen ||
+             (isatty(STDOUT_FILENO) && putchar('\n') == EOF) || fflush(stdout) != 0)
         code = write_failed("get", key);
     rk_client_close(c);
     free(fields.p);
@@ -876,6 +884,50 @@ static int leave_wait(const struct rk_kvctl_opts *o, struct rk_client *c)
     }
 }
 
+#define JOIN_WAIT_MS 5000 /* several gossip intervals at the default 1s */
+
+/* Members of the node's table (LEFT left out), and whether one gossips at
+ * seed; -1 (after a line) if the node did not answer. */
+static long count_members(const struct rk_kvctl_opts *o, const char *seed, bool *has_seed)
+{
+    struct rk_kvctl_member *m;
+    size_t n;
+    if (rk_kvctl_members(o, "join", &m, &n) != RK_EXIT_OK)
+        return -1;
+    *has_seed = false;
+    for (size_t i = 0; i < n; i++)
+        *has_seed |= strcmp(m[i].gossip, seed) == 0;
+    free(m);
+    return (long)n;
+}
+
+/* After JOIN was accepted: the node only starts dialling the seed, so
+ * wait until its table shows a member it did not have before (or the seed
+ * itself); nothing answering there is exit 3, not a silent success. */
+static int join_wait(const struct rk_kvctl_opts *o, const char *seed, long before)
+{
+    uint64_t wait = o->timeout_ms > JOIN_WAIT_MS ? o->timeout_ms : JOIN_WAIT_MS;
+    uint64_t deadline = mono_ms() + wait;
+    for (;;) {
+        bool has_seed;
+        long n = count_members(o, seed, &has_seed);
+        if (n < 0)
+            return RK_EXIT_CLUSTER;
+        if (n > before || has_seed) {
+            printf("joined through %s: the node now knows %ld members\n", seed, n);
+            return RK_EXIT_OK;
+        }
+        if (mono_ms() >= deadline) {
+            char t[32];
+            rk_kvctl_err("join: nothing answered at %s within %s (is a member's listen.gossip "
+                         "there, and reachable from the node?)",
+                         seed, rk_client_fmt_ms(wait, t, sizeof t));
+            return RK_EXIT_CLUSTER;
+        }
+        ms_sleep(100);
+    }
+}
+
 /* members, join SEED_ADDR, leave, remove NODE_ID [--force], locate KEY,
  * ring. */
 static int cmd_member(const struct rk_kvctl_opts *o, const struct cmd *cmd, struct cmd_args *a)
@@ -890,6 +942,10 @@ static int cmd_member(const struct rk_kvctl_opts *o, const struct cmd *cmd, stru
                      show_key(arg, kb, sizeof kb));
         return RK_EXIT_USAGE;
     }
+    bool had_seed = false;
+    long before = cmd->op == RK_OP_JOIN ? count_members(o, arg, &had_seed) : 0;
+    if (before < 0)
+        return RK_EXIT_CLUSTER;
     struct rk_client *c = open_client(o, cmd->name, &code);
     if (c == NULL)
         return code;
@@ -900,10 +956,15 @@ static int cmd_member(const struct rk_kvctl_opts *o, const struct cmd *cmd, stru
         code = member_exit_code(rv);
     } else if (l != NULL) {
         code = print_listing(cmd, l, json, o->json);
+    } else if (cmd->op == RK_OP_JOIN && had_seed) {
+        printf("%s is already a member's gossip address: nothing to join\n", arg);
     } else {
-        print_member_reply(json, o->json);
+        if (cmd->op != RK_OP_JOIN || o->json)
+            print_member_reply(json, o->json);
         if (cmd->op == RK_OP_LEAVE && !a->no_wait)
             code = leave_wait(o, c);
+        if (cmd->op == RK_OP_JOIN)
+            code = join_wait(o, arg, before);
     }
     free(json);
     rk_client_close(c);
@@ -1163,12 +1224,14 @@ static const struct cmd commands[] = {
      "Prints nothing; with --json {\"key\":..,\"version\":..}.",
      2, 2, CMD_TTL, 0, cmd_put},
     {"get", "get KEY",
-     "Print the value of KEY as raw bytes (no newline added); exit 1 if absent.\n"
+     "Print the value of KEY as raw bytes; exit 1 if absent. A newline follows the\n"
+     "value only when stdout is a terminal, so a pipe or file gets the exact bytes.\n"
      "With --json: {\"key\",\"value\",\"value_base64\" (if not UTF-8),\"version\",\"expiry_ms\",\n"
      "\"coordinator\",\"replicas\"}: the node that served the read and each replica it\n"
      "asked with the version it returned, or \"missing\", or an \"error\" (a node that\n"
-     "does not trace reads leaves the two out). If absent, --json still prints\n"
-     "{\"key\",\"found\":false,\"coordinator\",\"replicas\"} when the node traced the read.",
+     "does not trace reads leaves the two out). If absent, --json prints\n"
+     "{\"key\",\"found\":false} (with \"coordinator\",\"replicas\" when the node traced\n"
+     "the read) and exits 1.",
      1, 1, 0, 0, cmd_get},
     {"del", "del KEY", "Delete KEY (absent keys are not an error). --json prints the version.", 1,
      1, 0, 0, cmd_del},
@@ -1187,7 +1250,9 @@ static const struct cmd commands[] = {
      0, 0, 0, RK_OP_MEMBERS, cmd_member},
     {"join", "join SEED_ADDR",
      "Make the node join the cluster that SEED_ADDR belongs to. SEED_ADDR is a\n"
-     "member's gossip address, tcp://HOST:PORT (its listen.gossip).",
+     "member's gossip address, tcp://HOST:PORT (its listen.gossip). Waits (up to 5s,\n"
+     "or --timeout if longer) until the node has heard from a new member; exit 3 if\n"
+     "none answered.",
      1, 1, 0, RK_OP_JOIN, cmd_member},
     {"leave", "leave [--no-wait]",
      "Make the node leave the cluster: it hands every partition it holds to the members\n"
@@ -1311,9 +1376,29 @@ static int parse_cmd_args(struct rk_kvctl_opts *o, const struct cmd *cmd, int ar
     return 0;
 }
 
+static int run_command(struct rk_kvctl_opts *o, int argc, char **argv);
+
+/* kvctl help [COMMAND]: the overview, or COMMAND's own help (as COMMAND
+ * --help prints it). */
+static int cmd_help(struct rk_kvctl_opts *o, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+        fputs(usage_text, stdout);
+        return RK_EXIT_OK;
+    }
+    if (argc > 2) {
+        rk_kvctl_err("help: one COMMAND at most (usage: kvctl help [COMMAND])");
+        return RK_EXIT_USAGE;
+    }
+    char *args[] = {argv[1], "--help", NULL};
+    return run_command(o, 2, args);
+}
+
 static int run_command(struct rk_kvctl_opts *o, int argc, char **argv)
 {
     const char *name = argv[0];
+    if (strcmp(name, "help") == 0)
+        return cmd_help(o, argc, argv);
     if (strcmp(name, "bench") == 0)
         return rk_bench_main(o, argc, argv);
     if (strcmp(name, "plan") == 0)
@@ -1368,6 +1453,10 @@ int main(int argc, char **argv)
             break;
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
             fputs(usage_text, stdout);
+            return RK_EXIT_OK;
+        }
+        if (strcmp(s, "--version") == 0) {
+            printf("kvctl %s (ringkv protocol %u)\n", RINGKV_VERSION, RK_PROTO_VERSION);
             return RK_EXIT_OK;
         }
         int rv = rk_kvctl_global_opt(&o, argc, argv, &i);

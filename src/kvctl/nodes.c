@@ -39,6 +39,7 @@ int rk_kvctl_members(const struct rk_kvctl_opts *o, const char *cmd, struct rk_k
         struct rk_kvctl_member *x = &m[*n];
         rk_ajson_copy_text(x->id, sizeof x->id, rk_ajson_member(e, "id"));
         rk_ajson_copy_text(x->client, sizeof x->client, rk_ajson_member(e, "client"));
+        rk_ajson_copy_text(x->gossip, sizeof x->gossip, rk_ajson_member(e, "gossip"));
         rk_ajson_copy_text(x->state, sizeof x->state, rk_ajson_member(e, "state"));
         if (strcmp(x->state, "left") != 0)
             (*n)++;

@@ -13,6 +13,7 @@
 struct rk_kvctl_member {
     char id[RK_RING_ID_MAX + 1];
     char client[128];
+    char gossip[128];
     char state[16];
 };
 

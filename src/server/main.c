@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RINGKV_VERSION "0.1.0"
-
 static const char usage[] =
     "usage: ringkvd [run] [-c FILE] [--dashboard] [--repair]\n"
     "                                     run a node (without -c: built-in defaults,\n"
@@ -58,20 +56,27 @@ static int load(struct rk_config *c, const char *path)
     return 0;
 }
 
+static int bad_arg(const char *cmd, const char *arg, const char *why)
+{
+    fprintf(stderr, "ringkvd %s: %s \"%s\" (see ringkvd --help)\n", cmd, why, arg);
+    return 2;
+}
+
 static int cmd_check(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "%s", usage);
+    if (argc < 3) {
+        fprintf(stderr, "ringkvd check-config: no config file given (usage: ringkvd check-config "
+                        "FILE, e.g. /etc/ringkv/ringkv.toml)\n");
         return 2;
     }
-    struct rk_config *c = malloc(sizeof(*c));
-    char err[1200];
-    if (!c)
-        return 1;
-    int rc = rk_config_load(c, argv[2], err, sizeof(err));
-    free(c);
-    if (rc < 0) {
-        fprintf(stderr, "%s\n", err);
+    if (argc > 3)
+        return bad_arg("check-config", argv[3], "one FILE only; unexpected");
+    char err[8192];
+    int n = rk_config_check(argv[2], err, sizeof(err));
+    if (n > 0) {
+        /* Every error, one line each (a syntax error's line has no newline). */
+        size_t len = strlen(err);
+        fprintf(stderr, "%s%s", err, len && err[len - 1] == '\n' ? "" : "\n");
         return 2;
     }
     printf("%s: ok\n", argv[2]);
@@ -180,7 +185,14 @@ static int cmd_run(int argc, char **argv, int first)
     const char *path = NULL;
     bool repair = false, dashboard = false;
     for (int i = first; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 == argc) {
+                rk_error("ringkvd",
+                         "%s needs a config FILE (e.g. ringkvd run -c "
+                         "/etc/ringkv/ringkv.toml; without -c: built-in defaults)",
+                         argv[i]);
+                return 2;
+            }
             path = argv[++i];
         } else if (strcmp(argv[i], "--repair") == 0) {
             repair = true;
@@ -223,12 +235,6 @@ static void quit_on_signals(void)
     sigaction(SIGHUP, &sa, NULL);
 }
 
-static int bad_arg(const char *cmd, const char *arg, const char *why)
-{
-    fprintf(stderr, "ringkvd %s: %s \"%s\" (see ringkvd --help)\n", cmd, why, arg);
-    return 2;
-}
-
 static int parse_interval(const char *cmd, const char *v, unsigned *ms)
 {
     uint64_t x;
@@ -259,8 +265,9 @@ static int cmd_dashboard(int argc, char **argv)
     }
     if (o.json && !o.once)
         return bad_arg("dashboard", "--json", "--json goes with --once:");
-    if (strchr(o.addr, ',') || strncmp(o.addr, "tcp://", 6) != 0)
-        return bad_arg("dashboard", o.addr, "-a wants one address tcp://HOST:PORT, not");
+    if (strchr(o.addr, ','))
+        return bad_arg("dashboard", o.addr,
+                       "-a wants one address, HOST:PORT or tcp://HOST:PORT, not");
     quit_on_signals();
     return tui_dash_run(&o);
 }

@@ -398,6 +398,7 @@ static void on_status(struct ev_loop *loop, ev_timer *t, int revents)
 static void take_live(struct rk_config *cfg, const struct rk_config *neu)
 {
     cfg->log_level = neu->log_level;
+    cfg->log_format = neu->log_format;
     cfg->max_inflight = neu->max_inflight;
     cfg->max_connections = neu->max_connections;
     cfg->client_rate = neu->client_rate;
@@ -452,6 +453,7 @@ static void reload(struct server *s)
     }
     if (live[0]) {
         rk_log_set_level(neu->log_level);
+        rk_log_set_format(neu->log_format);
         atomic_store(&s->sh.max_inflight, neu->max_inflight);
         rk_conns_set_max(&s->sh.conns, neu->max_connections);
         rk_ae_pace_set(&s->sh.ae, neu);
@@ -649,6 +651,7 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
     rk_hlc_init(&s->sh.hlc, cfg->max_clock_skew_ms);
     signal(SIGPIPE, SIG_IGN);
     rk_log_set_level(cfg->log_level);
+    rk_log_set_format(cfg->log_format);
     int code = 1;
     watchers_start(s); /* signals are caught from here on, also during recovery */
     if (startup(s) == 0) {

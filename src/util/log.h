@@ -1,5 +1,10 @@
-/* One line per event: "level component: message key=value" on stderr
- * (journald adds time and unit). Every byte of a message outside printable
+/* One line per event on stderr. Text: "TIMESTAMP level component: message
+ * key=value" with an ISO-8601 UTC timestamp in milliseconds
+ * ("2026-12-07T15:04:05.123Z"). When stderr is the journal (JOURNAL_STREAM
+ * names fd 2) the line starts with its syslog priority "<N>" instead of the
+ * timestamp (journald keeps its own time). JSON (log.format = "json"): one
+ * object per line, {"ts","level","component","msg"}, after the "<N>" when
+ * stderr is the journal. Every byte of a message outside printable
  * ASCII is written as \xNN (a backslash as \\), so a string that came
  * from a peer or a client can neither break a line nor forge one. A sink can be installed to
  * capture lines, which tests use to assert on what recovery reported. */
@@ -7,9 +12,11 @@
 #define RK_UTIL_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum rk_log_level { RK_LOG_DEBUG, RK_LOG_INFO, RK_LOG_WARN, RK_LOG_ERROR };
+enum rk_log_format { RK_LOG_TEXT, RK_LOG_JSON };
 
 typedef void rk_log_sink(enum rk_log_level lvl, const char *line, void *arg);
 
@@ -17,8 +24,23 @@ typedef void rk_log_sink(enum rk_log_level lvl, const char *line, void *arg);
 void rk_log_set_level(enum rk_log_level lvl);
 /* Parse "debug|info|warn|error"; returns 0 or RK_EINVAL. */
 int rk_log_parse_level(const char *s, enum rk_log_level *out);
-/* Replace stderr output with sink (NULL restores stderr). Not for use while
- * other threads log. */
+/* Text or JSON lines. Any thread; takes effect for later calls. */
+void rk_log_set_format(enum rk_log_format f);
+/* Whether fd is the stream journald gave this process: env is the value of
+ * JOURNAL_STREAM ("DEV:INODE", may be NULL) and must match fstat(fd). The
+ * logger asks once, at its first line, for stderr. */
+bool rk_log_is_journal(const char *env, int fd);
+/* Render one line into line (room bytes, at least 64): the prefix (the
+ * priority when journal, else the timestamp of wall_ms), level, component
+ * and msg (mlen bytes, escaped as above; JSON-quoted as well for
+ * RK_LOG_JSON), no newline, NUL-terminated. Returns its length; a long msg
+ * is cut at a whole escape. Pure: tests call it directly. */
+size_t rk_log_render(char *line, size_t room, enum rk_log_level lvl, const char *component,
+                     const char *msg, size_t mlen, enum rk_log_format f, bool journal,
+                     uint64_t wall_ms);
+/* Replace stderr output with sink (NULL restores stderr): the sink gets
+ * "level component: message" (escaped, no prefix, no newline) whatever
+ * the format. Not for use while other threads log. */
 void rk_log_set_sink(rk_log_sink *sink, void *arg);
 
 void rk_log(enum rk_log_level lvl, const char *component, const char *fmt, ...)

@@ -27,6 +27,7 @@ Rules the tests rely on:
 import json
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -40,7 +41,7 @@ POLL_INTERVAL = 0.02  # seconds between polls: short, the deadline bounds the wa
 # Variables of the test runner's own environment that must not leak into a
 # daemon or client we start (a CI job under systemd has NOTIFY_SOCKET set).
 _SCRUB_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
-              "LISTEN_PID", "LISTEN_FDNAMES", "KVCTL_ADDR")
+              "LISTEN_PID", "LISTEN_FDNAMES", "KVCTL_ADDR", "JOURNAL_STREAM")
 
 
 class Abort(Exception):
@@ -197,6 +198,16 @@ class Result(tuple):
     def __repr__(self):
         out = self.out if len(self.out) <= 300 else self.out[:300] + b"..."
         return f"Result(rc={self.rc}, out={out!r}, err={self.err!r}, argv={self.argv})"
+
+
+# What ringkvd puts before "level component: message": an ISO-8601 UTC
+# timestamp in milliseconds, or a syslog priority when stderr is the journal.
+LOG_PREFIX = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z |<[0-7]>)")
+
+
+def log_body(line):
+    """A ringkvd log line without its timestamp or priority prefix."""
+    return LOG_PREFIX.sub("", line, count=1) if LOG_PREFIX.match(line) else line
 
 
 def last_json(out):

@@ -20,7 +20,7 @@ import random
 import signal
 import struct
 
-from harness import (RawKV, node_ae, node_stats, replica_misses, rk_decode_header,
+from harness import (RawKV, log_body, node_ae, node_stats, replica_misses, rk_decode_header,
                      rk_field, rk_message, wait_all_alive, wait_for)
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s"}
@@ -116,7 +116,7 @@ def marked(node, mark):
 
 
 def error_lines(node):
-    return [line for line in node.run_log().splitlines() if line.startswith("error ")]
+    return [line for line in node.run_log().splitlines() if log_body(line).startswith("error ")]
 
 
 def switch_ae_on(nodes):

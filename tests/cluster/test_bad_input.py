@@ -14,13 +14,13 @@ import time
 import pytest
 
 from harness import (RK_MAGIC, RK_TAG, SPConn, rk_decode_header, rk_field, rk_fields, rk_frames, rk_message,
-                     rk_text, wait_for)
+                     log_body, rk_text, wait_for)
 
 START_TIMEOUT = 20  # a daemon that must refuse to start has this long to exit
 
 
 def error_lines(text):
-    return [l for l in text.splitlines() if l.startswith("error ringkvd:")]
+    return [log_body(l) for l in text.splitlines() if log_body(l).startswith("error ringkvd:")]
 
 
 def one_error_line(text):

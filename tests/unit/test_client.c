@@ -10,7 +10,11 @@
 
 #include "client/client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -405,25 +409,67 @@ static void test_no_answer_is_timeout(void **state)
     rk_client_close(c);
 }
 
-static void test_unreachable_is_timeout(void **state)
+static void test_refused_fails_at_once(void **state)
 {
     struct rk_client *c;
     void *got;
     size_t n;
     assert_int_equal(rk_client_open(&c, "tcp://127.0.0.1:1", TIMEOUT_MS), 0);
     uint64_t t0 = rk_clock_mono_ns();
-    assert_int_equal(rk_client_get(c, "k", 1, &got, &n, NULL, NULL), RK_ETIMEDOUT);
+    assert_int_equal(rk_client_get(c, "k", 1, &got, &n, NULL, NULL), -ECONNREFUSED);
     uint64_t ms = (rk_clock_mono_ns() - t0) / 1000000;
-    assert_in_range(ms, TIMEOUT_MS - 10, TIMEOUT_MS + 500);
-    assert_non_null(strstr(rk_client_error(c), "tcp://127.0.0.1:1 within 300ms: not connected"));
+    assert_in_range(ms, 0, 100); /* not the 300 ms timeout */
+    assert_non_null(strstr(rk_client_error(c), "tcp://127.0.0.1:1 refused the connection"));
     rk_client_close(c);
+}
+
+/* A TCP port that accepts connections (the kernel's backlog) and never
+ * speaks: nng connects but no pipe ever comes up. Returns the fd. */
+static int silent_listener(char *addr, size_t len)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(addr, len, "127.0.0.1:%u", ntohs(sa.sin_port));
+    return fd;
+}
+
+static void test_address_list_passes_over_unreachable(void **state)
+{
+    struct rk_client *c;
+    char silent[64], list[512];
+    int fd = silent_listener(silent, sizeof silent);
+    /* Refused, then silent (the send times out: never sent), then the
+     * node, written HOST:PORT. */
+    snprintf(list, sizeof list, "127.0.0.1:1,%s,%s", silent, fk.addr + strlen("tcp://"));
+    assert_int_equal(rk_client_open(&c, list, TIMEOUT_MS), 0);
+    assert_string_equal(rk_client_addr(c), "tcp://127.0.0.1:1");
+    assert_int_equal(rk_client_put(c, "k", 1, "v", 1, 0, NULL), 0);
+    assert_string_equal(rk_client_addr(c), fk.addr);
+    rk_client_close(c);
+    /* Every address refuses: at once, one line. */
+    assert_int_equal(rk_client_open(&c, "127.0.0.1:1,tcp://127.0.0.1:1", TIMEOUT_MS), 0);
+    assert_int_equal(rk_client_del(c, "k", 1, NULL), -ECONNREFUSED);
+    assert_non_null(strstr(rk_client_error(c), "every address refused the connection"));
+    rk_client_close(c);
+    close(fd);
 }
 
 static void test_bad_address(void **state)
 {
     struct rk_client *c;
     assert_int_equal(rk_client_open(&c, "nonsense", 1000), RK_EINVAL);
-    assert_non_null(strstr(rk_client_error(c), "bad address 'nonsense'"));
+    assert_non_null(strstr(rk_client_error(c), "bad address 'tcp://nonsense'"));
+    rk_client_close(c);
+    assert_int_equal(rk_client_open(&c, "127.0.0.1:7400,", 1000), RK_EINVAL);
+    assert_non_null(strstr(rk_client_error(c), "an empty or overlong entry"));
+    rk_client_close(c);
+    assert_int_equal(rk_client_open(&c, "127.0.0.1:7400,bogus://x", 1000), RK_EINVAL);
+    assert_non_null(strstr(rk_client_error(c), "bad address 'bogus://x'"));
     rk_client_close(c);
     assert_int_equal(rk_client_open(&c, "tcp://127.0.0.1:7400", 0), RK_EINVAL);
     rk_client_close(c);
@@ -462,13 +508,21 @@ static void test_generic_call(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_put_get_del),          cmocka_unit_test(test_not_found),
-        cmocka_unit_test(test_quorum_override),      cmocka_unit_test(test_admin),
-        cmocka_unit_test(test_no_answer_is_timeout), cmocka_unit_test(test_unreachable_is_timeout),
-        cmocka_unit_test(test_bad_address),          cmocka_unit_test(test_mismatched_reply),
-        cmocka_unit_test(test_generic_call),         cmocka_unit_test(test_admin_arg),
-        cmocka_unit_test(test_overview_arg),         cmocka_unit_test(test_get_trace),
-        cmocka_unit_test(test_get_quorum_text),      cmocka_unit_test(test_locate_ring),
+        cmocka_unit_test(test_put_get_del),
+        cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_quorum_override),
+        cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_no_answer_is_timeout),
+        cmocka_unit_test(test_refused_fails_at_once),
+        cmocka_unit_test(test_address_list_passes_over_unreachable),
+        cmocka_unit_test(test_bad_address),
+        cmocka_unit_test(test_mismatched_reply),
+        cmocka_unit_test(test_generic_call),
+        cmocka_unit_test(test_admin_arg),
+        cmocka_unit_test(test_overview_arg),
+        cmocka_unit_test(test_get_trace),
+        cmocka_unit_test(test_get_quorum_text),
+        cmocka_unit_test(test_locate_ring),
     };
     return cmocka_run_group_tests(tests, fake_start, fake_stop);
 }

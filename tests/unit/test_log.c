@@ -9,7 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -62,11 +65,94 @@ static void test_long_lines_are_cut_whole(void **state)
     assert_int_equal((n - strlen("warn gossip: ")) % 4, 0);
 }
 
+static const char *render(enum rk_log_level lvl, const char *msg, enum rk_log_format f,
+                          bool journal)
+{
+    /* 2026-12-07T15:04:05.123Z */
+    rk_log_render(got, sizeof(got), lvl, "gossip", msg, strlen(msg), f, journal,
+                  UINT64_C(1796655845123));
+    return got;
+}
+
+static void test_text_lines_start_with_a_utc_timestamp(void **state)
+{
+    (void)state;
+    assert_string_equal(render(RK_LOG_WARN, "peer n2 down", RK_LOG_TEXT, false),
+                        "2026-12-07T15:04:05.123Z warn gossip: peer n2 down");
+    /* Milliseconds keep their leading zeros. */
+    rk_log_render(got, sizeof(got), RK_LOG_INFO, "server", "x", 1, RK_LOG_TEXT, false,
+                  UINT64_C(1796655845007));
+    assert_string_equal(got, "2026-12-07T15:04:05.007Z info server: x");
+}
+
+static void test_journal_lines_carry_the_priority_and_no_timestamp(void **state)
+{
+    (void)state;
+    assert_string_equal(render(RK_LOG_DEBUG, "m", RK_LOG_TEXT, true), "<7>debug gossip: m");
+    assert_string_equal(render(RK_LOG_INFO, "m", RK_LOG_TEXT, true), "<6>info gossip: m");
+    assert_string_equal(render(RK_LOG_WARN, "m", RK_LOG_TEXT, true), "<4>warn gossip: m");
+    assert_string_equal(render(RK_LOG_ERROR, "m", RK_LOG_TEXT, true), "<3>error gossip: m");
+    assert_string_equal(render(RK_LOG_ERROR, "m", RK_LOG_JSON, true),
+                        "<3>{\"ts\":\"2026-12-07T15:04:05.123Z\",\"level\":\"error\","
+                        "\"component\":\"gossip\",\"msg\":\"m\"}");
+}
+
+static void test_json_lines_escape_the_message(void **state)
+{
+    (void)state;
+    /* A quote, a backslash and a newline stay inside the string: the newline
+     * as the text format's \x0a, the backslashes doubled for JSON. */
+    assert_string_equal(render(RK_LOG_INFO, "key \"a\\b\"\n}", RK_LOG_JSON, false),
+                        "{\"ts\":\"2026-12-07T15:04:05.123Z\",\"level\":\"info\","
+                        "\"component\":\"gossip\",\"msg\":\"key \\\"a\\\\\\\\b\\\"\\\\x0a}\"}");
+}
+
+static void test_long_json_lines_stay_closed(void **state)
+{
+    (void)state;
+    char big[3000], line[600];
+    memset(big, '"', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    size_t n = rk_log_render(line, sizeof(line), RK_LOG_INFO, "gossip", big, strlen(big),
+                             RK_LOG_JSON, false, 0);
+    assert_true(n < sizeof(line));
+    assert_int_equal(strlen(line), n);
+    assert_string_equal(line + n - 2, "\"}");
+    /* Whole pairs only: the body before the closing quote is \" repeated. */
+    const char *body = strstr(line, "\"msg\":\"") + 7;
+    assert_int_equal((size_t)(line + n - 2 - body) % 2, 0);
+}
+
+static void test_journal_stream_must_name_the_fd(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/rk_log_XXXXXX", env[64];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    assert_true(rk_log_is_journal(env, fd));
+    snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino + 1);
+    assert_false(rk_log_is_journal(env, fd));
+    assert_false(rk_log_is_journal(NULL, fd));
+    assert_false(rk_log_is_journal("junk", fd));
+    close(fd);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_control_bytes_are_escaped),
         cmocka_unit_test(test_long_lines_are_cut_whole),
+        cmocka_unit_test(test_text_lines_start_with_a_utc_timestamp),
+        cmocka_unit_test(test_journal_lines_carry_the_priority_and_no_timestamp),
+        cmocka_unit_test(test_json_lines_escape_the_message),
+        cmocka_unit_test(test_long_json_lines_stay_closed),
+        cmocka_unit_test(test_journal_stream_must_name_the_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
