@@ -254,7 +254,9 @@ def test_run_with_dashboard_keeps_logs_off_the_screen_and_q_stops_the_node(clust
     node = cluster.add_node()
     node.write_config()
     argv = [cluster.ringkvd, "run", "-c", node.config_path, "--dashboard"]
-    with Tmux(cluster.base, argv, 120, 40) as t:
+    # Wide enough for the status line's log path wherever the build tree is.
+    width = max(200, len(str(node.data_dir)) + 80)
+    with Tmux(cluster.base, argv, width, 40) as t:
         t.wait_screen(all_alive(["node-1"]), 20, "the node's own dashboard")
         s = t.screen()
         log = node.data_dir / "ringkvd.log"
@@ -281,7 +283,7 @@ def test_run_with_dashboard_keeps_logs_off_the_screen_and_q_stops_the_node(clust
     assert log.read_text().rstrip().endswith("server: stopped"), log.read_text()[-500:]
     # The terminal going away (a closed window, a lost ssh session) stops
     # the node gracefully: it is not left running unseen.
-    t = Tmux(cluster.base, argv, 120, 40)
+    t = Tmux(cluster.base, argv, width, 40)
     try:
         t.wait_screen(all_alive(["node-1"]), 20, "the node's own dashboard again")
         pid = t.pid

@@ -67,7 +67,12 @@ static void test_violated_logs_file_line_and_aborts(void **state)
     snprintf(want, sizeof(want), "test_assert.c:%d: assertion failed: x + 1 == 3 && \"two\"\n",
              violate_line);
     assert_non_null(strstr(d.err, want));
-    assert_true(strncmp(d.err, "error assert: ", 14) == 0); /* one logger line */
+    /* One logger line: "<ISO-8601 time> error assert: ..." */
+    const char *sp = strchr(d.err, ' ');
+    assert_non_null(sp);
+    assert_true(sp - d.err == 24 && d.err[23] == 'Z');
+    assert_true(strncmp(sp + 1, "error assert: ", 14) == 0);
+    assert_ptr_equal(strchr(d.err, '\n') + 1, d.err + strlen(d.err));
 }
 
 static int evaluated;
