@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from harness import last_json, wait_for
+from harness import last_json, log_body, wait_for
 
 
 def test_sigterm_under_load_exits_0_and_answers_in_flight(cluster):
@@ -101,7 +101,7 @@ def test_sighup_reloads_live_settings_and_names_the_rest(cluster):
     line = n.wait_log(lambda l: "reloaded" in l and "log.level" in l, since=mark,
                       what="an 'info server: reloaded: ...' line naming log.level")
     assert "limits.max_inflight" in line, f"reload line does not name limits.max_inflight: {line!r}"
-    assert line.startswith("info "), line
+    assert log_body(line).startswith("info "), line
     # The new limit is live: now the same load gets BUSY.
     assert busy_count(n) > 0, "no BUSY after reloading max_inflight = 1"
 
@@ -112,7 +112,7 @@ def test_sighup_reloads_live_settings_and_names_the_rest(cluster):
     n.signal(signal.SIGHUP)
     line = n.wait_log(lambda l: "need a restart" in l, since=mark,
                       what="a 'warn server: reload: ... need a restart' line")
-    assert "storage.fsync" in line and line.startswith("warn "), line
+    assert "storage.fsync" in line and log_body(line).startswith("warn "), line
     line = n.wait_log(lambda l: "reloaded" in l, since=mark, what="an 'info server: reloaded' line")
     assert "limits.max_inflight" in line and "log.level" in line, \
         f"reloading max_inflight 1 -> 10000 and log.level debug -> info logged {line!r}"
