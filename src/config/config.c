@@ -134,7 +134,7 @@ static const struct key keys[] = {
     {ROW("limits.max_inflight", K_UINT, max_inflight, "10000"), .min = 1, .max = 10000000,
      .flags = F_LIVE},
     {ROW("limits.client_rate", K_UINT, client_rate, "0"), .min = 0, .max = 100000000,
-     .flags = F_LIVE},
+     .flags = F_LIVE, .later = "per-client rate limits"},
     /* A connection costs a descriptor and, stalled mid-message, up to one
      * message of memory: 65536 is far past what one node serves usefully. */
     {ROW("limits.max_connections", K_UINT, max_connections, "256"), .min = 1, .max = 65536,
@@ -840,9 +840,9 @@ static int check_field(const struct rk_config *c, const struct key *k, char *msg
     const char *f = (const char *)c + k->off;
     char shown[64];
     uint64_t x = k->type == K_STR || k->type == K_STRS ? 0 : get_num(c, k);
-    if (k->later && f[0]) {
-        snprintf(msg, len, "%s: not supported yet (%s); leave it \"\" or remove the line", k->name,
-                 k->later);
+    if (k->later && (k->type == K_STR ? f[0] != '\0' : x != 0)) {
+        snprintf(msg, len, "%s: not supported yet (%s); leave it %s or remove the line", k->name,
+                 k->later, k->type == K_STR ? "\"\"" : "0");
         return -1;
     }
     switch (k->type) {

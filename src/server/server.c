@@ -619,11 +619,6 @@ static int startup(struct server *s)
     }
     if (open_socket(s) < 0 || start_workers(s) < 0)
         return -1;
-    if (sh->cfg.client_rate)
-        rk_warn("server",
-                "limits.client_rate = %u is not enforced by this version; "
-                "limits.max_inflight bounds the load",
-                sh->cfg.client_rate);
     rk_info("server", "ready node=%s client=%s gossip=%s workers=%u partitions=%u data_dir=%s",
             sh->node_id, sh->cfg.listen_client, sh->cfg.listen_gossip, sh->nworkers, sh->partitions,
             sh->cfg.data_dir);

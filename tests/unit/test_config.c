@@ -227,7 +227,7 @@ static void test_every_key_set(void **state)
             "max_value_size = \"64MiB\"\ntombstone_grace = \"168h\"\n"
             "[antientropy]\nenabled = false\ninterval = \"5m\"\nmax_keys_per_second = 1000\n"
             "max_bytes_per_second = \"0B\"\n"
-            "[limits]\nmax_inflight = 1\nclient_rate = 200\nmax_connections = 4096\n"
+            "[limits]\nmax_inflight = 1\nclient_rate = 0\nmax_connections = 4096\n"
             "[security]\nsecret_file = \"\"\ntls_cert = \"\"\n"
             "tls_key = \"\"\ntls_ca = \"\"\n"
             "[log]\nlevel = \"debug\"\nformat = \"json\"\n",
@@ -266,7 +266,7 @@ static void test_every_key_set(void **state)
     assert_int_equal(c.ae_max_keys_per_second, 1000);
     assert_int_equal(c.ae_max_bytes_per_second, 0);
     assert_int_equal(c.max_inflight, 1);
-    assert_int_equal(c.client_rate, 200);
+    assert_int_equal(c.client_rate, 0); /* anything else is refused until implemented */
     assert_int_equal(c.max_connections, 4096);
     assert_string_equal(c.secret_file, "");
     assert_int_equal(c.log_format, RK_LOG_JSON);
@@ -445,6 +445,9 @@ static void test_cross_key_rules(void **state)
     load_err("[security]\n\nsecret_file = \"/etc/ringkv/secret\"\n",
              ":3:15: security.secret_file: not supported yet (cluster secret: peer and admin "
              "authentication); leave it \"\" or remove the line");
+    load_err("[limits]\nclient_rate = 200\n",
+             ":2:15: limits.client_rate: not supported yet (per-client rate limits); leave it 0 or "
+             "remove the line");
     load_err("[security]\ntls_cert = \"/c.pem\"\n",
              ":2:12: security.tls_cert: not supported yet (TLS for client and peer traffic); "
              "leave it \"\" or remove the line");
