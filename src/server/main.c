@@ -168,7 +168,7 @@ static int run_with_dashboard(struct rk_config *c, const char *path, bool repair
         return d ? 2 : 1;
     }
     local_addr(c->listen_client, d->addr, sizeof d->addr);
-    snprintf(d->note, sizeof d->note, "node log: %s   (q stops the node)", log);
+    snprintf(d->note, sizeof d->note, "q stops the node; its log: %s", log);
     if (pthread_create(&d->t, NULL, dash_main, d) != 0) {
         free(d);
         return 1;

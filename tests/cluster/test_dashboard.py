@@ -254,13 +254,14 @@ def test_run_with_dashboard_keeps_logs_off_the_screen_and_q_stops_the_node(clust
     node = cluster.add_node()
     node.write_config()
     argv = [cluster.ringkvd, "run", "-c", node.config_path, "--dashboard"]
-    # Wide enough for the status line's log path wherever the build tree is.
-    width = max(200, len(str(node.data_dir)) + 80)
-    with Tmux(cluster.base, argv, width, 40) as t:
+    log = node.data_dir / "ringkvd.log"
+    note = f"q stops the node; its log: {log}"
+    # The status line is one row: wide enough for the whole path wherever
+    # the test tree lives.
+    with Tmux(cluster.base, argv, max(120, len(note) + 2), 40) as t:
         t.wait_screen(all_alive(["node-1"]), 20, "the node's own dashboard")
         s = t.screen()
-        log = node.data_dir / "ringkvd.log"
-        assert f"node log: {log}" in s, s
+        assert note in s, s
         assert "server: ready" in log.read_text()
         assert not re.search(r"(^|\dZ )(info|warn|error) [a-z_-]+: ", s, re.M), "log lines on the screen"
         assert node.kvctl("health").rc == 0
