@@ -64,6 +64,7 @@ void rk_admin_sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
         a->live_bytes += b->live_bytes, a->dead_bytes += b->dead_bytes;
         a->index_bytes += b->index_bytes, a->cache_bytes += b->cache_bytes;
         a->commits += b->commits, a->fsyncs += b->fsyncs, a->synced_puts += b->synced_puts;
+        rk_histo_merge(&a->fsync_us, &b->fsync_us);
         a->cache_hits += b->cache_hits, a->cache_misses += b->cache_misses;
         a->merges += b->merges, a->stale_puts += b->stale_puts;
         a->tombstones_purged += b->tombstones_purged, a->expired_purged += b->expired_purged;
@@ -71,8 +72,38 @@ void rk_admin_sum_stats(struct rk_shared *sh, struct rk_worker_stats *t)
         /* Workers build their trees one after another at start: the sum is
          * the time the node spent. */
         t->ae_trees_bytes += s.ae_trees_bytes, t->ae_tree_build_ms += s.ae_tree_build_ms;
-        rk_histo_merge(&t->latency, &s.latency);
+        rk_opstats_merge(&t->ops, &s.ops);
     }
+}
+
+/* {"p50":..,"p99":..,"count":..}, in the histogram's unit (µs). */
+static void histo_json(const struct rk_histo *h, struct rk_jbuf *b)
+{
+    rk_jadd(b, "{\"p50\":%llu,\"p99\":%llu,\"count\":%llu}",
+            (unsigned long long)rk_histo_quantile(h, 0.5),
+            (unsigned long long)rk_histo_quantile(h, 0.99), (unsigned long long)h->count);
+}
+
+/* ,"ops":{"put":{"latency_us":{..},"results":{"OK":n,..}},..}: per kept
+ * operation (opstats.h), the statuses it was answered with at least once. */
+static void ops_json(const struct rk_opstats *o, struct rk_jbuf *b)
+{
+    rk_jadd(b, ",\"ops\":{");
+    for (unsigned k = 0; k < RK_OPSTAT_N; k++) {
+        rk_jadd(b, "%s\"%s\":{\"latency_us\":", k ? "," : "", rk_opstat_name(k));
+        histo_json(&o->latency[k], b);
+        rk_jadd(b, ",\"results\":{");
+        const char *sep = "";
+        for (unsigned s = 0; s < RK_ST_COUNT; s++) {
+            if (o->results[k][s]) {
+                rk_jadd(b, "%s\"%s\":%llu", sep, rk_proto_status_name(s),
+                        (unsigned long long)o->results[k][s]);
+                sep = ",";
+            }
+        }
+        rk_jadd(b, "}}");
+    }
+    rk_jadd(b, "},");
 }
 
 const char *rk_admin_state(struct rk_shared *sh)
@@ -408,10 +439,11 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             (unsigned long long)t.puts, (unsigned long long)t.gets, (unsigned long long)t.dels,
             (unsigned long long)t.other, (unsigned long long)t.busy, (unsigned long long)t.errors,
             (unsigned long long)t.forwarded, atomic_load(&sh->inflight));
-    rk_jadd(b, "\"latency_us\":{\"p50\":%llu,\"p99\":%llu,\"count\":%llu},",
-            (unsigned long long)rk_histo_quantile(&t.latency, 0.5),
-            (unsigned long long)rk_histo_quantile(&t.latency, 0.99),
-            (unsigned long long)t.latency.count);
+    struct rk_histo lat;
+    rk_opstats_client_latency(&t.ops, &lat);
+    rk_jadd(b, "\"latency_us\":");
+    histo_json(&lat, b);
+    ops_json(&t.ops, b);
     const struct rk_coord_stats *co = &t.coord;
     rk_jadd(b,
             "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"
@@ -445,7 +477,8 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             "\"live_bytes\":%llu,\"dead_bytes\":%llu,\"index_bytes\":%llu,\"cache_bytes\":%llu,"
             "\"cache_hits\":%llu,\"cache_misses\":%llu,\"commits\":%llu,\"fsyncs\":%llu,"
             "\"synced_puts\":%llu,\"puts_per_fsync\":%.2f,\"merges\":%llu,\"stale_puts\":%llu,"
-            "\"tombstones_purged\":%llu,\"expired_purged\":%llu,\"tombstones_held\":%llu}}",
+            "\"tombstones_purged\":%llu,\"expired_purged\":%llu,\"tombstones_held\":%llu,"
+            "\"fsync_us\":",
             (unsigned long long)s->keys, (unsigned long long)s->tombstones,
             (unsigned long long)s->segments, (unsigned long long)s->disk_bytes,
             (unsigned long long)s->raw_bytes,
@@ -459,6 +492,8 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             (unsigned long long)s->merges, (unsigned long long)s->stale_puts,
             (unsigned long long)s->tombstones_purged, (unsigned long long)s->expired_purged,
             (unsigned long long)s->tombstones_held);
+    histo_json(&s->fsync_us, b);
+    rk_jadd(b, "}}");
 }
 
 bool rk_admin_health(struct rk_shared *sh, char *why, size_t len)

@@ -1,5 +1,6 @@
 /* RBATCH on the receiving side (see batch.h). */
 #include "server/batch.h"
+#include "server/worker_int.h"
 #include "util/err.h"
 #include "util/le.h"
 
@@ -12,8 +13,9 @@
 
 struct rk_batch {
     struct rk_shared *sh;
-    nng_msg *msg; /* the request; its header routes the reply to the peer */
-    uint32_t id;  /* the request's proto id, echoed */
+    nng_msg *msg;         /* the request; its header routes the reply to the peer */
+    uint32_t id;          /* the request's proto id, echoed */
+    uint64_t received_ns; /* the request's receipt stamp, for the parts' latency */
     uint32_t n;
     atomic_uint left;
     nng_msg *parts[]; /* [k]: part k once answered, or NULL */
@@ -86,6 +88,7 @@ int rk_batch_split(struct rk_shared *sh, nng_msg *msg, const struct rk_msg *req,
     b->sh = sh;
     b->msg = msg;
     b->id = req->id;
+    b->received_ns = rk_reply_received_ns(msg);
     b->n = n;
     atomic_init(&b->left, n);
     /* Every part is built before any is routed: a part routed may be
@@ -149,6 +152,12 @@ static void finish(struct rk_batch *b)
         if (b->parts[k])
             nng_msg_free(b->parts[k]);
     free(b);
+}
+
+uint64_t rk_batch_part_received_ns(nng_msg *part)
+{
+    struct part_hdr h;
+    return read_hdr(part, &h) ? h.b->received_ns : 0;
 }
 
 void rk_batch_part_done(nng_msg *part, bool answered)

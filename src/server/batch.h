@@ -44,6 +44,9 @@ static inline bool rk_msg_is_internal(nng_msg *m)
     return nng_msg_get_pipe(m).id == 0;
 }
 
+/* When the batch part belongs to was received (its rk_reply_stamp). */
+uint64_t rk_batch_part_received_ns(nng_msg *part);
+
 /* Is m a batch part (its body, once answered, is the part's reply)? Only
  * an internal message can be one. */
 bool rk_batch_is_part(nng_msg *m);

@@ -57,25 +57,78 @@ static void requests(struct rk_shared *sh, const struct rk_worker_stats *t, stru
         atomic_load(&sh->inflight));
 }
 
-/* The client latency histogram: the power-of-two µs bounds (histo.h) as
- * cumulative le buckets in seconds. _count is the +Inf bucket, so the two
- * agree even if a copy were torn. */
-static void latency(const struct rk_histo *h, struct rk_jbuf *b)
+/* One histogram's samples: the power-of-two µs bounds (histo.h) as
+ * cumulative le buckets in seconds, under the labels lab ("" or
+ * `op="put"`). _count is the +Inf bucket, so the two agree even if a copy
+ * were torn. */
+static void histo_samples(struct rk_jbuf *b, const char *n, const char *lab,
+                          const struct rk_histo *h)
 {
-    const char *n = "ringkv_request_duration_seconds";
-    family(b, n, "histogram",
-           "Client PUT, GET and DEL requests, from receipt to reply (power-of-two buckets).");
+    const char *sep = lab[0] ? "," : "", *open = lab[0] ? "{" : "", *close = lab[0] ? "}" : "";
     ull cum = 0;
     for (unsigned i = 0; i < RK_HISTO_BOUNDS; i++) {
         cum += h->counts[i];
-        rk_jadd(b, "%s_bucket{le=\"%.6f\"} %llu\n", n, (double)rk_histo_bound(i) / US_PER_S, cum);
+        rk_jadd(b, "%s_bucket{%s%sle=\"%.6f\"} %llu\n", n, lab, sep,
+                (double)rk_histo_bound(i) / US_PER_S, cum);
     }
     cum += h->counts[RK_HISTO_BOUNDS];
-    rk_jadd(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", n, cum, n,
-            (double)h->sum / US_PER_S, n, cum);
+    rk_jadd(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", n, lab, sep, cum);
+    rk_jadd(b, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", n, open, lab, close,
+            (double)h->sum / US_PER_S, n, open, lab, close, cum);
 }
 
-/* Replica and disk operations: counters (no histogram is kept of them). */
+/* A status as a label value: its name in lower case ("not_found"). */
+static void status_label(enum rk_status st, char *out, size_t cap)
+{
+    const char *sn = rk_proto_status_name(st);
+    size_t i = 0;
+    for (; sn[i] && i < cap - 1; i++)
+        out[i] = (char)(sn[i] >= 'A' && sn[i] <= 'Z' ? sn[i] - 'A' + 'a' : sn[i]);
+    out[i] = 0;
+}
+
+/* Per-operation latency histograms and replies by status (opstats.h) of
+ * the operations first..last-1, as the families `name` and `replies`. */
+static void ops(const struct rk_opstats *o, unsigned first, unsigned last, const char *name,
+                const char *help, const char *replies, const char *rhelp, struct rk_jbuf *b)
+{
+    char lab[32], status[24];
+    family(b, name, "histogram", help);
+    for (unsigned k = first; k < last; k++) {
+        snprintf(lab, sizeof(lab), "op=\"%s\"", rk_opstat_name(k));
+        histo_samples(b, name, lab, &o->latency[k]);
+    }
+    /* OK always, other statuses once seen (a status a kind of request
+     * never gets would be a line of zeros forever). */
+    family(b, replies, "counter", rhelp);
+    for (unsigned k = first; k < last; k++) {
+        for (unsigned st = 0; st < RK_ST_COUNT; st++) {
+            if (st != RK_ST_OK && o->results[k][st] == 0)
+                continue;
+            status_label(st, status, sizeof(status));
+            rk_jadd(b, "%s{op=\"%s\",status=\"%s\"} %llu\n", replies, rk_opstat_name(k), status,
+                    (ull)o->results[k][st]);
+        }
+    }
+}
+
+static void latencies(const struct rk_worker_stats *t, struct rk_jbuf *b)
+{
+    ops(&t->ops, 0, RK_OPSTAT_CLIENT_N, "ringkv_request_duration_seconds",
+        "Client PUT, GET and DEL requests, from receipt to reply, by operation.",
+        "ringkv_responses_total",
+        "Replies to client PUT, GET and DEL requests, by operation and status.", b);
+    ops(&t->ops, RK_OPSTAT_CLIENT_N, RK_OPSTAT_N, "ringkv_replica_request_duration_seconds",
+        "Replica reads and writes served for peers' coordinators, from receipt to reply.",
+        "ringkv_replica_responses_total",
+        "Replies to replica reads and writes served for peers, by operation and status.", b);
+    family(b, "ringkv_fsync_duration_seconds", "histogram",
+           "fdatasync calls on segment files (the write path's durability).");
+    histo_samples(b, "ringkv_fsync_duration_seconds", "", &t->storage.fsync_us);
+}
+
+/* Replica requests: what this node served, and what its coordinators
+ * saw of the replicas they asked. */
 static void replicas(const struct rk_worker_stats *t, struct rk_jbuf *b)
 {
     family(b, "ringkv_replica_requests_total", "counter",
@@ -232,7 +285,7 @@ void rk_metrics_render(struct rk_shared *sh, struct rk_jbuf *b)
     one(b, "ringkv_start_time_seconds", "gauge", "When the process started (Unix time).",
         sh->start_ms / 1000);
     requests(sh, &t, b);
-    latency(&t.latency, b);
+    latencies(&t, b);
     replicas(&t, b);
     storage(&t.storage, b);
     hints(&t, b);

@@ -312,7 +312,9 @@ enum rk_status rk_admin_overview(struct rk_shared *sh, const struct rk_msg *req,
     rk_admin_sum_stats(sh, &t);
     rk_admin_ae_node(sh, v, &n);
     head_json(sh, &t, now, b);
-    latency_json(&t.latency, b);
+    struct rk_histo lat;
+    rk_opstats_client_latency(&t.ops, &lat);
+    latency_json(&lat, b);
     int rc = bitmaps_json(sh, v, b);
     if (rc == 0)
         rc = hints_json(sh, &t, b);

@@ -16,7 +16,6 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/grow.h"
-#include "util/histo.h"
 #include "util/io.h"
 
 #include <errno.h>
@@ -58,8 +57,7 @@ int rk_reply_stamp(nng_msg *m)
     return nng_msg_header_append(m, &ns, STAMP_LEN) == 0 ? 0 : -EINVAL;
 }
 
-/* The receipt of m, a request from the socket (stamped), in mono ns. */
-static uint64_t stamp_of(nng_msg *m)
+uint64_t rk_reply_received_ns(nng_msg *m)
 {
     uint64_t ns = 0;
     size_t n = nng_msg_header_len(m);
@@ -68,22 +66,13 @@ static uint64_t stamp_of(nng_msg *m)
     return ns;
 }
 
-/* A client's data request: what the latency histogram times. */
-static bool client_data_op(uint8_t op)
+/* m, a reply about to leave, in w's per-operation figures: µs since
+ * received_ns, by its own opcode and status (opstats.h). */
+static void account(struct rk_worker *w, nng_msg *m, uint64_t received_ns)
 {
-    return op == RK_OP_PUT || op == RK_OP_GET || op == RK_OP_DEL;
-}
-
-/* m (a stamped reply about to go to its client) in w's latency histogram
- * when it answers a client data request: its opcode is the reply header's
- * (byte 3), whatever the status. */
-static void time_reply(struct rk_worker *w, nng_msg *m)
-{
-    const uint8_t *body = nng_msg_body(m);
-    if (nng_msg_len(m) < RK_PROTO_HDR || !client_data_op(body[3]))
-        return;
-    uint64_t now = rk_clock_mono_ns(), at = stamp_of(m);
-    rk_histo_record(&w->stats.latency, now > at ? (now - at) / 1000 : 0);
+    uint64_t now = rk_clock_mono_ns();
+    rk_opstats_record_reply(&w->stats.ops, nng_msg_body(m), nng_msg_len(m),
+                            now > received_ns ? (now - received_ns) / 1000 : 0);
 }
 
 void rk_reply_send(struct rk_shared *sh, nng_msg *m)
@@ -111,10 +100,11 @@ bool rk_reply_is_local(nng_msg *m)
 
 void rk_reply_out_w(struct rk_worker *w, nng_msg *m)
 {
-    if (rk_batch_is_part(m))
+    if (rk_batch_is_part(m)) {
+        account(w, m, rk_batch_part_received_ns(m));
         rk_batch_part_done(m, true);
-    else if (!rk_reply_is_local(m)) {
-        time_reply(w, m);
+    } else if (!rk_reply_is_local(m)) {
+        account(w, m, rk_reply_received_ns(m));
         rk_reply_send(w->sh, m);
     } else if (w->coord)
         rk_coord_local_answer(w->coord, m);
@@ -213,9 +203,12 @@ void *rk_sync_main(void *arg)
             break;
         int fd = y->fd;
         pthread_mutex_unlock(&y->mu);
+        uint64_t t0 = rk_clock_mono_ns();
         int rc = rk_io_datasync(fd);
+        uint64_t us = (rk_clock_mono_ns() - t0) / 1000;
         pthread_mutex_lock(&y->mu);
         y->rc = rc;
+        y->us = us;
         y->fd = -1;
         y->done = true;
         pthread_cond_broadcast(&y->cv);
@@ -259,13 +252,14 @@ static void sync_finished(struct rk_worker *w)
     pthread_mutex_lock(&y->mu);
     bool done = y->done;
     int rc = y->rc;
+    uint64_t us = y->us;
     y->done = false;
     pthread_mutex_unlock(&y->mu);
     if (!done)
         return;
     close(y->dupfd);
     y->busy = false;
-    rk_storage_sync_end(w->store, y->puts, rc);
+    rk_storage_sync_end(w->store, y->puts, rc, us);
     for (size_t i = 0; i < w->syncing.n; i++) {
         if (rc < 0)
             rk_reply_fail_write_w(w, w->syncing.m[i], RK_EREADONLY);

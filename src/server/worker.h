@@ -24,7 +24,7 @@
 #include "proto/proto.h"
 #include "storage/storage.h"
 #include "cluster/view.h"
-#include "util/histo.h"
+#include "server/opstats.h"
 
 #include <ev.h>
 #include <nng/nng.h>
@@ -45,9 +45,9 @@ struct rk_worker_stats {
     struct rk_storage_stats storage;
     uint64_t ae_trees_bytes;   /* memory of the anti-entropy trees (cluster/aetree.h) */
     uint64_t ae_tree_build_ms; /* their last full build (at start) */
-    /* Client data requests (PUT, GET, DEL) answered by this worker: µs
-     * from their receipt on any worker to their reply leaving this one. */
-    struct rk_histo latency;
+    /* Client data and replica requests this worker answered: latency and
+     * results per operation (opstats.h). */
+    struct rk_opstats ops;
 };
 
 /* The anti-entropy settings SIGHUP changes (antientropy.*): the main

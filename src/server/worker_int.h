@@ -36,6 +36,7 @@ struct syncer {
     pthread_cond_t cv;
     int fd;
     int rc;
+    uint64_t us; /* how long that fdatasync took */
     bool done, quit;
     ev_async done_w;
     bool busy;
@@ -119,6 +120,10 @@ struct rk_aetree *rk_worker_aetree_w(struct rk_worker *w, uint32_t partition, ui
  * rk_reply_send. Stamp m now: 0, or -EINVAL when its header is full (nng
  * caps it; a backtrace that long is over nng's own hop limit). */
 int rk_reply_stamp(nng_msg *m);
+
+/* When m, stamped by rk_reply_stamp, was received (mono ns; 0 if it has
+ * no stamp). */
+uint64_t rk_reply_received_ns(nng_msg *m);
 int rk_replies_push(struct replies *r, nng_msg *m, bool write); /* 0 or -ENOMEM */
 void rk_replies_free(struct replies *r);                        /* frees the queued messages too */
 /* Is m a replica request this node's own coordinator made (internal)? */

@@ -549,9 +549,11 @@ int rk_storage_datasync(rk_storage *s)
 {
     if (!s->dirty)
         return 0;
+    uint64_t t0 = rk_clock_mono_ns();
     int rc = rk_io_datasync(s->segs[s->active].fd);
     if (rc < 0)
         return refuse_writes(s, rc, "fdatasync");
+    rk_histo_record(&s->st.fsync_us, (rk_clock_mono_ns() - t0) / 1000);
     s->dirty = false;
     s->st.fsyncs++;
     s->st.synced_puts += s->unsynced_puts;
@@ -629,13 +631,14 @@ int rk_storage_sync_begin(rk_storage *s, int *fd, uint64_t *puts)
     return 0;
 }
 
-void rk_storage_sync_end(rk_storage *s, uint64_t puts, int rc)
+void rk_storage_sync_end(rk_storage *s, uint64_t puts, int rc, uint64_t us)
 {
     if (rc < 0) {
         if (!s->werr)
             refuse_writes(s, rc, "fdatasync");
         return;
     }
+    rk_histo_record(&s->st.fsync_us, us);
     s->st.fsyncs++;
     s->st.synced_puts += puts;
 }

@@ -17,6 +17,7 @@
 #define RK_STORAGE_H
 
 #include "util/fsync.h"
+#include "util/histo.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -187,14 +188,15 @@ int rk_storage_commit(rk_storage *s);
  * be acknowledged). rk_storage_sync_begin() then hands out a dup of the
  * active segment's fd (*fd = -1 when nothing is unsynced) and the number of
  * puts it covers; any thread may fdatasync it, after which the owner closes
- * it and reports the result with rk_storage_sync_end(): 0 makes every put
+ * it and reports the result and how long the fdatasync took (µs) with
+ * rk_storage_sync_end(): 0 makes every put
  * written before sync_begin durable; an error makes the store refuse writes
  * (never retried as success). Puts written while a sync runs need the next
  * one. A failed sync does not undo the index: those puts may or may not be
  * on disk, and their callers must be told they failed. */
 int rk_storage_commit_nosync(rk_storage *s);
 int rk_storage_sync_begin(rk_storage *s, int *fd, uint64_t *puts);
-void rk_storage_sync_end(rk_storage *s, uint64_t puts, int rc);
+void rk_storage_sync_end(rk_storage *s, uint64_t puts, int rc, uint64_t us);
 
 /* Number of puts staged and not yet committed. */
 uint32_t rk_storage_staged(const rk_storage *s);
@@ -277,6 +279,7 @@ struct rk_storage_stats {
     uint64_t cache_bytes;
     uint64_t puts, gets, stale_puts;
     uint64_t commits, fsyncs, synced_puts; /* synced_puts / fsyncs = group size */
+    struct rk_histo fsync_us;              /* how long each successful fdatasync took */
     uint64_t cache_hits, cache_misses;
     uint64_t merges, merged_bytes_in, merged_bytes_out;
     uint64_t index_files_written; /* index files finished (.rkh) */

@@ -64,6 +64,24 @@ def start_http_cluster(cluster, n):
     return nodes
 
 
+PUT_COUNT = 'ringkv_request_duration_seconds_count{op="put"}'
+GET_COUNT = 'ringkv_request_duration_seconds_count{op="get"}'
+PUT_OK = 'ringkv_responses_total{op="put",status="ok"}'
+GET_MISSING = 'ringkv_responses_total{op="get",status="not_found"}'
+FSYNC_COUNT = "ringkv_fsync_duration_seconds_count"
+REPLICA_WRITES = 'ringkv_replica_request_duration_seconds_count{op="write"}'
+REPLICA_WRITES_OK = 'ringkv_replica_responses_total{op="write",status="ok"}'
+
+
+def check_histogram(s, name, labels):
+    """Cumulative buckets in order ending in +Inf = _count; _sum in seconds."""
+    buckets = [v for k, v in s.items() if k.startswith(f"{name}_bucket{{{labels}le=")]
+    assert len(buckets) == 22 and buckets == sorted(buckets), (name, labels, buckets)
+    sel = f"{{{labels.rstrip(',')}}}" if labels else ""
+    assert buckets[-1] == s[f"{name}_count{sel}"] > 0, (name, labels)
+    assert 0 < s[f"{name}_sum{sel}"] < 60, (name, labels)
+
+
 def samples(text):
     """{'name{labels}': value} of an exposition's samples."""
     out = {}
@@ -90,7 +108,7 @@ def test_metrics_pass_promtool_and_move_with_traffic(cluster):
                        timeout=30)
     assert r.returncode == 0, (r.stdout, r.stderr)
     before = samples(body)
-    for name in ("ringkv_requests_total{op=\"put\"}", "ringkv_request_duration_seconds_count",
+    for name in ("ringkv_requests_total{op=\"put\"}", PUT_COUNT, GET_COUNT, PUT_OK, FSYNC_COUNT,
                  "ringkv_members{state=\"alive\"}", "ringkv_partitions_held", "ringkv_ready",
                  "ringkv_storage_live_bytes", "ringkv_worker_loop_lag_seconds{worker=\"0\"}"):
         assert name in before, name
@@ -101,24 +119,31 @@ def test_metrics_pass_promtool_and_move_with_traffic(cluster):
     for i in range(n):
         assert node.kvctl("put", f"k{i}", "v" * 100).rc == 0
     assert node.kvctl("get", "k0").rc == 0
+    assert node.kvctl("get", "nosuch").rc == 1
 
     def moved():
         s = samples(scrape(node))
         return (s["ringkv_requests_total{op=\"put\"}"] >= before["ringkv_requests_total{op=\"put\"}"] + n
-                and s["ringkv_requests_total{op=\"get\"}"] >= 1
-                and s["ringkv_request_duration_seconds_count"] >= n + 1
-                and s["ringkv_storage_keys"] >= n and s)
+                and s["ringkv_requests_total{op=\"get\"}"] >= 2
+                and s[PUT_COUNT] >= n and s[GET_COUNT] >= 2 and s[PUT_OK] >= n
+                and s.get(GET_MISSING, 0) >= 1
+                and s[FSYNC_COUNT] >= 1 and s["ringkv_storage_keys"] >= n and s)
 
-    after = wait_for(moved, SLACK_S, "put/get counts and the latency histogram to move")
-    # Cumulative buckets ending in +Inf = _count; _sum is in seconds.
-    buckets = [v for k, v in after.items() if k.startswith("ringkv_request_duration_seconds_bucket")]
-    assert buckets == sorted(buckets)
-    assert buckets[-1] == after["ringkv_request_duration_seconds_count"]
-    assert 0 < after["ringkv_request_duration_seconds_sum"] < 60
+    after = wait_for(moved, SLACK_S, "put/get counts, results and latency histograms to move")
+    for name, labels in (("ringkv_request_duration_seconds", 'op="put",'),
+                         ("ringkv_request_duration_seconds", 'op="get",'),
+                         ("ringkv_fsync_duration_seconds", "")):
+        check_histogram(after, name, labels)
+    # Every write was acknowledged after its fdatasync (storage.fsync =
+    # "always"): the fsync histogram counts what the fsync counter does.
+    assert after[FSYNC_COUNT] == after["ringkv_storage_fsyncs_total"]
     # The same counters as `kvctl stats`: one source of truth.
     st = json.loads(node.kvctl("--json", "stats").out)
     assert st["requests"]["put"] >= after["ringkv_requests_total{op=\"put\"}"]
     assert st["storage"]["keys"] == after["ringkv_storage_keys"]
+    assert st["ops"]["put"]["results"]["OK"] >= after[PUT_OK]
+    assert st["ops"]["get"]["results"]["NOT_FOUND"] >= 1
+    assert st["storage"]["fsync_us"]["count"] >= after[FSYNC_COUNT]
 
 
 def test_health_and_ready_follow_the_quorum(cluster):
@@ -126,6 +151,14 @@ def test_health_and_ready_follow_the_quorum(cluster):
     for node in nodes:
         assert http_get(node.http_port, "/health") == (200, "text/plain; charset=utf-8", "ok\n")
         wait_for(lambda: http_get(node.http_port, "/ready")[0] == 200, SLACK_S, "ready")
+    # Writes through node-1 reach the other replicas as replica requests
+    # (RPUT, alone or batched): each replica times and counts them.
+    for i in range(10):
+        assert nodes[0].kvctl("put", f"r{i}", "v").rc == 0
+    for node in nodes[1:]:
+        s = wait_for(lambda: (lambda s: s.get(REPLICA_WRITES_OK, 0) >= 1 and s)(samples(scrape(node))),
+                     SLACK_S, f"{node.name} counting the replica writes it served")
+        check_histogram(s, "ringkv_replica_request_duration_seconds", 'op="write",')
     for node in nodes[1:]:
         node.kill()
 

@@ -5,8 +5,10 @@ files create the user and the data directory in a scratch root, the man
 pages are clean roff, the bash completion completes, the packaged config
 runs a working single node, and `cmake --install` installs the same set.
 
-Nothing is installed on this machine: the package is extracted
-(`dpkg -x`) into the test's directory. The build takes about a minute."""
+Most checks extract the package (`dpkg -x`) into the test's directory.
+One installs it for real with apt and purges it again: it runs as root
+only (CI) and leaves a machine that already has ringkv installed alone.
+The build takes about a minute."""
 
 import gzip
 import os
@@ -14,6 +16,8 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -271,3 +275,100 @@ def test_cmake_install_installs_the_same_set(deb, binaries, tmp_path):
     where = re.search(r"^CMAKE_INSTALL_PREFIX:PATH=(.*)$", cache, re.M).group(1)
     etc = "/etc" if where == "/usr" else f"{where}/etc"
     assert f"ExecStart={where}/bin/ringkvd run -c {etc}/ringkv/ringkv.toml\n" in unit, unit
+
+
+def installed(pkg):
+    r = run(["dpkg-query", "-W", "-f=${Status}", pkg])
+    return r.returncode == 0 and r.stdout.startswith("install ok")
+
+
+def passwd_entry(user):
+    r = run(["getent", "passwd", user])
+    return r.stdout.strip().split(":") if r.returncode == 0 else None
+
+
+def exec_start(unit_text):
+    """The unit's ExecStart command as argv (no quoting in ours)."""
+    m = re.search(r"^ExecStart=(.*)$", unit_text, re.M)
+    assert m, unit_text
+    return m.group(1).split()
+
+
+def http_status(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return None, ""
+
+
+def test_install_run_as_the_ringkv_user_and_purge(deb, tmp_path):
+    """The package installed for real with apt (CI runs as root, on a
+    machine of its own): the user and data directory exist, the installed
+    unit verifies, its ExecStart run as `ringkv` against the packaged config
+    serves put/get and /health, and a purge leaves nothing of the package
+    but the system user (Debian keeps users)."""
+    if os.geteuid() != 0:
+        pytest.skip("installing a package needs root (CI runs as root)")
+    if installed("ringkv") or Path("/usr/bin/ringkvd").exists():
+        pytest.skip("ringkv is installed on this machine already: left as it is")
+    path, _ = deb
+    user_before = passwd_entry("ringkv")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    proc = None
+    try:
+        r = run(["apt-get", "install", "-y", "--no-install-recommends", str(path)], timeout=600,
+                env=env)
+        assert r.returncode == 0 and installed("ringkv"), r.stdout + r.stderr
+        user = passwd_entry("ringkv")
+        assert user and int(user[2]) < 1000 and user[5] == "/var/lib/ringkv", user
+        assert user[6] in ("/usr/sbin/nologin", "/sbin/nologin"), user
+        st = Path("/var/lib/ringkv").stat()
+        assert (st.st_uid, st.st_mode & 0o7777) == (int(user[2]), 0o750), (st.st_uid, oct(st.st_mode))
+        unit = Path("/lib/systemd/system/ringkvd.service")
+        r = run(["systemd-analyze", "verify", "--man=no", str(unit)], cwd=tmp_path)
+        assert r.returncode == 0 and "ringkvd" not in r.stdout + r.stderr, r.stdout + r.stderr
+
+        argv = exec_start(unit.read_text())
+        assert argv[0] == "/usr/bin/ringkvd", argv
+        log = open(tmp_path / "ringkvd.log", "wb")
+        proc = subprocess.Popen(["setpriv", "--reuid=ringkv", "--regid=ringkv", "--init-groups",
+                                 *argv], stdout=log, stderr=subprocess.STDOUT, cwd="/")
+        kvctl = ["/usr/bin/kvctl", "-a", "127.0.0.1:7400"]
+
+        def healthy():
+            assert proc.poll() is None, (tmp_path / "ringkvd.log").read_text()
+            return run([*kvctl, "health"], timeout=10).returncode == 0
+        deadline = time.monotonic() + 30
+        while not healthy():
+            assert time.monotonic() < deadline, (tmp_path / "ringkvd.log").read_text()
+            time.sleep(0.1)
+        r = run([*kvctl, "put", "greeting", "hello"])
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = run([*kvctl, "get", "greeting"])
+        assert (r.returncode, r.stdout) == (0, "hello"), r
+        assert http_status(7480, "/health") == (200, "ok\n")
+        # What the node wrote belongs to the user it ran as.
+        owners = {p.stat().st_uid for p in Path("/var/lib/ringkv").rglob("*")}
+        assert owners == {int(user[2])}, owners
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, (tmp_path / "ringkvd.log").read_text()
+        proc = None
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        if installed("ringkv"):
+            r = run(["apt-get", "purge", "-y", "ringkv"], timeout=600, env=env)
+            assert r.returncode == 0, r.stdout + r.stderr
+    left = [p for p in ("/usr/bin/ringkvd", "/usr/bin/kvctl", "/etc/ringkv", "/var/lib/ringkv",
+                        "/lib/systemd/system/ringkvd.service", "/usr/share/doc/ringkv",
+                        "/usr/share/man/man8/ringkvd.8.gz") if Path(p).exists()]
+    assert not left, f"left after purge: {left}"
+    assert not installed("ringkv")
+    assert passwd_entry("ringkv"), "the system user is kept on purge"
+    if user_before is None:  # this test made it: the machine is left as found
+        run(["deluser", "--system", "ringkv"])
+        run(["delgroup", "--system", "ringkv"])
