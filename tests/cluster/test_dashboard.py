@@ -258,7 +258,8 @@ def test_run_with_dashboard_keeps_logs_off_the_screen_and_q_stops_the_node(clust
     note = f"q stops the node; its log: {log}"
     # The status line is one row: wide enough for the whole path wherever
     # the test tree lives.
-    with Tmux(cluster.base, argv, max(120, len(note) + 2), 40) as t:
+    width = max(120, len(note) + 2)
+    with Tmux(cluster.base, argv, width, 40) as t:
         t.wait_screen(all_alive(["node-1"]), 20, "the node's own dashboard")
         s = t.screen()
         assert note in s, s
