@@ -7,12 +7,18 @@
 int rk_opstat_of(uint8_t opcode)
 {
     switch (opcode) {
-    case RK_OP_PUT: return RK_OPSTAT_PUT;
-    case RK_OP_GET: return RK_OPSTAT_GET;
-    case RK_OP_DEL: return RK_OPSTAT_DEL;
-    case RK_OP_RPUT: return RK_OPSTAT_RPUT;
-    case RK_OP_RGET: return RK_OPSTAT_RGET;
-    default: return -1;
+    case RK_OP_PUT:
+        return RK_OPSTAT_PUT;
+    case RK_OP_GET:
+        return RK_OPSTAT_GET;
+    case RK_OP_DEL:
+        return RK_OPSTAT_DEL;
+    case RK_OP_RPUT:
+        return RK_OPSTAT_RPUT;
+    case RK_OP_RGET:
+        return RK_OPSTAT_RGET;
+    default:
+        return -1;
     }
 }
 
