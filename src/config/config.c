@@ -133,8 +133,13 @@ static const struct key keys[] = {
      .max = 64 * GIB, .flags = F_LIVE},
     {ROW("limits.max_inflight", K_UINT, max_inflight, "10000"), .min = 1, .max = 10000000,
      .flags = F_LIVE},
+    /* Client requests per second per client address (token buckets,
+     * util/ratelimit.h), and the bucket's size; 0 = off / one second's
+     * worth. */
     {ROW("limits.client_rate", K_UINT, client_rate, "0"), .min = 0, .max = 100000000,
-     .flags = F_LIVE, .later = "per-client rate limits"},
+     .flags = F_LIVE},
+    {ROW("limits.client_burst", K_UINT, client_burst, "0"), .min = 0, .max = 100000000,
+     .flags = F_LIVE},
     /* A connection costs a descriptor and, stalled mid-message, up to one
      * message of memory: 65536 is far past what one node serves usefully. */
     {ROW("limits.max_connections", K_UINT, max_connections, "256"), .min = 1, .max = 65536,

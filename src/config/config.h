@@ -70,7 +70,8 @@ struct rk_config {
     uint64_t xfer_max_bytes_per_second; /* "64MiB"; 0 = no limit */
     /* [limits] */
     uint32_t max_inflight;    /* 10000; >= 1 */
-    uint32_t client_rate;     /* 0 = off */
+    uint32_t client_rate;     /* requests/s per client address; 0 = off */
+    uint32_t client_burst;    /* the most at once; 0 = client_rate */
     uint32_t max_connections; /* 256 per listening address; 1 .. 65536 */
     /* [security] */
     char secret_file[1024], tls_cert[1024], tls_key[1024], tls_ca[1024];

@@ -103,6 +103,8 @@ static int take_field(struct rk_msg *m, unsigned tag, const uint8_t *d, uint32_t
         return take_u64(&m->has_ttl, &m->ttl_ms, d, n);
     case RK_TAG_EXPIRY_MS:
         return take_u64(&m->has_expiry, &m->expiry_ms, d, n);
+    case RK_TAG_RETRY_MS:
+        return take_u64(&m->has_retry, &m->retry_ms, d, n);
     case RK_TAG_R:
         return take_u8(&m->has_r, &m->r, d, n);
     case RK_TAG_W:
@@ -184,7 +186,8 @@ static uint64_t body_size(const struct rk_msg *m)
            field_size(m->has_expiry, U64_LEN) + field_size(m->has_text, m->tlen) +
            field_size(m->has_hint, m->hlen) + field_size(m->has_r, U8_LEN) +
            field_size(m->has_w, U8_LEN) + field_size(m->has_force, U8_LEN) +
-           field_size(m->has_tombstone, U8_LEN) + field_size(m->has_trace, U8_LEN);
+           field_size(m->has_tombstone, U8_LEN) + field_size(m->has_trace, U8_LEN) +
+           field_size(m->has_retry, U64_LEN);
 }
 
 size_t rk_proto_size(const struct rk_msg *m)
@@ -262,6 +265,8 @@ size_t rk_proto_encode(const struct rk_msg *m, void *buf)
         p = put_u8(p, RK_TAG_TOMBSTONE, m->tombstone);
     if (m->has_trace)
         p = put_u8(p, RK_TAG_TRACE, m->trace);
+    if (m->has_retry)
+        p = put_u64(p, RK_TAG_RETRY_MS, m->retry_ms);
     return size;
 }
 
@@ -292,6 +297,8 @@ enum rk_status rk_proto_status(int err)
         return RK_ST_TIMEOUT;
     case RK_EREFUSED:
         return RK_ST_REFUSED;
+    case RK_ERATELIMITED:
+        return RK_ST_RATE_LIMITED;
     case -ESHUTDOWN:
         return RK_ST_UNAVAILABLE;
     default:
@@ -326,6 +333,8 @@ int rk_proto_error(enum rk_status st)
         return RK_ETIMEDOUT;
     case RK_ST_REFUSED:
         return RK_EREFUSED;
+    case RK_ST_RATE_LIMITED:
+        return RK_ERATELIMITED;
     case RK_ST_UNAVAILABLE:
         return -ESHUTDOWN;
     case RK_ST_INTERNAL:
@@ -358,6 +367,9 @@ static const struct status_info {
     [RK_ST_INTERNAL] = {"INTERNAL", "internal error on the node; check its log"},
     [RK_ST_UNAVAILABLE] = {"UNAVAILABLE", "the node is not ready or is shutting down; retry later"},
     [RK_ST_REFUSED] = {"REFUSED", "the node refused the request and sent no reason; check its log"},
+    [RK_ST_RATE_LIMITED] = {"RATE_LIMITED",
+                            "this client is over the node's request rate (limits.client_rate); "
+                            "slow down"},
 };
 static_assert(sizeof statuses / sizeof statuses[0] == RK_ST_COUNT,
               "every status needs a name and advice in statuses[]");

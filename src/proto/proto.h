@@ -162,12 +162,13 @@ enum rk_status {
     RK_ST_QUORUM = 9,
     RK_ST_TIMEOUT = 10,
     RK_ST_INTERNAL = 11,
-    RK_ST_UNAVAILABLE = 12, /* shutting down, or not ready */
-    RK_ST_REFUSED = 13,     /* a valid request the node will not carry out (TEXT says why) */
+    RK_ST_UNAVAILABLE = 12,  /* shutting down, or not ready */
+    RK_ST_REFUSED = 13,      /* a valid request the node will not carry out (TEXT says why) */
+    RK_ST_RATE_LIMITED = 14, /* the client is over limits.client_rate; RETRY_MS says when */
 };
 /* One past the last status this version knows: a new status moves it, and
  * proto.c's table of names refuses to build until the status has a row. */
-#define RK_ST_COUNT (RK_ST_REFUSED + 1)
+#define RK_ST_COUNT (RK_ST_RATE_LIMITED + 1)
 
 enum rk_tag {
     RK_TAG_KEY = 1,
@@ -182,6 +183,7 @@ enum rk_tag {
     RK_TAG_TOMBSTONE = 10, /* u8, 1 = the record is a delete (RPUT, RGET reply) */
     RK_TAG_TRACE = 11,     /* u8, 1 = GET: reply TEXT describes each replica's answer */
     RK_TAG_HINT = 12,      /* RPUT to a fallback node: the node id the write is meant for */
+    RK_TAG_RETRY_MS = 13,  /* u64, a RATE_LIMITED reply: ms until the client may send again */
 };
 
 /* A decoded message. Byte fields point into the buffer that was decoded
@@ -193,10 +195,10 @@ struct rk_msg {
     uint32_t id;
     const uint8_t *key, *val, *text, *hint;
     uint32_t klen, vlen, tlen, hlen;
-    uint64_t version, ttl_ms, expiry_ms;
+    uint64_t version, ttl_ms, expiry_ms, retry_ms;
     uint8_t r, w, force, tombstone, trace;
     bool has_force, has_tombstone, has_trace, has_hint, has_key, has_val, has_text, has_version,
-        has_ttl, has_expiry, has_r, has_w;
+        has_ttl, has_expiry, has_r, has_w, has_retry;
 };
 
 /* Decode len bytes. 0 on success. RK_EMALFORMED for a bad magic, a short

@@ -106,6 +106,27 @@ static void ops_json(const struct rk_opstats *o, struct rk_jbuf *b)
     rk_jadd(b, "},");
 }
 
+/* "rate_limit":{...}, (limits.client_rate): the setting, requests refused
+ * in all, addresses with a bucket, and the top talkers. */
+static void rate_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_rl_totals t;
+    struct rk_rl_top top[RK_ADMIN_RATE_TOP];
+    rk_ratelimit_totals(sh->ratelimit, &t);
+    size_t n = rk_ratelimit_top(sh->ratelimit, top, RK_ADMIN_RATE_TOP);
+    rk_jadd(b,
+            "\"rate_limit\":{\"client_rate\":%u,\"client_burst\":%u,\"limited\":%llu,"
+            "\"addresses\":%u,\"top\":[",
+            t.rate, t.burst, (unsigned long long)t.limited, t.addresses);
+    for (size_t i = 0; i < n; i++) {
+        char addr[64];
+        rk_rl_top_text(&top[i], addr, sizeof(addr));
+        rk_jadd(b, "%s{\"address\":\"%s\",\"requests\":%llu,\"limited\":%llu}", i ? "," : "", addr,
+                (unsigned long long)top[i].requests, (unsigned long long)top[i].limited);
+    }
+    rk_jadd(b, "]},");
+}
+
 const char *rk_admin_state(struct rk_shared *sh)
 {
     uint32_t idx;
@@ -444,6 +465,7 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
     rk_jadd(b, "\"latency_us\":");
     histo_json(&lat, b);
     ops_json(&t.ops, b);
+    rate_json(sh, b);
     const struct rk_coord_stats *co = &t.coord;
     rk_jadd(b,
             "\"replication\":{\"coordinated\":%llu,\"quorum_failed\":%llu,"

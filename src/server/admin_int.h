@@ -29,6 +29,10 @@ struct rk_admin_ae {
     char xfer_why[96];
 };
 
+/* Client addresses the rate limiter lists (limits.client_rate): STATS and
+ * /metrics show the same top rows. */
+#define RK_ADMIN_RATE_TOP 10
+
 /* Every worker's published counters, summed into *t (histograms merged). */
 void rk_admin_sum_stats(struct rk_shared *sh, struct rk_worker_stats *t);
 

@@ -33,6 +33,33 @@ static void one_f(struct rk_jbuf *b, const char *name, const char *help, double 
     rk_jadd(b, "%s %.6g\n", name, v);
 }
 
+/* limits.client_rate: refusals in all, and the top talkers' counts (the
+ * rows STATS lists; gauges, as an address can leave the list). */
+static void rate_limits(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    struct rk_rl_totals t;
+    struct rk_rl_top top[RK_ADMIN_RATE_TOP];
+    rk_ratelimit_totals(sh->ratelimit, &t);
+    size_t n = rk_ratelimit_top(sh->ratelimit, top, RK_ADMIN_RATE_TOP);
+    rk_jadd(b, "ringkv_request_failures_total{result=\"rate_limited\"} %llu\n", (ull)t.limited);
+    one(b, "ringkv_rate_limit_addresses", "gauge",
+        "Client addresses with a rate-limit bucket (limits.client_rate).", t.addresses);
+    const char *fam[2] = {"ringkv_rate_limit_top_requests", "ringkv_rate_limit_top_limited"};
+    const char *help[2] = {"Requests of the clients refused most, by address (other: addresses "
+                           "beyond the table, together).",
+                           "Requests refused over limits.client_rate of the clients refused "
+                           "most, by address."};
+    for (int f = 0; f < 2; f++) {
+        family(b, fam[f], "gauge", help[f]);
+        for (size_t i = 0; i < n; i++) {
+            char addr[64];
+            rk_rl_top_text(&top[i], addr, sizeof(addr));
+            rk_jadd(b, "%s{address=\"%s\"} %llu\n", fam[f], addr,
+                    (ull)(f ? top[i].limited : top[i].requests));
+        }
+    }
+}
+
 static void requests(struct rk_shared *sh, const struct rk_worker_stats *t, struct rk_jbuf *b)
 {
     family(b, "ringkv_requests_total", "counter",
@@ -43,12 +70,14 @@ static void requests(struct rk_shared *sh, const struct rk_worker_stats *t, stru
             (ull)t->puts, (ull)t->gets, (ull)t->dels, (ull)t->other);
     family(b, "ringkv_request_failures_total", "counter",
            "Requests not served, by result: busy (refused over limits.max_inflight), error "
-           "(answered with an error), quorum_failed (a coordinated request short of its quorum).");
+           "(answered with an error), quorum_failed (a coordinated request short of its quorum), "
+           "rate_limited (a client over limits.client_rate).");
     rk_jadd(b,
             "ringkv_request_failures_total{result=\"busy\"} %llu\n"
             "ringkv_request_failures_total{result=\"error\"} %llu\n"
             "ringkv_request_failures_total{result=\"quorum_failed\"} %llu\n",
             (ull)t->busy, (ull)t->errors, (ull)t->coord.quorum_failed);
+    rate_limits(sh, b);
     one(b, "ringkv_requests_forwarded_total", "counter",
         "Requests passed to the worker that owns their partition.", t->forwarded);
     one(b, "ringkv_requests_coordinated_total", "counter",

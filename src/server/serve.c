@@ -545,6 +545,44 @@ static bool refused_island(struct rk_worker *w, nng_msg *msg, const struct rk_ms
     return true;
 }
 
+/* A client request (not a peer's replica or anti-entropy request) from an
+ * address over limits.client_rate is answered RATE_LIMITED, with the ms
+ * until it may send again, before any other work; true if so. Peer
+ * traffic is never limited as client traffic: a coordinator's requests
+ * are what the cluster's own clients asked for. */
+static bool rate_limited(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
+{
+    struct rk_ratelimit *rl = w->sh->ratelimit;
+    if (req->opcode >= RK_OP_RPUT || !rk_ratelimit_on(rl))
+        return false;
+    nng_sockaddr sa = {.s_family = NNG_AF_UNSPEC};
+    if (nng_pipe_get_addr(nng_msg_get_pipe(msg), NNG_OPT_REMADDR, &sa) != 0)
+        sa.s_family = NNG_AF_UNSPEC;
+    struct rk_rl_addr a;
+    rk_rl_addr_from_nng(&sa, &a);
+    uint64_t wait_ms = rk_ratelimit_take(rl, &a, rk_clock_mono_ns());
+    if (wait_ms == 0)
+        return false;
+    uint32_t rate, burst;
+    rk_ratelimit_setting(rl, &rate, &burst);
+    char addr[64], text[200];
+    rk_rl_addr_text(&a, addr, sizeof(addr));
+    snprintf(text, sizeof(text),
+             "rate limited: %s is over limits.client_rate (%u/s, burst %u); retry after %llu ms",
+             addr, rate, burst, (unsigned long long)wait_ms);
+    struct rk_msg rep = {.opcode = req->opcode,
+                         .flags = RK_MSG_REPLY,
+                         .status = RK_ST_RATE_LIMITED,
+                         .id = req->id,
+                         .text = (const uint8_t *)text,
+                         .tlen = (uint32_t)strlen(text),
+                         .has_text = true,
+                         .retry_ms = wait_ms,
+                         .has_retry = true};
+    rk_reply_answer_w(w, msg, &rep, false);
+    return true;
+}
+
 /* Route one received request: answer what is malformed or over the limit,
  * serve or forward data requests, answer admin requests here. */
 static void dispatch(struct rk_worker *w, nng_msg *msg)
@@ -564,6 +602,8 @@ static void dispatch(struct rk_worker *w, nng_msg *msg)
             rc == RK_EUNSUPPORTED ? "unsupported protocol version or opcode" : "malformed message");
         return;
     }
+    if (rate_limited(w, msg, &req))
+        return;
     const char *why = NULL;
     enum rk_status refuse = refusal(w, n, &why);
     if (req.opcode == RK_OP_RBATCH) {

@@ -402,6 +402,7 @@ static void take_live(struct rk_config *cfg, const struct rk_config *neu)
     cfg->max_inflight = neu->max_inflight;
     cfg->max_connections = neu->max_connections;
     cfg->client_rate = neu->client_rate;
+    cfg->client_burst = neu->client_burst;
     cfg->ae_interval_ms = neu->ae_interval_ms;
     cfg->ae_max_keys_per_second = neu->ae_max_keys_per_second;
     cfg->ae_enabled = neu->ae_enabled;
@@ -455,6 +456,7 @@ static void reload(struct server *s)
         rk_log_set_level(neu->log_level);
         rk_log_set_format(neu->log_format);
         atomic_store(&s->sh.max_inflight, neu->max_inflight);
+        rk_ratelimit_set(s->sh.ratelimit, neu->client_rate, neu->client_burst);
         rk_conns_set_max(&s->sh.conns, neu->max_connections);
         rk_ae_pace_set(&s->sh.ae, neu);
         rk_xfer_limits_set(&s->sh.xfer, neu);
@@ -637,6 +639,11 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
     s->sh.partitions = cfg->partitions;
     s->sh.start_ms = rk_clock_wall_ms();
     atomic_store(&s->sh.max_inflight, cfg->max_inflight);
+    if (!(s->sh.ratelimit = rk_ratelimit_new())) {
+        free(s);
+        return 1;
+    }
+    rk_ratelimit_set(s->sh.ratelimit, cfg->client_rate, cfg->client_burst);
     rk_ae_pace_set(&s->sh.ae, cfg);
     rk_xfer_limits_set(&s->sh.xfer, cfg);
     rk_ae_budget_init(&s->sh.xfer.budget);
@@ -660,6 +667,7 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
         rk_info("server", "stopped");
     else if (code == RK_SERVER_RESTART)
         rk_info("server", "stopped; restarting");
+    rk_ratelimit_free(s->sh.ratelimit);
     free(s);
     return code;
 }

@@ -25,6 +25,7 @@
 #include "storage/storage.h"
 #include "cluster/view.h"
 #include "server/opstats.h"
+#include "util/ratelimit.h"
 
 #include <ev.h>
 #include <nng/nng.h>
@@ -74,11 +75,12 @@ struct rk_shared {
     bool repair;          /* ringkvd --repair: storage moves damaged segments aside */
     char node_id[64];
     uint64_t start_ms;
-    atomic_uint inflight;          /* requests received and not yet answered */
-    atomic_uint max_inflight;      /* limits.max_inflight, reloadable */
-    struct rk_ae_pace ae;          /* antientropy.*, reloadable */
-    struct rk_xfer_limits xfer;    /* transfers.*, reloadable, and their shared budget */
-    struct rk_ae_budget ae_budget; /* antientropy.max_*_per_second, spent by every worker */
+    atomic_uint inflight;           /* requests received and not yet answered */
+    atomic_uint max_inflight;       /* limits.max_inflight, reloadable */
+    struct rk_ratelimit *ratelimit; /* limits.client_rate/client_burst, reloadable */
+    struct rk_ae_pace ae;           /* antientropy.*, reloadable */
+    struct rk_xfer_limits xfer;     /* transfers.*, reloadable, and their shared budget */
+    struct rk_ae_budget ae_budget;  /* antientropy.max_*_per_second, spent by every worker */
     atomic_int log_level;
     atomic_bool stopping;   /* no new requests: answer UNAVAILABLE */
     atomic_uint rx_stopped; /* workers that stopped receiving */

@@ -18,6 +18,7 @@ static const char *const texts[] = {
     [12] = "quorum not met",
     [13] = "timed out",
     [14] = "refused",
+    [15] = "rate limited",
 };
 
 const char *rk_strerror(int code)

@@ -19,8 +19,9 @@ enum {
     RK_EBUSY = -(RK_EBASE + 11),
     RK_EQUORUM = -(RK_EBASE + 12),
     RK_ETIMEDOUT = -(RK_EBASE + 13),
-    RK_EREFUSED = -(RK_EBASE + 14), /* a request the node will not carry out as asked */
-    RK_ELAST = -(RK_EBASE + 15),
+    RK_EREFUSED = -(RK_EBASE + 14),     /* a request the node will not carry out as asked */
+    RK_ERATELIMITED = -(RK_EBASE + 15), /* the client is over its request rate */
+    RK_ELAST = -(RK_EBASE + 16),
 };
 
 /* A static one-line description of code (ours or -errno). Thread-safe. */

@@ -583,8 +583,11 @@ class SPConn:
     messages framed as u64 BE length + payload; a req0 payload starts with a
     4-byte BE request id whose high bit is set."""
 
-    def __init__(self, port, timeout=5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=5.0, source=None):
+        """source: the local address to connect from (127.0.0.x: another
+        client address on loopback)."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self._next_id = 1
 
     def close(self):
@@ -634,12 +637,13 @@ RK_HDR = struct.Struct("<HBBHHII")  # magic, version, opcode, flags, status, id,
 RK_MAGIC = 0x4B52
 RK_STATUS = {0: "OK", 1: "NOT_FOUND", 2: "MALFORMED", 3: "UNSUPPORTED", 4: "BUSY",
              5: "TOO_LARGE", 6: "NO_SPACE", 7: "READONLY", 8: "STALE", 9: "QUORUM",
-             10: "TIMEOUT", 11: "INTERNAL", 12: "UNAVAILABLE", 13: "REFUSED"}
+             10: "TIMEOUT", 11: "INTERNAL", 12: "UNAVAILABLE", 13: "REFUSED",
+             14: "RATE_LIMITED"}
 RK_OP = {"PUT": 1, "GET": 2, "DEL": 3, "STATUS": 16, "STATS": 17, "HEALTH": 18,
          "READY": 19, "ECHO": 20, "RPUT": 32, "RGET": 33, "RBATCH": 34,
          "PARTS": 29, "TRANSFERS": 30, "AE_ROOT": 35, "AE_KEYS": 36}
 RK_TAG = {"KEY": 1, "VALUE": 2, "VERSION": 3, "TTL_MS": 4, "EXPIRY_MS": 5, "TEXT": 6,
-          "R": 7, "W": 8, "TOMBSTONE": 10, "TRACE": 11}
+          "R": 7, "W": 8, "TOMBSTONE": 10, "TRACE": 11, "HINT": 12, "RETRY_MS": 13}
 
 
 def rk_field(tag, data):
@@ -700,8 +704,8 @@ class RawKV:
     a thousand keys take well under a second, where as many kvctl processes
     take many. For bulk checks only; kvctl itself is tested with kvctl."""
 
-    def __init__(self, node, timeout=10.0):
-        self.conn = SPConn(node.ports["client"], timeout)
+    def __init__(self, node, timeout=10.0, source=None):
+        self.conn = SPConn(node.ports["client"], timeout, source)
         assert self.conn.handshake() == 0x31, "the client port is not a rep0 socket"
 
     def close(self):

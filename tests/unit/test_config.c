@@ -173,6 +173,7 @@ static void test_example_file_documents_every_key(void **state)
                                        "log.format",
                                        "limits.max_inflight",
                                        "limits.client_rate",
+                                       "limits.client_burst",
                                        "limits.max_connections",
                                        "antientropy.enabled",
                                        "antientropy.interval",
@@ -205,7 +206,7 @@ static void test_example_file_documents_every_key(void **state)
             fail_msg("%s: [reload] should %sbe in its comment: %s", name, is_live ? "" : "not ",
                      comment);
     }
-    assert_int_equal(nkeys, 46);
+    assert_int_equal(nkeys, 47);
     rk_toml_free(doc);
 }
 
@@ -214,24 +215,25 @@ static void test_example_file_documents_every_key(void **state)
 static void test_every_key_set(void **state)
 {
     struct rk_config c;
-    load_ok("[node]\nid = \"node-7\"\ndata_dir = \"/var/lib/ringkv\"\nworkers = 8\n"
-            "pin_workers = false\n"
-            "[listen]\nclient = \"tcp://10.0.0.7:7400\"\npeer = \"tcp://10.0.0.7:7401\"\n"
-            "gossip = \"tcp://10.0.0.7:7402\"\nhttp = \"\"\nadvertise = \"10.0.0.7\"\n"
-            "[cluster]\nname = \"prod\"\nseeds = [\n  \"tcp://10.0.0.1:7402\",\n"
-            "  \"tcp://10.0.0.2:7402\", # second\n]\npartitions = 1024\nreplicas = 5\n"
-            "read_quorum = 3\nwrite_quorum = 3\nexpect_nodes = 5\nauto_remove_after = \"1h\"\n"
-            "[gossip]\ninterval = \"500ms\"\nsuspect_after = \"2s\"\ndead_after = \"1m30s\"\n"
-            "[storage]\nfsync = \"interval\"\nfsync_interval = \"5ms\"\n"
-            "segment_size = \"1GiB\"\ncompression = \"none\"\nmax_key_size = \"512B\"\n"
-            "max_value_size = \"64MiB\"\ntombstone_grace = \"168h\"\n"
-            "[antientropy]\nenabled = false\ninterval = \"5m\"\nmax_keys_per_second = 1000\n"
-            "max_bytes_per_second = \"0B\"\n"
-            "[limits]\nmax_inflight = 1\nclient_rate = 0\nmax_connections = 4096\n"
-            "[security]\nsecret_file = \"\"\ntls_cert = \"\"\n"
-            "tls_key = \"\"\ntls_ca = \"\"\n"
-            "[log]\nlevel = \"debug\"\nformat = \"json\"\n",
-            &c);
+    load_ok(
+        "[node]\nid = \"node-7\"\ndata_dir = \"/var/lib/ringkv\"\nworkers = 8\n"
+        "pin_workers = false\n"
+        "[listen]\nclient = \"tcp://10.0.0.7:7400\"\npeer = \"tcp://10.0.0.7:7401\"\n"
+        "gossip = \"tcp://10.0.0.7:7402\"\nhttp = \"\"\nadvertise = \"10.0.0.7\"\n"
+        "[cluster]\nname = \"prod\"\nseeds = [\n  \"tcp://10.0.0.1:7402\",\n"
+        "  \"tcp://10.0.0.2:7402\", # second\n]\npartitions = 1024\nreplicas = 5\n"
+        "read_quorum = 3\nwrite_quorum = 3\nexpect_nodes = 5\nauto_remove_after = \"1h\"\n"
+        "[gossip]\ninterval = \"500ms\"\nsuspect_after = \"2s\"\ndead_after = \"1m30s\"\n"
+        "[storage]\nfsync = \"interval\"\nfsync_interval = \"5ms\"\n"
+        "segment_size = \"1GiB\"\ncompression = \"none\"\nmax_key_size = \"512B\"\n"
+        "max_value_size = \"64MiB\"\ntombstone_grace = \"168h\"\n"
+        "[antientropy]\nenabled = false\ninterval = \"5m\"\nmax_keys_per_second = 1000\n"
+        "max_bytes_per_second = \"0B\"\n"
+        "[limits]\nmax_inflight = 1\nclient_rate = 500\nclient_burst = 50\nmax_connections = 4096\n"
+        "[security]\nsecret_file = \"\"\ntls_cert = \"\"\n"
+        "tls_key = \"\"\ntls_ca = \"\"\n"
+        "[log]\nlevel = \"debug\"\nformat = \"json\"\n",
+        &c);
     assert_string_equal(c.node_id, "node-7");
     assert_string_equal(c.data_dir, "/var/lib/ringkv");
     assert_int_equal(c.workers, 8);
@@ -266,7 +268,8 @@ static void test_every_key_set(void **state)
     assert_int_equal(c.ae_max_keys_per_second, 1000);
     assert_int_equal(c.ae_max_bytes_per_second, 0);
     assert_int_equal(c.max_inflight, 1);
-    assert_int_equal(c.client_rate, 0); /* anything else is refused until implemented */
+    assert_int_equal(c.client_rate, 500);
+    assert_int_equal(c.client_burst, 50);
     assert_int_equal(c.max_connections, 4096);
     assert_string_equal(c.secret_file, "");
     assert_int_equal(c.log_format, RK_LOG_JSON);
@@ -445,9 +448,6 @@ static void test_cross_key_rules(void **state)
     load_err("[security]\n\nsecret_file = \"/etc/ringkv/secret\"\n",
              ":3:15: security.secret_file: not supported yet (cluster secret: peer and admin "
              "authentication); leave it \"\" or remove the line");
-    load_err("[limits]\nclient_rate = 200\n",
-             ":2:15: limits.client_rate: not supported yet (per-client rate limits); leave it 0 or "
-             "remove the line");
     load_err("[security]\ntls_cert = \"/c.pem\"\n",
              ":2:12: security.tls_cert: not supported yet (TLS for client and peer traffic); "
              "leave it \"\" or remove the line");
@@ -688,6 +688,7 @@ static void test_diff(void **state)
     b.log_level = RK_LOG_DEBUG;
     b.max_inflight = 5;
     b.client_rate = 7;
+    b.client_burst = 8;
     b.ae_interval_ms = 1000;
     b.ae_max_keys_per_second = 9;
     b.ae_enabled = false;
@@ -696,7 +697,8 @@ static void test_diff(void **state)
     rk_config_diff(&a, &b, live, sizeof(live), restart, sizeof(restart));
     assert_string_equal(live, "antientropy.enabled,antientropy.interval,"
                               "antientropy.max_keys_per_second,antientropy.max_bytes_per_second,"
-                              "limits.max_inflight,limits.client_rate,limits.max_connections,"
+                              "limits.max_inflight,limits.client_rate,limits.client_burst,"
+                              "limits.max_connections,"
                               "log.level");
     assert_string_equal(restart, "");
     b = a;

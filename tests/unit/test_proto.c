@@ -65,6 +65,7 @@ static void assert_same_msg(const struct rk_msg *want, const struct rk_msg *got)
     assert_int_equal(got->has_expiry, want->has_expiry);
     assert_int_equal(got->has_r, want->has_r);
     assert_int_equal(got->has_w, want->has_w);
+    assert_int_equal(got->has_retry, want->has_retry);
     assert_bytes(want->has_key, want->key, want->klen, got->key, got->klen);
     assert_bytes(want->has_val, want->val, want->vlen, got->val, got->vlen);
     assert_bytes(want->has_text, want->text, want->tlen, got->text, got->tlen);
@@ -73,6 +74,7 @@ static void assert_same_msg(const struct rk_msg *want, const struct rk_msg *got)
     assert_int_equal(got->expiry_ms, want->has_expiry ? want->expiry_ms : 0);
     assert_int_equal(got->r, want->has_r ? want->r : 0);
     assert_int_equal(got->w, want->has_w ? want->w : 0);
+    assert_int_equal(got->retry_ms, want->has_retry ? want->retry_ms : 0);
 }
 
 /* A message with the fields chosen by bit i of mask, in rk_tag order. Absent
@@ -216,6 +218,17 @@ static void test_reply_with_status_and_text(void **state)
                          .has_version = true,
                          .has_expiry = true};
     round_trip(&get);
+    static const char slow[] = "rate limited: 127.0.0.1 is over limits.client_rate (100/s)";
+    struct rk_msg limited = {.opcode = RK_OP_PUT,
+                             .flags = RK_MSG_REPLY,
+                             .status = RK_ST_RATE_LIMITED,
+                             .id = 102,
+                             .text = (const uint8_t *)slow,
+                             .tlen = sizeof(slow) - 1,
+                             .retry_ms = 17,
+                             .has_text = true,
+                             .has_retry = true};
+    round_trip(&limited);
 }
 
 /* ---- hand-built messages ---------------------------------------------- */
@@ -588,6 +601,7 @@ static const struct {
     {-EIO, RK_ST_INTERNAL, "INTERNAL"},
     {-ESHUTDOWN, RK_ST_UNAVAILABLE, "UNAVAILABLE"},
     {RK_EREFUSED, RK_ST_REFUSED, "REFUSED"},
+    {RK_ERATELIMITED, RK_ST_RATE_LIMITED, "RATE_LIMITED"},
 };
 
 static void test_status_mapping(void **state)
@@ -605,9 +619,9 @@ static void test_status_mapping(void **state)
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
         assert_int_equal(rk_proto_status(other[i]), RK_ST_INTERNAL);
     /* A status from a newer peer. */
-    assert_int_equal(rk_proto_error((enum rk_status)14), -EIO);
+    assert_int_equal(rk_proto_error((enum rk_status)RK_ST_COUNT), -EIO);
     assert_int_equal(rk_proto_error((enum rk_status)0xFFFF), -EIO);
-    assert_string_equal(rk_proto_status_name((enum rk_status)14), "UNKNOWN");
+    assert_string_equal(rk_proto_status_name((enum rk_status)RK_ST_COUNT), "UNKNOWN");
     assert_string_equal(rk_proto_status_name((enum rk_status)0xFFFF), "UNKNOWN");
     assert_string_equal(rk_proto_status_name((enum rk_status) - 1), "UNKNOWN");
 }
