@@ -16,6 +16,7 @@ packages=(
   libfaketime                # cluster tests: a node whose wall clock runs ahead
   debhelper dpkg-dev fakeroot lintian groff   # packaging/build-deb.sh and tests/cluster/test_package.py
   prometheus                 # tests/cluster/test_http.py: promtool check metrics, a real scraper
+  iproute2                   # tests/cluster/test_protected.py: an address of this host that is not loopback
 )
 
 # --bench: also what tests/bench/run_node_bench.sh compares against.

@@ -146,6 +146,11 @@ static const struct key keys[] = {
      .flags = F_LIVE},
     {ROW("security.secret_file", K_STR, secret_file, ""),
      .later = "cluster secret: peer and admin authentication"},
+    {ROW("security.client_auth", K_BOOL, client_auth, "false"),
+     .later = "cluster secret: client authentication"},
+    /* Without a secret, connections from other hosts are refused unless
+     * this is true (util/conns.h: protected mode). */
+    {ROW("security.allow_unauthenticated", K_BOOL, allow_unauthenticated, "false")},
     {ROW("security.tls_cert", K_STR, tls_cert, ""), .later = "TLS for client and peer traffic"},
     {ROW("security.tls_key", K_STR, tls_key, ""), .later = "TLS for client and peer traffic"},
     {ROW("security.tls_ca", K_STR, tls_ca, ""), .later = "TLS for client and peer traffic"},

@@ -75,6 +75,8 @@ struct rk_config {
     uint32_t max_connections; /* 256 per listening address; 1 .. 65536 */
     /* [security] */
     char secret_file[1024], tls_cert[1024], tls_key[1024], tls_ca[1024];
+    bool client_auth;           /* client data requests prove the secret too */
+    bool allow_unauthenticated; /* accept other hosts without a secret */
     /* [log] */
     enum rk_log_level log_level;   /* "info" */
     enum rk_log_format log_format; /* "text" */

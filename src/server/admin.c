@@ -154,9 +154,19 @@ static void status_json(struct rk_shared *sh, struct rk_jbuf *b)
     rk_jstr(b, sh->cfg.listen_client);
     rk_jadd(b, ",\"gossip\":");
     rk_jstr(b, sh->cfg.listen_gossip);
-    rk_jadd(b, "},\"members\":{\"total\":%u,\"alive\":%u,\"seen\":%u}}",
+    rk_jadd(b, "},\"members\":{\"total\":%u,\"alive\":%u,\"seen\":%u},",
             atomic_load(&sh->members_total), atomic_load(&sh->members_alive),
             atomic_load(&sh->members_seen));
+    bool protected_mode;
+    char warning[512];
+    bool exposed = rk_admin_exposed(sh, &protected_mode, warning, sizeof(warning));
+    rk_jadd(b, "\"security\":{\"secret\":%s,\"protected\":%s",
+            sh->cfg.secret_file[0] ? "true" : "false", protected_mode ? "true" : "false");
+    if (exposed) {
+        rk_jadd(b, ",\"warning\":");
+        rk_jstr(b, warning);
+    }
+    rk_jadd(b, "}}");
 }
 
 /* "connections":{"max":N,"client":{"open":..,"accepted":..,"refused":..},...}, */
@@ -167,9 +177,12 @@ static void conns_json(struct rk_shared *sh, struct rk_jbuf *b)
     rk_jadd(b, "\"connections\":{\"max\":%u", atomic_load(&c->max));
     for (unsigned i = 0; i < n; i++) {
         struct rk_conns_listener *l = &c->l[i];
-        rk_jadd(b, ",\"%s\":{\"open\":%u,\"accepted\":%llu,\"refused\":%llu}", l->name,
-                atomic_load(&l->open), (unsigned long long)atomic_load(&l->accepted),
-                (unsigned long long)atomic_load(&l->refused));
+        rk_jadd(b,
+                ",\"%s\":{\"open\":%u,\"accepted\":%llu,\"refused\":%llu,"
+                "\"refused_remote\":%llu}",
+                l->name, atomic_load(&l->open), (unsigned long long)atomic_load(&l->accepted),
+                (unsigned long long)atomic_load(&l->refused),
+                (unsigned long long)atomic_load(&l->refused_remote));
     }
     rk_jadd(b, "},");
 }
@@ -516,6 +529,27 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
             (unsigned long long)s->tombstones_held);
     histo_json(&s->fsync_us, b);
     rk_jadd(b, "}}");
+}
+
+bool rk_admin_exposed(const struct rk_shared *sh, bool *protected_mode, char *why, size_t len)
+{
+    const struct rk_config *c = &sh->cfg;
+    const char *const addrs[3] = {c->listen_client, c->listen_peer, c->listen_gossip};
+    const char *const keys[3] = {"listen.client", "listen.peer", "listen.gossip"};
+    int open = -1;
+    for (int i = 0; i < 3 && open < 0; i++)
+        if (!rk_conns_url_is_local(addrs[i]))
+            open = i;
+    bool secret = c->secret_file[0] != '\0';
+    *protected_mode = !secret && !c->allow_unauthenticated;
+    if (open < 0 || secret || *protected_mode)
+        return false;
+    snprintf(why, len,
+             "unauthenticated: %s listens on %s without a cluster secret "
+             "(security.allow_unauthenticated = true): anyone who can reach it can read, write "
+             "and change the cluster",
+             keys[open], addrs[open]);
+    return true;
 }
 
 bool rk_admin_health(struct rk_shared *sh, char *why, size_t len)

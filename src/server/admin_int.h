@@ -64,6 +64,14 @@ void rk_admin_placement(struct rk_shared *sh, const struct rk_view *v,
  * 2 s; false with the one-line reason in why. Any thread, no lock. */
 bool rk_admin_health(struct rk_shared *sh, char *why, size_t len);
 
+/* Unauthenticated exposure: true, with a one-line warning, when the node
+ * listens beyond its own host (a listen address that is not loopback)
+ * without a cluster secret because security.allow_unauthenticated says so.
+ * Without that setting such a node is in protected mode (util/conns.h):
+ * *protected is true and other hosts are refused, so there is nothing to
+ * warn about. Config only: any thread. */
+bool rk_admin_exposed(const struct rk_shared *sh, bool *protected_mode, char *why, size_t len);
+
 /* The READY rule (kvctl ready, /ready), computed from the published view
  * and counters. under: partitions with fewer holders than
  * cluster.replicas, when the view was judged whole (else -1); nshort:

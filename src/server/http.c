@@ -77,11 +77,17 @@ static void metrics_page(nng_aio *aio, struct rk_shared *sh)
 
 static void health_page(nng_aio *aio, struct rk_shared *sh)
 {
-    char why[128];
-    if (rk_admin_health(sh, why, sizeof(why)))
-        reply_text(aio, 200, "ok");
-    else
+    char why[512];
+    bool protected_mode;
+    if (!rk_admin_health(sh, why, sizeof(why))) {
         reply_text(aio, 503, why);
+    } else if (rk_admin_exposed(sh, &protected_mode, why, sizeof(why))) {
+        char line[600];
+        snprintf(line, sizeof(line), "ok; warning: %s", why);
+        reply_text(aio, 200, line);
+    } else {
+        reply_text(aio, 200, "ok");
+    }
 }
 
 static void ready_page(nng_aio *aio, struct rk_shared *sh)

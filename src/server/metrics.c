@@ -302,6 +302,12 @@ static void connections(struct rk_shared *sh, struct rk_jbuf *b)
     for (unsigned i = 0; i < n; i++)
         rk_jadd(b, "ringkv_connections_refused_total{listener=\"%s\"} %llu\n", c->l[i].name,
                 (ull)atomic_load(&c->l[i].refused));
+    family(b, "ringkv_connections_refused_remote_total", "counter",
+           "Connections from other hosts refused in protected mode (no cluster secret), by "
+           "listener.");
+    for (unsigned i = 0; i < n; i++)
+        rk_jadd(b, "ringkv_connections_refused_remote_total{listener=\"%s\"} %llu\n", c->l[i].name,
+                (ull)atomic_load(&c->l[i].refused_remote));
 }
 
 void rk_metrics_render(struct rk_shared *sh, struct rk_jbuf *b)

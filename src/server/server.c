@@ -6,6 +6,7 @@
 #include "server/server.h"
 #include "server/holding.h"
 #include "server/http.h"
+#include "server/admin_int.h"
 #include "util/conns.h"
 #include "server/admin.h"
 #include "server/control.h"
@@ -609,6 +610,23 @@ static void teardown(struct server *s)
         close(s->lock_fd);
 }
 
+/* Say at start whether other hosts can reach this node unauthenticated
+ * (a warning, also in STATUS and /health) or are refused (protected mode). */
+static void log_exposure(const struct rk_shared *sh)
+{
+    char why[512];
+    bool protected_mode;
+    const struct rk_config *c = &sh->cfg;
+    if (rk_admin_exposed(sh, &protected_mode, why, sizeof(why)))
+        rk_warn("server", "%s", why);
+    else if (protected_mode &&
+             !(rk_conns_url_is_local(c->listen_client) && rk_conns_url_is_local(c->listen_peer) &&
+               rk_conns_url_is_local(c->listen_gossip)))
+        rk_info("server",
+                "protected mode: no cluster secret, so connections from other hosts are refused "
+                "(security.allow_unauthenticated = true accepts them)");
+}
+
 static int startup(struct server *s)
 {
     struct rk_shared *sh = &s->sh;
@@ -624,6 +642,7 @@ static int startup(struct server *s)
     rk_info("server", "ready node=%s client=%s gossip=%s workers=%u partitions=%u data_dir=%s",
             sh->node_id, sh->cfg.listen_client, sh->cfg.listen_gossip, sh->nworkers, sh->partitions,
             sh->cfg.data_dir);
+    log_exposure(sh);
     return 0;
 }
 
@@ -648,6 +667,8 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
     rk_xfer_limits_set(&s->sh.xfer, cfg);
     rk_ae_budget_init(&s->sh.xfer.budget);
     rk_conns_init(&s->sh.conns, cfg->max_connections);
+    /* Protected mode: without a secret, only this host unless told. */
+    rk_conns_set_local_only(&s->sh.conns, !cfg->secret_file[0] && !cfg->allow_unauthenticated);
     rk_view_slot_init(&s->sh.views);
     pthread_mutex_init(&s->sh.island_lock, NULL);
     rk_hlc_init(&s->sh.hlc, cfg->max_clock_skew_ms);

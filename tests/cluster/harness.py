@@ -583,10 +583,10 @@ class SPConn:
     messages framed as u64 BE length + payload; a req0 payload starts with a
     4-byte BE request id whose high bit is set."""
 
-    def __init__(self, port, timeout=5.0, source=None):
+    def __init__(self, port, timeout=5.0, source=None, host="127.0.0.1"):
         """source: the local address to connect from (127.0.0.x: another
-        client address on loopback)."""
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+        client address on loopback); host: the address to connect to."""
+        self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=(source, 0) if source else None)
         self._next_id = 1
 

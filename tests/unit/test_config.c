@@ -206,7 +206,7 @@ static void test_example_file_documents_every_key(void **state)
             fail_msg("%s: [reload] should %sbe in its comment: %s", name, is_live ? "" : "not ",
                      comment);
     }
-    assert_int_equal(nkeys, 47);
+    assert_int_equal(nkeys, 49);
     rk_toml_free(doc);
 }
 
