@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine, builds ringkv (RelWithDebInfo) and runs one
 # node in the foreground: built-in defaults, data in ./ringkv-data, clients
-# on tcp://0.0.0.0:7400. Arguments go to ringkvd (e.g. run -c etc/ringkv.toml,
+# on tcp://0.0.0.0:7400 (from this machine only: protected mode, README). Arguments go to ringkvd (e.g. run -c etc/ringkv.toml,
 # or demo: packaging/run-demo.sh).
 # Build tree: $RINGKV_BUILD_DIR (default build/ in the checkout).
 set -euo pipefail
