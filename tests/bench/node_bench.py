@@ -8,6 +8,8 @@ tests/cluster/harness.py, as a one-node cluster):
   echo         tests/bench/echo_server (cooked rep0, 128 contexts)
   rk-int       ringkvd, workers = 2, unpinned, storage.fsync = "interval"
   rk-sync      ringkvd, workers = 2, unpinned, storage.fsync = "always"
+  rk-limit     rk-int with limits.client_rate on at a rate never reached (the
+               rate limiter's cost: a bucket taken per request)
   redis-es     redis-server, appendonly yes, appendfsync everysec  (both skipped
   redis-al     redis-server, appendonly yes, appendfsync always     without Redis)
 Clusters (harness.py), 3 nodes each, workers = 1, unpinned, replicas = 3,
@@ -375,6 +377,7 @@ def build_plan(args, s):
     rb = lambda name, test: name in s and (lambda: redis_bench(args, s[name], test))  # noqa: E731
     plan = [("echo", lambda: kvctl_bench(args, [echo.addr], [echo.proc.pid], ["--raw"])),
             ("ringkv GET", rk("rk-int", "c")),
+            ("ringkv GET rate limiter on", rk("rk-limit", "c")),
             ("redis GET", rb("redis-es", "get")),
             ("ringkv PUT interval", rk("rk-int", "w")),
             ("redis SET everysec", rb("redis-es", "set")),
@@ -397,6 +400,8 @@ def start_systems(args, tmp, s):
     s["echo"] = Server("echo", [args.echo, f"tcp://127.0.0.1:{eport}"], eport, tmp)
     s["rk-int"] = BenchCluster(args, tmp, "rk-int", "interval", 1, NODE_CONFIG)
     s["rk-sync"] = BenchCluster(args, tmp, "rk-sync", "always", 1, NODE_CONFIG)
+    s["rk-limit"] = BenchCluster(args, tmp, "rk-limit", "interval", 1,
+                                 {**NODE_CONFIG, "limits.client_rate": 100000000})
     if args.redis:
         s["redis-es"] = redis(tmp, "redis-es", "everysec")
         s["redis-al"] = redis(tmp, "redis-al", "always")
@@ -457,6 +462,12 @@ def checks(args, med, extra):
     out.append((ppf, extra.pop(ppf), ">=", 6.0))
     out.append(("ringkv CPU per GET / echo CPU per req", med["ringkv GET"]["cpu_us"] /
                 med["echo"]["cpu_us"], "<=", 1.3))
+    if have("ringkv GET rate limiter on", "ringkv GET"):
+        out.append(("ringkv GET rate limiter on / off", ops("ringkv GET rate limiter on") /
+                    ops("ringkv GET"), ">=", 0.95))
+        out.append(("ringkv CPU per GET rate limiter on / off",
+                    med["ringkv GET rate limiter on"]["cpu_us"] / med["ringkv GET"]["cpu_us"],
+                    "<=", 1.05))
     for mode in ("interval", "always"):
         if have(f"3n {mode} PUT", f"ringkv PUT {mode}"):
             out.append((f"3n PUT {mode} / ringkv PUT {mode}",
