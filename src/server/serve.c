@@ -545,6 +545,25 @@ static bool refused_island(struct rk_worker *w, nng_msg *msg, const struct rk_ms
     return true;
 }
 
+/* The remote address of pipe p, from the worker's cache or nng. */
+static void client_addr(struct rk_worker *w, nng_pipe p, struct rk_rl_addr *a)
+{
+    uint32_t id = (uint32_t)nng_pipe_id(p), slot = id % RK_ADDR_CACHE;
+    struct addr_cache *c = &w->addrs;
+    if (id != 0 && id != (uint32_t)-1 && c->pipe[slot] == id) {
+        *a = c->addr[slot];
+        return;
+    }
+    nng_sockaddr sa = {.s_family = NNG_AF_UNSPEC};
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
+        sa.s_family = NNG_AF_UNSPEC;
+    rk_rl_addr_from_nng(&sa, a);
+    if (id != 0 && id != (uint32_t)-1) {
+        c->pipe[slot] = id;
+        c->addr[slot] = *a;
+    }
+}
+
 /* A client request (not a peer's replica or anti-entropy request) from an
  * address over limits.client_rate is answered RATE_LIMITED, with the ms
  * until it may send again, before any other work; true if so. Peer
@@ -555,11 +574,8 @@ static bool rate_limited(struct rk_worker *w, nng_msg *msg, const struct rk_msg 
     struct rk_ratelimit *rl = w->sh->ratelimit;
     if (req->opcode >= RK_OP_RPUT || !rk_ratelimit_on(rl))
         return false;
-    nng_sockaddr sa = {.s_family = NNG_AF_UNSPEC};
-    if (nng_pipe_get_addr(nng_msg_get_pipe(msg), NNG_OPT_REMADDR, &sa) != 0)
-        sa.s_family = NNG_AF_UNSPEC;
     struct rk_rl_addr a;
-    rk_rl_addr_from_nng(&sa, &a);
+    client_addr(w, nng_msg_get_pipe(msg), &a);
     uint64_t wait_ms = rk_ratelimit_take(rl, &a, rk_clock_mono_ns());
     if (wait_ms == 0)
         return false;

@@ -44,8 +44,18 @@ struct syncer {
     uint64_t puts;
 };
 
+/* The client address of recent pipes (limits.client_rate looks one up per
+ * request): direct-mapped by pipe id, which nng never reuses before 2^31
+ * pipes, so a hit is always the pipe's own address. */
+#define RK_ADDR_CACHE 256u
+struct addr_cache {
+    uint32_t pipe[RK_ADDR_CACHE]; /* 0: empty (nng pipe ids start at 1) */
+    struct rk_rl_addr addr[RK_ADDR_CACHE];
+};
+
 struct rk_worker {
     struct rk_shared *sh;
+    struct addr_cache addrs; /* this worker's only */
     uint32_t idx;
     pthread_t thread;
     bool started;
