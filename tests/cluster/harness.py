@@ -34,6 +34,8 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 POLL_INTERVAL = 0.02  # seconds between polls: short, the deadline bounds the wait
@@ -833,6 +835,46 @@ def node_stats(node):
     r = node.kvctl("--json", "stats", timeout=10)
     assert r.rc == 0, r
     return last_json(r.out)
+
+
+def http_get(port, path, timeout=5):
+    """(status, content type, body text) of GET http://127.0.0.1:port/path."""
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+def metric_samples(text):
+    """{'name{labels}': value} of a Prometheus exposition's samples."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def scrape(port):
+    """The samples of GET /metrics on port (asserting 200 and the format)."""
+    status, ctype, body = http_get(port, "/metrics")
+    assert status == 200, (status, body)
+    assert ctype.startswith("text/plain; version=0.0.4"), ctype
+    return body
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def node_ae(node, *args):

@@ -40,7 +40,7 @@ from pathlib import Path
 import pytest
 
 from harness import (g_decode, g_entry, g_message, RK_HDR, RK_MAGIC, RK_OP, RK_TAG, RawKV, SPConn, last_json, rk_field,
-                     rk_fields, rk_frames, rk_message, wait_for, free_port)
+                     rk_fields, rk_frames, rk_message, wait_for, free_port, fd_count, rss_kib)
 
 DEFAULT_SEED = 20250610
 SEED = int(os.environ.get("RINGKV_SEED", str(DEFAULT_SEED)), 0)
@@ -90,10 +90,6 @@ def scale(binary):
 
 # ---- process measurements --------------------------------------------------
 
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def fd_kinds(pid):
     """{"socket": n, "file": n, ...} of a process's descriptors, with TCP
     sockets split by state (ESTABLISHED, CLOSE_WAIT, ...)."""
@@ -119,14 +115,6 @@ def fd_kinds(pid):
         else:
             kinds[t.split(":")[0] if ":" in t else "file"] += 1
     return dict(kinds)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def control_chars(path):

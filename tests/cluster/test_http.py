@@ -27,22 +27,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import free_port, wait_for
+from harness import free_port, http_get, metric_samples, scrape, wait_for
 
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s"}
 SLACK_S = 20
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
-
-
-def http_get(port, path, timeout=5):
-    """(status, content type, body text) of GET http://127.0.0.1:port/path."""
-    url = f"http://127.0.0.1:{port}{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.headers.get("Content-Type"), r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type"), e.read().decode()
 
 
 def http_node(cluster, overrides=None):
@@ -82,32 +72,15 @@ def check_histogram(s, name, labels):
     assert 0 < s[f"{name}_sum{sel}"] < 60, (name, labels)
 
 
-def samples(text):
-    """{'name{labels}': value} of an exposition's samples."""
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            out[key] = float(value)
-    return out
-
-
-def scrape(node):
-    status, ctype, body = http_get(node.http_port, "/metrics")
-    assert status == 200, (status, body)
-    assert ctype.startswith("text/plain; version=0.0.4"), ctype
-    return body
-
-
 def test_metrics_pass_promtool_and_move_with_traffic(cluster):
     assert os.access(PROMTOOL, os.X_OK), f"{PROMTOOL} missing: install Debian's prometheus"
     (node,) = start_http_cluster(cluster, 1)
     assert node.http_port in listening_ports(node.pid)  # the check the "" test relies on
-    body = scrape(node)
+    body = scrape(node.http_port)
     r = subprocess.run([PROMTOOL, "check", "metrics"], input=body.encode(), capture_output=True,
                        timeout=30)
     assert r.returncode == 0, (r.stdout, r.stderr)
-    before = samples(body)
+    before = metric_samples(body)
     for name in ("ringkv_requests_total{op=\"put\"}", PUT_COUNT, GET_COUNT, PUT_OK, FSYNC_COUNT,
                  "ringkv_members{state=\"alive\"}", "ringkv_partitions_held", "ringkv_ready",
                  "ringkv_storage_live_bytes", "ringkv_worker_loop_lag_seconds{worker=\"0\"}"):
@@ -122,7 +95,7 @@ def test_metrics_pass_promtool_and_move_with_traffic(cluster):
     assert node.kvctl("get", "nosuch").rc == 1
 
     def moved():
-        s = samples(scrape(node))
+        s = metric_samples(scrape(node.http_port))
         return (s["ringkv_requests_total{op=\"put\"}"] >= before["ringkv_requests_total{op=\"put\"}"] + n
                 and s["ringkv_requests_total{op=\"get\"}"] >= 2
                 and s[PUT_COUNT] >= n and s[GET_COUNT] >= 2 and s[PUT_OK] >= n
@@ -156,7 +129,7 @@ def test_health_and_ready_follow_the_quorum(cluster):
     for i in range(10):
         assert nodes[0].kvctl("put", f"r{i}", "v").rc == 0
     for node in nodes[1:]:
-        s = wait_for(lambda: (lambda s: s.get(REPLICA_WRITES_OK, 0) >= 1 and s)(samples(scrape(node))),
+        s = wait_for(lambda: (lambda s: s.get(REPLICA_WRITES_OK, 0) >= 1 and s)(metric_samples(scrape(node.http_port))),
                      SLACK_S, f"{node.name} counting the replica writes it served")
         check_histogram(s, "ringkv_replica_request_duration_seconds", 'op="write",')
     for node in nodes[1:]:
@@ -171,7 +144,7 @@ def test_health_and_ready_follow_the_quorum(cluster):
     assert "write quorum of 2 (cluster.write_quorum) is unreachable" in body, body
     # The node itself is up: /health stays 200, /metrics says the same.
     assert http_get(nodes[0].http_port, "/health")[0] == 200
-    s = samples(scrape(nodes[0]))
+    s = metric_samples(scrape(nodes[0].http_port))
     assert s["ringkv_ready"] == 0 and s["ringkv_partitions_without_quorum"] > 0, s
     r = nodes[0].kvctl("ready")
     assert r.rc == 1 and body.strip() in (r.out.decode() + r.err), (r, body)
@@ -251,7 +224,7 @@ def test_prometheus_scrapes_a_cluster(cluster, tmp_path):
     times, size = [], 0
     for i in range(20):
         t0 = time.perf_counter()
-        size = len(scrape(nodes[i % 3]).encode())
+        size = len(scrape(nodes[i % 3].http_port).encode())
         times.append(time.perf_counter() - t0)
     print(f"\n/metrics at 3 nodes: median scrape {statistics.median(times) * 1000:.2f} ms, "
           f"{size} bytes")

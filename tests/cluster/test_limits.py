@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from harness import RawKV, free_port, wait_for
+from harness import RawKV, fd_count, free_port, rss_kib, wait_for
 
 RSS_BOUND_MIB = 48        # release: allocator arenas and nng's per-connection buffers
 RSS_BOUND_MIB_ASAN = 512  # ASan keeps freed memory in quarantine
@@ -30,18 +30,6 @@ SP_REQ0, SP_SURVEYOR0 = 0x30, 0x62
 BIG = 64 << 20
 CHUNK = 1 << 20
 SLACK_S = 30
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
-
-
-def fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def asan_build(ringkvd):
@@ -124,7 +112,7 @@ def test_500_garbage_senders_and_500_half_open_handshakes(node):
     print(f"seed {seed} (RINGKV_SEED={seed} reruns it)")
     rng = random.Random(seed)
     still_serves(node, b"0")
-    rss0, fds0 = rss_kib(node.pid), fds(node.pid)
+    rss0, fds0 = rss_kib(node.pid), fd_count(node.pid)
     ports = [node.ports["client"], node.ports["peer"], node.ports["gossip"]]
 
     socks = []
@@ -148,10 +136,10 @@ def test_500_garbage_senders_and_500_half_open_handshakes(node):
         still_serves(node, b"half-open")
         rss = rss_kib(node.pid)
         print(f"RSS {rss0 >> 10} -> {rss >> 10} MiB with 1000 abusive connections; "
-              f"descriptors {fds0} -> {fds(node.pid)}")
+              f"descriptors {fds0} -> {fd_count(node.pid)}")
         assert rss - rss0 < node.bound_kib
     finally:
         for s in socks:
             s.close()
-    wait_for(lambda: fds(node.pid) <= fds0 + 8, SLACK_S, "the node's descriptors back")
+    wait_for(lambda: fd_count(node.pid) <= fds0 + 8, SLACK_S, "the node's descriptors back")
     still_serves(node, b"1")

@@ -16,13 +16,11 @@ import re
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from harness import Cluster
+from harness import Cluster, http_get
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = re.search(r"project\(ringkv VERSION ([0-9.]+)", (ROOT / "CMakeLists.txt").read_text()).group(1)
@@ -294,16 +292,6 @@ def exec_start(unit_text):
     return m.group(1).split()
 
 
-def http_status(port, path):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return None, ""
-
-
 def test_install_run_as_the_ringkv_user_and_purge(deb, tmp_path):
     """The package installed for real with apt (CI runs as root, on a
     machine of its own): the user and data directory exist, the installed
@@ -349,7 +337,7 @@ def test_install_run_as_the_ringkv_user_and_purge(deb, tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         r = run([*kvctl, "get", "greeting"])
         assert (r.returncode, r.stdout) == (0, "hello"), r
-        assert http_status(7480, "/health") == (200, "ok\n")
+        assert http_get(7480, "/health")[::2] == (200, "ok\n")
         # What the node wrote belongs to the user it ran as.
         owners = {p.stat().st_uid for p in Path("/var/lib/ringkv").rglob("*")}
         assert owners == {int(user[2])}, owners

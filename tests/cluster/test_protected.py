@@ -15,11 +15,10 @@ machine without one, the test adds 10.255.254.1/32 to lo for its duration
 
 import json
 import subprocess
-import urllib.request
 
 import pytest
 
-from harness import SPConn, RawKV, free_port, rk_field, rk_message, wait_for
+from harness import SPConn, RawKV, free_port, http_get, node_stats, rk_field, rk_message, wait_for
 
 SLACK_S = 20
 SPARE = "10.255.254.1"
@@ -72,8 +71,8 @@ def status(node):
 
 
 def health(node):
-    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/health", timeout=5) as r:
-        return r.status, r.read().decode()
+    status, _, body = http_get(node.http_port, "/health")
+    return status, body
 
 
 def test_without_a_secret_other_hosts_are_refused(cluster, host_ip):
@@ -87,7 +86,7 @@ def test_without_a_secret_other_hosts_are_refused(cluster, host_ip):
     line = node.wait_log(f"refused a connection from {host_ip} on the client address",
                          what="the refusal logged")
     assert "security.allow_unauthenticated = true" in line, line
-    conns = json.loads(node.kvctl("--json", "stats").out)["connections"]["client"]
+    conns = node_stats(node)["connections"]["client"]
     assert conns["refused_remote"] == 2, conns
     # Logged once a minute at most: two refusals, one line.
     assert sum("refused a connection from" in l for l in node.log_lines()) == 1

@@ -12,14 +12,12 @@ Every wait is a poll with a deadline; the pacing of the clients is theirs,
 the node's verdicts are checked against bounds computed from the times the
 clients actually sent (a loaded machine sends later, never more)."""
 
-import json
 import signal
 import struct
 import threading
 import time
-import urllib.request
 
-from harness import RK_TAG, RawKV, free_port, wait_for
+from harness import RK_TAG, RawKV, free_port, metric_samples, node_stats, scrape, wait_for
 
 RATE, BURST = 50, 50
 FAST, SLOW = 10 * RATE, RATE // 10  # requests per second each client aims at
@@ -50,22 +48,6 @@ def paced(kv, per_s, seconds, prefix):
         last = time.monotonic()
         i += 1
     return statuses, retries, texts, t0, last
-
-
-def stats(node):
-    r = node.kvctl("--json", "stats")
-    assert r.rc == 0, r
-    return json.loads(r.out)
-
-
-def metrics(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        out = {}
-        for line in r.read().decode().splitlines():
-            if line and not line.startswith("#"):
-                k, v = line.rsplit(" ", 1)
-                out[k] = float(v)
-        return out
 
 
 def test_a_fast_client_is_limited_and_a_slow_one_is_not(cluster):
@@ -102,7 +84,7 @@ def test_a_fast_client_is_limited_and_a_slow_one_is_not(cluster):
     assert len(s_statuses) >= SLOW * SECONDS - 1 and set(s_statuses) == {"OK"}, s_statuses
 
     # Counted per address: the same figures in STATS and /metrics.
-    j = stats(node)["rate_limit"]
+    j = node_stats(node)["rate_limit"]
     assert (j["client_rate"], j["client_burst"]) == (RATE, BURST), j
     top = {row["address"]: row for row in j["top"]}
     assert j["top"][0]["address"] == "127.0.0.1", j
@@ -114,7 +96,7 @@ def test_a_fast_client_is_limited_and_a_slow_one_is_not(cluster):
     # Replies by status are published with the workers' other counters
     # (every loop tick): polled until they are in.
     key = 'ringkv_responses_total{op="put",status="rate_limited"}'
-    m = wait_for(lambda: (lambda m: m if m.get(key) == limited else None)(metrics(http)),
+    m = wait_for(lambda: (lambda m: m if m.get(key) == limited else None)(metric_samples(scrape(http))),
                  SLACK_S, "the workers' published replies to count the refusals")
     assert m['ringkv_request_failures_total{result="rate_limited"}'] == limited
     assert m['ringkv_rate_limit_top_limited{address="127.0.0.1"}'] == limited
@@ -155,4 +137,4 @@ def test_sighup_changes_the_rate_and_kvctl_reports_a_refusal(cluster):
     with RawKV(node, source="127.0.0.1") as kv:
         got = [kv.put(b"after-%d" % i, b"v") for i in range(200)]
     assert set(got) == {"OK"}, got
-    assert stats(node)["rate_limit"]["client_rate"] == 0
+    assert node_stats(node)["rate_limit"]["client_rate"] == 0
