@@ -27,6 +27,19 @@ static void one(struct rk_jbuf *b, const char *name, const char *type, const cha
     rk_jadd(b, "%s %llu\n", name, v);
 }
 
+/* A family with one sample per value of one label: label="names[i]" v[i]. */
+static void by_label(struct rk_jbuf *b, const char *name, const char *type, const char *help,
+                     const char *label, size_t n, const char *const names[], const ull v[])
+{
+    family(b, name, type, help);
+    for (size_t i = 0; i < n; i++)
+        rk_jadd(b, "%s{%s=\"%s\"} %llu\n", name, label, names[i], v[i]);
+}
+
+#define BY_LABEL(b, name, type, help, label, names, ...)                                           \
+    by_label(b, name, type, help, label, sizeof(names) / sizeof(names[0]), names,                  \
+             (const ull[]){__VA_ARGS__})
+
 static void one_f(struct rk_jbuf *b, const char *name, const char *help, double v)
 {
     family(b, name, "gauge", help);
@@ -41,7 +54,6 @@ static void rate_limits(struct rk_shared *sh, struct rk_jbuf *b)
     struct rk_rl_top top[RK_ADMIN_RATE_TOP];
     rk_ratelimit_totals(sh->ratelimit, &t);
     size_t n = rk_ratelimit_top(sh->ratelimit, top, RK_ADMIN_RATE_TOP);
-    rk_jadd(b, "ringkv_request_failures_total{result=\"rate_limited\"} %llu\n", (ull)t.limited);
     one(b, "ringkv_rate_limit_addresses", "gauge",
         "Client addresses with a rate-limit bucket (limits.client_rate).", t.addresses);
     const char *fam[2] = {"ringkv_rate_limit_top_requests", "ringkv_rate_limit_top_limited"};
@@ -62,21 +74,17 @@ static void rate_limits(struct rk_shared *sh, struct rk_jbuf *b)
 
 static void requests(struct rk_shared *sh, const struct rk_worker_stats *t, struct rk_jbuf *b)
 {
-    family(b, "ringkv_requests_total", "counter",
-           "Client requests received, by operation (admin: every other request).");
-    rk_jadd(b,
-            "ringkv_requests_total{op=\"put\"} %llu\nringkv_requests_total{op=\"get\"} %llu\n"
-            "ringkv_requests_total{op=\"del\"} %llu\nringkv_requests_total{op=\"admin\"} %llu\n",
-            (ull)t->puts, (ull)t->gets, (ull)t->dels, (ull)t->other);
-    family(b, "ringkv_request_failures_total", "counter",
-           "Requests not served, by result: busy (refused over limits.max_inflight), error "
-           "(answered with an error), quorum_failed (a coordinated request short of its quorum), "
-           "rate_limited (a client over limits.client_rate).");
-    rk_jadd(b,
-            "ringkv_request_failures_total{result=\"busy\"} %llu\n"
-            "ringkv_request_failures_total{result=\"error\"} %llu\n"
-            "ringkv_request_failures_total{result=\"quorum_failed\"} %llu\n",
-            (ull)t->busy, (ull)t->errors, (ull)t->coord.quorum_failed);
+    static const char *const op_names[] = {"put", "get", "del", "admin"};
+    BY_LABEL(b, "ringkv_requests_total", "counter",
+             "Client requests received, by operation (admin: every other request).", "op", op_names,
+             t->puts, t->gets, t->dels, t->other);
+    static const char *const results[] = {"busy", "error", "quorum_failed", "rate_limited"};
+    BY_LABEL(b, "ringkv_request_failures_total", "counter",
+             "Requests not served, by result: busy (refused over limits.max_inflight), error "
+             "(answered with an error), quorum_failed (a coordinated request short of its "
+             "quorum), rate_limited (a client over limits.client_rate).",
+             "result", results, t->busy, t->errors, t->coord.quorum_failed,
+             rk_ratelimit_limited(sh->ratelimit));
     rate_limits(sh, b);
     one(b, "ringkv_requests_forwarded_total", "counter",
         "Requests passed to the worker that owns their partition.", t->forwarded);
@@ -160,20 +168,14 @@ static void latencies(const struct rk_worker_stats *t, struct rk_jbuf *b)
  * saw of the replicas they asked. */
 static void replicas(const struct rk_worker_stats *t, struct rk_jbuf *b)
 {
-    family(b, "ringkv_replica_requests_total", "counter",
-           "Replica reads and writes this node served for coordinators.");
-    rk_jadd(b,
-            "ringkv_replica_requests_total{op=\"write\"} %llu\n"
-            "ringkv_replica_requests_total{op=\"read\"} %llu\n",
-            (ull)t->replica_writes, (ull)t->replica_reads);
-    family(b, "ringkv_replica_failures_total", "counter",
-           "Replica requests this node sent that failed, by result.");
-    rk_jadd(b,
-            "ringkv_replica_failures_total{result=\"timeout\"} %llu\n"
-            "ringkv_replica_failures_total{result=\"error\"} %llu\n"
-            "ringkv_replica_failures_total{result=\"down\"} %llu\n",
-            (ull)t->coord.replica_timeouts, (ull)t->coord.replica_errors,
-            (ull)t->coord.replicas_down);
+    static const char *const op_names[] = {"write", "read"};
+    BY_LABEL(b, "ringkv_replica_requests_total", "counter",
+             "Replica reads and writes this node served for coordinators.", "op", op_names,
+             t->replica_writes, t->replica_reads);
+    static const char *const results[] = {"timeout", "error", "down"};
+    BY_LABEL(b, "ringkv_replica_failures_total", "counter",
+             "Replica requests this node sent that failed, by result.", "result", results,
+             t->coord.replica_timeouts, t->coord.replica_errors, t->coord.replicas_down);
     one(b, "ringkv_read_repairs_total", "counter", "Stale replicas repaired on read.",
         t->coord.read_repairs);
 }
@@ -204,13 +206,10 @@ static void hints(const struct rk_worker_stats *t, struct rk_jbuf *b)
         t->hints.pending_bytes);
     one(b, "ringkv_hints_stored_total", "counter", "Hints stored.", t->coord.hints_stored);
     one(b, "ringkv_hints_delivered_total", "counter", "Hints delivered.", t->coord.hints_delivered);
-    family(b, "ringkv_hints_dropped_total", "counter",
-           "Hints dropped, by reason (anti-entropy repairs what they carried).");
-    rk_jadd(b,
-            "ringkv_hints_dropped_total{reason=\"full\"} %llu\n"
-            "ringkv_hints_dropped_total{reason=\"old\"} %llu\n"
-            "ringkv_hints_dropped_total{reason=\"damaged\"} %llu\n",
-            (ull)t->hints.dropped_full, (ull)t->hints.dropped_old, (ull)t->hints.dropped_damaged);
+    static const char *const reasons[] = {"full", "old", "damaged"};
+    BY_LABEL(b, "ringkv_hints_dropped_total", "counter",
+             "Hints dropped, by reason (anti-entropy repairs what they carried).", "reason",
+             reasons, t->hints.dropped_full, t->hints.dropped_old, t->hints.dropped_damaged);
 }
 
 static void antientropy(const struct rk_admin_ae *n, struct rk_jbuf *b)
@@ -236,15 +235,13 @@ static void antientropy(const struct rk_admin_ae *n, struct rk_jbuf *b)
 
 static void transfers(const struct rk_admin_ae *n, struct rk_jbuf *b)
 {
-    family(b, "ringkv_transfers", "gauge", "Partition transfers to this node, by state.");
-    rk_jadd(b, "ringkv_transfers{state=\"pending\"} %u\nringkv_transfers{state=\"active\"} %u\n",
-            n->xfer_pending, n->xfer_active);
-    family(b, "ringkv_transfers_finished_total", "counter",
-           "Partition transfers ended, by result.");
-    rk_jadd(b,
-            "ringkv_transfers_finished_total{result=\"done\"} %llu\n"
-            "ringkv_transfers_finished_total{result=\"failed\"} %llu\n",
-            (ull)n->xfer_done, (ull)n->xfer_failed);
+    static const char *const states[] = {"pending", "active"}, *const results[] = {"done",
+                                                                                   "failed"};
+    BY_LABEL(b, "ringkv_transfers", "gauge", "Partition transfers to this node, by state.", "state",
+             states, n->xfer_pending, n->xfer_active);
+    BY_LABEL(b, "ringkv_transfers_finished_total", "counter",
+             "Partition transfers ended, by result.", "result", results, n->xfer_done,
+             n->xfer_failed);
     one(b, "ringkv_transfer_keys_total", "counter", "Keys received by transfers.", n->xfer_keys);
     one(b, "ringkv_transfer_bytes_total", "counter", "Bytes received by transfers.", n->xfer_bytes);
 }

@@ -246,6 +246,11 @@ void rk_rl_top_text(const struct rk_rl_top *row, char *out, size_t cap)
         rk_rl_addr_text(&row->addr, out, cap);
 }
 
+uint64_t rk_ratelimit_limited(const struct rk_ratelimit *rl)
+{
+    return atomic_load_explicit(&rl->limited, memory_order_relaxed);
+}
+
 void rk_ratelimit_totals(struct rk_ratelimit *rl, struct rk_rl_totals *t)
 {
     rk_ratelimit_setting(rl, &t->rate, &t->burst);

@@ -85,6 +85,9 @@ size_t rk_ratelimit_top(struct rk_ratelimit *rl, struct rk_rl_top *out, size_t n
  * overflow buckets' row. */
 void rk_rl_top_text(const struct rk_rl_top *row, char *out, size_t cap);
 
+/* Requests refused since start, every address (no lock). */
+uint64_t rk_ratelimit_limited(const struct rk_ratelimit *rl);
+
 struct rk_rl_totals {
     uint32_t rate, burst; /* as set (burst resolved: never 0 while on) */
     uint64_t limited;     /* requests refused since start, every address */
