@@ -18,8 +18,9 @@
  *     cursor key points into x->out).
  *  2. A reply is checked whole against the request before any key is
  *     decided (check_keys): the leaves it covers were asked, in order,
- *     keys ascending inside a leaf and after the request's cursor, and its
- *     cursor lies strictly after the request's and not before any entry.
+ *     each key in the leaf it hashes to, keys ascending inside a leaf and
+ *     after the request's cursor, and its cursor lies strictly after the
+ *     request's and not before any entry.
  *     So a peer cannot make the exchange loop or decide twice.
  *  3. Between two cursors c0 < c1, every key of the covered leaves (ours
  *     and theirs) is decided exactly once: ours by the local scan bounded
@@ -291,7 +292,9 @@ static int cursor_cmp(const struct rk_aew_cursor *a, const struct rk_aew_cursor 
     return point_cmp(a->pos, a->has_key, a->key, a->klen, b->pos, b->has_key, b->key, b->klen);
 }
 
-/* Every entry answers the request, in order; the cursor moves forward. */
+/* Every entry answers the request, in order, in the leaf its key hashes to
+ * (else one key listed under two leaves would be decided twice); the
+ * cursor moves forward. */
 static int check_keys(const struct rk_aex *x, const struct rk_aew_keys_rep *rep)
 {
     const struct rk_aew_keys_req *k = &x->keys;
@@ -304,7 +307,7 @@ static int check_keys(const struct rk_aex *x, const struct rk_aew_keys_rep *rep)
         uint16_t pos = last.pos;
         while (pos < k->nleaves && k->leaves[pos] != e.leaf)
             pos++;
-        if (pos == k->nleaves ||
+        if (pos == k->nleaves || e.leaf != rk_aetree_leaf_of(e.key, e.klen) ||
             point_cmp(pos, true, e.key, e.klen, last.pos, last.has_key, last.key, last.klen) <= 0)
             return RK_EMALFORMED;
         last = (struct rk_aew_cursor){.pos = pos, .has_key = true, .key = e.key, .klen = e.klen};

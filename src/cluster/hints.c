@@ -82,14 +82,21 @@ static bool split(const struct rk_record *r, const char **tgt, const void **key,
     return true;
 }
 
-/* Account for every pending hint once, at open. */
+/* Account for every pending hint once, at open, by its whole size (key and
+ * value, as rk_hints_add counts it and delivery forgets it), so the bound
+ * and the figures hold across a restart. A hint whose block is unreadable
+ * counts its key only, as drop_damaged forgets it. */
 static int load_counts(struct rk_hints *h)
 {
     struct rk_storage_iter it;
     struct rk_record r;
     int rc;
-    rk_storage_iter_init(&it, -1, false);
-    while ((rc = rk_storage_iter_next(h->store, &it, &r)) == 1) {
+    rk_storage_iter_init(&it, -1, true);
+    while ((rc = rk_storage_iter_next(h->store, &it, &r)) != 0) {
+        if (rc == RK_ECORRUPT)
+            r.vlen = 0; /* r names the record (storage.h); delivery drops it */
+        else if (rc < 0)
+            return rc;
         const char *tgt;
         const void *key;
         uint32_t klen;

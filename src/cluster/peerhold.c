@@ -176,6 +176,37 @@ int rk_peerhold_save(const struct rk_peerhold *ph, const char *dir)
     return rc;
 }
 
+/* The entries of a file read into buf (len bytes, checksum checked): each
+ * id (1..RK_MEMBER_ID_MAX bytes, no NUL, as save writes it) and holdings
+ * of our partition count, and nothing after the last. Only checked when
+ * take is false; taken when true, so a file is taken whole or not at all.
+ * 0, RK_ECORRUPT or -ENOMEM. */
+static int load_entries(struct rk_peerhold *ph, const uint8_t *buf, size_t len, bool take)
+{
+    size_t wl = rk_holdings_wire_len(ph->parts), o = 8, end = len - 8;
+    uint32_t n = rk_le_get32(buf + 4);
+    for (uint32_t k = 0; k < n; k++) {
+        size_t il = o < end ? buf[o] : 0;
+        if (il == 0 || il > RK_MEMBER_ID_MAX || end - o < 1 + il + wl || memchr(buf + o + 1, 0, il))
+            return RK_ECORRUPT;
+        const uint8_t *hold = buf + o + 1 + il;
+        int rc;
+        if (take) {
+            char id[RK_MEMBER_ID_MAX + 1];
+            bool changed;
+            memcpy(id, buf + o + 1, il);
+            id[il] = '\0';
+            rc = rk_peerhold_take(ph, id, 0, hold, wl, &changed);
+        } else {
+            rc = rk_holdings_decode(&ph->tmp, hold, wl);
+        }
+        if (rc < 0)
+            return rc == RK_EMALFORMED ? RK_ECORRUPT : rc;
+        o += 1 + il + wl;
+    }
+    return o == end ? 0 : RK_ECORRUPT;
+}
+
 int rk_peerhold_load(struct rk_peerhold *ph, const char *dir)
 {
     char path[RK_PATH_MAX];
@@ -191,21 +222,10 @@ int rk_peerhold_load(struct rk_peerhold *ph, const char *dir)
     else if (rc == 0 && (len < 16 || rk_le_get32(buf) != PEERS_MAGIC ||
                          rk_le_get64(buf + len - 8) != XXH3_64bits(buf, len - 8)))
         rc = RK_ECORRUPT;
-    size_t o = 8, end = rc == 0 ? len - 8 : 0;
-    uint32_t n = rc == 0 ? rk_le_get32(buf + 4) : 0;
-    for (uint32_t k = 0; rc == 0 && k < n; k++) {
-        size_t il = o < end ? buf[o] : 0;
-        char id[RK_MEMBER_ID_MAX + 1];
-        bool changed;
-        if (il == 0 || il > RK_MEMBER_ID_MAX || end - o < 1 + il + wl) {
-            rc = RK_ECORRUPT;
-            break;
-        }
-        memcpy(id, buf + o + 1, il);
-        id[il] = '\0';
-        rc = rk_peerhold_take(ph, id, 0, buf + o + 1 + il, wl, &changed);
-        o += 1 + il + wl;
-    }
+    if (rc == 0)
+        rc = load_entries(ph, buf, len, false);
+    if (rc == 0)
+        rc = load_entries(ph, buf, len, true);
     free(buf);
-    return rc == RK_EMALFORMED ? RK_ECORRUPT : rc;
+    return rc;
 }

@@ -142,19 +142,22 @@ static uint8_t *cache_alloc(void *arg, uint32_t len)
 }
 
 /* The raw payload of block `block` of segment slot seg, from the open block,
- * the batch buffer, the cache or disk (verified). Borrowed. */
-static int block_raw(rk_storage *s, uint32_t seg, uint32_t block, const uint8_t **raw)
+ * the batch buffer, the cache or disk (verified), and its length in
+ * *raw_len: an index entry is only as good as its index file, so readers
+ * bound what they decode by the block, not by the entry. Borrowed. */
+static int block_raw(rk_storage *s, uint32_t seg, uint32_t block, const uint8_t **raw,
+                     uint32_t *raw_len)
 {
     struct seg *g = &s->segs[seg];
-    uint32_t len;
     if (seg == s->active && block >= g->end) {
         uint64_t open_off = g->end + s->wlen;
         if (block == open_off) {
             *raw = s->blk;
+            *raw_len = s->blen;
             return 0;
         }
     }
-    *raw = rk_cache_get(&s->cache, seg, block, &len);
+    *raw = rk_cache_get(&s->cache, seg, block, raw_len);
     if (*raw)
         return 0;
     if (seg == s->active && block >= g->end) { /* sealed in this batch, evicted */
@@ -164,6 +167,7 @@ static int block_raw(rk_storage *s, uint32_t seg, uint32_t block, const uint8_t 
         if (!dst)
             return -ENOMEM;
         *raw = dst;
+        *raw_len = h.raw_len;
         return rk_blk_open(&h, s->wbuf + (block - g->end) + sizeof(h), dst);
     }
     void *arg[3] = {&s->cache, (void *)(uintptr_t)seg, (void *)(uintptr_t)block};
@@ -176,6 +180,7 @@ static int block_raw(rk_storage *s, uint32_t seg, uint32_t block, const uint8_t 
         return rc;
     }
     *raw = dst;
+    *raw_len = h.raw_len;
     return 0;
 }
 
@@ -276,11 +281,14 @@ static int entry_record(rk_storage *s, const struct rk_ix_entry *e, bool value,
     if (!value || out->tombstone)
         return 0;
     const uint8_t *raw, *k, *v;
-    int rc = block_raw(s, e->seg, e->block, &raw);
+    uint32_t raw_len;
+    int rc = block_raw(s, e->seg, e->block, &raw, &raw_len);
     struct rk_rec_hdr h;
+    /* The record ends within the entry's length and within the block. */
+    uint64_t end = (uint64_t)e->off + e->len;
     if (rc == 0 &&
-        (rk_rec_decode(raw, e->off + e->len, e->off, &h, &k, &v) < 0 || h.klen != e->klen ||
-         h.version != e->version || memcmp(k, e->key, e->klen) != 0))
+        (end > raw_len || rk_rec_decode(raw, (uint32_t)end, e->off, &h, &k, &v) < 0 ||
+         h.klen != e->klen || h.version != e->version || memcmp(k, e->key, e->klen) != 0))
         rc = RK_ECORRUPT;
     if (rc == RK_ECORRUPT)
         rk_storage_damage_found(s, e->seg, e->block);

@@ -106,3 +106,48 @@ uint8_t *rk_fuzz_seed(size_t *len)
     *len = 1 + rk_aew_keys_finish(&b, false, &cur);
     return buf;
 }
+
+/* One body after its selector byte. */
+static void put_sel(rk_fuzz_put_fn *put, const char *name, uint8_t sel, const uint8_t *body,
+                    size_t n)
+{
+    uint8_t *b = malloc(1 + n);
+    if (!b)
+        return;
+    b[0] = sel;
+    memcpy(b + 1, body, n);
+    put(name, b, 1 + n);
+    free(b);
+}
+
+/* Every decoder once: an AE_ROOT request and a reply with two mids
+ * expanded, an AE_KEYS request with a cursor, the seed reply, and that
+ * reply wrapped in a whole message. */
+void rk_fuzz_corpus(rk_fuzz_put_fn *put)
+{
+    static struct rk_aew_root_req rq = {.partition = 9, .root = 0x1111};
+    static struct rk_aew_root_rep rp = {.partition = 9, .mask = 0x80000001u, .root = 0x2222};
+    for (unsigned m = 0; m < RK_AEW_MIDS; m++)
+        rq.mids[m] = 0x100 + m;
+    for (unsigned l = 0; l < RK_AEW_FANOUT; l++)
+        rp.leaves[0][l] = rp.leaves[31][l] = 0x300 + l;
+    put_sel(put, "root-req", 0, out, rk_aew_root_req_encode(out, &rq));
+    put_sel(put, "root-rep", 1, out, rk_aew_root_rep_encode(out, &rp));
+    struct rk_aew_keys_req kq = {
+        .partition = 9,
+        .nleaves = 3,
+        .leaves = {3, 700, 1023},
+        .cur = {.pos = 1, .has_key = true, .klen = 2, .key = (const uint8_t *)"zz"}};
+    put_sel(put, "keys-req", 2, out, rk_aew_keys_req_encode(out, &kq));
+    size_t len;
+    uint8_t *seed = rk_fuzz_seed(&len);
+    if (!seed)
+        return;
+    put("keys-rep", seed, len);
+    static uint8_t msg[1 + RK_AEW_MSG_MAX];
+    msg[0] = 4;
+    memcpy(msg + 1 + RK_AEW_PREFIX, seed + 1, len - 1);
+    size_t n = rk_aew_wrap(msg + 1, RK_OP_AE_KEYS, RK_MSG_REPLY, RK_ST_OK, 77, len - 1);
+    put("keys-rep-message", msg, 1 + n);
+    free(seed);
+}

@@ -83,3 +83,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rk_ajson_free(line);
     return 0;
 }
+
+/* The seed; scalars alone; an error object; deep nesting. */
+void rk_fuzz_corpus(rk_fuzz_put_fn *put)
+{
+    static const char *const c[][2] = {
+        {"members-reply", seed_text},
+        {"scalar", "18446744073709551615"},
+        {"error", "{\"error\":\"not ready: holdings of node-2 not heard yet\",\"retry\":true}"},
+        {"nested", "[[[[[{\"a\":[1,2,{\"b\":null}]}]]]],\"\\\"q\\\\\",-0.0,false]"},
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+        put(c[i][0], (const uint8_t *)c[i][1], strlen(c[i][1]));
+}

@@ -63,3 +63,33 @@ uint8_t *rk_fuzz_seed(size_t *len)
     *len = n + 2;
     return buf;
 }
+
+/* The seed; an answer carrying holdings and a placement digest; a
+ * version 1 survey (no place digest, no holdings) as older nodes send. */
+void rk_fuzz_corpus(rk_fuzz_put_fn *put)
+{
+    size_t len;
+    uint8_t *seed = rk_fuzz_seed(&len);
+    if (seed)
+        put("survey", seed, len);
+    free(seed);
+    static const uint8_t hold[RK_GOSSIP_HOLD_MAX - 65536 / 8 + 2] = {16, 0, 0, 0, 9};
+    struct rk_gossip_env e = {.kind = RK_GOSSIP_ANSWER,
+                              .partitions = 16,
+                              .replicas = 2,
+                              .name = "prod-eu",
+                              .digest = 77,
+                              .place = 0xABCDEF,
+                              .hold = hold,
+                              .hold_len = sizeof(hold)};
+    static uint8_t buf[RK_GOSSIP_HDR_MAX];
+    put("answer-with-holdings", buf, rk_gossip_env_encode(&e, buf));
+    static const uint8_t v1[] = {0x52, 0x47, 1,   RK_GOSSIP_SURVEY,
+                                 0,    1,    0,   0,
+                                 3,    0,    0,   0,
+                                 7,    'd',  'e', 'f',
+                                 'a',  'u',  'l', 't',
+                                 1,    2,    3,   4,
+                                 5,    6,    7,   8};
+    put("survey-version-1", v1, sizeof(v1));
+}

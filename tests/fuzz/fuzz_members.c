@@ -114,3 +114,38 @@ uint8_t *rk_fuzz_seed(size_t *len)
     }
     return buf;
 }
+
+/* The seed; one member alone; a member in each other state (leaving,
+ * left), the shapes a table takes in a join and a removal. */
+void rk_fuzz_corpus(rk_fuzz_put_fn *put)
+{
+    size_t len;
+    uint8_t *seed = rk_fuzz_seed(&len);
+    if (seed)
+        put("three-self-suspect", seed, len);
+    free(seed);
+    struct rk_member e[2] = {
+        {.id = "node-1",
+         .client_addr = "tcp://10.0.0.1:7400",
+         .peer_addr = "tcp://10.0.0.1:7401",
+         .gossip_addr = "tcp://10.0.0.1:7402",
+         .incarnation = 1765000000000ull,
+         .heartbeat = 1,
+         .settings_digest = 7,
+         .config_digest = 8,
+         .state = RK_MEMBER_LEAVING},
+        {.id = "node-9",
+         .client_addr = "tcp://10.0.0.9:7400",
+         .peer_addr = "tcp://10.0.0.9:7401",
+         .gossip_addr = "tcp://10.0.0.9:7402",
+         .incarnation = 4,
+         .heartbeat = 100000,
+         .settings_digest = 7,
+         .config_digest = 8,
+         .state = RK_MEMBER_LEFT},
+    };
+    if (rk_members_encode(e, 1, wire, sizeof(wire), &len) == 0)
+        put("one-leaving", wire, len);
+    if (rk_members_encode(e, 2, wire, sizeof(wire), &len) == 0)
+        put("leaving-and-left", wire, len);
+}

@@ -1,7 +1,8 @@
 /* Fuzz target for the wire decoder: any input must decode without a crash
  * or an out-of-bounds read, and whatever decodes must survive a round trip:
  * encode, decode again, and get the same message field for field; encoding
- * that again must give the same bytes. */
+ * that again must give the same bytes. Batch frames (RBATCH, client and
+ * peer side alike: rk_proto_frame_next) tile the value or fail cleanly. */
 #include "fuzz.h"
 #include "proto/proto.h"
 #include "util/err.h"
@@ -27,7 +28,11 @@ static bool same_msg(const struct rk_msg *a, const struct rk_msg *b)
            same_bytes(a->has_val, a->val, a->vlen, b->val, b->vlen) &&
            same_bytes(a->has_text, a->text, a->tlen, b->text, b->tlen) &&
            a->version == b->version && a->ttl_ms == b->ttl_ms && a->expiry_ms == b->expiry_ms &&
-           a->r == b->r && a->w == b->w;
+           a->r == b->r && a->w == b->w && a->has_force == b->has_force &&
+           a->has_tombstone == b->has_tombstone && a->has_trace == b->has_trace &&
+           a->has_hint == b->has_hint && a->has_retry == b->has_retry && a->force == b->force &&
+           a->tombstone == b->tombstone && a->trace == b->trace && a->retry_ms == b->retry_ms &&
+           same_bytes(a->has_hint, a->hint, a->hlen, b->hint, b->hlen);
 }
 
 /* Byte fields of a decoded message lie inside the decoded buffer. */
@@ -36,7 +41,8 @@ static bool inside(const struct rk_msg *m, const uint8_t *buf, size_t len)
     const uint8_t *end = buf + len;
     return (!m->has_key || (m->key >= buf && m->klen <= (size_t)(end - m->key))) &&
            (!m->has_val || (m->val >= buf && m->vlen <= (size_t)(end - m->val))) &&
-           (!m->has_text || (m->text >= buf && m->tlen <= (size_t)(end - m->text)));
+           (!m->has_text || (m->text >= buf && m->tlen <= (size_t)(end - m->text))) &&
+           (!m->has_hint || (m->hint >= buf && m->hlen <= (size_t)(end - m->hint)));
 }
 
 /* What decode reports about the header when it fails: only what it read. */
@@ -44,7 +50,8 @@ static void check_failure(const uint8_t *data, size_t size, int rc, const struct
 {
     CHECK(rc == RK_EMALFORMED || rc == RK_EUNSUPPORTED);
     CHECK(!m->has_key && !m->has_val && !m->has_text && !m->has_version && !m->has_ttl &&
-          !m->has_expiry && !m->has_r && !m->has_w);
+          !m->has_expiry && !m->has_r && !m->has_w && !m->has_force && !m->has_tombstone &&
+          !m->has_trace && !m->has_hint && !m->has_retry);
     if (size < RK_PROTO_HDR || data[0] != 0x52 || data[1] != 0x4B) {
         CHECK(rc == RK_EMALFORMED && m->opcode == 0 && m->id == 0);
         return;
@@ -138,4 +145,106 @@ uint8_t *rk_fuzz_seed(size_t *len)
         return NULL;
     *len = rk_proto_encode(&m, buf);
     return buf;
+}
+
+static void put_msg(rk_fuzz_put_fn *put, const char *name, const struct rk_msg *m)
+{
+    size_t n = rk_proto_size(m);
+    uint8_t *buf = malloc(n);
+    if (buf && rk_proto_encode(m, buf) == n)
+        put(name, buf, n);
+    free(buf);
+}
+
+/* An RBATCH of an RPUT (to a fallback, with its hint) and an RGET, or the
+ * reply of both: the frames of a peer batch. */
+static void put_batch(rk_fuzz_put_fn *put, const char *name, bool reply)
+{
+    static const uint8_t key[] = "user:42";
+    static const uint8_t val[] = "{\"n\":1}";
+    static const uint8_t hint[] = "node-3";
+    struct rk_msg f[2] = {
+        {.opcode = RK_OP_RPUT,
+         .id = 1,
+         .key = key,
+         .klen = 7,
+         .val = val,
+         .vlen = 7,
+         .hint = hint,
+         .hlen = 6,
+         .version = 99,
+         .has_key = true,
+         .has_val = true,
+         .has_hint = true,
+         .has_version = true},
+        {.opcode = RK_OP_RGET, .id = 2, .key = key, .klen = 7, .has_key = true},
+    };
+    if (reply) {
+        f[0] = (struct rk_msg){.opcode = RK_OP_RPUT, .flags = RK_MSG_REPLY, .id = 1};
+        f[1] = (struct rk_msg){.opcode = RK_OP_RGET,
+                               .flags = RK_MSG_REPLY,
+                               .id = 2,
+                               .version = 98,
+                               .tombstone = 1,
+                               .has_version = true,
+                               .has_tombstone = true};
+    }
+    uint8_t frames[512];
+    size_t n = 0;
+    for (uint32_t i = 0; i < 2; i++)
+        n += rk_proto_frame_put(frames + n, 100 + i, &f[i]);
+    struct rk_msg b = {.opcode = RK_OP_RBATCH,
+                       .flags = reply ? RK_MSG_REPLY : 0,
+                       .id = 7,
+                       .val = frames,
+                       .vlen = (uint32_t)n,
+                       .has_val = true};
+    put_msg(put, name, &b);
+}
+
+/* The seed, a client GET with R and trace, a NOT_FOUND reply with text,
+ * a RATE_LIMITED reply, a forced REMOVE, and both sides of a batch. */
+void rk_fuzz_corpus(rk_fuzz_put_fn *put)
+{
+    size_t len;
+    uint8_t *seed = rk_fuzz_seed(&len);
+    if (seed)
+        put("put-every-field", seed, len);
+    free(seed);
+    static const uint8_t key[] = "k1", text[] = "not found", node[] = "node-2";
+    put_msg(put, "get-trace",
+            &(struct rk_msg){.opcode = RK_OP_GET,
+                             .id = 5,
+                             .key = key,
+                             .klen = 2,
+                             .r = 2,
+                             .trace = 1,
+                             .has_key = true,
+                             .has_r = true,
+                             .has_trace = true});
+    put_msg(put, "reply-not-found",
+            &(struct rk_msg){.opcode = RK_OP_GET,
+                             .flags = RK_MSG_REPLY,
+                             .status = RK_ST_NOT_FOUND,
+                             .id = 5,
+                             .text = text,
+                             .tlen = 9,
+                             .has_text = true});
+    put_msg(put, "reply-rate-limited",
+            &(struct rk_msg){.opcode = RK_OP_PUT,
+                             .flags = RK_MSG_REPLY,
+                             .status = RK_ST_RATE_LIMITED,
+                             .id = 6,
+                             .retry_ms = 250,
+                             .has_retry = true});
+    put_msg(put, "remove-force",
+            &(struct rk_msg){.opcode = RK_OP_REMOVE,
+                             .id = 8,
+                             .text = node,
+                             .tlen = 6,
+                             .force = 1,
+                             .has_text = true,
+                             .has_force = true});
+    put_batch(put, "rbatch-request", false);
+    put_batch(put, "rbatch-reply", true);
 }

@@ -7,37 +7,11 @@
 #include "fuzz.h"
 #include "storage/storage.h"
 #include "util/err.h"
-#include "util/log.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static char dir[256];
-
-static void quiet(enum rk_log_level lvl, const char *line, void *arg)
-{
-    (void)lvl, (void)line, (void)arg;
-}
-
-static void clear_dir(void)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char p[600];
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-}
 
 /* Read every byte a damage report lends: the sanitizers check the bounds. */
 static void on_damage(void *arg, const struct rk_storage_damage *d)
@@ -47,41 +21,23 @@ static void on_damage(void *arg, const struct rk_storage_damage *d)
         *sum += d->partitions[i];
 }
 
-static void put_file(const char *name, const uint8_t *data, size_t size)
-{
-    char p[600];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
-        abort();
-    if (size && write(fd, data, size) != (ssize_t)size)
-        abort();
-    close(fd);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!dir[0]) {
-        snprintf(dir, sizeof(dir), "%s/rk-fuzz-XXXXXX",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        if (!mkdtemp(dir))
-            abort();
-        rk_log_set_sink(quiet, NULL);
-    }
+    const char *dir = rk_fuzz_dir(); /* removed at exit (fuzz.h) */
     if (size < 1)
         return 0;
     uint8_t mode = data[0];
     data++, size--;
-    clear_dir();
+    rk_fuzz_clear();
     uint64_t id = 2;
     if (size >= 24)
         memcpy(&id, data + 16, 8);
     char name[64];
     snprintf(name, sizeof(name), "seg-%016llx.rks", (unsigned long long)id);
-    put_file(name, data, size);
+    rk_fuzz_put_file(name, data, size);
     if (mode & 1) {
         snprintf(name, sizeof(name), "seg-%016llx.rkh", (unsigned long long)id);
-        put_file(name, data, size);
+        rk_fuzz_put_file(name, data, size);
     }
     struct rk_storage_opts o;
     rk_storage_opts_default(&o);
