@@ -314,19 +314,20 @@ static void forget(struct rk_hints *h, const char *tgt, uint64_t bytes)
     h->st.pending_bytes -= h->st.pending_bytes >= bytes ? bytes : h->st.pending_bytes;
 }
 
-/* A hint whose block is corrupt cannot be delivered: it is dropped (so it
- * does not stop every later hint of its target at each attempt), and its
- * key's partition is marked for anti-entropy as for any dropped hint. Its
- * size is not known (the value is unreadable): pending_bytes is corrected
- * by the key's length only. */
-static void drop_damaged(struct rk_hints *h, const char *tgt, const struct rk_record *r)
+/* A hint that cannot be delivered (its block is corrupt, or its value is
+ * shorter than the header every hint starts with) is dropped, so it does
+ * not stop every later hint of its target at each attempt nor stay
+ * pending for ever, and its key's partition is marked for anti-entropy as
+ * for any dropped hint. bytes: what it counts in pending_bytes (its key's
+ * length only when the value is unreadable, as load_counts counts it). */
+static void drop_damaged(struct rk_hints *h, const char *tgt, const struct rk_record *r,
+                         const char *why, uint64_t bytes)
 {
     size_t tl = strlen(tgt);
     h->st.dropped_damaged++;
-    mark_dropped(h, tgt, (const uint8_t *)r->key + tl + 1, r->klen - (uint32_t)tl - 1,
-                 "unreadable: corrupt block");
+    mark_dropped(h, tgt, (const uint8_t *)r->key + tl + 1, r->klen - (uint32_t)tl - 1, why);
     rk_storage_del(h->store, r->key, r->klen, r->partition, r->version + 1, NULL);
-    forget(h, tgt, r->klen);
+    forget(h, tgt, bytes);
 }
 
 size_t rk_hints_each(struct rk_hints *h, const char *tgt, size_t cap,
@@ -341,13 +342,17 @@ size_t rk_hints_each(struct rk_hints *h, const char *tgt, size_t cap,
     while (n < cap && (rc = rk_storage_iter_next(h->store, &it, &r)) != 0) {
         bool ours = r.klen > tl && memcmp(r.key, tgt, tl) == 0 && ((const uint8_t *)r.key)[tl] == 0;
         if (rc == RK_ECORRUPT && ours) { /* r names it (storage.h): drop it, go on */
-            drop_damaged(h, tgt, &r);
+            drop_damaged(h, tgt, &r, "unreadable: corrupt block", r.klen);
             continue;
         }
         if (rc < 0)
             break; /* an I/O error: the next delivery attempt tries again */
-        if (r.tombstone || !ours || r.vlen < HDR)
+        if (r.tombstone || !ours)
             continue;
+        if (r.vlen < HDR) {
+            drop_damaged(h, tgt, &r, "damaged: shorter than a hint's header", r.klen + r.vlen);
+            continue;
+        }
         const uint8_t *v = r.val;
         struct rk_hint hint = {.key = (const uint8_t *)r.key + tl + 1,
                                .klen = r.klen - (uint32_t)tl - 1,
