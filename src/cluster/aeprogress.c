@@ -720,6 +720,18 @@ static const struct peer *latest(const struct part *e, const char *self,
     return best;
 }
 
+/* "worker":W,"worker_round":{...}: the round of the worker p that owns the
+ * partition, from the same copy as the partition's figures. */
+static void worker_round_json(const struct rk_aeprogress *p, struct rk_jbuf *b)
+{
+    const struct rk_aeprogress_summary *s = &p->s;
+    rk_jadd(b,
+            "\"worker\":%u,\"worker_round\":{\"number\":%llu,\"in_progress\":%s,"
+            "\"started_ms\":%llu,\"finished_ms\":%llu}",
+            p->worker, (unsigned long long)s->round, s->in_progress ? "true" : "false",
+            (unsigned long long)s->started_ms, (unsigned long long)s->finished_ms);
+}
+
 void rk_aeprogress_json_partition(const struct rk_aeprogress *p, uint32_t part, const char *self,
                                   const char *const *replicas, size_t n, struct rk_jbuf *b)
 {
@@ -741,11 +753,13 @@ void rk_aeprogress_json_partition(const struct rk_aeprogress *p, uint32_t part, 
     rk_jadd(b,
             ",\"marked_ms\":%llu,\"last_exchange_ms\":%llu,\"last_result\":\"%s\","
             "\"leaves_differing\":%llu,\"keys_repaired\":%llu,\"compared_in_round\":%llu,"
-            "\"watermark_ms\":%llu,\"peers\":[",
+            "\"watermark_ms\":%llu,",
             (unsigned long long)e->marked_ms, (unsigned long long)(last ? last->last_ms : 0),
             rk_ae_result_name(last ? last->result : RK_AE_NEVER), (unsigned long long)e->leaves,
             (unsigned long long)e->repaired, (unsigned long long)e->round,
             (unsigned long long)rk_aeprogress_watermark(p, part, peers, np));
+    worker_round_json(p, b);
+    rk_jadd(b, ",\"peers\":[");
     for (size_t i = 0; i < np; i++) {
         rk_jadd(b, "%s", i ? "," : "");
         peer_json(find_peer(e, peers[i]), peers[i], b);

@@ -216,8 +216,13 @@ void rk_aeprogress_json_summary(const struct rk_aeprogress_summary *s, uint64_t 
 /* One partition as a JSON object: its replicas (in the order given: the
  * preference list), marks, last exchange and its result, leaves differing
  * and keys repaired (ever), the round it was last compared in, the
- * watermark and one entry per peer (every replica but self, "never" when
- * none was recorded). A partition p does not own shows as never compared. */
+ * watermark, p's worker and its round ("worker_round": number, in
+ * progress, started_ms, finished_ms of the last round that finished) and
+ * one entry per peer (every replica but self, "never" when none was
+ * recorded). The worker's round comes from the same copy as the rest, so
+ * a reader judges compared_in_round against it: each worker runs its own
+ * rounds, and the node's round is the lowest of them. A partition p does
+ * not own shows as never compared. */
 void rk_aeprogress_json_partition(const struct rk_aeprogress *p, uint32_t part, const char *self,
                                   const char *const *replicas, size_t n, struct rk_jbuf *b);
 

@@ -202,7 +202,7 @@ const struct rk_ae_tree_ops rk_ae_local_ops = {local_top, local_leaves, local_sc
  *                  └─ emit: keys to PUSH (RPUT of our record) and to PULL
  *                     (RGET, then rk_storage_put here: the LWW rule decides)
  *                pump: moves and the next AE request, within the budget,
- *                  unless the worker is busy (then round_t brings it back)
+ *                  unless the worker is busy (then pace_t brings it back)
  *              ─► ex_finish (recorded in the progress store) ─► advance
  *           ─► part_end (the mark clears once every replica exchanged)
  *   ─► round_end (round finished, next round after interval)
@@ -230,8 +230,12 @@ const struct rk_ae_tree_ops rk_ae_local_ops = {local_top, local_leaves, local_sc
  * it to the one that has. A move takes one key and its request's bytes
  * before it is sent; a pulled value's bytes are charged when it arrives.
  * Over any 2 s window the node moves at most the budget times 2.05 s plus
- * one move per worker. When the budget is spent, pump comes back (round_t)
- * once it has room again; replies arriving meanwhile pump too.
+ * one move per worker. When the budget is spent, pump comes back (pace_t)
+ * once it has room again; replies arriving meanwhile pump too. The pace
+ * timer is the exchange's own, never the round timer: a transfer runs
+ * between rounds, while the round timer waits out antientropy.interval,
+ * and a pause of its exchange must end after the pause, not at the next
+ * round (a worker that lagged once would hold its transfers that long).
  *   The worker tells how busy it is (env.load: its queue, the node's
  * requests in flight, its loop's lag). While busy the initiator sends
  * neither moves nor AE requests, for pauses doubling from 50 ms to 1 s;
@@ -299,7 +303,8 @@ struct move {
 struct rk_ae {
     struct rk_ae_env env;
     struct rk_ae_local local;
-    ev_timer round_t; /* between rounds; during one, while the budget is spent or the worker busy */
+    ev_timer round_t; /* between rounds only (antientropy.interval) */
+    ev_timer pace_t;  /* the exchange under way: its budget has room, or a busy pause is over */
     ev_timer watch_t; /* request timeout of the exchange under way */
     struct ae_peer **peers;
     size_t npeers;
@@ -671,14 +676,26 @@ static uint64_t busy_wait(struct rk_ae *a)
     return w;
 }
 
-/* Come back in wait_ns (at least AE_PACE_MIN_MS) to send what waits. */
+/* Come back in wait_ns (at least AE_PACE_MIN_MS) to send what the
+ * exchange under way holds back; a wake-up already due sooner stays. */
 static void pace_later(struct rk_ae *a, uint64_t wait_ns)
 {
-    if (ev_is_active(&a->round_t))
-        return;
     double s = (double)wait_ns / 1e9;
-    ev_timer_set(&a->round_t, s > AE_PACE_MIN_MS / 1000.0 ? s : AE_PACE_MIN_MS / 1000.0, 0);
-    ev_timer_start(a->env.loop, &a->round_t);
+    s = s > AE_PACE_MIN_MS / 1000.0 ? s : AE_PACE_MIN_MS / 1000.0;
+    if (ev_is_active(&a->pace_t) && ev_timer_remaining(a->env.loop, &a->pace_t) <= s)
+        return;
+    ev_timer_stop(a->env.loop, &a->pace_t);
+    ev_timer_set(&a->pace_t, s, 0);
+    ev_timer_start(a->env.loop, &a->pace_t);
+}
+
+/* A pause or a spent budget of the exchange under way is over. */
+static void on_pace(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    struct rk_ae *a = t->data;
+    if (a->x)
+        pump(a);
 }
 
 /* Send what the worker's load, the budget and the slots allow; then the
@@ -759,6 +776,7 @@ static void ex_finish(struct rk_ae *a, enum rk_ae_result res)
     rk_ae_local_release(&a->local);
     a->x = NULL, a->p = NULL, a->next_req = NULL, a->ae_wait = false;
     ev_timer_stop(a->env.loop, &a->watch_t);
+    ev_timer_stop(a->env.loop, &a->pace_t); /* nothing held back any more */
 }
 
 /* The exchange ends once its steps are answered and its moves are: true
@@ -1159,7 +1177,7 @@ static void round_end(struct rk_ae *a)
         a->env.round_done(a->env.round_arg, &s);
     }
     a->running = a->stats.running = false;
-    ev_timer_stop(a->env.loop, &a->round_t); /* a pace timer of the last exchange */
+    ev_timer_stop(a->env.loop, &a->round_t);
     ev_timer_set(&a->round_t, (double)atomic_load(a->env.pace.interval_ms) / 1000.0, 0);
     ev_timer_start(a->env.loop, &a->round_t);
 }
@@ -1274,15 +1292,14 @@ static void round_begin(struct rk_ae *a)
     advance(a);
 }
 
-/* Between rounds: the next one (when enabled); during an exchange: the
- * budget may have refilled. */
+/* Between rounds: the next one (when enabled). A transfer's exchange may
+ * be under way: the round begins all the same and goes on once the
+ * transfers are done (advance runs them first). */
 static void on_round(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
     struct rk_ae *a = t->data;
-    if (a->x) {
-        pump(a);
-    } else if (!a->running && atomic_load(a->env.pace.enabled)) {
+    if (!a->running && atomic_load(a->env.pace.enabled)) {
         round_begin(a);
     } else if (!a->running) {
         ev_timer_set(t, (double)atomic_load(a->env.pace.interval_ms) / 1000.0, 0);
@@ -1449,11 +1466,12 @@ int rk_ae_create(struct rk_ae **out, const struct rk_ae_env *env)
     }
     a->local = (struct rk_ae_local){.tree = env->tree, .arg = env->tree_arg, .store = env->store};
     ev_timer_init(&a->round_t, on_round, (double)atomic_load(env->pace.interval_ms) / 1000.0, 0);
+    ev_timer_init(&a->pace_t, on_pace, 0, 0);
     double watch = (double)(env->request_timeout_ms ? env->request_timeout_ms : 1000) / 4000.0;
     ev_timer_init(&a->watch_t, on_watch, watch, watch);
     ev_timer_init(&a->marks_t, on_marks, AE_MARKS_MS / 1000.0, AE_MARKS_MS / 1000.0);
     ev_timer_init(&a->xfer_t, on_xfer, XFER_LOOK_MS / 1000.0, XFER_LOOK_MS / 1000.0);
-    a->round_t.data = a->watch_t.data = a->marks_t.data = a->xfer_t.data = a;
+    a->round_t.data = a->pace_t.data = a->watch_t.data = a->marks_t.data = a->xfer_t.data = a;
     ev_timer_start(env->loop, &a->round_t);
     ev_timer_start(env->loop, &a->marks_t);
     ev_timer_start(env->loop, &a->xfer_t);
@@ -1472,6 +1490,7 @@ void rk_ae_destroy(struct rk_ae *a)
         xfer_end(a);
     }
     ev_timer_stop(a->env.loop, &a->round_t);
+    ev_timer_stop(a->env.loop, &a->pace_t);
     ev_timer_stop(a->env.loop, &a->watch_t);
     ev_timer_stop(a->env.loop, &a->marks_t);
     ev_timer_stop(a->env.loop, &a->xfer_t);

@@ -28,23 +28,6 @@
 
 /* ---- timers, background work, control ---- */
 
-static void publish(struct rk_worker *w)
-{
-    pthread_mutex_lock(&w->stats_lock);
-    w->pub = w->stats;
-    rk_storage_stats(w->store, &w->pub.storage);
-    if (w->coord)
-        rk_coord_stats(w->coord, &w->pub.coord);
-    if (w->hints)
-        rk_hints_stats(w->hints, &w->pub.hints);
-    w->pub.ae_trees_bytes = rk_aetrees_bytes(&w->trees);
-    size_t nt = w->hints && w->pub.hints.pending
-                    ? rk_hints_targets(w->hints, w->hint_targets, RK_WORKER_HINT_TARGETS)
-                    : 0;
-    w->nhint_targets = nt < RK_WORKER_HINT_TARGETS ? nt : RK_WORKER_HINT_TARGETS;
-    pthread_mutex_unlock(&w->stats_lock);
-}
-
 /* Mark what `kvctl repair` asked for. Caller holds stats_lock. */
 static void ae_drain_locked(struct rk_worker *w)
 {
@@ -81,17 +64,16 @@ static void drop_drain_locked(struct rk_worker *w)
     rk_view_release(v);
 }
 
-/* Take requests in, republish the progress when it changed, and save it
- * when a save is due. Request, mark and copy happen under one hold of the
- * lock, so a reader never sees a requested mark vanish and come back; the
+/* Take requests in and republish the progress when it changed; returns
+ * the copy it replaced (the caller closes it once the lock is released).
+ * Caller holds stats_lock. Request, mark and copy happen under one hold,
+ * so a reader never sees a requested mark vanish and come back; the
  * initiator's live figures are taken in the same hold, so an exchange that
  * just ended is counted once, in the progress or live, never in both or
  * neither. */
-static void ae_tick(struct rk_worker *w, bool force_save)
+static struct rk_aeprogress *ae_publish_locked(struct rk_worker *w, uint64_t now)
 {
     struct rk_aeprogress *copy = NULL, *old = NULL;
-    uint64_t now = rk_clock_wall_ms();
-    pthread_mutex_lock(&w->stats_lock);
     ae_drain_locked(w);
     drop_drain_locked(w);
     uint64_t gen = rk_aeprogress_generation(w->ae);
@@ -103,14 +85,58 @@ static void ae_tick(struct rk_worker *w, bool force_save)
     if (w->aed) /* NULL at shutdown: nothing is served any more */
         rk_ae_stats(w->aed, &w->ae_live);
     w->ae_pub_ms = now;
-    pthread_mutex_unlock(&w->stats_lock);
-    rk_aeprogress_close(old);
+    return old;
+}
+
+/* Save the progress when a save is due (always when force_save). */
+static void ae_save(struct rk_worker *w, bool force_save, uint64_t now)
+{
     if (!force_save && !rk_aeprogress_save_due(w->ae, now))
         return;
     int rc = rk_aeprogress_save(w->ae, now);
     if (rc < 0) /* at most one line per save interval: a failed save stays due */
         rk_warn("worker", "worker %u: saving anti-entropy progress: %s (retrying)", w->idx,
                 rk_strerror(rc));
+}
+
+/* At shutdown: the progress as it stands, published and saved. */
+static void ae_final(struct rk_worker *w)
+{
+    uint64_t now = rk_clock_wall_ms();
+    pthread_mutex_lock(&w->stats_lock);
+    struct rk_aeprogress *old = ae_publish_locked(w, now);
+    pthread_mutex_unlock(&w->stats_lock);
+    rk_aeprogress_close(old);
+    ae_save(w, true, now);
+}
+
+/* Publish what other threads read: the counters, and the anti-entropy
+ * progress and live figures (ae_publish_locked), in ONE hold of the lock.
+ * A dropped hint's mark leaves the hint store's ae-marks in the same turn
+ * of the loop that counts it taken or forwarded (antientropy.c:
+ * marks_take, on_mark_reply); published together, a reader that sees it
+ * gone from hints.partitions_marked sees it counted in
+ * antientropy.hint_marks_*, never the one without the other. Then the
+ * progress is saved when a save is due. */
+static void publish(struct rk_worker *w)
+{
+    uint64_t now = rk_clock_wall_ms();
+    pthread_mutex_lock(&w->stats_lock);
+    w->pub = w->stats;
+    rk_storage_stats(w->store, &w->pub.storage);
+    if (w->coord)
+        rk_coord_stats(w->coord, &w->pub.coord);
+    if (w->hints)
+        rk_hints_stats(w->hints, &w->pub.hints);
+    w->pub.ae_trees_bytes = rk_aetrees_bytes(&w->trees);
+    size_t nt = w->hints && w->pub.hints.pending
+                    ? rk_hints_targets(w->hints, w->hint_targets, RK_WORKER_HINT_TARGETS)
+                    : 0;
+    w->nhint_targets = nt < RK_WORKER_HINT_TARGETS ? nt : RK_WORKER_HINT_TARGETS;
+    struct rk_aeprogress *old = ae_publish_locked(w, now);
+    pthread_mutex_unlock(&w->stats_lock);
+    rk_aeprogress_close(old);
+    ae_save(w, false, now);
 }
 
 /* How late this tick fired: a turn of the loop took that long. */
@@ -129,7 +155,6 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     measure_lag(w, now_ns);
     atomic_store(&w->heartbeat, now_ns);
     publish(w);
-    ae_tick(w, false);
     if (!ev_is_active(&w->bg))
         ev_idle_start(w->loop, &w->bg); /* index files and merges, when idle */
 }
@@ -164,7 +189,7 @@ static void finish(struct rk_worker *w)
     w->hints = NULL;
     rk_reply_on_prepare(w->loop, &w->flush, 0);
     rk_sync_drain_w(w);
-    ae_tick(w, true); /* shutdown: the round and its counters as they stand */
+    ae_final(w); /* shutdown: the round and its counters as they stand */
     ev_prepare_stop(w->loop, &w->flush);
     ev_idle_stop(w->loop, &w->bg);
     ev_timer_stop(w->loop, &w->tick);
@@ -607,8 +632,7 @@ int rk_worker_create(struct rk_worker **out, struct rk_shared *sh, uint32_t idx,
     }
     watchers_init(w, fd);
     atomic_store(&w->heartbeat, rk_clock_mono_ns());
-    publish(w);
-    ae_tick(w, false); /* marks set at open are shown from the first request on */
+    publish(w); /* marks set at open are shown from the first request on */
     *out = w;
     return 0;
 }

@@ -443,6 +443,31 @@ static void test_rates(void **state)
     f->ok = true;
 }
 
+/* A partition's row shows its own worker's round, whatever the others'
+ * (each worker runs its rounds; the node's is the lowest of them). */
+static void test_partition_shows_its_workers_round(void **state)
+{
+    struct fx *f = *state;
+    struct rk_aeprogress *p = open_p(f->dir, 2, 1);
+    rk_aeprogress_round_start(p, T0, PARTS / 2);
+    exchange(p, 3, "node-2", T0 + 10, RK_AE_OK, 1);
+    rk_aeprogress_round_finish(p, T0 + 50);
+    rk_aeprogress_round_start(p, T0 + 100, PARTS / 2);
+    struct rk_jbuf b = {0};
+    rk_aeprogress_json_partition(p, 3, "node-1", all3, 3, &b);
+    assert_false(b.oom);
+    char want[200];
+    snprintf(want, sizeof(want),
+             "\"compared_in_round\":1,\"watermark_ms\":0,\"worker\":1,\"worker_round\":"
+             "{\"number\":2,\"in_progress\":true,\"started_ms\":%llu,\"finished_ms\":%llu},"
+             "\"peers\":[",
+             T0 + 100, T0 + 50);
+    assert_non_null(strstr(b.p, want));
+    free(b.p);
+    rk_aeprogress_close(p);
+    f->ok = true;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +483,7 @@ int main(void)
         FX_TEST(test_bad_arguments_refused),
         FX_TEST(test_peer_slots_recycle_the_oldest),
         FX_TEST(test_peers_latest_over_workers),
+        FX_TEST(test_partition_shows_its_workers_round),
         FX_TEST(test_rates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

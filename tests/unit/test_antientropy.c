@@ -5,9 +5,11 @@
  * both stores with the newest version of every key; the key budget holds
  * over any 1 s window of what the peer received; nothing goes out while
  * the worker says it is busy; a dropped-hint mark is saved in the progress
- * before it leaves ae-marks and its partition goes first; and a node that
+ * before it leaves ae-marks and its partition goes first; a node that
  * is no replica hands its mark to a replica, trying another after a
- * refusal, and clears it only once one took it. */
+ * refusal, and clears it only once one took it; and a transfer held back
+ * while the worker is busy goes on after the pause, not at the next
+ * round. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +77,12 @@ struct rig {
     struct peer peers[2];
     size_t npeers;
     struct rk_ae *ae;
+    /* transfers (run only when xfer_on at rig_start): node-b's holdings,
+     * the node's limits, and the partitions reported ready */
+    bool xfer_on;
+    struct rk_holdings b_holds, none;
+    struct rk_xfer_limits xfer;
+    unsigned xfer_ready;
 };
 
 static int url_seq;
@@ -258,12 +266,38 @@ static void fake_load(void *arg, struct rk_ae_load *out)
     *out = (struct rk_ae_load){.lag_ms = rk_clock_mono_ns() < r->busy_until_ns ? 100 : 0};
 }
 
+/* rk_view_in.holdings for a rig with transfers: node-b holds every
+ * partition, node-a (this node) none, so node-a is pending for all. */
+static const struct rk_holdings *xfer_holdings(void *arg, const char *id)
+{
+    struct rig *r = arg;
+    return strcmp(id, "node-b") == 0 ? &r->b_holds : &r->none;
+}
+
+static void on_xfer_ready(void *arg, uint32_t partition)
+{
+    (void)partition;
+    ((struct rig *)arg)->xfer_ready++;
+}
+
 /* node-a and the peers ids[0..n) (2 = replicas: with two members every
- * partition is on both), the initiator not created yet. */
-static void rig_init(struct rig *r, const char *const *ids, size_t n)
+ * partition is on both), the initiator not created yet. With xfer, node-a
+ * holds nothing and receives every partition from node-b (agreed on the
+ * placement long ago). */
+static void rig_init_with(struct rig *r, const char *const *ids, size_t n, bool xfer)
 {
     memset(r, 0, sizeof(*r));
     ++url_seq;
+    r->xfer_on = xfer;
+    assert_int_equal(rk_holdings_init(&r->b_holds, PARTS), 0);
+    assert_int_equal(rk_holdings_init(&r->none, PARTS), 0);
+    for (uint32_t p = 0; p < PARTS; p++)
+        rk_holdings_set(&r->b_holds, p, true);
+    atomic_store(&r->xfer.max_concurrent, 1);
+    atomic_store(&r->xfer.max_bytes_per_second, 0);
+    rk_ae_budget_init(&r->xfer.budget);
+    const struct rk_view_in xfer_in = {
+        .holdings = xfer_holdings, .arg = r, .agreed = true, .agreed_since_ms = 1};
     side_open(&r->a, "ae-a");
     side_open(&r->b, "ae-b");
     r->loop = ev_loop_new(EVFLAG_AUTO);
@@ -282,7 +316,7 @@ static void rig_init(struct rig *r, const char *const *ids, size_t n)
         peer_init(r, &r->peers[i], ids[i], i == 0 ? &r->b : NULL);
     }
     r->npeers = n;
-    struct rk_view *v = rk_view_build(t, PARTS, 2, NULL);
+    struct rk_view *v = rk_view_build(t, PARTS, 2, r->xfer_on ? &xfer_in : NULL);
     assert_non_null(v);
     rk_view_publish(&r->views, v);
     free(t);
@@ -292,6 +326,11 @@ static void rig_init(struct rig *r, const char *const *ids, size_t n)
     atomic_store(&r->interval_ms, 10);
     atomic_store(&r->keys_ps, 0);
     atomic_store(&r->bytes_ps, 0);
+}
+
+static void rig_init(struct rig *r, const char *const *ids, size_t n)
+{
+    rig_init_with(r, ids, n, false);
 }
 
 static void rig_start(struct rig *r)
@@ -314,6 +353,11 @@ static void rig_start(struct rig *r)
                             .load = fake_load,
                             .load_arg = r,
                             .hint_marks = r->marks};
+    if (r->xfer_on) {
+        env.xfer_ready = on_xfer_ready;
+        env.xfer_arg = r;
+        env.xfer = &r->xfer;
+    }
     assert_int_equal(rk_ae_create(&r->ae, &env), 0);
 }
 
@@ -331,6 +375,8 @@ static void rig_fini(struct rig *r)
     rk_aemarks_close(r->marks);
     side_close(&r->a);
     side_close(&r->b);
+    rk_holdings_fini(&r->b_holds);
+    rk_holdings_fini(&r->none);
 }
 
 static void on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
@@ -546,6 +592,46 @@ static void test_a_non_replica_hands_its_mark_over(void **state)
     rig_fini(&r);
 }
 
+static bool all_received(struct rig *r)
+{
+    return r->xfer_ready == PARTS;
+}
+
+/* node-a receives every partition from node-b between rounds (the next
+ * one a minute away) while its worker lags for the first 400 ms: the
+ * exchange held back by the busy pause goes on once the pause is over,
+ * not when the round timer fires. */
+static void test_a_transfer_held_while_busy_goes_on_after_the_pause(void **state)
+{
+    (void)state;
+    static struct rig r;
+    const char *ids[] = {"node-b"};
+    rig_init_with(&r, ids, 1, true);
+    for (unsigned i = 0; i < 100; i++)
+        put(&r.b, i, version(1));
+    assert_int_equal(rk_storage_commit(r.b.s), 0);
+    atomic_store(&r.interval_ms, 60000);
+    uint64_t t0 = rk_clock_mono_ns();
+    r.busy_until_ns = t0 + 400 * MS; /* past the first look for transfers (250 ms) */
+    rig_start(&r);
+    assert_true(run_until(&r, all_received, 10000));
+    struct rk_ae_stats st;
+    rk_ae_stats(r.ae, &st);
+    print_message("%u partitions received %.2f s after the start, %llu busy pauses\n", r.xfer_ready,
+                  (double)(rk_clock_mono_ns() - t0) / 1e9, (unsigned long long)st.busy_pauses);
+    assert_true(st.busy_pauses >= 1); /* the first exchange was held back */
+    assert_true(r.peers[0].n > 0);
+    assert_true(r.peers[0].at[0] >= r.busy_until_ns);
+    assert_int_equal(st.xfer_done, PARTS);
+    assert_int_equal(st.xfer_failed, 0);
+    for (unsigned i = 0; i < 100; i++)
+        assert_true(held(&r.a, i) != 0);
+    struct rk_aeprogress_summary s;
+    rk_aeprogress_summary(r.prog, &s);
+    assert_int_equal(s.round, 0); /* no round ran: the transfers went on their own */
+    rig_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +640,7 @@ int main(void)
         cmocka_unit_test(test_nothing_goes_while_busy),
         cmocka_unit_test(test_a_dropped_hint_goes_first),
         cmocka_unit_test(test_a_non_replica_hands_its_mark_over),
+        cmocka_unit_test(test_a_transfer_held_while_busy_goes_on_after_the_pause),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
