@@ -24,6 +24,7 @@
 #include "cluster/aexchange.h"
 #include "util/err.h"
 #include "util/le.h"
+#include "../unit/ae_fake.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,13 +32,6 @@
 
 #define NKEYS 300
 #define PART  5
-
-struct fent {
-    char key[16];
-    uint16_t klen, leaf;
-    uint64_t version;
-    bool tomb;
-};
 
 /* Sorted by (leaf, key), as a scan returns them. */
 struct ftree {
@@ -47,14 +41,6 @@ struct ftree {
 };
 
 static struct ftree ours, theirs;
-
-static int fent_cmp(const void *a, const void *b)
-{
-    const struct fent *x = a, *y = b;
-    if (x->leaf != y->leaf)
-        return x->leaf < y->leaf ? -1 : 1;
-    return rk_aew_key_cmp((const uint8_t *)x->key, x->klen, (const uint8_t *)y->key, y->klen);
-}
 
 static void fput(struct ftree *t, unsigned i, uint64_t version, bool tomb)
 {
@@ -105,25 +91,7 @@ static int f_scan(void *arg, uint16_t part, const uint16_t *leaves, uint16_t n,
     CHECK(n >= 1);
     for (uint16_t i = 0; i < n; i++)
         CHECK(leaves[i] < RK_AEW_LEAVES && (i == 0 || leaves[i - 1] < leaves[i]));
-    uint16_t at = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        const struct fent *f = &t->e[i];
-        while (at < n && leaves[at] < f->leaf)
-            at++;
-        if (at == n)
-            break;
-        if (f->leaf != leaves[at] ||
-            (at == 0 && after &&
-             rk_aew_key_cmp((const uint8_t *)f->key, f->klen, after, alen) <= 0))
-            continue;
-        struct rk_aew_entry e = {.key = (const uint8_t *)f->key,
-                                 .klen = f->klen,
-                                 .leaf = f->leaf,
-                                 .version = f->version,
-                                 .tombstone = f->tomb};
-        if (visit(varg, &e))
-            break;
-    }
+    fent_scan(t->e, t->n, leaves, n, after, alen, visit, varg);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "cluster/aexchange.h"
 #include "util/err.h"
 #include "util/le.h"
+#include "ae_fake.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +23,6 @@
 
 /* ---- a fake tree: real aetree hashes and placement, entries sorted by
  * (leaf, key) for the scan ---- */
-
-struct fent {
-    char key[24];
-    uint16_t klen, leaf;
-    uint64_t version, expiry;
-    bool tomb;
-};
 
 struct ftree {
     struct fent *e;
@@ -50,14 +44,6 @@ static void fput(struct ftree *t, unsigned i, uint64_t version, bool tomb, uint6
     e->klen = (uint16_t)snprintf(e->key, sizeof e->key, "key-%07u", i);
     e->leaf = (uint16_t)rk_aetree_leaf_of(e->key, e->klen);
     e->version = version, e->tomb = tomb, e->expiry = expiry;
-}
-
-static int fent_cmp(const void *a, const void *b)
-{
-    const struct fent *x = a, *y = b;
-    if (x->leaf != y->leaf)
-        return x->leaf < y->leaf ? -1 : 1;
-    return rk_aew_key_cmp((const uint8_t *)x->key, x->klen, (const uint8_t *)y->key, y->klen);
 }
 
 /* Sort and hash, as a build at cut would. */
@@ -108,26 +94,7 @@ static int f_scan(void *arg, uint16_t part, const uint16_t *leaves, uint16_t n,
     assert_true(n >= 1);
     for (uint16_t i = 1; i < n; i++)
         assert_true(leaves[i - 1] < leaves[i]); /* the contract: strictly ascending */
-    uint16_t at = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        const struct fent *f = &t->e[i];
-        while (at < n && leaves[at] < f->leaf)
-            at++;
-        if (at == n)
-            break;
-        if (f->leaf != leaves[at] ||
-            (at == 0 && after &&
-             rk_aew_key_cmp((const uint8_t *)f->key, f->klen, after, alen) <= 0))
-            continue;
-        struct rk_aew_entry e = {.key = (const uint8_t *)f->key,
-                                 .klen = f->klen,
-                                 .leaf = f->leaf,
-                                 .version = f->version,
-                                 .tombstone = f->tomb,
-                                 .expiry_ms = f->expiry};
-        if (visit(varg, &e))
-            break;
-    }
+    fent_scan(t->e, t->n, leaves, n, after, alen, visit, varg);
     return 0;
 }
 
