@@ -291,9 +291,18 @@ def test_kill9_of_the_receiver_mid_transfer(cluster):
 
 def test_kill9_of_a_sender_mid_transfer(cluster):
     nodes, keys = join_slowly(cluster)
-    r = last_json(nodes[3].kvctl("--json", "transfers").out)
-    streaming = [t for t in r["transfers"] if t["state"] == "streaming"]
-    assert streaming, r
+    # A partition streams for tens of ms between agreement checks, so a
+    # single look can fall between two; look until one is seen.
+    streaming, last = [], {}
+
+    def one_streaming():
+        last.update(last_json(nodes[3].kvctl("--json", "transfers").out))
+        streaming[:] = [t for t in last["transfers"] if t["state"] == "streaming"]
+        return bool(streaming)
+    try:
+        wait_for(one_streaming, 30, "a transfer streaming to node-4")
+    except AssertionError:
+        raise AssertionError(f"no transfer seen streaming in 30 s: {last}")
     sender = next(n for n in nodes if n.name == streaming[0]["from"])
     sender.kill()
     print(f"killed {sender.name}, the source of partition {streaming[0]['partition']}")
