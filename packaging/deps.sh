@@ -7,7 +7,9 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libev-dev libnng-dev liblz4-dev libxxhash-dev libncurses-dev libsystemd-dev
+  libmbedtls-dev              # HMAC (cluster secret) and X.509 checks (TLS files)
   libcmocka-dev python3 python3-pytest
+  openssl                    # tests: certificate authorities and certificates for TLS
   clang libclang-rt-14-dev   # libFuzzer targets (RINGKV_FUZZ) and clang sanitizers
   clang-format               # tests/check_format.sh (the formatting step of tests/run.sh)
   systemd                    # systemd-analyze verify on systemd/ringkvd.service
