@@ -4,6 +4,8 @@
  * Pipe notifications tell "never connected" from "connected, no answer". */
 #include "client/client.h"
 #include "client/ajson.h"
+#include "util/auth.h"
+#include "util/clock.h"
 #include "util/nng_close.h"
 
 #include <errno.h>
@@ -42,6 +44,8 @@ struct rk_client {
     uint8_t r, w;
     uint32_t next_id;
     nng_msg *reply; /* the last reply: rk_client_call() views borrow from it */
+    bool signing;   /* key below signs every request */
+    struct rk_auth_key key;
     enum rk_status last_status;
     atomic_uint pipes_added; /* written by nng's threads (pipe_event) */
     atomic_uint pipes_removed;
@@ -279,6 +283,13 @@ int rk_client_set_quorum(struct rk_client *c, unsigned r, unsigned w)
     c->r = (uint8_t)r;
     c->w = (uint8_t)w;
     return 0;
+}
+
+void rk_client_set_key(struct rk_client *c, const struct rk_auth_key *k)
+{
+    c->signing = k != NULL;
+    if (k)
+        c->key = *k;
 }
 
 const char *rk_client_error(const struct rk_client *c)
@@ -589,6 +600,11 @@ int rk_client_call(struct rk_client *c, const struct rk_msg *req, struct rk_msg 
         return -ENOMEM;
     }
     rk_proto_encode(&m, nng_msg_body(msg));
+    if (c->signing && rk_proto_msg_seal(msg, &c->key, rk_clock_wall_ms()) != 0) {
+        nng_msg_free(msg);
+        seterr(c, "out of memory for a request to %s", c->addr);
+        return -ENOMEM;
+    }
     unsigned removed = atomic_load(&c->pipes_removed);
     int rv = send_request(c, msg);
     if (rv != 0) {

@@ -117,6 +117,14 @@ int rk_client_call(struct rk_client *c, const struct rk_msg *req, struct rk_msg 
  * until the next call on c. */
 const char *rk_client_error(const struct rk_client *c);
 
+/* Sign every request from now on with the cluster secret's request key
+ * (util/auth.h: rk_auth_derive(secret, len, "rpc", ...)); NULL stops
+ * signing. A node with security.secret_file requires it for admin
+ * requests that change the cluster, and with security.client_auth for
+ * every request. The key is copied. */
+struct rk_auth_key;
+void rk_client_set_key(struct rk_client *c, const struct rk_auth_key *k);
+
 /* The address in use (normalised: tcp://HOST:PORT). */
 const char *rk_client_addr(const struct rk_client *c);
 

@@ -445,7 +445,8 @@ static int peer_send(struct ae_peer *p, uint32_t rid, const void *buf, size_t le
     if (nng_msg_alloc(&m, len) != 0)
         return -ENOMEM;
     memcpy(nng_msg_body(m), buf, len);
-    if (nng_msg_header_append_u32(m, rid) != 0 || nng_sendmsg(p->s, m, NNG_FLAG_NONBLOCK) != 0) {
+    if (rk_proto_msg_sign(m, p->a->env.auth) != 0 || nng_msg_header_append_u32(m, rid) != 0 ||
+        nng_sendmsg(p->s, m, NNG_FLAG_NONBLOCK) != 0) {
         nng_msg_free(m);
         return RK_EBUSY;
     }
@@ -807,6 +808,8 @@ static void take_reply(void *arg, nng_msg *msg)
     uint32_t rid = 0;
     if (nng_msg_header_trim_u32(msg, &rid) != 0) {
         /* no header word: not an answer to us */
+    } else if (!rk_proto_reply_trusted(a->env.auth, msg, p->addr)) {
+        /* not from a holder of the secret: as good as no answer */
     } else if ((rid & 0xFFu) == AE_SLOT_MARK) {
         if (a->fwd_p == p && rid == a->fwd_rid)
             on_mark_reply(a, nng_msg_body(msg), nng_msg_len(msg));

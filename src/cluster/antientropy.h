@@ -88,8 +88,9 @@ struct rk_ae_env {
     uint64_t request_timeout_ms; /* cluster.request_timeout: fails an exchange */
     const char *self;            /* this node's id */
     struct rk_view_slot *views;
-    struct rk_hlc *hlc; /* observes pulled versions, as for any replica write */
-    rk_storage *store;  /* reads pushed records, applies pulled ones */
+    struct rk_hlc *hlc;   /* observes pulled versions, as for any replica write */
+    struct rk_auth *auth; /* the cluster secret (util/auth.h): NULL or off = none */
+    rk_storage *store;    /* reads pushed records, applies pulled ones */
     rk_ae_tree_fn *tree;
     void *tree_arg;
     struct rk_aeprogress *progress; /* the worker's: every exchange is recorded */

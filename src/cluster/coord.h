@@ -80,6 +80,7 @@ struct rk_coord_env {
     struct rk_hlc *hlc;          /* versions every write (thread-safe) */
     struct rk_view_slot *views;  /* the current cluster view (thread-safe) */
     struct rk_hints *hints;      /* the worker's hint store, or NULL: no hinted handoff */
+    struct rk_auth *auth;        /* the cluster secret (util/auth.h): NULL or off = none */
     rk_coord_reply_fn *reply;    /* required */
     rk_coord_local_fn *local;    /* NULL: this node's replica over the peer socket */
     void *arg;                   /* passed to reply and local */

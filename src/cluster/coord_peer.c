@@ -131,7 +131,8 @@ static int batch_send(struct rk_coord *c, struct peer *p)
                        .vlen = (uint32_t)p->olen,
                        .has_val = true};
     nng_msg *msg = coord_build(&m, 0x80000000u | k);
-    if (msg && nng_sendmsg(p->s, msg, NNG_FLAG_NONBLOCK) == 0) {
+    if (msg && rk_proto_msg_sign(msg, c->env.auth) == 0 &&
+        nng_sendmsg(p->s, msg, NNG_FLAG_NONBLOCK) == 0) {
         p->bout[k].used = true;
         p->bout[k].seq = m.id;
         p->bout[k].deadline_ms = coord_mono_ms() + c->env.request_timeout_ms;
@@ -205,8 +206,9 @@ static void take_batch(struct rk_coord *c, struct peer *p, nng_msg *msg)
     uint32_t hk = 0;
     struct rk_msg rep;
     if (nng_msg_header_len(msg) < 4 || nng_msg_header_trim_u32(msg, &hk) != 0 ||
+        !rk_proto_reply_trusted(c->env.auth, msg, p->addr) ||
         rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &rep) < 0)
-        return;
+        return; /* an untrusted reply is as good as none: its requests time out */
     uint32_t k = hk & 0x7fffffff;
     if (k >= PEER_BATCHES || !p->bout[k].used || p->bout[k].seq != rep.id)
         return; /* expired already */

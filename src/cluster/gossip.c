@@ -16,6 +16,7 @@
  */
 #include "cluster/gossip.h"
 #include "cluster/gossip_wire.h"
+#include "util/auth.h"
 #include "cluster/peerhold.h"
 #include "util/conns.h"
 #include "util/nng_close.h"
@@ -194,6 +195,11 @@ static int dial(struct rk_gossip *g, const char *addr)
 
 /* ---- messages ---- */
 
+static bool signing(const struct rk_gossip *g)
+{
+    return g->o.auth && g->o.auth->on;
+}
+
 /* A message with our envelope and either our whole table (self first) or
  * our own entry alone. NULL when out of memory. */
 static nng_msg *encode(struct rk_gossip *g, uint8_t kind, bool whole)
@@ -210,11 +216,18 @@ static nng_msg *encode(struct rk_gossip *g, uint8_t kind, bool whole)
     g->env.hold = g->hold;
     g->env.hold_len = (uint32_t)rk_holdings_wire_len(g->own.parts);
     size_t hl = rk_gossip_env_encode(&g->env, g->buf);
+    size_t room = MSG_MAX - RK_AUTH_TRAILER; /* always left for the trailer */
     nng_msg *msg;
-    if (hl == 0 || rk_members_encode(g->scratch, k, g->buf + hl, MSG_MAX - hl, &tlen) < 0 ||
+    if (hl == 0 || rk_members_encode(g->scratch, k, g->buf + hl, room - hl, &tlen) < 0 ||
         nng_msg_alloc(&msg, 0) != 0)
         return NULL;
-    if (nng_msg_append(msg, g->buf, hl + tlen) != 0) {
+    size_t len = hl + tlen;
+    if (signing(g)) {
+        g->buf[2] = RK_GOSSIP_SIGNED;
+        len += RK_AUTH_TRAILER;
+        rk_auth_seal(&g->o.auth->gossip, g->buf, len, wall_ms());
+    }
+    if (nng_msg_append(msg, g->buf, len) != 0) {
         nng_msg_free(msg);
         return NULL;
     }
@@ -358,6 +371,32 @@ static void refused_ahead(struct rk_gossip *g, nng_msg *msg, const struct rk_mem
 
 enum { TAKEN, REFUSED, DROPPED };
 
+/* With a secret, msg must be signed with it (version 3; checked, then
+ * *len drops the trailer); without one, a signed message is refused too:
+ * this node cannot tell a member from anyone else. Refusals are counted
+ * and logged by the secret's owner; false: drop msg, answer nothing. */
+static bool trusted(struct rk_gossip *g, nng_msg *msg, size_t *len)
+{
+    const uint8_t *p = nng_msg_body(msg);
+    bool signed_msg = *len >= 3 && p[2] == RK_GOSSIP_SIGNED;
+    enum rk_auth_verdict v = RK_AUTH_OK;
+    if (signing(g))
+        v = signed_msg ? rk_auth_check(g->o.auth, &g->o.auth->gossip, p, *len, true)
+                       : RK_AUTH_MISSING;
+    else if (signed_msg)
+        v = RK_AUTH_NO_SECRET;
+    if (v == RK_AUTH_OK) {
+        if (signed_msg)
+            *len -= RK_AUTH_TRAILER;
+        return true;
+    }
+    char src[64];
+    msg_source(msg, src, sizeof(src));
+    if (g->o.auth)
+        rk_auth_refused(g->o.auth, RK_AUTH_GOSSIP, v, src);
+    return false;
+}
+
 /* Decode and merge a received message. TAKEN: *from is the sender's id
  * (copied) and *env its envelope; REFUSED: other cluster settings,
  * nothing merged; DROPPED: malformed. */
@@ -367,6 +406,8 @@ static int take(struct rk_gossip *g, nng_msg *msg, struct rk_gossip_env *env, ch
     const uint8_t *p = nng_msg_body(msg);
     size_t len = nng_msg_len(msg), used, n = 0;
     g->stats.bytes_in += len;
+    if (!trusted(g, msg, &len))
+        return DROPPED;
     int rc = rk_gossip_env_decode(p, len, env, &used);
     if (rc == 0)
         rc = rk_members_decode(p + used, len - used, g->scratch, RK_MEMBERS_MAX, &n);

@@ -53,6 +53,9 @@ struct rk_gossip_opts {
     struct rk_conns *conns;             /* counts and limits the respondent's connections */
     const struct rk_holdings *holdings; /* ours at start (copied), saved in data_dir */
     const char *data_dir;
+    /* The cluster secret (util/auth.h): with it on, every message sent is
+     * signed and every one received must be; NULL = no secret. */
+    struct rk_auth *auth;
 };
 
 /* A peer refused because its cluster settings differ from ours. An entry

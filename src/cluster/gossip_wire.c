@@ -34,7 +34,7 @@ int rk_gossip_env_decode(const uint8_t *buf, size_t len, struct rk_gossip_env *e
     memset(e, 0, sizeof(*e));
     if (len < 13 || (buf[0] | buf[1] << 8) != RK_GOSSIP_MAGIC)
         return RK_EMALFORMED;
-    if (buf[2] != RK_GOSSIP_VERSION && buf[2] != 1)
+    if (buf[2] != RK_GOSSIP_VERSION && buf[2] != RK_GOSSIP_SIGNED && buf[2] != 1)
         return RK_EUNSUPPORTED;
     size_t nl = buf[12];
     if (buf[3] > RK_GOSSIP_ANSWER || nl == 0 || nl > RK_GOSSIP_NAME_MAX || len < 13 + nl + 8)

@@ -12,6 +12,11 @@
  *   table        rk_members_encode() bytes; the sender's own entry first
  * A version 1 envelope (no place, no holdings) is still accepted: its
  * sender's holdings stay unknown (it is pending everywhere it owns).
+ * Version 3 is version 2 from a node with a cluster secret: the message
+ * ends, after the table, with the secret's trailer (util/auth.h), whose
+ * MAC covers every byte before it. The receiver checks and strips the
+ * trailer before decoding; a node with a secret takes nothing else, and a
+ * node without one takes no version 3.
  *
  * Kinds: SURVEY carries the surveyor's whole table. An ANSWER carries the
  * responder's whole table when its digest differs from the survey's, else
@@ -27,6 +32,7 @@
 
 #define RK_GOSSIP_MAGIC    0x4752u
 #define RK_GOSSIP_VERSION  2u
+#define RK_GOSSIP_SIGNED   3u /* version 2 + the secret's trailer at the end */
 #define RK_GOSSIP_NAME_MAX 63
 #define RK_GOSSIP_HOLD_MAX (28u + 65536u / 8u) /* holdings of cluster.partitions' bound */
 #define RK_GOSSIP_HDR_MAX                                                                          \
@@ -45,8 +51,9 @@ struct rk_gossip_env {
 };
 
 /* Writes the envelope to buf (>= RK_GOSSIP_HDR_MAX bytes), hold_len
- * bytes of e->hold included; returns its length, or 0 if the name is
- * empty or too long or the holdings too long. */
+ * bytes of e->hold included, as version 2 (the signer rewrites the
+ * version byte, offset 2, to RK_GOSSIP_SIGNED); returns its length, or 0
+ * if the name is empty or too long or the holdings too long. */
 size_t rk_gossip_env_encode(const struct rk_gossip_env *e, uint8_t *buf);
 
 /* Reads an envelope from the start of buf; *used gets its length (the

@@ -5,6 +5,7 @@
  * field plus one row (and its lines in etc/ringkv.toml). */
 #include "config/config.h"
 #include "config/toml.h"
+#include "util/auth.h"
 #include "util/err.h"
 #include "util/ident.h"
 
@@ -31,6 +32,7 @@ enum {
     F_POW2 = 2,     /* a power of two */
     F_NONEMPTY = 4, /* a string (or each string of an array) must not be "" */
     F_IDENT = 8,    /* a string, unless "", is an identifier (util/ident.h) */
+    F_SECRET = 16,  /* a string, unless "", names a secret file fit for use (util/auth.h) */
 };
 
 struct key {
@@ -144,10 +146,10 @@ static const struct key keys[] = {
      * message of memory: 65536 is far past what one node serves usefully. */
     {ROW("limits.max_connections", K_UINT, max_connections, "256"), .min = 1, .max = 65536,
      .flags = F_LIVE},
-    {ROW("security.secret_file", K_STR, secret_file, ""),
-     .later = "cluster secret: peer and admin authentication"},
-    {ROW("security.client_auth", K_BOOL, client_auth, "false"),
-     .later = "cluster secret: client authentication"},
+    /* Peers, and admin requests that change the cluster, prove the secret
+     * in every message (util/auth.h); with client_auth, clients do too. */
+    {ROW("security.secret_file", K_STR, secret_file, ""), .flags = F_SECRET},
+    {ROW("security.client_auth", K_BOOL, client_auth, "false")},
     /* Without a secret, connections from other hosts are refused unless
      * this is true (util/conns.h: protected mode). */
     {ROW("security.allow_unauthenticated", K_BOOL, allow_unauthenticated, "false")},
@@ -841,6 +843,13 @@ static int check_str(const char *label, const char *f, size_t width, unsigned fl
         snprintf(msg, len, "%s must not be empty", label);
         return -1;
     }
+    if (n && (flags & F_SECRET)) {
+        uint8_t secret[RK_AUTH_SECRET_MAX];
+        size_t slen;
+        int rc = rk_auth_secret_read(f, secret, &slen, msg, len);
+        memset(secret, 0, sizeof(secret));
+        return rc;
+    }
     return ident_error(label, f, n, flags, msg, len);
 }
 
@@ -933,6 +942,21 @@ static int grace_rule(const struct rk_config *c, char *err, size_t errlen, const
 }
 
 /* Constraints between keys; *at as for grace_rule (NULL for the others). */
+/* client_auth only with a secret to prove (the file itself is the
+ * field's own check, F_SECRET). */
+static int security_rule(const struct rk_config *c, char *err, size_t errlen,
+                         const char *const **at)
+{
+    static const char *const client_at[] = {"security.client_auth", NULL};
+    if (c->client_auth && !c->secret_file[0]) {
+        *at = client_at;
+        return bad(err, errlen,
+                   "security.client_auth = true needs security.secret_file (the secret clients "
+                   "prove)");
+    }
+    return 0;
+}
+
 static int cross_check(const struct rk_config *c, char *err, size_t errlen, const char *const **at)
 {
     *at = NULL;
@@ -961,6 +985,8 @@ static int cross_check(const struct rk_config *c, char *err, size_t errlen, cons
         *at = http_at;
         return -1;
     }
+    if (security_rule(c, err, errlen, at) < 0)
+        return -1;
     return grace_rule(c, err, errlen, at);
 }
 

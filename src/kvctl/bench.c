@@ -222,6 +222,12 @@ static void issue(struct bclient *k)
         return;
     }
     rk_proto_encode(&m, nng_msg_body(msg));
+    if (k->b->o.secret && rk_proto_msg_seal(msg, k->b->o.secret, rk_clock_wall_ms()) != 0) {
+        nng_msg_free(msg);
+        atomic_fetch_add(&k->b->errs[ERR_TRANSPORT], 1);
+        finish(k);
+        return;
+    }
     k->op = m.opcode;
     k->sending = true;
     k->t0 = now_ns();
@@ -491,7 +497,7 @@ static int probe(struct bench *b, bool *need_preload)
 {
     struct rk_client *c;
     char key[KEY_MAX + 1];
-    int rv = rk_client_open(&c, b->o.addr, (int)b->o.timeout_ms);
+    int rv = rk_kvctl_client_open(&c, &b->o, b->o.addr);
     *need_preload = false;
     if (rv == 0 && b->raw) {
         struct rk_msg m = {.opcode = RK_OP_ECHO,

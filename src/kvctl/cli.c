@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/auth.h"
 #include "util/err.h"
 
 void rk_kvctl_err(const char *fmt, ...)
@@ -83,6 +84,32 @@ int rk_kvctl_bad_value(const char *opt, const char *val, const char *want)
     return -1;
 }
 
+int rk_kvctl_load_secret(struct rk_kvctl_opts *o, const char *name, const char *path)
+{
+    static struct rk_auth_key key; /* one per process: kvctl has one set of options */
+    uint8_t secret[RK_AUTH_SECRET_MAX];
+    size_t len;
+    char err[400];
+    if (rk_auth_secret_read(path, secret, &len, err, sizeof(err)) < 0) {
+        /* err names security.secret_file, the node's key: say ours. */
+        const char *why = strstr(err, path);
+        rk_kvctl_err("%s %s", name, why ? why : err);
+        return -1;
+    }
+    rk_auth_derive(secret, len, "rpc", &key);
+    memset(secret, 0, sizeof(secret));
+    o->secret = &key;
+    return 0;
+}
+
+int rk_kvctl_client_open(struct rk_client **c, const struct rk_kvctl_opts *o, const char *addr)
+{
+    int rv = rk_client_open(c, addr, (int)o->timeout_ms);
+    if (rv == 0 && o->secret)
+        rk_client_set_key(*c, o->secret);
+    return rv;
+}
+
 int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i)
 {
     const char *v;
@@ -105,6 +132,8 @@ int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i)
             return rk_kvctl_bad_value("--timeout", v, "at most 24h");
         return rv;
     }
+    if ((rv = rk_kvctl_opt_value("--secret-file", argc, argv, i, &v)) != 0)
+        return rv > 0 && rk_kvctl_load_secret(o, "--secret-file", v) < 0 ? -1 : rv;
     for (int k = 0; k < 2; k++) {
         const char *name = k == 0 ? "-r" : "-w";
         if ((rv = rk_kvctl_opt_value(name, argc, argv, i, &v)) == 0)

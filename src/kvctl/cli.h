@@ -23,7 +23,21 @@ struct rk_kvctl_opts {
     bool json;           /* --json */
     uint64_t timeout_ms; /* --timeout DUR, per request; default 5s */
     unsigned r, w;       /* -r R, -w W; 0 = the node's default */
+    /* --secret-file FILE, else $KVCTL_SECRET_FILE: the cluster secret's
+     * request key (util/auth.h), read once when the option is parsed;
+     * NULL = requests go unsigned. */
+    const struct rk_auth_key *secret;
 };
+
+/* Read the cluster secret file path (same checks as the node) into o's
+ * key. 0, or -1 after printing the error line (name: where the path came
+ * from, "--secret-file" or "$KVCTL_SECRET_FILE"). */
+int rk_kvctl_load_secret(struct rk_kvctl_opts *o, const char *name, const char *path);
+
+/* rk_client_open on addr with o's timeout and secret: 0, or an error code
+ * with *c (when not NULL) explaining, as rk_client_open. */
+struct rk_client;
+int rk_kvctl_client_open(struct rk_client **c, const struct rk_kvctl_opts *o, const char *addr);
 
 /* Parse an unsigned decimal integer in [min, max]; 0 or RK_EINVAL. */
 int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
@@ -34,7 +48,8 @@ int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out
  * value is missing. */
 int rk_kvctl_opt_value(const char *name, int argc, char **argv, int *i, const char **val);
 
-/* If argv[*i] is a global option (-a, --json, --timeout, -r, -w), apply it
+/* If argv[*i] is a global option (-a, --json, --timeout, -r, -w,
+ * --secret-file), apply it
  * to o and return 1 with *i on its last word; 0 if it is not one; -1
  * after printing the error line for a bad value. */
 int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i);

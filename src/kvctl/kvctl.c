@@ -27,7 +27,8 @@
 #define DEFAULT_TIMEOUT_MS 5000
 
 static const char usage_text[] =
-    "usage: kvctl [-a ADDR] [--json] [--timeout DUR] [-r R] [-w W] COMMAND ...\n"
+    "usage: kvctl [-a ADDR] [--json] [--timeout DUR] [-r R] [-w W] [--secret-file FILE]\n"
+    "             COMMAND ...\n"
     "       kvctl help [COMMAND] | --version\n"
     "\n"
     "commands:\n"
@@ -59,6 +60,10 @@ static const char usage_text[] =
     "  --json         print one JSON object per line\n"
     "  --timeout DUR  per-request timeout: 250ms, 2s, 1m ... (default 5s)\n"
     "  -r R, -w W     read / write quorum for this request (default: the node's)\n"
+    "  --secret-file FILE  sign requests with the cluster secret (the node's\n"
+    "                 security.secret_file; default $KVCTL_SECRET_FILE): needed for join,\n"
+    "                 leave, remove and repair on a node with a secret, and for every\n"
+    "                 request with security.client_auth\n"
     "  --             end of options (for a KEY or VALUE starting with '-')\n"
     "\n"
     "exit status: 0 ok, 1 not found / probe says no, 2 usage or bad input (also\n"
@@ -255,7 +260,7 @@ static const char *show_key(const char *k, char *buf, size_t n)
 static struct rk_client *open_client(const struct rk_kvctl_opts *o, const char *what, int *code)
 {
     struct rk_client *c;
-    int rv = rk_client_open(&c, o->addr, (int)o->timeout_ms);
+    int rv = rk_kvctl_client_open(&c, o, o->addr);
     if (rv == 0)
         rv = rk_client_set_quorum(c, o->r, o->w);
     if (rv == 0)
@@ -1446,6 +1451,9 @@ int main(int argc, char **argv)
     const char *env = getenv("KVCTL_ADDR");
     struct rk_kvctl_opts o = {.addr = env != NULL && env[0] != '\0' ? env : DEFAULT_ADDR,
                               .timeout_ms = DEFAULT_TIMEOUT_MS};
+    const char *secret = getenv("KVCTL_SECRET_FILE");
+    if (secret && secret[0] && rk_kvctl_load_secret(&o, "$KVCTL_SECRET_FILE", secret) < 0)
+        return RK_EXIT_USAGE;
     int i = 1;
     for (; i < argc; i++) {
         const char *s = argv[i];

@@ -10,7 +10,7 @@ int rk_kvctl_ask(const struct rk_kvctl_opts *o, const char *cmd, const char *who
 {
     struct rk_client *c = NULL;
     char *json = NULL;
-    int rv = rk_client_open(&c, addr, (int)o->timeout_ms);
+    int rv = rk_kvctl_client_open(&c, o, addr);
     if (rv == 0)
         rv = rk_client_admin_arg(c, op, NULL, false, &json);
     if (rv == 0)

@@ -5,6 +5,7 @@
  * used, and offsets only ever shrink what remains, so nothing can overflow
  * even for a 4 GiB message. */
 #include "proto/proto.h"
+#include "util/auth.h"
 #include "util/le.h"
 
 #include "util/err.h"
@@ -134,6 +135,13 @@ static int decode_fields(struct rk_msg *m, const uint8_t *p, size_t left)
         left -= FIELD_HDR;
         if (n > left)
             return RK_EMALFORMED;
+        if (tag == RK_TAG_AUTH) { /* the trailer: its MAC covers all before it */
+            if (n != RK_AUTH_TRAILER || n != left)
+                return RK_EMALFORMED;
+            m->auth = p;
+            m->has_auth = true;
+            return 0;
+        }
         int rc = take_field(m, tag, p, n);
         if (rc < 0)
             return rc;

@@ -184,6 +184,9 @@ enum rk_tag {
     RK_TAG_TRACE = 11,     /* u8, 1 = GET: reply TEXT describes each replica's answer */
     RK_TAG_HINT = 12,      /* RPUT to a fallback node: the node id the write is meant for */
     RK_TAG_RETRY_MS = 13,  /* u64, a RATE_LIMITED reply: ms until the client may send again */
+    RK_TAG_AUTH = 14,      /* 48 bytes, always the last field: the cluster secret's
+                            * trailer (util/auth.h), ts_ms | nonce | HMAC of every byte
+                            * of the message before the HMAC itself */
 };
 
 /* A decoded message. Byte fields point into the buffer that was decoded
@@ -194,11 +197,12 @@ struct rk_msg {
     uint16_t status;
     uint32_t id;
     const uint8_t *key, *val, *text, *hint;
+    const uint8_t *auth; /* the AUTH field's 48 bytes: they end the message */
     uint32_t klen, vlen, tlen, hlen;
     uint64_t version, ttl_ms, expiry_ms, retry_ms;
     uint8_t r, w, force, tombstone, trace;
     bool has_force, has_tombstone, has_trace, has_hint, has_key, has_val, has_text, has_version,
-        has_ttl, has_expiry, has_r, has_w, has_retry;
+        has_ttl, has_expiry, has_r, has_w, has_retry, has_auth;
 };
 
 /* Decode len bytes. 0 on success. RK_EMALFORMED for a bad magic, a short
@@ -207,7 +211,8 @@ struct rk_msg {
  * m->opcode and m->id are still filled so the reply can echo them.
  * Checks run in this order: length >= 16 and magic (MALFORMED, m all zero);
  * version (UNSUPPORTED); body_len (MALFORMED); opcode (UNSUPPORTED); fields
- * (MALFORMED). Once the magic matched, opcode, flags, status and id are
+ * (MALFORMED; also an AUTH field that is not 48 bytes or not last). Once
+ * the magic matched, opcode, flags, status and id are
  * filled on every return, so a MALFORMED reply can echo the id too; on an
  * error no body field is set. Decode does not check which fields an opcode
  * requires (ECHO carries anything): handlers test has_*. */
@@ -227,6 +232,29 @@ size_t rk_proto_encode(const struct rk_msg *m, void *buf);
  * unchanged. Any thread (proto/nngmsg.c: the codec itself needs no nng). */
 typedef struct nng_msg nng_msg;
 int rk_proto_msg_encode(nng_msg *msg, const struct rk_msg *m);
+
+/* Sign msg, whose body is one encoded message without AUTH (the encoder
+ * never writes one): append the AUTH field, grow body_len by it and seal
+ * it with k at wall time now_ms (auth.h). 0, -ENOMEM, or RK_ETOOLARGE
+ * when the body is not a message or would pass body_len's bound. */
+struct rk_auth_key;
+int rk_proto_msg_seal(nng_msg *msg, const struct rk_auth_key *k, uint64_t now_ms);
+
+/* Whether buf[0..len), decoded as m, proves the secret: MISSING without
+ * an AUTH field, else rk_auth_check (replay: also refuse a MAC seen
+ * before). a must be on. */
+struct rk_auth;
+int rk_proto_auth_check(struct rk_auth *a, const void *buf, size_t len, const struct rk_msg *m,
+                        bool replay);
+
+/* The sending and receiving ends node-to-node traffic shares (a: the
+ * node's, NULL or off = no secret). sign: rk_proto_msg_seal with a's rpc
+ * key at the wall clock's now; 0 when off. reply_trusted: true when a is
+ * off or the reply in msg's body proves the secret; else it is counted
+ * (channel "reply") and logged naming source, and must be dropped: only a
+ * holder of the secret can acknowledge a write. */
+int rk_proto_msg_sign(nng_msg *msg, struct rk_auth *a);
+bool rk_proto_reply_trusted(struct rk_auth *a, nng_msg *msg, const char *source);
 
 /* Batch frames (RBATCH): [rid u32][message]. frame_size: bytes a frame
  * of m takes (0 if m cannot be encoded); frame_put writes it to dst and

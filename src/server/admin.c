@@ -127,6 +127,21 @@ static void rate_json(struct rk_shared *sh, struct rk_jbuf *b)
     rk_jadd(b, "]},");
 }
 
+/* "refused":{"peer":{"missing":N,"bad_mac":N,...},...,"gossip":{...}}:
+ * messages refused for the cluster secret, by channel and reason. */
+static void refused_json(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    rk_jadd(b, "\"refused\":{");
+    for (int ch = 0; ch < RK_AUTH_NCHANNELS; ch++) {
+        rk_jadd(b, "%s\"%s\":{", ch ? "," : "", rk_auth_channel_name(ch));
+        for (int v = RK_AUTH_MISSING; v < RK_AUTH_NREASONS; v++)
+            rk_jadd(b, "%s\"%s\":%llu", v > RK_AUTH_MISSING ? "," : "", rk_auth_reason_name(v),
+                    (unsigned long long)atomic_load(&sh->auth.refused[ch][v]));
+        rk_jadd(b, "}");
+    }
+    rk_jadd(b, "}");
+}
+
 const char *rk_admin_state(struct rk_shared *sh)
 {
     uint32_t idx;
@@ -160,8 +175,10 @@ static void status_json(struct rk_shared *sh, struct rk_jbuf *b)
     bool protected_mode;
     char warning[512];
     bool exposed = rk_admin_exposed(sh, &protected_mode, warning, sizeof(warning));
-    rk_jadd(b, "\"security\":{\"secret\":%s,\"protected\":%s",
-            sh->cfg.secret_file[0] ? "true" : "false", protected_mode ? "true" : "false");
+    rk_jadd(b, "\"security\":{\"secret\":%s,\"client_auth\":%s,\"protected\":%s,",
+            sh->cfg.secret_file[0] ? "true" : "false", sh->cfg.client_auth ? "true" : "false",
+            protected_mode ? "true" : "false");
+    refused_json(sh, b);
     if (exposed) {
         rk_jadd(b, ",\"warning\":");
         rk_jstr(b, warning);

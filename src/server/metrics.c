@@ -72,6 +72,21 @@ static void rate_limits(struct rk_shared *sh, struct rk_jbuf *b)
     }
 }
 
+/* Messages refused for the cluster secret (util/auth.h), every channel
+ * and reason (zeros too: a scraper sees the families before an attack). */
+static void auth_refusals(struct rk_shared *sh, struct rk_jbuf *b)
+{
+    const char *name = "ringkv_auth_refused_total";
+    family(b, name, "counter",
+           "Messages refused for the cluster secret (security.secret_file), by channel (peer, "
+           "admin, client, reply, gossip) and reason (missing, bad_mac, stale, replay, "
+           "no_secret).");
+    for (int ch = 0; ch < RK_AUTH_NCHANNELS; ch++)
+        for (int v = RK_AUTH_MISSING; v < RK_AUTH_NREASONS; v++)
+            rk_jadd(b, "%s{channel=\"%s\",reason=\"%s\"} %llu\n", name, rk_auth_channel_name(ch),
+                    rk_auth_reason_name(v), (ull)atomic_load(&sh->auth.refused[ch][v]));
+}
+
 static void requests(struct rk_shared *sh, const struct rk_worker_stats *t, struct rk_jbuf *b)
 {
     static const char *const op_names[] = {"put", "get", "del", "admin"};
@@ -86,6 +101,7 @@ static void requests(struct rk_shared *sh, const struct rk_worker_stats *t, stru
              "result", results, t->busy, t->errors, t->coord.quorum_failed,
              rk_ratelimit_limited(sh->ratelimit));
     rate_limits(sh, b);
+    auth_refusals(sh, b);
     one(b, "ringkv_requests_forwarded_total", "counter",
         "Requests passed to the worker that owns their partition.", t->forwarded);
     one(b, "ringkv_requests_coordinated_total", "counter",

@@ -82,7 +82,13 @@ void rk_reply_send(struct rk_shared *sh, nng_msg *m)
      * sent as it is (rep0 drops what it cannot route). */
     if (nng_msg_header_len(m) >= BACKTRACE_MIN + STAMP_LEN)
         nng_msg_header_chop(m, STAMP_LEN);
-    if (nng_sendmsg(sh->sock, m, 0) != 0)
+    /* With a cluster secret every reply proves it: a coordinator counts
+     * only replies that do, so nobody else can fake an acknowledgement. */
+    if (sh->auth.on && rk_proto_msg_seal(m, &sh->auth.rpc, rk_clock_wall_ms()) != 0) {
+        nng_msg_free(m);
+        m = NULL;
+    }
+    if (m && nng_sendmsg(sh->sock, m, 0) != 0)
         nng_msg_free(m); /* the client's pipe is gone */
     atomic_fetch_sub(&sh->inflight, 1);
 }

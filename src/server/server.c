@@ -305,7 +305,8 @@ static int start_gossip(struct server *s)
                                .nknown = nknown,
                                .conns = &s->sh.conns,
                                .holdings = &hold,
-                               .data_dir = c->data_dir};
+                               .data_dir = c->data_dir,
+                               .auth = &s->sh.auth};
     int rc = rk_gossip_start(&s->gossip, s->loop, &o, err, sizeof(err));
     free(known);
     rk_holdings_fini(&hold);
@@ -663,6 +664,15 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
         return 1;
     }
     rk_ratelimit_set(s->sh.ratelimit, cfg->client_rate, cfg->client_burst);
+    char err[600];
+    if (rk_auth_init(&s->sh.auth, cfg->secret_file, cfg->max_clock_skew_ms + RK_AUTH_SLACK_MS, err,
+                     sizeof(err)) < 0) {
+        fatal("%s", err);
+        rk_auth_fini(&s->sh.auth);
+        rk_ratelimit_free(s->sh.ratelimit);
+        free(s);
+        return 2;
+    }
     rk_ae_pace_set(&s->sh.ae, cfg);
     rk_xfer_limits_set(&s->sh.xfer, cfg);
     rk_ae_budget_init(&s->sh.xfer.budget);
@@ -689,6 +699,7 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
     else if (code == RK_SERVER_RESTART)
         rk_info("server", "stopped; restarting");
     rk_ratelimit_free(s->sh.ratelimit);
+    rk_auth_fini(&s->sh.auth);
     free(s);
     return code;
 }

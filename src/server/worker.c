@@ -453,6 +453,7 @@ static int make_coord(struct rk_worker *w)
                                .hlc = &w->sh->hlc,
                                .views = &w->sh->views,
                                .hints = w->hints,
+                               .auth = &w->sh->auth,
                                .reply = rk_serve_coord_reply,
                                .local = rk_serve_local,
                                .arg = w};
@@ -575,6 +576,7 @@ static int make_ae(struct rk_worker *w)
                             .self = sh->node_id,
                             .views = &sh->views,
                             .hlc = &sh->hlc,
+                            .auth = &sh->auth,
                             .store = w->store,
                             .tree = worker_tree,
                             .tree_arg = w,

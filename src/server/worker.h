@@ -25,6 +25,7 @@
 #include "storage/storage.h"
 #include "cluster/view.h"
 #include "server/opstats.h"
+#include "util/auth.h"
 #include "util/ratelimit.h"
 
 #include <ev.h>
@@ -78,6 +79,7 @@ struct rk_shared {
     atomic_uint inflight;           /* requests received and not yet answered */
     atomic_uint max_inflight;       /* limits.max_inflight, reloadable */
     struct rk_ratelimit *ratelimit; /* limits.client_rate/client_burst, reloadable */
+    struct rk_auth auth;            /* security.secret_file: keys, replay set, refusals */
     struct rk_ae_pace ae;           /* antientropy.*, reloadable */
     struct rk_xfer_limits xfer;     /* transfers.*, reloadable, and their shared budget */
     struct rk_ae_budget ae_budget;  /* antientropy.max_*_per_second, spent by every worker */

@@ -24,6 +24,8 @@ Rules the tests rely on:
   conftest.py prints them when a test fails.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -43,7 +45,7 @@ POLL_INTERVAL = 0.02  # seconds between polls: short, the deadline bounds the wa
 # Variables of the test runner's own environment that must not leak into a
 # daemon or client we start (a CI job under systemd has NOTIFY_SOCKET set).
 _SCRUB_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
-              "LISTEN_PID", "LISTEN_FDNAMES", "KVCTL_ADDR", "JOURNAL_STREAM")
+              "LISTEN_PID", "LISTEN_FDNAMES", "KVCTL_ADDR", "KVCTL_SECRET_FILE", "JOURNAL_STREAM")
 
 
 class Abort(Exception):
@@ -468,6 +470,7 @@ class Cluster:
         self.kvctl_bin = str(kvctl)
         self.overrides = dict(overrides or {})
         self.nodes = []
+        self.kvctl_env = {}  # added to every kvctl run's environment (e.g. KVCTL_SECRET_FILE)
         self._procs = {}  # pid -> Popen, every process started and not yet reaped
         self._lock = threading.Lock()
 
@@ -502,11 +505,13 @@ class Cluster:
     def kvctl(self, addr, *args, input=None, timeout=15):
         if isinstance(input, str):
             input = input.encode()
-        return self.run([self.kvctl_bin, "-a", addr, *args], input=input, timeout=timeout)
+        return self.run([self.kvctl_bin, "-a", addr, *args], input=input, timeout=timeout,
+                        env=self.kvctl_env or None)
 
     def kvctl_popen(self, addr, *args, **kw):
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
+        kw.setdefault("env", self.kvctl_env or None)
         return self.spawn([self.kvctl_bin, "-a", addr, *args], **kw)
 
     def cleanup(self):
@@ -645,7 +650,8 @@ RK_OP = {"PUT": 1, "GET": 2, "DEL": 3, "STATUS": 16, "STATS": 17, "HEALTH": 18,
          "READY": 19, "ECHO": 20, "RPUT": 32, "RGET": 33, "RBATCH": 34,
          "PARTS": 29, "TRANSFERS": 30, "AE_ROOT": 35, "AE_KEYS": 36}
 RK_TAG = {"KEY": 1, "VALUE": 2, "VERSION": 3, "TTL_MS": 4, "EXPIRY_MS": 5, "TEXT": 6,
-          "R": 7, "W": 8, "TOMBSTONE": 10, "TRACE": 11, "HINT": 12, "RETRY_MS": 13}
+          "R": 7, "W": 8, "TOMBSTONE": 10, "TRACE": 11, "HINT": 12, "RETRY_MS": 13,
+          "AUTH": 14}
 
 
 def rk_field(tag, data):
@@ -657,6 +663,34 @@ def rk_message(op, fields=b"", msg_id=1, version=1, magic=RK_MAGIC, body_len=Non
         op = RK_OP[op]
     return RK_HDR.pack(magic, version, op, 0, 0, msg_id,
                        len(fields) if body_len is None else body_len) + fields
+
+
+def write_secret(path, data=None, mode=0o600):
+    """A cluster secret file (security.secret_file): 64 random bytes unless
+    data is given; returns (path, the bytes)."""
+    data = os.urandom(64) if data is None else data
+    path = Path(path)
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path, data
+
+
+def auth_key(secret, purpose="rpc"):
+    """The key a secret gives for purpose (src/util/auth.h: HMAC-SHA256 of
+    "ringkv/<purpose>/1" under the secret)."""
+    return hmac.new(secret, f"ringkv/{purpose}/1".encode(), hashlib.sha256).digest()
+
+
+def rk_sign(msg, key, ts_ms=None, nonce=None):
+    """msg (one encoded message) with the secret's AUTH field appended and
+    body_len grown by it: ts_ms, nonce, then the HMAC of every byte before
+    the HMAC (src/util/auth.h)."""
+    ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+    nonce = random.getrandbits(64) if nonce is None else nonce
+    body_len = struct.unpack_from("<I", msg, 12)[0] + 5 + 48
+    head = (msg[:12] + struct.pack("<I", body_len) + msg[16:] +
+            struct.pack("<BI", RK_TAG["AUTH"], 48) + struct.pack("<QQ", ts, nonce))
+    return head + hmac.new(key, head, hashlib.sha256).digest()
 
 
 def rk_frames(data):
@@ -706,8 +740,8 @@ class RawKV:
     a thousand keys take well under a second, where as many kvctl processes
     take many. For bulk checks only; kvctl itself is tested with kvctl."""
 
-    def __init__(self, node, timeout=10.0, source=None):
-        self.conn = SPConn(node.ports["client"], timeout, source)
+    def __init__(self, node, timeout=10.0, source=None, port="client"):
+        self.conn = SPConn(node.ports[port], timeout, source)
         assert self.conn.handshake() == 0x31, "the client port is not a rep0 socket"
 
     def close(self):
@@ -719,9 +753,15 @@ class RawKV:
     def __exit__(self, *exc):
         self.close()
 
-    def call(self, op, fields):
-        """(status name, {tag: bytes}) of the reply to one request."""
-        rid = self.conn.request(rk_message(op, fields))
+    def call(self, op, fields, key=None):
+        """(status name, {tag: bytes}) of the reply to one request; key: sign
+        it with that (auth_key) first."""
+        msg = rk_message(op, fields)
+        return self.send(rk_sign(msg, key) if key else msg)
+
+    def send(self, msg):
+        """(status name, {tag: bytes}) of the reply to msg, sent as it is."""
+        rid = self.conn.request(msg)
         while True:
             got, body = self.conn.recv_reply()
             if got == rid:

@@ -68,15 +68,6 @@ def test_journal_lines_carry_the_priority_and_no_timestamp(cluster):
 # ---- configuration ---------------------------------------------------------
 
 def test_unimplemented_keys_are_refused_naming_them(cluster, tmp_path):
-    n = cluster.add_node({"security.secret_file": str(tmp_path / "no-such-secret")})
-    path = n.write_config()
-    r = cluster.run_ringkvd("check-config", str(path))
-    assert r.rc == 2, r
-    assert re.search(re.escape(str(path)) + r":\d+:\d+: security.secret_file: not supported yet "
-                     r"\(cluster secret", r.err), r
-    r = cluster.run_ringkvd("run", "-c", str(path))
-    errs = [l for l in r.err.splitlines() if "error ringkvd:" in l]
-    assert r.rc == 2 and len(errs) == 1 and "security.secret_file: not supported yet" in errs[0], r
     n2 = cluster.add_node({"security.tls_ca": "/ca.pem"})
     r = cluster.run_ringkvd("check-config", str(n2.write_config()))
     assert r.rc == 2 and "security.tls_ca: not supported yet (TLS" in r.err, r

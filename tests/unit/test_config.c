@@ -445,9 +445,11 @@ static void test_cross_key_rules(void **state)
              ": cluster.auto_remove_after = 5s must be \"0s\" (off) or longer than "
              "gossip.dead_after = 10s");
     /* Accepted by the grammar, not implemented: refused where the file sets them. */
-    load_err("[security]\n\nsecret_file = \"/etc/ringkv/secret\"\n",
-             ":3:15: security.secret_file: not supported yet (cluster secret: peer and admin "
-             "authentication); leave it \"\" or remove the line");
+    load_err("[security]\n\nsecret_file = \"/nonexistent/ringkv/secret\"\n",
+             ":3:15: security.secret_file /nonexistent/ringkv/secret: No such file or directory");
+    load_err("[security]\nclient_auth = true\n",
+             ":2:15: security.client_auth = true needs security.secret_file (the secret clients "
+             "prove)");
     load_err("[security]\ntls_cert = \"/c.pem\"\n",
              ":2:12: security.tls_cert: not supported yet (TLS for client and peer traffic); "
              "leave it \"\" or remove the line");
@@ -761,7 +763,7 @@ static void test_check_reports_every_error(void **state)
     (void)state;
     char path[600], errs[4096], want[4096];
     write_cfg("[storage]\nfsnyc = \"always\"\nsegment_size = \"1KiB\"\n"
-              "[limits]\nmax_inflight = 0\n[security]\nsecret_file = \"/s\"\n"
+              "[limits]\nmax_inflight = 0\n[security]\nsecret_file = \"/nonexistent/s\"\n"
               "[cluster]\nreplicas = 1\n",
               path, sizeof(path));
     assert_int_equal(rk_config_check(path, errs, sizeof(errs)), 4);
@@ -769,8 +771,7 @@ static void test_check_reports_every_error(void **state)
              "%s:2:1: unknown key \"storage.fsnyc\" (did you mean \"storage.fsync\"?)\n"
              "%s:3:16: storage.segment_size = \"1KiB\" is out of range: 1MiB..1GiB\n"
              "%s:5:16: limits.max_inflight = 0 is out of range: 1..10000000\n"
-             "%s:7:15: security.secret_file: not supported yet (cluster secret: peer and admin "
-             "authentication); leave it \"\" or remove the line\n",
+             "%s:7:15: security.secret_file /nonexistent/s: No such file or directory\n",
              path, path, path, path);
     assert_string_equal(errs, want);
     /* The cross-key rule (replicas 1 < quorum 2) waits until every key is valid. */
