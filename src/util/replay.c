@@ -132,11 +132,12 @@ enum rk_replay_result rk_replay_take(struct rk_replay *r, const uint8_t *mac, ui
     return res;
 }
 
-size_t rk_replay_size(struct rk_replay *r)
+size_t rk_replay_size(struct rk_replay *r, uint64_t now_ms)
 {
     size_t n = 0;
     for (size_t i = 0; i < RK_REPLAY_STRIPES; i++) {
         pthread_mutex_lock(&r->s[i].mu);
+        age(&r->s[i], r->window_ms, now_ms);
         n += r->s[i].cur.n + r->s[i].prev.n;
         pthread_mutex_unlock(&r->s[i].mu);
     }

@@ -36,7 +36,8 @@ void rk_replay_free(struct rk_replay *r);
  * before, within the window) or FULL (not recorded: no room). */
 enum rk_replay_result rk_replay_take(struct rk_replay *r, const uint8_t *mac, uint64_t now_ms);
 
-/* Entries held now, both generations (figures, tests). */
-size_t rk_replay_size(struct rk_replay *r);
+/* Entries held at now_ms, both generations, each stripe aged to now_ms
+ * first (stripes age when touched; figures, tests). */
+size_t rk_replay_size(struct rk_replay *r, uint64_t now_ms);
 
 #endif

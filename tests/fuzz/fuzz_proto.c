@@ -5,6 +5,8 @@
  * peer side alike: rk_proto_frame_next) tile the value or fail cleanly. */
 #include "fuzz.h"
 #include "proto/proto.h"
+#include "util/auth.h"
+#include "util/le.h"
 #include "util/err.h"
 
 #include <stdlib.h>
@@ -81,6 +83,39 @@ static void check_frames(const uint8_t *buf, size_t len)
     CHECK(rc == 0 ? off == len : rc == RK_EMALFORMED);
 }
 
+/* The cluster secret's trailer (util/auth.h) on an encoded message enc:
+ * the sealed message decodes with AUTH last and verifies, and with any one
+ * byte changed (which: pick) either fails to decode or fails the MAC. */
+static const struct rk_auth_key fuzz_key = {{0x52, 0x4b, 1, 2, 3}};
+#define FUZZ_NOW_MS 1800000000000ull
+#define AUTH_FIELD  (5u + RK_AUTH_TRAILER)
+
+static void seal_into(uint8_t *out, const uint8_t *enc, size_t n)
+{
+    memcpy(out, enc, n);
+    out[n] = RK_TAG_AUTH;
+    rk_le_put32(out + n + 1, RK_AUTH_TRAILER);
+    rk_le_put32(out + 12, rk_le_get32(out + 12) + AUTH_FIELD);
+    rk_auth_seal(&fuzz_key, out, n + AUTH_FIELD, FUZZ_NOW_MS);
+}
+
+static void check_sealed(const uint8_t *enc, size_t n, uint8_t pick)
+{
+    if (rk_le_get32(enc + 12) > UINT32_MAX - AUTH_FIELD)
+        return;
+    uint8_t *s = malloc(n + AUTH_FIELD);
+    CHECK(s);
+    seal_into(s, enc, n);
+    struct rk_msg m;
+    CHECK(rk_proto_decode(s, n + AUTH_FIELD, &m) == 0 && m.has_auth);
+    CHECK(rk_auth_check_mac(&fuzz_key, s, n + AUTH_FIELD, FUZZ_NOW_MS, 1000) == RK_AUTH_OK);
+    size_t i = (size_t)pick * (n + AUTH_FIELD) / 256;
+    s[i] ^= 0x01;
+    CHECK(rk_proto_decode(s, n + AUTH_FIELD, &m) != 0 ||
+          rk_auth_check_mac(&fuzz_key, s, n + AUTH_FIELD, FUZZ_NOW_MS, 1000) != RK_AUTH_OK);
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct rk_msg a, b;
@@ -104,6 +139,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(same_msg(&a, &b));
     CHECK(rk_proto_size(&b) == n && rk_proto_encode(&b, enc2) == n);
     CHECK(memcmp(enc, enc2, n) == 0);
+    if (a.has_auth)
+        CHECK(a.auth == data + size - RK_AUTH_TRAILER);
+    check_sealed(enc, n, size ? data[0] : 0);
     free(enc2);
     free(enc);
     return 0;
@@ -247,4 +285,20 @@ void rk_fuzz_corpus(rk_fuzz_put_fn *put)
                              .has_force = true});
     put_batch(put, "rbatch-request", false);
     put_batch(put, "rbatch-reply", true);
+    /* A peer's write signed with the cluster secret. */
+    static const uint8_t val[] = "v";
+    struct rk_msg rput = {.opcode = RK_OP_RPUT,
+                          .id = 9,
+                          .key = key,
+                          .klen = 2,
+                          .val = val,
+                          .vlen = 1,
+                          .version = 77,
+                          .has_key = true,
+                          .has_val = true,
+                          .has_version = true};
+    uint8_t enc[64], sealed[64 + AUTH_FIELD];
+    size_t n = rk_proto_encode(&rput, enc);
+    seal_into(sealed, enc, n);
+    put("rput-signed", sealed, n + AUTH_FIELD);
 }

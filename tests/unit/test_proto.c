@@ -10,9 +10,11 @@
 #include <cmocka.h>
 
 #include "proto/proto.h"
+#include "util/auth.h"
 #include "util/err.h"
 
 #include <errno.h>
+#include <nng/nng.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -693,6 +695,47 @@ static void test_batch_frames(void **state)
     }
 }
 
+/* rk_proto_msg_seal appends the AUTH field last and grows body_len; the
+ * decoder takes it only as the last field of 48 bytes. */
+static void test_auth_field_is_appended_last(void **state)
+{
+    (void)state;
+    struct rk_auth_key k = {{1, 2, 3}};
+    struct rk_msg m = {.opcode = RK_OP_RPUT,
+                       .id = 9,
+                       .key = (const uint8_t *)"k",
+                       .klen = 1,
+                       .has_key = true,
+                       .version = 5,
+                       .has_version = true},
+                  d;
+    nng_msg *msg;
+    assert_int_equal(nng_msg_alloc(&msg, 0), 0);
+    assert_int_equal(rk_proto_msg_encode(msg, &m), 0);
+    size_t plain = nng_msg_len(msg);
+    assert_int_equal(rk_proto_msg_seal(msg, &k, 1800000000000ull), 0);
+    uint8_t *b = nng_msg_body(msg);
+    size_t len = nng_msg_len(msg);
+    assert_int_equal(len, plain + 5 + RK_AUTH_TRAILER);
+    assert_int_equal(rk_proto_decode(b, len, &d), 0);
+    assert_true(d.has_auth && d.has_key && d.has_version);
+    assert_ptr_equal(d.auth, b + len - RK_AUTH_TRAILER);
+    assert_int_equal(rk_auth_check_mac(&k, b, len, 1800000000000ull, 1000), RK_AUTH_OK);
+    /* Sealing twice would leave the first AUTH field inside: malformed. */
+    assert_int_equal(rk_proto_msg_seal(msg, &k, 1800000000000ull), 0);
+    assert_int_equal(rk_proto_decode(nng_msg_body(msg), nng_msg_len(msg), &d), RK_EMALFORMED);
+    nng_msg_free(msg);
+    /* An AUTH field of another length is malformed too. */
+    uint8_t buf[64];
+    struct rk_msg e = {
+        .opcode = RK_OP_GET, .key = (const uint8_t *)"k", .klen = 1, .has_key = true};
+    size_t n = rk_proto_encode(&e, buf);
+    buf[n] = RK_TAG_AUTH, buf[n + 1] = 4, buf[n + 2] = buf[n + 3] = buf[n + 4] = 0;
+    memset(buf + n + 5, 0, 4);
+    buf[12] = (uint8_t)(n + 9 - RK_PROTO_HDR);
+    assert_int_equal(rk_proto_decode(buf, n + 9, &d), RK_EMALFORMED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -714,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_status_mapping),
         cmocka_unit_test(test_status_table_complete),
         cmocka_unit_test(test_batch_frames),
+        cmocka_unit_test(test_auth_field_is_appended_last),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
