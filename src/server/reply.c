@@ -75,6 +75,26 @@ static void account(struct rk_worker *w, nng_msg *m, uint64_t received_ns)
                             now > received_ns ? (now - received_ns) / 1000 : 0);
 }
 
+int rk_auth_channel(const struct rk_shared *sh, uint8_t opcode, bool hint)
+{
+    switch (opcode) {
+    case RK_OP_RPUT:
+    case RK_OP_RGET:
+    case RK_OP_RBATCH:
+    case RK_OP_AE_ROOT:
+    case RK_OP_AE_KEYS:
+        return RK_AUTH_PEER;
+    case RK_OP_REPAIR:
+        return hint ? RK_AUTH_PEER : RK_AUTH_ADMIN;
+    case RK_OP_JOIN:
+    case RK_OP_LEAVE:
+    case RK_OP_REMOVE:
+        return RK_AUTH_ADMIN;
+    default:
+        return sh->cfg.client_auth ? RK_AUTH_CLIENT : -1;
+    }
+}
+
 void rk_reply_send(struct rk_shared *sh, nng_msg *m)
 {
     /* rep0 sends the rest of the header back. A header too short for a
@@ -82,9 +102,12 @@ void rk_reply_send(struct rk_shared *sh, nng_msg *m)
      * sent as it is (rep0 drops what it cannot route). */
     if (nng_msg_header_len(m) >= BACKTRACE_MIN + STAMP_LEN)
         nng_msg_header_chop(m, STAMP_LEN);
-    /* With a cluster secret every reply proves it: a coordinator counts
-     * only replies that do, so nobody else can fake an acknowledgement. */
-    if (sh->auth.on && rk_proto_msg_seal(m, &sh->auth.rpc, rk_clock_wall_ms()) != 0) {
+    /* With a cluster secret a reply to a signed request proves it too: a
+     * coordinator counts only replies that do, so nobody else can fake an
+     * acknowledgement. */
+    const uint8_t *b = nng_msg_body(m);
+    if (sh->auth.on && nng_msg_len(m) >= RK_PROTO_HDR && rk_auth_channel(sh, b[3], false) >= 0 &&
+        rk_proto_msg_seal(m, &sh->auth.rpc, rk_clock_wall_ms()) != 0) {
         nng_msg_free(m);
         m = NULL;
     }

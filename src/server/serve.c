@@ -599,29 +599,6 @@ static bool rate_limited(struct rk_worker *w, nng_msg *msg, const struct rk_msg 
     return true;
 }
 
-/* The channel whose refusals count a request that must prove the cluster
- * secret, or -1 when it need not: peers' requests always, admin requests
- * that change the cluster always, everything else with client_auth. */
-static int auth_channel(const struct rk_shared *sh, const struct rk_msg *req)
-{
-    switch (req->opcode) {
-    case RK_OP_RPUT:
-    case RK_OP_RGET:
-    case RK_OP_RBATCH:
-    case RK_OP_AE_ROOT:
-    case RK_OP_AE_KEYS:
-        return RK_AUTH_PEER;
-    case RK_OP_REPAIR:
-        return req->has_hint ? RK_AUTH_PEER : RK_AUTH_ADMIN;
-    case RK_OP_JOIN:
-    case RK_OP_LEAVE:
-    case RK_OP_REMOVE:
-        return RK_AUTH_ADMIN;
-    default:
-        return sh->cfg.client_auth ? RK_AUTH_CLIENT : -1;
-    }
-}
-
 /* With a cluster secret, a request that must prove it and does not (no
  * trailer, a bad MAC, too old or new, seen before) is answered REFUSED
  * with the reason, counted and logged; true if so. A batch is checked
@@ -629,7 +606,7 @@ static int auth_channel(const struct rk_shared *sh, const struct rk_msg *req)
 static bool unauthenticated(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req)
 {
     struct rk_auth *a = &w->sh->auth;
-    int ch = a->on ? auth_channel(w->sh, req) : -1;
+    int ch = a->on ? rk_auth_channel(w->sh, req->opcode, req->has_hint) : -1;
     if (ch < 0)
         return false;
     int v = rk_proto_auth_check(a, nng_msg_body(msg), nng_msg_len(msg), req, true);

@@ -138,6 +138,12 @@ int rk_replies_push(struct replies *r, nng_msg *m, bool write); /* 0 or -ENOMEM 
 void rk_replies_free(struct replies *r);                        /* frees the queued messages too */
 /* Is m a replica request this node's own coordinator made (internal)? */
 bool rk_reply_is_local(nng_msg *m);
+/* The channel (util/auth.h) on which a request of this opcode must prove
+ * the cluster secret, or -1 when it need not: peers' requests always
+ * (hint: a REPAIR carrying HINT is one), admin requests that change the
+ * cluster always, every other request with security.client_auth. A reply
+ * is signed exactly when its request had to be. */
+int rk_auth_channel(const struct rk_shared *sh, uint8_t opcode, bool hint);
 /* Send m's reply where it goes: the client, the coordinator, the batch. */
 void rk_reply_out_w(struct rk_worker *w, nng_msg *m);
 /* The request ends unanswered (no reply could be built). */
