@@ -508,8 +508,9 @@ static int transport_error(struct rk_client *c, int rv, unsigned removed_before)
     case NNG_ECLOSED:
         seterr(c,
                "connection to %s lost during the request (node restarted or stopping, or the "
-               "request is over its message size limit)",
-               c->addr);
+               "request is over the node's message size limit, or the reply over this "
+               "client's %u MiB)",
+               c->addr, RK_CLIENT_MAX_MSG >> 20);
         return -ECONNRESET;
     case NNG_EMSGSIZE:
         seterr(c, "message to or from %s is over the %u MiB limit", c->addr,

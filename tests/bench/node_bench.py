@@ -10,12 +10,18 @@ tests/cluster/harness.py, as a one-node cluster):
   rk-sync      ringkvd, workers = 2, unpinned, storage.fsync = "always"
   rk-limit     rk-int with limits.client_rate on at a rate never reached (the
                rate limiter's cost: a bucket taken per request)
+  rk-auth      rk-int with a cluster secret and security.client_auth: kvctl
+               signs every request, the node checks it (replay set
+               included) and signs every reply (the secret's cost per
+               request)
   redis-es     redis-server, appendonly yes, appendfsync everysec  (both skipped
   redis-al     redis-server, appendonly yes, appendfsync always     without Redis)
 Clusters (harness.py), 3 nodes each, workers = 1, unpinned, replicas = 3,
 write_quorum = 2, read_quorum = 2, gossip every 200 ms:
   3n interval  storage.fsync = "interval"
   3n always    storage.fsync = "always"
+  3n secret    "interval" with a cluster secret (every peer batch, reply and
+               gossip message signed and checked)
 Clients: `kvctl bench` (--raw against the echo server) and `redis-benchmark
 -r 100000`, 32 connections in all, 100-byte values. `kvctl bench` takes one
 address, so a cluster is loaded by one kvctl bench per node, all at once,
@@ -48,7 +54,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cluster"))
 sys.dont_write_bytecode = True  # no __pycache__ left in tests/cluster
 
-from harness import Cluster, free_port, last_json, wait_for  # noqa: E402
+from harness import Cluster, free_port, last_json, wait_for, write_secret  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 VALUE_SIZE = 100
@@ -267,10 +273,11 @@ class BenchCluster:
     """ringkvd nodes of the harness, one fsync mode: the single node (n = 1,
     NODE_CONFIG) or a cluster (n = 3, CLUSTER_CONFIG)."""
 
-    def __init__(self, args, tmp, name, fsync, n, config):
+    def __init__(self, args, tmp, name, fsync, n, config, kvctl_env=None):
         self.args, self.name = args, name
         self.c = Cluster(Path(tmp) / name, args.ringkvd, args.kvctl,
                          overrides={**config, "storage.fsync": fsync})
+        self.c.kvctl_env = dict(kvctl_env or {})
         self.nodes = []
         SYSTEMS.append(self)
         self.nodes = self.c.start(n, timeout=CLUSTER_TIMEOUT)
@@ -378,6 +385,8 @@ def build_plan(args, s):
     plan = [("echo", lambda: kvctl_bench(args, [echo.addr], [echo.proc.pid], ["--raw"])),
             ("ringkv GET", rk("rk-int", "c")),
             ("ringkv GET rate limiter on", rk("rk-limit", "c")),
+            ("ringkv GET client_auth", rk("rk-auth", "c")),
+            ("ringkv PUT interval client_auth", rk("rk-auth", "w")),
             ("redis GET", rb("redis-es", "get")),
             ("ringkv PUT interval", rk("rk-int", "w")),
             ("redis SET everysec", rb("redis-es", "set")),
@@ -388,6 +397,9 @@ def build_plan(args, s):
         for label, w in (("GET", "c"), ("PUT", "w"), ("a", "a")):
             run = cl and (lambda cl=cl, w=w: cl.bench(["--workload", w]))
             plan.append((f"3n {mode} {label}", run))
+    cs = s.get("3n secret")
+    for label, w in (("GET", "c"), ("PUT", "w")):
+        plan.append((f"3n secret {label}", cs and (lambda w=w: cs.bench(["--workload", w]))))
     kc = s.get(f"3n {args.kill_fsync}")
     plan.append((f"3n {args.kill_fsync} a 2 gens", kc and (lambda: kc.kill_run(False))))
     plan.append((f"3n {args.kill_fsync} a kill -9", kc and (lambda: kc.kill_run(True))))
@@ -402,6 +414,11 @@ def start_systems(args, tmp, s):
     s["rk-sync"] = BenchCluster(args, tmp, "rk-sync", "always", 1, NODE_CONFIG)
     s["rk-limit"] = BenchCluster(args, tmp, "rk-limit", "interval", 1,
                                  {**NODE_CONFIG, "limits.client_rate": 100000000})
+    secret, _ = write_secret(Path(tmp) / "cluster.secret")
+    s["rk-auth"] = BenchCluster(args, tmp, "rk-auth", "interval", 1,
+                                {**NODE_CONFIG, "security.secret_file": str(secret),
+                                 "security.client_auth": True},
+                                kvctl_env={"KVCTL_SECRET_FILE": str(secret)})
     if args.redis:
         s["redis-es"] = redis(tmp, "redis-es", "everysec")
         s["redis-al"] = redis(tmp, "redis-al", "always")
@@ -411,6 +428,8 @@ def start_systems(args, tmp, s):
             s[f"3n {mode}"] = BenchCluster(args, tmp, f"3n-{mode}", mode, CLUSTER_NODES,
                                            CLUSTER_CONFIG)
             print(f"3n {mode}: 3 nodes up and agreed in {time.monotonic() - t0:.1f} s", flush=True)
+        s["3n secret"] = BenchCluster(args, tmp, "3n-secret", "interval", CLUSTER_NODES,
+                                      {**CLUSTER_CONFIG, "security.secret_file": str(secret)})
 
 
 def preload(s):
@@ -468,6 +487,14 @@ def checks(args, med, extra):
         out.append(("ringkv CPU per GET rate limiter on / off",
                     med["ringkv GET rate limiter on"]["cpu_us"] / med["ringkv GET"]["cpu_us"],
                     "<=", 1.05))
+    secret_rows = [("ringkv GET client_auth", "ringkv GET"),
+                   ("ringkv PUT interval client_auth", "ringkv PUT interval"),
+                   ("3n secret GET", "3n interval GET"), ("3n secret PUT", "3n interval PUT")]
+    for on, off in secret_rows:
+        if have(on, off):
+            out.append((f"{on} / without", ops(on) / ops(off), ">=", 0.8))
+            out.append((f"CPU per request, {on} / without", med[on]["cpu_us"] / med[off]["cpu_us"],
+                        "<=", 1.25))
     for mode in ("interval", "always"):
         if have(f"3n {mode} PUT", f"ringkv PUT {mode}"):
             out.append((f"3n PUT {mode} / ringkv PUT {mode}",

@@ -143,3 +143,79 @@ def test_500_garbage_senders_and_500_half_open_handshakes(node):
             s.close()
     wait_for(lambda: fd_count(node.pid) <= fds0 + 8, SLACK_S, "the node's descriptors back")
     still_serves(node, b"1")
+
+
+def fake_node_answering(size):
+    """A rep0 listener on loopback that answers the first request it gets
+    (after any bare probe connections) with a frame claiming `size` bytes,
+    then streams bytes until the client hangs up; returns (port, thread,
+    [bytes of the body it managed to send])."""
+    import threading
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(4)
+    lsock.settimeout(10)
+    sent, replied = [0], []
+
+    def exact(conn, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = conn.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+
+    def answer(conn):
+        exact(conn, 8)  # the client's SP header
+        conn.sendall(b"\x00SP\x00" + struct.pack(">H", 0x31) + b"\x00\x00")
+        req = exact(conn, struct.unpack(">Q", exact(conn, 8))[0])
+        conn.sendall(struct.pack(">Q", size) + req[:4])  # the reply: its request id first
+        replied.append(True)
+        chunk = b"\xab" * CHUNK
+        while sent[0] < size - 4:
+            conn.sendall(chunk[:min(CHUNK, size - 4 - sent[0])])
+            sent[0] += min(CHUNK, size - 4 - sent[0])
+
+    def serve():
+        try:
+            for _ in range(5):  # kvctl may probe with a bare TCP connect first
+                conn, _ = lsock.accept()
+                conn.settimeout(10)
+                try:
+                    answer(conn)
+                    return
+                except (ConnectionError, OSError):
+                    if replied:
+                        return
+                finally:
+                    conn.close()
+        except OSError:
+            pass
+        finally:
+            lsock.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return lsock.getsockname()[1], t, sent
+
+
+def test_a_reply_over_the_client_limit_is_refused_without_growing_memory(cluster):
+    """kvctl (the client library, RK_CLIENT_MAX_MSG = 80 MiB: a 64 MiB value,
+    the largest storage.max_value_size, with its key and headers) refuses a
+    96 MiB reply as nng reads its length: one error line, exit 3, and its
+    peak RSS nowhere near the reply's size."""
+    import subprocess
+    port, t, sent = fake_node_answering(96 << 20)
+    p = subprocess.Popen([cluster.kvctl_bin, "-a", f"127.0.0.1:{port}", "--timeout", "3s", "status"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.stdout.read(), p.stderr.read().decode()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    t.join(10)
+    print(f"kvctl: exit {p.returncode}, peak RSS {usage.ru_maxrss >> 10} MiB, the fake node sent "
+          f"{sent[0] >> 20} MiB of 96 before the client hung up; {err.strip()}")
+    assert p.returncode == 3 and err.count("\n") == 1, (p.returncode, err)
+    assert "the reply over this client's 80 MiB" in err, err
+    bound = RSS_BOUND_MIB_ASAN if asan_build(cluster.ringkvd) else RSS_BOUND_MIB
+    assert usage.ru_maxrss < bound * 1024, usage.ru_maxrss
+    assert sent[0] < 64 << 20, sent[0]
