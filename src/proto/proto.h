@@ -267,6 +267,17 @@ size_t rk_proto_frame_put(uint8_t *dst, uint32_t rid, const struct rk_msg *m);
 int rk_proto_frame_next(const uint8_t *buf, size_t len, size_t *off, uint32_t *rid,
                         const uint8_t **msg, size_t *mlen);
 
+/* Admin arguments in KEY (proto/args.c), the one reader of each.
+ * partition: KEY as a partition number, 1 to 10 decimal digits (leading
+ * zeros allowed) below partitions: 1 with *part; 0 when there is no KEY;
+ * RK_EMALFORMED otherwise. text: KEY as a C string of printable ASCII
+ * without spaces (node ids, addresses): true with out filled, false when
+ * absent, empty, not shorter than cap, or of another byte. seed: a is
+ * tcp://HOST:PORT with a non-empty HOST and a decimal port 1..65535. */
+int rk_proto_arg_partition(const struct rk_msg *m, uint32_t partitions, uint32_t *part);
+bool rk_proto_arg_text(const struct rk_msg *m, char *out, size_t cap);
+bool rk_proto_arg_seed(const char *a);
+
 /* Status code for an engine error (RK_E* / -errno), and back. Each RK_E*
  * with a status maps to it, -ESHUTDOWN to UNAVAILABLE, any other error to
  * INTERNAL. Back: INTERNAL and statuses unknown to this version give -EIO,

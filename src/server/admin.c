@@ -300,22 +300,12 @@ static void ae_stats_json(struct rk_shared *sh, const struct rk_worker_stats *t,
 static int req_partition(struct rk_shared *sh, const struct rk_msg *req, uint32_t *part,
                          struct rk_jbuf *b)
 {
-    if (!req->has_key)
-        return 0;
-    uint64_t v = 0;
-    bool ok = req->klen > 0 && req->klen <= 10;
-    for (uint32_t i = 0; ok && i < req->klen; i++) {
-        ok = req->key[i] >= '0' && req->key[i] <= '9';
-        v = v * 10 + (uint64_t)(req->key[i] - '0');
-    }
-    if (!ok || v >= sh->partitions) {
+    int rc = rk_proto_arg_partition(req, sh->partitions, part);
+    if (rc < 0)
         rk_jadd(b, "partition %.*s is out of range: this cluster has %u partitions (0..%u)",
                 (int)(req->klen > 20 ? 20 : req->klen), (const char *)req->key, sh->partitions,
                 sh->partitions - 1);
-        return -1;
-    }
-    *part = (uint32_t)v;
-    return 1;
+    return rc < 0 ? -1 : rc;
 }
 
 /* Whether self is in part's preference list (ids/n filled either way). */

@@ -12,30 +12,6 @@
 
 #define CONTROL_QUEUE 256
 
-/* Copy a KEY field into a C string; false if absent, too long, or not
- * printable ASCII (ids and addresses never are). */
-static bool take_arg(const struct rk_msg *req, char *out, size_t cap)
-{
-    if (!req->has_key || req->klen == 0 || req->klen >= cap)
-        return false;
-    for (uint32_t i = 0; i < req->klen; i++)
-        if (req->key[i] < 0x21 || req->key[i] > 0x7e)
-            return false;
-    memcpy(out, req->key, req->klen);
-    out[req->klen] = '\0';
-    return true;
-}
-
-static bool valid_seed(const char *a)
-{
-    const char *colon = strrchr(a, ':');
-    if (strncmp(a, "tcp://", 6) != 0 || !colon || colon <= a + 6)
-        return false;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    return *end == '\0' && port > 0 && port < 65536;
-}
-
 static void on_leave_done(void *arg)
 {
     struct rk_control *c = arg;
@@ -53,7 +29,7 @@ static enum rk_status serve(struct rk_control *c, const struct rk_msg *req, char
         return RK_ST_OK;
     case RK_OP_JOIN: {
         char err[256];
-        if (!take_arg(req, arg, sizeof(arg)) || !valid_seed(arg)) {
+        if (!rk_proto_arg_text(req, arg, sizeof(arg)) || !rk_proto_arg_seed(arg)) {
             *text =
                 strdup("join: the seed address must be tcp://HOST:PORT (a node's listen.gossip)");
             return RK_ST_MALFORMED;
@@ -79,7 +55,7 @@ static enum rk_status serve(struct rk_control *c, const struct rk_msg *req, char
     }
     case RK_OP_REMOVE: {
         bool force = req->has_force && req->force;
-        if (!take_arg(req, arg, RK_MEMBER_ID_MAX + 1)) {
+        if (!rk_proto_arg_text(req, arg, RK_MEMBER_ID_MAX + 1)) {
             *text = strdup("remove: give the NODE_ID of a member (see kvctl members)");
             return RK_ST_MALFORMED;
         }

@@ -242,21 +242,11 @@ static void serve_ae(struct rk_worker *w, nng_msg *msg, const struct rk_msg *req
     free(buf);
 }
 
-/* The partition a REPAIR names in its KEY (decimal): 0, or RK_EMALFORMED. */
+/* The partition a hint mark (REPAIR with HINT) names in its KEY, which it
+ * must carry: 0, or RK_EMALFORMED (rk_proto_arg_partition). */
 static int repair_partition(const struct rk_shared *sh, const struct rk_msg *req, uint32_t *part)
 {
-    uint32_t v = 0;
-    if (!req->has_key || req->klen == 0 || req->klen > 5)
-        return RK_EMALFORMED;
-    for (uint32_t i = 0; i < req->klen; i++) {
-        if (req->key[i] < '0' || req->key[i] > '9')
-            return RK_EMALFORMED;
-        v = v * 10 + (uint32_t)(req->key[i] - '0');
-    }
-    if (v >= sh->partitions)
-        return RK_EMALFORMED;
-    *part = v;
-    return 0;
+    return rk_proto_arg_partition(req, sh->partitions, part) == 1 ? 0 : RK_EMALFORMED;
 }
 
 static bool holds_replica(struct rk_worker *w, uint32_t part)

@@ -228,10 +228,11 @@ def merge(outs, cpu):
             "errors": sum(kinds.values()), "error_kinds": kinds, "per_s": per_s, **cpu}
 
 
-def kvctl_bench(args, addrs, pids, extra, during=None):
+def kvctl_bench(args, addrs, pids, extra, during=None, env=None):
     """One `kvctl bench` per address, started together, args.clients split
     between them; pids are the servers whose CPU counts. during(), if given,
-    runs while they do (the kill). Returns the merged result."""
+    runs while they do (the kill); env: added to kvctl's environment.
+    Returns the merged result."""
     procs = []
     win = Window(pids)
     try:
@@ -240,7 +241,7 @@ def kvctl_bench(args, addrs, pids, extra, during=None):
                     "--duration", f"{args.duration}s", "--value-size", str(VALUE_SIZE),
                     "--keys", str(KEYS)] + extra  # a later --duration in extra wins
             procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True))
+                                          text=True, env={**os.environ, **(env or {})}))
         if during is not None:
             during()
         outs = [p.communicate() for p in procs]
@@ -256,9 +257,9 @@ def kvctl_bench(args, addrs, pids, extra, during=None):
     return merge(outs, cpu)
 
 
-def stats(addr, kvctl):
+def stats(addr, kvctl, env=None):
     out = subprocess.run([kvctl, "-a", addr, "--json", "stats"], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, env={**os.environ, **(env or {})}).stdout
     return json.loads(out)
 
 
@@ -305,7 +306,7 @@ class BenchCluster:
         wait_for(agreed, CLUSTER_TIMEOUT, f"{self.name}: {n} alive on every node")
 
     def stats(self, nodes=None):
-        return [stats(n.client_addr, self.args.kvctl) for n in nodes or self.nodes]
+        return [stats(n.client_addr, self.args.kvctl, self.c.kvctl_env) for n in nodes or self.nodes]
 
     def bench(self, extra, load=None, during=None, survivors=None):
         """kvctl bench on the load nodes (all by default), during() run
@@ -314,7 +315,7 @@ class BenchCluster:
         load, survivors = load or self.nodes, survivors or self.nodes
         before = counters(self.stats(survivors))
         r = kvctl_bench(self.args, [n.client_addr for n in load], [n.pid for n in self.nodes],
-                        extra, during)
+                        extra, during, self.c.kvctl_env)
         r["counters"] = diff(counters(self.stats(survivors)), before)
         return r
 
