@@ -665,7 +665,11 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
     }
     rk_ratelimit_set(s->sh.ratelimit, cfg->client_rate, cfg->client_burst);
     char err[600];
-    if (rk_auth_init(&s->sh.auth, cfg->secret_file, cfg->max_clock_skew_ms + RK_AUTH_SLACK_MS, err,
+    /* A request is looked at in time for its coordinator: never refuse as
+     * stale one younger than cluster.request_timeout. */
+    uint64_t slack = cfg->request_timeout_ms > RK_AUTH_SLACK_MS ? cfg->request_timeout_ms
+                                                                 : RK_AUTH_SLACK_MS;
+    if (rk_auth_init(&s->sh.auth, cfg->secret_file, cfg->max_clock_skew_ms + slack, err,
                      sizeof(err)) < 0) {
         fatal("%s", err);
         rk_auth_fini(&s->sh.auth);

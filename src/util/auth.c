@@ -213,7 +213,8 @@ const char *rk_auth_reason_text(enum rk_auth_verdict v)
                "was changed on the way)";
     case RK_AUTH_STALE:
         return "authentication failed: the message's time is too far from this node's clock "
-               "(clocks apart, or a message captured earlier)";
+               "(clocks apart, a message queued while this node was unreachable, or one "
+               "captured earlier)";
     case RK_AUTH_REPLAY:
         return "authentication failed: this message was received before (replayed)";
     case RK_AUTH_NO_SECRET:

@@ -39,7 +39,8 @@
 #define RK_AUTH_TRAILER    48u /* ts_ms u64 | nonce u64 | mac[32] */
 
 /* How far a message's time may be from the receiver's clock, on top of
- * cluster.max_clock_skew: room for queues and retries under load. */
+ * cluster.max_clock_skew: room for queues and retries under load (the
+ * node uses cluster.request_timeout instead when that is longer). */
 #define RK_AUTH_SLACK_MS 10000u
 
 struct rk_auth_key {
