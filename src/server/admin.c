@@ -127,17 +127,28 @@ static void rate_json(struct rk_shared *sh, struct rk_jbuf *b)
     rk_jadd(b, "]},");
 }
 
-/* "refused":{"peer":{"missing":N,"bad_mac":N,...},...,"gossip":{...}}:
- * messages refused for the cluster secret, by channel and reason. */
+/* "refused":{"total":N,"gossip":{"missing":N,...},...}: messages refused
+ * for the cluster secret, the channels and reasons seen only (zeros stay
+ * out of `kvctl status`; /metrics has every one). */
 static void refused_json(struct rk_shared *sh, struct rk_jbuf *b)
 {
-    rk_jadd(b, "\"refused\":{");
+    uint64_t n[RK_AUTH_NCHANNELS][RK_AUTH_NREASONS], total = 0;
+    for (int ch = 0; ch < RK_AUTH_NCHANNELS; ch++)
+        for (int v = 0; v < RK_AUTH_NREASONS; v++)
+            total += n[ch][v] = atomic_load(&sh->auth.refused[ch][v]);
+    rk_jadd(b, "\"refused\":{\"total\":%llu", (unsigned long long)total);
     for (int ch = 0; ch < RK_AUTH_NCHANNELS; ch++) {
-        rk_jadd(b, "%s\"%s\":{", ch ? "," : "", rk_auth_channel_name(ch));
-        for (int v = RK_AUTH_MISSING; v < RK_AUTH_NREASONS; v++)
-            rk_jadd(b, "%s\"%s\":%llu", v > RK_AUTH_MISSING ? "," : "", rk_auth_reason_name(v),
-                    (unsigned long long)atomic_load(&sh->auth.refused[ch][v]));
-        rk_jadd(b, "}");
+        const char *sep = "{";
+        for (int v = RK_AUTH_MISSING; v < RK_AUTH_NREASONS; v++) {
+            if (!n[ch][v])
+                continue;
+            if (sep[0] == '{')
+                rk_jadd(b, ",\"%s\":", rk_auth_channel_name(ch));
+            rk_jadd(b, "%s\"%s\":%llu", sep, rk_auth_reason_name(v), (unsigned long long)n[ch][v]);
+            sep = ",";
+        }
+        if (sep[0] == ',')
+            rk_jadd(b, "}");
     }
     rk_jadd(b, "}");
 }
