@@ -667,8 +667,8 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
     char err[600];
     /* A request is looked at in time for its coordinator: never refuse as
      * stale one younger than cluster.request_timeout. */
-    uint64_t slack = cfg->request_timeout_ms > RK_AUTH_SLACK_MS ? cfg->request_timeout_ms
-                                                                 : RK_AUTH_SLACK_MS;
+    uint64_t slack =
+        cfg->request_timeout_ms > RK_AUTH_SLACK_MS ? cfg->request_timeout_ms : RK_AUTH_SLACK_MS;
     if (rk_auth_init(&s->sh.auth, cfg->secret_file, cfg->max_clock_skew_ms + slack, err,
                      sizeof(err)) < 0) {
         fatal("%s", err);
