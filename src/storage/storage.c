@@ -284,11 +284,14 @@ static int entry_record(rk_storage *s, const struct rk_ix_entry *e, bool value,
     uint32_t raw_len;
     int rc = block_raw(s, e->seg, e->block, &raw, &raw_len);
     struct rk_rec_hdr h;
-    /* The record ends within the entry's length and within the block. */
+    /* The record ends within the entry's length and within the block, and
+     * is the entry's: key, version, and a value (a delete's record served
+     * as a value would bring the key back). */
     uint64_t end = (uint64_t)e->off + e->len;
     if (rc == 0 &&
         (end > raw_len || rk_rec_decode(raw, (uint32_t)end, e->off, &h, &k, &v) < 0 ||
-         h.klen != e->klen || h.version != e->version || memcmp(k, e->key, e->klen) != 0))
+         h.klen != e->klen || h.version != e->version || (h.flags & RK_REC_TOMBSTONE) ||
+         memcmp(k, e->key, e->klen) != 0))
         rc = RK_ECORRUPT;
     if (rc == RK_ECORRUPT)
         rk_storage_damage_found(s, e->seg, e->block);
