@@ -23,7 +23,23 @@ struct rk_kvctl_opts {
     bool json;           /* --json */
     uint64_t timeout_ms; /* --timeout DUR, per request; default 5s */
     unsigned r, w;       /* -r R, -w W; 0 = the node's default */
+    /* --tls-ca, --tls-cert, --tls-key FILE; defaults $KVCTL_TLS_CA, ...
+     * (rk_kvctl_tls_env); NULL = unset. With a CA every address is dialled
+     * as tls+tcp:// (rk_kvctl_client_tls). */
+    const char *tls_ca, *tls_cert, *tls_key;
 };
+
+/* o's TLS files from $KVCTL_TLS_CA, $KVCTL_TLS_CERT, $KVCTL_TLS_KEY (an
+ * option given later wins). */
+void rk_kvctl_tls_env(struct rk_kvctl_opts *o);
+
+struct rk_client;
+
+/* Give client c o's TLS files, if any: 0, or (after printing the error
+ * line, prefixed with what) a code for rk_kvctl_exit_code. A certificate
+ * or key without --tls-ca, or a file that is missing or bad, is a usage
+ * error. */
+int rk_kvctl_client_tls(struct rk_client *c, const struct rk_kvctl_opts *o, const char *what);
 
 /* Parse an unsigned decimal integer in [min, max]; 0 or RK_EINVAL. */
 int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
@@ -34,7 +50,7 @@ int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out
  * value is missing. */
 int rk_kvctl_opt_value(const char *name, int argc, char **argv, int *i, const char **val);
 
-/* If argv[*i] is a global option (-a, --json, --timeout, -r, -w), apply it
+/* If argv[*i] is a global option (-a, --json, --timeout, -r, -w, --tls-*), apply it
  * to o and return 1 with *i on its last word; 0 if it is not one; -1
  * after printing the error line for a bad value. */
 int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i);

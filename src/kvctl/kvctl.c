@@ -59,6 +59,11 @@ static const char usage_text[] =
     "  --json         print one JSON object per line\n"
     "  --timeout DUR  per-request timeout: 250ms, 2s, 1m ... (default 5s)\n"
     "  -r R, -w W     read / write quorum for this request (default: the node's)\n"
+    "  --tls-ca FILE  the node uses TLS: dial tls+tcp:// and require its certificate to\n"
+    "                 come from this CA (PEM); default $KVCTL_TLS_CA\n"
+    "  --tls-cert FILE, --tls-key FILE  a client certificate from the node's CA and its\n"
+    "                 key (PEM), for nodes that require one (security.client_auth);\n"
+    "                 default $KVCTL_TLS_CERT, $KVCTL_TLS_KEY\n"
     "  --             end of options (for a KEY or VALUE starting with '-')\n"
     "\n"
     "exit status: 0 ok, 1 not found / probe says no, 2 usage or bad input (also\n"
@@ -258,6 +263,11 @@ static struct rk_client *open_client(const struct rk_kvctl_opts *o, const char *
     int rv = rk_client_open(&c, o->addr, (int)o->timeout_ms);
     if (rv == 0)
         rv = rk_client_set_quorum(c, o->r, o->w);
+    if (rv == 0 && (rv = rk_kvctl_client_tls(c, o, what)) != 0) {
+        *code = rk_kvctl_exit_code(rv);
+        rk_client_close(c);
+        return NULL;
+    }
     if (rv == 0)
         return c;
     rk_kvctl_err("%s: %s", what, c != NULL ? rk_client_error(c) : "out of memory");
@@ -1446,6 +1456,7 @@ int main(int argc, char **argv)
     const char *env = getenv("KVCTL_ADDR");
     struct rk_kvctl_opts o = {.addr = env != NULL && env[0] != '\0' ? env : DEFAULT_ADDR,
                               .timeout_ms = DEFAULT_TIMEOUT_MS};
+    rk_kvctl_tls_env(&o);
     int i = 1;
     for (; i < argc; i++) {
         const char *s = argv[i];

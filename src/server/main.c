@@ -62,6 +62,21 @@ static int bad_arg(const char *cmd, const char *arg, const char *why)
     return 2;
 }
 
+/* What a valid config's TLS asks of clients, for check-config's output. */
+static void tls_note(const char *path)
+{
+    char err[1200];
+    struct rk_config *c = malloc(sizeof(*c));
+    if (c && rk_config_load(c, path, err, sizeof(err)) == 0 && c->tls_cert[0])
+        printf("%s: TLS on every listener; %s\n", path,
+               strcmp(c->listen_client, c->listen_peer) == 0
+                   ? "listen.client = listen.peer: one listener, so clients must present a "
+                     "certificate from tls_ca (kvctl --tls-cert, --tls-key)"
+               : c->client_auth ? "clients must present a certificate from tls_ca"
+                                : "clients need tls_ca only (kvctl --tls-ca)");
+    free(c);
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (argc < 3) {
@@ -80,6 +95,7 @@ static int cmd_check(int argc, char **argv)
         return 2;
     }
     printf("%s: ok\n", argv[2]);
+    tls_note(argv[2]);
     return 0;
 }
 
