@@ -155,6 +155,14 @@ def test_kvctl_needs_the_ca_and_says_so(cluster, pki, tmp_path):
     r = cluster.run([cluster.kvctl_bin, "--tls-cert", str(crt), "--tls-key", str(key), "-a",
                      n.client_addr, "get", "a"])
     assert r.rc == 2 and "need --tls-ca" in r.err and r.err.count("\n") == 1, r
+    # The dashboard takes the same options; without them it reads nothing.
+    r = cluster.run_ringkvd("dashboard", "-a", n.client_addr, "--tls-ca", str(pki.ca.crt),
+                            "--once", "--json")
+    assert r.rc == 0 and last_json(r.out)["nodes"][0]["answered"], r
+    r = cluster.run_ringkvd("dashboard", "-a", n.client_addr, "--once", timeout=30)
+    assert r.rc == 1 and len(r.err.strip().splitlines()) == 1 and HANDSHAKE in r.err, r
+    r = cluster.run_ringkvd("dashboard", "-a", n.client_addr, "--tls-ca", str(missing), "--once")
+    assert r.rc == 2 and f"{missing}: cannot open" in r.err and r.err.count("\n") == 1, r
     # The CA of another cluster: the node's certificate does not verify.
     r = cluster.run([cluster.kvctl_bin, "--tls-ca", str(pki.other.crt), "-a", n.client_addr,
                      "--timeout", "1s", "get", "a"])
