@@ -10,6 +10,9 @@ tests/cluster/harness.py, as a one-node cluster):
   rk-sync      ringkvd, workers = 2, unpinned, storage.fsync = "always"
   rk-limit     rk-int with limits.client_rate on at a rate never reached (the
                rate limiter's cost: a bucket taken per request)
+  rk-tls       rk-int with TLS (security.tls_*, certificates made with openssl
+               by tests/cluster/tlsfiles.py; kvctl bench --tls-ca): TLS's cost
+               per request against rk-int in the same rounds
   redis-es     redis-server, appendonly yes, appendfsync everysec  (both skipped
   redis-al     redis-server, appendonly yes, appendfsync always     without Redis)
 Clusters (harness.py), 3 nodes each, workers = 1, unpinned, replicas = 3,
@@ -48,6 +51,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cluster"))
 sys.dont_write_bytecode = True  # no __pycache__ left in tests/cluster
 
+import tlsfiles  # noqa: E402
 from harness import Cluster, free_port, last_json, wait_for  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -250,9 +254,9 @@ def kvctl_bench(args, addrs, pids, extra, during=None):
     return merge(outs, cpu)
 
 
-def stats(addr, kvctl):
-    out = subprocess.run([kvctl, "-a", addr, "--json", "stats"], capture_output=True, text=True,
-                         check=True).stdout
+def stats(addr, kvctl, extra=()):
+    out = subprocess.run([kvctl, *extra, "-a", addr, "--json", "stats"], capture_output=True,
+                         text=True, check=True).stdout
     return json.loads(out)
 
 
@@ -267,10 +271,15 @@ class BenchCluster:
     """ringkvd nodes of the harness, one fsync mode: the single node (n = 1,
     NODE_CONFIG) or a cluster (n = 3, CLUSTER_CONFIG)."""
 
-    def __init__(self, args, tmp, name, fsync, n, config):
+    def __init__(self, args, tmp, name, fsync, n, config, tls=False):
         self.args, self.name = args, name
         self.c = Cluster(Path(tmp) / name, args.ringkvd, args.kvctl,
                          overrides={**config, "storage.fsync": fsync})
+        self.kvctl_extra = []  # kvctl options for these nodes (TLS)
+        if tls:  # one certificate for every node: TLS verifies by CA only
+            ca = tlsfiles.CA(Path(tmp) / name / "pki", "ca")
+            self.c.overrides.update(tlsfiles.node_overrides(ca, *ca.sign(name)))
+            self.c.kvctl_args = self.kvctl_extra = tlsfiles.kvctl_args(ca)
         self.nodes = []
         SYSTEMS.append(self)
         self.nodes = self.c.start(n, timeout=CLUSTER_TIMEOUT)
@@ -298,7 +307,8 @@ class BenchCluster:
         wait_for(agreed, CLUSTER_TIMEOUT, f"{self.name}: {n} alive on every node")
 
     def stats(self, nodes=None):
-        return [stats(n.client_addr, self.args.kvctl) for n in nodes or self.nodes]
+        return [stats(n.client_addr, self.args.kvctl, self.kvctl_extra)
+                for n in nodes or self.nodes]
 
     def bench(self, extra, load=None, during=None, survivors=None):
         """kvctl bench on the load nodes (all by default), during() run
@@ -307,7 +317,7 @@ class BenchCluster:
         load, survivors = load or self.nodes, survivors or self.nodes
         before = counters(self.stats(survivors))
         r = kvctl_bench(self.args, [n.client_addr for n in load], [n.pid for n in self.nodes],
-                        extra, during)
+                        extra + self.kvctl_extra, during)
         r["counters"] = diff(counters(self.stats(survivors)), before)
         return r
 
@@ -378,8 +388,10 @@ def build_plan(args, s):
     plan = [("echo", lambda: kvctl_bench(args, [echo.addr], [echo.proc.pid], ["--raw"])),
             ("ringkv GET", rk("rk-int", "c")),
             ("ringkv GET rate limiter on", rk("rk-limit", "c")),
+            ("ringkv GET TLS", rk("rk-tls", "c")),
             ("redis GET", rb("redis-es", "get")),
             ("ringkv PUT interval", rk("rk-int", "w")),
+            ("ringkv PUT interval TLS", rk("rk-tls", "w")),
             ("redis SET everysec", rb("redis-es", "set")),
             ("ringkv PUT always", rk("rk-sync", "w")),
             ("redis SET always", rb("redis-al", "set"))]
@@ -402,6 +414,7 @@ def start_systems(args, tmp, s):
     s["rk-sync"] = BenchCluster(args, tmp, "rk-sync", "always", 1, NODE_CONFIG)
     s["rk-limit"] = BenchCluster(args, tmp, "rk-limit", "interval", 1,
                                  {**NODE_CONFIG, "limits.client_rate": 100000000})
+    s["rk-tls"] = BenchCluster(args, tmp, "rk-tls", "interval", 1, NODE_CONFIG, tls=True)
     if args.redis:
         s["redis-es"] = redis(tmp, "redis-es", "everysec")
         s["redis-al"] = redis(tmp, "redis-al", "always")
@@ -468,6 +481,13 @@ def checks(args, med, extra):
         out.append(("ringkv CPU per GET rate limiter on / off",
                     med["ringkv GET rate limiter on"]["cpu_us"] / med["ringkv GET"]["cpu_us"],
                     "<=", 1.05))
+    # TLS's cost, reported (NNG-NOTES measured about 3x the CPU per request).
+    for tls, plain in (("ringkv GET TLS", "ringkv GET"),
+                       ("ringkv PUT interval TLS", "ringkv PUT interval")):
+        if have(tls, plain):
+            out.append((f"{tls} / plain: CPU per request", med[tls]["cpu_us"] /
+                        med[plain]["cpu_us"], None, None))
+            out.append((f"{tls} / plain: ops/s", ops(tls) / ops(plain), None, None))
     for mode in ("interval", "always"):
         if have(f"3n {mode} PUT", f"ringkv PUT {mode}"):
             out.append((f"3n PUT {mode} / ringkv PUT {mode}",
