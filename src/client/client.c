@@ -48,6 +48,7 @@ struct rk_client {
     enum rk_status last_status;
     atomic_uint pipes_added; /* written by nng's threads (pipe_event) */
     atomic_uint pipes_removed;
+    unsigned pipes_before_tls; /* pipes_added when TLS was set: plain ones are not "ever" */
     char err[512];
 };
 
@@ -299,7 +300,13 @@ int rk_client_set_tls(struct rk_client *c, const char *ca, const char *cert, con
     }
     rk_tls_free(c->tls);
     c->tls = t;
-    return aim(c, c->cur); /* the dial so far was plain */
+    /* The dial so far was plain: its connection is closed, and not one a
+     * timeout's line may count as "connected". */
+    if (c->sock_open && !rk_nng_close_bounded(c->sock, CLOSE_LIMIT_MS, "client"))
+        return seterr(c, "closing the connection to %s hung", c->addr), -EIO;
+    c->sock_open = false;
+    c->pipes_before_tls = atomic_load(&c->pipes_added);
+    return aim(c, c->cur);
 }
 
 int rk_client_set_quorum(struct rk_client *c, unsigned r, unsigned w)
@@ -536,7 +543,7 @@ static int transport_error(struct rk_client *c, int rv, unsigned removed_before)
 {
     char t[32];
     rk_client_fmt_ms((uint64_t)c->timeout_ms, t, sizeof t);
-    bool ever = atomic_load(&c->pipes_added) > 0;
+    bool ever = atomic_load(&c->pipes_added) > c->pipes_before_tls;
     bool dropped = atomic_load(&c->pipes_removed) != removed_before;
     switch (rv) {
     case NNG_ETIMEDOUT:
