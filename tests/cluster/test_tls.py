@@ -10,12 +10,18 @@ and it serves like the others.
 """
 
 import re
+import socket
+import ssl
+import struct
 
 import pytest
 
 import tlsfiles
-from harness import last_json, member_states, wait_all_alive, wait_for, wait_states
+from harness import (SP_REQ0, SP_SURVEYOR0, last_json, member_states, rss_kib, wait_all_alive,
+                     wait_for, wait_states)
 
+BIG = 64 << 20
+RSS_BOUND_MIB = 48  # as test_limits.py: a refused message must not stay in memory
 GOSSIP = {"gossip.interval": "200ms", "gossip.suspect_after": "1s", "gossip.dead_after": "2s",
           "cluster.request_timeout": "1s"}
 SLACK_S = 20
@@ -262,3 +268,40 @@ def test_tls_tcp_written_in_the_config_is_accepted_with_tls(cluster, pki):
     r = n.kvctl("--json", "members")
     m = last_json(r.out)["members"][0]
     assert all(v.startswith("tcp://") for k, v in m.items() if k.endswith("addr")), m
+
+
+def send_big_tls(port, ca, crt, key, proto):
+    """Over TLS with a member's certificate: the SP handshake for proto,
+    then one frame claiming 64 MiB and as much of it as the node takes.
+    Returns the bytes sent before the node closed the connection."""
+    ctx = ssl.create_default_context(cafile=str(ca.crt))
+    ctx.check_hostname = False  # ringkv verifies by CA only
+    ctx.load_cert_chain(str(crt), str(key))
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw) as s:
+            try:
+                s.sendall(b"\x00SP\x00" + struct.pack(">H", proto) + b"\x00\x00")
+                assert s.recv(8)[:4] == b"\x00SP\x00"
+                s.sendall(struct.pack(">Q", BIG))
+                chunk = b"\xab" * (1 << 20)
+                while sent < BIG:
+                    s.sendall(chunk)
+                    sent += len(chunk)
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError, socket.timeout):
+                pass
+    return sent
+
+
+def test_64_mib_over_tls_is_refused_on_every_port(cluster, pki):
+    """NNG_OPT_RECVMAXSZ holds on the TLS listeners as on the TCP ones."""
+    n = start_tls(cluster, pki, 1, {"cluster.replicas": 1, "cluster.read_quorum": 1,
+                                    "cluster.write_quorum": 1, "cluster.expect_nodes": 1})[0]
+    crt, key = pki.ca.sign("member")
+    rss0 = rss_kib(n.pid)
+    for port, proto in (("client", SP_REQ0), ("peer", SP_REQ0), ("gossip", SP_SURVEYOR0)):
+        sent = send_big_tls(n.ports[port], pki.ca, crt, key, proto)
+        print(f"{port}: the node took {sent >> 20} MiB of 64 over TLS before closing")
+        assert sent < BIG, f"{port}: the node read all 64 MiB"
+        assert rss_kib(n.pid) - rss0 < RSS_BOUND_MIB * 1024, port
+        assert n.kvctl("put", port, "still").rc == 0
