@@ -19,9 +19,11 @@ def _openssl(*args, cwd=None):
 
 class CA:
     """A self-signed CA in directory d, able to sign certificates (openssl
-    ca: it can set any validity period, past ones included)."""
+    ca: it can set any validity period, past ones included). start/end
+    ("YYYYMMDDHHMMSSZ") set the CA's own validity; default: 30 days from
+    now."""
 
-    def __init__(self, d, name):
+    def __init__(self, d, name, start=None, end=None):
         self.dir = Path(d) / name
         (self.dir / "new").mkdir(parents=True, exist_ok=True)
         self.crt, self.key = self.dir / "ca.crt", self.dir / "ca.key"
@@ -34,10 +36,19 @@ class CA:
             f"database = {self.dir}/index.txt\nnew_certs_dir = {self.dir}/new\n"
             f"serial = {self.dir}/serial\ndefault_md = sha256\npolicy = policy_any\n"
             "unique_subject = no\n"
-            "[policy_any]\ncommonName = supplied\n")
-        _openssl("req", "-x509", "-new", *EC, "-keyout", self.key, "-out", self.crt, "-days", 30,
-                 "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+            "[policy_any]\ncommonName = supplied\n"
+            "[ca_ext]\nbasicConstraints = critical,CA:TRUE\n"
+            "keyUsage = critical,keyCertSign,cRLSign\n")
+        if start is None:
+            _openssl("req", "-x509", "-new", *EC, "-keyout", self.key, "-out", self.crt, "-days",
+                     30, "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
+                     "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+            return
+        csr = self.dir / "ca.csr"
+        _openssl("req", "-new", *EC, "-keyout", self.key, "-out", csr, "-subj", f"/CN={name}")
+        _openssl("ca", "-batch", "-notext", "-selfsign", "-config", self.cnf, "-keyfile", self.key,
+                 "-in", csr, "-out", self.crt, "-extensions", "ca_ext", "-extfile", self.cnf,
+                 "-startdate", start, "-enddate", end)
 
     def sign(self, name, ips=("127.0.0.1",), days=30, start=None, end=None):
         """A certificate for name (CN) with IP SANs ips, and its key:
