@@ -300,6 +300,7 @@ int tui_dash_run(const struct tui_dash_opts *o)
         free(d.m);
         return 1;
     }
+    tui_poll_set_tls(d.poll, o->tls_ca, o->tls_cert, o->tls_key);
     tui_poll_add(d.poll, "", o->addr);
     d.ui.interval_ms = o->interval_ms;
     d.ui.demo = o->demo != NULL;

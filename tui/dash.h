@@ -15,6 +15,8 @@ struct tui_dash_opts {
     bool once, json;       /* one frame (text, or the data as JSON) to stdout */
     struct tui_demo *demo; /* ringkvd demo: its cluster and its keys; else NULL */
     const char *note;      /* a line for the status bar at start (where logs go) */
+    /* TLS files (client.h, rk_client_set_tls); tls_ca NULL = plain TCP. */
+    const char *tls_ca, *tls_cert, *tls_key;
     /* Set to end the dashboard: by a signal handler (a lock-free atomic
      * store is async-signal-safe), or by the thread running the node. */
     atomic_int *quit;

@@ -26,6 +26,7 @@ struct tui_poll {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     unsigned interval_ms, timeout_ms;
+    const char *tls_ca, *tls_cert, *tls_key; /* tui_poll_set_tls; written before any thread */
     bool stop, want_parts;
     uint64_t kicks;      /* bumped by tui_poll_kick: every thread asks at once */
     uint64_t generation; /* bumped by every attempt's end */
@@ -93,7 +94,8 @@ static void round_once(struct target *t, struct rk_client **c, char *aimed, size
     if (!*c || strcmp(aimed, addr) != 0) {
         rk_client_close(*c);
         *c = NULL;
-        if (rk_client_open(c, addr, (int)p->timeout_ms) != 0) {
+        if (rk_client_open(c, addr, (int)p->timeout_ms) != 0 ||
+            (p->tls_ca && rk_client_set_tls(*c, p->tls_ca, p->tls_cert, p->tls_key) != 0)) {
             rk_client_close(*c);
             *c = NULL;
         }
@@ -169,6 +171,11 @@ int tui_poll_open(struct tui_poll **out, unsigned interval_ms, unsigned timeout_
     p->interval_ms = interval_ms, p->timeout_ms = timeout_ms;
     *out = p;
     return 0;
+}
+
+void tui_poll_set_tls(struct tui_poll *p, const char *ca, const char *cert, const char *key)
+{
+    p->tls_ca = ca, p->tls_cert = cert, p->tls_key = key;
 }
 
 void tui_poll_close(struct tui_poll *p)

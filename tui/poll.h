@@ -46,6 +46,11 @@ struct tui_answer {
  * timeout_ms. Returns 0 or -errno. */
 int tui_poll_open(struct tui_poll **out, unsigned interval_ms, unsigned timeout_ms);
 
+/* Dial every target over TLS with these files (client.h,
+ * rk_client_set_tls; ca NULL = plain TCP). The strings must outlive p.
+ * Before the first tui_poll_add. */
+void tui_poll_set_tls(struct tui_poll *p, const char *ca, const char *cert, const char *key);
+
 /* Stop every thread (each ends within its timeout) and free p. */
 void tui_poll_close(struct tui_poll *p);
 

@@ -7,6 +7,7 @@
 #include "util/auth.h"
 #include "util/clock.h"
 #include "util/nng_close.h"
+#include "util/tls.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -40,6 +41,8 @@ struct rk_client {
     const char *addr;       /* the address in use: addrs[cur] */
     char *addrs[MAX_ADDRS]; /* each tcp://HOST:PORT (or another nng URL as given) */
     size_t naddrs, cur;
+    struct rk_tls *tls; /* rk_client_set_tls; NULL = plain TCP */
+    bool tls_written;   /* an address was written tls+tcp:// (kept as tcp://) */
     int timeout_ms;
     uint8_t r, w;
     uint32_t next_id;
@@ -49,6 +52,7 @@ struct rk_client {
     enum rk_status last_status;
     atomic_uint pipes_added; /* written by nng's threads (pipe_event) */
     atomic_uint pipes_removed;
+    unsigned pipes_before_tls; /* pipes_added when TLS was set: plain ones are not "ever" */
     char err[512];
 };
 
@@ -135,10 +139,17 @@ static int set_socket_options(struct rk_client *c)
     return rv;
 }
 
+/* A dialer for c->addr, over TLS when c has it (tls+tcp://). An address
+ * written tls+tcp:// without TLS set is not dialled: send_request says so. */
 static int dial(struct rk_client *c)
 {
     nng_dialer d;
-    int rv = nng_dialer_create(&d, c->sock, c->addr);
+    char url[600];
+    if (c->tls_written && !c->tls)
+        return 0;
+    int rv = rk_tls_url(c->addr, c->tls != NULL, url, sizeof url) ? NNG_EADDRINVAL : 0;
+    if (rv == 0)
+        rv = nng_dialer_create(&d, c->sock, url);
     if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL) {
         seterr(c, "bad address '%s': %s (use HOST:PORT or tcp://HOST:PORT, e.g. 127.0.0.1:7400)",
                c->addr, nng_strerror(rv));
@@ -146,6 +157,8 @@ static int dial(struct rk_client *c)
     }
     if (rv == 0)
         rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, RK_CLIENT_MAX_MSG);
+    if (rv == 0 && c->tls)
+        rv = rk_tls_dialer(d, c->tls);
     if (rv == 0)
         rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     if (rv != 0) {
@@ -193,18 +206,19 @@ static int split_addrs(struct rk_client *c, const char *list)
 {
     for (const char *p = list;; p++) {
         size_t n = strcspn(p, ",");
-        char a[512];
+        char w[512], a[512];
         if (c->naddrs == MAX_ADDRS) {
             seterr(c, "too many addresses in '%s': at most %d", list, MAX_ADDRS);
             return RK_EINVAL;
         }
-        if (rk_client_norm_addr(p, n, a, sizeof a) != 0) {
+        if (rk_client_norm_addr(p, n, w, sizeof w) != 0 || rk_tls_url(w, false, a, sizeof a)) {
             seterr(
                 c,
                 "bad address list '%s': an empty or overlong entry (use HOST:PORT[,HOST:PORT...])",
                 list);
             return RK_EINVAL;
         }
+        c->tls_written |= rk_tls_url_is_tls(w); /* kept as tcp://, dialled per c->tls */
         c->addrs[c->naddrs] = strdup(a);
         if (!c->addrs[c->naddrs])
             return -ENOMEM;
@@ -271,7 +285,32 @@ void rk_client_close(struct rk_client *c)
         nng_msg_free(c->reply);
     for (size_t i = 0; i < c->naddrs; i++)
         free(c->addrs[i]);
+    rk_tls_free(c->tls);
     free(c);
+}
+
+int rk_client_set_tls(struct rk_client *c, const char *ca, const char *cert, const char *key)
+{
+    struct rk_tls *t;
+    char err[sizeof c->err - 16];
+    if ((cert && cert[0]) != (key && key[0])) {
+        seterr(c, "TLS: a client certificate needs its key and a key its certificate "
+                  "(--tls-cert with --tls-key)");
+        return RK_EINVAL;
+    }
+    if (rk_tls_new(&t, cert, key, ca, err, sizeof err) != 0) {
+        seterr(c, "TLS: %s", err);
+        return RK_EINVAL;
+    }
+    rk_tls_free(c->tls);
+    c->tls = t;
+    /* The dial so far was plain: its connection is closed, and not one a
+     * timeout's line may count as "connected". */
+    if (c->sock_open && !rk_nng_close_bounded(c->sock, CLOSE_LIMIT_MS, "client"))
+        return seterr(c, "closing the connection to %s hung", c->addr), -EIO;
+    c->sock_open = false;
+    c->pipes_before_tls = atomic_load(&c->pipes_added);
+    return aim(c, c->cur);
 }
 
 int rk_client_set_quorum(struct rk_client *c, unsigned r, unsigned w)
@@ -333,6 +372,7 @@ enum probe {
     PROBE_UNKNOWN, /* not tcp://, or the name does not resolve */
     PROBE_REFUSED, /* refused, or nothing within PROBE_MS */
     PROBE_SILENT,  /* TCP accepted, no SP handshake back */
+    PROBE_CLOSED,  /* TCP accepted, then closed on our SP header: a TLS listener */
     PROBE_REP,     /* answers as an SP rep0 socket (a ringkv client port) */
     PROBE_OTHER,   /* answers as another SP protocol (*proto) */
 };
@@ -375,11 +415,14 @@ static enum probe tcp_probe(const char *addr, int ms, unsigned *proto)
         return fd == -2 ? PROBE_UNKNOWN : PROBE_REFUSED;
     enum probe r = PROBE_SILENT;
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (write(fd, req0_hdr, sizeof(req0_hdr)) == (ssize_t)sizeof(req0_hdr) &&
-        poll(&p, 1, ms) == 1 && recv(fd, hdr, sizeof(hdr), MSG_WAITALL) == (ssize_t)sizeof(hdr) &&
-        memcmp(hdr, "\0SP\0", 4) == 0) {
+    ssize_t got = -1;
+    if (write(fd, req0_hdr, sizeof(req0_hdr)) == (ssize_t)sizeof(req0_hdr) && poll(&p, 1, ms) == 1)
+        got = recv(fd, hdr, sizeof(hdr), MSG_WAITALL);
+    if (got == (ssize_t)sizeof(hdr) && memcmp(hdr, "\0SP\0", 4) == 0) {
         *proto = (unsigned)hdr[4] << 8 | hdr[5];
         r = *proto == 0x31 ? PROBE_REP : PROBE_OTHER;
+    } else if (got == 0 || (got < 0 && errno == ECONNRESET)) {
+        r = PROBE_CLOSED; /* a TLS listener reads our header as a bad record and hangs up */
     }
     close(fd);
     return r;
@@ -445,6 +488,11 @@ static int reach(struct rk_client *c)
  * is tried, each at most once. nng owns msg only on success. */
 static int send_request(struct rk_client *c, nng_msg *msg)
 {
+    if (c->tls_written && !c->tls) {
+        seterr(c, "%s was written tls+tcp://: TLS needs the node's CA (kvctl --tls-ca FILE)",
+               c->addr);
+        return RK_EINVAL;
+    }
     int rv = reach(c);
     if (rv != 0)
         return rv;
@@ -463,7 +511,19 @@ static void timeout_error(struct rk_client *c, bool ever, bool dropped, const ch
 {
     unsigned proto = 0;
     enum probe pr = ever ? PROBE_UNKNOWN : tcp_probe(c->addr, PROBE_MS, &proto);
-    if (pr == PROBE_SILENT)
+    if (!c->tls && pr == PROBE_CLOSED)
+        seterr(c, "%s: TLS handshake failed (is the node using TLS? pass --tls-ca)", c->addr);
+    else if (c->tls && pr == PROBE_REP)
+        seterr(c,
+               "%s: TLS handshake failed: the node answers without TLS (drop --tls-ca, or is "
+               "this the right address?)",
+               c->addr);
+    else if (c->tls && pr == PROBE_CLOSED)
+        seterr(c,
+               "%s: TLS handshake failed: the node's certificate is not from the --tls-ca CA, "
+               "or the node wants a client certificate from its CA (--tls-cert, --tls-key)",
+               c->addr);
+    else if (pr == PROBE_SILENT)
         seterr(c,
                "no answer from %s within %s: the node accepted the connection but did not "
                "answer (paused, overloaded or stuck? check its log, or allow a longer timeout)",
@@ -494,7 +554,7 @@ static int transport_error(struct rk_client *c, int rv, unsigned removed_before)
 {
     char t[32];
     rk_client_fmt_ms((uint64_t)c->timeout_ms, t, sizeof t);
-    bool ever = atomic_load(&c->pipes_added) > 0;
+    bool ever = atomic_load(&c->pipes_added) > c->pipes_before_tls;
     bool dropped = atomic_load(&c->pipes_removed) != removed_before;
     switch (rv) {
     case NNG_ETIMEDOUT:

@@ -42,6 +42,16 @@ struct rk_client;
  * close it), or -ENOMEM (then *out is NULL). */
 int rk_client_open(struct rk_client **out, const char *addr, int timeout_ms);
 
+/* Use TLS for every address of c (tcp:// and HOST:PORT are dialled as
+ * tls+tcp://): the node's certificate must chain to ca (PEM; no host name
+ * is checked, util/tls.h says why); cert and key (PEM, both or neither:
+ * NULL or "") are presented when the node asks for a client certificate.
+ * The files are checked as a node checks its own. Call it before the
+ * first request (the connection made so far is redialled). 0, or
+ * RK_EINVAL with the file and the problem in rk_client_error(). Without
+ * it an address written tls+tcp:// fails each request with RK_EINVAL. */
+int rk_client_set_tls(struct rk_client *c, const char *ca, const char *cert, const char *key);
+
 /* Close the socket and free c. NULL is a no-op. Any reply views from
  * rk_client_call() become invalid. */
 void rk_client_close(struct rk_client *c);

@@ -25,6 +25,7 @@
 #include "util/events.h"
 #include "util/log.h"
 #include "util/nng_rx.h"
+#include "util/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -174,7 +175,7 @@ static int dial(struct rk_gossip *g, const char *addr)
     if (g->ndials == RK_MEMBERS_MAX)
         return -ENOBUFS;
     nng_dialer d;
-    int rv = nng_dialer_create(&d, g->sv, addr);
+    int rv = rk_tls_node_dialer(&d, g->sv, addr); /* tls+tcp:// when the node has TLS */
     if (rv == 0) {
         nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS);
         nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS);
@@ -876,15 +877,19 @@ static int open_sockets(struct rk_gossip *g, char *err, size_t errlen)
         snprintf(err, errlen, "gossip sockets: %s", nng_strerror(rv));
         return -ENOMEM;
     }
-    if (g->o.conns) {
+    char url[sizeof(g->listen) + 8];
+    rv = rk_tls_node_url(g->listen, url, sizeof(url)) ? NNG_EADDRINVAL : 0;
+    if (rv == 0 && g->o.conns) {
         rv = rk_conns_watch(g->o.conns, g->rs);
         if (rv == 0)
-            rv = rk_conns_listener_create(g->o.conns, g->rs, g->listen, "gossip", &l);
-    } else {
-        rv = nng_listener_create(&l, g->rs, g->listen);
+            rv = rk_conns_listener_create(g->o.conns, g->rs, url, "gossip", &l);
+    } else if (rv == 0) {
+        rv = nng_listener_create(&l, g->rs, url);
     }
     if (rv == 0)
         rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, MSG_MAX);
+    if (rv == 0)
+        rv = rk_tls_node_listener(l, true); /* mutual TLS: members only */
     if (rv == 0)
         rv = nng_listener_start(l, 0);
     if (rv != 0) {

@@ -8,6 +8,7 @@
 #include "util/auth.h"
 #include "util/err.h"
 #include "util/ident.h"
+#include "util/tls.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -153,9 +154,10 @@ static const struct key keys[] = {
     /* Without a secret, connections from other hosts are refused unless
      * this is true (util/conns.h: protected mode). */
     {ROW("security.allow_unauthenticated", K_BOOL, allow_unauthenticated, "false")},
-    {ROW("security.tls_cert", K_STR, tls_cert, ""), .later = "TLS for client and peer traffic"},
-    {ROW("security.tls_key", K_STR, tls_key, ""), .later = "TLS for client and peer traffic"},
-    {ROW("security.tls_ca", K_STR, tls_ca, ""), .later = "TLS for client and peer traffic"},
+    /* All three or none; the files are checked with the rest (tls_rule). */
+    {ROW("security.tls_cert", K_STR, tls_cert, "")},
+    {ROW("security.tls_key", K_STR, tls_key, "")},
+    {ROW("security.tls_ca", K_STR, tls_ca, "")},
     {ROW("log.level", K_ENUM, log_level, "info"), .names = level_names, .flags = F_LIVE},
     {ROW("log.format", K_ENUM, log_format, "text"), .names = format_names, .flags = F_LIVE},
 };
@@ -737,6 +739,22 @@ static void check_doc(struct loader *L, const rk_toml_doc *doc)
         report(L, doc, at, msg);
 }
 
+/* The node addresses a file may write tls+tcp:// (when TLS is set, which
+ * tls_rule checked), kept as tcp:// like every address ringkv passes
+ * around: the sockets map them (util/tls.h). */
+static void plain_addrs(struct rk_config *c)
+{
+    char *addrs[3 + RK_CONFIG_MAX_SEEDS] = {c->listen_client, c->listen_peer, c->listen_gossip};
+    size_t n = 3;
+    for (uint32_t i = 0; i < c->nseeds && i < RK_CONFIG_MAX_SEEDS; i++)
+        addrs[n++] = c->seeds[i];
+    for (size_t i = 0; i < n; i++) {
+        char tmp[sizeof(c->seeds[0])];
+        if (rk_tls_url_is_tls(addrs[i]) && rk_tls_url(addrs[i], false, tmp, sizeof tmp) == 0)
+            memcpy(addrs[i], tmp, sizeof tmp);
+    }
+}
+
 static int load_doc(struct rk_config *c, const char *file, const rk_toml_doc *doc, char *err,
                     size_t errlen, bool all)
 {
@@ -750,6 +768,8 @@ static int load_doc(struct rk_config *c, const char *file, const rk_toml_doc *do
     if (load_tree(&L, rk_toml_root(doc)) == 0 || all)
         check_doc(&L, doc);
     int rc = L.nerr ? -1 : 0;
+    if (rc == 0)
+        plain_addrs(tmp);
     if (rc == 0 && c)
         *c = *tmp;
     free(tmp);
@@ -941,6 +961,69 @@ static int grace_rule(const struct rk_config *c, char *err, size_t errlen, const
                other, y, why);
 }
 
+/* An address of the node's (listen.client, cluster.seeds[i], ...) fits
+ * the TLS setting: tls+tcp:// needs TLS, and with TLS it must become
+ * tls+tcp:// (tcp://, or tls+tcp:// written out; not ipc:// etc.). */
+static int tls_addr(bool tls, const char *name, const char *addr, char *err, size_t errlen)
+{
+    char url[300];
+    if (!tls && rk_tls_url_is_tls(addr))
+        return bad(err, errlen,
+                   "%s = \"%s\" needs TLS: set security.tls_cert, tls_key and tls_ca, or write "
+                   "tcp://",
+                   name, addr);
+    if (tls && (rk_tls_url(addr, true, url, sizeof url) || !rk_tls_url_is_tls(url)))
+        return bad(err, errlen,
+                   "%s = \"%s\" cannot use TLS (security.tls_* are set): write tcp://HOST:PORT",
+                   name, addr);
+    return 0;
+}
+
+/* security.tls_cert, tls_key and tls_ca: all three or none; when set, the
+ * files are usable (util/tls.h checks them) and every address takes TLS. */
+static int tls_rule(const struct rk_config *c, char *err, size_t errlen, const char *const **at)
+{
+    static const char *const cert_at[] = {"security.tls_cert", NULL};
+    static const char *const key_at[] = {"security.tls_key", NULL};
+    static const char *const ca_at[] = {"security.tls_ca", NULL};
+    static const char *const seeds_at[] = {"cluster.seeds", NULL};
+    const char *files[] = {c->tls_cert, c->tls_key, c->tls_ca};
+    const char *const *ats[] = {cert_at, key_at, ca_at};
+    unsigned set = !!files[0][0] + !!files[1][0] + !!files[2][0];
+    for (size_t i = 0; set && set < 3 && i < 3; i++)
+        if (!files[i][0]) {
+            *at = ats[files[0][0] ? 0 : files[1][0] ? 1 : 2];
+            return bad(err, errlen,
+                       "%s is not set: TLS needs security.tls_cert, tls_key and tls_ca together "
+                       "(or none of them)",
+                       ats[i][0]);
+        }
+    bool tls = set == 3;
+    *at = field_error;
+    if (tls_addr(tls, "listen.client", c->listen_client, err, errlen) ||
+        tls_addr(tls, "listen.peer", c->listen_peer, err, errlen) ||
+        tls_addr(tls, "listen.gossip", c->listen_gossip, err, errlen))
+        return -1;
+    *at = seeds_at;
+    for (uint32_t i = 0; i < c->nseeds && i < RK_CONFIG_MAX_SEEDS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "cluster.seeds[%" PRIu32 "]", i);
+        if (tls_addr(tls, name, c->seeds[i], err, errlen))
+            return -1;
+    }
+    *at = NULL;
+    if (!tls)
+        return 0;
+    char why[900];
+    if (rk_tls_check_files(c->tls_cert, c->tls_key, c->tls_ca, why, sizeof why) == 0)
+        return 0;
+    /* The line names the file first: point at the key that names it. */
+    for (size_t i = 0; i < 3 && !*at; i++)
+        if (strncmp(why, files[i], strlen(files[i])) == 0 && why[strlen(files[i])] == ':')
+            *at = ats[i];
+    return bad(err, errlen, "%s: %s", *at ? (*at)[0] : "security.tls_cert", why);
+}
+
 /* Constraints between keys; *at as for grace_rule (NULL for the others). */
 /* client_auth only with a secret to prove (the file itself is the
  * field's own check, F_SECRET). */
@@ -985,7 +1068,7 @@ static int cross_check(const struct rk_config *c, char *err, size_t errlen, cons
         *at = http_at;
         return -1;
     }
-    if (security_rule(c, err, errlen, at) < 0)
+    if (security_rule(c, err, errlen, at) < 0 || tls_rule(c, err, errlen, at))
         return -1;
     return grace_rule(c, err, errlen, at);
 }

@@ -29,6 +29,7 @@
 #include "proto/proto.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/tls.h"
 
 /* Histogram: values below 256 µs have exact buckets; above, each power of
  * two is split into 128 buckets, so a bucket is at most 1/128 (0.8%) of its
@@ -86,7 +87,8 @@ struct bench {
     char addr[512];              /* the one of -a that answered the probe, as a URL */
     uint32_t klen;               /* strlen(prefix) + KEY_DIGITS */
     bool raw, cleanup;
-    nng_socket *socks; /* one per CLIENTS_PER_SOCKET clients */
+    struct rk_tls *tls; /* --tls-ca ...: the sockets dial tls+tcp:// */
+    nng_socket *socks;  /* one per CLIENTS_PER_SOCKET clients */
     unsigned nsocks;
     struct bclient *cl;
     enum phase phase;
@@ -325,7 +327,10 @@ static void value_init(uint8_t *v, uint32_t n, uint64_t *rng)
 static int open_one(struct bench *b, nng_socket *sock)
 {
     nng_dialer d;
-    int rv = nng_req0_open(sock);
+    char url[sizeof b->addr + 8];
+    int rv = rk_tls_url(b->addr, b->tls != NULL, url, sizeof url) ? NNG_EADDRINVAL : 0;
+    if (rv == 0)
+        rv = nng_req0_open(sock);
     if (rv == 0)
         rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, RK_CLIENT_MAX_MSG);
     if (rv == 0) /* never resend: see client.c (duplicates, a close hang in 1.5.2) */
@@ -333,9 +338,11 @@ static int open_one(struct bench *b, nng_socket *sock)
     if (rv == 0)
         rv = nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 100);
     if (rv == 0)
-        rv = nng_dialer_create(&d, *sock, b->addr);
+        rv = nng_dialer_create(&d, *sock, url);
     if (rv == 0)
         rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, RK_CLIENT_MAX_MSG);
+    if (rv == 0 && b->tls)
+        rv = rk_tls_dialer(d, b->tls);
     if (rv == 0)
         rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     if (rv != 0)
@@ -346,6 +353,14 @@ static int open_one(struct bench *b, nng_socket *sock)
 static int open_socket(struct bench *b)
 {
     unsigned n = (b->clients + CLIENTS_PER_SOCKET - 1) / CLIENTS_PER_SOCKET;
+    char err[600];
+    /* The files were checked by the probe's client: this cannot fail but
+     * for memory. */
+    if (b->o.tls_ca &&
+        rk_tls_new(&b->tls, b->o.tls_cert, b->o.tls_key, b->o.tls_ca, err, sizeof err) != 0) {
+        rk_kvctl_err("bench: %s", err);
+        return NNG_EINVAL;
+    }
     b->socks = calloc(n ? n : 1, sizeof(*b->socks));
     if (b->socks == NULL)
         return NNG_ENOMEM;
@@ -391,6 +406,7 @@ static void close_all(struct bench *b)
     for (unsigned i = 0; i < b->nsocks; i++)
         nng_close(b->socks[i]); /* closes the contexts */
     free(b->socks);
+    rk_tls_free(b->tls);
     for (unsigned i = 0; b->cl != NULL && i < b->clients; i++) {
         if (b->cl[i].aio != NULL)
             nng_aio_free(b->cl[i].aio);
@@ -499,6 +515,10 @@ static int probe(struct bench *b, bool *need_preload)
     char key[KEY_MAX + 1];
     int rv = rk_kvctl_client_open(&c, &b->o, b->o.addr);
     *need_preload = false;
+    if (rv == 0 && (rv = rk_kvctl_client_tls(c, &b->o, "bench")) != 0) {
+        rk_client_close(c); /* the line is out */
+        return rv;
+    }
     if (rv == 0 && b->raw) {
         struct rk_msg m = {.opcode = RK_OP_ECHO,
                            .val = (const uint8_t *)"ping",

@@ -110,6 +110,51 @@ int rk_kvctl_client_open(struct rk_client **c, const struct rk_kvctl_opts *o, co
     return rv;
 }
 
+/* --tls-ca, --tls-cert, --tls-key: as rk_kvctl_global_opt. */
+static int tls_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i)
+{
+    const char *names[] = {"--tls-ca", "--tls-cert", "--tls-key"};
+    const char **fields[] = {&o->tls_ca, &o->tls_cert, &o->tls_key};
+    for (size_t k = 0; k < 3; k++) {
+        const char *v;
+        int rv = rk_kvctl_opt_value(names[k], argc, argv, i, &v);
+        if (rv > 0 && !v[0])
+            return rk_kvctl_bad_value(names[k], v, "a PEM file");
+        if (rv > 0)
+            *fields[k] = v;
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
+}
+
+void rk_kvctl_tls_env(struct rk_kvctl_opts *o)
+{
+    const char *names[] = {"KVCTL_TLS_CA", "KVCTL_TLS_CERT", "KVCTL_TLS_KEY"};
+    const char **fields[] = {&o->tls_ca, &o->tls_cert, &o->tls_key};
+    for (size_t k = 0; k < 3; k++) {
+        const char *v = getenv(names[k]);
+        if (v && v[0])
+            *fields[k] = v;
+    }
+}
+
+int rk_kvctl_client_tls(struct rk_client *c, const struct rk_kvctl_opts *o, const char *what)
+{
+    if (!o->tls_ca && (o->tls_cert || o->tls_key)) {
+        rk_kvctl_err("%s: --tls-cert and --tls-key need --tls-ca (the CA the node's certificate "
+                     "is from)",
+                     what);
+        return RK_EINVAL;
+    }
+    if (!o->tls_ca)
+        return 0;
+    int rv = rk_client_set_tls(c, o->tls_ca, o->tls_cert, o->tls_key);
+    if (rv != 0)
+        rk_kvctl_err("%s: %s", what, rk_client_error(c));
+    return rv;
+}
+
 int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i)
 {
     const char *v;
@@ -134,6 +179,8 @@ int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i)
     }
     if ((rv = rk_kvctl_opt_value("--secret-file", argc, argv, i, &v)) != 0)
         return rv > 0 && rk_kvctl_load_secret(o, "--secret-file", v) < 0 ? -1 : rv;
+    if ((rv = tls_opt(o, argc, argv, i)) != 0)
+        return rv;
     for (int k = 0; k < 2; k++) {
         const char *name = k == 0 ? "-r" : "-w";
         if ((rv = rk_kvctl_opt_value(name, argc, argv, i, &v)) == 0)

@@ -27,6 +27,10 @@ struct rk_kvctl_opts {
      * request key (util/auth.h), read once when the option is parsed;
      * NULL = requests go unsigned. */
     const struct rk_auth_key *secret;
+    /* --tls-ca, --tls-cert, --tls-key FILE; defaults $KVCTL_TLS_CA, ...
+     * (rk_kvctl_tls_env); NULL = unset. With a CA every address is dialled
+     * as tls+tcp:// (rk_kvctl_client_tls). */
+    const char *tls_ca, *tls_cert, *tls_key;
 };
 
 /* Read the cluster secret file path (same checks as the node) into o's
@@ -39,6 +43,16 @@ int rk_kvctl_load_secret(struct rk_kvctl_opts *o, const char *name, const char *
 struct rk_client;
 int rk_kvctl_client_open(struct rk_client **c, const struct rk_kvctl_opts *o, const char *addr);
 
+/* o's TLS files from $KVCTL_TLS_CA, $KVCTL_TLS_CERT, $KVCTL_TLS_KEY (an
+ * option given later wins). */
+void rk_kvctl_tls_env(struct rk_kvctl_opts *o);
+
+/* Give client c o's TLS files, if any: 0, or (after printing the error
+ * line, prefixed with what) a code for rk_kvctl_exit_code. A certificate
+ * or key without --tls-ca, or a file that is missing or bad, is a usage
+ * error. */
+int rk_kvctl_client_tls(struct rk_client *c, const struct rk_kvctl_opts *o, const char *what);
+
 /* Parse an unsigned decimal integer in [min, max]; 0 or RK_EINVAL. */
 int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
@@ -49,7 +63,7 @@ int rk_kvctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out
 int rk_kvctl_opt_value(const char *name, int argc, char **argv, int *i, const char **val);
 
 /* If argv[*i] is a global option (-a, --json, --timeout, -r, -w,
- * --secret-file), apply it
+ * --secret-file, --tls-*), apply it
  * to o and return 1 with *i on its last word; 0 if it is not one; -1
  * after printing the error line for a bad value. */
 int rk_kvctl_global_opt(struct rk_kvctl_opts *o, int argc, char **argv, int *i);

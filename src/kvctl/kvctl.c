@@ -64,6 +64,12 @@ static const char usage_text[] =
     "                 security.secret_file; default $KVCTL_SECRET_FILE): needed for join,\n"
     "                 leave, remove and repair on a node with a secret, and for every\n"
     "                 request with security.client_auth\n"
+    "  --tls-ca FILE  the node uses TLS: dial tls+tcp:// and require its certificate to\n"
+    "                 come from this CA (PEM); default $KVCTL_TLS_CA\n"
+    "  --tls-cert FILE, --tls-key FILE\n"
+    "                 a client certificate from the node's CA and its key (PEM), for\n"
+    "                 nodes that require one (security.client_auth, or one listener\n"
+    "                 for clients and peers); default $KVCTL_TLS_CERT, $KVCTL_TLS_KEY\n"
     "  --             end of options (for a KEY or VALUE starting with '-')\n"
     "\n"
     "exit status: 0 ok, 1 not found / probe says no, 2 usage or bad input (also\n"
@@ -263,6 +269,11 @@ static struct rk_client *open_client(const struct rk_kvctl_opts *o, const char *
     int rv = rk_kvctl_client_open(&c, o, o->addr);
     if (rv == 0)
         rv = rk_client_set_quorum(c, o->r, o->w);
+    if (rv == 0 && (rv = rk_kvctl_client_tls(c, o, what)) != 0) {
+        *code = rk_kvctl_exit_code(rv);
+        rk_client_close(c);
+        return NULL;
+    }
     if (rv == 0)
         return c;
     rk_kvctl_err("%s: %s", what, c != NULL ? rk_client_error(c) : "out of memory");
@@ -1454,6 +1465,7 @@ int main(int argc, char **argv)
     const char *secret = getenv("KVCTL_SECRET_FILE");
     if (secret && secret[0] && rk_kvctl_load_secret(&o, "$KVCTL_SECRET_FILE", secret) < 0)
         return RK_EXIT_USAGE;
+    rk_kvctl_tls_env(&o);
     int i = 1;
     for (; i < argc; i++) {
         const char *s = argv[i];

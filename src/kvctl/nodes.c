@@ -11,6 +11,10 @@ int rk_kvctl_ask(const struct rk_kvctl_opts *o, const char *cmd, const char *who
     struct rk_client *c = NULL;
     char *json = NULL;
     int rv = rk_kvctl_client_open(&c, o, addr);
+    if (rv == 0 && (rv = rk_kvctl_client_tls(c, o, cmd)) != 0) {
+        rk_client_close(c);
+        return rk_kvctl_exit_code(rv);
+    }
     if (rv == 0)
         rv = rk_client_admin_arg(c, op, NULL, false, &json);
     if (rv == 0)

@@ -33,9 +33,11 @@ static const char usage[] =
     "                                     refusing the start; anti-entropy then copies\n"
     "                                     its records back from the other replicas\n"
     "       ringkvd dashboard [-a ADDR] [--interval DUR] [--once [--json]]\n"
+    "                         [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]\n"
     "                                     attach the live dashboard to a running node\n"
     "                                     (ADDR: $KVCTL_ADDR, else tcp://127.0.0.1:7400);\n"
-    "                                     --once prints one frame (--json: the data)\n"
+    "                                     --once prints one frame (--json: the data);\n"
+    "                                     --tls-*: as kvctl's, for a node with TLS\n"
     "       ringkvd demo [--nodes N] [--dir DIR] [--interval DUR] [--no-load]\n"
     "                                     a local N-node cluster (3; at most 9) with a light\n"
     "                                     load and the dashboard; q stops every node\n"
@@ -62,6 +64,21 @@ static int bad_arg(const char *cmd, const char *arg, const char *why)
     return 2;
 }
 
+/* What a valid config's TLS asks of clients, for check-config's output. */
+static void tls_note(const char *path)
+{
+    char err[1200];
+    struct rk_config *c = malloc(sizeof(*c));
+    if (c && rk_config_load(c, path, err, sizeof(err)) == 0 && c->tls_cert[0])
+        printf("%s: TLS on every listener; %s\n", path,
+               strcmp(c->listen_client, c->listen_peer) == 0
+                   ? "listen.client = listen.peer: one listener, so clients must present a "
+                     "certificate from tls_ca (kvctl --tls-cert, --tls-key)"
+               : c->client_auth ? "clients must present a certificate from tls_ca"
+                                : "clients need tls_ca only (kvctl --tls-ca)");
+    free(c);
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (argc < 3) {
@@ -80,6 +97,7 @@ static int cmd_check(int argc, char **argv)
         return 2;
     }
     printf("%s: ok\n", argv[2]);
+    tls_note(argv[2]);
     return 0;
 }
 
@@ -110,6 +128,7 @@ static atomic_int dash_quit; /* ends the dashboard: signal handlers, the node's 
 struct dash_thread {
     pthread_t t;
     char addr[300], note[1200];
+    const char *tls_ca, *tls_cert, *tls_key; /* the node's config's, or NULL */
 };
 
 /* The node's client address as a local dashboard dials it: a wildcard
@@ -128,8 +147,13 @@ static void local_addr(const char *listen, char *out, size_t len)
 static void *dash_main(void *arg)
 {
     struct dash_thread *d = arg;
-    struct tui_dash_opts o = {
-        .addr = d->addr, .interval_ms = 1000, .note = d->note, .quit = &dash_quit};
+    struct tui_dash_opts o = {.addr = d->addr,
+                              .interval_ms = 1000,
+                              .note = d->note,
+                              .quit = &dash_quit,
+                              .tls_ca = d->tls_ca,
+                              .tls_cert = d->tls_cert,
+                              .tls_key = d->tls_key};
     int rc = tui_dash_run(&o);
     if (!atomic_load(&dash_quit)) /* q (or no terminal): the node stops with the screen */
         kill(getpid(), SIGTERM);
@@ -168,6 +192,8 @@ static int run_with_dashboard(struct rk_config *c, const char *path, bool repair
         return d ? 2 : 1;
     }
     local_addr(c->listen_client, d->addr, sizeof d->addr);
+    if (c->tls_cert[0]) /* the node's own files: its client listener accepts them */
+        d->tls_ca = c->tls_ca, d->tls_cert = c->tls_cert, d->tls_key = c->tls_key;
     snprintf(d->note, sizeof d->note, "q stops the node; its log: %s", log);
     if (pthread_create(&d->t, NULL, dash_main, d) != 0) {
         free(d);
@@ -244,6 +270,43 @@ static int parse_interval(const char *cmd, const char *v, unsigned *ms)
     return 0;
 }
 
+/* --tls-ca, --tls-cert, --tls-key FILE as kvctl takes them: true (with
+ * *i on the value) if argv[*i] is one. */
+static bool tls_opt(char **argv, int argc, int *i, struct tui_dash_opts *o)
+{
+    const char *names[] = {"--tls-ca", "--tls-cert", "--tls-key"};
+    const char **fields[] = {&o->tls_ca, &o->tls_cert, &o->tls_key};
+    for (size_t k = 0; k < 3; k++)
+        if (strcmp(argv[*i], names[k]) == 0 && *i + 1 < argc) {
+            *fields[k] = argv[++*i];
+            return true;
+        }
+    return false;
+}
+
+/* The TLS files of o, checked once with a client (as kvctl's are): one
+ * line and -1 if they cannot work. $KVCTL_TLS_* are the defaults. */
+static int check_tls(struct tui_dash_opts *o)
+{
+    const char *env[] = {"KVCTL_TLS_CA", "KVCTL_TLS_CERT", "KVCTL_TLS_KEY"};
+    const char **fields[] = {&o->tls_ca, &o->tls_cert, &o->tls_key};
+    for (size_t k = 0; k < 3; k++)
+        if (!*fields[k] && getenv(env[k]) && getenv(env[k])[0])
+            *fields[k] = getenv(env[k]);
+    if (!o->tls_ca && (o->tls_cert || o->tls_key)) {
+        fprintf(stderr, "ringkvd dashboard: --tls-cert and --tls-key need --tls-ca\n");
+        return -1;
+    }
+    struct rk_client *c = NULL;
+    int rv = o->tls_ca ? rk_client_open(&c, o->addr, 1000) : 0;
+    if (rv == 0 && c)
+        rv = rk_client_set_tls(c, o->tls_ca, o->tls_cert, o->tls_key);
+    if (rv != 0)
+        fprintf(stderr, "ringkvd dashboard: %s\n", c ? rk_client_error(c) : "out of memory");
+    rk_client_close(c);
+    return rv ? -1 : 0;
+}
+
 static int cmd_dashboard(int argc, char **argv)
 {
     const char *env = getenv("KVCTL_ADDR");
@@ -256,7 +319,9 @@ static int cmd_dashboard(int argc, char **argv)
         else if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc) {
             if (parse_interval("dashboard", argv[++i], &o.interval_ms))
                 return 2;
-        } else if (strcmp(argv[i], "--once") == 0)
+        } else if (tls_opt(argv, argc, &i, &o))
+            continue;
+        else if (strcmp(argv[i], "--once") == 0)
             o.once = true;
         else if (strcmp(argv[i], "--json") == 0)
             o.json = true;
@@ -265,6 +330,8 @@ static int cmd_dashboard(int argc, char **argv)
     }
     if (o.json && !o.once)
         return bad_arg("dashboard", "--json", "--json goes with --once:");
+    if (check_tls(&o) != 0)
+        return 2;
     if (strchr(o.addr, ','))
         return bad_arg("dashboard", o.addr,
                        "-a wants one address, HOST:PORT or tcp://HOST:PORT, not");

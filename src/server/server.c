@@ -19,6 +19,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/tls.h"
 
 #include <errno.h>
 #include <ev.h>
@@ -110,13 +111,20 @@ static int open_socket(struct server *s)
 }
 
 /* One socket serves clients and peers (the same protocol): it listens on
- * both addresses, each with its own connection limit (conns.h). */
-static int listen_on(struct server *s, const char *addr, const char *key, const char *name)
+ * both addresses, each with its own connection limit (conns.h), over TLS
+ * when the node has it (require_cert: mutual TLS). */
+static int listen_on(struct server *s, const char *addr, const char *key, const char *name,
+                     bool require_cert)
 {
     nng_listener l;
-    int rv = rk_conns_listener_create(&s->sh.conns, s->sh.sock, addr, name, &l);
+    char url[300];
+    int rv = rk_tls_node_url(addr, url, sizeof url) ? NNG_EADDRINVAL : 0;
+    if (rv == 0)
+        rv = rk_conns_listener_create(&s->sh.conns, s->sh.sock, url, name, &l);
     if (rv == 0)
         rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, recv_max(&s->sh.cfg));
+    if (rv == 0)
+        rv = rk_tls_node_listener(l, require_cert);
     if (rv == 0)
         rv = nng_listener_start(l, 0);
     if (rv == NNG_EADDRINUSE)
@@ -128,13 +136,40 @@ static int listen_on(struct server *s, const char *addr, const char *key, const 
     return rv ? -1 : 0;
 }
 
+/* With TLS, peers must present a certificate from tls_ca; clients must
+ * when security.client_auth is set, or when they share the peers'
+ * listener (listen.client = listen.peer). */
 static int listen_client(struct server *s)
 {
-    if (listen_on(s, s->sh.cfg.listen_client, "listen.client", "client") < 0)
+    const struct rk_config *c = &s->sh.cfg;
+    bool shared = strcmp(c->listen_peer, c->listen_client) == 0;
+    if (listen_on(s, c->listen_client, "listen.client", "client", c->client_auth || shared) < 0)
         return -1;
-    if (strcmp(s->sh.cfg.listen_peer, s->sh.cfg.listen_client) == 0)
+    if (shared)
         return 0;
-    return listen_on(s, s->sh.cfg.listen_peer, "listen.peer", "peer");
+    return listen_on(s, c->listen_peer, "listen.peer", "peer", true);
+}
+
+/* The node's TLS identity for every socket it opens (util/tls.h), when
+ * security.tls_* are set (the config checked the files already; they are
+ * read again here, so a file changed since is caught too). */
+static int node_tls(const struct rk_config *c)
+{
+    struct rk_tls *t;
+    char err[1200];
+    if (!c->tls_cert[0])
+        return 0;
+    if (rk_tls_new(&t, c->tls_cert, c->tls_key, c->tls_ca, err, sizeof(err)) < 0) {
+        fatal("TLS: %s", err);
+        return -1;
+    }
+    rk_tls_set_node(t);
+    rk_info("server", "TLS on every listener and dialer (tls+tcp): certificate %s, CA %s; %s",
+            c->tls_cert, c->tls_ca,
+            c->client_auth || strcmp(c->listen_peer, c->listen_client) == 0
+                ? "clients must present a certificate from the CA"
+                : "clients need the CA only");
+    return 0;
 }
 
 /* tcp://HOST:PORT as peers reach it: the advertised host and the
@@ -638,7 +673,7 @@ static int startup(struct server *s)
         fatal("%s", err);
         return -1;
     }
-    if (open_socket(s) < 0 || start_workers(s) < 0)
+    if (node_tls(&sh->cfg) < 0 || open_socket(s) < 0 || start_workers(s) < 0)
         return -1;
     rk_info("server", "ready node=%s client=%s gossip=%s workers=%u partitions=%u data_dir=%s",
             sh->node_id, sh->cfg.listen_client, sh->cfg.listen_gossip, sh->nworkers, sh->partitions,
@@ -704,6 +739,7 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
         rk_info("server", "stopped; restarting");
     rk_ratelimit_free(s->sh.ratelimit);
     rk_auth_fini(&s->sh.auth);
+    rk_tls_set_node(NULL); /* sockets still closing hold their own configurations */
     free(s);
     return code;
 }

@@ -288,10 +288,9 @@ static int entry_record(rk_storage *s, const struct rk_ix_entry *e, bool value,
      * is the entry's: key, version, and a value (a delete's record served
      * as a value would bring the key back). */
     uint64_t end = (uint64_t)e->off + e->len;
-    if (rc == 0 &&
-        (end > raw_len || rk_rec_decode(raw, (uint32_t)end, e->off, &h, &k, &v) < 0 ||
-         h.klen != e->klen || h.version != e->version || (h.flags & RK_REC_TOMBSTONE) ||
-         memcmp(k, e->key, e->klen) != 0))
+    if (rc == 0 && (end > raw_len || rk_rec_decode(raw, (uint32_t)end, e->off, &h, &k, &v) < 0 ||
+                    h.klen != e->klen || h.version != e->version || (h.flags & RK_REC_TOMBSTONE) ||
+                    memcmp(k, e->key, e->klen) != 0))
         rc = RK_ECORRUPT;
     if (rc == RK_ECORRUPT)
         rk_storage_damage_found(s, e->seg, e->block);

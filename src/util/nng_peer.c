@@ -1,5 +1,6 @@
 /* A raw req0 socket to one peer (nng_peer.h). */
 #include "util/nng_peer.h"
+#include "util/tls.h"
 
 #include <nng/protocol/reqrep0/req.h>
 
@@ -15,7 +16,7 @@ int rk_nng_peer_open(nng_socket *s, const char *addr, const struct rk_nng_peer_o
     if (rv == 0)
         rv = nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, o->max_msg);
     if (rv == 0)
-        rv = nng_dialer_create(&d, *s, addr);
+        rv = rk_tls_node_dialer(&d, *s, addr); /* tls+tcp:// when the node has TLS */
     if (rv == 0) {
         nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, (nng_duration)o->reconn_min_ms);
         nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, (nng_duration)o->reconn_max_ms);

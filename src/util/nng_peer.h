@@ -12,7 +12,8 @@ struct rk_nng_peer_opts {
     unsigned reconn_min_ms, reconn_max_ms; /* the dialer's back-off */
 };
 
-/* Open a raw req0 socket dialling addr without blocking (nng keeps
+/* Open a raw req0 socket dialling addr (tcp://HOST:PORT; over TLS when
+ * the node has it, util/tls.h) without blocking (nng keeps
  * redialling), and give its receive fd (level-triggered: watch it with
  * ev_io). 0, or an nng error with nothing left open. The caller's thread. */
 int rk_nng_peer_open(nng_socket *s, const char *addr, const struct rk_nng_peer_opts *o,

@@ -14,6 +14,9 @@ tests/cluster/harness.py, as a one-node cluster):
                signs every request, the node checks it (replay set
                included) and signs every reply (the secret's cost per
                request)
+  rk-tls       rk-int with TLS (security.tls_*, certificates made with openssl
+               by tests/cluster/tlsfiles.py; kvctl bench --tls-ca): TLS's cost
+               per request against rk-int in the same rounds
   redis-es     redis-server, appendonly yes, appendfsync everysec  (both skipped
   redis-al     redis-server, appendonly yes, appendfsync always     without Redis)
 Clusters (harness.py), 3 nodes each, workers = 1, unpinned, replicas = 3,
@@ -54,6 +57,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cluster"))
 sys.dont_write_bytecode = True  # no __pycache__ left in tests/cluster
 
+import tlsfiles  # noqa: E402
 from harness import Cluster, free_port, last_json, wait_for, write_secret  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -257,9 +261,9 @@ def kvctl_bench(args, addrs, pids, extra, during=None, env=None):
     return merge(outs, cpu)
 
 
-def stats(addr, kvctl, env=None):
-    out = subprocess.run([kvctl, "-a", addr, "--json", "stats"], capture_output=True, text=True,
-                         check=True, env={**os.environ, **(env or {})}).stdout
+def stats(addr, kvctl, extra=(), env=None):
+    out = subprocess.run([kvctl, *extra, "-a", addr, "--json", "stats"], capture_output=True,
+                         text=True, check=True, env={**os.environ, **(env or {})}).stdout
     return json.loads(out)
 
 
@@ -274,11 +278,16 @@ class BenchCluster:
     """ringkvd nodes of the harness, one fsync mode: the single node (n = 1,
     NODE_CONFIG) or a cluster (n = 3, CLUSTER_CONFIG)."""
 
-    def __init__(self, args, tmp, name, fsync, n, config, kvctl_env=None):
+    def __init__(self, args, tmp, name, fsync, n, config, tls=False, kvctl_env=None):
         self.args, self.name = args, name
         self.c = Cluster(Path(tmp) / name, args.ringkvd, args.kvctl,
                          overrides={**config, "storage.fsync": fsync})
         self.c.kvctl_env = dict(kvctl_env or {})
+        self.kvctl_extra = []  # kvctl options for these nodes (TLS)
+        if tls:  # one certificate for every node: TLS verifies by CA only
+            ca = tlsfiles.CA(Path(tmp) / name / "pki", "ca")
+            self.c.overrides.update(tlsfiles.node_overrides(ca, *ca.sign(name)))
+            self.c.kvctl_args = self.kvctl_extra = tlsfiles.kvctl_args(ca)
         self.nodes = []
         SYSTEMS.append(self)
         self.nodes = self.c.start(n, timeout=CLUSTER_TIMEOUT)
@@ -306,7 +315,8 @@ class BenchCluster:
         wait_for(agreed, CLUSTER_TIMEOUT, f"{self.name}: {n} alive on every node")
 
     def stats(self, nodes=None):
-        return [stats(n.client_addr, self.args.kvctl, self.c.kvctl_env) for n in nodes or self.nodes]
+        return [stats(n.client_addr, self.args.kvctl, self.kvctl_extra, self.c.kvctl_env)
+                for n in nodes or self.nodes]
 
     def bench(self, extra, load=None, during=None, survivors=None):
         """kvctl bench on the load nodes (all by default), during() run
@@ -315,7 +325,7 @@ class BenchCluster:
         load, survivors = load or self.nodes, survivors or self.nodes
         before = counters(self.stats(survivors))
         r = kvctl_bench(self.args, [n.client_addr for n in load], [n.pid for n in self.nodes],
-                        extra, during, self.c.kvctl_env)
+                        extra + self.kvctl_extra, during, self.c.kvctl_env)
         r["counters"] = diff(counters(self.stats(survivors)), before)
         return r
 
@@ -388,8 +398,10 @@ def build_plan(args, s):
             ("ringkv GET rate limiter on", rk("rk-limit", "c")),
             ("ringkv GET client_auth", rk("rk-auth", "c")),
             ("ringkv PUT interval client_auth", rk("rk-auth", "w")),
+            ("ringkv GET TLS", rk("rk-tls", "c")),
             ("redis GET", rb("redis-es", "get")),
             ("ringkv PUT interval", rk("rk-int", "w")),
+            ("ringkv PUT interval TLS", rk("rk-tls", "w")),
             ("redis SET everysec", rb("redis-es", "set")),
             ("ringkv PUT always", rk("rk-sync", "w")),
             ("redis SET always", rb("redis-al", "set"))]
@@ -420,6 +432,7 @@ def start_systems(args, tmp, s):
                                 {**NODE_CONFIG, "security.secret_file": str(secret),
                                  "security.client_auth": True},
                                 kvctl_env={"KVCTL_SECRET_FILE": str(secret)})
+    s["rk-tls"] = BenchCluster(args, tmp, "rk-tls", "interval", 1, NODE_CONFIG, tls=True)
     if args.redis:
         s["redis-es"] = redis(tmp, "redis-es", "everysec")
         s["redis-al"] = redis(tmp, "redis-al", "always")
@@ -496,6 +509,13 @@ def checks(args, med, extra):
             out.append((f"{on} / without", ops(on) / ops(off), ">=", 0.8))
             out.append((f"CPU per request, {on} / without", med[on]["cpu_us"] / med[off]["cpu_us"],
                         "<=", 1.25))
+    # TLS's cost, reported (NNG-NOTES measured about 3x the CPU per request).
+    for tls, plain in (("ringkv GET TLS", "ringkv GET"),
+                       ("ringkv PUT interval TLS", "ringkv PUT interval")):
+        if have(tls, plain):
+            out.append((f"{tls} / plain: CPU per request", med[tls]["cpu_us"] /
+                        med[plain]["cpu_us"], None, None))
+            out.append((f"{tls} / plain: ops/s", ops(tls) / ops(plain), None, None))
     for mode in ("interval", "always"):
         if have(f"3n {mode} PUT", f"ringkv PUT {mode}"):
             out.append((f"3n PUT {mode} / ringkv PUT {mode}",

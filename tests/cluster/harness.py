@@ -468,6 +468,7 @@ class Cluster:
         self.base = Path(base)
         self.ringkvd = str(ringkvd)
         self.kvctl_bin = str(kvctl)
+        self.kvctl_args = []  # before -a in every kvctl run here (e.g. --tls-ca FILE)
         self.overrides = dict(overrides or {})
         self.nodes = []
         self.kvctl_env = {}  # added to every kvctl run's environment (e.g. KVCTL_SECRET_FILE)
@@ -505,14 +506,14 @@ class Cluster:
     def kvctl(self, addr, *args, input=None, timeout=15):
         if isinstance(input, str):
             input = input.encode()
-        return self.run([self.kvctl_bin, "-a", addr, *args], input=input, timeout=timeout,
-                        env=self.kvctl_env or None)
+        return self.run([self.kvctl_bin, *self.kvctl_args, "-a", addr, *args], input=input,
+                        timeout=timeout, env=self.kvctl_env or None)
 
     def kvctl_popen(self, addr, *args, **kw):
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
         kw.setdefault("env", self.kvctl_env or None)
-        return self.spawn([self.kvctl_bin, "-a", addr, *args], **kw)
+        return self.spawn([self.kvctl_bin, *self.kvctl_args, "-a", addr, *args], **kw)
 
     def cleanup(self):
         """SIGKILL every process this cluster started that still runs (a

@@ -70,7 +70,7 @@ def test_journal_lines_carry_the_priority_and_no_timestamp(cluster):
 def test_unimplemented_keys_are_refused_naming_them(cluster, tmp_path):
     n2 = cluster.add_node({"security.tls_ca": "/ca.pem"})
     r = cluster.run_ringkvd("check-config", str(n2.write_config()))
-    assert r.rc == 2 and "security.tls_ca: not supported yet (TLS" in r.err, r
+    assert r.rc == 2 and "security.tls_cert is not set: TLS needs" in r.err, r
 
 
 def test_missing_config_file_argument_is_one_line(cluster):

@@ -450,9 +450,22 @@ static void test_cross_key_rules(void **state)
     load_err("[security]\nclient_auth = true\n",
              ":2:15: security.client_auth = true needs security.secret_file (the secret clients "
              "prove)");
+    /* TLS: all three keys or none, files that exist, addresses that fit. */
     load_err("[security]\ntls_cert = \"/c.pem\"\n",
-             ":2:12: security.tls_cert: not supported yet (TLS for client and peer traffic); "
-             "leave it \"\" or remove the line");
+             ":2:12: security.tls_key is not set: TLS needs security.tls_cert, tls_key and tls_ca "
+             "together (or none of them)");
+    load_err("[security]\ntls_ca = \"/ca.pem\"\ntls_key = \"/k.pem\"\n",
+             ":3:11: security.tls_cert is not set: TLS needs security.tls_cert, tls_key and "
+             "tls_ca together (or none of them)");
+    load_err("[security]\ntls_cert = \"/no/c.pem\"\ntls_key = \"/no/k.pem\"\n"
+             "tls_ca = \"/no/ca.pem\"\n",
+             ":2:12: security.tls_cert: /no/c.pem: cannot open: No such file or directory");
+    load_err("[listen]\npeer = \"tls+tcp://127.0.0.1:7401\"\n",
+             ":2:8: listen.peer = \"tls+tcp://127.0.0.1:7401\" needs TLS: set security.tls_cert, "
+             "tls_key and tls_ca, or write tcp://");
+    load_err("[cluster]\nseeds = [\"tcp://a:1\", \"tls+tcp://b:2\"]\n",
+             ":2:9: cluster.seeds[1] = \"tls+tcp://b:2\" needs TLS: set security.tls_cert, "
+             "tls_key and tls_ca, or write tcp://");
     load_err("[log]\nformat = \"xml\"\n", ":2:10: log.format = \"xml\" is not one of text, json");
     struct rk_config c;
     load_ok("[cluster]\nreplicas = 3\nread_quorum = 3\nwrite_quorum = 3\n", &c);
