@@ -1025,17 +1025,17 @@ static int tls_rule(const struct rk_config *c, char *err, size_t errlen, const c
 }
 
 /* Constraints between keys; *at as for grace_rule (NULL for the others). */
-/* client_auth only with a secret to prove (the file itself is the
- * field's own check, F_SECRET). */
+/* client_auth only with something to prove: the secret, or a TLS client
+ * certificate (the secret file itself is the field's own check, F_SECRET). */
 static int security_rule(const struct rk_config *c, char *err, size_t errlen,
                          const char *const **at)
 {
     static const char *const client_at[] = {"security.client_auth", NULL};
-    if (c->client_auth && !c->secret_file[0]) {
+    if (c->client_auth && !c->secret_file[0] && !c->tls_ca[0]) {
         *at = client_at;
         return bad(err, errlen,
                    "security.client_auth = true needs security.secret_file (the secret clients "
-                   "prove)");
+                   "prove) or TLS (security.tls_*: the certificate they present)");
     }
     return 0;
 }

@@ -186,9 +186,9 @@ static void status_json(struct rk_shared *sh, struct rk_jbuf *b)
     bool protected_mode;
     char warning[512];
     bool exposed = rk_admin_exposed(sh, &protected_mode, warning, sizeof(warning));
-    rk_jadd(b, "\"security\":{\"secret\":%s,\"client_auth\":%s,\"protected\":%s,",
-            sh->cfg.secret_file[0] ? "true" : "false", sh->cfg.client_auth ? "true" : "false",
-            protected_mode ? "true" : "false");
+    rk_jadd(b, "\"security\":{\"secret\":%s,\"tls\":%s,\"client_auth\":%s,\"protected\":%s,",
+            sh->cfg.secret_file[0] ? "true" : "false", sh->cfg.tls_ca[0] ? "true" : "false",
+            sh->cfg.client_auth ? "true" : "false", protected_mode ? "true" : "false");
     refused_json(sh, b);
     if (exposed) {
         rk_jadd(b, ",\"warning\":");
@@ -549,6 +549,11 @@ static void stats_json(struct rk_shared *sh, struct rk_jbuf *b)
     rk_jadd(b, "}}");
 }
 
+bool rk_admin_authenticated(const struct rk_config *c)
+{
+    return c->secret_file[0] != '\0' || (c->tls_ca[0] != '\0' && c->client_auth);
+}
+
 bool rk_admin_exposed(const struct rk_shared *sh, bool *protected_mode, char *why, size_t len)
 {
     const struct rk_config *c = &sh->cfg;
@@ -558,9 +563,9 @@ bool rk_admin_exposed(const struct rk_shared *sh, bool *protected_mode, char *wh
     for (int i = 0; i < 3 && open < 0; i++)
         if (!rk_conns_url_is_local(addrs[i]))
             open = i;
-    bool secret = c->secret_file[0] != '\0';
-    *protected_mode = !secret && !c->allow_unauthenticated;
-    if (open < 0 || secret || *protected_mode)
+    bool authenticated = rk_admin_authenticated(c);
+    *protected_mode = !authenticated && !c->allow_unauthenticated;
+    if (open < 0 || authenticated || *protected_mode)
         return false;
     snprintf(why, len,
              "unauthenticated: %s listens on %s without a cluster secret "

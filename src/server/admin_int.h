@@ -64,6 +64,11 @@ void rk_admin_placement(struct rk_shared *sh, const struct rk_view *v,
  * 2 s; false with the one-line reason in why. Any thread, no lock. */
 bool rk_admin_health(struct rk_shared *sh, char *why, size_t len);
 
+/* Whether every connection must prove who it is: a cluster secret, or TLS
+ * with security.client_auth (a certificate from tls_ca for clients too).
+ * Without, protected mode keeps other hosts out unless told otherwise. */
+bool rk_admin_authenticated(const struct rk_config *c);
+
 /* Unauthenticated exposure: true, with a one-line warning, when the node
  * listens beyond its own host (a listen address that is not loopback)
  * without a cluster secret because security.allow_unauthenticated says so.

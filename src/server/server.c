@@ -717,7 +717,8 @@ int rk_server_run(const struct rk_config *cfg, const char *config_path, bool rep
     rk_ae_budget_init(&s->sh.xfer.budget);
     rk_conns_init(&s->sh.conns, cfg->max_connections);
     /* Protected mode: without a secret, only this host unless told. */
-    rk_conns_set_local_only(&s->sh.conns, !cfg->secret_file[0] && !cfg->allow_unauthenticated);
+    rk_conns_set_local_only(&s->sh.conns,
+                            !rk_admin_authenticated(cfg) && !cfg->allow_unauthenticated);
     rk_view_slot_init(&s->sh.views);
     pthread_mutex_init(&s->sh.island_lock, NULL);
     rk_hlc_init(&s->sh.hlc, cfg->max_clock_skew_ms);

@@ -306,3 +306,23 @@ def test_64_mib_over_tls_is_refused_on_every_port(cluster, pki):
         assert sent < BIG, f"{port}: the node read all 64 MiB"
         assert rss_kib(n.pid) - rss0 < bound_kib, port
         assert n.kvctl("put", port, "still").rc == 0
+
+
+def test_client_auth_with_tls_requires_client_certificates_and_lifts_protected_mode(cluster, pki):
+    """security.client_auth with TLS and no secret: the client listener wants
+    a certificate from the CA too, and as every connection now proves who it
+    is, the node is not in protected mode."""
+    ca = pki.ca
+    crt, key = ca.sign("solo")
+    cluster.overrides.update({"cluster.replicas": 1, "cluster.read_quorum": 1,
+                              "cluster.write_quorum": 1, "cluster.expect_nodes": 1,
+                              "security.client_auth": True})
+    n = cluster.add_node(tlsfiles.node_overrides(ca, crt, key))
+    cluster.kvctl_args = tlsfiles.kvctl_args(ca, crt, key)
+    n.start()
+    r = cluster.run([cluster.kvctl_bin, *tlsfiles.kvctl_args(ca), "-a", n.client_addr,
+                     "--timeout", "1s", "put", "a", "1"])
+    assert r.rc == 3 and HANDSHAKE in r.err and "--tls-cert" in r.err, r
+    assert n.kvctl("put", "a", "1").rc == 0
+    s = last_json(n.kvctl("--json", "status").out)["security"]
+    assert (s["tls"], s["client_auth"], s["secret"], s["protected"]) == (True, True, False, False), s

@@ -449,7 +449,7 @@ static void test_cross_key_rules(void **state)
              ":3:15: security.secret_file /nonexistent/ringkv/secret: No such file or directory");
     load_err("[security]\nclient_auth = true\n",
              ":2:15: security.client_auth = true needs security.secret_file (the secret clients "
-             "prove)");
+             "prove) or TLS (security.tls_*: the certificate they present)");
     /* TLS: all three keys or none, files that exist, addresses that fit. */
     load_err("[security]\ntls_cert = \"/c.pem\"\n",
              ":2:12: security.tls_key is not set: TLS needs security.tls_cert, tls_key and tls_ca "
