@@ -301,6 +301,7 @@ int tui_dash_run(const struct tui_dash_opts *o)
         return 1;
     }
     tui_poll_set_tls(d.poll, o->tls_ca, o->tls_cert, o->tls_key);
+    tui_poll_set_key(d.poll, o->secret);
     tui_poll_add(d.poll, "", o->addr);
     d.ui.interval_ms = o->interval_ms;
     d.ui.demo = o->demo != NULL;

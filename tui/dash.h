@@ -17,6 +17,10 @@ struct tui_dash_opts {
     const char *note;      /* a line for the status bar at start (where logs go) */
     /* TLS files (client.h, rk_client_set_tls); tls_ca NULL = plain TCP. */
     const char *tls_ca, *tls_cert, *tls_key;
+    /* The cluster secret's request key (util/auth.h): every request is
+     * signed with it (a node with security.client_auth wants that); NULL =
+     * unsigned. */
+    const struct rk_auth_key *secret;
     /* Set to end the dashboard: by a signal handler (a lock-free atomic
      * store is async-signal-safe), or by the thread running the node. */
     atomic_int *quit;

@@ -27,6 +27,7 @@ struct tui_poll {
     pthread_cond_t wake;
     unsigned interval_ms, timeout_ms;
     const char *tls_ca, *tls_cert, *tls_key; /* tui_poll_set_tls; written before any thread */
+    const struct rk_auth_key *key;           /* tui_poll_set_key; written before any thread */
     bool stop, want_parts;
     uint64_t kicks;      /* bumped by tui_poll_kick: every thread asks at once */
     uint64_t generation; /* bumped by every attempt's end */
@@ -99,6 +100,8 @@ static void round_once(struct target *t, struct rk_client **c, char *aimed, size
             rk_client_close(*c);
             *c = NULL;
         }
+        if (*c && p->key)
+            rk_client_set_key(*c, p->key);
         snprintf(aimed, aimed_cap, "%s", addr);
     }
     uint64_t rx = 0, tx = 0, t0 = rk_clock_mono_ns();
@@ -171,6 +174,11 @@ int tui_poll_open(struct tui_poll **out, unsigned interval_ms, unsigned timeout_
     p->interval_ms = interval_ms, p->timeout_ms = timeout_ms;
     *out = p;
     return 0;
+}
+
+void tui_poll_set_key(struct tui_poll *p, const struct rk_auth_key *key)
+{
+    p->key = key;
 }
 
 void tui_poll_set_tls(struct tui_poll *p, const char *ca, const char *cert, const char *key)

@@ -51,6 +51,11 @@ int tui_poll_open(struct tui_poll **out, unsigned interval_ms, unsigned timeout_
  * Before the first tui_poll_add. */
 void tui_poll_set_tls(struct tui_poll *p, const char *ca, const char *cert, const char *key);
 
+/* Sign every request with key (rk_client_set_key; NULL = unsigned). key
+ * must outlive p. Before the first tui_poll_add. */
+struct rk_auth_key;
+void tui_poll_set_key(struct tui_poll *p, const struct rk_auth_key *key);
+
 /* Stop every thread (each ends within its timeout) and free p. */
 void tui_poll_close(struct tui_poll *p);
 

@@ -87,17 +87,13 @@ int rk_kvctl_bad_value(const char *opt, const char *val, const char *want)
 int rk_kvctl_load_secret(struct rk_kvctl_opts *o, const char *name, const char *path)
 {
     static struct rk_auth_key key; /* one per process: kvctl has one set of options */
-    uint8_t secret[RK_AUTH_SECRET_MAX];
-    size_t len;
     char err[400];
-    if (rk_auth_secret_read(path, secret, &len, err, sizeof(err)) < 0) {
+    if (rk_auth_key_from_file(path, "rpc", &key, err, sizeof(err)) < 0) {
         /* err names security.secret_file, the node's key: say ours. */
         const char *why = strstr(err, path);
         rk_kvctl_err("%s %s", name, why ? why : err);
         return -1;
     }
-    rk_auth_derive(secret, len, "rpc", &key);
-    memset(secret, 0, sizeof(secret));
     o->secret = &key;
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "server/server.h"
 #include "tui/dash.h"
 #include "tui/demo.h"
+#include "util/auth.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -34,10 +35,13 @@ static const char usage[] =
     "                                     its records back from the other replicas\n"
     "       ringkvd dashboard [-a ADDR] [--interval DUR] [--once [--json]]\n"
     "                         [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]\n"
+    "                         [--secret-file FILE]\n"
     "                                     attach the live dashboard to a running node\n"
     "                                     (ADDR: $KVCTL_ADDR, else tcp://127.0.0.1:7400);\n"
     "                                     --once prints one frame (--json: the data);\n"
     "                                     --tls-*: as kvctl's, for a node with TLS\n"
+    "                                     --secret-file: as kvctl's, for a node with\n"
+    "                                     security.client_auth\n"
     "       ringkvd demo [--nodes N] [--dir DIR] [--interval DUR] [--no-load]\n"
     "                                     a local N-node cluster (3; at most 9) with a light\n"
     "                                     load and the dashboard; q stops every node\n"
@@ -129,6 +133,8 @@ struct dash_thread {
     pthread_t t;
     char addr[300], note[1200];
     const char *tls_ca, *tls_cert, *tls_key; /* the node's config's, or NULL */
+    struct rk_auth_key key;                  /* the node's secret's, when it has one */
+    bool has_key;
 };
 
 /* The node's client address as a local dashboard dials it: a wildcard
@@ -153,7 +159,8 @@ static void *dash_main(void *arg)
                               .quit = &dash_quit,
                               .tls_ca = d->tls_ca,
                               .tls_cert = d->tls_cert,
-                              .tls_key = d->tls_key};
+                              .tls_key = d->tls_key,
+                              .secret = d->has_key ? &d->key : NULL};
     int rc = tui_dash_run(&o);
     if (!atomic_load(&dash_quit)) /* q (or no terminal): the node stops with the screen */
         kill(getpid(), SIGTERM);
@@ -194,6 +201,10 @@ static int run_with_dashboard(struct rk_config *c, const char *path, bool repair
     local_addr(c->listen_client, d->addr, sizeof d->addr);
     if (c->tls_cert[0]) /* the node's own files: its client listener accepts them */
         d->tls_ca = c->tls_ca, d->tls_cert = c->tls_cert, d->tls_key = c->tls_key;
+    char err[400];
+    /* The node's own secret, for security.client_auth (checked at load). */
+    d->has_key = c->secret_file[0] &&
+                 rk_auth_key_from_file(c->secret_file, "rpc", &d->key, err, sizeof(err)) == 0;
     snprintf(d->note, sizeof d->note, "q stops the node; its log: %s", log);
     if (pthread_create(&d->t, NULL, dash_main, d) != 0) {
         free(d);
@@ -307,12 +318,33 @@ static int check_tls(struct tui_dash_opts *o)
     return rv ? -1 : 0;
 }
 
+/* --secret-file FILE, else $KVCTL_SECRET_FILE: o signs with its key. 0, or
+ * -1 after one line. */
+static int dash_secret(struct tui_dash_opts *o, const char *path)
+{
+    static struct rk_auth_key key;
+    char err[400];
+    if (!path) {
+        path = getenv("KVCTL_SECRET_FILE");
+        if (!path || !path[0])
+            return 0;
+    }
+    if (rk_auth_key_from_file(path, "rpc", &key, err, sizeof(err)) < 0) {
+        const char *why = strstr(err, path);
+        fprintf(stderr, "ringkvd dashboard: --secret-file %s\n", why ? why : err);
+        return -1;
+    }
+    o->secret = &key;
+    return 0;
+}
+
 static int cmd_dashboard(int argc, char **argv)
 {
     const char *env = getenv("KVCTL_ADDR");
     struct tui_dash_opts o = {.addr = env && env[0] ? env : "tcp://127.0.0.1:7400",
                               .interval_ms = 1000,
                               .quit = &dash_quit};
+    const char *secret = NULL;
     for (int i = 2; i < argc; i++) {
         if ((strcmp(argv[i], "-a") == 0 || strcmp(argv[i], "--addr") == 0) && i + 1 < argc)
             o.addr = argv[++i];
@@ -321,6 +353,8 @@ static int cmd_dashboard(int argc, char **argv)
                 return 2;
         } else if (tls_opt(argv, argc, &i, &o))
             continue;
+        else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc)
+            secret = argv[++i];
         else if (strcmp(argv[i], "--once") == 0)
             o.once = true;
         else if (strcmp(argv[i], "--json") == 0)
@@ -330,7 +364,7 @@ static int cmd_dashboard(int argc, char **argv)
     }
     if (o.json && !o.once)
         return bad_arg("dashboard", "--json", "--json goes with --once:");
-    if (check_tls(&o) != 0)
+    if (check_tls(&o) != 0 || dash_secret(&o, secret) != 0)
         return 2;
     if (strchr(o.addr, ','))
         return bad_arg("dashboard", o.addr,

@@ -90,6 +90,18 @@ void rk_auth_derive(const uint8_t *secret, size_t len, const char *purpose, stru
     hmac(secret, len, (const uint8_t *)label, (size_t)n, out->k);
 }
 
+int rk_auth_key_from_file(const char *path, const char *purpose, struct rk_auth_key *out, char *err,
+                          size_t errlen)
+{
+    uint8_t secret[RK_AUTH_SECRET_MAX];
+    size_t len;
+    if (rk_auth_secret_read(path, secret, &len, err, errlen) < 0)
+        return -1;
+    rk_auth_derive(secret, len, purpose, out);
+    memset(secret, 0, sizeof(secret));
+    return 0;
+}
+
 int rk_auth_init(struct rk_auth *a, const char *path, uint64_t window_ms, char *err, size_t errlen)
 {
     memset(a, 0, sizeof(*a));

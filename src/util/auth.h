@@ -93,6 +93,11 @@ int rk_auth_secret_read(const char *path, uint8_t *out, size_t *len, char *err, 
 void rk_auth_derive(const uint8_t *secret, size_t len, const char *purpose,
                     struct rk_auth_key *out);
 
+/* rk_auth_secret_read then rk_auth_derive: the key for purpose from the
+ * secret file at path (a client's --secret-file). 0, or -1 with err. */
+int rk_auth_key_from_file(const char *path, const char *purpose, struct rk_auth_key *out, char *err,
+                          size_t errlen);
+
 /* Set a up from the secret file path ("" = off: a->on false, 0) with
  * |now - ts| <= window_ms. 0, or -1 with one line in err. fini frees
  * what init made (a zeroed or failed struct is fine). */

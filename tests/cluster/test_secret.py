@@ -181,6 +181,12 @@ def test_client_auth_requires_the_secret_for_every_request(cluster, secret):
     s = last_json(n.kvctl(*with_secret, "--json", "status").out)["security"]
     assert s["client_auth"] is True and s["refused"]["client"]["missing"] >= 3, s
     assert s["refused"]["total"] == s["refused"]["client"]["missing"], s
+    # The dashboard signs with the same option.
+    r = cluster.run_ringkvd("dashboard", "-a", n.client_addr, "--once", "--json", *with_secret)
+    assert r.rc == 0 and [x["id"] for x in last_json(r.out)["nodes"]] == ["node-1"], r
+    assert last_json(r.out)["nodes"][0]["answered"], r
+    r = cluster.run_ringkvd("dashboard", "-a", n.client_addr, "--once", "--json")
+    assert r.rc == 1, r
 
 
 # ---- a secured cluster at work -------------------------------------------------
