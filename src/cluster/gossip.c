@@ -54,11 +54,6 @@ struct dial {
  * log, and another source is still named. 16 addresses cover a cluster's
  * worth of liars; past that the least recently logged slot is reused. */
 #define AHEAD_SOURCES 16
-struct ahead_log {
-    char src[64];
-    uint64_t last_ms;
-    uint64_t skipped; /* refusals from src not logged since */
-};
 
 struct rk_gossip {
     struct ev_loop *loop;
@@ -92,11 +87,11 @@ struct rk_gossip {
     void (*stop_done)(void *);
     void *stop_arg;
     struct rk_gossip_stats stats;
-    struct ahead_log ahead[AHEAD_SOURCES]; /* refused incarnations: last log per source */
-    struct rk_holdings own;                /* ours (holdings.h), saved in o.data_dir */
-    uint8_t *hold;                         /* own encoded, refreshed on commit */
-    struct rk_peerhold *peers;             /* the others' holdings and placement digests */
-    bool peers_dirty;                      /* a member's holdings changed since they were saved */
+    struct rk_log_slot ahead[AHEAD_SOURCES]; /* refused incarnations: last log per source */
+    struct rk_holdings own;                  /* ours (holdings.h), saved in o.data_dir */
+    uint8_t *hold;                           /* own encoded, refreshed on commit */
+    struct rk_peerhold *peers;               /* the others' holdings and placement digests */
+    bool peers_dirty;                        /* a member's holdings changed since they were saved */
     bool agreed;
     uint64_t agreed_since_ms;
     char disagree[RK_MEMBER_ID_MAX + 1];
@@ -331,22 +326,6 @@ static void msg_source(nng_msg *m, char *out, size_t len)
     }
 }
 
-/* The log slot of src: its own, or the one logged longest ago. */
-static struct ahead_log *ahead_slot(struct rk_gossip *g, const char *src)
-{
-    struct ahead_log *oldest = &g->ahead[0];
-    for (size_t i = 0; i < AHEAD_SOURCES; i++) {
-        if (strcmp(g->ahead[i].src, src) == 0)
-            return &g->ahead[i];
-        if (g->ahead[i].last_ms < oldest->last_ms)
-            oldest = &g->ahead[i];
-    }
-    snprintf(oldest->src, sizeof(oldest->src), "%s", src);
-    oldest->last_ms = 0;
-    oldest->skipped = 0;
-    return oldest;
-}
-
 /* An entry whose incarnation is further ahead of our clock than
  * cluster.max_clock_skew (members.h): counted, logged once a minute per
  * source, never merged. */
@@ -356,18 +335,15 @@ static void refused_ahead(struct rk_gossip *g, nng_msg *msg, const struct rk_mem
     char src[64];
     g->stats.incarnations_refused++;
     msg_source(msg, src, sizeof(src));
-    struct ahead_log *a = ahead_slot(g, src);
-    if (!rk_log_due(&a->last_ms, now)) {
-        a->skipped++;
+    uint64_t skipped;
+    if (!rk_log_due_from(g->ahead, AHEAD_SOURCES, src, now, &skipped))
         return;
-    }
     rk_warn("gossip",
             "refused news of member %s from %s: incarnation %llu is %llu ms ahead of "
             "this node's clock (cluster.max_clock_skew = %llu ms); %llu more refused since",
             ev->id, src, (unsigned long long)ev->incarnation,
             (unsigned long long)(ev->incarnation - now), (unsigned long long)g->o.max_clock_skew_ms,
-            (unsigned long long)a->skipped);
-    a->skipped = 0;
+            (unsigned long long)skipped);
 }
 
 enum { TAKEN, REFUSED, DROPPED };

@@ -237,22 +237,6 @@ const char *rk_auth_reason_text(enum rk_auth_verdict v)
     }
 }
 
-/* The log slot of src: its own, or the one logged longest ago. */
-static struct rk_auth_log *log_slot(struct rk_auth *a, const char *src)
-{
-    struct rk_auth_log *oldest = &a->log[0];
-    for (size_t i = 0; i < sizeof(a->log) / sizeof(a->log[0]); i++) {
-        if (strcmp(a->log[i].src, src) == 0)
-            return &a->log[i];
-        if (a->log[i].last_ms < oldest->last_ms)
-            oldest = &a->log[i];
-    }
-    snprintf(oldest->src, sizeof(oldest->src), "%s", src);
-    oldest->last_ms = 0;
-    oldest->skipped = 0;
-    return oldest;
-}
-
 void rk_auth_refused(struct rk_auth *a, enum rk_auth_channel ch, enum rk_auth_verdict why,
                      const char *source)
 {
@@ -261,16 +245,9 @@ void rk_auth_refused(struct rk_auth *a, enum rk_auth_channel ch, enum rk_auth_ve
     atomic_fetch_add(&a->refused[ch][why], 1);
     const char *src = source && source[0] ? source : "?";
     uint64_t skipped = 0;
-    bool due;
     pthread_mutex_lock(&a->log_mu);
-    struct rk_auth_log *l = log_slot(a, src);
-    due = rk_log_due(&l->last_ms, rk_clock_wall_ms());
-    if (due) {
-        skipped = l->skipped;
-        l->skipped = 0;
-    } else {
-        l->skipped++;
-    }
+    bool due = rk_log_due_from(a->log, sizeof(a->log) / sizeof(a->log[0]), src, rk_clock_wall_ms(),
+                               &skipped);
     pthread_mutex_unlock(&a->log_mu);
     if (due)
         rk_warn("security", "refused a %s message from %s: %s; %llu more refused from it since",

@@ -27,6 +27,8 @@
 #ifndef RK_UTIL_AUTH_H
 #define RK_UTIL_AUTH_H
 
+#include "util/log.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -76,11 +78,8 @@ struct rk_auth {
     uint64_t window_ms;        /* |now - ts| allowed */
     struct rk_replay *seen;    /* MACs of requests taken within the window */
     atomic_uint_fast64_t refused[RK_AUTH_NCHANNELS][RK_AUTH_NREASONS];
-    pthread_mutex_t log_mu;
-    struct rk_auth_log {
-        char src[64];
-        uint64_t last_ms, skipped;
-    } log[16];
+    pthread_mutex_t log_mu;     /* guards log */
+    struct rk_log_slot log[16]; /* the last line per source (util/log.h) */
 };
 
 /* Read a secret file: a regular file of RK_AUTH_SECRET_MIN..MAX bytes,

@@ -189,3 +189,28 @@ void rk_log(enum rk_log_level lvl, const char *component, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }
+
+bool rk_log_due_from(struct rk_log_slot *slots, size_t n, const char *src, uint64_t now_ms,
+                     uint64_t *skipped)
+{
+    struct rk_log_slot *l = NULL, *oldest = &slots[0];
+    for (size_t i = 0; i < n && !l; i++) {
+        if (strcmp(slots[i].src, src) == 0)
+            l = &slots[i];
+        else if (slots[i].last_ms < oldest->last_ms)
+            oldest = &slots[i];
+    }
+    if (!l) {
+        l = oldest;
+        snprintf(l->src, sizeof(l->src), "%s", src);
+        l->last_ms = 0;
+        l->skipped = 0;
+    }
+    if (!rk_log_due(&l->last_ms, now_ms)) {
+        l->skipped++;
+        return false;
+    }
+    *skipped = l->skipped;
+    l->skipped = 0;
+    return true;
+}

@@ -59,6 +59,19 @@ static inline bool rk_log_due(uint64_t *last_ms, uint64_t now_ms)
     return true;
 }
 
+/* rk_log_due per source (an address): a complaint about many senders is
+ * logged at most once per RK_LOG_EVERY_MS for each, with how many were not
+ * logged since. A table of n slots; a new source takes the slot logged
+ * longest ago. rk_log_due_from: true, with *skipped (then reset), when
+ * src's line is due at now_ms; false counts one more skipped. One thread
+ * at a time per table (callers lock). */
+struct rk_log_slot {
+    char src[64];
+    uint64_t last_ms, skipped;
+};
+bool rk_log_due_from(struct rk_log_slot *slots, size_t n, const char *src, uint64_t now_ms,
+                     uint64_t *skipped);
+
 #define rk_debug(c, ...) rk_log(RK_LOG_DEBUG, c, __VA_ARGS__)
 #define rk_info(c, ...)  rk_log(RK_LOG_INFO, c, __VA_ARGS__)
 #define rk_warn(c, ...)  rk_log(RK_LOG_WARN, c, __VA_ARGS__)

@@ -143,6 +143,26 @@ static void test_journal_stream_must_name_the_fd(void **state)
     unlink(path);
 }
 
+/* Once a minute per source, with the count not logged; a new source takes
+ * the slot logged longest ago. */
+static void test_due_once_a_minute_per_source(void **state)
+{
+    (void)state;
+    struct rk_log_slot slots[2] = {0};
+    uint64_t skipped = 99, t = 1000000;
+    assert_true(rk_log_due_from(slots, 2, "a", t, &skipped));
+    assert_int_equal(skipped, 0);
+    assert_false(rk_log_due_from(slots, 2, "a", t + 1, &skipped));
+    assert_false(rk_log_due_from(slots, 2, "a", t + 2, &skipped));
+    assert_true(rk_log_due_from(slots, 2, "b", t + 3, &skipped)); /* its own slot */
+    assert_true(rk_log_due_from(slots, 2, "a", t + RK_LOG_EVERY_MS, &skipped));
+    assert_int_equal(skipped, 2);
+    /* A third source takes b's slot (logged longest ago); b starts over. */
+    assert_true(rk_log_due_from(slots, 2, "c", t + RK_LOG_EVERY_MS + 1, &skipped));
+    assert_true(rk_log_due_from(slots, 2, "b", t + RK_LOG_EVERY_MS + 2, &skipped));
+    assert_string_equal(slots[0].src, "b");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +173,7 @@ int main(void)
         cmocka_unit_test(test_json_lines_escape_the_message),
         cmocka_unit_test(test_long_json_lines_stay_closed),
         cmocka_unit_test(test_journal_stream_must_name_the_fd),
+        cmocka_unit_test(test_due_once_a_minute_per_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
