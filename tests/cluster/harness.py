@@ -544,16 +544,20 @@ class Cluster:
         """Add n nodes, start them all, wait until each is healthy and, with
         ready, until each answers `kvctl ready` with 0 (the cluster formed:
         every partition has a write quorum of holders)."""
-        new = [self.add_node(overrides) for _ in range(n)]
-        for node in new:
+        return self.launch([self.add_node(overrides) for _ in range(n)], timeout, ready)
+
+    def launch(self, nodes, timeout=30, ready=True):
+        """Start nodes already added (together), then wait as start() does;
+        returns nodes."""
+        for node in nodes:
             node.start(wait=False)
-        for node in new:
+        for node in nodes:
             node.wait_ready(timeout)
         running = sum(1 for x in self.nodes if x.is_running())
-        for node in new if ready else []:
+        for node in nodes if ready else []:
             if running >= node.config()["cluster"].get("expect_nodes", 1):
                 node.wait_serving(timeout)
-        return new
+        return nodes
 
     SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
                        "runtime error:")

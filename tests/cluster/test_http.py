@@ -44,14 +44,7 @@ def http_node(cluster, overrides=None):
 
 def start_http_cluster(cluster, n):
     cluster.overrides.update(GOSSIP)
-    nodes = [http_node(cluster) for _ in range(n)]
-    for node in nodes:
-        node.start(wait=False)
-    for node in nodes:
-        node.wait_ready(SLACK_S)
-    for node in nodes:
-        node.wait_serving(SLACK_S)
-    return nodes
+    return cluster.launch([http_node(cluster) for _ in range(n)], SLACK_S)
 
 
 PUT_COUNT = 'ringkv_request_duration_seconds_count{op="put"}'

@@ -55,12 +55,7 @@ def start_tls(cluster, pki, n, extra=None):
         ips = () if i == n else ("127.0.0.1",)
         crt, key = pki.ca.sign(f"node-{i}", ips=ips)
         nodes.append(cluster.add_node(tlsfiles.node_overrides(pki.ca, crt, key)))
-    for node in nodes:
-        node.start(wait=False)
-    for node in nodes:
-        node.wait_ready(SLACK_S)
-    for node in nodes:
-        node.wait_serving(SLACK_S)
+    cluster.launch(nodes, SLACK_S)
     wait_all_alive(nodes, SLACK_S)
     return nodes
 
